@@ -1,0 +1,42 @@
+"""ASFT: Anchored Supervised Fine-Tuning (arXiv 2509.23753), with DFT (arXiv 2508.05629) as one of its modes."""
+
+from trl_ext import Method, Paper, hookimpl
+
+from .config import ASFTConfig
+from .trainer import ASFTTrainer
+
+PAPER = Paper(
+    title="Anchored Supervised Fine-Tuning",
+    arxiv="2509.23753",
+    citation="""@article{zhu2025anchored,
+  title         = {Anchored Supervised Fine-Tuning},
+  author        = {Zhu, He and Su, Junyou and Lai, Peng and Ma, Ren and Zhang, Wenjia and Yang, Linyi and
+                   Chen, Guanhua},
+  journal       = {arXiv preprint arXiv:2509.23753},
+  year          = {2025},
+  eprint        = {2509.23753},
+  archivePrefix = {arXiv},
+  url           = {https://arxiv.org/abs/2509.23753}
+}""",
+)
+ASFTTrainer._paper = {"title": PAPER.title, "id": PAPER.arxiv, "citation": PAPER.citation}
+
+
+@hookimpl
+def register_methods(register):
+    register(
+        Method(
+            name="asft",
+            trainer=ASFTTrainer,
+            config=ASFTConfig,
+            base="sft",
+            family="sft-loss",
+            paper=PAPER,
+            description="DFT's probability-weighted NLL plus a per-token KL(initial model || policy) anchor, λ=0.1.",
+            example="trl-ext train asft --model_name_or_path smollm2-135m --dataset_name builtin:arith "
+            "--kl_weight 0.1 --max_steps 50",
+        )
+    )
+
+
+__all__ = ["ASFTConfig", "ASFTTrainer", "PAPER"]

@@ -1,0 +1,37 @@
+"""trl-ext: recent post-training papers as plugins for Hugging Face TRL."""
+
+import os
+
+# Offline by default: TRL trainers ping the Hub's telemetry endpoint on construction. Set before any HF import.
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+from .hookspecs import hookimpl  # noqa: E402
+from .method import Adapter, Callback, Component, Dataset, Method, Paper, Reward, Transform  # noqa: E402
+from .registry import (  # noqa: E402
+    ComponentError,
+    DuplicateComponentError,
+    UnknownComponentError,
+    components,
+    get,
+    registry,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Adapter",
+    "Callback",
+    "Component",
+    "ComponentError",
+    "Dataset",
+    "DuplicateComponentError",
+    "Method",
+    "Paper",
+    "Reward",
+    "Transform",
+    "UnknownComponentError",
+    "components",
+    "get",
+    "hookimpl",
+    "registry",
+]

@@ -1,0 +1,220 @@
+"""Token-level loss helpers shared by plugins, computed on label positions only and in chunks of tokens, so no
+(batch, seq, vocab) float32 logits tensor is ever built.
+
+The central piece is `fused_token_loss`: one pass over the vocabulary per chunk of tokens gives the loss
+
+    L = scale * sum_t [ -c_t * log p_t  +  kl_coef * KL(q_t || p_t) ]
+
+where p is the policy's next-token distribution, q a reference/teacher's (optional), and c_t a stop-gradient
+weight on the NLL term (1 for SFT, p_t for DFT, or any function of the detached log-prob). Its gradient with
+respect to the policy logits is written in closed form, `scale * (c_t * (p - e_y) + kl_coef * (p - q))`, and pushed
+through the LM head while the chunk is still in memory: the policy head is projected once (TRL's two-kernel route
+projects it twice and recomputes it in backward). Per-token statistics (log p_t, entropy, KL, top-1) come out
+detached for logging.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+# Tokens per chunk are chosen so one float32 (chunk, vocab) buffer stays near this many elements.
+_CHUNK_ELEMENTS = 1 << 23
+
+
+@dataclass
+class LMHead:
+    """A projection from hidden states to logits: `z = softcap(logit_scale * (h @ weight.T + bias))`."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None = None
+    logit_scale: float = 1.0
+    softcap: float | None = None
+
+    @classmethod
+    def of(cls, model: torch.nn.Module) -> LMHead:
+        """The output head of a (possibly PEFT-wrapped) causal LM, with the scaling TRL's fused head reads."""
+        head = model.get_output_embeddings()
+        head = getattr(head, "original_module", head) if _adapters_disabled(model) else head
+        head = getattr(head, "modules_to_save", {}).get("default", head) if hasattr(head, "modules_to_save") else head
+        config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+        scale = getattr(config, "logit_scale", None)
+        for name in ("output_multiplier", "lm_head_multiplier"):
+            scale = getattr(config, name, None) if scale is None else scale
+        if scale is None and getattr(config, "logits_scaling", None) is not None:
+            scale = config.logits_scaling if config.model_type == "hyperclovax" else 1 / config.logits_scaling
+        return cls(head.weight, head.bias, 1.0 if scale is None else float(scale),
+                   getattr(config, "final_logit_softcapping", None))
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """float32 logits of a chunk and, when soft-capped, tanh of the pre-cap logits (for the chain rule)."""
+        weight = self.weight if self.weight.dtype == hidden.dtype else self.weight.to(hidden.dtype)
+        z = hidden @ weight.T
+        if self.bias is not None:
+            z = z + self.bias.to(z.dtype)
+        z = z.float()
+        if self.logit_scale != 1.0:
+            z.mul_(self.logit_scale)
+        return z
+
+    def capped(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.softcap is None:
+            return z, None
+        t = torch.tanh(z / self.softcap)
+        return t * self.softcap, t
+
+
+def _adapters_disabled(model: torch.nn.Module) -> bool:
+    # PEFT's `disable_adapter()` flips this on the tuner layers; the reference head is then the original module.
+    return bool(getattr(getattr(model, "base_model", None), "_adapters_disabled", False))
+
+
+@dataclass
+class TokenStats:
+    """Detached per-token statistics over the scored positions, each of shape [N]."""
+
+    log_probs: torch.Tensor
+    entropy: torch.Tensor
+    is_top1: torch.Tensor
+    kl: torch.Tensor | None
+    nll_weight: torch.Tensor
+
+
+class _FusedTokenLoss(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, labels, ref_hidden, head, ref_head, nll_weight_fn, kl_coef, scale,
+                chunk_size, need_grad):
+        N, vocab = hidden.shape[0], head.weight.shape[0]
+        device = hidden.device
+        want_h, want_w, want_b = ctx.needs_input_grad[:3]
+        want_h, want_w, want_b = want_h and need_grad, want_w and need_grad, want_b and need_grad
+        grad_h = torch.zeros(hidden.shape, device=device, dtype=torch.float32) if want_h else None
+        grad_w = torch.zeros(weight.shape, device=device, dtype=torch.float32) if want_w else None
+        grad_b = torch.zeros(bias.shape, device=device, dtype=torch.float32) if want_b else None
+        log_probs = torch.empty(N, device=device)
+        entropy = torch.empty(N, device=device)
+        is_top1 = torch.empty(N, device=device, dtype=torch.bool)
+        c_all = torch.empty(N, device=device)
+        kl_all = torch.empty(N, device=device) if ref_hidden is not None else None
+        total = torch.zeros((), device=device, dtype=torch.float32)
+        rows = chunk_size or max(1, _CHUNK_ELEMENTS // vocab)
+        for start in range(0, N, rows):
+            sl = slice(start, min(start + rows, N))
+            h, y = hidden[sl], labels[sl]
+            idx = torch.arange(h.shape[0], device=device)
+            z, tanh_z = head.capped(head.logits(h))
+            logp = torch.log_softmax(z, dim=-1)
+            del z
+            p = logp.exp()
+            lp_t = logp[idx, y]
+            log_probs[sl] = lp_t
+            entropy[sl] = -(p * logp).sum(-1)
+            is_top1[sl] = logp.argmax(-1) == y
+            c_t = nll_weight_fn(lp_t) if nll_weight_fn is not None else torch.ones_like(lp_t)
+            c_all[sl] = c_t
+            total += -(c_t * lp_t).sum()
+            if ref_hidden is not None:
+                zq, _ = ref_head.capped(ref_head.logits(ref_hidden[sl]))
+                logq = torch.log_softmax(zq, dim=-1)
+                del zq
+                q = logq.exp()
+                kl_t = (q * (logq - logp)).sum(-1)  # KL(q || p): reference first
+                kl_all[sl] = kl_t
+                total += kl_coef * kl_t.sum()
+                del logq
+            del logp
+            if not (want_h or want_w or want_b):
+                continue
+            # d/dz of -c*log p_y = c*(p - e_y); of KL(q||p) = p - q  (both use sum_v p = sum_v q = 1)
+            g = p.mul_(c_t[:, None] + (kl_coef if ref_hidden is not None else 0.0))
+            g[idx, y] -= c_t
+            if ref_hidden is not None:
+                g.sub_(q, alpha=kl_coef)
+                del q
+            g.mul_(scale)
+            if tanh_z is not None:
+                g.mul_(1 - tanh_z.square_())
+            if head.logit_scale != 1.0:
+                g.mul_(head.logit_scale)
+            g_c = g.to(hidden.dtype)
+            if want_h:
+                grad_h[sl] = (g_c @ weight.to(hidden.dtype)).float()
+            if want_w:
+                grad_w += (g_c.T @ h).float()
+            if want_b:
+                grad_b += g.sum(0)
+        ctx.grads = (grad_h, grad_w, grad_b)
+        stats = (log_probs, entropy, is_top1, c_all) + ((kl_all,) if kl_all is not None else ())
+        ctx.mark_non_differentiable(*stats)
+        return (total * scale, *stats)
+
+    @staticmethod
+    def backward(ctx, grad_loss, *_):
+        grad_h, grad_w, grad_b = ctx.grads
+        ctx.grads = None
+        out = []
+        for g, like in zip((grad_h, grad_w, grad_b), ctx.saved_like, strict=True):
+            out.append(None if g is None else (g * grad_loss).to(like))
+        return (*out,) + (None,) * 9
+
+
+def fused_token_loss(
+    hidden: torch.Tensor,
+    head: LMHead,
+    labels: torch.Tensor,
+    *,
+    normalizer: torch.Tensor | float,
+    nll_weight: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ref_hidden: torch.Tensor | None = None,
+    ref_head: LMHead | None = None,
+    kl_coef: float = 0.0,
+    chunk_size: int | None = None,
+) -> tuple[torch.Tensor, TokenStats]:
+    """Loss `sum_t [-c_t log p_t + kl_coef * KL(q_t || p_t)] / normalizer` over N scored tokens.
+
+    Args:
+        hidden: [N, H] policy hidden states at the scored positions (already shifted: position t predicts labels[t]).
+        head: the policy's LM head (`LMHead.of(model)`).
+        labels: [N] target token ids.
+        normalizer: what the summed loss is divided by (the token count, or `num_items_in_batch`).
+        nll_weight: stop-gradient weight c_t as a function of the detached log p_t (None: 1, plain NLL; DFT:
+            `torch.exp`).
+        ref_hidden, ref_head: the reference/teacher's hidden states [N, H'] and head; with `kl_coef` they add
+            the forward KL(reference || policy) per token.
+    """
+    if (ref_hidden is None) != (ref_head is None):
+        raise ValueError("ref_hidden and ref_head go together")
+    scale = 1.0 / float(torch.as_tensor(normalizer).clamp(min=1))
+    need_grad = torch.is_grad_enabled()
+    ref_hidden = ref_hidden.detach() if ref_hidden is not None else None
+    out = _apply(hidden, head, labels, ref_hidden, ref_head, nll_weight, kl_coef, scale, chunk_size, need_grad)
+    loss, log_probs, entropy, is_top1, c_all, *kl = out
+    return loss, TokenStats(log_probs, entropy, is_top1, kl[0] if kl else None, c_all)
+
+
+def _apply(hidden, head, labels, ref_hidden, ref_head, nll_weight, kl_coef, scale, chunk_size, need_grad):
+    return _FusedTokenLossWithDtypes.apply(
+        hidden, head.weight, head.bias, labels, ref_hidden, head, ref_head, nll_weight, kl_coef, scale, chunk_size,
+        need_grad,
+    )
+
+
+class _FusedTokenLossWithDtypes(_FusedTokenLoss):
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, *args):
+        ctx.saved_like = (hidden.dtype, weight.dtype, bias.dtype if bias is not None else None)
+        return _FusedTokenLoss.forward(ctx, hidden, weight, bias, *args)
+
+
+def dft_weight(log_probs: torch.Tensor) -> torch.Tensor:
+    """DFT's token weight sg(p_t) (arXiv 2508.05629)."""
+    return log_probs.exp()
+
+
+def shifted_positions(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask over [B, T-1] of positions whose next-token label is scored, and those labels ([N])."""
+    next_labels = labels[:, 1:]
+    mask = next_labels != -100
+    return mask, next_labels[mask]

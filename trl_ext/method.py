@@ -1,0 +1,151 @@
+"""Records of what a plugin contributes: methods, rewards, transforms, callbacks, adapters and datasets.
+
+Every record carries its paper so that `trl-ext info`, the docs and the model card can cite it, and the name of the
+plugin that registered it (filled in by the registry).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+KINDS = ("method", "reward", "transform", "callback", "adapter", "dataset")
+
+
+@dataclass(frozen=True)
+class Paper:
+    """The paper a component implements."""
+
+    title: str
+    arxiv: str | None = None
+    citation: str | None = None  # BibTeX
+
+    @property
+    def url(self) -> str | None:
+        return f"https://arxiv.org/abs/{self.arxiv}" if self.arxiv else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"title": self.title, "arxiv": self.arxiv, "url": self.url, "citation": self.citation}
+
+
+@dataclass
+class Component:
+    """Fields shared by every record. `plugin` is set by the registry, not by the plugin."""
+
+    name: str
+    description: str = ""
+    paper: Paper | None = None
+    family: str = ""
+    plugin: str = ""
+    kind: str = field(default="", init=False)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "family": self.family,
+            "plugin": self.plugin,
+            "description": self.description,
+            "paper": self.paper.as_dict() if self.paper else None,
+        }
+
+
+@dataclass
+class Method(Component):
+    """A trainer and its config, runnable as `trl-ext train NAME`.
+
+    `base` names the TRL trainer family the method builds on ("sft", "grpo" or "dpo"): it picks the built-in dataset
+    form, the flags users expect and the TRL trainer `trl-ext bench` compares against. `required_columns` maps a
+    config to the dataset columns the method needs beyond its base's usual ones (checked before training).
+    """
+
+    trainer: type | None = None
+    config: type | None = None
+    base: str = "sft"
+    default_dataset: str = "builtin:arith"
+    required_columns: Callable[[Any], Sequence[str]] | Sequence[str] = ()
+    example: str = ""
+
+    def __post_init__(self) -> None:
+        self.kind = "method"
+
+    def columns_for(self, config: Any) -> list[str]:
+        cols = self.required_columns
+        return list(cols(config) if callable(cols) else cols)
+
+
+@dataclass
+class _Built(Component):
+    """A component whose `build(**options)` returns the ready object."""
+
+    factory: Callable[..., Any] | None = None
+    options: dict[str, str] = field(default_factory=dict)  # option name -> help, shown by `trl-ext info`
+
+    def build(self, **options: Any) -> Any:
+        if self.factory is None:
+            raise TypeError(f"{self.kind} {self.name!r} has no factory")
+        return self.factory(**options)
+
+
+@dataclass
+class Reward(_Built):
+    """A GRPO reward function: `build()` returns a callable with TRL's reward-function signature
+    `(prompts, completions, **columns) -> list[float | None]`. `required_columns` are dataset columns it reads."""
+
+    required_columns: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        self.kind = "reward"
+
+
+@dataclass
+class Transform(_Built):
+    """A dataset -> dataset step. `build(**options)` returns `fn(dataset) -> dataset`.
+
+    When `needs_model` is true the runner passes the loaded `model` and `tokenizer` as options (GRAPE scores with the
+    model about to be trained)."""
+
+    needs_model: bool = False
+    required_columns: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        self.kind = "transform"
+
+
+@dataclass
+class Callback(_Built):
+    """A `transformers.TrainerCallback` factory."""
+
+    def __post_init__(self) -> None:
+        self.kind = "callback"
+
+
+@dataclass
+class Adapter(_Built):
+    """A model transform: `build(**options)` returns `fn(model) -> model`, applied before the trainer is built."""
+
+    def __post_init__(self) -> None:
+        self.kind = "adapter"
+
+
+@dataclass
+class Dataset(_Built):
+    """A dataset available as `builtin:NAME`. `build(form=..., seed=...)` returns a `datasets.DatasetDict` with
+    "train" and "test" splits. `forms` are the shapes it comes in (e.g. "sft", "grpo"); the first is the default."""
+
+    forms: Sequence[str] = ("sft",)
+    columns: dict[str, Sequence[str]] = field(default_factory=dict)  # form -> columns
+
+    def __post_init__(self) -> None:
+        self.kind = "dataset"
+
+
+RECORD_TYPES: dict[str, type[Component]] = {
+    "method": Method,
+    "reward": Reward,
+    "transform": Transform,
+    "callback": Callback,
+    "adapter": Adapter,
+    "dataset": Dataset,
+}

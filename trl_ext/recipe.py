@@ -1,0 +1,65 @@
+"""YAML recipes: one run, or `stages:` whose output model feeds the next.
+
+    method: asft                      # one stage; any flag of `trl-ext train` as a key
+    model_name_or_path: smollm2-135m
+    dataset_name: builtin:arith
+    kl_weight: 0.1
+    transforms: [{name: grape, top_k: 1}]
+
+    output_dir: runs/sft-then-grpo    # several stages; top-level keys apply to every stage
+    stages:
+      - {method: sft, max_steps: 50}
+      - {method: grpo, dataset_name: builtin:json_extract, rewards: json_validity,json_structure}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class RecipeError(ValueError):
+    pass
+
+
+def load_recipe(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise RecipeError(f"Recipe file not found: {path}")
+    try:
+        recipe = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"Recipe {path} is not valid YAML: {exc}") from None
+    if not isinstance(recipe, dict):
+        raise RecipeError(f"Recipe {path} must be a YAML mapping of flags (or hold `stages:`), got "
+                          f"{type(recipe).__name__}.")
+    if "stages" in recipe:
+        stages = recipe["stages"]
+        if not isinstance(stages, list) or not stages or not all(isinstance(s, dict) for s in stages):
+            raise RecipeError(f"Recipe {path}: `stages` must be a non-empty list of mappings.")
+        for i, stage in enumerate(stages):
+            if "method" not in stage and "method" not in recipe:
+                raise RecipeError(f"Recipe {path}: stage {i + 1} names no `method`.")
+    return recipe
+
+
+def stages(recipe: dict[str, Any], method: str | None = None) -> list[dict[str, Any]]:
+    """The stages of a recipe, each a flat mapping of flags including `method`; `method` from the command line
+    fills in where the recipe names none."""
+    common = {k: v for k, v in recipe.items() if k != "stages"}
+    if method and "method" not in common:
+        common["method"] = method
+    if "stages" not in recipe:
+        if "method" not in common:
+            raise RecipeError("The recipe names no `method`, and none was given on the command line.")
+        return [common]
+    out = []
+    base_dir = common.pop("output_dir", None)
+    for i, stage in enumerate(recipe["stages"]):
+        merged = {**common, **stage}
+        if "output_dir" not in stage and base_dir:
+            merged["output_dir"] = str(Path(base_dir) / f"stage-{i + 1}-{merged['method']}")
+        out.append(merged)
+    return out

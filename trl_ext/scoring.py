@@ -1,0 +1,160 @@
+"""Batched sequence log-likelihoods of (prompt, response) pairs under a model.
+
+Pairs are rendered exactly as TRL's `SFTTrainer` renders prompt-completion data (chat template for conversational
+prompts, EOS appended to plain-text completions, `keep_start` truncation), so a score is computed on the very tokens
+SFT would train on: `-mean_logprob` of a pair is SFTTrainer's token-mean NLL on that single example.
+
+The log-probs come from the last hidden states projected through the LM head in vocabulary chunks
+(`trl.kernels.ChunkedLogProbFunction`), only at the completion positions: the `(batch, seq, vocab)` logits are never
+built.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+from trl.data_utils import common_prefix_length, is_conversational
+from trl.kernels import ChunkedLogProbFunction
+
+Messages = list[dict[str, Any]]
+
+
+def _as_messages(completion: str | Messages) -> Messages:
+    if isinstance(completion, str):
+        return [{"role": "assistant", "content": completion}]
+    return list(completion)
+
+
+def tokenize_pair(
+    tokenizer, prompt: str | Messages, completion: str | Messages, max_length: int | None = None
+) -> tuple[list[int], list[int]]:
+    """Token ids of `prompt + completion` and the mask of the completion tokens, as SFTTrainer builds them.
+
+    A conversational prompt goes through the chat template (`add_generation_prompt=True` for the prompt alone); a
+    string completion after a conversational prompt is taken as the assistant's message. For plain text, EOS is
+    appended to the completion when missing. The completion starts where the tokenized prompt and prompt+completion
+    diverge (`trl.data_utils.common_prefix_length`). With `max_length`, the sequence keeps its first `max_length`
+    tokens (SFTConfig's default `truncation_mode="keep_start"`).
+    """
+    if is_conversational({"prompt": prompt}):
+        messages = list(prompt) + _as_messages(completion)
+        prompt_ids = tokenizer.apply_chat_template(
+            list(prompt), tokenize=True, return_dict=True, add_generation_prompt=True
+        )["input_ids"]
+        input_ids = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
+    else:
+        if not isinstance(completion, str):
+            raise TypeError("A plain-text prompt needs a plain-text completion, got a list of messages.")
+        eos = tokenizer.eos_token
+        if eos is not None and not completion.endswith(eos):
+            completion = completion + eos
+        prompt_ids = tokenizer(text=prompt)["input_ids"]
+        input_ids = tokenizer(text=prompt + completion)["input_ids"]
+    input_ids = list(input_ids)
+    prompt_len = common_prefix_length(list(prompt_ids), input_ids)
+    completion_mask = [0] * prompt_len + [1] * (len(input_ids) - prompt_len)
+    if max_length is not None:
+        input_ids, completion_mask = input_ids[:max_length], completion_mask[:max_length]
+    return input_ids, completion_mask
+
+
+def _backbone(model):
+    if hasattr(model, "get_base_model"):  # PEFT: the LoRA layers live inside the base model's modules
+        model = model.get_base_model()
+    backbone = getattr(model, model.base_model_prefix, None)
+    if backbone is None or backbone is model:
+        backbone = model.model
+    return model, backbone
+
+
+def _logit_transform(config) -> tuple[float | None, float]:
+    """`(softcap, logit_scale)` the model applies to its logits, read as `trl.trainer.utils.add_fused_lm_head` does."""
+    config = config.get_text_config()
+    softcap = getattr(config, "final_logit_softcapping", None)
+    logit_scale = getattr(config, "logit_scale", None)
+    if logit_scale is None:
+        logit_scale = getattr(config, "output_multiplier", None)
+    if logit_scale is None:
+        logit_scale = getattr(config, "lm_head_multiplier", None)
+    if logit_scale is None and getattr(config, "logits_scaling", None) is not None:
+        logit_scale = config.logits_scaling if config.model_type == "hyperclovax" else 1 / config.logits_scaling
+    return softcap, 1.0 if logit_scale is None else float(logit_scale)
+
+
+@torch.no_grad()
+def sequence_logprobs(
+    model,
+    tokenizer,
+    prompts: Sequence[str | Messages],
+    completions: Sequence[str | Messages],
+    batch_size: int = 8,
+    max_length: int | None = None,
+    progress: bool = True,
+    vocab_chunk_size: int = 8192,
+) -> list[dict[str, float]]:
+    """Log-likelihood of each completion given its prompt: one dict per pair, in input order, with `sum_logprob`,
+    `num_tokens` (completion tokens scored) and `mean_logprob` (`sum / num`, `-inf` when no completion token is left,
+    e.g. after truncation).
+
+    Pairs are rendered with `tokenize_pair`, batched by length, right-padded with an attention mask, and scored in
+    eval mode without gradients (the model's training mode is restored afterwards). The first token of a sequence has
+    no context and is never scored, as in SFT.
+    """
+    if len(prompts) != len(completions):
+        raise ValueError(f"Got {len(prompts)} prompts and {len(completions)} completions; they must pair up.")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    encoded = [tokenize_pair(tokenizer, p, c, max_length) for p, c in zip(prompts, completions, strict=True)]
+    results: list[dict[str, float]] = [{}] * len(encoded)
+    model_, backbone = _backbone(model)
+    lm_head = model_.get_output_embeddings()
+    softcap, logit_scale = _logit_transform(model_.config)
+    device = model_.get_input_embeddings().weight.device
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]), reverse=True)
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    was_training = model.training
+    model.eval()
+    try:
+        for batch in tqdm(batches, desc="Scoring", unit="batch", disable=not progress):
+            width = max(len(encoded[i][0]) for i in batch)
+            input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+            attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+            completion_mask = torch.zeros((len(batch), width), dtype=torch.bool)
+            for row, i in enumerate(batch):
+                ids, mask = encoded[i]
+                input_ids[row, : len(ids)] = torch.tensor(ids)
+                attention_mask[row, : len(ids)] = 1
+                completion_mask[row, : len(ids)] = torch.tensor(mask, dtype=torch.bool)
+            input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+            hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+            # With the model split across devices (`device_map`), the backbone can end on another device than the head.
+            head_device = lm_head.weight.device
+            hidden, input_ids = hidden.to(head_device), input_ids.to(head_device)
+            # Position t predicts token t + 1: score the positions whose next token belongs to the completion.
+            scored = completion_mask[:, 1:].to(head_device)
+            targets = input_ids[:, 1:][scored]
+            sums = torch.zeros(len(batch), dtype=torch.float32, device=head_device)
+            if targets.numel():
+                log_probs = ChunkedLogProbFunction.apply(
+                    hidden[:, :-1][scored],
+                    lm_head.weight,
+                    lm_head.bias,
+                    targets,
+                    1.0,
+                    vocab_chunk_size,
+                    softcap,
+                    logit_scale,
+                    ("log_probs",),
+                )[0]
+                sums.index_add_(0, scored.nonzero()[:, 0], log_probs.float())
+            for i, total, n in zip(batch, sums.tolist(), scored.sum(dim=1).tolist(), strict=True):
+                results[i] = {"sum_logprob": total, "num_tokens": n, "mean_logprob": total / n if n else -math.inf}
+    finally:
+        model.train(was_training)
+    return results

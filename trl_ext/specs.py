@@ -1,0 +1,50 @@
+"""Parsing of component specs: `NAME[:key=value[:key=value]]` on the command line, strings or mappings in YAML."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+
+class SpecError(ValueError):
+    pass
+
+
+def parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def parse_spec(spec: str | dict) -> tuple[str, dict[str, Any]]:
+    """`"grape:top_k=2:batch_size=4"` or `{"name": "grape", "top_k": 2}` -> ("grape", {"top_k": 2, ...})."""
+    if isinstance(spec, dict):
+        options = dict(spec)
+        if "name" not in options:
+            raise SpecError(f"A component given as a mapping needs a 'name' key: {spec!r}")
+        return str(options.pop("name")), options
+    if not isinstance(spec, str) or not spec.strip():
+        raise SpecError(f"Expected NAME[:key=value...], got {spec!r}")
+    name, *pairs = spec.strip().split(":")
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise SpecError(f"Option {pair!r} in {spec!r} must look like key=value")
+        key, value = pair.split("=", 1)
+        options[key.strip()] = parse_value(value.strip())
+    return name.strip(), options
+
+
+def parse_spec_list(value: str | list | None) -> list[tuple[str, dict[str, Any]]]:
+    """A comma-separated string or a YAML list of specs."""
+    if value is None or value == "" or value == []:
+        return []
+    if isinstance(value, str):
+        items: list = [part for part in value.split(",") if part.strip()]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        items = [value]
+    return [parse_spec(item) for item in items]
