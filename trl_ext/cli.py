@@ -144,7 +144,9 @@ def build_parser(method: Method):
 
     parser = TrlParser((ScriptArguments, method.config, ModelConfig, ExtArguments), prog=f"trl-ext train {method.name}")
     if not torch.cuda.is_available():
-        parser.set_defaults(bf16=False)  # TRL defaults to bf16, which transformers refuses without an accelerator
+        # TRL defaults to bf16, which transformers refuses without an accelerator; use_cpu makes torchrun on CPU
+        # processes form a real (gloo) process group instead of each training alone.
+        parser.set_defaults(bf16=False, use_cpu=True)
     parser.set_defaults(output_dir=f"outputs/{method.name}")
     return parser
 
@@ -247,9 +249,8 @@ def cmd_transform(argv: list[str]) -> int:
         print(f"{record.name} on {args.dataset_name} [{split}]: {len(before)} rows -> {len(after)} rows; "
               f"columns added: {added or '-'}, removed: {removed or '-'}")
         summary = getattr(fn, "summary", None)
-        if callable(summary):
-            for key, value in summary(after).items():
-                print(f"  {key}: {value}")
+        for key, value in (summary if isinstance(summary, dict) else {}).items():
+            print(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
         dataset[split] = after
     if out_path.suffix == ".jsonl":
         out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,116 @@
+"""`trl_ext.scaffold.create_plugin`: the generated plugin passes its own test as generated; bad slugs and existing
+folders are refused."""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trl_ext.scaffold import class_name, create_plugin
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> tuple[Path, list[Path]]:
+    dest = tmp_path_factory.mktemp("scaffold")
+    return dest, create_plugin("my_paper", dest)
+
+
+def test_writes_the_plugin_folder(generated):
+    dest, files = generated
+    folder = dest / "my_paper"
+    names = ["__init__.py", "config.py", "trainer.py", "README.md", "test_my_paper.py"]
+    assert files == [folder / name for name in names]
+    assert all(path.is_file() for path in files)
+    for path in files:
+        if path.suffix == ".py":
+            ast.parse(path.read_text(), filename=str(path))
+    config, trainer, readme = [(folder / n).read_text() for n in ("config.py", "trainer.py", "README.md")]
+    assert "class MyPaperConfig(SFTConfig):" in config and "example_weight: float = field(" in config
+    assert "class MyPaperTrainer(SFTTrainer):" in trainer and "def compute_loss(" in trainer
+    assert "from .config import MyPaperConfig" in (folder / "__init__.py").read_text()
+    assert '[project.entry-points.trl_ext]\nmy_paper = "<package>.my_paper"' in readme
+    for section in ("## What it does", "## Usage", "## Fidelity", "## Measured demo", "## Citation"):
+        assert section in readme
+    assert "{slug}" not in "".join(p.read_text() for p in files)  # every placeholder was filled
+
+
+def test_the_generated_test_passes_as_generated(generated):
+    dest, _ = generated
+    env = {k: v for k, v in os.environ.items() if k != "TRL_EXT_PLUGINS"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "my_paper/test_my_paper.py"],
+        cwd=dest,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "6 passed" in proc.stdout
+
+
+@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is not installed")
+def test_the_generated_code_is_lint_clean(generated):
+    dest, _ = generated
+    for args in (["check"], ["format", "--check"]):
+        proc = subprocess.run(
+            ["ruff", *args, "--config", str(REPO / "pyproject.toml"), str(dest / "my_paper")],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("slug", "expected"), [("my_paper", "MyPaper"), ("asft", "Asft"), ("grpo2_lite", "Grpo2Lite"), ("a_b_c", "ABC")]
+)
+def test_class_names_are_camel_case(slug, expected):
+    assert class_name(slug) == expected
+
+
+@pytest.mark.parametrize("slug", ["", "MyPaper", "my-paper", "my paper", "1paper", "_paper", "päper", "my.paper"])
+def test_invalid_slugs_are_refused(tmp_path, slug):
+    with pytest.raises(ValueError, match=r"\[a-z\]\[a-z0-9_\]\*"):
+        create_plugin(slug, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("slug", "reason"), [("class", "keyword"), ("json", "installed module"), ("trl", "installed module")]
+)
+def test_slugs_that_cannot_be_imported_as_themselves_are_refused(tmp_path, slug, reason):
+    with pytest.raises(ValueError, match=reason):
+        create_plugin(slug, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_kind_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="kind='reward'"):
+        create_plugin("my_reward", tmp_path, kind="reward")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_folder_is_never_overwritten(tmp_path):
+    [init, *_] = create_plugin("my_paper", tmp_path)
+    init.write_text("# edited by hand\n")
+    with pytest.raises(FileExistsError, match="already exists; refusing to overwrite"):
+        create_plugin("my_paper", tmp_path)
+    assert init.read_text() == "# edited by hand\n"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileExistsError, match="empty"):
+        create_plugin("empty", tmp_path)
+    assert list((tmp_path / "empty").iterdir()) == []
+
+
+def test_creates_missing_destination_folders(tmp_path):
+    files = create_plugin("my_paper", tmp_path / "a" / "b")
+    assert files[0] == tmp_path / "a" / "b" / "my_paper" / "__init__.py"

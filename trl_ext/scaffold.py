@@ -1,0 +1,338 @@
+"""`trl-ext new-plugin`: write a working plugin folder for a new paper, ready to be filled in.
+
+The folder follows `plugins/asft/`: `__init__.py` (PAPER + hook implementations), `config.py`, `trainer.py`,
+`README.md` and a test that passes as generated. The templates below are plain Python text: only the placeholders
+`{slug}` and `{name}` are substituted, every other brace is written as is.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import keyword
+import re
+import sys
+from pathlib import Path
+
+SLUG_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
+KINDS = ("method",)
+
+INIT_TEMPLATE = '''\
+"""{name}: TODO one line on what the paper changes in training (arXiv TODO)."""
+
+from trl_ext import Method, Paper, hookimpl
+
+from .config import {name}Config
+from .trainer import {name}Trainer
+
+PAPER = Paper(
+    title="TODO: the paper's title",
+    arxiv=None,  # TODO: the arXiv id, e.g. "2509.23753"
+    citation=None,  # TODO: the BibTeX entry
+)
+{name}Trainer._paper = {"title": PAPER.title, "id": PAPER.arxiv, "citation": PAPER.citation}
+
+
+@hookimpl
+def register_methods(register):
+    register(
+        Method(
+            name="{slug}",
+            trainer={name}Trainer,
+            config={name}Config,
+            base="sft",
+            family="sft-loss",
+            paper=PAPER,
+            description="TODO: one line on what the method does.",
+            example="trl-ext train {slug} --model_name_or_path smollm2-135m --dataset_name builtin:arith "
+            "--max_steps 50",
+        )
+    )
+
+
+__all__ = ["PAPER", "{name}Config", "{name}Trainer"]
+'''
+
+CONFIG_TEMPLATE = '''\
+"""{name}Config: SFTConfig plus the fields of TODO (the paper's title)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trl import SFTConfig
+
+
+@dataclass
+class {name}Config(SFTConfig):
+    r"""
+    Configuration for [`{name}Trainer`], from "TODO: the paper's title" (https://arxiv.org/abs/TODO).
+
+    TODO: the loss in a line or two with the paper's symbols, and where each default comes from (paper or code).
+    """
+
+    # TODO: replace this example with the paper's fields; say in each help where its default comes from.
+    example_weight: float = field(
+        default=1.0,
+        metadata={"help": "Example field: a factor on SFT's loss (1.0 is plain SFT). Replace with the paper's."},
+    )
+
+    def __post_init__(self) -> None:
+        if not (self.example_weight > 0.0):  # also rejects NaN
+            raise ValueError(f"example_weight={self.example_weight} must be a number > 0 (1.0 is plain SFT).")
+        super().__post_init__()
+'''
+
+TRAINER_TEMPLATE = '''\
+"""{name}Trainer: SFTTrainer with the loss of TODO (the paper's title)."""
+
+from __future__ import annotations
+
+from trl import SFTTrainer
+
+from .config import {name}Config
+
+
+class {name}Trainer(SFTTrainer):
+    """TODO: the paper's title (arXiv TODO): one line on the method."""
+
+    _name = "{name}"
+    _tag_names = ["trl", "sft", "{slug}", "trl-ext"]
+    _paper = {"title": "TODO", "id": None, "citation": None}  # set from PAPER in __init__.py
+
+    def __init__(self, model, args: {name}Config | None = None, *posargs, **kwargs):
+        if args is None:
+            args = {name}Config(output_dir="{slug}-output")
+        if not isinstance(args, {name}Config):
+            raise TypeError(f"{name}Trainer needs a {name}Config, got {type(args).__name__}")
+        super().__init__(model, args, *posargs, **kwargs)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        # TODO: the paper's loss goes here, with its equation number and the paper's symbols as names. Token-level
+        # pieces (fused log-probs, entropy, KL to a reference) are in trl_ext.losses; normalise by
+        # `num_items_in_batch` as SFTTrainer does so gradient accumulation and several processes stay exact.
+        result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        if return_outputs:
+            loss, outputs = result
+            return self.args.example_weight * loss, outputs
+        return self.args.example_weight * result
+'''
+
+README_TEMPLATE = """\
+# {slug}: TODO the paper's title
+
+TODO: authors, year, [arXiv TODO](https://arxiv.org/abs/TODO), official code (if any).
+
+## What it does
+
+TODO: the idea in three sentences and the loss as an equation with the paper's symbols. What each config field
+means (`trl-ext info {slug}` lists them with their help):
+
+| field | default | from |
+|-------|---------|------|
+| `example_weight` | 1.0 | example field of the scaffold: replace it |
+
+## Usage
+
+```bash
+trl-ext train {slug} --model_name_or_path smollm2-135m --dataset_name builtin:arith --max_steps 50
+```
+
+```python
+from trl_ext import get
+from trl_ext.data import load_dataset
+from trl_ext.models import load_model, load_tokenizer
+
+method = get("method", "{slug}")
+trainer = method.trainer(
+    model=load_model("smollm2-135m"),
+    args=method.config(output_dir="out", example_weight=1.0, max_steps=50),
+    train_dataset=load_dataset("builtin:arith")["train"],
+    processing_class=load_tokenizer("smollm2-135m"),
+)
+trainer.train()
+```
+
+### Registering the plugin
+
+trl-ext discovers plugins, built-in or not, through the entry-point group `trl_ext`. Add this to the
+`pyproject.toml` of the distribution that ships this folder, where `<package>` is the package the folder lives in,
+then reinstall it (`pip install -e .`); `trl-ext plugins` shows it and any load error:
+
+```toml
+[project.entry-points.trl_ext]
+{slug} = "<package>.{slug}"
+```
+
+- Built into trl-ext: move the folder to `plugins/{slug}/`, use `{slug} = "trl_ext_plugins.{slug}"`, add
+  `"trl_ext_plugins.{slug}"` to `[tool.setuptools] packages`, and move `test_{slug}.py` to `tests/plugins/`
+  (importing the plugin there as `trl_ext_plugins.{slug}`, see the comment in the test).
+- Your own distribution: e.g. `{slug} = "my_package.{slug}"` with `dependencies = ["trl-ext"]`.
+
+## Fidelity
+
+TODO: what is exactly as published; what was adapted and why (where the paper's text and the official code
+differ, the default follows the code and a config value gives the written version); which defaults are ours
+because neither the paper nor the code gives them.
+
+## Measured demo
+
+TODO: a short run (command, model, data, steps) with its numbers against plain SFT, and
+`trl-ext bench {slug}` (time per step and peak memory relative to SFTTrainer).
+
+## Citation
+
+```bibtex
+TODO: the paper's BibTeX (the same as PAPER.citation in __init__.py)
+```
+"""
+
+TEST_TEMPLATE = '''\
+"""The {slug} plugin as generated by `trl-ext new-plugin`. Add the paper card's tests: hand-computed values,
+limiting cases ("equals plain SFT when ..."), gradient checks."""
+
+from __future__ import annotations
+
+import importlib
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from datasets import Dataset
+from trl import SFTConfig, SFTTrainer
+
+from trl_ext.registry import Registry
+from trl_ext.testing import tiny_model, tiny_tokenizer
+
+# The plugin is imported as the top-level package `{slug}` from the folder that holds it, wherever that is.
+# Built into trl-ext (plugins/{slug}/, this file in tests/plugins/): `import trl_ext_plugins.{slug} as plugin`.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+plugin = importlib.import_module("{slug}")
+
+
+def row(question: str, answer: str) -> dict:
+    return {
+        "prompt": [{"role": "user", "content": question}],
+        "completion": [{"role": "assistant", "content": answer}],
+    }
+
+
+ROWS = [
+    row("Tom has 3 apples and buys 4 more. How many?", "3 + 4 = 7. The answer is 7."),
+    row("A box holds 12 pens. 5 are taken out. How many are left?", "12 - 5 = 7. The answer is 7."),
+    row("Each of 6 bags has 8 marbles. How many marbles?", "6 * 8 = 48. The answer is 48."),
+    row("Return JSON only: a name and an age.", '{"name": "Ann", "age": 31}'),
+]
+CPU = {"report_to": "none", "bf16": False, "use_cpu": True, "save_strategy": "no"}
+
+
+def test_the_method_is_registered():
+    registry = Registry()
+    info = registry.add_plugin(plugin, "{slug}")
+    assert info.status == "ok", info.error
+    method = registry.get("method", "{slug}")
+    assert method.plugin == "{slug}" and method.base == "sft"
+    assert method.trainer is plugin.{name}Trainer and method.config is plugin.{name}Config
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan")])
+def test_config_rejects_a_bad_value(tmp_path, bad):
+    with pytest.raises(ValueError, match="example_weight"):
+        plugin.{name}Config(output_dir=str(tmp_path), example_weight=bad, **CPU)
+
+
+def test_loss_is_example_weight_times_sft_loss(tmp_path):
+    data = Dataset.from_list(ROWS)
+    args = dict(output_dir=str(tmp_path), per_device_train_batch_size=4, **CPU)
+    sft = SFTTrainer(model=tiny_model(), args=SFTConfig(**args), train_dataset=data, processing_class=tiny_tokenizer())
+    ours = plugin.{name}Trainer(
+        model=tiny_model(),
+        args=plugin.{name}Config(example_weight=2.0, **args),
+        train_dataset=data,
+        processing_class=tiny_tokenizer(),
+    )
+    batch = next(iter(sft.get_train_dataloader()))
+    with torch.no_grad():
+        sft_loss = sft.compute_loss(sft.model, dict(batch))
+        loss = ours.compute_loss(ours.model, dict(batch))
+    assert loss.item() == pytest.approx(2.0 * sft_loss.item(), rel=1e-5)
+
+
+def test_one_training_step_changes_the_parameters(tmp_path):
+    model = tiny_model()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    args = plugin.{name}Config(
+        output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=4, learning_rate=1e-2, **CPU
+    )
+    trainer = plugin.{name}Trainer(
+        model=model, args=args, train_dataset=Dataset.from_list(ROWS), processing_class=tiny_tokenizer()
+    )
+    result = trainer.train()
+    assert result.global_step == 1 and math.isfinite(result.training_loss)
+    changed = [n for n, p in trainer.model.named_parameters() if not torch.equal(p.detach(), before[n])]
+    assert changed, "no parameter changed after one training step"
+'''
+
+
+def class_name(slug: str) -> str:
+    """The CamelCase prefix of a plugin's classes: `my_paper` -> `MyPaper`."""
+    return "".join(part[:1].upper() + part[1:] for part in slug.split("_"))
+
+
+def validate_slug(slug: str) -> str:
+    if not isinstance(slug, str) or not SLUG_PATTERN.fullmatch(slug):
+        raise ValueError(
+            f"Plugin slug {slug!r} is not valid: use a lowercase Python identifier, [a-z][a-z0-9_]* "
+            "(e.g. 'asft' or 'my_paper')."
+        )
+    if keyword.iskeyword(slug):
+        raise ValueError(f"Plugin slug {slug!r} is a Python keyword; choose another name.")
+    if slug in sys.stdlib_module_names or _importable(slug):
+        raise ValueError(
+            f"Plugin slug {slug!r} is the name of an installed module, which the plugin would shadow when "
+            "imported as a top-level package; choose another name."
+        )
+    return slug
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _render(template: str, values: dict[str, str]) -> str:
+    return re.sub(r"\{(" + "|".join(values) + r")\}", lambda m: values[m.group(1)], template)
+
+
+def create_plugin(slug: str, dest: str | Path, *, kind: str = "method") -> list[Path]:
+    """Write a working plugin folder `dest/<slug>/` for a new paper and return the files written.
+
+    The generated package uses relative imports only, so it works as `trl_ext_plugins.<slug>`, inside any other
+    package, or as a top-level package (as its generated test imports it). Refuses to touch an existing folder.
+    """
+    validate_slug(slug)
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r} is not supported; the scaffold writes: {', '.join(KINDS)}.")
+    folder = Path(dest) / slug
+    if folder.exists():
+        raise FileExistsError(
+            f"{folder} already exists; refusing to overwrite it. Remove it or choose another slug or destination."
+        )
+    folder.mkdir(parents=True)
+    values = {"slug": slug, "name": class_name(slug)}
+    files = {
+        "__init__.py": INIT_TEMPLATE,
+        "config.py": CONFIG_TEMPLATE,
+        "trainer.py": TRAINER_TEMPLATE,
+        "README.md": README_TEMPLATE,
+        f"test_{slug}.py": TEST_TEMPLATE,
+    }
+    written = []
+    for filename, template in files.items():
+        path = folder / filename
+        path.write_text(_render(template, values), encoding="utf-8")
+        written.append(path)
+    return written
