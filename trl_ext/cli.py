@@ -347,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     from .runner import DatasetColumnError
     from .specs import SpecError
 
-    expected = (CLIError, ComponentError, RecipeError, DatasetColumnError, DatasetLoadError, ModelLoadError, SpecError)
+    expected = (CLIError, ComponentError, RecipeError, DatasetColumnError, DatasetLoadError, ModelLoadError, SpecError,
+                FileExistsError, FileNotFoundError)
     try:
         if argv and argv[0] in PASSTHROUGH:
             return PASSTHROUGH[argv[0]](argv[1:])

@@ -35,10 +35,10 @@ class LMHead:
 
     @classmethod
     def of(cls, model: torch.nn.Module) -> LMHead:
-        """The output head of a (possibly PEFT-wrapped) causal LM, with the scaling TRL's fused head reads."""
+        """The output head of a causal LM, with the logit scaling and soft-capping TRL's fused head reads."""
         head = model.get_output_embeddings()
-        head = getattr(head, "original_module", head) if _adapters_disabled(model) else head
-        head = getattr(head, "modules_to_save", {}).get("default", head) if hasattr(head, "modules_to_save") else head
+        if hasattr(head, "modules_to_save"):  # PEFT ModulesToSaveWrapper: the trained copy, or the original
+            head = head.original_module if head.disable_adapters else next(iter(head.modules_to_save.values()))
         config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
         scale = getattr(config, "logit_scale", None)
         for name in ("output_multiplier", "lm_head_multiplier"):
@@ -64,11 +64,6 @@ class LMHead:
             return z, None
         t = torch.tanh(z / self.softcap)
         return t * self.softcap, t
-
-
-def _adapters_disabled(model: torch.nn.Module) -> bool:
-    # PEFT's `disable_adapter()` flips this on the tuner layers; the reference head is then the original module.
-    return bool(getattr(getattr(model, "base_model", None), "_adapters_disabled", False))
 
 
 @dataclass

@@ -20,6 +20,9 @@ from tqdm.auto import tqdm
 from trl.data_utils import common_prefix_length, is_conversational
 from trl.kernels import ChunkedLogProbFunction
 
+from .compat import backbone as decoder_stack
+from .losses import LMHead
+
 Messages = list[dict[str, Any]]
 
 
@@ -62,29 +65,6 @@ def tokenize_pair(
     return input_ids, completion_mask
 
 
-def _backbone(model):
-    if hasattr(model, "get_base_model"):  # PEFT: the LoRA layers live inside the base model's modules
-        model = model.get_base_model()
-    backbone = getattr(model, model.base_model_prefix, None)
-    if backbone is None or backbone is model:
-        backbone = model.model
-    return model, backbone
-
-
-def _logit_transform(config) -> tuple[float | None, float]:
-    """`(softcap, logit_scale)` the model applies to its logits, read as `trl.trainer.utils.add_fused_lm_head` does."""
-    config = config.get_text_config()
-    softcap = getattr(config, "final_logit_softcapping", None)
-    logit_scale = getattr(config, "logit_scale", None)
-    if logit_scale is None:
-        logit_scale = getattr(config, "output_multiplier", None)
-    if logit_scale is None:
-        logit_scale = getattr(config, "lm_head_multiplier", None)
-    if logit_scale is None and getattr(config, "logits_scaling", None) is not None:
-        logit_scale = config.logits_scaling if config.model_type == "hyperclovax" else 1 / config.logits_scaling
-    return softcap, 1.0 if logit_scale is None else float(logit_scale)
-
-
 @torch.no_grad()
 def sequence_logprobs(
     model,
@@ -110,9 +90,9 @@ def sequence_logprobs(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
     encoded = [tokenize_pair(tokenizer, p, c, max_length) for p, c in zip(prompts, completions, strict=True)]
     results: list[dict[str, float]] = [{}] * len(encoded)
-    model_, backbone = _backbone(model)
-    lm_head = model_.get_output_embeddings()
-    softcap, logit_scale = _logit_transform(model_.config)
+    model_ = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT: LoRA lives inside
+    backbone = decoder_stack(model_)
+    lm_head = LMHead.of(model_)
     device = model_.get_input_embeddings().weight.device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
 
@@ -148,8 +128,8 @@ def sequence_logprobs(
                     targets,
                     1.0,
                     vocab_chunk_size,
-                    softcap,
-                    logit_scale,
+                    lm_head.softcap,
+                    lm_head.logit_scale,
                     ("log_probs",),
                 )[0]
                 sums.index_add_(0, scored.nonzero()[:, 0], log_probs.float())

@@ -1,0 +1,181 @@
+"""The CLI from a user's side: listing, info, plugins, training a tiny local model, recipes, and bad input refused
+before training with a message naming the problem."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from trl_ext.cli import main
+
+TINY_FLAGS = ["--max_steps", "3", "--per_device_train_batch_size", "4", "--logging_steps", "1", "--report_to",
+              "none", "--save_strategy", "no"]
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "trl_ext", *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **(env or {})})
+
+
+def test_list_json_has_the_issue_components(capsys):
+    assert main(["list", "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    by_name = {(r["kind"], r["name"]): r for r in records}
+    assert by_name[("method", "asft")]["paper"]["arxiv"] == "2509.23753"
+    assert by_name[("method", "asft")]["family"] == "sft-loss"
+    assert by_name[("transform", "grape")]["paper"]["arxiv"] == "2502.04194"
+    for reward in ("json_validity", "json_format", "json_structure", "json_content"):
+        assert by_name[("reward", reward)]["plugin"] == "rlstruct"
+    for dataset in ("arith", "json_extract", "arith_candidates"):
+        assert ("dataset", dataset) in by_name
+    assert {"name", "kind", "family", "plugin", "paper"} <= set(records[0])
+
+
+def test_list_filters(capsys):
+    assert main(["list", "--kind", "reward", "--json"]) == 0
+    kinds = {r["kind"] for r in json.loads(capsys.readouterr().out)}
+    assert kinds == {"reward"}
+
+
+def test_info_shows_fields_columns_and_example(capsys):
+    assert main(["info", "asft"]) == 0
+    out = capsys.readouterr().out
+    for needle in ("Anchored Supervised Fine-Tuning", "2509.23753", "--kl_weight (default: 0.1)", "--asft_loss",
+                   "prompt+completion", "trl-ext train asft", "@article"):
+        assert needle in out, needle
+
+
+def test_train_asft_writes_model_and_card(tiny_model_dir, tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "asft", "--model_name_or_path", tiny_model_dir, "--output_dir", str(out), *TINY_FLAGS]) == 0
+    assert (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
+    card = (out / "README.md").read_text()
+    assert "arxiv.org/abs/2509.23753" in card and "@article" in card
+    assert "builtin:arith" in card and "method: asft" in card
+
+
+def test_unknown_method_suggests_close_match(capsys):
+    assert main(["train", "asfft"]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown method 'asfft'" in err and "Did you mean: asft" in err
+
+
+def test_missing_column_refused_before_training(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "asft", "--model_name_or_path", tiny_model_dir, "--dataset_name", "builtin:json_extract",
+                 "--dataset_config", "grpo", "--output_dir", str(out), *TINY_FLAGS])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "asft" in err and "prompt+completion" in err and "json_extract" in err
+    assert not out.exists()
+
+
+def test_reward_column_missing_is_named(tiny_model_dir, tmp_path, capsys):
+    code = main(["train", "grpo", "--model_name_or_path", tiny_model_dir, "--dataset_name", "builtin:arith",
+                 "--rewards", "json_structure", "--output_dir", str(tmp_path / "x"), *TINY_FLAGS])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "'schema'" in err and "json_structure" in err
+
+
+@pytest.mark.parametrize("flag,value,field", [("--kl_weight", "-1", "kl_weight"), ("--asft_loss", "rl", "asft_loss")])
+def test_out_of_range_config_refused(tmp_path, capsys, flag, value, field):
+    assert main(["train", "asft", flag, value, "--output_dir", str(tmp_path / "x")]) == 2
+    assert field in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_malformed_recipes_refused(tmp_path, capsys):
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("method: asft\nkl_weight: [0.1\n")
+    assert main(["train", "--config", str(bad_yaml)]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("method: asft\nkl_wieght: 0.1\n")
+    assert main(["train", "--config", str(unknown)]) == 2
+    assert "kl_wieght" in capsys.readouterr().err
+    no_method = tmp_path / "stages.yaml"
+    no_method.write_text(yaml.safe_dump({"stages": [{"max_steps": 1}]}))
+    assert main(["train", "--config", str(no_method)]) == 2
+    assert "stage 1 names no `method`" in capsys.readouterr().err
+    not_mapping = tmp_path / "list.yaml"
+    not_mapping.write_text("- asft\n")
+    assert main(["train", "--config", str(not_mapping)]) == 2
+    assert "mapping" in capsys.readouterr().err
+
+
+def test_two_stage_recipe_feeds_the_next_stage(tiny_model_dir, tmp_path):
+    recipe = {
+        "model_name_or_path": tiny_model_dir,
+        "output_dir": str(tmp_path / "runs"),
+        "per_device_train_batch_size": 4,
+        "max_steps": 2,
+        "report_to": "none",
+        "save_strategy": "no",
+        "stages": [{"method": "sft"}, {"method": "asft", "kl_weight": 0.2}],
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    assert main(["train", "--config", str(path)]) == 0
+    first, second = tmp_path / "runs" / "stage-1-sft", tmp_path / "runs" / "stage-2-asft"
+    assert (first / "model.safetensors").exists() and (second / "model.safetensors").exists()
+    card = (second / "README.md").read_text()
+    assert f"`{first}`" in card  # stage 2 trained from stage 1's output
+    assert "kl_weight: 0.2" in card
+
+
+def test_grpo_composes_registered_rewards(tiny_model_dir, tmp_path):
+    out = tmp_path / "grpo"
+    code = main(["train", "grpo", "--model_name_or_path", tiny_model_dir, "--dataset_name", "builtin:json_extract",
+                 "--rewards", "json_validity,json_structure", "--reward_weights", "1.0", "0.5", "--max_steps", "1",
+                 "--per_device_train_batch_size", "2", "--num_generations", "2", "--max_completion_length", "8",
+                 "--report_to", "none", "--save_strategy", "no", "--logging_steps", "1", "--output_dir", str(out)])
+    assert code == 0
+    assert (out / "model.safetensors").exists()
+
+
+def test_broken_plugin_is_reported_and_list_still_works(tmp_path):
+    (tmp_path / "broken_mod.py").write_text("raise RuntimeError('this plugin is broken on purpose')\n")
+    dist = tmp_path / "broken_mod-0.0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-mod\nVersion: 0.0.1\n")
+    (dist / "entry_points.txt").write_text("[trl_ext]\nbroken = broken_mod\n")
+    env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    plugins = run_cli("plugins", "--json", env=env)
+    assert plugins.returncode == 0, plugins.stderr
+    by_name = {p["name"]: p for p in json.loads(plugins.stdout)}
+    assert by_name["broken"]["status"] == "error"
+    assert "this plugin is broken on purpose" in by_name["broken"]["error"]
+    assert by_name["asft"]["status"] == "ok"
+    listing = run_cli("list", env=env)
+    assert listing.returncode == 0 and "asft" in listing.stdout and "failed to load: broken" in listing.stdout
+
+
+def test_transform_grape_writes_jsonl(tiny_model_dir, tmp_path):
+    out = tmp_path / "picked.jsonl"
+    result = run_cli("transform", "grape", "--model_name_or_path", tiny_model_dir, "--dataset_name",
+                     "builtin:arith_candidates", "--split", "test", "--output", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 50 and {"prompt", "completion", "grape_score", "grape_source"} <= set(rows[0])
+    assert "grape on builtin:arith_candidates [test]: 200 rows -> 50 rows" in result.stdout
+
+
+def test_readme_methods_table_matches_registry():
+    from trl_ext.docs import BUILT_IN, render_readme
+    from trl_ext.registry import Registry
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    expected = render_readme(readme, Registry().load_entry_points(allow=["core", *BUILT_IN]))
+    assert readme == expected, "README methods table is stale: run `python -m trl_ext.docs`"
+
+
+def test_new_plugin_refuses_to_overwrite(tmp_path, capsys):
+    assert main(["new-plugin", "my_paper", "--dest", str(tmp_path)]) == 0
+    assert (tmp_path / "my_paper" / "trainer.py").exists()
+    assert main(["new-plugin", "my_paper", "--dest", str(tmp_path)]) == 2
+    assert "already exists" in capsys.readouterr().err

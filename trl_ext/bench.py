@@ -1,0 +1,240 @@
+"""`trl-ext bench METHOD`: step time and peak memory of a method against TRL's own trainer of the same base, on the
+same model, data and batch, interleaved in one process; and the memory slope per 1k tokens of sequence, measured
+at two lengths, since at small scale the logits are a few percent of memory and only the slope shows a
+full-logits path.
+
+Peak memory is `torch.cuda.max_memory_allocated` on a GPU and the peak resident set (VmHWM, reset through
+/proc/self/clear_refs) on a CPU, with glibc's mmap threshold pinned so freed activations go back to the OS."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+_MMAP_ENV = "MALLOC_MMAP_THRESHOLD_"
+
+
+@dataclass
+class Measurement:
+    name: str
+    step_s: float
+    peak_mib: float
+    slope_mib_per_1k_tokens: float
+
+
+def _reexec_with_pinned_malloc(argv: list[str]) -> None:
+    # glibc raises its mmap threshold after frees, keeping freed activations resident; pin it for honest peaks.
+    if sys.platform.startswith("linux") and _MMAP_ENV not in os.environ and not torch.cuda.is_available():
+        env = {**os.environ, _MMAP_ENV: "131072"}
+        os.execve(sys.executable, [sys.executable, "-m", "trl_ext", "bench", *argv], env)
+
+
+class PeakMemory:
+    """Peak memory of what runs inside `with`, above what was allocated when it started (bytes)."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+
+    def __enter__(self):
+        if self.cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated()
+        else:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # resets VmHWM to the current resident set
+            self.base = _status_kib("VmRSS") * 1024
+        return self
+
+    def __exit__(self, *exc):
+        if self.cuda:
+            torch.cuda.synchronize()
+            self.peak = torch.cuda.max_memory_allocated() - self.base
+        else:
+            self.peak = _status_kib("VmHWM") * 1024 - self.base
+
+
+def _status_kib(key: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{key} not in /proc/self/status")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _train_step(trainer, batch: dict[str, torch.Tensor]) -> None:
+    num_items = (batch["labels"][:, 1:] != -100).sum()
+    trainer.model.train()
+    trainer.training_step(trainer.model, batch, num_items)
+    trainer.model.zero_grad(set_to_none=True)
+
+
+def _forward(trainer, batch: dict[str, torch.Tensor]) -> None:
+    with torch.no_grad():
+        trainer.model(**{k: v for k, v in batch.items()}, fused_lm_head=True)
+
+
+def _synthetic_batch(batch_size: int, length: int, vocab: int, device, prompt: int = 16) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(length)
+    ids = torch.randint(0, vocab, (batch_size, length), generator=g)
+    labels = ids.clone()
+    labels[:, :prompt] = -100
+    return {"input_ids": ids.to(device), "attention_mask": torch.ones_like(ids).to(device), "labels": labels.to(device)}
+
+
+def parse_args(argv: list[str]):
+    parser = argparse.ArgumentParser(prog="trl-ext bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("method")
+    parser.add_argument("--model_name_or_path", default="smollm2-135m")
+    parser.add_argument("--dataset_name", default=None, help="Default: the method's built-in dataset.")
+    parser.add_argument("--per_device_train_batch_size", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=5, help="Timed steps per trainer (after --warmup).")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--lengths", default="128,512", help="Two sequence lengths for the memory slope.")
+    parser.add_argument("--memory_batch_size", type=int, default=2, help="Rows per step when measuring memory.")
+    parser.add_argument("--dtype", default=None, help="Model dtype (e.g. bfloat16); default float32 on CPU.")
+    parser.add_argument("--load_in_4bit", action="store_true", help="QLoRA: 4-bit base (bitsandbytes) + LoRA.")
+    parser.add_argument("--use_peft", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    return parser.parse_known_args(argv)
+
+
+def build_trainers(args, method_flags: list[str]):
+    from datasets import Dataset
+    from trl import ModelConfig, SFTConfig, SFTTrainer, get_peft_config
+
+    from .data import load_dataset
+    from .models import load_model_and_tokenizer
+    from .registry import get
+
+    method = get("method", args.method)
+    if method.base != "sft":
+        raise SystemExit(f"trl-ext bench supports SFT-based methods for now; {method.name!r} is {method.base}-based.")
+    cuda = torch.cuda.is_available()
+    common = dict(output_dir="/tmp/trl-ext-bench", per_device_train_batch_size=args.per_device_train_batch_size,
+                  report_to="none", save_strategy="no", bf16=bool(cuda and args.dtype in (None, "bfloat16")),
+                  use_cpu=not cuda, gradient_checkpointing=False, dataloader_num_workers=0)
+    from .cli import build_parser
+
+    parsed = build_parser(method).parse_args_into_dataclasses(args=method_flags + [
+        f"--{k}={v}" for k, v in common.items()])
+    config = parsed[1]
+    model_args = ModelConfig(model_name_or_path=args.model_name_or_path, dtype=args.dtype or "float32",
+                             load_in_4bit=args.load_in_4bit, use_peft=args.use_peft or args.load_in_4bit,
+                             lora_target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+    if args.dtype is None and cuda:
+        model_args.dtype = "bfloat16"
+    dataset = load_dataset(args.dataset_name or method.default_dataset, form="sft")["train"]
+    dataset = Dataset.from_list([dataset[i] for i in range(min(len(dataset), 64))])
+    peft_config = get_peft_config(model_args)
+    base_model, tokenizer = load_model_and_tokenizer(model_args, config)
+    method_model = copy.deepcopy(base_model) if not args.load_in_4bit else load_model_and_tokenizer(model_args)[0]
+    base = SFTTrainer(model=base_model, args=SFTConfig(**common), train_dataset=dataset, processing_class=tokenizer,
+                      peft_config=peft_config)
+    other = method.trainer(model=method_model, args=config, train_dataset=dataset, processing_class=tokenizer,
+                           peft_config=peft_config)
+    return method, config, base, other, tokenizer
+
+
+def run(argv: list[str]) -> dict[str, Any]:
+    args, method_flags = parse_args(argv)
+    method, config, base, other, tokenizer = build_trainers(args, method_flags)
+    device = base.args.device
+    batch = base._prepare_inputs(next(iter(base.get_train_dataloader())))
+    trainers = {"sft (TRL)": base, args.method: other}
+    times: dict[str, list[float]] = {name: [] for name in trainers}
+    forward_times: list[float] = []
+    for i in range(args.warmup + args.steps):
+        for name, trainer in trainers.items():  # interleaved: drift in machine load hits both alike
+            _sync(device)
+            start = time.perf_counter()
+            _train_step(trainer, batch)
+            _sync(device)
+            if i >= args.warmup:
+                times[name].append(time.perf_counter() - start)
+        _sync(device)
+        start = time.perf_counter()
+        _forward(base, batch)
+        _sync(device)
+        if i >= args.warmup:
+            forward_times.append(time.perf_counter() - start)
+
+    lengths = [int(x) for x in args.lengths.split(",")]
+    vocab = base.model.get_output_embeddings().weight.shape[0]
+    peaks: dict[str, dict[int, float]] = {name: {} for name in trainers}
+    for length in lengths:
+        synthetic = _synthetic_batch(args.memory_batch_size, length, vocab, device)
+        for name, trainer in trainers.items():
+            _train_step(trainer, synthetic)  # warm: optimizer-free, but allocator caches settle
+            with PeakMemory(device) as mem:
+                _train_step(trainer, synthetic)
+            peaks[name][length] = mem.peak / 2**20
+    tokens_k = (lengths[1] - lengths[0]) * args.memory_batch_size / 1000
+    results = [
+        Measurement(name, statistics.median(times[name]), peaks[name][lengths[0]],
+                    (peaks[name][lengths[1]] - peaks[name][lengths[0]]) / tokens_k)
+        for name in trainers
+    ]
+    sft, meth = results
+    forward = statistics.median(forward_times)
+    extra = method.forwards_for(config)
+    budget = sft.step_s + extra * forward
+    return {
+        "method": args.method,
+        "model": args.model_name_or_path,
+        "device": torch.cuda.get_device_name(0) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
+        "dtype": str(base.model.dtype).replace("torch.", "") + (" 4-bit QLoRA" if args.load_in_4bit else ""),
+        "batch": {"size": args.per_device_train_batch_size, "tokens": int(batch["input_ids"].shape[1])},
+        "steps": args.steps,
+        "results": [asdict(r) for r in results],
+        "time_ratio": meth.step_s / sft.step_s,
+        "peak_ratio": meth.peak_mib / sft.peak_mib if sft.peak_mib > 0 else float("nan"),
+        "slope_ratio": meth.slope_mib_per_1k_tokens / sft.slope_mib_per_1k_tokens
+        if sft.slope_mib_per_1k_tokens > 0 else float("nan"),
+        "forward_s": forward,
+        "extra_forwards": extra,
+        "budget_s": budget,
+        "time_vs_budget": meth.step_s / budget,
+        "within_budget": meth.step_s <= 1.1 * budget,
+        "memory_lengths": lengths,
+        "memory_batch": args.memory_batch_size,
+    }
+
+
+def format_report(r: dict[str, Any]) -> str:
+    lines = [
+        f"trl-ext bench {r['method']} vs TRL SFTTrainer | model {r['model']} ({r['dtype']}) | {r['device']} | "
+        f"batch {r['batch']['size']} x {r['batch']['tokens']} tokens | median of {r['steps']} steps",
+        f"{'':<14}{'step (s)':>10}{'peak MiB @' + str(r['memory_lengths'][0]):>18}{'MiB / 1k tokens':>18}"
+        f"   (memory: {r['memory_batch']} rows x {r['memory_lengths'][0]} and {r['memory_lengths'][1]} tokens)",
+    ]
+    for m in r["results"]:
+        lines.append(f"{m['name']:<14}{m['step_s']:>10.3f}{m['peak_mib']:>18.1f}{m['slope_mib_per_1k_tokens']:>18.2f}")
+    lines.append(f"{'ratio':<14}{r['time_ratio']:>9.2f}x{r['peak_ratio']:>17.2f}x{r['slope_ratio']:>17.2f}x")
+    lines.append(
+        f"intrinsic budget: SFT step + {r['extra_forwards']:g} forward(s) of {r['forward_s']:.3f} s = "
+        f"{r['budget_s']:.3f} s; {r['method']} / budget = {r['time_vs_budget']:.2f} "
+        f"({'within' if r['within_budget'] else 'OVER'} 1.1x)"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    _reexec_with_pinned_malloc(argv)
+    report = run(argv)
+    print(json.dumps(report, indent=2) if "--json" in argv else format_report(report))
+    return 0

@@ -1,0 +1,50 @@
+"""Before/after figures for demos and READMEs: exact-match accuracy of greedy answers and the token-mean NLL of
+reference completions, on a held-out split."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from .scoring import sequence_logprobs
+
+
+def generate(model, tokenizer, prompts: Sequence[Any], max_new_tokens: int = 64, batch_size: int = 16,
+             progress: bool = True) -> list[str]:
+    """Greedy completions of conversational (chat-template) or plain prompts, left-padded in batches."""
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    was_training = model.training
+    model.eval()
+    texts = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) if isinstance(p, list)
+             else p for p in prompts]
+    outputs: list[str] = []
+    try:
+        for start in tqdm(range(0, len(texts), batch_size), desc="Generating", disable=not progress):
+            enc = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
+                            add_special_tokens=False).to(model.device)
+            with torch.no_grad():
+                out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                     pad_token_id=tokenizer.pad_token_id)
+            outputs += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    finally:
+        tokenizer.padding_side = side
+        model.train(was_training)
+    return outputs
+
+
+def exact_match(model, tokenizer, dataset, is_correct: Callable[[str, str], bool], max_new_tokens: int = 64,
+                batch_size: int = 16) -> float:
+    """Fraction of `dataset` rows whose greedy answer `is_correct(text, row["answer"])`."""
+    answers = generate(model, tokenizer, dataset["prompt"], max_new_tokens, batch_size)
+    return sum(is_correct(text, gold) for text, gold in zip(answers, dataset["answer"], strict=True)) / len(answers)
+
+
+def completion_nll(model, tokenizer, dataset, batch_size: int = 16) -> float:
+    """Token-mean NLL of the reference completions (the SFT loss on the split, every token weighted alike)."""
+    scores = sequence_logprobs(model, tokenizer, dataset["prompt"], dataset["completion"], batch_size=batch_size)
+    tokens = sum(s["num_tokens"] for s in scores)
+    return -sum(s["sum_logprob"] for s in scores) / max(tokens, 1)
