@@ -76,7 +76,8 @@ def test_missing_column_refused_before_training(tiny_model_dir, tmp_path, capsys
 
 def test_reward_column_missing_is_named(tiny_model_dir, tmp_path, capsys):
     code = main(["train", "grpo", "--model_name_or_path", tiny_model_dir, "--dataset_name", "builtin:arith",
-                 "--rewards", "json_structure", "--output_dir", str(tmp_path / "x"), *TINY_FLAGS])
+                 "--rewards", "json_structure", "--num_generations", "2", "--output_dir", str(tmp_path / "x"),
+                 *TINY_FLAGS])
     assert code == 2
     err = capsys.readouterr().err
     assert "'schema'" in err and "json_structure" in err
@@ -162,7 +163,8 @@ def test_transform_grape_writes_jsonl(tiny_model_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 50 and {"prompt", "completion", "grape_score", "grape_source"} <= set(rows[0])
-    assert "grape on builtin:arith_candidates [test]: 200 rows -> 50 rows" in result.stdout
+    assert "grape on builtin:arith_candidates [test]: 50 rows -> 50 rows" in result.stdout
+    assert "grape/source_frac/" in result.stdout
 
 
 def test_readme_methods_table_matches_registry():

@@ -205,11 +205,15 @@ def cmd_train(argv: list[str]) -> int:
 
 def _changed(config: Any) -> dict[str, Any]:
     """Config fields that differ from the method config's defaults (the recipe recorded in the model card)."""
+    from .runner import plain
+
     defaults = type(config)(output_dir=config.output_dir, bf16=config.bf16)
-    keep = (str, int, float, bool)
-    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
-            if not f.name.startswith("_") and isinstance(getattr(config, f.name), keep)
-            and getattr(config, f.name) != getattr(defaults, f.name, None) and f.name not in ("logging_dir",)}
+    out = {}
+    for f in dataclasses.fields(config):
+        value, default = plain(getattr(config, f.name)), plain(getattr(defaults, f.name, None))
+        if not f.name.startswith("_") and value is not None and value != default and f.name != "logging_dir":
+            out[f.name] = value
+    return out
 
 
 # --- transform ---------------------------------------------------------------------------------------------------------
@@ -354,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
             return PASSTHROUGH[argv[0]](argv[1:])
         args = make_parser().parse_args(argv)
         return args.func(args)
+    except SystemExit as exc:  # argparse has printed its usage error (or --help)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except expected as exc:
         print(f"trl-ext: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -59,6 +59,8 @@ def stages(recipe: dict[str, Any], method: str | None = None) -> list[dict[str, 
     base_dir = common.pop("output_dir", None)
     for i, stage in enumerate(recipe["stages"]):
         merged = {**common, **stage}
+        if i > 0 and "model_name_or_path" not in stage:
+            merged.pop("model_name_or_path", None)  # trained from the previous stage's output
         if "output_dir" not in stage and base_dir:
             merged["output_dir"] = str(Path(base_dir) / f"stage-{i + 1}-{merged['method']}")
         out.append(merged)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -180,15 +181,26 @@ def reward_columns(rewards) -> dict[str, list[str]]:
     return {f"reward {r.name!r}": list(r.required_columns) for r, _ in rewards}
 
 
+def plain(value: Any) -> Any:
+    """A YAML-friendly form of a config value (enums by value); None for what a recipe cannot hold."""
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float, bool)) for v in value):
+        return list(value)
+    return None
+
+
 def as_dict(*objs: Any) -> dict[str, Any]:
     """The non-default fields of parsed dataclasses, for the model card's recipe."""
     out: dict[str, Any] = {}
     for obj in objs:
         for f in dataclasses.fields(obj):
-            value = getattr(obj, f.name)
             default = f.default if f.default is not dataclasses.MISSING else None
             if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
                 default = f.default_factory()  # type: ignore[misc]
-            if value != default and not f.name.startswith("_") and isinstance(value, (str, int, float, bool, list)):
+            value = plain(getattr(obj, f.name))
+            if value is not None and value != plain(default) and not f.name.startswith("_"):
                 out[f.name] = value
     return out

@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 
 import pytest
-import trl_ext_plugins.grape as grape
 from datasets import Dataset
-from trl_ext_plugins.grape import grape_select, select_best, summarize_selection
 
+import trl_ext_plugins.grape as grape
 from trl_ext.registry import Registry
 from trl_ext.scoring import sequence_logprobs
 from trl_ext.testing import tiny_model, tiny_tokenizer
+from trl_ext_plugins.grape import grape_select, select_best, summarize_selection
 
 
 def stub_scorer(token_logprobs: dict[str, list[float]]):

@@ -7,7 +7,9 @@ import json
 import pickle
 
 import pytest
+
 import trl_ext_plugins.rlstruct as rlstruct
+from trl_ext.registry import Registry
 from trl_ext_plugins.rlstruct.config import RLStructConfig
 from trl_ext_plugins.rlstruct.rewards import (
     JSONContentReward,
@@ -24,8 +26,6 @@ from trl_ext_plugins.rlstruct.rewards import (
     type_matches,
 )
 from trl_ext_plugins.rlstruct.transforms import gsm8k_to_json_task
-
-from trl_ext.registry import Registry
 
 GSM_SCHEMA = {"reasoning": "str", "answer": "number"}
 
