@@ -48,3 +48,32 @@ def completion_nll(model, tokenizer, dataset, batch_size: int = 16) -> float:
     scores = sequence_logprobs(model, tokenizer, dataset["prompt"], dataset["completion"], batch_size=batch_size)
     tokens = sum(s["num_tokens"] for s in scores)
     return -sum(s["sum_logprob"] for s in scores) / max(tokens, 1)
+
+
+def kl_drift(reference, model, tokenizer, prompts: Sequence[Any], completions: Sequence[Any],
+             batch_size: int = 8) -> float:
+    """Mean per-token KL(reference || model) over the completion tokens, teacher-forced (ASFT's drift measure)."""
+    from .compat import backbone
+    from .losses import LMHead, fused_token_loss
+    from .scoring import tokenize_pair
+
+    pairs = [tokenize_pair(tokenizer, p, c) for p, c in zip(prompts, completions, strict=True)]
+    total, count = 0.0, 0
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start:start + batch_size]
+        width = max(len(ids) for ids, _ in chunk)
+        ids = torch.full((len(chunk), width), tokenizer.pad_token_id)
+        attn = torch.zeros_like(ids)
+        scored = torch.zeros_like(ids, dtype=torch.bool)
+        for row, (seq, mask) in enumerate(chunk):
+            ids[row, :len(seq)], attn[row, :len(seq)] = torch.tensor(seq), 1
+            scored[row, :len(seq)] = torch.tensor(mask, dtype=torch.bool)
+        positions = scored[:, 1:]
+        with torch.no_grad():
+            h = backbone(model)(input_ids=ids, attention_mask=attn).last_hidden_state[:, :-1][positions]
+            h0 = backbone(reference)(input_ids=ids, attention_mask=attn).last_hidden_state[:, :-1][positions]
+            _, stats = fused_token_loss(h, LMHead.of(model), ids[:, 1:][positions], normalizer=1, ref_hidden=h0,
+                                        ref_head=LMHead.of(reference), kl_coef=1.0)
+        total += stats.kl.sum().item()
+        count += int(positions.sum())
+    return total / max(count, 1)

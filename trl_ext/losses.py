@@ -79,9 +79,10 @@ class TokenStats:
 
 class _FusedTokenLoss(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, hidden, weight, bias, labels, ref_hidden, head, ref_head, nll_weight_fn, kl_coef, scale,
-                chunk_size, need_grad):
+    def forward(ctx, hidden, weight, bias, labels, ref_hidden, head, ref_head, nll_weight_fn, token_weights, kl_coef,
+                scale, chunk_size, need_grad):
         N, vocab = hidden.shape[0], head.weight.shape[0]
+        ctx.saved_like = (hidden.dtype, weight.dtype, bias.dtype if bias is not None else None)
         device = hidden.device
         want_h, want_w, want_b = ctx.needs_input_grad[:3]
         want_h, want_w, want_b = want_h and need_grad, want_w and need_grad, want_b and need_grad
@@ -108,6 +109,8 @@ class _FusedTokenLoss(torch.autograd.Function):
             entropy[sl] = -(p * logp).sum(-1)
             is_top1[sl] = logp.argmax(-1) == y
             c_t = nll_weight_fn(lp_t) if nll_weight_fn is not None else torch.ones_like(lp_t)
+            if token_weights is not None:
+                c_t = c_t * token_weights[sl].to(c_t.dtype)
             c_all[sl] = c_t
             total += -(c_t * lp_t).sum()
             if ref_hidden is not None:
@@ -152,7 +155,7 @@ class _FusedTokenLoss(torch.autograd.Function):
         out = []
         for g, like in zip((grad_h, grad_w, grad_b), ctx.saved_like, strict=True):
             out.append(None if g is None else (g * grad_loss).to(like))
-        return (*out,) + (None,) * 9
+        return (*out,) + (None,) * 10
 
 
 def fused_token_loss(
@@ -162,6 +165,7 @@ def fused_token_loss(
     *,
     normalizer: torch.Tensor | float,
     nll_weight: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    token_weights: torch.Tensor | None = None,
     ref_hidden: torch.Tensor | None = None,
     ref_head: LMHead | None = None,
     kl_coef: float = 0.0,
@@ -175,7 +179,8 @@ def fused_token_loss(
         labels: [N] target token ids.
         normalizer: what the summed loss is divided by (the token count, or `num_items_in_batch`).
         nll_weight: stop-gradient weight c_t as a function of the detached log p_t (None: 1, plain NLL; DFT:
-            `torch.exp`).
+            `dft_weight`).
+        token_weights: [N] fixed weights multiplying c_t (data-dependent token or sequence weights, detached).
         ref_hidden, ref_head: the reference/teacher's hidden states [N, H'] and head; with `kl_coef` they add
             the forward KL(reference || policy) per token.
     """
@@ -184,23 +189,14 @@ def fused_token_loss(
     scale = 1.0 / float(torch.as_tensor(normalizer).clamp(min=1))
     need_grad = torch.is_grad_enabled()
     ref_hidden = ref_hidden.detach() if ref_hidden is not None else None
-    out = _apply(hidden, head, labels, ref_hidden, ref_head, nll_weight, kl_coef, scale, chunk_size, need_grad)
+    if token_weights is not None:
+        token_weights = token_weights.detach()
+    out = _FusedTokenLoss.apply(
+        hidden, head.weight, head.bias, labels, ref_hidden, head, ref_head, nll_weight, token_weights, kl_coef, scale,
+        chunk_size, need_grad,
+    )
     loss, log_probs, entropy, is_top1, c_all, *kl = out
     return loss, TokenStats(log_probs, entropy, is_top1, kl[0] if kl else None, c_all)
-
-
-def _apply(hidden, head, labels, ref_hidden, ref_head, nll_weight, kl_coef, scale, chunk_size, need_grad):
-    return _FusedTokenLossWithDtypes.apply(
-        hidden, head.weight, head.bias, labels, ref_hidden, head, ref_head, nll_weight, kl_coef, scale, chunk_size,
-        need_grad,
-    )
-
-
-class _FusedTokenLossWithDtypes(_FusedTokenLoss):
-    @staticmethod
-    def forward(ctx, hidden, weight, bias, *args):
-        ctx.saved_like = (hidden.dtype, weight.dtype, bias.dtype if bias is not None else None)
-        return _FusedTokenLoss.forward(ctx, hidden, weight, bias, *args)
 
 
 def dft_weight(log_probs: torch.Tensor) -> torch.Tensor:
