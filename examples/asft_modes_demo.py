@@ -52,7 +52,7 @@ def main() -> None:
         print(mode, json.dumps(results[mode]), flush=True)
     print(f"\nbuiltin:arith, smollm2-135m, {args.max_steps} steps x {args.batch_size}, lr 5e-5; exact match on "
           f"{args.eval_size} held-out problems; KL(base || tuned) per token on {len(generic)} generic prompts")
-    print(f"| mode | exact match | KL drift |\n| --- | --- | --- |")
+    print("| mode | exact match | KL drift |\n| --- | --- | --- |")
     for mode, r in results.items():
         print(f"| {mode} | {r['exact_match']:.1%} | {r['kl_drift']:.4f} |")
 
