@@ -90,8 +90,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"\nBased on TRL's {record.trainer.__mro__[1].__name__ if record.family != 'trl' else record.trainer.__name__}"
               f": every `trl {record.base}` flag applies ({base_config.__name__}, ModelConfig, ScriptArguments).")
         shapes = " | ".join("+".join(s) for s in BASE_COLUMNS.get(record.base, []))
-        extra = record.columns_for(record.config.__new__(record.config)) if callable(record.required_columns) \
-            else list(record.required_columns)
+        extra = _method_columns(record)
         print(f"Dataset columns: {shapes}" + (f"; plus {', '.join(extra)}" if extra else ""))
         own = _own_fields(record.config, base_config)
         if own:
@@ -120,6 +119,16 @@ def cmd_info(args: argparse.Namespace) -> int:
     if record.paper and record.paper.citation:
         print(f"\nCitation:\n{record.paper.citation}")
     return 0
+
+
+def _method_columns(method: Method) -> list[str]:
+    """The columns a method needs at its default config (they may depend on the config's fields)."""
+    if not callable(method.required_columns):
+        return list(method.required_columns)
+    try:
+        return method.columns_for(method.config(output_dir="/tmp/trl-ext-info", bf16=False, use_cpu=True))
+    except Exception:  # a config that cannot be built without more flags: say so rather than guess
+        return ["(depends on the config)"]
 
 
 def _trl_base(config_cls: type) -> type:
