@@ -181,3 +181,22 @@ def test_new_plugin_refuses_to_overwrite(tmp_path, capsys):
     assert (tmp_path / "my_paper" / "trainer.py").exists()
     assert main(["new-plugin", "my_paper", "--dest", str(tmp_path)]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def _has_private_network() -> bool:
+    try:
+        return subprocess.run(["unshare", "-rn", "true"], capture_output=True, timeout=30).returncode == 0
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.mark.skipif(not _has_private_network(), reason="needs `unshare -rn` (a network namespace with no network)")
+def test_train_needs_no_network(tiny_model_dir, tmp_path):
+    """Offline by default: a full `trl-ext train` (built-in dataset, local model, model card) in a namespace with
+    no network interface at all."""
+    out = tmp_path / "offline"
+    result = subprocess.run(["unshare", "-rn", sys.executable, "-m", "trl_ext", "train", "asft",
+                             "--model_name_or_path", tiny_model_dir, "--output_dir", str(out), *TINY_FLAGS],
+                            capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "0"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (out / "README.md").exists()
