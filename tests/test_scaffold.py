@@ -4,8 +4,8 @@ folders are refused."""
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -57,12 +57,12 @@ def test_the_generated_test_passes_as_generated(generated):
     assert "6 passed" in proc.stdout
 
 
-@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is not installed")
+@pytest.mark.skipif(importlib.util.find_spec("ruff") is None, reason="ruff is not installed (pip install ruff)")
 def test_the_generated_code_is_lint_clean(generated):
     dest, _ = generated
     for args in (["check"], ["format", "--check"]):
         proc = subprocess.run(
-            ["ruff", *args, "--config", str(REPO / "pyproject.toml"), str(dest / "my_paper")],
+            [sys.executable, "-m", "ruff", *args, "--config", str(REPO / "pyproject.toml"), str(dest / "my_paper")],
             cwd=REPO,
             capture_output=True,
             text=True,
