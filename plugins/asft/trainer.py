@@ -9,11 +9,11 @@ import os
 
 import torch
 from transformers import TrainerCallback
-from trl import SFTTrainer
 
-from trl_ext.compat import add_backbone_forward, backbone, drop_instance_forward, record_metric
-from trl_ext.losses import LMHead, dft_weight, fused_token_loss, shifted_positions
+from trl_ext.compat import backbone, drop_instance_forward
+from trl_ext.losses import LMHead, dft_weight, fused_token_loss
 from trl_ext.models import load_model
+from trl_ext.sft_base import FusedSFTTrainer
 
 from .config import ASFTConfig
 
@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 STATE_FILE = "trl_ext_asft.json"
 
 
-class ASFTTrainer(SFTTrainer):
+class ASFTTrainer(FusedSFTTrainer):
     """Anchored Supervised Fine-Tuning (arXiv 2509.23753); modes sft / dft / sft_kl / asft.
 
     Args beyond SFTTrainer's: `ref_model`, a model or path to anchor to (default: a frozen copy of the initial
@@ -42,8 +42,6 @@ class ASFTTrainer(SFTTrainer):
         if not isinstance(args, ASFTConfig):
             raise TypeError(f"ASFTTrainer needs an ASFTConfig, got {type(args).__name__}")
         super().__init__(model, args, *posargs, **kwargs)
-        self._policy = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-        add_backbone_forward(self._policy)
         self.ref_model = None
         self._reference_source = None
         if args.uses_kl:
@@ -93,59 +91,30 @@ class ASFTTrainer(SFTTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         mode = "train" if self.model.training else "eval"
         args: ASFTConfig = self.args
-        if "shift_labels" in inputs:
-            raise NotImplementedError("ASFTTrainer does not support context/sequence parallelism (shift_labels).")
-        labels = inputs["labels"]
-        forward_inputs = {k: v for k, v in inputs.items() if k != "labels"}
-        forward_inputs["use_cache"] = False
-
-        hidden = model(**forward_inputs, return_backbone_hidden=True)
-        mask, targets = shifted_positions(labels)
-        h = hidden[:, :-1][mask]
-
+        scored = self.scored_batch(model, inputs)
         ref_hidden = ref_head = None
         if args.uses_kl:
-            unwrapped = self.accelerator.unwrap_model(model)
-            ref_full, ref_head = self._reference_hidden(unwrapped, forward_inputs)
-            ref_hidden = ref_full[:, :-1][mask]
-
-        normalizer = mask.sum() if num_items_in_batch is None else num_items_in_batch
+            ref_full, ref_head = self._reference_hidden(self.accelerator.unwrap_model(model), scored.forward_inputs)
+            ref_hidden = ref_full[:, :-1][scored.mask]
+        normalizer, multiplier = self.token_normalizer(scored.mask, num_items_in_batch)
         loss, stats = fused_token_loss(
-            h,
-            LMHead.of(self._policy),
-            targets,
+            scored.hidden,
+            self.policy_head,
+            scored.targets,
             normalizer=normalizer,
-            nll_weight=dft_weight if args.asft_loss in ("dft", "asft") else None,  # eq. (DFT): sg(p_t)
-            ref_hidden=ref_hidden,
+            nll_weight=dft_weight if args.asft_loss in ("dft", "asft") else None,  # DFT: sg(p_t)
+            ref_hidden=ref_hidden,  # KL(pi_0 || pi_theta), reference first
             ref_head=ref_head,
             kl_coef=args.kl_weight if args.uses_kl else 0.0,
             chunk_size=args.kl_chunk_size,
         )
-        # As SFTTrainer: `num_items_in_batch` counts every rank's tokens and DDP averages gradients across ranks
-        if args.average_tokens_across_devices and num_items_in_batch is not None:
-            loss = loss * self.accelerator.num_processes
-        self._log_token_means(mode, mask, stats)
-
-        if return_outputs:  # only for compute_metrics; the full logits cost an extra forward, as in SFTTrainer
-            with torch.no_grad():
-                outputs = model(**forward_inputs)
-            return loss, outputs
-        return loss
-
-    def _log_token_means(self, mode, mask, stats) -> None:
-        gather = self.accelerator.gather_for_metrics
-        count = gather(mask.sum().reshape(1)).sum().clamp(min=1)
-
-        def token_mean(values: torch.Tensor) -> float:
-            return (gather(values.detach().float().sum().reshape(1)).sum() / count).item()
-
         p = stats.log_probs.exp()
-        record_metric(self, mode, "entropy", token_mean(stats.entropy))
-        record_metric(self, mode, "mean_token_accuracy", token_mean(stats.is_top1.float()))
-        record_metric(self, mode, "asft/mean_p", token_mean(p))
-        record_metric(self, mode, "asft/dft_loss", token_mean(-p * stats.log_probs))
+        metrics = {"entropy": stats.entropy, "mean_token_accuracy": stats.is_top1, "asft/mean_p": p,
+                   "asft/dft_loss": -p * stats.log_probs}
         if stats.kl is not None:
-            record_metric(self, mode, "asft/kl", token_mean(stats.kl))
+            metrics["asft/kl"] = stats.kl
+        self.log_token_means(mode, scored.mask, **metrics)
+        return self.loss_output(model, scored, loss * multiplier, return_outputs)
 
     # --- resume ------------------------------------------------------------------------------------------------------
     def train(self, resume_from_checkpoint=None, *args, **kwargs):

@@ -1,0 +1,69 @@
+"""What every SFT-loss method on the fused chunked head shares, written once: the backbone's hidden states at the
+scored positions, the token normaliser under gradient accumulation and several processes, token-mean metrics
+gathered over processes, and the `return_outputs` path. A plugin's `compute_loss` is then only its paper's loss."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from trl import SFTTrainer
+
+from .compat import add_backbone_forward, record_metric
+from .losses import LMHead, shifted_positions
+
+
+@dataclass
+class ScoredBatch:
+    """A micro-batch seen through the backbone: position t of `hidden` predicts `targets[t]`."""
+
+    hidden: torch.Tensor  # [N, H] backbone states at the scored positions
+    targets: torch.Tensor  # [N] next-token labels
+    mask: torch.Tensor  # [B, T-1] which positions are scored
+    full_hidden: torch.Tensor  # [B, T, H]
+    forward_inputs: dict[str, Any]  # the model inputs without labels (for a reference/teacher pass)
+
+
+class FusedSFTTrainer(SFTTrainer):
+    """SFTTrainer whose subclasses compute their loss from backbone hidden states with `trl_ext.losses`."""
+
+    def __init__(self, model, args=None, *posargs, **kwargs):
+        super().__init__(model, args, *posargs, **kwargs)
+        self._policy = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        add_backbone_forward(self._policy)
+
+    @property
+    def policy_head(self) -> LMHead:
+        return LMHead.of(self._policy)
+
+    def scored_batch(self, model, inputs: dict[str, Any]) -> ScoredBatch:
+        if "shift_labels" in inputs:
+            raise NotImplementedError(f"{type(self).__name__} does not support context/sequence parallelism.")
+        forward_inputs = {k: v for k, v in inputs.items() if k != "labels"}
+        forward_inputs["use_cache"] = False
+        hidden = model(**forward_inputs, return_backbone_hidden=True)
+        mask, targets = shifted_positions(inputs["labels"])
+        return ScoredBatch(hidden[:, :-1][mask], targets, mask, hidden, forward_inputs)
+
+    def token_normalizer(self, mask: torch.Tensor, num_items_in_batch) -> tuple[torch.Tensor | int, float]:
+        """(divisor, multiplier) of a token-sum loss, as SFTTrainer: `num_items_in_batch` counts every rank's tokens
+        and DDP averages gradients across ranks, so the loss is multiplied by the number of processes."""
+        if num_items_in_batch is None:
+            return mask.sum(), 1.0
+        multiplier = float(self.accelerator.num_processes) if self.args.average_tokens_across_devices else 1.0
+        return num_items_in_batch, multiplier
+
+    def log_token_means(self, mode: str, mask: torch.Tensor, **values: torch.Tensor) -> None:
+        """Log each [N] per-token tensor as its mean over the scored tokens of all processes."""
+        gather = self.accelerator.gather_for_metrics
+        count = gather(mask.sum().reshape(1)).sum().clamp(min=1)
+        for name, value in values.items():
+            total = gather(value.detach().float().sum().reshape(1)).sum()
+            record_metric(self, mode, name, (total / count).item())
+
+    def loss_output(self, model, scored: ScoredBatch, loss: torch.Tensor, return_outputs: bool):
+        if return_outputs:  # only for compute_metrics; the full logits cost an extra forward, as in SFTTrainer
+            with torch.no_grad():
+                return loss, model(**scored.forward_inputs)
+        return loss
