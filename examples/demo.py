@@ -1,7 +1,7 @@
 """The `make demo` run: a short ASFT fine-tune of the built-in SmolLM2-135M-Instruct on builtin:arith, with exact-match
 accuracy and completion loss on the held-out split before and after.
 
-    python examples/demo.py [--method asft] [--max_steps 80] [--eval_size 100]
+    python examples/demo.py [--method asft] [--max_steps 60] [--eval_size 100]
 """
 
 import argparse
@@ -23,7 +23,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--method", default="asft")
     parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--max_steps", type=int, default=80)
+    parser.add_argument("--max_steps", type=int, default=60)
     parser.add_argument("--eval_size", type=int, default=100)
     parser.add_argument("--output_dir", default="outputs/demo-asft")
     args = parser.parse_args()

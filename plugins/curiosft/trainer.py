@@ -1,0 +1,147 @@
+"""CurioSFTTrainer: SFTTrainer plus self-distillation toward an EMA copy of the policy softened by an
+entropy-guided per-token temperature."""
+
+from __future__ import annotations
+
+import torch
+from trl import SFTTrainer
+
+from trl_ext.compat import add_backbone_forward, backbone, record_metric
+from trl_ext.ema import EMATeacher, frozen_copy, resolve_checkpoint
+from trl_ext.gold_token import gold_token_loss
+from trl_ext.losses import LMHead, fused_token_loss, shifted_positions
+
+from .config import CurioSFTConfig
+from .temperature import TemperatureRule, tempered_reference, tempered_teacher_targets
+
+
+def curio_token_loss(kd_coef: float):
+    """The official `custom_loss` (algo_type "curio_sft") per token, with its derivative in lp_t:
+    l_t = -lp_t + (kd_coef / 2) (lp_t - q_t)^2,  dl_t / dlp_t = -1 + kd_coef (lp_t - q_t)."""
+
+    def token_loss(lp: torch.Tensor, log_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        gap = lp - log_q
+        return -lp + 0.5 * kd_coef * gap.square(), -1.0 + kd_coef * gap
+
+    return token_loss
+
+
+class CurioSFTTrainer(SFTTrainer):
+    """CurioSFT (arXiv 2602.02244): NLL plus a pull of the gold token's log-prob toward an EMA self-teacher softened
+    by an entropy-guided temperature in [1.1, 1.5].
+
+    The teacher is a frozen copy of the initial policy, updated as teacher <- (1 - alpha) teacher + alpha policy every
+    `ref_model_sync_steps` steps; it is saved in every checkpoint (`trl_ext_ema_teacher.safetensors`) and restored by
+    `train(resume_from_checkpoint=...)`.
+    """
+
+    _name = "CurioSFT"
+    _tag_names = ["trl", "sft", "curiosft", "trl-ext"]
+    _paper = {
+        "title": "Learning While Staying Curious: Entropy-Preserving Supervised Fine-Tuning via Adaptive "
+        "Self-Distillation for Large Reasoning Models",
+        "id": "2602.02244",
+        "citation": None,  # filled from the plugin's PAPER in __init__.py
+    }
+
+    def __init__(self, model, args: CurioSFTConfig | None = None, *posargs, **kwargs):
+        if args is None:
+            args = CurioSFTConfig(output_dir="curiosft-output")
+        if not isinstance(args, CurioSFTConfig):
+            raise TypeError(f"CurioSFTTrainer needs a CurioSFTConfig, got {type(args).__name__}")
+        super().__init__(model, args, *posargs, **kwargs)
+        self._policy = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        add_backbone_forward(self._policy)
+        self.teacher = None
+        self.ema = None
+        if args.uses_teacher:
+            if args.curio_kd_form == "full_kl" and LMHead.of(self._policy).softcap is not None:
+                raise ValueError("curio_kd_form='full_kl' does not support soft-capped LM heads; use 'gt_token_sq'.")
+            # Under PEFT the copy holds the adapters too, so the EMA runs over the same parameter list.
+            self.teacher = frozen_copy(self._policy).to(self.accelerator.device)
+            self.ema = EMATeacher(self.teacher, self._policy, args.ref_model_sync_steps, args.ref_model_mixup_alpha)
+            self.add_callback(self.ema)
+        self._rule = TemperatureRule.from_config(args)
+
+    # --- loss --------------------------------------------------------------------------------------------------------
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        mode = "train" if self.model.training else "eval"
+        args: CurioSFTConfig = self.args
+        if "shift_labels" in inputs:
+            raise NotImplementedError("CurioSFTTrainer does not support context/sequence parallelism (shift_labels).")
+        forward_inputs = {k: v for k, v in inputs.items() if k != "labels"}
+        forward_inputs["use_cache"] = False
+
+        hidden = model(**forward_inputs, return_backbone_hidden=True)
+        mask, targets = shifted_positions(inputs["labels"])
+        h = hidden[:, :-1][mask]
+        head = LMHead.of(self._policy)
+        normalizer = mask.sum() if num_items_in_batch is None else num_items_in_batch
+
+        teacher = kd = None
+        if not args.uses_teacher:
+            loss, stats = fused_token_loss(h, head, targets, normalizer=normalizer)
+        else:
+            with torch.no_grad():
+                teacher_hidden = backbone(self.teacher)(**forward_inputs).last_hidden_state[:, :-1][mask]
+            teacher_head = LMHead.of(self.teacher)
+            teacher = tempered_teacher_targets(
+                teacher_hidden, teacher_head, targets, self._rule, args.curio_teacher_chunk_rows
+            )
+            if args.curio_kd_form == "gt_token_sq":
+                # l_t = -lp_t + (alpha_kd / 2) (lp_t - q_t)^2 (official custom_loss), token sum / num_items_in_batch
+                loss, stats, _ = gold_token_loss(
+                    h,
+                    head,
+                    targets,
+                    token_loss=curio_token_loss(args.curio_kd_coef),
+                    aux=teacher.log_q,
+                    normalizer=normalizer,
+                )
+                kd = 0.5 * args.curio_kd_coef * (stats.log_probs - teacher.log_q).square()
+            else:
+                # l_t = -lp_t + alpha_kd KL(softmax(z_t / tau_t) || pi_theta) (the paper's wording)
+                ref_hidden, ref_head = tempered_reference(teacher_hidden, teacher_head, teacher.tau)
+                loss, stats = fused_token_loss(
+                    h,
+                    head,
+                    targets,
+                    normalizer=normalizer,
+                    ref_hidden=ref_hidden,
+                    ref_head=ref_head,
+                    kl_coef=args.curio_kd_coef,
+                )
+                kd = args.curio_kd_coef * stats.kl
+        # As SFTTrainer: `num_items_in_batch` counts every rank's tokens and DDP averages gradients across ranks
+        if args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * self.accelerator.num_processes
+        self._log_token_means(mode, mask, stats, teacher, kd)
+
+        if return_outputs:  # only for compute_metrics; the full logits cost an extra forward, as in SFTTrainer
+            with torch.no_grad():
+                outputs = model(**forward_inputs)
+            return loss, outputs
+        return loss
+
+    def _log_token_means(self, mode, mask, stats, teacher, kd) -> None:
+        gather = self.accelerator.gather_for_metrics
+        count = gather(mask.sum().reshape(1)).sum().clamp(min=1)
+
+        def token_mean(values: torch.Tensor) -> float:
+            return (gather(values.detach().float().sum().reshape(1)).sum() / count).item()
+
+        record_metric(self, mode, "entropy", token_mean(stats.entropy))
+        record_metric(self, mode, "mean_token_accuracy", token_mean(stats.is_top1.float()))
+        record_metric(self, mode, "curio/sft_nll", token_mean(-stats.log_probs))
+        if teacher is not None:
+            record_metric(self, mode, "curio/kd", token_mean(kd))
+            record_metric(self, mode, "curio/tau_mean", token_mean(teacher.tau))
+            record_metric(self, mode, "curio/frac_tau_min", token_mean(teacher.tau == self._rule.tau_min))
+            record_metric(self, mode, "curio/teacher_entropy", token_mean(teacher.entropy))
+
+    # --- resume ------------------------------------------------------------------------------------------------------
+    def train(self, resume_from_checkpoint=None, *args, **kwargs):
+        checkpoint = resolve_checkpoint(resume_from_checkpoint, self.args.output_dir)
+        if checkpoint is not None and self.ema is not None:
+            self.ema.load(checkpoint)
+        return super().train(resume_from_checkpoint, *args, **kwargs)

@@ -1,0 +1,68 @@
+"""SoFT: Sorted Fine-Tuning, nested sub-models from the first n layers with a shared head (arXiv 2309.08968)."""
+
+from trl_ext import Method, Paper, hookimpl
+
+from .config import SoFTConfig, default_depths
+from .submodels import (
+    PAPER_THRESHOLDS,
+    EarlyExitOutput,
+    decoder_layers,
+    depth_nll,
+    early_exit_generate,
+    final_norm,
+    truncate_to_submodel,
+)
+from .trainer import SoFTTrainer
+
+PAPER = Paper(
+    title="Sorted LLaMA: Unlocking the Potential of Intermediate Layers of Large Language Models for Dynamic Inference "
+    "Using Sorted Fine-Tuning (SoFT)",
+    arxiv="2309.08968",
+    citation="""@article{kavehzadeh2023sorted,
+  title         = {Sorted {LLaMA}: Unlocking the Potential of Intermediate Layers of Large Language Models for
+                   Dynamic Inference Using Sorted Fine-Tuning ({SoFT})},
+  author        = {Kavehzadeh, Parsa and Valipour, Mojtaba and Tahaei, Marzieh and Ghodsi, Ali and Chen, Boxing and
+                   Rezagholizadeh, Mehdi},
+  journal       = {arXiv preprint arXiv:2309.08968},
+  year          = {2023},
+  eprint        = {2309.08968},
+  archivePrefix = {arXiv},
+  url           = {https://arxiv.org/abs/2309.08968}
+}""",
+)
+SoFTTrainer._paper = {"title": PAPER.title, "id": PAPER.arxiv, "citation": PAPER.citation}
+
+
+@hookimpl
+def register_methods(register):
+    register(
+        Method(
+            name="soft",
+            trainer=SoFTTrainer,
+            config=SoFTConfig,
+            base="sft",
+            family="sft-loss",
+            paper=PAPER,
+            description="Mean SFT loss of nested sub-models (first n layers + the shared final norm and head), so "
+            "intermediate depths can serve early exit and self-speculative decoding.",
+            # |B| - 1 extra head projections (forward + backward), measured against the model by SoFTTrainer
+            extra_forwards=lambda config: getattr(config, "_soft_extra_forwards", 0.0),
+            example="trl-ext train soft --model_name_or_path smollm2-135m --dataset_name builtin:arith "
+            "--learning_rate 5e-5 --max_steps 50",
+        )
+    )
+
+
+__all__ = [
+    "PAPER",
+    "PAPER_THRESHOLDS",
+    "EarlyExitOutput",
+    "SoFTConfig",
+    "SoFTTrainer",
+    "decoder_layers",
+    "default_depths",
+    "depth_nll",
+    "early_exit_generate",
+    "final_norm",
+    "truncate_to_submodel",
+]

@@ -1,0 +1,129 @@
+"""SoFTTrainer: SFTTrainer whose loss is the mean of the SFT losses of nested sub-models (first n layers + the shared
+final norm and LM head), all from one forward pass."""
+
+from __future__ import annotations
+
+import torch
+from trl import SFTTrainer
+
+from trl_ext.compat import record_metric
+from trl_ext.losses import LMHead, TokenStats, fused_token_loss, shifted_positions
+
+from .config import SoFTConfig
+from .submodels import decoder_layers, final_norm
+
+
+class SoFTTrainer(SFTTrainer):
+    """Sorted Fine-Tuning (arXiv 2309.08968): L_SoFT = sum_n w_n L_n over the depths n in B (uniform w: the paper's
+    mean, Eq. 1), where L_n is the SFT loss of the first n layers read through the model's own final norm and head.
+
+    The depths are recorded in the saved model's config (`soft_layers`) for inference tooling; the sub-models are
+    prefixes of the model, so nothing else is saved.
+    """
+
+    _name = "SoFT"
+    _tag_names = ["trl", "sft", "soft", "trl-ext"]
+    _paper = {
+        "title": "Sorted LLaMA: Unlocking the Potential of Intermediate Layers of Large Language Models for Dynamic "
+        "Inference Using Sorted Fine-Tuning (SoFT)",
+        "id": "2309.08968",
+        "citation": None,  # filled from the plugin's PAPER in __init__.py
+    }
+
+    def __init__(self, model, args: SoFTConfig | None = None, *posargs, **kwargs):
+        if args is None:
+            args = SoFTConfig(output_dir="soft-output")
+        if not isinstance(args, SoFTConfig):
+            raise TypeError(f"SoFTTrainer needs a SoFTConfig, got {type(args).__name__}")
+        super().__init__(model, args, *posargs, **kwargs)
+        self._policy = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        self.num_layers = len(decoder_layers(self._policy))
+        self.depths, self.depth_weights = args.depths_for(self.num_layers)
+        self._final_norm = final_norm(self._policy)
+        self._policy.config.soft_layers = list(self.depths)
+        # `trl-ext bench` reads the intrinsic cost: each extra depth adds one head projection forward and backward.
+        args._soft_extra_forwards = extra_head_forwards(self._policy, len(self.depths))
+        self._checked_last_hidden = False
+
+    # --- loss --------------------------------------------------------------------------------------------------------
+    def depth_losses(self, model, inputs, num_items_in_batch=None) -> dict[int, tuple[torch.Tensor, TokenStats]]:
+        """L_n and its token statistics for each n in B, from one forward pass."""
+        if "shift_labels" in inputs:
+            raise NotImplementedError("SoFTTrainer does not support context/sequence parallelism (shift_labels).")
+        forward_inputs = {k: v for k, v in inputs.items() if k != "labels"}
+        # logits_to_keep=1: the model projects only the last position; the depths are projected below, in chunks.
+        forward_inputs.update(use_cache=False, output_hidden_states=True, logits_to_keep=1)
+        outputs = model(**forward_inputs)
+        hidden_states = outputs.hidden_states  # L + 1 tensors: embeddings, layer 1 .. L (the last one post-norm)
+        if not self._checked_last_hidden:
+            self._check_last_hidden(hidden_states[self.num_layers], outputs.logits)
+        mask, targets = shifted_positions(inputs["labels"])
+        normalizer = mask.sum() if num_items_in_batch is None else num_items_in_batch
+        head = LMHead.of(self._policy)
+        losses = {}
+        for n in self.depths:
+            # g_n = FinalNorm(hidden_states[n]); hidden_states[L] is already normalised: never normalise twice
+            g = hidden_states[n] if n == self.num_layers else self._final_norm(hidden_states[n])
+            losses[n] = fused_token_loss(g[:, :-1][mask], head, targets, normalizer=normalizer)
+        return losses
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        mode = "train" if self.model.training else "eval"
+        losses = self.depth_losses(model, inputs, num_items_in_batch)
+        # L_SoFT = sum_n w_n L_n, the mean over B when uniform (paper Eq. 1), taken after each L_n's normalisation
+        loss = sum(w * losses[n][0] for n, w in zip(self.depths, self.depth_weights, strict=True))
+        # As SFTTrainer: `num_items_in_batch` counts every rank's tokens and DDP averages gradients across ranks
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * self.accelerator.num_processes
+        self._log_depths(mode, inputs["labels"], losses)
+
+        if return_outputs:  # only for compute_metrics; the full logits cost an extra forward, as in SFTTrainer
+            with torch.no_grad():
+                outputs = model(**{k: v for k, v in inputs.items() if k != "labels"} | {"use_cache": False})
+            return loss, outputs
+        return loss
+
+    def _check_last_hidden(self, last: torch.Tensor, logits: torch.Tensor) -> None:
+        # The model's own head on hidden_states[L] must give its logits: else the architecture returns a pre-norm last
+        # hidden state and the full-depth loss would skip the final norm.
+        with torch.no_grad():
+            head = LMHead.of(self._policy)
+            ours, _ = head.capped(head.logits(last[:, -1]))
+            theirs = logits[:, -1].float()
+            tolerance = 1e-2 * theirs.abs().max().clamp(min=1.0)
+            if (ours - theirs).abs().max() > tolerance:
+                raise ValueError(
+                    f"{type(self._policy).__name__}'s last hidden state is not the final-normed one its "
+                    "head reads; SoFTTrainer supports Llama-family decoders."
+                )
+        self._checked_last_hidden = True
+
+    def _log_depths(self, mode, labels, losses) -> None:
+        gather = self.accelerator.gather_for_metrics
+        count = gather((labels[:, 1:] != -100).sum().reshape(1)).sum().clamp(min=1)
+
+        def token_mean(values: torch.Tensor) -> float:
+            return (gather(values.detach().float().sum().reshape(1)).sum() / count).item()
+
+        mean = 0.0
+        for n, w in zip(self.depths, self.depth_weights, strict=True):
+            stats = losses[n][1]
+            nll = token_mean(-stats.log_probs)
+            mean += w * nll
+            record_metric(self, mode, f"soft/loss_L{n}", nll)
+            record_metric(self, mode, f"soft/acc_L{n}", token_mean(stats.is_top1.float()))
+        record_metric(self, mode, "soft/loss_mean", mean)
+        full = losses[self.num_layers][1]
+        record_metric(self, mode, "entropy", token_mean(full.entropy))
+        record_metric(self, mode, "mean_token_accuracy", token_mean(full.is_top1.float()))
+
+
+def extra_head_forwards(model: torch.nn.Module, num_depths: int) -> float:
+    """SoFT's cost over SFT in units of one no-grad forward: |B| - 1 extra head projections, each a forward and a
+    backward (about 3 head matmuls), against a forward of the whole model (the per-token matmul parameters)."""
+    head = model.get_output_embeddings().weight.numel()
+    embeddings = model.get_input_embeddings().weight
+    body = sum(p.numel() for p in model.parameters()) - embeddings.numel()  # lookups cost no matmul
+    if model.get_output_embeddings().weight is not embeddings:
+        body -= head
+    return (num_depths - 1) * 3 * head / (body + head)

@@ -1,0 +1,121 @@
+"""An EMA teacher: a frozen copy of the policy that follows it as
+
+    theta_T <- (1 - alpha) * theta_T + alpha * theta      every `sync_steps` optimizer steps,
+
+which is TRL's `SyncRefModelCallback` rule (`ref_model_sync_steps`, `ref_model_mixup_alpha`; its DeepSpeed ZeRO-3
+gathered path included, since the update itself is TRL's `sync_target_model`).
+
+The teacher is trainer state that is neither the base model nor the policy a checkpoint holds, so `EMATeacher`
+writes it next to every checkpoint and `EMATeacher.load` puts it back before a resumed run continues; without that a
+resumed run would silently distil toward the wrong model.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+
+import torch
+from accelerate.state import is_initialized as accelerator_initialized
+from safetensors.torch import load_model, save_model
+from transformers import TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+from trl import SyncRefModelCallback
+
+from .compat import drop_instance_forward
+
+logger = logging.getLogger(__name__)
+
+TEACHER_FILE = "trl_ext_ema_teacher.safetensors"
+
+
+def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A deep copy of `model` in eval mode without gradients. Tied weights stay tied inside the copy and are never
+    shared with `model`; a patched instance `forward` (e.g. `add_backbone_forward`) is not carried over."""
+    forward = drop_instance_forward(model)
+    try:
+        teacher = copy.deepcopy(model)
+    finally:
+        if forward is not None:
+            model.forward = forward
+    return teacher.eval().requires_grad_(False)
+
+
+def resolve_checkpoint(resume_from_checkpoint: str | bool | None, output_dir: str) -> str | None:
+    """The checkpoint folder `Trainer.train(resume_from_checkpoint=...)` will resume from (True: the last one in
+    `output_dir`, as Trainer resolves it), or None for a fresh run."""
+    if resume_from_checkpoint is True:
+        found = get_last_checkpoint(output_dir)
+        if found is None:
+            raise ValueError(f"resume_from_checkpoint=True but no checkpoint found in {output_dir}")
+        return found
+    if isinstance(resume_from_checkpoint, str):
+        return resume_from_checkpoint
+    return None
+
+
+class EMATeacher(TrainerCallback):
+    """Keeps `teacher` an EMA of `policy` (see the module docstring) and saves/restores it with checkpoints.
+
+    Args:
+        teacher: the frozen copy (`frozen_copy(policy)` at the start of training).
+        policy: the trained model, unwrapped (under PEFT the base model holding the adapters, so the parameter
+            lists of both line up one to one).
+        sync_steps: S, optimizer steps between updates (the update runs at the end of steps S, 2S, ...).
+        alpha: the weight of the policy in the update (1: copy the policy, 0: the teacher never moves).
+        filename: the file written into each `checkpoint-N` folder.
+    """
+
+    def __init__(
+        self,
+        teacher: torch.nn.Module,
+        policy: torch.nn.Module,
+        sync_steps: int,
+        alpha: float,
+        filename: str = TEACHER_FILE,
+    ):
+        if sync_steps < 1:
+            raise ValueError(f"sync_steps={sync_steps} must be >= 1")
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha={alpha} must be in [0, 1]")
+        self.teacher = teacher
+        self.policy = policy
+        self.sync_steps = sync_steps
+        self.alpha = alpha
+        self.filename = filename
+        self.num_updates = 0
+
+    def update(self) -> None:
+        """One EMA update, now (outside a trainer too: TRL's update asks accelerate about DeepSpeed first)."""
+        if accelerator_initialized():
+            SyncRefModelCallback.sync_target_model(self.policy, self.teacher, self.alpha)
+        else:
+            with torch.no_grad():
+                for target, source in zip(self.teacher.parameters(), self.policy.parameters(), strict=True):
+                    target.mul_(1.0 - self.alpha).add_(source, alpha=self.alpha)
+        self.num_updates += 1
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step % self.sync_steps == 0:
+            self.update()
+
+    def on_save(self, args, state, control, **kwargs):
+        # Trainer calls on_save right after writing checkpoint-N (after on_step_end, so after this step's update).
+        if not state.is_world_process_zero:
+            return
+        folder = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+        if os.path.isdir(folder):
+            save_model(self.teacher, os.path.join(folder, self.filename))
+
+    def load(self, checkpoint: str) -> None:
+        """Restore the teacher saved in `checkpoint` (a `checkpoint-N` folder)."""
+        path = os.path.join(checkpoint, self.filename)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"{checkpoint} has no {self.filename}: it was not written by a trainer with an EMA teacher, so the "
+                "teacher cannot be restored and resuming would distil toward the wrong model."
+            )
+        device = next(self.teacher.parameters()).device
+        load_model(self.teacher, path, strict=True, device=str(device))
+        logger.info("Restored the EMA teacher from %s", path)
