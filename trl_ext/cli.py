@@ -87,8 +87,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"\n{record.description}")
     if isinstance(record, Method):
         base_config = _trl_base(record.config)
-        print(f"\nBased on TRL's {record.trainer.__mro__[1].__name__ if record.family != 'trl' else record.trainer.__name__}"
-              f": every `trl {record.base}` flag applies ({base_config.__name__}, ModelConfig, ScriptArguments).")
+        print(f"\nBased on TRL's {_trl_base(record.trainer).__name__}: every `trl {record.base}` flag applies "
+              f"({base_config.__name__}, ModelConfig, ScriptArguments).")
         shapes = " | ".join("+".join(s) for s in BASE_COLUMNS.get(record.base, []))
         extra = _method_columns(record)
         print(f"Dataset columns: {shapes}" + (f"; plus {', '.join(extra)}" if extra else ""))
@@ -96,7 +96,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         if own:
             print(f"\nConfig fields ({record.config.__name__}, beyond {base_config.__name__}):")
             for f in own:
-                default = f.default if f.default is not dataclasses.MISSING else "(required)"
+                default = f.default if f.default is not dataclasses.MISSING else (
+                    f.default_factory() if f.default_factory is not dataclasses.MISSING else "(required)")
                 print(f"  --{f.name} (default: {default})\n      {f.metadata.get('help', '')}")
         print(f"\nExample:\n  {record.example or f'trl-ext train {record.name} --max_steps 10'}")
     else:

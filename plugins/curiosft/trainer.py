@@ -4,12 +4,12 @@ entropy-guided per-token temperature."""
 from __future__ import annotations
 
 import torch
-from trl import SFTTrainer
 
-from trl_ext.compat import add_backbone_forward, backbone, record_metric
+from trl_ext.compat import backbone
 from trl_ext.ema import EMATeacher, frozen_copy, resolve_checkpoint
 from trl_ext.gold_token import gold_token_loss
-from trl_ext.losses import LMHead, fused_token_loss, shifted_positions
+from trl_ext.losses import LMHead, fused_token_loss
+from trl_ext.sft_base import FusedSFTTrainer
 
 from .config import CurioSFTConfig
 from .temperature import TemperatureRule, tempered_reference, tempered_teacher_targets
@@ -26,7 +26,7 @@ def curio_token_loss(kd_coef: float):
     return token_loss
 
 
-class CurioSFTTrainer(SFTTrainer):
+class CurioSFTTrainer(FusedSFTTrainer):
     """CurioSFT (arXiv 2602.02244): NLL plus a pull of the gold token's log-prob toward an EMA self-teacher softened
     by an entropy-guided temperature in [1.1, 1.5].
 
@@ -50,8 +50,6 @@ class CurioSFTTrainer(SFTTrainer):
         if not isinstance(args, CurioSFTConfig):
             raise TypeError(f"CurioSFTTrainer needs a CurioSFTConfig, got {type(args).__name__}")
         super().__init__(model, args, *posargs, **kwargs)
-        self._policy = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-        add_backbone_forward(self._policy)
         self.teacher = None
         self.ema = None
         if args.uses_teacher:
@@ -67,23 +65,17 @@ class CurioSFTTrainer(SFTTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         mode = "train" if self.model.training else "eval"
         args: CurioSFTConfig = self.args
-        if "shift_labels" in inputs:
-            raise NotImplementedError("CurioSFTTrainer does not support context/sequence parallelism (shift_labels).")
-        forward_inputs = {k: v for k, v in inputs.items() if k != "labels"}
-        forward_inputs["use_cache"] = False
-
-        hidden = model(**forward_inputs, return_backbone_hidden=True)
-        mask, targets = shifted_positions(inputs["labels"])
-        h = hidden[:, :-1][mask]
-        head = LMHead.of(self._policy)
-        normalizer = mask.sum() if num_items_in_batch is None else num_items_in_batch
+        scored = self.scored_batch(model, inputs)
+        h, targets, mask = scored.hidden, scored.targets, scored.mask
+        head = self.policy_head
+        normalizer, multiplier = self.token_normalizer(mask, num_items_in_batch)
 
         teacher = kd = None
         if not args.uses_teacher:
             loss, stats = fused_token_loss(h, head, targets, normalizer=normalizer)
         else:
             with torch.no_grad():
-                teacher_hidden = backbone(self.teacher)(**forward_inputs).last_hidden_state[:, :-1][mask]
+                teacher_hidden = backbone(self.teacher)(**scored.forward_inputs).last_hidden_state[:, :-1][mask]
             teacher_head = LMHead.of(self.teacher)
             teacher = tempered_teacher_targets(
                 teacher_hidden, teacher_head, targets, self._rule, args.curio_teacher_chunk_rows
@@ -112,32 +104,13 @@ class CurioSFTTrainer(SFTTrainer):
                     kl_coef=args.curio_kd_coef,
                 )
                 kd = args.curio_kd_coef * stats.kl
-        # As SFTTrainer: `num_items_in_batch` counts every rank's tokens and DDP averages gradients across ranks
-        if args.average_tokens_across_devices and num_items_in_batch is not None:
-            loss = loss * self.accelerator.num_processes
-        self._log_token_means(mode, mask, stats, teacher, kd)
-
-        if return_outputs:  # only for compute_metrics; the full logits cost an extra forward, as in SFTTrainer
-            with torch.no_grad():
-                outputs = model(**forward_inputs)
-            return loss, outputs
-        return loss
-
-    def _log_token_means(self, mode, mask, stats, teacher, kd) -> None:
-        gather = self.accelerator.gather_for_metrics
-        count = gather(mask.sum().reshape(1)).sum().clamp(min=1)
-
-        def token_mean(values: torch.Tensor) -> float:
-            return (gather(values.detach().float().sum().reshape(1)).sum() / count).item()
-
-        record_metric(self, mode, "entropy", token_mean(stats.entropy))
-        record_metric(self, mode, "mean_token_accuracy", token_mean(stats.is_top1.float()))
-        record_metric(self, mode, "curio/sft_nll", token_mean(-stats.log_probs))
+        metrics = {"entropy": stats.entropy, "mean_token_accuracy": stats.is_top1, "curio/sft_nll": -stats.log_probs}
         if teacher is not None:
-            record_metric(self, mode, "curio/kd", token_mean(kd))
-            record_metric(self, mode, "curio/tau_mean", token_mean(teacher.tau))
-            record_metric(self, mode, "curio/frac_tau_min", token_mean(teacher.tau == self._rule.tau_min))
-            record_metric(self, mode, "curio/teacher_entropy", token_mean(teacher.entropy))
+            metrics.update({"curio/kd": kd, "curio/tau_mean": teacher.tau,
+                            "curio/frac_tau_min": teacher.tau == self._rule.tau_min,
+                            "curio/teacher_entropy": teacher.entropy})
+        self.log_token_means(mode, mask, **metrics)
+        return self.loss_output(model, scored, loss * multiplier, return_outputs)
 
     # --- resume ------------------------------------------------------------------------------------------------------
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
