@@ -1,0 +1,145 @@
+"""FAITTrainer: SFTTrainer whose per-token loss is weighted up on error-sensitive tokens (FAIT, arXiv 2503.16913)."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from trl import SFTTrainer
+
+from trl_ext.compat import add_backbone_forward, record_metric
+from trl_ext.losses import LMHead, fused_token_loss, shifted_positions
+from trl_ext.token_masks import attach_completion_masks, masks_for_trainer
+
+from .config import FAITConfig, import_weight_fn
+from .masks import FAITSpans
+
+logger = logging.getLogger(__name__)
+# The masks aligned with `input_ids` that the collator carries (the dataset's `fault_*_mask` columns, when given,
+# are over the completion's own tokens and are re-aligned into these).
+LINE_MASK, TOKEN_MASK = "fait_line_mask", "fait_token_mask"
+MASK_KEYS = (LINE_MASK, TOKEN_MASK)
+
+
+def fait_weights(
+    line_mask: torch.Tensor,
+    token_mask: torch.Tensor,
+    label_mask: torch.Tensor,
+    line_weight: float,
+    token_weight: float,
+    dynamic: str,
+) -> torch.Tensor:
+    """Card loss: w_j = 1 + a * line_j + b * tok_j; with `dynamic="renorm"` each sequence's weights are rescaled by
+    n_b / sum_j w_j over its scored tokens, so they average 1. Returns [B, T'] weights, 0 where `label_mask` is 0."""
+    m = label_mask.to(torch.float32)
+    w = (1.0 + line_weight * line_mask.float() + token_weight * token_mask.float()) * m
+    if dynamic == "renorm":
+        n_b = m.sum(dim=1, keepdim=True)
+        w = w * (n_b / w.sum(dim=1, keepdim=True).clamp(min=1e-12))
+    return w
+
+
+class FAITTrainer(SFTTrainer):
+    """Fault-Aware Fine-Tuning: token-weighted cross-entropy, heavier on the tokens where the correct solution
+    differs from similar incorrect variants. Training rows need `prompt`, `completion` and either
+    `incorrect_completions` (default) or precomputed `fault_line_mask` / `fault_token_mask` columns."""
+
+    _name = "FAIT"
+    _tag_names = ["trl", "sft", "fait", "trl-ext"]
+    _paper = {
+        "title": "FAIT: Fault-Aware Fine-Tuning for Better Code Generation",
+        "id": "2503.16913",
+        "citation": None,  # filled from the plugin's PAPER in __init__.py
+    }
+
+    def __init__(self, model, args: FAITConfig | None = None, *posargs, **kwargs):
+        if args is None:
+            args = FAITConfig(output_dir="fait-output")
+        if not isinstance(args, FAITConfig):
+            raise TypeError(f"FAITTrainer needs a FAITConfig, got {type(args).__name__}")
+        super().__init__(model, args, *posargs, **kwargs)
+        self._policy = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        add_backbone_forward(self._policy)
+        self._weight_fn = import_weight_fn(args.fait_weight_fn) if args.fait_weight_fn else None
+        self._spans = FAITSpans(
+            args.fait_masks_from, getattr(self.processing_class, "tokenizer", self.processing_class)
+        )
+        attach_completion_masks(self, self._spans, MASK_KEYS)
+        self._warned_no_masks = False
+
+    # --- data --------------------------------------------------------------------------------------------------------
+    def get_eval_dataloader(self, eval_dataset=None):
+        # a dataset given to `evaluate()` is prepared by SFTTrainer there, without the masks
+        return super().get_eval_dataloader(masks_for_trainer(self, eval_dataset, self._spans, MASK_KEYS))
+
+    # --- loss --------------------------------------------------------------------------------------------------------
+    def token_weights(
+        self, line_mask: torch.Tensor, token_mask: torch.Tensor, label_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """[B, T-1] weights of the scored positions: the card's rule, or `fait_weight_fn`."""
+        args: FAITConfig = self.args
+        if self._weight_fn is not None:
+            return self._weight_fn(line_mask, token_mask, label_mask, args).to(torch.float32) * label_mask
+        return fait_weights(
+            line_mask, token_mask, label_mask, args.fait_line_weight, args.fait_token_weight, args.fait_dynamic
+        )
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        mode = "train" if self.model.training else "eval"
+        if "shift_labels" in inputs:
+            raise NotImplementedError("FAITTrainer does not support context/sequence parallelism (shift_labels).")
+        labels = inputs["labels"]
+        masks = {key: inputs.get(key) for key in MASK_KEYS}
+        forward_inputs = {k: v for k, v in inputs.items() if k != "labels" and k not in MASK_KEYS}
+        forward_inputs["use_cache"] = False
+
+        hidden = model(**forward_inputs, return_backbone_hidden=True)
+        mask, targets = shifted_positions(labels)
+        if any(m is None for m in masks.values()):
+            # Direct calls with SFTTrainer's batches (`trl-ext bench`): no sensitive tokens, i.e. plain SFT weights
+            if not self._warned_no_masks:
+                logger.warning("FAIT batch without %s: every token gets weight 1.", " / ".join(MASK_KEYS))
+                self._warned_no_masks = True
+            masks = {key: torch.zeros_like(labels, dtype=torch.int8) for key in MASK_KEYS}
+        # the masks are aligned with input_ids; shift them exactly like the labels
+        line = masks[LINE_MASK][:, 1:].to(mask.device) * mask
+        tok = masks[TOKEN_MASK][:, 1:].to(mask.device) * mask
+        weights = self.token_weights(line, tok, mask)
+
+        normalizer = mask.sum() if num_items_in_batch is None else num_items_in_batch
+        loss, stats = fused_token_loss(
+            hidden[:, :-1][mask], LMHead.of(self._policy), targets, normalizer=normalizer, token_weights=weights[mask]
+        )
+        # As SFTTrainer: `num_items_in_batch` counts every rank's tokens and DDP averages gradients across ranks
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * self.accelerator.num_processes
+        self._log(mode, mask, line[mask], tok[mask], weights[mask], stats)
+
+        if return_outputs:  # only for compute_metrics; the full logits cost an extra forward, as in SFTTrainer
+            with torch.no_grad():
+                outputs = model(**forward_inputs)
+            return loss, outputs
+        return loss
+
+    def _log(self, mode, mask, line, tok, weights, stats) -> None:
+        gather = self.accelerator.gather_for_metrics
+
+        def total(values: torch.Tensor) -> torch.Tensor:
+            return gather(values.detach().float().sum().reshape(1)).sum()
+
+        nll = -stats.log_probs
+        sensitive = ((line + tok) > 0).float()
+        count, n_sensitive = total(mask), total(sensitive)
+        n_other = count - n_sensitive
+        count = count.clamp(min=1)
+        record_metric(self, mode, "entropy", (total(stats.entropy) / count).item())
+        record_metric(self, mode, "mean_token_accuracy", (total(stats.is_top1) / count).item())
+        record_metric(self, mode, "fait/frac_line_tokens", (total(line) / count).item())
+        record_metric(self, mode, "fait/frac_token_tokens", (total(tok) / count).item())
+        record_metric(
+            self, mode, "fait/mean_weight_sensitive", (total(weights * sensitive) / n_sensitive.clamp(min=1)).item()
+        )
+        if n_sensitive > 0:  # a batch without sensitive tokens says nothing about their NLL
+            record_metric(self, mode, "fait/nll_sensitive", (total(nll * sensitive) / n_sensitive).item())
+        if n_other > 0:
+            record_metric(self, mode, "fait/nll_other", (total(nll * (1 - sensitive)) / n_other).item())

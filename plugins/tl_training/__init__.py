@@ -1,0 +1,132 @@
+"""TL-Training (arXiv 2412.15495): a tool-use training recipe in three parts. MAE, the `tl_mae_split` transform (split
+trajectories per assistant turn, drop failed calls); PKT, the `pkt` method (CE with the key tool-name tokens weighted
+up); IRM, the `tool_call_reward` GRPO reward (graded by error category). See README.md."""
+
+from trl_ext import Dataset, Method, Paper, Reward, Transform, hookimpl
+
+from .config import PKTConfig
+from .data import build as build_tool_calls
+from .data import call_accuracy
+from .irm import REWARDS, ToolCallReward, score_call, tool_call_reward
+from .mae import DEFAULT_ERROR_MARKERS, make_mae_transform, tl_mae_split
+from .pkt import DEFAULT_TERMINATORS, pkt_spans, pkt_weights
+from .trainer import PKTTrainer
+
+PAPER = Paper(
+    title="TL-Training: A Task-Feature-Based Framework for Training Large Language Models in Tool Use",
+    arxiv="2412.15495",
+    citation="""@inproceedings{ye2025tltraining,
+  title     = {{TL}-Training: A Task-Feature-Based Framework for Training Large Language Models in Tool Use},
+  author    = {Ye, Junjie and Wu, Yilong and Li, Sixian and Yang, Yuming and Xi, Zhiheng and Gui, Tao and Zhang, Qi and
+               Huang, Xuanjing and Wang, Peng and Shi, Zhongchao and Fan, Jianping and Du, Zhengyin},
+  booktitle = {Findings of the Association for Computational Linguistics: EMNLP 2025},
+  pages     = {239--258},
+  year      = {2025},
+  publisher = {Association for Computational Linguistics},
+  url       = {https://aclanthology.org/2025.findings-emnlp.15/},
+  eprint    = {2412.15495},
+  archivePrefix = {arXiv}
+}""",
+)
+PKTTrainer._paper = {"title": PAPER.title, "id": PAPER.arxiv, "citation": PAPER.citation}
+
+__all__ = [
+    "DEFAULT_ERROR_MARKERS",
+    "DEFAULT_TERMINATORS",
+    "PAPER",
+    "PKTConfig",
+    "PKTTrainer",
+    "REWARDS",
+    "ToolCallReward",
+    "build_tool_calls",
+    "call_accuracy",
+    "pkt_spans",
+    "pkt_weights",
+    "score_call",
+    "tl_mae_split",
+    "tool_call_reward",
+]
+
+
+@hookimpl
+def register_methods(register):
+    register(
+        Method(
+            name="pkt",
+            trainer=PKTTrainer,
+            config=PKTConfig,
+            base="sft",
+            family="sft-loss",
+            paper=PAPER,
+            description="TL-Training's PKT: CE over the last assistant turn with the key tool-name tokens weighted "
+            "min(|O|/|P|, 9), normalised by the weighted token count.",
+            default_dataset="builtin:tool_calls",
+            required_columns=lambda config: config.columns,
+            extra_forwards=0.0,  # the masks are data; the loss costs what SFT's does
+            example="trl-ext train pkt --model_name_or_path smollm2-135m --dataset_name builtin:tool_calls "
+            "--dataset_config conversations --transforms tl_mae_split --pkt_max_weight 9",
+        )
+    )
+
+
+@hookimpl
+def register_transforms(register):
+    register(
+        Transform(
+            name="tl_mae_split",
+            factory=make_mae_transform,
+            family="data",
+            paper=PAPER,
+            required_columns=("messages",),
+            options={
+                "drop_errors": "Drop assistant turns whose tool output has an error marker (default true; false "
+                "only splits).",
+                "error_markers": "'|'-separated markers, matched lower-cased on letters and digits only (default: "
+                "the official list of 14).",
+                "messages_column": "Column with the conversations (default 'messages').",
+                "num_proc": "Worker processes for Dataset.map (default: none).",
+            },
+            description="MAE: one prompt-completion sample per assistant turn (trained on that turn), dropping "
+            "turns followed by a non-tool message or by a tool error; the final turn is always kept.",
+        )
+    )
+
+
+@hookimpl
+def register_rewards(register):
+    register(
+        Reward(
+            name="tool_call_reward",
+            factory=ToolCallReward,
+            family="grpo-reward",
+            paper=PAPER,
+            required_columns=("tools", "gold_call"),
+            options={
+                "strict_parsing": "Parse both quote styles and literal values, with balanced parentheses "
+                "(default false: the official single-quote regex)."
+            },
+            description="IRM: 1 exact call; -0.25 wrong value; -0.5 redundant or missing arg; -0.8 hallucinated; "
+            "-1.0 redundant and missing; -1.3 hallucinated and redundant/missing; -1.8 all three; -1.5 wrong tool; "
+            "-2 unknown tool or unparsable. Logs irm/frac_<category>.",
+        )
+    )
+
+
+@hookimpl
+def register_datasets(register):
+    register(
+        Dataset(
+            name="tool_calls",
+            factory=build_tool_calls,
+            forms=("sft", "conversations", "grpo"),
+            family="builtin",
+            paper=PAPER,
+            description="Tool-use requests over 5 fake tools with overlapping name prefixes, 10% with a failed first "
+            "call (300 train / 100 test trajectories); for tl_mae_split, pkt and tool_call_reward.",
+            columns={
+                "sft": ("prompt", "completion", "tools", "gold_call", "corrupted", "turn"),
+                "conversations": ("messages", "tools", "gold_call", "corrupted"),
+                "grpo": ("prompt", "tools", "gold_call"),
+            },
+        )
+    )

@@ -1,0 +1,210 @@
+"""IRM (error-category reward): a graded reward of a generated tool call against the gold call, as
+`test_answer_for_reward(..., "tool_code")` in the official `code/irm/dschat/rlhf/ppo_trainer.py`.
+
+parse failure -2; predicted name not an available tool (and not empty) -2; name != gold -1.5; then, with
+hal = predicted argument names outside the tool's parameters, red = a predicted argument the gold call lacks but the
+schema has, miss = a gold argument the prediction lacks: hal & red & miss -1.8; hal & (red | miss) -1.3;
+red & miss -1.0; hal -0.8; red | miss -0.5; argument values differ -0.25; exact 1.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .pkt import tool_names
+
+CALL_PATTERN = r"(.*?)\(([\s\S]*?)\)"  # official: name = text before the first "(", args up to the first ")"
+ARG_PATTERN = r"(\w+)\s*=\s*'([^']*)'"  # official: only single-quoted values are seen
+_ANY_QUOTE_ARG = re.compile(r"""(\w+)\s*=\s*(?:'([^']*)'|"((?:[^"\\]|\\.)*)"|([^,\s)]+))""")
+
+REWARDS: dict[str, float] = {
+    "exact": 1.0,
+    "wrong_value": -0.25,
+    "redundant_or_missing": -0.5,
+    "hallucinated": -0.8,
+    "redundant_and_missing": -1.0,
+    "hallucinated_and_redundant_or_missing": -1.3,
+    "wrong_tool": -1.5,
+    "hallucinated_redundant_missing": -1.8,
+    "unknown_tool": -2.0,
+    "parse_failure": -2.0,
+}
+
+
+class ParseError(ValueError):
+    pass
+
+
+def tool_params(tools: Any) -> dict[str, list[str]]:
+    """{tool name: parameter names} from a `tools` value (JSON string or list of schemas)."""
+    if tools is None:
+        return {}
+    if isinstance(tools, str):
+        tools = json.loads(tools)
+    out = {}
+    for tool in tools:
+        spec = tool.get("function", tool)
+        out[spec["name"]] = list(((spec.get("parameters") or {}).get("properties") or {}).keys())
+    return out
+
+
+def _official_parse(text: str) -> tuple[str, dict[str, str]]:
+    match = re.search(CALL_PATTERN, text)
+    if match is None:
+        raise ParseError(text)
+    return match.group(1).strip(), dict(re.findall(ARG_PATTERN, match.group(2)))
+
+
+def _closing_paren(text: str, open_index: int) -> int:
+    depth, quote, i = 0, None, open_index
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            if ch == "\\":
+                i += 1
+            elif ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    raise ParseError(text)
+
+
+def _strict_parse(text: str) -> tuple[str, dict[str, str]]:
+    """Name = the identifier right before the first "(", arguments up to the matching ")", parsed as a Python call
+    (single or double quotes, numbers, JSON-style literals), values compared in a canonical JSON form."""
+    match = re.search(r"([A-Za-z_][\w.]*)?\s*\(", text)
+    if match is None:
+        raise ParseError(text)
+    name = match.group(1) or ""
+    open_index = match.end() - 1
+    inner = text[open_index + 1 : _closing_paren(text, open_index)]
+    try:
+        call = ast.parse(f"f({inner})", mode="eval").body
+        args = {}
+        for keyword in call.keywords:  # type: ignore[attr-defined]
+            if keyword.arg is None:
+                raise ParseError(text)
+            try:
+                value = ast.literal_eval(keyword.value)
+            except ValueError:
+                value = ast.unparse(keyword.value)
+            args[keyword.arg] = value
+    except SyntaxError:
+        args = {m.group(1): next(g for g in m.groups()[1:] if g is not None) for m in _ANY_QUOTE_ARG.finditer(inner)}
+    return name, {k: json.dumps(v, sort_keys=True, default=str) for k, v in args.items()}
+
+
+def score_call(
+    prediction: str,
+    gold: str,
+    functions: Sequence[str],
+    params: dict[str, list[str]],
+    demo_action: str = "",
+    strict_parsing: bool = False,
+) -> tuple[float, str]:
+    """(reward, category) of one predicted call. `demo_action` is the official's text after the last "Assistant:"
+    of the prompt: empty (the usual case) checks hallucination/redundancy against the predicted tool's parameters;
+    otherwise against `demo_action`'s only when it names an available tool, else both checks are off."""
+    parse = _strict_parse if strict_parsing else _official_parse
+    try:
+        pred_action, pred_args = parse(prediction)
+        gold_action, gold_args = parse(gold)
+    except (ParseError, AttributeError, IndexError):
+        return REWARDS["parse_failure"], "parse_failure"
+    if pred_action not in functions and pred_action != "":
+        return REWARDS["unknown_tool"], "unknown_tool"
+    if pred_action != gold_action:
+        return REWARDS["wrong_tool"], "wrong_tool"
+    schema_tool = pred_action if demo_action == "" else demo_action
+    if schema_tool in params:
+        schema = set(params[schema_tool])
+        hal = not set(pred_args) <= schema
+        red = any(k not in gold_args and k in schema for k in pred_args)
+    else:
+        hal = red = False
+    miss = any(k not in pred_args for k in gold_args)
+    if hal and red and miss:
+        category = "hallucinated_redundant_missing"
+    elif hal and (red or miss):
+        category = "hallucinated_and_redundant_or_missing"
+    elif red and miss:
+        category = "redundant_and_missing"
+    elif hal:
+        category = "hallucinated"
+    elif red or miss:
+        category = "redundant_or_missing"
+    elif pred_args != gold_args:
+        category = "wrong_value"
+    else:
+        category = "exact"
+    return REWARDS[category], category
+
+
+def completion_text(completion: Any) -> str:
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list) and completion:
+        content = completion[-1].get("content")
+        return content if isinstance(content, str) else ""
+    return ""
+
+
+class ToolCallReward:
+    """TRL reward function: IRM's score of each completion's tool call against the row's `gold_call`, with the
+    tools of the row's `tools`; an optional `demo_action` column is honoured. Logs `irm/frac_<category>`."""
+
+    __name__ = "tool_call_reward"  # TRL logs the mean as rewards/tool_call_reward/mean
+
+    def __init__(self, strict_parsing: bool = False):
+        self.strict_parsing = bool(strict_parsing)
+
+    def __call__(
+        self,
+        prompts: Any = None,
+        completions: Sequence[Any] = (),
+        tools: Sequence[Any] | None = None,
+        gold_call: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> list[float]:
+        n = len(completions)
+        if tools is None or gold_call is None:
+            raise ValueError("tool_call_reward needs the dataset columns 'tools' and 'gold_call'")
+        if len(tools) != n or len(gold_call) != n:
+            raise ValueError(f"tool_call_reward: {len(tools)} tools / {len(gold_call)} gold calls for {n} completions")
+        demo = kwargs.get("demo_action") or [""] * n
+        rewards, categories = [], []
+        for completion, row_tools, gold, demo_action in zip(completions, tools, gold_call, demo, strict=True):
+            params = tool_params(row_tools)
+            reward, category = score_call(
+                completion_text(completion),
+                gold,
+                tool_names(row_tools),
+                params,
+                demo_action or "",
+                self.strict_parsing,
+            )
+            rewards.append(reward)
+            categories.append(category)
+        log_metric: Callable[[str, float], None] | None = kwargs.get("log_metric")
+        if callable(log_metric) and n:
+            for category in REWARDS:
+                log_metric(f"irm/frac_{category}", categories.count(category) / n)
+        return rewards
+
+
+def tool_call_reward(
+    prompts: Any, completions: Sequence[Any], tools: Sequence[Any], gold_call: Sequence[str], **kwargs: Any
+) -> list[float]:
+    """The card's reward function with the official parsing (`ToolCallReward(strict_parsing=False)`)."""
+    return ToolCallReward()(prompts, completions, tools=tools, gold_call=gold_call, **kwargs)
