@@ -28,6 +28,9 @@ class ScoredBatch:
 class FusedSFTTrainer(SFTTrainer):
     """SFTTrainer whose subclasses compute their loss from backbone hidden states with `trl_ext.losses`."""
 
+    # Collated columns the loss reads but the model must not receive (e.g. token masks).
+    loss_only_keys: tuple[str, ...] = ()
+
     def __init__(self, model, args=None, *posargs, **kwargs):
         super().__init__(model, args, *posargs, **kwargs)
         self._policy = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
@@ -40,7 +43,7 @@ class FusedSFTTrainer(SFTTrainer):
     def scored_batch(self, model, inputs: dict[str, Any]) -> ScoredBatch:
         if "shift_labels" in inputs:
             raise NotImplementedError(f"{type(self).__name__} does not support context/sequence parallelism.")
-        forward_inputs = {k: v for k, v in inputs.items() if k != "labels"}
+        forward_inputs = {k: v for k, v in inputs.items() if k != "labels" and k not in self.loss_only_keys}
         forward_inputs["use_cache"] = False
         hidden = model(**forward_inputs, return_backbone_hidden=True)
         mask, targets = shifted_positions(inputs["labels"])

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 import torch
-from trl import SFTTrainer
 
-from trl_ext.compat import add_backbone_forward, record_metric
-from trl_ext.losses import LMHead, fused_token_loss, shifted_positions
+from trl_ext.compat import record_metric
+from trl_ext.losses import fused_token_loss
+from trl_ext.sft_base import FusedSFTTrainer
 from trl_ext.token_masks import attach_completion_masks, masks_for_trainer
 
 from .config import FAITConfig, import_weight_fn
@@ -39,11 +39,12 @@ def fait_weights(
     return w
 
 
-class FAITTrainer(SFTTrainer):
+class FAITTrainer(FusedSFTTrainer):
     """Fault-Aware Fine-Tuning: token-weighted cross-entropy, heavier on the tokens where the correct solution
     differs from similar incorrect variants. Training rows need `prompt`, `completion` and either
     `incorrect_completions` (default) or precomputed `fault_line_mask` / `fault_token_mask` columns."""
 
+    loss_only_keys = MASK_KEYS
     _name = "FAIT"
     _tag_names = ["trl", "sft", "fait", "trl-ext"]
     _paper = {
@@ -58,8 +59,6 @@ class FAITTrainer(SFTTrainer):
         if not isinstance(args, FAITConfig):
             raise TypeError(f"FAITTrainer needs a FAITConfig, got {type(args).__name__}")
         super().__init__(model, args, *posargs, **kwargs)
-        self._policy = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-        add_backbone_forward(self._policy)
         self._weight_fn = import_weight_fn(args.fait_weight_fn) if args.fait_weight_fn else None
         self._spans = FAITSpans(
             args.fait_masks_from, getattr(self.processing_class, "tokenizer", self.processing_class)
@@ -86,15 +85,10 @@ class FAITTrainer(SFTTrainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         mode = "train" if self.model.training else "eval"
-        if "shift_labels" in inputs:
-            raise NotImplementedError("FAITTrainer does not support context/sequence parallelism (shift_labels).")
         labels = inputs["labels"]
         masks = {key: inputs.get(key) for key in MASK_KEYS}
-        forward_inputs = {k: v for k, v in inputs.items() if k != "labels" and k not in MASK_KEYS}
-        forward_inputs["use_cache"] = False
-
-        hidden = model(**forward_inputs, return_backbone_hidden=True)
-        mask, targets = shifted_positions(labels)
+        scored = self.scored_batch(model, inputs)
+        mask = scored.mask
         if any(m is None for m in masks.values()):
             # Direct calls with SFTTrainer's batches (`trl-ext bench`): no sensitive tokens, i.e. plain SFT weights
             if not self._warned_no_masks:
@@ -106,20 +100,12 @@ class FAITTrainer(SFTTrainer):
         tok = masks[TOKEN_MASK][:, 1:].to(mask.device) * mask
         weights = self.token_weights(line, tok, mask)
 
-        normalizer = mask.sum() if num_items_in_batch is None else num_items_in_batch
+        normalizer, multiplier = self.token_normalizer(mask, num_items_in_batch)
         loss, stats = fused_token_loss(
-            hidden[:, :-1][mask], LMHead.of(self._policy), targets, normalizer=normalizer, token_weights=weights[mask]
+            scored.hidden, self.policy_head, scored.targets, normalizer=normalizer, token_weights=weights[mask]
         )
-        # As SFTTrainer: `num_items_in_batch` counts every rank's tokens and DDP averages gradients across ranks
-        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
-            loss = loss * self.accelerator.num_processes
         self._log(mode, mask, line[mask], tok[mask], weights[mask], stats)
-
-        if return_outputs:  # only for compute_metrics; the full logits cost an extra forward, as in SFTTrainer
-            with torch.no_grad():
-                outputs = model(**forward_inputs)
-            return loss, outputs
-        return loss
+        return self.loss_output(model, scored, loss * multiplier, return_outputs)
 
     def _log(self, mode, mask, line, tok, weights, stats) -> None:
         gather = self.accelerator.gather_for_metrics

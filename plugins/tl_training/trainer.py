@@ -6,12 +6,12 @@ from __future__ import annotations
 import logging
 
 import torch
-from trl import SFTTrainer
 
-from trl_ext.compat import add_backbone_forward, record_metric
+from trl_ext.compat import record_metric
 from trl_ext.compat_batch_totals import WindowTotalsMixin
-from trl_ext.losses import LMHead, fused_token_loss, shifted_positions
+from trl_ext.losses import fused_token_loss, shifted_positions
 from trl_ext.sequence_norm import SequenceCountMixin, sequence_normalizer
+from trl_ext.sft_base import FusedSFTTrainer
 from trl_ext.token_masks import attach_completion_masks, masks_for_trainer
 
 from .config import PKTConfig
@@ -21,11 +21,12 @@ logger = logging.getLogger(__name__)
 MASK_KEYS = (PRE_MASK, PARA_MASK)
 
 
-class PKTTrainer(WindowTotalsMixin, SequenceCountMixin, SFTTrainer):
+class PKTTrainer(WindowTotalsMixin, SequenceCountMixin, FusedSFTTrainer):
     """TL-Training's PKT: cross-entropy over the target (the last assistant turn) with the key tool-name tokens
     weighted up to `pkt_max_weight` times, normalised by the weighted token count. Rows need `prompt`, `completion`
     and, for the divergence tokens, the available tools (`pkt_tools_column`)."""
 
+    loss_only_keys = MASK_KEYS
     _name = "PKT"
     _tag_names = ["trl", "sft", "tl-training", "pkt", "trl-ext"]
     _paper = {
@@ -40,8 +41,6 @@ class PKTTrainer(WindowTotalsMixin, SequenceCountMixin, SFTTrainer):
         if not isinstance(args, PKTConfig):
             raise TypeError(f"PKTTrainer needs a PKTConfig, got {type(args).__name__}")
         super().__init__(model, args, *posargs, **kwargs)
-        self._policy = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-        add_backbone_forward(self._policy)
         self._spans = PKTSpans(args.pkt_call_regex, tuple(args.pkt_terminators), args.pkt_tools_column)
         attach_completion_masks(self, self._spans, MASK_KEYS)
         self._warned_no_masks = False
@@ -76,14 +75,8 @@ class PKTTrainer(WindowTotalsMixin, SequenceCountMixin, SFTTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         mode = "train" if self.model.training else "eval"
         args: PKTConfig = self.args
-        if "shift_labels" in inputs:
-            raise NotImplementedError("PKTTrainer does not support context/sequence parallelism (shift_labels).")
-        labels = inputs["labels"]
-        forward_inputs = {k: v for k, v in inputs.items() if k != "labels" and k not in MASK_KEYS}
-        forward_inputs["use_cache"] = False
-
-        hidden = model(**forward_inputs, return_backbone_hidden=True)
-        mask, targets = shifted_positions(labels)
+        scored = self.scored_batch(model, inputs)
+        mask = scored.mask
         c, d, w_pre = self._weights(inputs, mask)
 
         if args.pkt_normalization == "global":
@@ -96,21 +89,11 @@ class PKTTrainer(WindowTotalsMixin, SequenceCountMixin, SFTTrainer):
             token_weights = (c / d.sum(dim=1, keepdim=True).clamp(min=1e-12))[mask]
             normalizer, multiplier = sequence_normalizer(self, mask, num_items_in_batch)
         loss, stats = fused_token_loss(
-            hidden[:, :-1][mask],
-            LMHead.of(self._policy),
-            targets,
-            normalizer=normalizer.float(),
-            token_weights=token_weights,
+            scored.hidden, self.policy_head, scored.targets, normalizer=normalizer.float(), token_weights=token_weights
         )
-        # DDP averages gradients across ranks; a global normaliser already divides by every rank's total
-        loss = loss * multiplier
         self._log(mode, mask, inputs, w_pre, stats)
-
-        if return_outputs:  # only for compute_metrics; the full logits cost an extra forward, as in SFTTrainer
-            with torch.no_grad():
-                outputs = model(**forward_inputs)
-            return loss, outputs
-        return loss
+        # DDP averages gradients across ranks; a global normaliser already divides by every rank's total
+        return self.loss_output(model, scored, loss * multiplier, return_outputs)
 
     def _log(self, mode, mask, inputs, w_pre, stats) -> None:
         gather = self.accelerator.gather_for_metrics
