@@ -4,16 +4,15 @@ final norm and LM head), all from one forward pass."""
 from __future__ import annotations
 
 import torch
-from trl import SFTTrainer
 
-from trl_ext.compat import record_metric
 from trl_ext.losses import LMHead, TokenStats, fused_token_loss, shifted_positions
+from trl_ext.sft_base import FusedSFTTrainer
 
 from .config import SoFTConfig
 from .submodels import decoder_layers, final_norm
 
 
-class SoFTTrainer(SFTTrainer):
+class SoFTTrainer(FusedSFTTrainer):
     """Sorted Fine-Tuning (arXiv 2309.08968): L_SoFT = sum_n w_n L_n over the depths n in B (uniform w: the paper's
     mean, Eq. 1), where L_n is the SFT loss of the first n layers read through the model's own final norm and head.
 
@@ -58,8 +57,8 @@ class SoFTTrainer(SFTTrainer):
         if not self._checked_last_hidden:
             self._check_last_hidden(hidden_states[self.num_layers], outputs.logits)
         mask, targets = shifted_positions(inputs["labels"])
-        normalizer = mask.sum() if num_items_in_batch is None else num_items_in_batch
-        head = LMHead.of(self._policy)
+        normalizer, _ = self.token_normalizer(mask, num_items_in_batch)
+        head = self.policy_head
         losses = {}
         for n in self.depths:
             # g_n = FinalNorm(hidden_states[n]); hidden_states[L] is already normalised: never normalise twice
@@ -72,16 +71,13 @@ class SoFTTrainer(SFTTrainer):
         losses = self.depth_losses(model, inputs, num_items_in_batch)
         # L_SoFT = sum_n w_n L_n, the mean over B when uniform (paper Eq. 1), taken after each L_n's normalisation
         loss = sum(w * losses[n][0] for n, w in zip(self.depths, self.depth_weights, strict=True))
-        # As SFTTrainer: `num_items_in_batch` counts every rank's tokens and DDP averages gradients across ranks
-        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
-            loss = loss * self.accelerator.num_processes
-        self._log_depths(mode, inputs["labels"], losses)
-
+        mask, _ = shifted_positions(inputs["labels"])
+        _, multiplier = self.token_normalizer(mask, num_items_in_batch)
+        self._log_depths(mode, mask, losses)
         if return_outputs:  # only for compute_metrics; the full logits cost an extra forward, as in SFTTrainer
             with torch.no_grad():
-                outputs = model(**{k: v for k, v in inputs.items() if k != "labels"} | {"use_cache": False})
-            return loss, outputs
-        return loss
+                return loss * multiplier, model(**{k: v for k, v in inputs.items() if k != "labels"}, use_cache=False)
+        return loss * multiplier
 
     def _check_last_hidden(self, last: torch.Tensor, logits: torch.Tensor) -> None:
         # The model's own head on hidden_states[L] must give its logits: else the architecture returns a pre-norm last
@@ -98,24 +94,16 @@ class SoFTTrainer(SFTTrainer):
                 )
         self._checked_last_hidden = True
 
-    def _log_depths(self, mode, labels, losses) -> None:
-        gather = self.accelerator.gather_for_metrics
-        count = gather((labels[:, 1:] != -100).sum().reshape(1)).sum().clamp(min=1)
-
-        def token_mean(values: torch.Tensor) -> float:
-            return (gather(values.detach().float().sum().reshape(1)).sum() / count).item()
-
-        mean = 0.0
-        for n, w in zip(self.depths, self.depth_weights, strict=True):
-            stats = losses[n][1]
-            nll = token_mean(-stats.log_probs)
-            mean += w * nll
-            record_metric(self, mode, f"soft/loss_L{n}", nll)
-            record_metric(self, mode, f"soft/acc_L{n}", token_mean(stats.is_top1.float()))
-        record_metric(self, mode, "soft/loss_mean", mean)
+    def _log_depths(self, mode, mask, losses) -> None:
+        per_depth = {}
+        for n in self.depths:
+            per_depth[f"soft/loss_L{n}"] = -losses[n][1].log_probs
+            per_depth[f"soft/acc_L{n}"] = losses[n][1].is_top1
+        per_depth["soft/loss_mean"] = sum(
+            w * per_depth[f"soft/loss_L{n}"] for n, w in zip(self.depths, self.depth_weights, strict=True)
+        )
         full = losses[self.num_layers][1]
-        record_metric(self, mode, "entropy", token_mean(full.entropy))
-        record_metric(self, mode, "mean_token_accuracy", token_mean(full.is_top1.float()))
+        self.log_token_means(mode, mask, entropy=full.entropy, mean_token_accuracy=full.is_top1, **per_depth)
 
 
 def extra_head_forwards(model: torch.nn.Module, num_depths: int) -> float:
