@@ -24,7 +24,7 @@ def methods_table(registry: Registry) -> str:
     return "\n".join(rows)
 
 
-BUILT_IN = ("asft", "grape", "rlstruct")
+BUILT_IN = ("asft", "grape", "rlstruct", "curiosft", "soft", "fait", "tl_training")
 
 
 def render_readme(text: str, registry: Registry) -> str:
