@@ -1,0 +1,61 @@
+"""OTR: One-Token Rollout, SFT guided by a token-level policy gradient (arXiv 2509.26313)."""
+
+from trl_ext import Dataset, Method, Paper, hookimpl
+
+from . import data
+from .config import OTRConfig
+from .loss import otr_loss
+from .trainer import OTRTrainer
+
+PAPER = Paper(
+    title="One-Token Rollout: Guiding Supervised Fine-Tuning of LLMs with Policy Gradient",
+    arxiv="2509.26313",
+    citation="""@article{ming2025onetoken,
+  title         = {One-Token Rollout: Guiding Supervised Fine-Tuning of {LLMs} with Policy Gradient},
+  author        = {Ming, Rui and Wu, Haoyuan and others},
+  journal       = {arXiv preprint arXiv:2509.26313},
+  year          = {2025},
+  eprint        = {2509.26313},
+  archivePrefix = {arXiv},
+  url           = {https://arxiv.org/abs/2509.26313}
+}""",
+)
+OTRTrainer._paper = {"title": PAPER.title, "id": PAPER.arxiv, "citation": PAPER.citation}
+
+
+@hookimpl
+def register_methods(register):
+    register(
+        Method(
+            name="otr",
+            trainer=OTRTrainer,
+            config=OTRConfig,
+            base="sft",
+            family="sft-loss",
+            paper=PAPER,
+            description="Token-level REINFORCE: K tokens sampled from softmax(z/τ) per response position, reward 1 "
+            "for the dataset token and β<0 otherwise.",
+            extra_forwards=0.0,  # rollouts reuse the loss's own projection of each token through the LM head
+            example="trl-ext train otr --model_name_or_path smollm2-135m --dataset_name builtin:arith_ood "
+            "--otr_num_samples 64 --max_steps 50",
+        )
+    )
+
+
+@hookimpl
+def register_datasets(register):
+    register(
+        Dataset(
+            name="arith_ood",
+            factory=data.build,
+            forms=("sft",),
+            family="otr",
+            paper=PAPER,
+            description="Arithmetic word problems with numbers below 100 (train/test) and an `ood` split of the same "
+            "kinds with 3-digit numbers (OTR's generalisation demo).",
+            columns={"sft": ("prompt", "completion", "answer")},
+        )
+    )
+
+
+__all__ = ["OTRConfig", "OTRTrainer", "PAPER", "otr_loss"]

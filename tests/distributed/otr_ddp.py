@@ -1,0 +1,56 @@
+"""One OTR optimizer step on a fixed global batch of 4; writes the loss and the weight update to argv[1].
+
+Run under `torchrun --nproc_per_node N` (gloo, CPU) with per-device batch 4/N, or as one process with gradient
+accumulation; tests/plugins/test_otr.py compares the results. Uses the deterministic `expected` estimator (MC rollouts
+are drawn per process, so they differ between layouts by design); argv[4] is the normalization."""
+
+import json
+import sys
+
+from datasets import Dataset
+
+from trl_ext.testing import tiny_model, tiny_tokenizer
+from trl_ext_plugins.otr import OTRConfig, OTRTrainer
+
+out_path, per_device, accumulation, normalization = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+# Sequences of different lengths, so token-mean normalisation differs from a mean of per-sequence means.
+rows = [
+    {
+        "prompt": [{"role": "user", "content": f"What is {a} + {b}?"}],
+        "completion": [
+            {"role": "assistant", "content": f"{a} + {b} = {a + b}." + " The answer is" * k + f" {a + b}."}
+        ],
+    }
+    for a, b, k in [(3, 4, 1), (12, 30, 4), (7, 8, 2), (100, 23, 0)]
+]
+model = tiny_model()
+initial = {n: p.detach().clone() for n, p in model.named_parameters()}
+config = OTRConfig(
+    output_dir="/tmp/otr-ddp",
+    per_device_train_batch_size=per_device,
+    gradient_accumulation_steps=accumulation,
+    max_steps=1,
+    optim="sgd",
+    learning_rate=1.0,
+    lr_scheduler_type="constant",
+    max_grad_norm=0.0,
+    report_to="none",
+    bf16=False,
+    save_strategy="no",
+    logging_steps=1,
+    use_cpu=True,
+    seed=0,
+    dataloader_drop_last=False,
+    otr_estimator="expected",
+    otr_temperature=1.3,
+    otr_beta=-0.1,
+    otr_normalization=normalization,
+)
+trainer = OTRTrainer(
+    model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tiny_tokenizer()
+)
+trainer.train()
+if trainer.is_world_process_zero():
+    update = {n: (initial[n] - p.detach()).flatten().tolist() for n, p in trainer.model.named_parameters()}
+    loss = [e["loss"] for e in trainer.state.log_history if "loss" in e][0]
+    json.dump({"loss": loss, "update": update}, open(out_path, "w"))

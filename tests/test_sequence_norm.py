@@ -1,0 +1,111 @@
+"""trl_ext.sequence_norm: per-sequence-mean losses under gradient accumulation with uneven micro-batches.
+
+Written against TRL 1.16 / transformers 5.24: `global_sequence_count` is called from an override of
+`Trainer.get_batch_samples`, which must run once per optimizer step with that step's micro-batches; the GA test fails
+if that changes."""
+
+import pytest
+import torch
+from datasets import Dataset
+from trl import SFTConfig, SFTTrainer
+
+from trl_ext.sequence_norm import (
+    SequenceCountMixin,
+    count_scored_sequences,
+    global_sequence_count,
+    sequence_normalizer,
+    sequence_token_weights,
+)
+from trl_ext.testing import tiny_model, tiny_tokenizer
+
+
+def test_sequence_token_weights_and_counts():
+    mask = torch.tensor([[0, 1, 1, 0], [1, 1, 1, 1], [0, 0, 0, 0]], dtype=torch.bool)
+    assert torch.allclose(sequence_token_weights(mask), torch.tensor([0.5, 0.5, 0.25, 0.25, 0.25, 0.25]))
+    labels = torch.tensor([[-100, -100, 5, 6], [7, -100, -100, -100], [-100, 1, 2, -100]])
+    assert count_scored_sequences(labels) == 2  # row 1 scores only position 0, which nothing predicts
+
+
+class _SequenceMeanSFT(SFTTrainer):
+    """mean over sequences of each sequence's token-mean NLL, through TRL's fused head."""
+
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        batch_samples, num_items_in_batch = super().get_batch_samples(epoch_iterator, num_batches, device)
+        self.num_sequences_in_batch = global_sequence_count(self, batch_samples, device)
+        return batch_samples, num_items_in_batch
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        out = model(**inputs, fused_lm_head=True)
+        mask = inputs["labels"][:, 1:] != -100
+        per_sequence = -(out.log_probs * mask).sum(1) / mask.sum(1).clamp(min=1)
+        divisor, multiplier = sequence_normalizer(self, mask, num_items_in_batch)
+        self.seen_counts.append(int(divisor))
+        return per_sequence.sum() / divisor * multiplier
+
+
+class _LocalMean(_SequenceMeanSFT):
+    def get_batch_samples(self, *args, **kwargs):  # forget the global count: each micro-batch its own mean
+        out = super().get_batch_samples(*args, **kwargs)
+        self.num_sequences_in_batch = None
+        return out
+
+
+def _update(tmp_path, cls, per_device, accumulation):
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": f"What is {a} + {b}?"}],
+            "completion": [{"role": "assistant", "content": f"{a} + {b} = {a + b}." + " ok" * k}],
+        }
+        for a, b, k in [(1, 2, 0), (30, 4, 5), (7, 8, 1), (10, 20, 3), (5, 5, 7)]
+    ]
+    model = tiny_model()
+    initial = {n: p.detach().clone() for n, p in model.named_parameters()}
+    cfg = SFTConfig(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=per_device,
+        gradient_accumulation_steps=accumulation,
+        max_steps=1,
+        optim="sgd",
+        learning_rate=1.0,
+        lr_scheduler_type="constant",
+        max_grad_norm=0.0,
+        report_to="none",
+        bf16=False,
+        save_strategy="no",
+        logging_steps=1,
+        seed=0,
+    )
+    trainer = cls(model=model, args=cfg, train_dataset=Dataset.from_list(rows), processing_class=tiny_tokenizer())
+    trainer.seen_counts = []
+    trainer.train()
+    return {n: initial[n] - p.detach() for n, p in model.named_parameters()}, trainer.seen_counts
+
+
+def test_uneven_accumulation_counts_sequences_globally(tmp_path):
+    """5 sequences: one micro-batch of 5, or micro-batches of 2, 2 and 1 accumulated; the same SGD update."""
+    single, counts_single = _update(tmp_path / "a", _SequenceMeanSFT, 5, 1)
+    accumulated, counts_accumulated = _update(tmp_path / "b", _SequenceMeanSFT, 2, 3)
+    assert counts_single == [5] and counts_accumulated == [5, 5, 5]
+    assert max((single[k] - accumulated[k]).abs().max().item() for k in single) < 1e-6
+    local, _ = _update(tmp_path / "c", _LocalMean, 2, 3)  # the test has power: local means give another update
+    assert max((single[k] - local[k]).abs().max().item() for k in single) > 1e-4
+
+
+def test_outside_training_the_count_is_local():
+    class Stub:
+        num_sequences_in_batch = torch.tensor(9)
+
+    mask = torch.tensor([[True, False], [False, False], [True, True]])
+    divisor, multiplier = sequence_normalizer(Stub(), mask, num_items_in_batch=None)
+    assert int(divisor) == 2 and multiplier == pytest.approx(1.0)
+
+
+class _MixinSequenceMeanSFT(SequenceCountMixin, SFTTrainer):
+    compute_loss = _SequenceMeanSFT.compute_loss
+
+
+def test_mixin_counts_the_same_way(tmp_path):
+    single, _ = _update(tmp_path / "a", _SequenceMeanSFT, 5, 1)
+    accumulated, counts = _update(tmp_path / "b", _MixinSequenceMeanSFT, 2, 3)
+    assert counts == [5, 5, 5]
+    assert max((single[k] - accumulated[k]).abs().max().item() for k in single) < 1e-6
