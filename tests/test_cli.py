@@ -200,3 +200,29 @@ def test_train_needs_no_network(tiny_model_dir, tmp_path):
                             capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "0"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert (out / "README.md").exists()
+
+
+def test_plain_dpo_runs_on_builtin_preferences(tiny_model_dir, tmp_path):
+    """TRL's DPOTrainer unchanged: at the first step the policy equals its reference, so the loss is -log sigmoid(0)."""
+    out = tmp_path / "dpo"
+    assert main(["train", "dpo", "--model_name_or_path", tiny_model_dir, "--max_steps", "1",
+                 "--per_device_train_batch_size", "2", "--report_to", "none", "--save_strategy", "no",
+                 "--logging_steps", "1", "--output_dir", str(out)]) == 0
+    card = (out / "README.md").read_text()
+    assert "builtin:arith_prefs" in card and "method: dpo" in card
+
+
+def test_dpo_first_step_loss_is_log_two(tiny_model_dir, tmp_path):
+    from trl_ext import get
+    from trl_ext.data import load_dataset
+    from trl_ext.models import load_model, load_tokenizer
+
+    method = get("method", "dpo")
+    config = method.config(output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=2, report_to="none",
+                           bf16=False, use_cpu=True, logging_steps=1, save_strategy="no")
+    data = load_dataset("builtin:arith_prefs")["train"].select(range(4))
+    trainer = method.trainer(model=load_model(tiny_model_dir), args=config, train_dataset=data,
+                             processing_class=load_tokenizer(tiny_model_dir))
+    trainer.train()
+    first = next(e for e in trainer.state.log_history if "loss" in e)
+    assert first["loss"] == pytest.approx(0.693147, abs=1e-3)  # -log sigmoid(0): policy == reference
