@@ -24,7 +24,7 @@ def methods_table(registry: Registry) -> str:
     return "\n".join(rows)
 
 
-BUILT_IN = ("asft", "grape", "rlstruct", "curiosft", "soft", "fait", "tl_training", "otr", "ift")
+BUILT_IN = ("asft", "grape", "rlstruct", "curiosft", "soft", "fait", "tl_training", "otr", "ift", "lfu", "poft")
 
 
 def render_readme(text: str, registry: Registry) -> str:

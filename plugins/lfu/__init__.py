@@ -1,0 +1,54 @@
+"""LfU: Learning-from-the-Undesirable (arXiv 2511.13052): SFT plus consistency of the hidden states under a
+normalised gradient-ascent ("undesirable") step on the trainable parameters. See README.md."""
+
+from trl_ext import Method, Paper, hookimpl
+
+from .config import LfUConfig
+from .trainer import LfUTrainer, hidden_consistency, hidden_squared_error, record_hidden_states, response_positions
+
+PAPER = Paper(
+    title="Learning from the Undesirable: Robust Adaptation of Language Models without Forgetting",
+    arxiv="2511.13052",
+    citation="""@inproceedings{nam2026lfu,
+  title         = {Learning from the Undesirable: Robust Adaptation of Language Models without Forgetting},
+  author        = {Nam, Yunhun and Kim, Jaehyung and Jeong, Jongheon},
+  booktitle     = {Proceedings of the AAAI Conference on Artificial Intelligence},
+  year          = {2026},
+  eprint        = {2511.13052},
+  archivePrefix = {arXiv},
+  url           = {https://arxiv.org/abs/2511.13052}
+}""",
+)
+LfUTrainer._paper = {"title": PAPER.title, "id": PAPER.arxiv, "citation": PAPER.citation}
+
+
+@hookimpl
+def register_methods(register):
+    register(
+        Method(
+            name="lfu",
+            trainer=LfUTrainer,
+            config=LfUConfig,
+            base="sft",
+            family="sft-loss",
+            paper=PAPER,
+            description="SFT + lambda * MSE between the hidden states at phi and after a normalised gradient-ascent "
+            "step phi + alpha g/||g|| (g from an independent batch); alpha 0.1, lambda 5, LoRA.",
+            # An extra forward + backward for the ascent gradient on B' and an extra forward + backward through the
+            # perturbed pass on B: about 2 x (1 forward + 2 for its backward) = 6 forwards, i.e. ~3x an SFT step.
+            extra_forwards=lambda config: 6.0 if getattr(config, "lfu_lambda", 5.0) > 0 else 0.0,
+            example="trl-ext train lfu --model_name_or_path smollm2-135m --dataset_name builtin:arith --use_peft "
+            "--lora_r 8 --lora_alpha 16 --lora_target_modules all-linear --max_steps 50",
+        )
+    )
+
+
+__all__ = [
+    "PAPER",
+    "LfUConfig",
+    "LfUTrainer",
+    "hidden_consistency",
+    "hidden_squared_error",
+    "record_hidden_states",
+    "response_positions",
+]

@@ -1,0 +1,154 @@
+"""PoFTTrainer: SFTTrainer with the Bradley-Terry preference of the target model over aligned LLMs (arXiv 2412.12865).
+
+    r_theta(x, y) = (1/T_0) sum_t log p_theta(y_t | x, y_<t)       target reward (under Eq. 6), label tokens
+    r_bar(x, y)   = (1/M) sum_j r_j(x, y)                           aligned models, precomputed (Eq. 5)
+    loss          = mean over sequences of -log sigmoid(beta * (r_theta - r_bar))                           (Eq. 6)
+    gradient      = -tau * grad r_theta,  tau = sigmoid(beta * (r_bar - r_theta))  (Eq. 7-8, times beta)
+
+The per-token log-probs come from TRL's fused LM head (no (batch, seq, vocab) logits), summed per sequence. The mean
+over sequences counts every sequence of the optimizer step, over the accumulation window and the processes
+(`trl_ext.sequence_norm`), so the gradient does not depend on the layout.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from trl import SFTTrainer
+
+from trl_ext.compat import record_metric
+from trl_ext.sequence_norm import SequenceCountMixin, sequence_normalizer
+
+from .config import PoFTConfig
+
+
+class ScoreCollator:
+    """Wraps SFTTrainer's collator: takes the aligned-score column out of each row and adds it to the batch as a
+    float32 tensor, [B] for one score per row or [B, M] for a list of M scores."""
+
+    def __init__(self, collator, column: str):
+        self.collator = collator
+        self.column = column
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        if any(self.column not in ex for ex in examples):
+            raise KeyError(
+                f"PoFT needs the aligned-model score column {self.column!r} in every row; got columns "
+                f"{sorted(examples[0])}. Score the dataset first, e.g. `--transforms poft_score:models=NAME`."
+            )
+        scores = [ex[self.column] for ex in examples]
+        lengths = {len(s) if isinstance(s, (list, tuple)) else None for s in scores}
+        if len(lengths) > 1:
+            raise ValueError(
+                f"Rows carry different numbers of aligned scores in {self.column!r}: {sorted(map(str, lengths))}."
+            )
+        tensor = torch.tensor(scores, dtype=torch.float32)
+        if tensor.dim() == 2 and tensor.shape[1] == 0:
+            raise ValueError(f"The aligned score lists in {self.column!r} are empty.")
+        if torch.isnan(tensor).any():
+            raise ValueError(f"NaN aligned score in {self.column!r}: {scores}.")
+        batch = self.collator([{k: v for k, v in ex.items() if k != self.column} for ex in examples])
+        batch[self.column] = tensor
+        return batch
+
+
+def reduce_reference(scores: torch.Tensor, how: str = "mean") -> torch.Tensor:
+    """r_bar per row from [B] or [B, M] aligned scores (Eq. 5: the mean over the M aligned models)."""
+    if scores.dim() == 1:
+        return scores
+    if how == "mean":
+        return scores.mean(-1)
+    return scores.amin(-1) if how == "min" else scores.amax(-1)
+
+
+def poft_sequence_loss(r_theta: torch.Tensor, r_bar: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+    """Per-sequence PoFT loss -log sigmoid(beta * (r_theta - r_bar)) (Eq. 6); r_bar = -inf gives 0 (tau = 0)."""
+    return -F.logsigmoid(beta * (r_theta - r_bar.to(r_theta.dtype)))
+
+
+class PoFTTrainer(SequenceCountMixin, SFTTrainer):
+    """Preference-Oriented Supervised Fine-Tuning (arXiv 2412.12865).
+
+    The dataset needs the aligned models' scores in `args.poft_score_column` (see the `poft_score` transform);
+    only the policy is in memory during training.
+    """
+
+    _name = "PoFT"
+    _tag_names = ["trl", "sft", "poft", "trl-ext"]
+    _paper = {
+        "title": "Preference-Oriented Supervised Fine-Tuning: Favoring Target Model Over Aligned Large Language Models",
+        "id": "2412.12865",
+        "citation": None,  # filled from the plugin's PAPER in __init__.py
+    }
+
+    def __init__(self, model, args: PoFTConfig | None = None, *posargs, **kwargs):
+        if args is None:
+            args = PoFTConfig(output_dir="poft-output")
+        if not isinstance(args, PoFTConfig):
+            raise TypeError(f"PoFTTrainer needs a PoFTConfig, got {type(args).__name__}")
+        super().__init__(model, args, *posargs, **kwargs)
+        self.data_collator = ScoreCollator(self.data_collator, args.poft_score_column)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        mode = "train" if self.model.training else "eval"
+        args: PoFTConfig = self.args
+        if "shift_labels" in inputs:
+            raise NotImplementedError("PoFTTrainer does not support context/sequence parallelism (shift_labels).")
+        column = args.poft_score_column
+        if column not in inputs:
+            raise KeyError(f"The batch has no aligned-score column {column!r}; PoFTTrainer's collator adds it.")
+        model_inputs = {k: v for k, v in inputs.items() if k != column}
+        model_inputs["use_cache"] = False
+
+        outputs = model(**model_inputs, fused_lm_head=True)
+        mask = outputs.label_mask
+        counts = mask.sum(-1)
+        valid = counts > 0
+        sums = torch.where(mask, outputs.log_probs, 0.0).sum(-1)
+        r_theta = sums / counts.clamp(min=1)  # the reward under Eq. 6: normalised by this sequence's own T_0
+        r_bar = reduce_reference(inputs[column].to(r_theta.device), args.poft_reduce)  # Eq. 5
+        per_sequence = torch.where(valid, poft_sequence_loss(r_theta, r_bar, args.poft_beta), 0.0)  # Eq. 6
+        divisor, scale = sequence_normalizer(self, mask, num_items_in_batch)
+        loss = per_sequence.sum() / divisor * scale
+        self._log_metrics(mode, outputs, r_theta.detach(), r_bar, valid)
+
+        if return_outputs:  # only for compute_metrics: the full logits cost an extra forward, as in SFTTrainer
+            with torch.no_grad():
+                outputs = model(**{k: v for k, v in model_inputs.items() if k != "labels"})
+            return loss, outputs
+        return loss
+
+    def _log_metrics(self, mode: str, outputs, r_theta: torch.Tensor, r_bar: torch.Tensor, valid: torch.Tensor):
+        gather = self.accelerator.gather_for_metrics
+        beta = self.args.poft_beta
+        margin = r_theta - r_bar
+        finite = valid & torch.isfinite(r_bar)
+        tau = torch.sigmoid(beta * (r_bar - r_theta))
+        per_seq = torch.stack(
+            [
+                torch.where(valid, r_theta, 0.0).sum(),
+                torch.where(finite, r_bar, 0.0).sum(),
+                torch.where(finite, margin, 0.0).sum(),
+                torch.where(valid, tau, 0.0).sum(),
+                (valid & (r_theta > r_bar)).float().sum(),
+                valid.float().sum(),
+                finite.float().sum(),
+            ]
+        ).float()
+        totals = gather(per_seq.reshape(1, -1)).sum(0)
+        n_valid, n_finite = totals[5].clamp(min=1), totals[6].clamp(min=1)
+        record_metric(self, mode, "poft/r_theta", (totals[0] / n_valid).item())
+        record_metric(self, mode, "poft/r_ref", (totals[1] / n_finite).item() if totals[6] > 0 else -math.inf)
+        record_metric(self, mode, "poft/margin", (totals[2] / n_finite).item() if totals[6] > 0 else math.inf)
+        record_metric(self, mode, "poft/coef", (totals[3] / n_valid).item())
+        record_metric(self, mode, "poft/acc", (totals[4] / n_valid).item())
+        mask = outputs.label_mask
+        tokens = gather(
+            torch.stack([mask.sum(), outputs.entropy.detach().sum(), outputs.is_top1.sum()]).float().reshape(1, -1)
+        ).sum(0)
+        count = tokens[0].clamp(min=1)
+        record_metric(self, mode, "entropy", (tokens[1] / count).item())
+        record_metric(self, mode, "mean_token_accuracy", (tokens[2] / count).item())
