@@ -29,18 +29,47 @@ def main() -> None:
     tokenizer = load_tokenizer("smollm2-135m")
     base = load_model("smollm2-135m")
     eval_set = load_dataset("builtin:arith", form="sft")["test"].select(range(args.eval_size))
-    generic = [p for p, t in zip(*(load_dataset("builtin:json_extract", form="grpo")["test"][c]
-                                   for c in ("prompt", "task")), strict=True) if t != "gsm8k_json"]
+    generic = [
+        p
+        for p, t in zip(
+            *(load_dataset("builtin:json_extract", form="grpo")["test"][c] for c in ("prompt", "task")), strict=True
+        )
+        if t != "gsm8k_json"
+    ]
     generic = generic[: args.drift_prompts]
     base_answers = generate(base, tokenizer, generic, max_new_tokens=48)
     results = {"base": {"exact_match": exact_match(base, tokenizer, eval_set, is_correct), "kl_drift": 0.0}}
     for mode in args.modes.split(","):
         out = f"{args.output_dir}/{mode}"
         start = time.time()
-        code = trl_ext(["train", "asft", "--asft_loss", mode, "--dataset_name", "builtin:arith",
-                        "--max_steps", str(args.max_steps), "--per_device_train_batch_size", str(args.batch_size),
-                        "--learning_rate", "5e-5", "--max_length", "256", "--logging_steps", "20",
-                        "--save_strategy", "no", "--report_to", "none", "--seed", "0", "--output_dir", out])
+        code = trl_ext(
+            [
+                "train",
+                "asft",
+                "--asft_loss",
+                mode,
+                "--dataset_name",
+                "builtin:arith",
+                "--max_steps",
+                str(args.max_steps),
+                "--per_device_train_batch_size",
+                str(args.batch_size),
+                "--learning_rate",
+                "5e-5",
+                "--max_length",
+                "256",
+                "--logging_steps",
+                "20",
+                "--save_strategy",
+                "no",
+                "--report_to",
+                "none",
+                "--seed",
+                "0",
+                "--output_dir",
+                out,
+            ]
+        )
         if code:
             raise SystemExit(code)
         tuned = load_model(out)
@@ -50,8 +79,10 @@ def main() -> None:
             "train_minutes": (time.time() - start) / 60,
         }
         print(mode, json.dumps(results[mode]), flush=True)
-    print(f"\nbuiltin:arith, smollm2-135m, {args.max_steps} steps x {args.batch_size}, lr 5e-5; exact match on "
-          f"{args.eval_size} held-out problems; KL(base || tuned) per token on {len(generic)} generic prompts")
+    print(
+        f"\nbuiltin:arith, smollm2-135m, {args.max_steps} steps x {args.batch_size}, lr 5e-5; exact match on "
+        f"{args.eval_size} held-out problems; KL(base || tuned) per token on {len(generic)} generic prompts"
+    )
     print("| mode | exact match | KL drift |\n| --- | --- | --- |")
     for mode, r in results.items():
         print(f"| {mode} | {r['exact_match']:.1%} | {r['kl_drift']:.4f} |")

@@ -31,16 +31,40 @@ def main() -> None:
     eval_set = load_dataset("builtin:arith", form="sft")["test"].select(range(args.eval_size))
     acc0, nll0 = figures(args.model, eval_set)
     start = time.time()
-    code = trl_ext(["train", args.method, "--model_name_or_path", args.model, "--dataset_name", "builtin:arith",
-                    "--max_steps", str(args.max_steps), "--per_device_train_batch_size", "8",
-                    "--learning_rate", "5e-5", "--max_length", "256", "--logging_steps", "10",
-                    "--save_strategy", "no", "--report_to", "none", "--output_dir", args.output_dir])
+    code = trl_ext(
+        [
+            "train",
+            args.method,
+            "--model_name_or_path",
+            args.model,
+            "--dataset_name",
+            "builtin:arith",
+            "--max_steps",
+            str(args.max_steps),
+            "--per_device_train_batch_size",
+            "8",
+            "--learning_rate",
+            "5e-5",
+            "--max_length",
+            "256",
+            "--logging_steps",
+            "10",
+            "--save_strategy",
+            "no",
+            "--report_to",
+            "none",
+            "--output_dir",
+            args.output_dir,
+        ]
+    )
     if code:
         raise SystemExit(code)
     minutes = (time.time() - start) / 60
     acc1, nll1 = figures(args.output_dir, eval_set)
-    print(f"\n{args.method} on builtin:arith, {args.model}, {args.max_steps} steps x 8 ({minutes:.1f} min); "
-          f"eval: {args.eval_size} held-out problems")
+    print(
+        f"\n{args.method} on builtin:arith, {args.model}, {args.max_steps} steps x 8 ({minutes:.1f} min); "
+        f"eval: {args.eval_size} held-out problems"
+    )
     print(f"{'':<8}{'exact match':>12}{'completion NLL':>16}")
     print(f"{'before':<8}{acc0:>12.1%}{nll0:>16.3f}")
     print(f"{'after':<8}{acc1:>12.1%}{nll1:>16.3f}")

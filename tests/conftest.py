@@ -20,7 +20,9 @@ def sft_rows():
     return [
         {
             "prompt": [{"role": "user", "content": f"What is {i} + {i + 2}?"}],
-            "completion": [{"role": "assistant", "content": f"{i} + {i + 2} = {2 * i + 2}. The answer is {2 * i + 2}."}],
+            "completion": [
+                {"role": "assistant", "content": f"{i} + {i + 2} = {2 * i + 2}. The answer is {2 * i + 2}."}
+            ],
         }
         for i in range(8)
     ]

@@ -12,13 +12,28 @@ import yaml
 
 from trl_ext.cli import main
 
-TINY_FLAGS = ["--max_steps", "3", "--per_device_train_batch_size", "4", "--logging_steps", "1", "--report_to",
-              "none", "--save_strategy", "no"]
+TINY_FLAGS = [
+    "--max_steps",
+    "3",
+    "--per_device_train_batch_size",
+    "4",
+    "--logging_steps",
+    "1",
+    "--report_to",
+    "none",
+    "--save_strategy",
+    "no",
+]
 
 
 def run_cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "trl_ext", *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "trl_ext", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_list_json_has_the_issue_components(capsys):
@@ -44,8 +59,15 @@ def test_list_filters(capsys):
 def test_info_shows_fields_columns_and_example(capsys):
     assert main(["info", "asft"]) == 0
     out = capsys.readouterr().out
-    for needle in ("Anchored Supervised Fine-Tuning", "2509.23753", "--kl_weight (default: 0.1)", "--asft_loss",
-                   "prompt+completion", "trl-ext train asft", "@article"):
+    for needle in (
+        "Anchored Supervised Fine-Tuning",
+        "2509.23753",
+        "--kl_weight (default: 0.1)",
+        "--asft_loss",
+        "prompt+completion",
+        "trl-ext train asft",
+        "@article",
+    ):
         assert needle in out, needle
 
 
@@ -66,8 +88,21 @@ def test_unknown_method_suggests_close_match(capsys):
 
 def test_missing_column_refused_before_training(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["train", "asft", "--model_name_or_path", tiny_model_dir, "--dataset_name", "builtin:json_extract",
-                 "--dataset_config", "grpo", "--output_dir", str(out), *TINY_FLAGS])
+    code = main(
+        [
+            "train",
+            "asft",
+            "--model_name_or_path",
+            tiny_model_dir,
+            "--dataset_name",
+            "builtin:json_extract",
+            "--dataset_config",
+            "grpo",
+            "--output_dir",
+            str(out),
+            *TINY_FLAGS,
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "asft" in err and "prompt+completion" in err and "json_extract" in err
@@ -75,9 +110,23 @@ def test_missing_column_refused_before_training(tiny_model_dir, tmp_path, capsys
 
 
 def test_reward_column_missing_is_named(tiny_model_dir, tmp_path, capsys):
-    code = main(["train", "grpo", "--model_name_or_path", tiny_model_dir, "--dataset_name", "builtin:arith",
-                 "--rewards", "json_structure", "--num_generations", "2", "--output_dir", str(tmp_path / "x"),
-                 *TINY_FLAGS])
+    code = main(
+        [
+            "train",
+            "grpo",
+            "--model_name_or_path",
+            tiny_model_dir,
+            "--dataset_name",
+            "builtin:arith",
+            "--rewards",
+            "json_structure",
+            "--num_generations",
+            "2",
+            "--output_dir",
+            str(tmp_path / "x"),
+            *TINY_FLAGS,
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "'schema'" in err and "json_structure" in err
@@ -131,10 +180,37 @@ def test_two_stage_recipe_feeds_the_next_stage(tiny_model_dir, tmp_path):
 
 def test_grpo_composes_registered_rewards(tiny_model_dir, tmp_path):
     out = tmp_path / "grpo"
-    code = main(["train", "grpo", "--model_name_or_path", tiny_model_dir, "--dataset_name", "builtin:json_extract",
-                 "--rewards", "json_validity,json_structure", "--reward_weights", "1.0", "0.5", "--max_steps", "1",
-                 "--per_device_train_batch_size", "2", "--num_generations", "2", "--max_completion_length", "8",
-                 "--report_to", "none", "--save_strategy", "no", "--logging_steps", "1", "--output_dir", str(out)])
+    code = main(
+        [
+            "train",
+            "grpo",
+            "--model_name_or_path",
+            tiny_model_dir,
+            "--dataset_name",
+            "builtin:json_extract",
+            "--rewards",
+            "json_validity,json_structure",
+            "--reward_weights",
+            "1.0",
+            "0.5",
+            "--max_steps",
+            "1",
+            "--per_device_train_batch_size",
+            "2",
+            "--num_generations",
+            "2",
+            "--max_completion_length",
+            "8",
+            "--report_to",
+            "none",
+            "--save_strategy",
+            "no",
+            "--logging_steps",
+            "1",
+            "--output_dir",
+            str(out),
+        ]
+    )
     assert code == 0
     assert (out / "model.safetensors").exists()
 
@@ -158,8 +234,18 @@ def test_broken_plugin_is_reported_and_list_still_works(tmp_path):
 
 def test_transform_grape_writes_jsonl(tiny_model_dir, tmp_path):
     out = tmp_path / "picked.jsonl"
-    result = run_cli("transform", "grape", "--model_name_or_path", tiny_model_dir, "--dataset_name",
-                     "builtin:arith_candidates", "--split", "test", "--output", str(out))
+    result = run_cli(
+        "transform",
+        "grape",
+        "--model_name_or_path",
+        tiny_model_dir,
+        "--dataset_name",
+        "builtin:arith_candidates",
+        "--split",
+        "test",
+        "--output",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 50 and {"prompt", "completion", "grape_score", "grape_source"} <= set(rows[0])
@@ -195,9 +281,26 @@ def test_train_needs_no_network(tiny_model_dir, tmp_path):
     """Offline by default: a full `trl-ext train` (built-in dataset, local model, model card) in a namespace with
     no network interface at all."""
     out = tmp_path / "offline"
-    result = subprocess.run(["unshare", "-rn", sys.executable, "-m", "trl_ext", "train", "asft",
-                             "--model_name_or_path", tiny_model_dir, "--output_dir", str(out), *TINY_FLAGS],
-                            capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "0"})
+    result = subprocess.run(
+        [
+            "unshare",
+            "-rn",
+            sys.executable,
+            "-m",
+            "trl_ext",
+            "train",
+            "asft",
+            "--model_name_or_path",
+            tiny_model_dir,
+            "--output_dir",
+            str(out),
+            *TINY_FLAGS,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HF_HUB_OFFLINE": "0"},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert (out / "README.md").exists()
 
@@ -205,9 +308,29 @@ def test_train_needs_no_network(tiny_model_dir, tmp_path):
 def test_plain_dpo_runs_on_builtin_preferences(tiny_model_dir, tmp_path):
     """TRL's DPOTrainer unchanged: at the first step the policy equals its reference, so the loss is -log sigmoid(0)."""
     out = tmp_path / "dpo"
-    assert main(["train", "dpo", "--model_name_or_path", tiny_model_dir, "--max_steps", "1",
-                 "--per_device_train_batch_size", "2", "--report_to", "none", "--save_strategy", "no",
-                 "--logging_steps", "1", "--output_dir", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "dpo",
+                "--model_name_or_path",
+                tiny_model_dir,
+                "--max_steps",
+                "1",
+                "--per_device_train_batch_size",
+                "2",
+                "--report_to",
+                "none",
+                "--save_strategy",
+                "no",
+                "--logging_steps",
+                "1",
+                "--output_dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
     card = (out / "README.md").read_text()
     assert "builtin:arith_prefs" in card and "method: dpo" in card
 
@@ -218,11 +341,23 @@ def test_dpo_first_step_loss_is_log_two(tiny_model_dir, tmp_path):
     from trl_ext.models import load_model, load_tokenizer
 
     method = get("method", "dpo")
-    config = method.config(output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=2, report_to="none",
-                           bf16=False, use_cpu=True, logging_steps=1, save_strategy="no")
+    config = method.config(
+        output_dir=str(tmp_path),
+        max_steps=1,
+        per_device_train_batch_size=2,
+        report_to="none",
+        bf16=False,
+        use_cpu=True,
+        logging_steps=1,
+        save_strategy="no",
+    )
     data = load_dataset("builtin:arith_prefs")["train"].select(range(4))
-    trainer = method.trainer(model=load_model(tiny_model_dir), args=config, train_dataset=data,
-                             processing_class=load_tokenizer(tiny_model_dir))
+    trainer = method.trainer(
+        model=load_model(tiny_model_dir),
+        args=config,
+        train_dataset=data,
+        processing_class=load_tokenizer(tiny_model_dir),
+    )
     trainer.train()
     first = next(e for e in trainer.state.log_history if "loss" in e)
     assert first["loss"] == pytest.approx(0.693147, abs=1e-3)  # -log sigmoid(0): policy == reference

@@ -57,10 +57,30 @@ def compose_plugin():
 
 @pytest.mark.parametrize("method", ["sft", "asft"])
 def test_callbacks_adapters_transforms_compose(compose_plugin, tiny_model_dir, tmp_path, method):
-    code = main(["train", method, "--model_name_or_path", tiny_model_dir, "--output_dir", str(tmp_path / "out"),
-                 "--transforms", "keep_first:n=3", "--callbacks", "recorder:tag=hello", "--adapter",
-                 "freeze_embeddings", "--max_steps", "1", "--per_device_train_batch_size", "2", "--report_to", "none",
-                 "--save_strategy", "no"])
+    code = main(
+        [
+            "train",
+            method,
+            "--model_name_or_path",
+            tiny_model_dir,
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--transforms",
+            "keep_first:n=3",
+            "--callbacks",
+            "recorder:tag=hello",
+            "--adapter",
+            "freeze_embeddings",
+            "--max_steps",
+            "1",
+            "--per_device_train_batch_size",
+            "2",
+            "--report_to",
+            "none",
+            "--save_strategy",
+            "no",
+        ]
+    )
     assert code == 0
     assert SEEN["callback"] == "hello"
     assert SEEN["adapter"] is True

@@ -18,10 +18,19 @@ def _run(tmp_path, name, nproc, per_device, accumulation):
     if nproc == 1:
         cmd = [sys.executable, str(SCRIPT)]
     else:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port",
-               str(29500 + os.getpid() % 1000), str(SCRIPT)]
-    result = subprocess.run(cmd + [str(out), str(per_device), str(accumulation)], env=env, capture_output=True,
-                            text=True, timeout=600)
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            str(nproc),
+            "--master_port",
+            str(29500 + os.getpid() % 1000),
+            str(SCRIPT),
+        ]
+    result = subprocess.run(
+        cmd + [str(out), str(per_device), str(accumulation)], env=env, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(out.read_text())
 

@@ -18,13 +18,15 @@ def _case(n=11, h=8, v=50, seed=1):
 def test_token_weights_scale_each_token_nll():
     hidden, weight, labels = _case()
     w = torch.linspace(0.0, 2.0, labels.numel())
-    loss, stats = fused_token_loss(hidden, LMHead(weight), labels, normalizer=7, nll_weight=dft_weight,
-                                   token_weights=w, chunk_size=3)
+    loss, stats = fused_token_loss(
+        hidden, LMHead(weight), labels, normalizer=7, nll_weight=dft_weight, token_weights=w, chunk_size=3
+    )
     logp = F.log_softmax(hidden @ weight.T, -1).gather(1, labels[:, None])[:, 0]
     expected = -(w * logp.exp().detach() * logp).sum() / 7
     assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
-    for got, want in zip(torch.autograd.grad(loss, (hidden, weight)), torch.autograd.grad(expected, (hidden, weight)),
-                         strict=True):
+    for got, want in zip(
+        torch.autograd.grad(loss, (hidden, weight)), torch.autograd.grad(expected, (hidden, weight)), strict=True
+    ):
         assert torch.allclose(got, want, atol=1e-6)
     assert torch.allclose(stats.nll_weight, w * logp.exp().detach(), atol=1e-6)
 

@@ -93,7 +93,11 @@ def _synthetic_batch(batch_size: int, length: int, vocab: int, device, prompt: i
     ids = torch.randint(0, vocab, (batch_size, length), generator=g)
     labels = ids.clone()
     labels[:, :prompt] = -100
-    return {"input_ids": ids.to(device), "attention_mask": torch.ones_like(ids).to(device), "labels": labels.to(device)}
+    return {
+        "input_ids": ids.to(device),
+        "attention_mask": torch.ones_like(ids).to(device),
+        "labels": labels.to(device),
+    }
 
 
 def parse_args(argv: list[str]):
@@ -125,17 +129,29 @@ def build_trainers(args, method_flags: list[str]):
     if method.base != "sft":
         raise SystemExit(f"trl-ext bench supports SFT-based methods for now; {method.name!r} is {method.base}-based.")
     cuda = torch.cuda.is_available()
-    common = dict(output_dir="/tmp/trl-ext-bench", per_device_train_batch_size=args.per_device_train_batch_size,
-                  report_to="none", save_strategy="no", bf16=bool(cuda and args.dtype in (None, "bfloat16")),
-                  use_cpu=not cuda, gradient_checkpointing=False, dataloader_num_workers=0)
+    common = dict(
+        output_dir="/tmp/trl-ext-bench",
+        per_device_train_batch_size=args.per_device_train_batch_size,
+        report_to="none",
+        save_strategy="no",
+        bf16=bool(cuda and args.dtype in (None, "bfloat16")),
+        use_cpu=not cuda,
+        gradient_checkpointing=False,
+        dataloader_num_workers=0,
+    )
     from .cli import build_parser
 
-    parsed = build_parser(method).parse_args_into_dataclasses(args=method_flags + [
-        f"--{k}={v}" for k, v in common.items()])
+    parsed = build_parser(method).parse_args_into_dataclasses(
+        args=method_flags + [f"--{k}={v}" for k, v in common.items()]
+    )
     config = parsed[1]
-    model_args = ModelConfig(model_name_or_path=args.model_name_or_path, dtype=args.dtype or "float32",
-                             load_in_4bit=args.load_in_4bit, use_peft=args.use_peft or args.load_in_4bit,
-                             lora_target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+    model_args = ModelConfig(
+        model_name_or_path=args.model_name_or_path,
+        dtype=args.dtype or "float32",
+        load_in_4bit=args.load_in_4bit,
+        use_peft=args.use_peft or args.load_in_4bit,
+        lora_target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+    )
     if args.dtype is None and cuda:
         model_args.dtype = "bfloat16"
     dataset = load_dataset(args.dataset_name or method.default_dataset, form="sft")["train"]
@@ -143,10 +159,16 @@ def build_trainers(args, method_flags: list[str]):
     peft_config = get_peft_config(model_args)
     base_model, tokenizer = load_model_and_tokenizer(model_args, config)
     method_model = copy.deepcopy(base_model) if not args.load_in_4bit else load_model_and_tokenizer(model_args)[0]
-    base = SFTTrainer(model=base_model, args=SFTConfig(**common), train_dataset=dataset, processing_class=tokenizer,
-                      peft_config=peft_config)
-    other = method.trainer(model=method_model, args=config, train_dataset=dataset, processing_class=tokenizer,
-                           peft_config=peft_config)
+    base = SFTTrainer(
+        model=base_model,
+        args=SFTConfig(**common),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+    other = method.trainer(
+        model=method_model, args=config, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config
+    )
     return method, config, base, other, tokenizer
 
 
@@ -185,8 +207,12 @@ def run(argv: list[str]) -> dict[str, Any]:
             peaks[name][length] = mem.peak / 2**20
     tokens_k = (lengths[1] - lengths[0]) * args.memory_batch_size / 1000
     results = [
-        Measurement(name, statistics.median(times[name]), peaks[name][lengths[0]],
-                    (peaks[name][lengths[1]] - peaks[name][lengths[0]]) / tokens_k)
+        Measurement(
+            name,
+            statistics.median(times[name]),
+            peaks[name][lengths[0]],
+            (peaks[name][lengths[1]] - peaks[name][lengths[0]]) / tokens_k,
+        )
         for name in trainers
     ]
     sft, meth = results
@@ -196,7 +222,9 @@ def run(argv: list[str]) -> dict[str, Any]:
     return {
         "method": args.method,
         "model": args.model_name_or_path,
-        "device": torch.cuda.get_device_name(0) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
+        "device": torch.cuda.get_device_name(0)
+        if device.type == "cuda"
+        else f"cpu ({torch.get_num_threads()} threads)",
         "dtype": str(base.model.dtype).replace("torch.", "") + (" 4-bit QLoRA" if args.load_in_4bit else ""),
         "batch": {"size": args.per_device_train_batch_size, "tokens": int(batch["input_ids"].shape[1])},
         "steps": args.steps,
@@ -204,7 +232,8 @@ def run(argv: list[str]) -> dict[str, Any]:
         "time_ratio": meth.step_s / sft.step_s,
         "peak_ratio": meth.peak_mib / sft.peak_mib if sft.peak_mib > 0 else float("nan"),
         "slope_ratio": meth.slope_mib_per_1k_tokens / sft.slope_mib_per_1k_tokens
-        if sft.slope_mib_per_1k_tokens > 0 else float("nan"),
+        if sft.slope_mib_per_1k_tokens > 0
+        else float("nan"),
         "forward_s": forward,
         "extra_forwards": extra,
         "budget_s": budget,

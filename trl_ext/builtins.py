@@ -12,34 +12,93 @@ TRL_PAPER = None  # TRL's own trainers cite their papers through TRL's model car
 
 @hookimpl
 def register_methods(register):
-    register(Method(name="sft", trainer=SFTTrainer, config=SFTConfig, base="sft", family="trl",
-                    description="TRL's SFTTrainer, unchanged.",
-                    example="trl-ext train sft --max_steps 20"))
-    register(Method(name="grpo", trainer=GRPOTrainer, config=GRPOConfig, base="grpo", family="trl",
-                    description="TRL's GRPOTrainer, unchanged; pick rewards with --rewards.",
-                    example="trl-ext train grpo --dataset_name builtin:json_extract --rewards json_validity --max_steps 5"))
-    register(Method(name="dpo", trainer=DPOTrainer, config=DPOConfig, base="dpo", family="trl",
-                    description="TRL's DPOTrainer, unchanged.", default_dataset="builtin:arith_prefs",
-                    example="trl-ext train dpo --max_steps 10"))
+    register(
+        Method(
+            name="sft",
+            trainer=SFTTrainer,
+            config=SFTConfig,
+            base="sft",
+            family="trl",
+            description="TRL's SFTTrainer, unchanged.",
+            example="trl-ext train sft --max_steps 20",
+        )
+    )
+    register(
+        Method(
+            name="grpo",
+            trainer=GRPOTrainer,
+            config=GRPOConfig,
+            base="grpo",
+            family="trl",
+            description="TRL's GRPOTrainer, unchanged; pick rewards with --rewards.",
+            example="trl-ext train grpo --dataset_name builtin:json_extract --rewards json_validity --max_steps 5",
+        )
+    )
+    register(
+        Method(
+            name="dpo",
+            trainer=DPOTrainer,
+            config=DPOConfig,
+            base="dpo",
+            family="trl",
+            description="TRL's DPOTrainer, unchanged.",
+            default_dataset="builtin:arith_prefs",
+            example="trl-ext train dpo --max_steps 10",
+        )
+    )
 
 
 @hookimpl
 def register_datasets(register):
     from .data import arith, candidates, json_extract
 
-    register(Dataset(name="arith", factory=arith.build, forms=("sft", "grpo", "dpo"), family="builtin",
-                     description="Arithmetic word problems with short worked reasoning and a final answer.",
-                     columns={"sft": ("prompt", "completion", "answer"), "grpo": ("prompt", "answer"),
-                              "dpo": ("prompt", "chosen", "rejected")}))
-    register(Dataset(name="arith_prefs", factory=arith.build_preferences, forms=("dpo",), family="builtin",
-                     description="Preference pairs over arith: correct worked solution vs. a wrong one.",
-                     columns={"dpo": ("prompt", "chosen", "rejected")}))
-    register(Dataset(name="json_extract", factory=json_extract.build, forms=("grpo", "sft"), family="builtin",
-                     description="Text -> JSON object with a schema (for rlstruct).",
-                     columns={"grpo": ("prompt", "schema", "gold", "task"),
-                              "sft": ("prompt", "completion", "schema", "gold", "task")}))
-    register(Dataset(name="arith_candidates", factory=candidates.build, forms=("grouped", "long"), family="builtin",
-                     description="Several candidate responses per arith question, varied in style and correctness "
-                                 "(for grape).",
-                     columns={"grouped": ("prompt", "candidates", "candidate_sources", "answer"),
-                              "long": ("prompt_id", "prompt", "completion", "source", "answer")}))
+    register(
+        Dataset(
+            name="arith",
+            factory=arith.build,
+            forms=("sft", "grpo", "dpo"),
+            family="builtin",
+            description="Arithmetic word problems with short worked reasoning and a final answer.",
+            columns={
+                "sft": ("prompt", "completion", "answer"),
+                "grpo": ("prompt", "answer"),
+                "dpo": ("prompt", "chosen", "rejected"),
+            },
+        )
+    )
+    register(
+        Dataset(
+            name="arith_prefs",
+            factory=arith.build_preferences,
+            forms=("dpo",),
+            family="builtin",
+            description="Preference pairs over arith: correct worked solution vs. a wrong one.",
+            columns={"dpo": ("prompt", "chosen", "rejected")},
+        )
+    )
+    register(
+        Dataset(
+            name="json_extract",
+            factory=json_extract.build,
+            forms=("grpo", "sft"),
+            family="builtin",
+            description="Text -> JSON object with a schema (for rlstruct).",
+            columns={
+                "grpo": ("prompt", "schema", "gold", "task"),
+                "sft": ("prompt", "completion", "schema", "gold", "task"),
+            },
+        )
+    )
+    register(
+        Dataset(
+            name="arith_candidates",
+            factory=candidates.build,
+            forms=("grouped", "long"),
+            family="builtin",
+            description="Several candidate responses per arith question, varied in style and correctness (for grape).",
+            columns={
+                "grouped": ("prompt", "candidates", "candidate_sources", "answer"),
+                "long": ("prompt_id", "prompt", "completion", "source", "answer"),
+            },
+        )
+    )

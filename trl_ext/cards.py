@@ -14,8 +14,9 @@ from .registry import registry
 MARKER = "## Trained with trl-ext"
 
 
-def render_section(method: Method, base_model: str, dataset: str, components: list[Component],
-                   recipe: dict[str, Any] | None) -> str:
+def render_section(
+    method: Method, base_model: str, dataset: str, components: list[Component], recipe: dict[str, Any] | None
+) -> str:
     lines = [MARKER, "", f"- **Method**: `{method.name}` ({method.description or method.family})"]
     lines.append(f"- **Base model**: `{base_model}`")
     lines.append(f"- **Dataset**: `{dataset}`")
@@ -40,8 +41,15 @@ def render_section(method: Method, base_model: str, dataset: str, components: li
     return "\n".join(lines) + "\n"
 
 
-def add_trl_ext_section(output_dir: str, *, method: Method, base_model: str, dataset: str,
-                        components: list[Component], recipe: dict[str, Any] | None = None) -> Path:
+def add_trl_ext_section(
+    output_dir: str,
+    *,
+    method: Method,
+    base_model: str,
+    dataset: str,
+    components: list[Component],
+    recipe: dict[str, Any] | None = None,
+) -> Path:
     """Append (or replace) the trl-ext section of `output_dir/README.md`, keeping TRL's card above it."""
     path = Path(output_dir) / "README.md"
     text = path.read_text() if path.exists() else f"# {Path(output_dir).name}\n"

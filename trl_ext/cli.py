@@ -78,17 +78,23 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     record = find_any(args.name, args.kind)
     plugin = registry().plugins.get(record.plugin)
-    print(f"{record.name}  ({record.kind}, family {record.family or '-'}, plugin {record.plugin}"
-          f"{' ' + plugin.version if plugin and plugin.version else ''})")
+    print(
+        f"{record.name}  ({record.kind}, family {record.family or '-'}, plugin {record.plugin}"
+        f"{' ' + plugin.version if plugin and plugin.version else ''})"
+    )
     if record.paper:
-        print(f"Paper: {record.paper.title}" + (f"  arXiv:{record.paper.arxiv}  {record.paper.url}"
-                                                 if record.paper.arxiv else ""))
+        print(
+            f"Paper: {record.paper.title}"
+            + (f"  arXiv:{record.paper.arxiv}  {record.paper.url}" if record.paper.arxiv else "")
+        )
     if record.description:
         print(f"\n{record.description}")
     if isinstance(record, Method):
         base_config = _trl_base(record.config)
-        print(f"\nBased on TRL's {_trl_base(record.trainer).__name__}: every `trl {record.base}` flag applies "
-              f"({base_config.__name__}, ModelConfig, ScriptArguments).")
+        print(
+            f"\nBased on TRL's {_trl_base(record.trainer).__name__}: every `trl {record.base}` flag applies "
+            f"({base_config.__name__}, ModelConfig, ScriptArguments)."
+        )
         shapes = " | ".join("+".join(s) for s in BASE_COLUMNS.get(record.base, []))
         extra = _method_columns(record)
         print(f"Dataset columns: {shapes}" + (f"; plus {', '.join(extra)}" if extra else ""))
@@ -96,8 +102,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         if own:
             print(f"\nConfig fields ({record.config.__name__}, beyond {base_config.__name__}):")
             for f in own:
-                default = f.default if f.default is not dataclasses.MISSING else (
-                    f.default_factory() if f.default_factory is not dataclasses.MISSING else "(required)")
+                default = (
+                    f.default
+                    if f.default is not dataclasses.MISSING
+                    else (f.default_factory() if f.default_factory is not dataclasses.MISSING else "(required)")
+                )
                 print(f"  --{f.name} (default: {default})\n      {f.metadata.get('help', '')}")
         print(f"\nExample:\n  {record.example or f'trl-ext train {record.name} --max_steps 10'}")
     else:
@@ -141,8 +150,12 @@ def _trl_base(config_cls: type) -> type:
 
 def _own_fields(config_cls: type, base: type) -> list[dataclasses.Field]:
     base_defaults = {f.name: f.default for f in dataclasses.fields(base)}
-    return [f for f in dataclasses.fields(config_cls) if f.name not in base_defaults
-            or (f.default != base_defaults[f.name] and f.name in config_cls.__dict__.get("__annotations__", {}))]
+    return [
+        f
+        for f in dataclasses.fields(config_cls)
+        if f.name not in base_defaults
+        or (f.default != base_defaults[f.name] and f.name in config_cls.__dict__.get("__annotations__", {}))
+    ]
 
 
 # --- train -----------------------------------------------------------------------------------------------------------
@@ -152,7 +165,9 @@ def build_parser(method: Method):
 
     from .runner import ExtArguments
 
-    parser = TrlParser((ScriptArguments, method.config, ModelConfig, ExtArguments), prog=f"trl-ext train {method.name}")
+    parser = TrlParser(
+        (ScriptArguments, method.config, ModelConfig, ExtArguments), prog=f"trl-ext train {method.name}"
+    )
     if not torch.cuda.is_available():
         # TRL defaults to bf16, which transformers refuses without an accelerator; use_cpu makes torchrun on CPU
         # processes form a real (gloo) process group instead of each training alone.
@@ -170,8 +185,10 @@ def parse_stage(method_name: str, flags: list[str], recipe_values: dict[str, Any
         remaining = parser.set_defaults_with_config(**recipe_values)
         if remaining:
             unknown = sorted({item[2:] for item in remaining[::2]})
-            raise RecipeError(f"Unknown key(s) for method {method_name!r} in the recipe: {', '.join(unknown)}. "
-                              f"See `trl-ext info {method_name}` and `trl-ext train {method_name} --help`.")
+            raise RecipeError(
+                f"Unknown key(s) for method {method_name!r} in the recipe: {', '.join(unknown)}. "
+                f"See `trl-ext info {method_name}` and `trl-ext train {method_name} --help`."
+            )
     return parser.parse_args_into_dataclasses(args=flags)
 
 
@@ -187,11 +204,13 @@ def cmd_train(argv: list[str]) -> int:
         if i + 1 >= len(flags):
             raise CLIError("--config needs a path to a YAML recipe")
         recipe = load_recipe(flags[i + 1])
-        flags = flags[:i] + flags[i + 2:]
+        flags = flags[:i] + flags[i + 2 :]
     if method_name is None and recipe is None:
         if "-h" in flags or "--help" in flags or not flags:
-            print("usage: trl-ext train METHOD [flags] | trl-ext train --config recipe.yaml [flags]\n"
-                  "Methods: " + ", ".join(r.name for r in registry().components("method")))
+            print(
+                "usage: trl-ext train METHOD [flags] | trl-ext train --config recipe.yaml [flags]\n"
+                "Methods: " + ", ".join(r.name for r in registry().components("method"))
+            )
             return 0 if flags else EXIT_USAGE
         raise CLIError("Name a method (`trl-ext train asft ...`) or a recipe (`--config recipe.yaml`).")
     plan = stages(recipe, method_name) if recipe else [{"method": method_name}]
@@ -246,8 +265,9 @@ def cmd_transform(argv: list[str]) -> int:
     from .runner import check_inputs
 
     for split in splits:
-        check_inputs(record.required_columns, dataset[split].column_names, f"transform {record.name!r}",
-                     args.dataset_name)
+        check_inputs(
+            record.required_columns, dataset[split].column_names, f"transform {record.name!r}", args.dataset_name
+        )
     if record.needs_model:
         from .models import load_model, load_tokenizer
 
@@ -260,8 +280,10 @@ def cmd_transform(argv: list[str]) -> int:
         after = fn(before)
         added = [c for c in after.column_names if c not in before.column_names]
         removed = [c for c in before.column_names if c not in after.column_names]
-        print(f"{record.name} on {args.dataset_name} [{split}]: {len(before)} rows -> {len(after)} rows; "
-              f"columns added: {added or '-'}, removed: {removed or '-'}")
+        print(
+            f"{record.name} on {args.dataset_name} [{split}]: {len(before)} rows -> {len(after)} rows; "
+            f"columns added: {added or '-'}, removed: {removed or '-'}"
+        )
         summary = getattr(fn, "summary", None)
         for key, value in (summary if isinstance(summary, dict) else {}).items():
             print(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
@@ -311,8 +333,10 @@ def cmd_new_plugin(args: argparse.Namespace) -> int:
     paths = create_plugin(args.slug, args.dest)
     for path in paths:
         print(f"created {path}")
-    print(f"\nNext: fill in the paper's loss in {Path(args.dest) / args.slug / 'trainer.py'}, then run "
-          f"`pytest {Path(args.dest) / args.slug}`.")
+    print(
+        f"\nNext: fill in the paper's loss in {Path(args.dest) / args.slug / 'trainer.py'}, then run "
+        f"`pytest {Path(args.dest) / args.slug}`."
+    )
     return 0
 
 
@@ -342,9 +366,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("slug")
     p.add_argument("--dest", default="plugins")
     p.set_defaults(func=cmd_new_plugin)
-    for name, help_text in (("train", "Train METHOD with TRL-style flags, or a YAML recipe (--config)."),
-                            ("transform", "Run a registered transform on a dataset and write the result."),
-                            ("bench", "Time METHOD's training step and memory against TRL's own trainer.")):
+    for name, help_text in (
+        ("train", "Train METHOD with TRL-style flags, or a YAML recipe (--config)."),
+        ("transform", "Run a registered transform on a dataset and write the result."),
+        ("bench", "Time METHOD's training step and memory against TRL's own trainer."),
+    ):
         sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
@@ -361,8 +387,17 @@ def main(argv: list[str] | None = None) -> int:
     from .runner import DatasetColumnError
     from .specs import SpecError
 
-    expected = (CLIError, ComponentError, RecipeError, DatasetColumnError, DatasetLoadError, ModelLoadError, SpecError,
-                FileExistsError, FileNotFoundError)
+    expected = (
+        CLIError,
+        ComponentError,
+        RecipeError,
+        DatasetColumnError,
+        DatasetLoadError,
+        ModelLoadError,
+        SpecError,
+        FileExistsError,
+        FileNotFoundError,
+    )
     try:
         if argv and argv[0] in PASSTHROUGH:
             return PASSTHROUGH[argv[0]](argv[1:])

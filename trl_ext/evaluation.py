@@ -12,32 +12,38 @@ from tqdm.auto import tqdm
 from .scoring import sequence_logprobs
 
 
-def generate(model, tokenizer, prompts: Sequence[Any], max_new_tokens: int = 64, batch_size: int = 16,
-             progress: bool = True) -> list[str]:
+def generate(
+    model, tokenizer, prompts: Sequence[Any], max_new_tokens: int = 64, batch_size: int = 16, progress: bool = True
+) -> list[str]:
     """Greedy completions of conversational (chat-template) or plain prompts, left-padded in batches."""
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     was_training = model.training
     model.eval()
-    texts = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) if isinstance(p, list)
-             else p for p in prompts]
+    texts = [
+        tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) if isinstance(p, list) else p
+        for p in prompts
+    ]
     outputs: list[str] = []
     try:
         for start in tqdm(range(0, len(texts), batch_size), desc="Generating", disable=not progress):
-            enc = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
-                            add_special_tokens=False).to(model.device)
+            enc = tokenizer(
+                texts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
+            ).to(model.device)
             with torch.no_grad():
-                out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                     pad_token_id=tokenizer.pad_token_id)
-            outputs += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+                out = model.generate(
+                    **enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+                )
+            outputs += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
     finally:
         tokenizer.padding_side = side
         model.train(was_training)
     return outputs
 
 
-def exact_match(model, tokenizer, dataset, is_correct: Callable[[str, str], bool], max_new_tokens: int = 64,
-                batch_size: int = 16) -> float:
+def exact_match(
+    model, tokenizer, dataset, is_correct: Callable[[str, str], bool], max_new_tokens: int = 64, batch_size: int = 16
+) -> float:
     """Fraction of `dataset` rows whose greedy answer `is_correct(text, row["answer"])`."""
     answers = generate(model, tokenizer, dataset["prompt"], max_new_tokens, batch_size)
     return sum(is_correct(text, gold) for text, gold in zip(answers, dataset["answer"], strict=True)) / len(answers)
@@ -50,8 +56,9 @@ def completion_nll(model, tokenizer, dataset, batch_size: int = 16) -> float:
     return -sum(s["sum_logprob"] for s in scores) / max(tokens, 1)
 
 
-def kl_drift(reference, model, tokenizer, prompts: Sequence[Any], completions: Sequence[Any],
-             batch_size: int = 8) -> float:
+def kl_drift(
+    reference, model, tokenizer, prompts: Sequence[Any], completions: Sequence[Any], batch_size: int = 8
+) -> float:
     """Mean per-token KL(reference || model) over the completion tokens, teacher-forced (ASFT's drift measure)."""
     from .compat import backbone
     from .losses import LMHead, fused_token_loss
@@ -60,20 +67,27 @@ def kl_drift(reference, model, tokenizer, prompts: Sequence[Any], completions: S
     pairs = [tokenize_pair(tokenizer, p, c) for p, c in zip(prompts, completions, strict=True)]
     total, count = 0.0, 0
     for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start:start + batch_size]
+        chunk = pairs[start : start + batch_size]
         width = max(len(ids) for ids, _ in chunk)
         ids = torch.full((len(chunk), width), tokenizer.pad_token_id)
         attn = torch.zeros_like(ids)
         scored = torch.zeros_like(ids, dtype=torch.bool)
         for row, (seq, mask) in enumerate(chunk):
-            ids[row, :len(seq)], attn[row, :len(seq)] = torch.tensor(seq), 1
-            scored[row, :len(seq)] = torch.tensor(mask, dtype=torch.bool)
+            ids[row, : len(seq)], attn[row, : len(seq)] = torch.tensor(seq), 1
+            scored[row, : len(seq)] = torch.tensor(mask, dtype=torch.bool)
         positions = scored[:, 1:]
         with torch.no_grad():
             h = backbone(model)(input_ids=ids, attention_mask=attn).last_hidden_state[:, :-1][positions]
             h0 = backbone(reference)(input_ids=ids, attention_mask=attn).last_hidden_state[:, :-1][positions]
-            _, stats = fused_token_loss(h, LMHead.of(model), ids[:, 1:][positions], normalizer=1, ref_hidden=h0,
-                                        ref_head=LMHead.of(reference), kl_coef=1.0)
+            _, stats = fused_token_loss(
+                h,
+                LMHead.of(model),
+                ids[:, 1:][positions],
+                normalizer=1,
+                ref_hidden=h0,
+                ref_head=LMHead.of(reference),
+                kl_coef=1.0,
+            )
         total += stats.kl.sum().item()
         count += int(positions.sum())
     return total / max(count, 1)

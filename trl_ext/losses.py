@@ -45,8 +45,12 @@ class LMHead:
             scale = getattr(config, name, None) if scale is None else scale
         if scale is None and getattr(config, "logits_scaling", None) is not None:
             scale = config.logits_scaling if config.model_type == "hyperclovax" else 1 / config.logits_scaling
-        return cls(head.weight, head.bias, 1.0 if scale is None else float(scale),
-                   getattr(config, "final_logit_softcapping", None))
+        return cls(
+            head.weight,
+            head.bias,
+            1.0 if scale is None else float(scale),
+            getattr(config, "final_logit_softcapping", None),
+        )
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """float32 logits of a chunk and, when soft-capped, tanh of the pre-cap logits (for the chain rule)."""
@@ -79,8 +83,22 @@ class TokenStats:
 
 class _FusedTokenLoss(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, hidden, weight, bias, labels, ref_hidden, head, ref_head, nll_weight_fn, token_weights, kl_coef,
-                scale, chunk_size, need_grad):
+    def forward(
+        ctx,
+        hidden,
+        weight,
+        bias,
+        labels,
+        ref_hidden,
+        head,
+        ref_head,
+        nll_weight_fn,
+        token_weights,
+        kl_coef,
+        scale,
+        chunk_size,
+        need_grad,
+    ):
         N, vocab = hidden.shape[0], head.weight.shape[0]
         ctx.saved_like = (hidden.dtype, weight.dtype, bias.dtype if bias is not None else None)
         device = hidden.device
@@ -192,8 +210,19 @@ def fused_token_loss(
     if token_weights is not None:
         token_weights = token_weights.detach()
     out = _FusedTokenLoss.apply(
-        hidden, head.weight, head.bias, labels, ref_hidden, head, ref_head, nll_weight, token_weights, kl_coef, scale,
-        chunk_size, need_grad,
+        hidden,
+        head.weight,
+        head.bias,
+        labels,
+        ref_hidden,
+        head,
+        ref_head,
+        nll_weight,
+        token_weights,
+        kl_coef,
+        scale,
+        chunk_size,
+        need_grad,
     )
     loss, log_probs, entropy, is_top1, c_all, *kl = out
     return loss, TokenStats(log_probs, entropy, is_top1, kl[0] if kl else None, c_all)

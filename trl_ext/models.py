@@ -135,6 +135,7 @@ def load_model_and_tokenizer(model_args: Any, training_args: Any = None):
     name = model_args.model_name_or_path
     kwargs = model_init_kwargs(model_args, training_args)
     model = load_model(name, **kwargs)
-    tokenizer = load_tokenizer(name, revision=model_args.model_revision,
-                               trust_remote_code=getattr(model_args, "trust_remote_code", False))
+    tokenizer = load_tokenizer(
+        name, revision=model_args.model_revision, trust_remote_code=getattr(model_args, "trust_remote_code", False)
+    )
     return model, tokenizer

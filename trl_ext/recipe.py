@@ -1,15 +1,15 @@
 """YAML recipes: one run, or `stages:` whose output model feeds the next.
 
-    method: asft                      # one stage; any flag of `trl-ext train` as a key
-    model_name_or_path: smollm2-135m
-    dataset_name: builtin:arith
-    kl_weight: 0.1
-    transforms: [{name: grape, top_k: 1}]
+method: asft                      # one stage; any flag of `trl-ext train` as a key
+model_name_or_path: smollm2-135m
+dataset_name: builtin:arith
+kl_weight: 0.1
+transforms: [{name: grape, top_k: 1}]
 
-    output_dir: runs/sft-then-grpo    # several stages; top-level keys apply to every stage
-    stages:
-      - {method: sft, max_steps: 50}
-      - {method: grpo, dataset_name: builtin:json_extract, rewards: json_validity,json_structure}
+output_dir: runs/sft-then-grpo    # several stages; top-level keys apply to every stage
+stages:
+  - {method: sft, max_steps: 50}
+  - {method: grpo, dataset_name: builtin:json_extract, rewards: json_validity,json_structure}
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise RecipeError(f"Recipe {path} is not valid YAML: {exc}") from None
     if not isinstance(recipe, dict):
-        raise RecipeError(f"Recipe {path} must be a YAML mapping of flags (or hold `stages:`), got "
-                          f"{type(recipe).__name__}.")
+        raise RecipeError(
+            f"Recipe {path} must be a YAML mapping of flags (or hold `stages:`), got {type(recipe).__name__}."
+        )
     if "stages" in recipe:
         stages = recipe["stages"]
         if not isinstance(stages, list) or not stages or not all(isinstance(s, dict) for s in stages):

@@ -57,8 +57,13 @@ class PluginInfo:
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "module": self.module, "status": self.status,
-                "error": self.error}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "module": self.module,
+            "status": self.status,
+            "error": self.error,
+        }
 
 
 class Registry:

@@ -27,13 +27,17 @@ class ExtArguments:
 
     transforms: str | None = field(
         default=None,
-        metadata={"help": "Registered transforms to apply to the dataset before training, in order: "
-                          "NAME[:key=value...][,NAME...]"},
+        metadata={
+            "help": "Registered transforms to apply to the dataset before training, in order: "
+            "NAME[:key=value...][,NAME...]"
+        },
     )
     rewards: str | None = field(
         default=None,
-        metadata={"help": "Registered reward functions for GRPO-based methods: NAME[:key=value...][,NAME...]. "
-                          "Weights: --reward_weights."},
+        metadata={
+            "help": "Registered reward functions for GRPO-based methods: NAME[:key=value...][,NAME...]. "
+            "Weights: --reward_weights."
+        },
     )
     callbacks: str | None = field(
         default=None, metadata={"help": "Registered callbacks: NAME[:key=value...][,NAME...]"}
@@ -85,8 +89,9 @@ def apply_defaults(method: Method, script_args: Any, config: Any, model_args: An
         script_args.dataset_name = method.default_dataset
 
 
-def run_stage(method_name: str, script_args: Any, config: Any, model_args: Any, ext: ExtArguments,
-              recipe: dict | None = None) -> str:
+def run_stage(
+    method_name: str, script_args: Any, config: Any, model_args: Any, ext: ExtArguments, recipe: dict | None = None
+) -> str:
     """Train one stage and return its output directory (the next stage's model)."""
     from trl import get_peft_config
 
@@ -107,12 +112,14 @@ def run_stage(method_name: str, script_args: Any, config: Any, model_args: Any, 
     if weights is not None and len(weights) != len(rewards):
         raise ValueError(f"--reward_weights has {len(weights)} values for {len(rewards)} rewards.")
 
-    dataset = load_dataset(script_args.dataset_name, script_args.dataset_config, form=method.base,
-                           streaming=script_args.dataset_streaming)
+    dataset = load_dataset(
+        script_args.dataset_name, script_args.dataset_config, form=method.base, streaming=script_args.dataset_streaming
+    )
     train_split = script_args.dataset_train_split
     if train_split not in dataset:
-        raise DatasetColumnError(f"Dataset {script_args.dataset_name} has no split {train_split!r}; "
-                                 f"splits: {list(dataset)}")
+        raise DatasetColumnError(
+            f"Dataset {script_args.dataset_name} has no split {train_split!r}; splits: {list(dataset)}"
+        )
     # Check what can be checked before loading the model: the columns after the transforms that need no model
     # are known only after running them, so check the first transform's inputs and, without transforms, everything.
     columns = list(dataset[train_split].column_names)
@@ -127,12 +134,17 @@ def run_stage(method_name: str, script_args: Any, config: Any, model_args: Any, 
         fn = record.build(**({"model": model, "tokenizer": tokenizer} if record.needs_model else {}), **options)
         for split in list(dataset):
             logger.info("Applying transform %s to %s split", record.name, split)
-            check_inputs(record.required_columns, dataset[split].column_names, f"transform {record.name!r}",
-                         script_args.dataset_name)
+            check_inputs(
+                record.required_columns,
+                dataset[split].column_names,
+                f"transform {record.name!r}",
+                script_args.dataset_name,
+            )
             dataset[split] = fn(dataset[split])
     if transforms:
-        check_columns(dataset[train_split].column_names, method, config, script_args.dataset_name,
-                      reward_columns(rewards))
+        check_columns(
+            dataset[train_split].column_names, method, config, script_args.dataset_name, reward_columns(rewards)
+        )
     for record, options in adapters:
         model = record.build(**options)(model)
 

@@ -48,8 +48,13 @@ def tiny_tokenizer(vocab_size: int = 320):
     return fast
 
 
-def tiny_model(vocab_size: int | None = None, hidden_size: int = 32, num_layers: int = 2, seed: int = 0,
-               tie_word_embeddings: bool = False):
+def tiny_model(
+    vocab_size: int | None = None,
+    hidden_size: int = 32,
+    num_layers: int = 2,
+    seed: int = 0,
+    tie_word_embeddings: bool = False,
+):
     """A randomly initialised Llama with a few layers, in float32."""
     from transformers import LlamaConfig, LlamaForCausalLM
 

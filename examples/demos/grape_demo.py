@@ -26,8 +26,13 @@ def pick(rows, rule: str, rng: random.Random) -> list[dict]:
     for row in rows:
         options = [(c, s) for c, s in zip(row["candidates"], row["candidate_sources"], strict=True) if s != "wrong"]
         chosen = next(c for c, s in options if s == "gold") if rule == "gold" else rng.choice(options)[0]
-        out.append({"prompt": row["prompt"], "completion": [{"role": "assistant", "content": chosen}],
-                    "answer": row["answer"]})
+        out.append(
+            {
+                "prompt": row["prompt"],
+                "completion": [{"role": "assistant", "content": chosen}],
+                "answer": row["answer"],
+            }
+        )
     return out
 
 
@@ -41,8 +46,12 @@ def main() -> None:
 
     pool = load_dataset("builtin:arith_candidates", form="grouped")["train"].select(range(args.questions))
     # The paper filters to verified-correct candidates before selection; do the same.
-    pool = pool.map(lambda r: {k: [v for v, s in zip(r[k], r["candidate_sources"], strict=True) if s != "wrong"]
-                               for k in ("candidates", "candidate_sources")})
+    pool = pool.map(
+        lambda r: {
+            k: [v for v, s in zip(r[k], r["candidate_sources"], strict=True) if s != "wrong"]
+            for k in ("candidates", "candidate_sources")
+        }
+    )
     model, tokenizer = load_model("smollm2-135m"), load_tokenizer("smollm2-135m")
     grape = get("transform", "grape").build(model=model, tokenizer=tokenizer, max_length=256)
     arms = {"grape": grape(pool), "random": pick(pool, "random", random.Random(0)), "gold": pick(pool, "gold", None)}
@@ -51,25 +60,57 @@ def main() -> None:
     results = {}
     for name, rows in arms.items():
         data = (Dataset.from_list(rows) if isinstance(rows, list) else rows).select_columns(
-            ["prompt", "completion", "answer"])
+            ["prompt", "completion", "answer"]
+        )
         initial = completion_nll(model, tokenizer, data)
         folder = Path(args.output_dir) / name
         DatasetDict({"train": data}).save_to_disk(str(folder / "data"))
-        code = trl_ext(["train", "sft", "--dataset_name", str(folder / "data"), "--use_peft", "--lora_r", "16",
-                        "--lora_alpha", "32", "--learning_rate", "2e-4", "--num_train_epochs", str(args.epochs),
-                        "--per_device_train_batch_size", "8", "--max_length", "256", "--logging_steps", "1",
-                        "--save_strategy", "epoch", "--report_to", "none", "--seed", "0",
-                        "--output_dir", str(folder / "model")])
+        code = trl_ext(
+            [
+                "train",
+                "sft",
+                "--dataset_name",
+                str(folder / "data"),
+                "--use_peft",
+                "--lora_r",
+                "16",
+                "--lora_alpha",
+                "32",
+                "--learning_rate",
+                "2e-4",
+                "--num_train_epochs",
+                str(args.epochs),
+                "--per_device_train_batch_size",
+                "8",
+                "--max_length",
+                "256",
+                "--logging_steps",
+                "1",
+                "--save_strategy",
+                "epoch",
+                "--report_to",
+                "none",
+                "--seed",
+                "0",
+                "--output_dir",
+                str(folder / "model"),
+            ]
+        )
         if code:
             raise SystemExit(code)
         state = json.loads(next((folder / "model").glob("checkpoint-*/trainer_state.json")).read_text())
         losses = [e["loss"] for e in state["log_history"] if "loss" in e]
         tuned = load_model(str(folder / "model"))
-        results[name] = {"initial_nll": initial, "final_train_loss": sum(losses[-3:]) / len(losses[-3:]),
-                         "exact_match": exact_match(tuned, tokenizer, eval_set, is_correct)}
+        results[name] = {
+            "initial_nll": initial,
+            "final_train_loss": sum(losses[-3:]) / len(losses[-3:]),
+            "exact_match": exact_match(tuned, tokenizer, eval_set, is_correct),
+        }
         print(name, json.dumps(results[name]), flush=True)
-    print(f"\n{args.questions} arith questions x 3 correct candidates; SFT LoRA r=16, {args.epochs} epoch(s); exact "
-          f"match on {args.eval_size} held-out problems (base model: {base_acc:.1%})")
+    print(
+        f"\n{args.questions} arith questions x 3 correct candidates; SFT LoRA r=16, {args.epochs} epoch(s); exact "
+        f"match on {args.eval_size} held-out problems (base model: {base_acc:.1%})"
+    )
     print("| pick | initial NLL (base) | final train loss | exact match |\n| --- | --- | --- | --- |")
     for name, r in results.items():
         print(f"| {name} | {r['initial_nll']:.3f} | {r['final_train_loss']:.3f} | {r['exact_match']:.1%} |")

@@ -21,8 +21,12 @@ def problems(n: int, seed: int = 0) -> list[dict]:
     rows = []
     for _ in range(n):
         a, b = rng.randint(2, 60), rng.randint(2, 60)
-        rows.append({"question": f"Ann has {a} stickers and gets {b} more. How many stickers does she have?",
-                     "answer": f"{a} + {b} = {a + b}\n#### {a + b}"})
+        rows.append(
+            {
+                "question": f"Ann has {a} stickers and gets {b} more. How many stickers does she have?",
+                "answer": f"{a} + {b} = {a + b}\n#### {a + b}",
+            }
+        )
     return rows
 
 
@@ -38,26 +42,67 @@ def main() -> None:
     data = wrap(Dataset.from_list(problems(args.num_problems)))
     data_dir = Path(args.output_dir) / "data"
     DatasetDict({"train": data}).save_to_disk(str(data_dir))
-    code = trl_ext(["train", "grpo", "--dataset_name", str(data_dir), "--rewards",
-                    "json_validity,json_format,json_structure,json_content", "--reward_weights", "1.0", "0.5", "1.0",
-                    "1.0", "--use_peft", "--lora_r", "8", "--lora_alpha", "16", "--num_generations", "4",
-                    "--per_device_train_batch_size", "8", "--max_completion_length", "96", "--learning_rate", "1e-4",
-                    "--max_steps", str(args.max_steps), "--logging_steps", "1", "--save_strategy", "steps",
-                    "--save_steps", str(args.max_steps), "--report_to", "none", "--seed", "0",
-                    "--output_dir", args.output_dir])
+    code = trl_ext(
+        [
+            "train",
+            "grpo",
+            "--dataset_name",
+            str(data_dir),
+            "--rewards",
+            "json_validity,json_format,json_structure,json_content",
+            "--reward_weights",
+            "1.0",
+            "0.5",
+            "1.0",
+            "1.0",
+            "--use_peft",
+            "--lora_r",
+            "8",
+            "--lora_alpha",
+            "16",
+            "--num_generations",
+            "4",
+            "--per_device_train_batch_size",
+            "8",
+            "--max_completion_length",
+            "96",
+            "--learning_rate",
+            "1e-4",
+            "--max_steps",
+            str(args.max_steps),
+            "--logging_steps",
+            "1",
+            "--save_strategy",
+            "steps",
+            "--save_steps",
+            str(args.max_steps),
+            "--report_to",
+            "none",
+            "--seed",
+            "0",
+            "--output_dir",
+            args.output_dir,
+        ]
+    )
     if code:
         raise SystemExit(code)
     state = json.loads((Path(args.output_dir) / f"checkpoint-{args.max_steps}" / "trainer_state.json").read_text())
     logs = [e for e in state["log_history"] if "rlstruct/valid_rate" in e]
-    keys = {"valid": "rlstruct/valid_rate", "struct_acc": "rlstruct/struct_acc",
-            "format": "rewards/json_format_reward/mean", "content": "rewards/json_content_reward/mean"}
+    keys = {
+        "valid": "rlstruct/valid_rate",
+        "struct_acc": "rlstruct/struct_acc",
+        "format": "rewards/json_format_reward/mean",
+        "content": "rewards/json_content_reward/mean",
+    }
     print(f"\nGRPO + RL-Struct rewards, smollm2-135m LoRA r=8, G=4, {len(data)} problems, {args.max_steps} steps")
     print("| steps | valid rate | struct acc | format | content acc |\n| --- | --- | --- | --- | --- |")
     for start in range(0, len(logs), args.window):
-        window = logs[start:start + args.window]
+        window = logs[start : start + args.window]
         means = {k: sum(e.get(v, 0.0) for e in window) / len(window) for k, v in keys.items()}
-        print(f"| {window[0]['step']}-{window[-1]['step']} | {means['valid']:.2f} | {means['struct_acc']:.2f} | "
-              f"{means['format']:.2f} | {means['content']:.2f} |")
+        print(
+            f"| {window[0]['step']}-{window[-1]['step']} | {means['valid']:.2f} | {means['struct_acc']:.2f} | "
+            f"{means['format']:.2f} | {means['content']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -22,8 +22,10 @@ class ASFTConfig(SFTConfig):
 
     asft_loss: str = field(
         default="asft",
-        metadata={"help": "Loss mode: 'asft' (DFT + KL anchor), 'dft', 'sft' or 'sft_kl' (NLL + KL anchor).",
-                  "choices": list(ASFT_MODES)},
+        metadata={
+            "help": "Loss mode: 'asft' (DFT + KL anchor), 'dft', 'sft' or 'sft_kl' (NLL + KL anchor).",
+            "choices": list(ASFT_MODES),
+        },
     )
     kl_weight: float = field(
         default=0.1,
@@ -31,13 +33,17 @@ class ASFTConfig(SFTConfig):
     )
     ref_model_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "Reference model (same vocabulary). Default: a frozen copy of the initial policy, or the "
-                          "adapter-disabled base model under PEFT."},
+        metadata={
+            "help": "Reference model (same vocabulary). Default: a frozen copy of the initial policy, or the "
+            "adapter-disabled base model under PEFT."
+        },
     )
     kl_chunk_size: int | None = field(
         default=None,
-        metadata={"help": "Tokens per chunk when projecting through the LM head (default: about 8M logits per "
-                          "chunk). Lower it to save memory at large vocabularies."},
+        metadata={
+            "help": "Tokens per chunk when projecting through the LM head (default: about 8M logits per "
+            "chunk). Lower it to save memory at large vocabularies."
+        },
     )
     learning_rate: float = field(default=5e-5, metadata={"help": "AdamW learning rate (official train.sh: 5e-5)."})
 

@@ -84,8 +84,9 @@ class ASFTTrainer(FusedSFTTrainer):
                     head = LMHead.of(unwrapped)
             finally:
                 unwrapped.train(was_training)
-            return hidden, LMHead(head.weight.detach(), None if head.bias is None else head.bias.detach(),
-                                  head.logit_scale, head.softcap)
+            return hidden, LMHead(
+                head.weight.detach(), None if head.bias is None else head.bias.detach(), head.logit_scale, head.softcap
+            )
 
     # --- loss --------------------------------------------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -109,8 +110,12 @@ class ASFTTrainer(FusedSFTTrainer):
             chunk_size=args.kl_chunk_size,
         )
         p = stats.log_probs.exp()
-        metrics = {"entropy": stats.entropy, "mean_token_accuracy": stats.is_top1, "asft/mean_p": p,
-                   "asft/dft_loss": -p * stats.log_probs}
+        metrics = {
+            "entropy": stats.entropy,
+            "mean_token_accuracy": stats.is_top1,
+            "asft/mean_p": p,
+            "asft/dft_loss": -p * stats.log_probs,
+        }
         if stats.kl is not None:
             metrics["asft/kl"] = stats.kl
         self.log_token_means(mode, scored.mask, **metrics)
@@ -125,7 +130,8 @@ class ASFTTrainer(FusedSFTTrainer):
             if saved.get("reference") != self._reference_source:
                 logger.warning(
                     "Resuming an ASFT run whose reference was %r with reference %r: the KL anchor differs.",
-                    saved.get("reference"), self._reference_source,
+                    saved.get("reference"),
+                    self._reference_source,
                 )
         return super().train(resume_from_checkpoint, *args, **kwargs)
 
@@ -143,5 +149,6 @@ class _ReferenceStateCallback(TrainerCallback):
         if os.path.isdir(folder):
             t = self.trainer
             with open(os.path.join(folder, STATE_FILE), "w") as f:
-                json.dump({"reference": t._reference_source, "asft_loss": t.args.asft_loss,
-                           "kl_weight": t.args.kl_weight}, f)
+                json.dump(
+                    {"reference": t._reference_source, "asft_loss": t.args.asft_loss, "kl_weight": t.args.kl_weight}, f
+                )

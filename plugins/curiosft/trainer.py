@@ -106,9 +106,14 @@ class CurioSFTTrainer(FusedSFTTrainer):
                 kd = args.curio_kd_coef * stats.kl
         metrics = {"entropy": stats.entropy, "mean_token_accuracy": stats.is_top1, "curio/sft_nll": -stats.log_probs}
         if teacher is not None:
-            metrics.update({"curio/kd": kd, "curio/tau_mean": teacher.tau,
-                            "curio/frac_tau_min": teacher.tau == self._rule.tau_min,
-                            "curio/teacher_entropy": teacher.entropy})
+            metrics.update(
+                {
+                    "curio/kd": kd,
+                    "curio/tau_mean": teacher.tau,
+                    "curio/frac_tau_min": teacher.tau == self._rule.tau_min,
+                    "curio/teacher_entropy": teacher.entropy,
+                }
+            )
         self.log_token_means(mode, mask, **metrics)
         return self.loss_output(model, scored, loss * multiplier, return_outputs)
 

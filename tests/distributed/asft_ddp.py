@@ -15,18 +15,37 @@ from trl_ext_plugins.asft import ASFTConfig, ASFTTrainer
 out_path, per_device, accumulation = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 # Sequences of different lengths, so token-mean normalisation differs from a mean of per-sequence means.
 rows = [
-    {"prompt": [{"role": "user", "content": f"What is {a} + {b}?"}],
-     "completion": [{"role": "assistant", "content": f"{a} + {b} = {a + b}." + " The answer is" * k + f" {a + b}."}]}
+    {
+        "prompt": [{"role": "user", "content": f"What is {a} + {b}?"}],
+        "completion": [
+            {"role": "assistant", "content": f"{a} + {b} = {a + b}." + " The answer is" * k + f" {a + b}."}
+        ],
+    }
     for a, b, k in [(3, 4, 1), (12, 30, 4), (7, 8, 2), (100, 23, 0)]
 ]
 model = tiny_model()
 initial = {n: p.detach().clone() for n, p in model.named_parameters()}
-config = ASFTConfig(output_dir="/tmp/asft-ddp", per_device_train_batch_size=per_device,
-                    gradient_accumulation_steps=accumulation, max_steps=1, optim="sgd", learning_rate=1.0,
-                    lr_scheduler_type="constant", max_grad_norm=0.0, report_to="none", bf16=False,
-                    save_strategy="no", logging_steps=1, kl_weight=0.1, use_cpu=True, seed=0, dataloader_drop_last=False)
-trainer = ASFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
-                      processing_class=tiny_tokenizer())
+config = ASFTConfig(
+    output_dir="/tmp/asft-ddp",
+    per_device_train_batch_size=per_device,
+    gradient_accumulation_steps=accumulation,
+    max_steps=1,
+    optim="sgd",
+    learning_rate=1.0,
+    lr_scheduler_type="constant",
+    max_grad_norm=0.0,
+    report_to="none",
+    bf16=False,
+    save_strategy="no",
+    logging_steps=1,
+    kl_weight=0.1,
+    use_cpu=True,
+    seed=0,
+    dataloader_drop_last=False,
+)
+trainer = ASFTTrainer(
+    model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tiny_tokenizer()
+)
 # A reference that differs from the policy, so the KL term and its gradient are not zero.
 with torch.no_grad():
     for p in trainer.ref_model.parameters():

@@ -15,15 +15,28 @@ from trl_ext_plugins.asft import ASFTConfig, ASFTTrainer
 
 
 def _config(tmp_path, cls=ASFTConfig, **kw):
-    defaults = dict(output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=1, report_to="none",
-                    bf16=False, logging_steps=1, save_strategy="no", learning_rate=1e-3)
+    defaults = dict(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        max_steps=1,
+        report_to="none",
+        bf16=False,
+        logging_steps=1,
+        save_strategy="no",
+        learning_rate=1e-3,
+    )
     return cls(**{**defaults, **kw})
 
 
 def _loss_and_grads(trainer_cls, config, rows, model=None, **trainer_kw):
     model = model or tiny_model()
-    trainer = trainer_cls(model=model, args=config, train_dataset=Dataset.from_list(rows),
-                          processing_class=tiny_tokenizer(), **trainer_kw)
+    trainer = trainer_cls(
+        model=model,
+        args=config,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tiny_tokenizer(),
+        **trainer_kw,
+    )
     batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
     trainer.model.train()
     num_items = (batch["labels"][:, 1:] != -100).sum()
@@ -44,9 +57,16 @@ HAND_DFT, HAND_KL_FORWARD, HAND_KL_REVERSE, HAND_ASFT = 0.18852, 0.47427, 0.4330
 
 def _hand_case(kl_coef=0.1):
     eye = torch.eye(3)
-    return fused_token_loss(torch.tensor([[2.0, 0.0, 0.0]]), LMHead(eye), torch.tensor([0]), normalizer=1,
-                            nll_weight=dft_weight, ref_hidden=torch.zeros(1, 3), ref_head=LMHead(eye),
-                            kl_coef=kl_coef)
+    return fused_token_loss(
+        torch.tensor([[2.0, 0.0, 0.0]]),
+        LMHead(eye),
+        torch.tensor([0]),
+        normalizer=1,
+        nll_weight=dft_weight,
+        ref_hidden=torch.zeros(1, 3),
+        ref_head=LMHead(eye),
+        kl_coef=kl_coef,
+    )
 
 
 def test_hand_case_values():
@@ -74,9 +94,17 @@ def test_chunked_matches_full_logits(softcap, scale, bias, nll_weight, kl_coef):
     b = torch.randn(v, requires_grad=True) if bias else None
     ref_hidden, ref_weight = torch.randn(n, h), torch.randn(v, h)
     labels = torch.randint(0, v, (n,))
-    loss, stats = fused_token_loss(hidden, LMHead(weight, b, scale, softcap), labels, normalizer=n,
-                                   nll_weight=nll_weight, ref_hidden=ref_hidden,
-                                   ref_head=LMHead(ref_weight, None, scale, softcap), kl_coef=kl_coef, chunk_size=8)
+    loss, stats = fused_token_loss(
+        hidden,
+        LMHead(weight, b, scale, softcap),
+        labels,
+        normalizer=n,
+        nll_weight=nll_weight,
+        ref_hidden=ref_hidden,
+        ref_head=LMHead(ref_weight, None, scale, softcap),
+        kl_coef=kl_coef,
+        chunk_size=8,
+    )
     inputs = [hidden, weight] + ([b] if bias else [])
     grads = torch.autograd.grad(loss, inputs)
 
@@ -145,8 +173,12 @@ def test_masked_positions_contribute_nothing(tmp_path, sft_rows):
 
 def test_reference_is_a_true_copy_with_tied_embeddings(tmp_path, sft_rows):
     model = tiny_model(tie_word_embeddings=True)
-    trainer = ASFTTrainer(model=model, args=_config(tmp_path, max_steps=2), train_dataset=Dataset.from_list(sft_rows),
-                          processing_class=tiny_tokenizer())
+    trainer = ASFTTrainer(
+        model=model,
+        args=_config(tmp_path, max_steps=2),
+        train_dataset=Dataset.from_list(sft_rows),
+        processing_class=tiny_tokenizer(),
+    )
     ref_embed = trainer.ref_model.get_input_embeddings().weight
     assert ref_embed.data_ptr() != model.get_input_embeddings().weight.data_ptr()
     assert ref_embed.data_ptr() == trainer.ref_model.get_output_embeddings().weight.data_ptr()  # tied in the copy
@@ -167,15 +199,26 @@ def test_peft_reference_is_adapter_disabled_base(tmp_path, sft_rows):
 
 
 def test_metrics_logged(tmp_path, sft_rows):
-    trainer = ASFTTrainer(model=tiny_model(), args=_config(tmp_path, max_steps=2),
-                          train_dataset=Dataset.from_list(sft_rows), processing_class=tiny_tokenizer())
+    trainer = ASFTTrainer(
+        model=tiny_model(),
+        args=_config(tmp_path, max_steps=2),
+        train_dataset=Dataset.from_list(sft_rows),
+        processing_class=tiny_tokenizer(),
+    )
     trainer.train()
     logged = {k for entry in trainer.state.log_history for k in entry}
     assert {"asft/kl", "asft/dft_loss", "asft/mean_p", "entropy", "mean_token_accuracy", "loss"} <= logged
 
 
-@pytest.mark.parametrize("field,value,match", [("asft_loss", "rl", "asft_loss"), ("kl_weight", -0.1, "kl_weight"),
-                                               ("kl_chunk_size", 0, "kl_chunk_size"), ("loss_type", "dft", "loss_type")])
+@pytest.mark.parametrize(
+    "field,value,match",
+    [
+        ("asft_loss", "rl", "asft_loss"),
+        ("kl_weight", -0.1, "kl_weight"),
+        ("kl_chunk_size", 0, "kl_chunk_size"),
+        ("loss_type", "dft", "loss_type"),
+    ],
+)
 def test_config_validation(tmp_path, field, value, match):
     with pytest.raises(ValueError, match=match):
         _config(tmp_path, **{field: value})
@@ -195,10 +238,18 @@ def test_resume_continues_from_same_state(tmp_path, sft_rows):
     rows = sft_rows * 2
 
     def make(out, **kw):
-        cfg = _config(out, max_steps=4, per_device_train_batch_size=2, save_strategy="steps", save_steps=2,
-                      learning_rate=5e-2, **kw)
-        return ASFTTrainer(model=tiny_model(), args=cfg, train_dataset=Dataset.from_list(rows),
-                           processing_class=tiny_tokenizer())
+        cfg = _config(
+            out,
+            max_steps=4,
+            per_device_train_batch_size=2,
+            save_strategy="steps",
+            save_steps=2,
+            learning_rate=5e-2,
+            **kw,
+        )
+        return ASFTTrainer(
+            model=tiny_model(), args=cfg, train_dataset=Dataset.from_list(rows), processing_class=tiny_tokenizer()
+        )
 
     full = make(tmp_path / "full")
     full.train()
@@ -215,8 +266,9 @@ def test_resume_continues_from_same_state(tmp_path, sft_rows):
 
     assert losses(resumed)[3] == pytest.approx(losses(full)[3], rel=1e-5)
     assert losses(resumed)[4] == pytest.approx(losses(full)[4], rel=1e-5)
-    for (name, p_full), (_, p_res) in zip(full.model.named_parameters(), resumed.model.named_parameters(),
-                                          strict=True):
+    for (name, p_full), (_, p_res) in zip(
+        full.model.named_parameters(), resumed.model.named_parameters(), strict=True
+    ):
         assert torch.allclose(p_full, p_res, atol=1e-6), name
     # the reference stayed the initial model, not the resumed policy
     for p_ref, p_init in zip(resumed.ref_model.parameters(), tiny_model().parameters(), strict=True):

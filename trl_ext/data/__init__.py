@@ -14,14 +14,16 @@ class DatasetLoadError(ValueError):
     pass
 
 
-def load_dataset(name: str, config: str | None = None, form: str | None = None, streaming: bool = False) -> DatasetDict:
+def load_dataset(
+    name: str, config: str | None = None, form: str | None = None, streaming: bool = False
+) -> DatasetDict:
     """Load `name` the way `trl sft --dataset_name` does, plus local files and `builtin:NAME`.
 
     For a built-in dataset, `config` (or else `form`) picks its shape, e.g. "sft" or "grpo"; `form` is the default
     the method asks for, used when the dataset offers it.
     """
     if name.startswith(BUILTIN_PREFIX):
-        return load_builtin(name[len(BUILTIN_PREFIX):], config or form)
+        return load_builtin(name[len(BUILTIN_PREFIX) :], config or form)
     path = Path(name)
     if path.suffix.lower() in _FILE_BUILDERS:
         if not path.exists():

@@ -1,0 +1,73 @@
+"""The pieces of trl_ext.compat that lean on TRL/transformers behaviour (written against trl 1.16): each test fails
+loudly when that behaviour changes."""
+
+import torch
+from datasets import Dataset
+from peft import LoraConfig
+from trl import SFTConfig, SFTTrainer
+
+from trl_ext.compat import add_backbone_forward, backbone, drop_instance_forward, record_metric
+from trl_ext.testing import tiny_model, tiny_tokenizer
+
+
+def _inputs():
+    ids = torch.tensor([[5, 6, 7, 8, 9], [10, 11, 12, 13, 14]])
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+def test_backbone_forward_returns_the_decoder_states():
+    model = tiny_model().eval()
+    add_backbone_forward(model)
+    add_backbone_forward(model)  # idempotent
+    hidden = model(**_inputs(), return_backbone_hidden=True)
+    expected = model.model(**_inputs()).last_hidden_state
+    assert torch.equal(hidden, expected)
+    # without the flag the model is untouched: logits from its own head
+    assert torch.allclose(model(**_inputs()).logits, model.lm_head(expected), atol=1e-6)
+
+
+def test_backbone_forward_reaches_through_peft_and_trl_patches(tmp_path):
+    """SFTTrainer patches `forward` with its fused head; PEFT calls `self.model.forward`: our flag still arrives."""
+    rows = [{"prompt": [{"role": "user", "content": "1 + 1?"}], "completion": [{"role": "assistant", "content": "2"}]}]
+    trainer = SFTTrainer(
+        model=tiny_model(),
+        args=SFTConfig(output_dir=str(tmp_path), bf16=False, report_to="none"),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tiny_tokenizer(),
+        peft_config=LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM"),
+    )
+    base = trainer.model.get_base_model()
+    add_backbone_forward(base)
+    hidden = trainer.model(**_inputs(), return_backbone_hidden=True)
+    assert hidden.shape == (2, 5, base.config.hidden_size)
+    assert torch.allclose(hidden, backbone(base)(**_inputs()).last_hidden_state)
+    fused = trainer.model(**_inputs(), labels=_inputs()["input_ids"], fused_lm_head=True)  # TRL's patch still works
+    assert fused.log_probs.shape == (2, 4)
+
+
+def test_drop_instance_forward_allows_a_clean_deepcopy():
+    import copy
+
+    model = tiny_model()
+    add_backbone_forward(model)
+    saved = drop_instance_forward(model)
+    clone = copy.deepcopy(model)
+    model.forward = saved
+    assert "forward" not in clone.__dict__
+    assert clone.lm_head.weight.data_ptr() != model.lm_head.weight.data_ptr()
+
+
+def test_record_metric_feeds_trl_logging(tmp_path):
+    rows = [{"prompt": "a", "completion": "b"}]
+    trainer = SFTTrainer(
+        model=tiny_model(),
+        args=SFTConfig(output_dir=str(tmp_path), bf16=False, report_to="none"),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tiny_tokenizer(),
+    )
+    record_metric(trainer, "train", "x/metric", 2.0)
+    record_metric(trainer, "train", "x/metric", 4.0)
+    logs = {}
+    trainer.model.train()
+    trainer.log(logs)
+    assert logs["x/metric"] == 3.0  # SFTTrainer.log averages what was recorded
