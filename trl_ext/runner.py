@@ -73,12 +73,7 @@ def check_columns(columns: list[str], method: Method, config: Any, dataset_name:
         )
     needs = {f"method {method.name!r}": method.columns_for(config), **extra}
     for who, cols in needs.items():
-        missing = [c for c in cols if c not in have]
-        if missing:
-            raise DatasetColumnError(
-                f"Dataset {dataset_name} lacks column(s) {', '.join(repr(c) for c in missing)} that {who} needs. "
-                f"Available columns: {sorted(have)}."
-            )
+        check_inputs(cols, columns, who, dataset_name)
 
 
 def apply_defaults(method: Method, script_args: Any, config: Any, model_args: Any) -> None:
