@@ -85,7 +85,7 @@ def _train_step(trainer, batch: dict[str, torch.Tensor]) -> None:
 
 def _forward(trainer, batch: dict[str, torch.Tensor]) -> None:
     with torch.no_grad():
-        trainer.model(**{k: v for k, v in batch.items()}, fused_lm_head=True)
+        trainer.model(**batch, fused_lm_head=True)
 
 
 def _synthetic_batch(batch_size: int, length: int, vocab: int, device, prompt: int = 16) -> dict[str, torch.Tensor]:
