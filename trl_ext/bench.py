@@ -217,7 +217,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     ]
     sft, meth = results
     forward = statistics.median(forward_times)
-    extra = method.forwards_for(config)
+    extra = method.forwards_for(config, other.model)
     budget = sft.step_s + extra * forward
     return {
         "method": args.method,

@@ -66,15 +66,17 @@ class Method(Component):
     default_dataset: str = "builtin:arith"
     required_columns: Callable[[Any], Sequence[str]] | Sequence[str] = ()
     example: str = ""
-    # The method's intrinsic cost over its base trainer, in extra no-grad forward passes for a given config;
-    # `trl-ext bench` holds the measured step time to (base step + this many forwards) x 1.1.
-    extra_forwards: Callable[[Any], float] | float = 0.0
+    # The method's intrinsic cost over its base trainer, in extra no-grad forward passes, for a config and the model
+    # it trains (some costs scale with the architecture); `trl-ext bench` holds the measured step time to
+    # (base step + this many forwards) x 1.1.
+    extra_forwards: Callable[[Any, Any], float] | float = 0.0
 
     def __post_init__(self) -> None:
         self.kind = "method"
 
-    def forwards_for(self, config: Any) -> float:
-        return float(self.extra_forwards(config) if callable(self.extra_forwards) else self.extra_forwards)
+    def forwards_for(self, config: Any, model: Any) -> float:
+        cost = self.extra_forwards
+        return float(cost(config, model) if callable(cost) else cost)
 
     def columns_for(self, config: Any) -> list[str]:
         cols = self.required_columns

@@ -33,7 +33,7 @@ def register_methods(register):
             family="sft-loss",
             paper=PAPER,
             description="DFT's probability-weighted NLL plus a per-token KL(initial model || policy) anchor, λ=0.1.",
-            extra_forwards=lambda config: 1.0 if config.uses_kl else 0.0,  # the reference's no-grad forward
+            extra_forwards=lambda config, model: 1.0 if config.uses_kl else 0.0,  # the reference's no-grad forward
             example="trl-ext train asft --model_name_or_path smollm2-135m --dataset_name builtin:arith "
             "--kl_weight 0.1 --max_steps 50",
         )

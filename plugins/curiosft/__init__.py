@@ -37,7 +37,7 @@ def register_methods(register):
             paper=PAPER,
             description="NLL plus a squared log-ratio pull toward an EMA self-teacher softened by an entropy-guided "
             "per-token temperature in [1.1, 1.5]: keeps entropy up for the RL stage.",
-            extra_forwards=lambda config: 1.0 if config.uses_teacher else 0.0,  # the teacher's no-grad forward
+            extra_forwards=lambda config, model: 1.0 if config.uses_teacher else 0.0,  # the teacher's no-grad forward
             example="trl-ext train curiosft --model_name_or_path smollm2-135m --dataset_name builtin:arith "
             "--learning_rate 5e-5 --max_steps 50",
         )

@@ -43,7 +43,7 @@ def register_methods(register):
             description="Response inputs mixed with the model's own greedy guesses ((1-λ)·gold + λ·guess, λ=0.2) and "
             "token losses weighted by γ-discounted future losses (γ=0.95); per-sequence mean.",
             # the no-grad forward that yields the greedy guesses; none while λ stays 0
-            extra_forwards=lambda config: 1.0 if config.max_lambda > 0 else 0.0,
+            extra_forwards=lambda config, model: 1.0 if config.max_lambda > 0 else 0.0,
             example="trl-ext train ift --model_name_or_path smollm2-135m --dataset_name builtin:arith_chains "
             "--ift_lambda 0.2 --ift_gamma 0.95 --max_steps 50",
         )

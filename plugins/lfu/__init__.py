@@ -36,7 +36,7 @@ def register_methods(register):
             "step phi + alpha g/||g|| (g from an independent batch); alpha 0.1, lambda 5, LoRA.",
             # An extra forward + backward for the ascent gradient on B' and an extra forward + backward through the
             # perturbed pass on B: about 2 x (1 forward + 2 for its backward) = 6 forwards, i.e. ~3x an SFT step.
-            extra_forwards=lambda config: 6.0 if getattr(config, "lfu_lambda", 5.0) > 0 else 0.0,
+            extra_forwards=lambda config, model: 6.0 if getattr(config, "lfu_lambda", 5.0) > 0 else 0.0,
             example="trl-ext train lfu --model_name_or_path smollm2-135m --dataset_name builtin:arith --use_peft "
             "--lora_r 8 --lora_alpha 16 --lora_target_modules all-linear --max_steps 50",
         )

@@ -12,7 +12,7 @@ from .submodels import (
     final_norm,
     truncate_to_submodel,
 )
-from .trainer import SoFTTrainer
+from .trainer import SoFTTrainer, extra_head_forwards
 
 PAPER = Paper(
     title="Sorted LLaMA: Unlocking the Potential of Intermediate Layers of Large Language Models for Dynamic Inference "
@@ -45,8 +45,7 @@ def register_methods(register):
             paper=PAPER,
             description="Mean SFT loss of nested sub-models (first n layers + the shared final norm and head), so "
             "intermediate depths can serve early exit and self-speculative decoding.",
-            # |B| - 1 extra head projections (forward + backward), measured against the model by SoFTTrainer
-            extra_forwards=lambda config: getattr(config, "_soft_extra_forwards", 0.0),
+            extra_forwards=extra_head_forwards,  # |B| - 1 extra head projections (forward + backward)
             example="trl-ext train soft --model_name_or_path smollm2-135m --dataset_name builtin:arith "
             "--learning_rate 5e-5 --max_steps 50",
         )

@@ -40,8 +40,6 @@ class SoFTTrainer(FusedSFTTrainer):
         self.depths, self.depth_weights = args.depths_for(self.num_layers)
         self._final_norm = final_norm(self._policy)
         self._policy.config.soft_layers = list(self.depths)
-        # `trl-ext bench` reads the intrinsic cost: each extra depth adds one head projection forward and backward.
-        args._soft_extra_forwards = extra_head_forwards(self._policy, len(self.depths))
         self._checked_last_hidden = False
 
     # --- loss --------------------------------------------------------------------------------------------------------
@@ -106,9 +104,11 @@ class SoFTTrainer(FusedSFTTrainer):
         self.log_token_means(mode, mask, entropy=full.entropy, mean_token_accuracy=full.is_top1, **per_depth)
 
 
-def extra_head_forwards(model: torch.nn.Module, num_depths: int) -> float:
+def extra_head_forwards(config: SoFTConfig, model: torch.nn.Module) -> float:
     """SoFT's cost over SFT in units of one no-grad forward: |B| - 1 extra head projections, each a forward and a
     backward (about 3 head matmuls), against a forward of the whole model (the per-token matmul parameters)."""
+    model = model.get_base_model() if hasattr(model, "get_base_model") else model
+    num_depths = len(config.depths_for(len(decoder_layers(model)))[0])
     head = model.get_output_embeddings().weight.numel()
     embeddings = model.get_input_embeddings().weight
     body = sum(p.numel() for p in model.parameters()) - embeddings.numel()  # lookups cost no matmul

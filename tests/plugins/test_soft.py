@@ -418,3 +418,16 @@ if __name__ == "__main__":  # one DDP step for test_two_processes_give_the_same_
         json.dump(
             {"loss": loss, "update": {n: u.flatten().tolist() for n, u in update.items()}}, open(sys.argv[1], "w")
         )
+
+
+def test_intrinsic_cost_counts_the_extra_head_projections_against_the_model(tmp_path):
+    # hidden 32, intermediate 64, 4 heads of 8, 2 kv heads: per layer q 1024 + k 512 + v 512 + o 1024 + mlp 6144
+    # + 2 norms 64 = 9280; 4 layers + final norm 32 = 37152 matmul-side parameters; untied head 100 x 32 = 3200.
+    # Depths {2, 4}: one extra projection, forward + backward = 3 head matmuls, over a forward of 37152 + 3200.
+    from trl_ext.registry import get
+
+    model = tiny_model(vocab_size=100, hidden_size=32, num_layers=4)
+    config = SoFTConfig(output_dir=str(tmp_path), soft_layers=[2, 4], use_cpu=True, report_to="none")
+    assert get("method", "soft").forwards_for(config, model) == pytest.approx(3 * 3200 / (37152 + 3200))
+    config = SoFTConfig(output_dir=str(tmp_path), soft_layers=[4], use_cpu=True, report_to="none")
+    assert get("method", "soft").forwards_for(config, model) == 0.0
