@@ -40,12 +40,14 @@ class FusedSFTTrainer(SFTTrainer):
     def policy_head(self) -> LMHead:
         return LMHead.of(self._policy)
 
-    def scored_batch(self, model, inputs: dict[str, Any]) -> ScoredBatch:
+    def scored_batch(self, model, inputs: dict[str, Any], **forward_kwargs: Any) -> ScoredBatch:
+        """Run the backbone on a micro-batch; `forward_kwargs` go to this forward only (e.g. `output_hidden_states`),
+        not into `forward_inputs`."""
         if "shift_labels" in inputs:
             raise NotImplementedError(f"{type(self).__name__} does not support context/sequence parallelism.")
         forward_inputs = {k: v for k, v in inputs.items() if k != "labels" and k not in self.loss_only_keys}
         forward_inputs["use_cache"] = False
-        hidden = model(**forward_inputs, return_backbone_hidden=True)
+        hidden = model(**forward_inputs, **forward_kwargs, return_backbone_hidden=True)
         mask, targets = shifted_positions(inputs["labels"])
         return ScoredBatch(hidden[:, :-1][mask], targets, mask, hidden, forward_inputs)
 

@@ -18,9 +18,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 from datasets import Dataset, DatasetDict
-from trl import SFTTrainer
 
-from trl_ext.compat import add_backbone_forward, backbone, record_metric
+from trl_ext.compat import backbone, record_metric
 from trl_ext.compat_sft_data import collator_columns, prepare_sft_dataset
 from trl_ext.data import load_dataset
 from trl_ext.losses import LMHead, fused_token_loss, shifted_positions
@@ -32,6 +31,7 @@ from trl_ext.perturbation import (
     perturbed_parameters,
     trainable_parameters,
 )
+from trl_ext.sft_base import FusedSFTTrainer
 
 from .config import LfUConfig
 
@@ -102,7 +102,7 @@ def _no_nll(log_probs: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(log_probs)
 
 
-class LfUTrainer(SFTTrainer):
+class LfUTrainer(FusedSFTTrainer):
     """Learning-from-the-Undesirable (arXiv 2511.13052): SFT plus consistency of the hidden states under a normalised
     gradient-ascent step on the trainable parameters.
 
@@ -124,8 +124,6 @@ class LfUTrainer(SFTTrainer):
         if not isinstance(args, LfUConfig):
             raise TypeError(f"LfUTrainer needs an LfUConfig, got {type(args).__name__}")
         super().__init__(model, args, *posargs, **kwargs)
-        self._policy = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-        add_backbone_forward(self._policy)
         self._params = trainable_parameters(self._policy)
         if not self._params:
             raise ValueError("LfU perturbs the trainable parameters, and the model has none.")
@@ -184,7 +182,7 @@ class LfUTrainer(SFTTrainer):
         forward_inputs["use_cache"] = False
         hidden = self._policy(**forward_inputs, return_backbone_hidden=True)
         mask, targets = shifted_positions(aux_inputs["labels"])
-        aux_loss, _ = fused_token_loss(hidden[:, :-1][mask], LMHead.of(self._policy), targets, normalizer=mask.sum())
+        aux_loss, _ = fused_token_loss(hidden[:, :-1][mask], self.policy_head, targets, normalizer=mask.sum())
         perturbation, grad_norm = ascent_perturbation(aux_loss, self._params, self.args.lfu_alpha)
         return perturbation, grad_norm, aux_loss.detach()
 
@@ -192,11 +190,6 @@ class LfUTrainer(SFTTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         mode = "train" if self.model.training else "eval"
         args: LfUConfig = self.args
-        if "shift_labels" in inputs:
-            raise NotImplementedError("LfUTrainer does not support context/sequence parallelism (shift_labels).")
-        labels = inputs["labels"]
-        forward_inputs = {k: v for k, v in inputs.items() if k != "labels"}
-        forward_inputs["use_cache"] = False
         # The regulariser shapes training; evaluation reports the SFT loss.
         regularize = args.regularizes and model.training and torch.is_grad_enabled()
 
@@ -207,28 +200,28 @@ class LfUTrainer(SFTTrainer):
             backward_reads_perturbed(self._params, perturbation) if official else contextlib.nullcontext()
         )
         with reads_perturbed, record_hidden_states(backbone(self._policy)) as clean_states:
-            hidden = model(**forward_inputs, return_backbone_hidden=True, output_hidden_states=regularize)
-        mask, targets = shifted_positions(labels)
-        normalizer = mask.sum() if num_items_in_batch is None else num_items_in_batch
-        sft_loss, stats = fused_token_loss(
-            hidden[:, :-1][mask], LMHead.of(self._policy), targets, normalizer=normalizer
-        )  # Eq. 1
-        # As SFTTrainer: `num_items_in_batch` counts every rank's tokens and DDP averages gradients across ranks
-        scale = self.accelerator.num_processes if args.average_tokens_across_devices else 1
-        loss = sft_loss * scale if num_items_in_batch is not None else sft_loss
-        self._log_sft(mode, mask, stats)
+            scored = self.scored_batch(model, inputs, output_hidden_states=regularize)
+        normalizer, multiplier = self.token_normalizer(scored.mask, num_items_in_batch)
+        sft_loss, stats = fused_token_loss(scored.hidden, self.policy_head, scored.targets, normalizer=normalizer)
+        loss = sft_loss * multiplier  # Eq. 1
+        self.log_token_means(
+            mode,
+            scored.mask,
+            **{"lfu/sft_loss": -stats.log_probs, "entropy": stats.entropy, "mean_token_accuracy": stats.is_top1},
+        )
 
         if regularize:
             cons = self._consistency(
-                forward_inputs, labels, hidden, clean_states, num_items_in_batch, perturbation, mode
+                scored.forward_inputs,
+                inputs["labels"],
+                scored.full_hidden,
+                clean_states,
+                num_items_in_batch,
+                perturbation,
+                mode,
             )
             loss = loss + args.lfu_lambda * cons  # Eq. 6
-
-        if return_outputs:  # only for compute_metrics; the full logits cost an extra forward, as in SFTTrainer
-            with torch.no_grad():
-                outputs = model(**forward_inputs)
-            return loss, outputs
-        return loss
+        return self.loss_output(model, scored, loss, return_outputs)
 
     def _consistency(
         self,
@@ -272,7 +265,7 @@ class LfUTrainer(SFTTrainer):
         else:  # Eq. 7: KL(softmax(sg(z)) || softmax(z')) per response token, in chunks of tokens
             mask, targets = shifted_positions(labels)
             local_count = mask.sum()
-            head = LMHead.of(self._policy)
+            head = self.policy_head
             weight_name = next((n for n, p in self._params.items() if p is head.weight), None)
             bias_name = next((n for n, p in self._params.items() if head.bias is not None and p is head.bias), None)
             moved = perturbed_parameters(self._params, c)
@@ -311,15 +304,3 @@ class LfUTrainer(SFTTrainer):
         record_metric(self, mode, "lfu/ascent_grad_norm", totals[:, 2].mean().item())
         record_metric(self, mode, "lfu/aux_sft_loss", totals[:, 3].mean().item())
         return cons
-
-    def _log_sft(self, mode: str, mask: torch.Tensor, stats) -> None:
-        gather = self.accelerator.gather_for_metrics
-        totals = gather(
-            torch.stack(
-                [mask.sum().float(), -stats.log_probs.sum(), stats.entropy.sum(), stats.is_top1.float().sum()]
-            ).reshape(1, -1)
-        ).sum(0)
-        count = totals[0].clamp(min=1)
-        record_metric(self, mode, "lfu/sft_loss", (totals[1] / count).item())
-        record_metric(self, mode, "entropy", (totals[2] / count).item())
-        record_metric(self, mode, "mean_token_accuracy", (totals[3] / count).item())
