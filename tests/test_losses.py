@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trl_ext.losses import LMHead, dft_weight, fused_token_loss
+from trl_ext.losses import LMHead, dft_weight, fused_token_loss, head_share
 
 
 def _case(n=11, h=8, v=50, seed=1):
@@ -53,3 +53,14 @@ def test_reference_needs_its_head():
     hidden, weight, labels = _case()
     with pytest.raises(ValueError, match="go together"):
         fused_token_loss(hidden, LMHead(weight), labels, normalizer=1, ref_hidden=hidden.detach())
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_head_share_counts_matmul_parameters_per_token(tied):
+    from trl_ext.testing import tiny_model
+
+    # hidden 32, intermediate 64, 4 heads of 8, 2 kv heads: per layer q 1024 + k 512 + v 512 + o 1024 + mlp 6144
+    # + 2 norms 64 = 9280; 4 layers + final norm 32 = 37152; head 100 x 32 = 3200, counted once when tied to the
+    # (lookup-only) embedding table.
+    model = tiny_model(vocab_size=100, hidden_size=32, num_layers=4, tie_word_embeddings=tied)
+    assert head_share(model) == pytest.approx(3200 / (37152 + 3200))

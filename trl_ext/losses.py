@@ -70,6 +70,18 @@ class LMHead:
         return t * self.softcap, t
 
 
+def head_share(model: torch.nn.Module) -> float:
+    """One LM-head projection of every token as a fraction of a whole model forward (matmul parameters per token;
+    embedding lookups cost none): the unit of intrinsic cost for methods that project the head more than SFT does."""
+    model = model.get_base_model() if hasattr(model, "get_base_model") else model
+    head = model.get_output_embeddings().weight.numel()
+    embeddings = model.get_input_embeddings().weight
+    body = sum(p.numel() for p in model.parameters()) - embeddings.numel()
+    if model.get_output_embeddings().weight is not embeddings:
+        body -= head
+    return head / (body + head)
+
+
 @dataclass
 class TokenStats:
     """Detached per-token statistics over the scored positions, each of shape [N]."""

@@ -3,6 +3,7 @@ model over aligned LLMs on the same SFT pairs, with the aligned models' scores p
 transform. See README.md."""
 
 from trl_ext import Dataset, Method, Paper, Transform, hookimpl
+from trl_ext.losses import head_share
 
 from . import data
 from .config import PoFTConfig
@@ -52,7 +53,8 @@ def register_methods(register):
             "r_bar) per sequence, with r = mean token log-prob and r_bar precomputed (poft_score transform).",
             default_dataset="builtin:poft_arith",
             required_columns=lambda config: [getattr(config, "poft_score_column", None) or "poft_ref_scores"],
-            extra_forwards=0.0,  # the aligned scores are precomputed; training runs the policy only
+            # the aligned scores are precomputed; the policy's head is projected once more, without grad, for tau
+            extra_forwards=lambda config, model: head_share(model),
             example="trl-ext train poft --model_name_or_path smollm2-135m --dataset_name builtin:poft_arith "
             "--transforms poft_score:models=smollm2-135m --max_steps 50",
         )

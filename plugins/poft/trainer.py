@@ -5,9 +5,11 @@
     loss          = mean over sequences of -log sigmoid(beta * (r_theta - r_bar))                           (Eq. 6)
     gradient      = -tau * grad r_theta,  tau = sigmoid(beta * (r_bar - r_theta))  (Eq. 7-8, times beta)
 
-The per-token log-probs come from TRL's fused LM head (no (batch, seq, vocab) logits), summed per sequence. The mean
-over sequences counts every sequence of the optimizer step, over the accumulation window and the processes
-(`trl_ext.sequence_norm`), so the gradient does not depend on the layout.
+The loss runs on trl_ext's fused chunked head (no (batch, seq, vocab) logits) in two passes over the scored tokens: a
+no-grad pass for log p_t, hence r_theta and tau per sequence; then a token loss with the stop-gradient weights
+beta * tau_b / T_b, whose gradient is PoFT's (Eq. 7-8), with PoFT's value put back on it. The mean over sequences
+counts every sequence of the optimizer step, over the accumulation window and the processes (`trl_ext.sequence_norm`),
+so the gradient does not depend on the layout.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from trl import SFTTrainer
 
 from trl_ext.compat import record_metric
+from trl_ext.losses import TokenStats, fused_token_loss
 from trl_ext.sequence_norm import SequenceCountMixin, sequence_normalizer
+from trl_ext.sft_base import FusedSFTTrainer
 
 from .config import PoFTConfig
 
@@ -69,7 +72,7 @@ def poft_sequence_loss(r_theta: torch.Tensor, r_bar: torch.Tensor, beta: float =
     return -F.logsigmoid(beta * (r_theta - r_bar.to(r_theta.dtype)))
 
 
-class PoFTTrainer(SequenceCountMixin, SFTTrainer):
+class PoFTTrainer(SequenceCountMixin, FusedSFTTrainer):
     """Preference-Oriented Supervised Fine-Tuning (arXiv 2412.12865).
 
     The dataset needs the aligned models' scores in `args.poft_score_column` (see the `poft_score` transform);
@@ -91,37 +94,38 @@ class PoFTTrainer(SequenceCountMixin, SFTTrainer):
             raise TypeError(f"PoFTTrainer needs a PoFTConfig, got {type(args).__name__}")
         super().__init__(model, args, *posargs, **kwargs)
         self.data_collator = ScoreCollator(self.data_collator, args.poft_score_column)
+        self.loss_only_keys = (args.poft_score_column,)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         mode = "train" if self.model.training else "eval"
         args: PoFTConfig = self.args
-        if "shift_labels" in inputs:
-            raise NotImplementedError("PoFTTrainer does not support context/sequence parallelism (shift_labels).")
         column = args.poft_score_column
         if column not in inputs:
             raise KeyError(f"The batch has no aligned-score column {column!r}; PoFTTrainer's collator adds it.")
-        model_inputs = {k: v for k, v in inputs.items() if k != column}
-        model_inputs["use_cache"] = False
-
-        outputs = model(**model_inputs, fused_lm_head=True)
-        mask = outputs.label_mask
+        scored = self.scored_batch(model, inputs)
+        mask, head = scored.mask, self.policy_head
+        with torch.no_grad():  # pass 1: log p_t of the label tokens
+            _, stats = fused_token_loss(scored.hidden, head, scored.targets, normalizer=1)
         counts = mask.sum(-1)
         valid = counts > 0
-        sums = torch.where(mask, outputs.log_probs, 0.0).sum(-1)
+        rows = torch.arange(mask.shape[0], device=mask.device)[:, None].expand(mask.shape)[mask]  # row of each token
+        sums = torch.zeros(mask.shape[0], device=mask.device).index_add_(0, rows, stats.log_probs)
         r_theta = sums / counts.clamp(min=1)  # the reward under Eq. 6: normalised by this sequence's own T_0
         r_bar = reduce_reference(inputs[column].to(r_theta.device), args.poft_reduce)  # Eq. 5
         per_sequence = torch.where(valid, poft_sequence_loss(r_theta, r_bar, args.poft_beta), 0.0)  # Eq. 6
         divisor, scale = sequence_normalizer(self, mask, num_items_in_batch)
-        loss = per_sequence.sum() / divisor * scale
-        self._log_metrics(mode, outputs, r_theta.detach(), r_bar, valid)
+        # pass 2: d loss_b / d log p_t = -beta * tau_b / T_b (Eq. 7-8), as the stop-gradient weight of -log p_t
+        tau = torch.sigmoid(args.poft_beta * (r_bar.to(r_theta.dtype) - r_theta))
+        weights = (args.poft_beta * tau / counts.clamp(min=1))[rows]
+        surrogate, _ = fused_token_loss(scored.hidden, head, scored.targets, normalizer=divisor, token_weights=weights)
+        value = per_sequence.sum() / divisor.clamp(min=1)
+        loss = (surrogate - surrogate.detach() + value) * scale
+        self._log_metrics(mode, mask, stats, r_theta, r_bar, valid)
+        return self.loss_output(model, scored, loss, return_outputs)
 
-        if return_outputs:  # only for compute_metrics: the full logits cost an extra forward, as in SFTTrainer
-            with torch.no_grad():
-                outputs = model(**{k: v for k, v in model_inputs.items() if k != "labels"})
-            return loss, outputs
-        return loss
-
-    def _log_metrics(self, mode: str, outputs, r_theta: torch.Tensor, r_bar: torch.Tensor, valid: torch.Tensor):
+    def _log_metrics(
+        self, mode: str, mask: torch.Tensor, stats: TokenStats, r_theta: torch.Tensor, r_bar: torch.Tensor, valid
+    ) -> None:
         gather = self.accelerator.gather_for_metrics
         beta = self.args.poft_beta
         margin = r_theta - r_bar
@@ -145,10 +149,4 @@ class PoFTTrainer(SequenceCountMixin, SFTTrainer):
         record_metric(self, mode, "poft/margin", (totals[2] / n_finite).item() if totals[6] > 0 else math.inf)
         record_metric(self, mode, "poft/coef", (totals[3] / n_valid).item())
         record_metric(self, mode, "poft/acc", (totals[4] / n_valid).item())
-        mask = outputs.label_mask
-        tokens = gather(
-            torch.stack([mask.sum(), outputs.entropy.detach().sum(), outputs.is_top1.sum()]).float().reshape(1, -1)
-        ).sum(0)
-        count = tokens[0].clamp(min=1)
-        record_metric(self, mode, "entropy", (tokens[1] / count).item())
-        record_metric(self, mode, "mean_token_accuracy", (tokens[2] / count).item())
+        self.log_token_means(mode, mask, entropy=stats.entropy, mean_token_accuracy=stats.is_top1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from trl_ext.losses import LMHead, TokenStats, fused_token_loss, shifted_positions
+from trl_ext.losses import LMHead, TokenStats, fused_token_loss, head_share, shifted_positions
 from trl_ext.sft_base import FusedSFTTrainer
 
 from .config import SoFTConfig
@@ -106,12 +106,7 @@ class SoFTTrainer(FusedSFTTrainer):
 
 def extra_head_forwards(config: SoFTConfig, model: torch.nn.Module) -> float:
     """SoFT's cost over SFT in units of one no-grad forward: |B| - 1 extra head projections, each a forward and a
-    backward (about 3 head matmuls), against a forward of the whole model (the per-token matmul parameters)."""
-    model = model.get_base_model() if hasattr(model, "get_base_model") else model
-    num_depths = len(config.depths_for(len(decoder_layers(model)))[0])
-    head = model.get_output_embeddings().weight.numel()
-    embeddings = model.get_input_embeddings().weight
-    body = sum(p.numel() for p in model.parameters()) - embeddings.numel()  # lookups cost no matmul
-    if model.get_output_embeddings().weight is not embeddings:
-        body -= head
-    return (num_depths - 1) * 3 * head / (body + head)
+    backward (about 3 head matmuls)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    num_depths = len(config.depths_for(len(decoder_layers(base)))[0])
+    return (num_depths - 1) * 3 * head_share(model)
