@@ -1,6 +1,6 @@
 """trl_ext.sequence_norm: per-sequence-mean losses under gradient accumulation with uneven micro-batches.
 
-Written against TRL 1.16 / transformers 5.24: `global_sequence_count` is called from an override of
+Written against TRL 1.16 / transformers 5.24: `SequenceCountMixin` counts through `WindowTotalsMixin`'s override of
 `Trainer.get_batch_samples`, which must run once per optimizer step with that step's micro-batches; the GA test fails
 if that changes."""
 
@@ -12,7 +12,6 @@ from trl import SFTConfig, SFTTrainer
 from trl_ext.sequence_norm import (
     SequenceCountMixin,
     count_scored_sequences,
-    global_sequence_count,
     sequence_normalizer,
     sequence_token_weights,
 )
@@ -26,13 +25,8 @@ def test_sequence_token_weights_and_counts():
     assert count_scored_sequences(labels) == 2  # row 1 scores only position 0, which nothing predicts
 
 
-class _SequenceMeanSFT(SFTTrainer):
+class _SequenceMeanSFT(SequenceCountMixin, SFTTrainer):
     """mean over sequences of each sequence's token-mean NLL, through TRL's fused head."""
-
-    def get_batch_samples(self, epoch_iterator, num_batches, device):
-        batch_samples, num_items_in_batch = super().get_batch_samples(epoch_iterator, num_batches, device)
-        self.num_sequences_in_batch = global_sequence_count(self, batch_samples, device)
-        return batch_samples, num_items_in_batch
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         out = model(**inputs, fused_lm_head=True)
@@ -44,10 +38,7 @@ class _SequenceMeanSFT(SFTTrainer):
 
 
 class _LocalMean(_SequenceMeanSFT):
-    def get_batch_samples(self, *args, **kwargs):  # forget the global count: each micro-batch its own mean
-        out = super().get_batch_samples(*args, **kwargs)
-        self.num_sequences_in_batch = None
-        return out
+    num_sequences_in_batch = None  # forget the global count: each micro-batch its own mean
 
 
 def _update(tmp_path, cls, per_device, accumulation):
@@ -98,14 +89,3 @@ def test_outside_training_the_count_is_local():
     mask = torch.tensor([[True, False], [False, False], [True, True]])
     divisor, multiplier = sequence_normalizer(Stub(), mask, num_items_in_batch=None)
     assert int(divisor) == 2 and multiplier == pytest.approx(1.0)
-
-
-class _MixinSequenceMeanSFT(SequenceCountMixin, SFTTrainer):
-    compute_loss = _SequenceMeanSFT.compute_loss
-
-
-def test_mixin_counts_the_same_way(tmp_path):
-    single, _ = _update(tmp_path / "a", _SequenceMeanSFT, 5, 1)
-    accumulated, counts = _update(tmp_path / "b", _MixinSequenceMeanSFT, 2, 3)
-    assert counts == [5, 5, 5]
-    assert max((single[k] - accumulated[k]).abs().max().item() for k in single) < 1e-6

@@ -8,9 +8,11 @@ against transformers 5.24 / TRL 1.16) fetches all micro-batches of a step with `
 `training_step` on each; `WindowTotalsMixin` hooks that call, sums `window_totals(batch)` over the micro-batches, and,
 like `num_items_in_batch`, over processes when `average_tokens_across_devices` is set.
 
-Use: `class MyTrainer(WindowTotalsMixin, SFTTrainer)`, implement `window_totals(batch) -> {name: tensor}`, and in
-`compute_loss` call `self.take_window_totals()`: the step's totals while training, `None` outside the loop (evaluation,
-or a direct `training_step` call as `trl-ext bench` makes), where the loss falls back to the micro-batch's own total.
+Use: `class MyTrainer(WindowTotalsMixin, SFTTrainer)`, implement `window_totals(batch) -> {name: tensor}` (extend
+`super().window_totals(batch)`: mixins built on this one, such as `trl_ext.sequence_norm.SequenceCountMixin`, add
+their own totals there), and in `compute_loss` call `self.take_window_totals()`: the step's totals while training,
+`None` outside the loop (evaluation, or a direct `training_step` call as `trl-ext bench` makes), where the loss falls
+back to the micro-batch's own total.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ class WindowTotalsMixin:
     """Mixin for `transformers.Trainer` subclasses: per-step global totals of per-micro-batch quantities."""
 
     def window_totals(self, batch: dict) -> dict[str, torch.Tensor]:
-        """Quantities of one collated micro-batch to sum over the step (scalars). Override."""
-        raise NotImplementedError
+        """Quantities of one collated micro-batch to sum over the step (scalars). Extend in subclasses."""
+        return {}
 
     def get_batch_samples(self, epoch_iterator: Iterator, num_batches: int, device: torch.device):
         batch_samples, num_items_in_batch = super().get_batch_samples(epoch_iterator, num_batches, device)
@@ -39,7 +41,7 @@ class WindowTotalsMixin:
                 totals[key] = totals[key] + value if key in totals else value
         if self.args.average_tokens_across_devices and self.args.world_size > 1:
             totals = {k: self.accelerator.gather(v.float().reshape(1)).sum().double() for k, v in totals.items()}
-        self._window_totals = totals
+        self._window_totals: dict[str, torch.Tensor] | None = totals
         self._window_batches_left = len(batch_samples)
         return batch_samples, num_items_in_batch
 
@@ -51,6 +53,10 @@ class WindowTotalsMixin:
             return None
         self._window_batches_left = left - 1
         return self._window_totals
+
+    def current_window_totals(self) -> dict[str, torch.Tensor] | None:
+        """The totals of the optimizer step last fetched, without consuming a micro-batch (None before the first)."""
+        return getattr(self, "_window_totals", None)
 
     def window_is_global(self) -> bool:
         """Whether the totals include every process, so the loss is multiplied by the number of processes (as

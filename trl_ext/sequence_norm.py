@@ -3,16 +3,18 @@ several processes.
 
 SFTTrainer normalises by `num_items_in_batch`, the number of scored tokens in the whole accumulated global batch,
 and multiplies by the number of processes because DDP averages gradients. A sequence-mean loss needs the same thing
-with sequences: the number of scored sequences in the accumulated global batch. A trainer counts them where the
-Trainer counts tokens (`global_sequence_count`, called from `get_batch_samples`, which prefetches the micro-batches
-of one optimizer step; `SequenceCountMixin` does that call), and `sequence_normalizer` turns that count into the
-divisor and the multiplier a `compute_loss` applies, so one process, gradient accumulation and 2 processes give the
-same gradient for the same global batch.
+with sequences: the number of scored sequences in the accumulated global batch. `SequenceCountMixin` counts them as
+one of `trl_ext.compat_batch_totals`' window totals (summed over the step's micro-batches and the processes, where
+the Trainer counts tokens), and `sequence_normalizer` turns that count into the divisor and the multiplier a
+`compute_loss` applies, so one process, gradient accumulation and 2 processes give the same gradient for the same
+global batch.
 """
 
 from __future__ import annotations
 
 import torch
+
+from .compat_batch_totals import WindowTotalsMixin
 
 
 def sequence_token_weights(mask: torch.Tensor) -> torch.Tensor:
@@ -27,38 +29,20 @@ def count_scored_sequences(labels: torch.Tensor) -> int:
     return int((labels[:, 1:] != -100).any(dim=1).sum())
 
 
-def global_sequence_count(trainer, batch_samples: list, device) -> torch.Tensor:
-    """The number of scored sequences in an optimizer step's micro-batches, summed over processes when tokens are
-    (as `average_tokens_across_devices` makes SFTTrainer do for `num_items_in_batch`).
+class SequenceCountMixin(WindowTotalsMixin):
+    """Put before the TRL trainer in the bases: `num_sequences_in_batch` is then the number of scored sequences in
+    the current optimizer step's micro-batches, over the processes when tokens are (`average_tokens_across_devices`).
+    Trainers with window totals of their own extend `window_totals` and call `super()`."""
 
-    Call it from a trainer's `get_batch_samples(epoch_iterator, num_batches, device)` override, the public Trainer
-    method that prefetches one optimizer step's micro-batches and counts their tokens (transformers 5.24), and store
-    the result as `trainer.num_sequences_in_batch` for `sequence_normalizer`::
+    def window_totals(self, batch: dict) -> dict[str, torch.Tensor]:
+        totals = super().window_totals(batch)
+        totals["sequences"] = torch.tensor(count_scored_sequences(batch["labels"]) if "labels" in batch else 0)
+        return totals
 
-        def get_batch_samples(self, epoch_iterator, num_batches, device):
-            batch_samples, num_items_in_batch = super().get_batch_samples(epoch_iterator, num_batches, device)
-            self.num_sequences_in_batch = global_sequence_count(self, batch_samples, device)
-            return batch_samples, num_items_in_batch
-
-    tests/test_sequence_norm.py fails if `get_batch_samples` stops being called this way during training."""
-    count = sum(count_scored_sequences(batch["labels"]) for batch in batch_samples if "labels" in batch)
-    count = torch.tensor(count, device=device)
-    if trainer.args.average_tokens_across_devices and trainer.args.world_size > 1:
-        count = trainer.accelerator.gather(count.reshape(1)).sum()
-    return count
-
-
-class SequenceCountMixin:
-    """Put before the TRL trainer in the bases to get `global_sequence_count` called for you: records
-    `num_sequences_in_batch` for every optimizer step. (A trainer can instead override `get_batch_samples` itself, as
-    shown in `global_sequence_count`, to keep the TRL trainer its first base class.)"""
-
-    num_sequences_in_batch: torch.Tensor | None = None
-
-    def get_batch_samples(self, epoch_iterator, num_batches, device):
-        batch_samples, num_items_in_batch = super().get_batch_samples(epoch_iterator, num_batches, device)
-        self.num_sequences_in_batch = global_sequence_count(self, batch_samples, device)
-        return batch_samples, num_items_in_batch
+    @property
+    def num_sequences_in_batch(self) -> torch.Tensor | None:
+        totals = self.current_window_totals()
+        return None if not totals else totals["sequences"].round().long()
 
 
 def sequence_normalizer(trainer, mask: torch.Tensor, num_items_in_batch) -> tuple[torch.Tensor, float]:

@@ -7,7 +7,7 @@ import torch
 
 from trl_ext.compat import record_metric
 from trl_ext.losses import shifted_positions
-from trl_ext.sequence_norm import global_sequence_count, sequence_normalizer
+from trl_ext.sequence_norm import SequenceCountMixin, sequence_normalizer
 from trl_ext.sft_base import FusedSFTTrainer
 from trl_ext.token_distribution import greedy_tokens
 
@@ -15,7 +15,7 @@ from .config import IFTConfig
 from .loss import mix_embeddings, propagation_weights, temporal_residual_ids
 
 
-class IFTTrainer(FusedSFTTrainer):
+class IFTTrainer(SequenceCountMixin, FusedSFTTrainer):
     """Intuitive Fine-Tuning (arXiv 2405.11870), as in the official code: a no-grad forward gives the policy's greedy
     guess y_hat for every response token; the trained forward sees (1 - λ) E[gold] + λ E[guess] at response positions
     and its token NLLs are weighted by γ-discounted sums of the answer's token losses; the loss is a per-sequence
@@ -35,13 +35,6 @@ class IFTTrainer(FusedSFTTrainer):
         if not isinstance(args, IFTConfig):
             raise TypeError(f"IFTTrainer needs an IFTConfig, got {type(args).__name__}")
         super().__init__(model, args, *posargs, **kwargs)
-        self.num_sequences_in_batch = None
-
-    def get_batch_samples(self, epoch_iterator, num_batches, device):
-        # Also count the optimizer step's sequences, for per-sequence means (trl_ext.sequence_norm)
-        batch_samples, num_items_in_batch = super().get_batch_samples(epoch_iterator, num_batches, device)
-        self.num_sequences_in_batch = global_sequence_count(self, batch_samples, device)
-        return batch_samples, num_items_in_batch
 
     def current_lambda(self) -> float:
         """λ at the current optimizer step: static, or linear from ift_min_lambda to ift_lambda over the warmup steps

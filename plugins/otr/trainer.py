@@ -7,7 +7,7 @@ import hashlib
 
 import torch
 
-from trl_ext.sequence_norm import global_sequence_count, sequence_normalizer, sequence_token_weights
+from trl_ext.sequence_norm import SequenceCountMixin, sequence_normalizer, sequence_token_weights
 from trl_ext.sft_base import FusedSFTTrainer
 
 from .config import OTRConfig
@@ -21,7 +21,7 @@ def rollout_seed(seed: int, global_step: int, process_index: int, micro_step: in
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
-class OTRTrainer(FusedSFTTrainer):
+class OTRTrainer(SequenceCountMixin, FusedSFTTrainer):
     """One-Token Rollout (arXiv 2509.26313): each response token is a one-step RL episode whose K rollouts are drawn
     from the policy itself (no generation of whole sequences, no reward or reference model)."""
 
@@ -40,13 +40,6 @@ class OTRTrainer(FusedSFTTrainer):
             raise TypeError(f"OTRTrainer needs an OTRConfig, got {type(args).__name__}")
         super().__init__(model, args, *posargs, **kwargs)
         self._rollout_counter = {"train": (-1, 0), "eval": (-1, 0)}
-        self.num_sequences_in_batch = None
-
-    def get_batch_samples(self, epoch_iterator, num_batches, device):
-        # Also count the optimizer step's sequences, for per-sequence means (trl_ext.sequence_norm)
-        batch_samples, num_items_in_batch = super().get_batch_samples(epoch_iterator, num_batches, device)
-        self.num_sequences_in_batch = global_sequence_count(self, batch_samples, device)
-        return batch_samples, num_items_in_batch
 
     def rollout_generator(self, mode: str, device: torch.device) -> torch.Generator:
         """A generator for this micro-batch, seeded from (seed, global_step, process_index, micro-batch index)."""

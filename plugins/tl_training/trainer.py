@@ -8,7 +8,6 @@ import logging
 import torch
 
 from trl_ext.compat import record_metric
-from trl_ext.compat_batch_totals import WindowTotalsMixin
 from trl_ext.losses import fused_token_loss, shifted_positions
 from trl_ext.sequence_norm import SequenceCountMixin, sequence_normalizer
 from trl_ext.sft_base import FusedSFTTrainer
@@ -21,7 +20,7 @@ logger = logging.getLogger(__name__)
 MASK_KEYS = (PRE_MASK, PARA_MASK)
 
 
-class PKTTrainer(WindowTotalsMixin, SequenceCountMixin, FusedSFTTrainer):
+class PKTTrainer(SequenceCountMixin, FusedSFTTrainer):
     """TL-Training's PKT: cross-entropy over the target (the last assistant turn) with the key tool-name tokens
     weighted up to `pkt_max_weight` times, normalised by the weighted token count. Rows need `prompt`, `completion`
     and, for the divergence tokens, the available tools (`pkt_tools_column`)."""
@@ -65,11 +64,11 @@ class PKTTrainer(WindowTotalsMixin, SequenceCountMixin, FusedSFTTrainer):
         return pkt_weights(pre, para, mask, self.args.pkt_max_weight)
 
     def window_totals(self, batch) -> dict[str, torch.Tensor]:
-        """Per micro-batch, the weighted token count Σ d, summed by `WindowTotalsMixin` over the optimizer step and
-        the processes: the global denominator (the sequence count of `per_sample` comes from `SequenceCountMixin`)."""
+        """Per micro-batch, the weighted token count Σ d, summed over the optimizer step and the processes: the global
+        denominator (next to the sequence count `SequenceCountMixin` adds for `per_sample`)."""
         mask, _ = shifted_positions(batch["labels"])
         _, d, _ = self._weights(batch, mask)
-        return {"den": d.sum()}
+        return {**super().window_totals(batch), "den": d.sum()}
 
     # --- loss --------------------------------------------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
