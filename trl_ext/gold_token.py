@@ -42,29 +42,17 @@ def gold_token_loss(
         aux: [N] the fixed per-token inputs a_t (detached).
         normalizer: what the summed loss is divided by (the token count, or `num_items_in_batch`).
     """
-    n = labels.shape[0]
     aux = aux.detach()
-    values = torch.zeros(n, device=hidden.device)
-    seen = torch.zeros(n, device=hidden.device)
-    consumed = 0
+    values = torch.zeros(labels.shape[0], device=hidden.device)
 
-    def weight(log_p: torch.Tensor) -> torch.Tensor:
-        # fused_token_loss asks for the weights of each chunk of tokens once, in order: slice a_t the same way.
-        nonlocal consumed
-        sl = slice(consumed, consumed + log_p.shape[0])
-        consumed = sl.stop
-        f, slope = token_loss(log_p, aux[sl].to(log_p.dtype))
-        values[sl], seen[sl] = f, log_p
+    def weight(log_p: torch.Tensor, positions: slice) -> torch.Tensor:
+        f, slope = token_loss(log_p, aux[positions].to(log_p.dtype))
+        values[positions] = f
         return -slope
 
     loss, stats = fused_token_loss(
         hidden, head, labels, normalizer=normalizer, nll_weight=weight, chunk_size=chunk_size
     )
-    if consumed != n or not torch.equal(seen, stats.log_probs):
-        raise RuntimeError(
-            "fused_token_loss no longer asks for nll_weight once per chunk in token order; "
-            "trl_ext.gold_token must be updated to match it."
-        )
     scale = 1.0 / float(torch.as_tensor(normalizer).clamp(min=1))
     value = values.sum() * scale
     # Same gradient as the fused term (c_t = -f'), with the value of the actual loss.

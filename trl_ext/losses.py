@@ -138,7 +138,7 @@ class _FusedTokenLoss(torch.autograd.Function):
             log_probs[sl] = lp_t
             entropy[sl] = -(p * logp).sum(-1)
             is_top1[sl] = logp.argmax(-1) == y
-            c_t = nll_weight_fn(lp_t) if nll_weight_fn is not None else torch.ones_like(lp_t)
+            c_t = nll_weight_fn(lp_t, sl) if nll_weight_fn is not None else torch.ones_like(lp_t)
             if token_weights is not None:
                 c_t = c_t * token_weights[sl].to(c_t.dtype)
             c_all[sl] = c_t
@@ -194,7 +194,7 @@ def fused_token_loss(
     labels: torch.Tensor,
     *,
     normalizer: torch.Tensor | float,
-    nll_weight: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    nll_weight: Callable[[torch.Tensor, slice], torch.Tensor] | None = None,
     token_weights: torch.Tensor | None = None,
     ref_hidden: torch.Tensor | None = None,
     ref_head: LMHead | None = None,
@@ -208,8 +208,9 @@ def fused_token_loss(
         head: the policy's LM head (`LMHead.of(model)`).
         labels: [N] target token ids.
         normalizer: what the summed loss is divided by (the token count, or `num_items_in_batch`).
-        nll_weight: stop-gradient weight c_t as a function of the detached log p_t (None: 1, plain NLL; DFT:
-            `dft_weight`).
+        nll_weight: stop-gradient weight c_t as a function `(log_p, positions)` of a chunk's detached log p_t and
+            the slice of the N tokens it covers, so per-token inputs can be read alongside (None: 1, plain NLL;
+            DFT: `dft_weight`).
         token_weights: [N] fixed weights multiplying c_t (data-dependent token or sequence weights, detached).
         ref_hidden, ref_head: the reference/teacher's hidden states [N, H'] and head; with `kl_coef` they add
             the forward KL(reference || policy) per token.
@@ -240,7 +241,7 @@ def fused_token_loss(
     return loss, TokenStats(log_probs, entropy, is_top1, kl[0] if kl else None, c_all)
 
 
-def dft_weight(log_probs: torch.Tensor) -> torch.Tensor:
+def dft_weight(log_probs: torch.Tensor, positions: slice | None = None) -> torch.Tensor:
     """DFT's token weight sg(p_t) (arXiv 2508.05629)."""
     return log_probs.exp()
 

@@ -98,7 +98,7 @@ def hidden_consistency(
     return hidden_squared_error(clean, perturbed, positions) / (per_position * count.clamp(min=1))
 
 
-def _no_nll(log_probs: torch.Tensor) -> torch.Tensor:
+def _no_nll(log_probs: torch.Tensor, positions: slice) -> torch.Tensor:
     return torch.zeros_like(log_probs)
 
 
