@@ -32,6 +32,8 @@ class FusedSFTTrainer(SFTTrainer):
     loss_only_keys: tuple[str, ...] = ()
 
     def __init__(self, model, args=None, *posargs, **kwargs):
+        if args is not None:
+            _no_unused_parameter_search(args)
         super().__init__(model, args, *posargs, **kwargs)
         self._policy = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         add_backbone_forward(self._policy)
@@ -72,3 +74,16 @@ class FusedSFTTrainer(SFTTrainer):
             with torch.no_grad():
                 return loss, model(**scored.forward_inputs)
         return loss
+
+
+def _no_unused_parameter_search(args) -> None:
+    """The loss projects the LM head outside the model's forward, so DDP's unused-parameter search (transformers turns
+    it on when gradient checkpointing is off) would mark the head unused after the forward, then fail when its
+    gradient arrives in backward ("Expected to mark a variable ready only once"). Every parameter does get its
+    gradient, so the search is not needed: turn it off unless the user asked for it, and refuse it then."""
+    if args.ddp_find_unused_parameters:
+        raise ValueError(
+            "ddp_find_unused_parameters=True is not supported: this trainer projects the LM head outside the model's "
+            "forward, which DDP's unused-parameter search cannot see. Leave it unset (every parameter gets a gradient)."
+        )
+    args.ddp_find_unused_parameters = False
