@@ -1,10 +1,19 @@
 """Tiny offline models for tests and plugin scaffolds: a byte-level BPE tokenizer trained in code and a Llama of a
-few layers built from a config. Nothing is downloaded."""
+few layers built from a config. Nothing is downloaded.
+
+Also the harness for loss-normalisation tests: one SGD step at learning rate 1 (`SGD_STEP_ARGS`) makes the weight
+update minus the gradient, so running the same global batch as one process, with gradient accumulation and under
+`torchrun` (`run_layout`) and comparing the updates (`max_update_diff`) checks a loss's normalisation end to end."""
 
 from __future__ import annotations
 
 import functools
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -83,3 +92,108 @@ def save_tiny_model(path: str | Path, **kwargs) -> Path:
     model.save_pretrained(path)
     tiny_tokenizer().save_pretrained(path)
     return path
+
+
+# One plain optimizer step: SGD at lr 1 without clipping, so the update is exactly minus the accumulated gradient.
+SGD_STEP_ARGS: dict[str, Any] = dict(
+    max_steps=1,
+    optim="sgd",
+    learning_rate=1.0,
+    lr_scheduler_type="constant",
+    max_grad_norm=0.0,
+    report_to="none",
+    bf16=False,
+    save_strategy="no",
+    logging_steps=1,
+    use_cpu=True,
+    seed=0,
+    dataloader_drop_last=False,
+)
+
+
+def train_one_step(trainer) -> dict[str, Any]:
+    """Train (one SGD step under `SGD_STEP_ARGS`) and return the logged metrics of the step, `steps`, and `update`:
+    initial minus final value of every trainable parameter, flattened to lists (JSON-ready)."""
+    initial = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    trainer.train()
+    log = next(e for e in trainer.state.log_history if "loss" in e)
+    params = dict(trainer.accelerator.unwrap_model(trainer.model).named_parameters())
+    update = {n: (initial[n] - params[n].detach()).flatten().tolist() for n in initial}
+    return {**log, "steps": trainer.state.global_step, "update": update}
+
+
+def save_step_result(trainer, result: dict[str, Any], path: str | Path) -> None:
+    """Write `result` from the main process, then leave the process group cleanly (a rank that exits while gloo's
+    threads still run can abort at interpreter exit)."""
+    if trainer.is_world_process_zero():
+        Path(path).write_text(json.dumps(result))
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
+def run_layout(script: str | Path, out: str | Path, *args: Any, nproc: int = 1, timeout: int = 600) -> dict:
+    """Run `script out *args` as one process, or under `torchrun --nproc_per_node nproc` (gloo on CPU, one thread
+    each), and return the JSON the script wrote to `out`."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [sys.executable, str(script)]
+    if nproc > 1:
+        port = 29500 + (os.getpid() * 7 + len(str(script)) + len(str(out))) % 2000
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc)]
+        cmd += ["--master_port", str(port), str(script)]
+    result = subprocess.run(
+        cmd + [str(out), *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stderr[-3000:]}")
+    return json.loads(Path(out).read_text())
+
+
+def max_update_diff(a: dict, b: dict) -> float:
+    """Largest difference between two runs' weight updates (the `update` of `train_one_step`)."""
+    if a["update"].keys() != b["update"].keys():
+        raise AssertionError(f"different parameters: {sorted(a['update'])} vs {sorted(b['update'])}")
+    return max(
+        max((abs(x - y) for x, y in zip(a["update"][k], b["update"][k], strict=True)), default=0.0)
+        for k in a["update"]
+    )
+
+
+def largest_update(run: dict) -> float:
+    return max(abs(v) for u in run["update"].values() for v in u)
+
+
+def check_same_step_in_every_layout(
+    script: str | Path,
+    out_dir: str | Path,
+    *args: Any,
+    layouts: dict[str, tuple[int, int, int]] | None = None,
+    tolerance: float = 1e-6,
+) -> dict[str, dict]:
+    """Run `script out per_device accumulation *args` in each layout `name: (processes, per_device, accumulation)`
+    (default: batch 4 on one process, 2 x 2 accumulated, 2 processes of 2) and assert that every layout's loss and
+    weight update equal the first one's (update to `tolerance` relative to the largest update, at least 1e-4 so the
+    step did something). Returns the runs by name."""
+    layouts = layouts or {"single": (1, 4, 1), "accumulated": (1, 2, 2), "ddp": (2, 2, 1)}
+    out_dir = Path(out_dir)
+    suffix = "-".join(map(str, args))
+    runs = {
+        name: run_layout(script, out_dir / f"{name}{suffix}.json", per_device, accumulation, *args, nproc=nproc)
+        for name, (nproc, per_device, accumulation) in layouts.items()
+    }
+    first, *others = runs
+    for name in others:
+        assert_same_step(runs[first], runs[name], tolerance, name)
+    return runs
+
+
+def assert_same_step(reference: dict, other: dict, tolerance: float = 1e-6, name: str = "run") -> None:
+    """`other`'s loss equals `reference`'s to 1e-5 relative and its weight update to `tolerance` relative to the
+    largest update, which must be at least 1e-4 (else the step did nothing and the comparison is void)."""
+    largest = largest_update(reference)
+    assert largest > 1e-4, f"the step barely moved the weights ({largest:g}): the comparison would be void"
+    diff = max_update_diff(reference, other)
+    assert diff < tolerance * max(1.0, largest), f"{name}: weight update differs by {diff:g}"
+    assert abs(other["loss"] - reference["loss"]) <= 1e-5 * abs(reference["loss"]), (
+        f"{name}: loss {other['loss']} vs {reference['loss']}"
+    )

@@ -3,13 +3,12 @@
 Run under `torchrun --nproc_per_node N` (gloo, CPU) with per-device batch 4/N, or as one process with gradient
 accumulation; tests/test_distributed.py compares the results."""
 
-import json
 import sys
 
 import torch
 from datasets import Dataset
 
-from trl_ext.testing import tiny_model, tiny_tokenizer
+from trl_ext.testing import SGD_STEP_ARGS, save_step_result, tiny_model, tiny_tokenizer, train_one_step
 from trl_ext_plugins.asft import ASFTConfig, ASFTTrainer
 
 out_path, per_device, accumulation = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -24,24 +23,12 @@ rows = [
     for a, b, k in [(3, 4, 1), (12, 30, 4), (7, 8, 2), (100, 23, 0)]
 ]
 model = tiny_model()
-initial = {n: p.detach().clone() for n, p in model.named_parameters()}
 config = ASFTConfig(
     output_dir="/tmp/asft-ddp",
     per_device_train_batch_size=per_device,
     gradient_accumulation_steps=accumulation,
-    max_steps=1,
-    optim="sgd",
-    learning_rate=1.0,
-    lr_scheduler_type="constant",
-    max_grad_norm=0.0,
-    report_to="none",
-    bf16=False,
-    save_strategy="no",
-    logging_steps=1,
+    **SGD_STEP_ARGS,
     kl_weight=0.1,
-    use_cpu=True,
-    seed=0,
-    dataloader_drop_last=False,
 )
 trainer = ASFTTrainer(
     model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tiny_tokenizer()
@@ -50,8 +37,4 @@ trainer = ASFTTrainer(
 with torch.no_grad():
     for p in trainer.ref_model.parameters():
         p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
-trainer.train()
-if trainer.is_world_process_zero():
-    update = {n: (initial[n] - p.detach()).flatten().tolist() for n, p in trainer.model.named_parameters()}
-    loss = [e["loss"] for e in trainer.state.log_history if "loss" in e][0]
-    json.dump({"loss": loss, "update": update}, open(out_path, "w"))
+save_step_result(trainer, train_one_step(trainer), out_path)

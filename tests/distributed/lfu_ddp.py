@@ -6,14 +6,13 @@ accumulation; tests/test_distributed_lfu_poft.py compares the results. The undes
 aux set in every micro-batch of every layout, so phi' is the same everywhere and only the normalisation of the two
 terms can make the layouts differ."""
 
-import json
 import sys
 
 import torch
 from datasets import Dataset
 from peft import LoraConfig, get_peft_model
 
-from trl_ext.testing import tiny_model, tiny_tokenizer
+from trl_ext.testing import SGD_STEP_ARGS, save_step_result, tiny_model, tiny_tokenizer, train_one_step
 from trl_ext_plugins.lfu import LfUConfig, LfUTrainer
 
 out_path, per_device, accumulation = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -37,23 +36,11 @@ with torch.no_grad():  # LoRA B starts at zero; give it values so every LoRA wei
     for name, p in model.named_parameters():
         if "lora_B" in name:
             p.copy_(0.1 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
-initial = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 config = LfUConfig(
     output_dir="/tmp/lfu-ddp",
     per_device_train_batch_size=per_device,
     gradient_accumulation_steps=accumulation,
-    max_steps=1,
-    optim="sgd",
-    learning_rate=1.0,
-    lr_scheduler_type="constant",
-    max_grad_norm=0.0,
-    report_to="none",
-    bf16=False,
-    save_strategy="no",
-    logging_steps=1,
-    use_cpu=True,
-    seed=0,
-    dataloader_drop_last=False,
+    **SGD_STEP_ARGS,
     gradient_checkpointing=False,
     lfu_alpha=0.5,
     lfu_lambda=5.0,
@@ -66,13 +53,4 @@ trainer = LfUTrainer(
     processing_class=tiny_tokenizer(),
     aux_dataset=Dataset.from_list(aux),
 )
-trainer.train()
-if trainer.is_world_process_zero():
-    params = dict(trainer.accelerator.unwrap_model(trainer.model).named_parameters())
-    update = {n: (initial[n] - params[n].detach()).flatten().tolist() for n in initial}
-    log = [e for e in trainer.state.log_history if "loss" in e][0]
-    json.dump({"loss": log["loss"], "cons_loss": log["lfu/cons_loss"], "update": update}, open(out_path, "w"))
-# Leave the process group cleanly: a rank exiting while gloo's threads still run can abort at interpreter exit.
-if torch.distributed.is_initialized():
-    torch.distributed.barrier()
-    torch.distributed.destroy_process_group()
+save_step_result(trainer, train_one_step(trainer), out_path)

@@ -4,12 +4,11 @@ Run under `torchrun --nproc_per_node N` (gloo, CPU) with per-device batch 4/N, o
 accumulation; tests/plugins/test_otr.py compares the results. Uses the deterministic `expected` estimator (MC rollouts
 are drawn per process, so they differ between layouts by design); argv[4] is the normalization."""
 
-import json
 import sys
 
 from datasets import Dataset
 
-from trl_ext.testing import tiny_model, tiny_tokenizer
+from trl_ext.testing import SGD_STEP_ARGS, save_step_result, tiny_model, tiny_tokenizer, train_one_step
 from trl_ext_plugins.otr import OTRConfig, OTRTrainer
 
 out_path, per_device, accumulation, normalization = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
@@ -24,23 +23,11 @@ rows = [
     for a, b, k in [(3, 4, 1), (12, 30, 4), (7, 8, 2), (100, 23, 0)]
 ]
 model = tiny_model()
-initial = {n: p.detach().clone() for n, p in model.named_parameters()}
 config = OTRConfig(
     output_dir="/tmp/otr-ddp",
     per_device_train_batch_size=per_device,
     gradient_accumulation_steps=accumulation,
-    max_steps=1,
-    optim="sgd",
-    learning_rate=1.0,
-    lr_scheduler_type="constant",
-    max_grad_norm=0.0,
-    report_to="none",
-    bf16=False,
-    save_strategy="no",
-    logging_steps=1,
-    use_cpu=True,
-    seed=0,
-    dataloader_drop_last=False,
+    **SGD_STEP_ARGS,
     otr_estimator="expected",
     otr_temperature=1.3,
     otr_beta=-0.1,
@@ -49,8 +36,4 @@ config = OTRConfig(
 trainer = OTRTrainer(
     model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tiny_tokenizer()
 )
-trainer.train()
-if trainer.is_world_process_zero():
-    update = {n: (initial[n] - p.detach()).flatten().tolist() for n, p in trainer.model.named_parameters()}
-    loss = [e["loss"] for e in trainer.state.log_history if "loss" in e][0]
-    json.dump({"loss": loss, "update": update}, open(out_path, "w"))
+save_step_result(trainer, train_one_step(trainer), out_path)

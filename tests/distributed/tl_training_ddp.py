@@ -10,7 +10,7 @@ import sys
 
 from datasets import Dataset
 
-from trl_ext.testing import tiny_model, tiny_tokenizer
+from trl_ext.testing import SGD_STEP_ARGS, save_step_result, tiny_model, tiny_tokenizer, train_one_step
 from trl_ext_plugins.tl_training import PKTConfig, PKTTrainer
 
 out_path, per_device, accumulation = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -31,24 +31,12 @@ rows = [
     for i, t in enumerate(targets)
 ]
 model = tiny_model()
-initial = {n: p.detach().clone() for n, p in model.named_parameters()}
 config = PKTConfig(
     output_dir="/tmp/pkt-ddp",
     per_device_train_batch_size=per_device,
     gradient_accumulation_steps=accumulation,
-    max_steps=1,
-    optim="sgd",
-    learning_rate=1.0,
-    lr_scheduler_type="constant",
+    **SGD_STEP_ARGS,
     warmup_steps=0,
-    max_grad_norm=0.0,
-    report_to="none",
-    bf16=False,
-    save_strategy="no",
-    logging_steps=1,
-    use_cpu=True,
-    seed=0,
-    dataloader_drop_last=False,
     shuffle_dataset=False,
     pkt_normalization=normalization,
     weight_decay=0.0,
@@ -56,8 +44,4 @@ config = PKTConfig(
 trainer = PKTTrainer(
     model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tiny_tokenizer()
 )
-trainer.train()
-if trainer.is_world_process_zero():
-    update = {n: (initial[n] - p.detach()).flatten().tolist() for n, p in trainer.model.named_parameters()}
-    loss = [e["loss"] for e in trainer.state.log_history if "loss" in e][0]
-    json.dump({"loss": loss, "update": update}, open(out_path, "w"))
+save_step_result(trainer, train_one_step(trainer), out_path)

@@ -1,10 +1,7 @@
 """CurioSFT: the card's hand cases, limiting cases, a full-logit re-implementation, the EMA teacher and its
 checkpoint/resume (shared/papers/curiosft.md, tests 1-7)."""
 
-import json
 import math
-import os
-import subprocess
 import sys
 
 import pytest
@@ -15,7 +12,15 @@ from trl import SFTConfig, SFTTrainer
 
 from trl_ext.ema import TEACHER_FILE
 from trl_ext.losses import LMHead
-from trl_ext.testing import tiny_model, tiny_tokenizer
+from trl_ext.testing import (
+    SGD_STEP_ARGS,
+    assert_same_step,
+    run_layout,
+    save_step_result,
+    tiny_model,
+    tiny_tokenizer,
+    train_one_step,
+)
 from trl_ext_plugins.curiosft import (
     CurioSFTConfig,
     CurioSFTTrainer,
@@ -293,7 +298,7 @@ def test_resume_without_teacher_file_is_refused(tmp_path, sft_rows):
 
 
 # --- normalisation under gradient accumulation ------------------------------------------------------------------------
-def _one_sgd_step(out, per_device, accumulation, **kw):
+def _step_trainer(out, per_device, accumulation, **kw):
     rows = [
         {
             "prompt": [{"role": "user", "content": f"What is {a} + {b}?"}],
@@ -302,66 +307,31 @@ def _one_sgd_step(out, per_device, accumulation, **kw):
         for a, b, k in [(3, 4, 1), (12, 30, 6), (7, 8, 2), (100, 23, 0)]
     ]  # unequal lengths
     model = _sharp_model()
-    initial = {n: p.detach().clone() for n, p in model.named_parameters()}
     config = CurioSFTConfig(
         output_dir=str(out),
         per_device_train_batch_size=per_device,
         gradient_accumulation_steps=accumulation,
-        max_steps=1,
-        optim="sgd",
-        learning_rate=1.0,
-        lr_scheduler_type="constant",
-        max_grad_norm=0.0,
-        report_to="none",
-        bf16=False,
-        save_strategy="no",
-        logging_steps=1,
-        seed=0,
-        **kw,
+        **{**SGD_STEP_ARGS, **kw},
     )
     trainer = CurioSFTTrainer(
         model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tiny_tokenizer()
     )
-    trainer.train()
-    update = {n: (initial[n] - p.detach()) for n, p in trainer.model.named_parameters()}
-    loss = [e["loss"] for e in trainer.state.log_history if "loss" in e][0]
-    return loss, update
+    return trainer
+
+
+def _one_sgd_step(out, per_device, accumulation, **kw):
+    return train_one_step(_step_trainer(out, per_device, accumulation, **kw))
 
 
 def test_gradient_accumulation_gives_the_same_step(tmp_path):
-    loss_1, update_1 = _one_sgd_step(tmp_path / "a", 4, 1)
-    loss_2, update_2 = _one_sgd_step(tmp_path / "b", 2, 2)
-    size = max(u.abs().max().item() for u in update_1.values())
-    assert size > 1e-4
-    assert _max_diff(update_1, update_2) < 1e-6 * size  # float32 summation order only
-    assert loss_2 == pytest.approx(loss_1, rel=1e-5)
+    assert_same_step(_one_sgd_step(tmp_path / "a", 4, 1), _one_sgd_step(tmp_path / "b", 2, 2))
 
 
 @pytest.mark.slow
 def test_two_processes_give_the_same_step(tmp_path):
     """torchrun, 2 CPU processes (gloo), batch 2 each, against one process with batch 4."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    out = tmp_path / "ddp.json"
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(29500 + os.getpid() % 1000 + 7),
-        __file__,
-        str(out),
-    ]
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    ddp = json.loads(out.read_text())
-    loss_1, update_1 = _one_sgd_step(tmp_path / "single", 4, 1)
-    assert ddp["loss"] == pytest.approx(loss_1, rel=1e-5)
-    size = max(u.abs().max().item() for u in update_1.values())
-    assert max((update_1[n].flatten() - torch.tensor(u)).abs().max().item() for n, u in ddp["update"].items()) < (
-        1e-6 * size
-    )
+    ddp = run_layout(__file__, tmp_path / "ddp.json", 2, 1, nproc=2)
+    assert_same_step(_one_sgd_step(tmp_path / "single", 4, 1), ddp)
 
 
 # --- PEFT, metrics, validation, CLI -----------------------------------------------------------------------------------
@@ -455,11 +425,8 @@ def test_cli_train(tiny_model_dir, tmp_path):
     assert "2602.02244" in (out / "README.md").read_text()
 
 
-if __name__ == "__main__":  # one DDP step for test_two_processes_give_the_same_step (run under torchrun)
+if __name__ == "__main__":  # one DDP step for test_two_processes_give_the_same_step (run_layout under torchrun)
     import tempfile
 
-    loss, update = _one_sgd_step(tempfile.mkdtemp(), 2, 1, use_cpu=True)
-    if int(os.environ.get("RANK", "0")) == 0:
-        json.dump(
-            {"loss": loss, "update": {n: u.flatten().tolist() for n, u in update.items()}}, open(sys.argv[1], "w")
-        )
+    trainer = _step_trainer(tempfile.mkdtemp(), int(sys.argv[2]), int(sys.argv[3]))
+    save_step_result(trainer, train_one_step(trainer), sys.argv[1])

@@ -2,11 +2,7 @@
 re-implementation of the official loss (TsinghuaC3I/Intuitive-Fine-Tuning, src/trainers.py), the λ schedule, resume,
 the CLI and the built-in dataset."""
 
-import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +14,7 @@ from transformers import TrainerCallback
 from trl_ext.cli import main
 from trl_ext.data.arith import is_correct
 from trl_ext.losses import LMHead
-from trl_ext.testing import tiny_model, tiny_tokenizer
+from trl_ext.testing import check_same_step_in_every_layout, tiny_model, tiny_tokenizer
 from trl_ext.token_distribution import greedy_tokens
 from trl_ext_plugins.ift import IFTConfig, IFTTrainer, mix_embeddings, propagation_weights, temporal_residual_ids
 from trl_ext_plugins.ift.data import build as build_chains
@@ -515,42 +511,8 @@ def test_arith_chains_are_right_and_deterministic():
 DDP_SCRIPT = Path(__file__).parents[1] / "distributed" / "ift_ddp.py"
 
 
-def _run_layout(tmp_path, name, nproc, per_device, accumulation):
-    out = tmp_path / f"{name}.json"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    cmd = (
-        [sys.executable, str(DDP_SCRIPT)]
-        if nproc == 1
-        else [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            str(nproc),
-            "--master_port",
-            str(29700 + os.getpid() % 1000),
-            str(DDP_SCRIPT),
-        ]
-    )
-    result = subprocess.run(
-        cmd + [str(out), str(per_device), str(accumulation)], env=env, capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(out.read_text())
-
-
 @pytest.mark.slow
 def test_same_update_on_one_process_accumulation_and_two_processes(tmp_path):
     """The per-sequence mean counts sequences over the whole global batch: one step gives the same update on one
     process, with gradient accumulation and on 2 processes."""
-    single = _run_layout(tmp_path, "single", 1, 4, 1)
-    accumulated = _run_layout(tmp_path, "accumulated", 1, 2, 2)
-    ddp = _run_layout(tmp_path, "ddp", 2, 2, 1)
-
-    def diff(a, b):
-        return max(max(abs(x - y) for x, y in zip(a["update"][k], b["update"][k], strict=True)) for k in a["update"])
-
-    assert max(abs(v) for u in single["update"].values() for v in u) > 1e-4
-    assert diff(single, accumulated) < 1e-6 and diff(single, ddp) < 1e-6
-    assert accumulated["loss"] == pytest.approx(single["loss"], rel=1e-5)
-    assert ddp["loss"] == pytest.approx(single["loss"], rel=1e-5)
+    check_same_step_in_every_layout(DDP_SCRIPT, tmp_path)

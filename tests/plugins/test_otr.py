@@ -1,12 +1,8 @@
 """OTR: the card's hand cases and statistical checks (shared/papers/otr.md, tests 1-7), the chunked loss against a
 naive full-logits implementation, limiting cases against TRL's own DFT loss, and the trainer end to end."""
 
-import json
 import math
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +15,7 @@ from trl import SFTConfig, SFTTrainer
 from trl_ext.cli import main
 from trl_ext.data.arith import is_correct
 from trl_ext.losses import LMHead
-from trl_ext.testing import tiny_model, tiny_tokenizer
+from trl_ext.testing import check_same_step_in_every_layout, tiny_model, tiny_tokenizer
 from trl_ext.token_distribution import sample_tokens
 from trl_ext_plugins.otr import OTRConfig, OTRTrainer, otr_loss
 from trl_ext_plugins.otr.data import build as build_arith_ood
@@ -474,45 +470,7 @@ def test_arith_ood_splits_ranges_and_answers():
 DDP_SCRIPT = Path(__file__).parents[1] / "distributed" / "otr_ddp.py"
 
 
-def _run_layout(tmp_path, name, nproc, per_device, accumulation, normalization):
-    out = tmp_path / f"{name}-{normalization}.json"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    cmd = (
-        [sys.executable, str(DDP_SCRIPT)]
-        if nproc == 1
-        else [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            str(nproc),
-            "--master_port",
-            str(29600 + os.getpid() % 1000),
-            str(DDP_SCRIPT),
-        ]
-    )
-    result = subprocess.run(
-        cmd + [str(out), str(per_device), str(accumulation), normalization],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(out.read_text())
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("normalization", ["token", "sequence"])
 def test_same_update_on_one_process_accumulation_and_two_processes(tmp_path, normalization):
-    single = _run_layout(tmp_path, "single", 1, 4, 1, normalization)
-    accumulated = _run_layout(tmp_path, "accumulated", 1, 2, 2, normalization)
-    ddp = _run_layout(tmp_path, "ddp", 2, 2, 1, normalization)
-
-    def diff(a, b):
-        return max(max(abs(x - y) for x, y in zip(a["update"][k], b["update"][k], strict=True)) for k in a["update"])
-
-    assert max(abs(v) for u in single["update"].values() for v in u) > 1e-4
-    assert diff(single, accumulated) < 1e-6 and diff(single, ddp) < 1e-6
-    assert accumulated["loss"] == pytest.approx(single["loss"], rel=1e-5)
-    assert ddp["loss"] == pytest.approx(single["loss"], rel=1e-5)
+    check_same_step_in_every_layout(DDP_SCRIPT, tmp_path, normalization)

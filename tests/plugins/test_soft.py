@@ -2,8 +2,6 @@
 and the inference helpers (shared/papers/soft.md, tests 1-6)."""
 
 import json
-import os
-import subprocess
 import sys
 
 import pytest
@@ -13,7 +11,15 @@ from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
 from trl_ext.evaluation import completion_nll
-from trl_ext.testing import tiny_model, tiny_tokenizer
+from trl_ext.testing import (
+    SGD_STEP_ARGS,
+    assert_same_step,
+    run_layout,
+    save_step_result,
+    tiny_model,
+    tiny_tokenizer,
+    train_one_step,
+)
 from trl_ext_plugins.soft import (
     SoFTConfig,
     SoFTTrainer,
@@ -186,7 +192,7 @@ def test_pre_norm_last_hidden_state_is_refused(tmp_path, sft_rows):
 
 
 # --- normalisation under gradient accumulation and 2 processes --------------------------------------------------------
-def _one_sgd_step(out, per_device, accumulation, **kw):
+def _step_trainer(out, per_device, accumulation, **kw):
     rows = [
         {
             "prompt": [{"role": "user", "content": f"What is {a} + {b}?"}],
@@ -195,68 +201,33 @@ def _one_sgd_step(out, per_device, accumulation, **kw):
         for a, b, k in [(3, 4, 1), (12, 30, 6), (7, 8, 2), (100, 23, 0)]
     ]  # unequal lengths
     model = _model()
-    initial = {n: p.detach().clone() for n, p in model.named_parameters()}
     config = SoFTConfig(
         output_dir=str(out),
         per_device_train_batch_size=per_device,
         soft_layers=[1, 3, 4],
         soft_layer_weights=[1.0, 2.0, 1.0],
         gradient_accumulation_steps=accumulation,
-        max_steps=1,
-        optim="sgd",
-        learning_rate=1.0,
-        lr_scheduler_type="constant",
-        max_grad_norm=0.0,
-        report_to="none",
-        bf16=False,
-        save_strategy="no",
-        logging_steps=1,
-        seed=0,
-        **kw,
+        **{**SGD_STEP_ARGS, **kw},
     )
     trainer = SoFTTrainer(
         model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tiny_tokenizer()
     )
-    trainer.train()
-    update = {n: (initial[n] - p.detach()) for n, p in trainer.model.named_parameters()}
-    loss = [e["loss"] for e in trainer.state.log_history if "loss" in e][0]
-    return loss, update
+    return trainer
+
+
+def _one_sgd_step(out, per_device, accumulation, **kw):
+    return train_one_step(_step_trainer(out, per_device, accumulation, **kw))
 
 
 def test_gradient_accumulation_gives_the_same_step(tmp_path):
-    loss_1, update_1 = _one_sgd_step(tmp_path / "a", 4, 1)
-    loss_2, update_2 = _one_sgd_step(tmp_path / "b", 2, 2)
-    size = max(u.abs().max().item() for u in update_1.values())
-    assert size > 1e-4
-    assert _max_diff(update_1, update_2) < 1e-6 * size  # float32 summation order only
-    assert loss_2 == pytest.approx(loss_1, rel=1e-5)
+    assert_same_step(_one_sgd_step(tmp_path / "a", 4, 1), _one_sgd_step(tmp_path / "b", 2, 2))
 
 
 @pytest.mark.slow
 def test_two_processes_give_the_same_step(tmp_path):
     """torchrun, 2 CPU processes (gloo), batch 2 each, against one process with batch 4."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    out = tmp_path / "ddp.json"
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(29500 + os.getpid() % 1000 + 11),
-        __file__,
-        str(out),
-    ]
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    ddp = json.loads(out.read_text())
-    loss_1, update_1 = _one_sgd_step(tmp_path / "single", 4, 1)
-    assert ddp["loss"] == pytest.approx(loss_1, rel=1e-5)
-    size = max(u.abs().max().item() for u in update_1.values())
-    assert max((update_1[n].flatten() - torch.tensor(u)).abs().max().item() for n, u in ddp["update"].items()) < (
-        1e-6 * size
-    )
+    ddp = run_layout(__file__, tmp_path / "ddp.json", 2, 1, nproc=2)
+    assert_same_step(_one_sgd_step(tmp_path / "single", 4, 1), ddp)
 
 
 # --- training run, metrics, saved depths, validation, CLI -------------------------------------------------------------
@@ -410,24 +381,8 @@ def test_depth_nll_at_full_depth_is_the_completion_nll(sft_rows):
     assert nll[2] != pytest.approx(nll[L], rel=1e-3)
 
 
-if __name__ == "__main__":  # one DDP step for test_two_processes_give_the_same_step (run under torchrun)
+if __name__ == "__main__":  # one DDP step for test_two_processes_give_the_same_step (run_layout under torchrun)
     import tempfile
 
-    loss, update = _one_sgd_step(tempfile.mkdtemp(), 2, 1, use_cpu=True)
-    if int(os.environ.get("RANK", "0")) == 0:
-        json.dump(
-            {"loss": loss, "update": {n: u.flatten().tolist() for n, u in update.items()}}, open(sys.argv[1], "w")
-        )
-
-
-def test_intrinsic_cost_counts_the_extra_head_projections_against_the_model(tmp_path):
-    # hidden 32, intermediate 64, 4 heads of 8, 2 kv heads: per layer q 1024 + k 512 + v 512 + o 1024 + mlp 6144
-    # + 2 norms 64 = 9280; 4 layers + final norm 32 = 37152 matmul-side parameters; untied head 100 x 32 = 3200.
-    # Depths {2, 4}: one extra projection, forward + backward = 3 head matmuls, over a forward of 37152 + 3200.
-    from trl_ext.registry import get
-
-    model = tiny_model(vocab_size=100, hidden_size=32, num_layers=4)
-    config = SoFTConfig(output_dir=str(tmp_path), soft_layers=[2, 4], use_cpu=True, report_to="none")
-    assert get("method", "soft").forwards_for(config, model) == pytest.approx(3 * 3200 / (37152 + 3200))
-    config = SoFTConfig(output_dir=str(tmp_path), soft_layers=[4], use_cpu=True, report_to="none")
-    assert get("method", "soft").forwards_for(config, model) == 0.0
+    trainer = _step_trainer(tempfile.mkdtemp(), int(sys.argv[2]), int(sys.argv[3]))
+    save_step_result(trainer, train_one_step(trainer), sys.argv[1])

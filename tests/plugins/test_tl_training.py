@@ -2,9 +2,6 @@
 the official GCELoss, normalisation under gradient accumulation and 2 processes, the built-in data and the CLI."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +12,7 @@ from trl import SFTConfig, SFTTrainer
 
 from trl_ext import get
 from trl_ext.cli import main
-from trl_ext.testing import tiny_model, tiny_tokenizer
+from trl_ext.testing import check_same_step_in_every_layout, tiny_model, tiny_tokenizer
 from trl_ext.token_masks import completion_token_masks, render_prompt_completion
 from trl_ext_plugins.tl_training import (
     REWARDS,
@@ -361,51 +358,12 @@ def test_gradient_accumulation_matches_one_batch(tmp_path, normalization):
     assert _max_diff(single, accumulated) < 1e-6
 
 
-def _run_ddp(tmp_path, name, nproc, per_device, accumulation, normalization):
-    script = Path(__file__).parents[1] / "distributed" / "tl_training_ddp.py"
-    out = tmp_path / f"{name}.json"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    cmd = (
-        [sys.executable, str(script)]
-        if nproc == 1
-        else [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            str(nproc),
-            "--master_port",
-            str(29700 + os.getpid() % 200),
-            str(script),
-        ]
-    )
-    result = subprocess.run(
-        cmd + [str(out), str(per_device), str(accumulation), normalization],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(out.read_text())
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("normalization", ["global", "per_sample"])
 def test_same_gradient_on_one_and_two_processes(tmp_path, normalization):
-    runs = {
-        name: _run_ddp(tmp_path, name, n, b, a, normalization)
-        for name, n, b, a in [("single", 1, 4, 1), ("accumulated", 1, 2, 2), ("ddp", 2, 2, 1)]
-    }
-    largest = max(abs(v) for u in runs["single"]["update"].values() for v in u)
-    assert largest > 1e-4
-    for name in ("accumulated", "ddp"):
-        diff = max(
-            max(abs(x - y) for x, y in zip(runs["single"]["update"][k], runs[name]["update"][k], strict=True))
-            for k in runs["single"]["update"]
-        )
-        assert diff < 1e-6 * max(1.0, largest), name
-        assert runs[name]["loss"] == pytest.approx(runs["single"]["loss"], rel=1e-5)
+    check_same_step_in_every_layout(
+        Path(__file__).parents[1] / "distributed" / "tl_training_ddp.py", tmp_path, normalization
+    )
 
 
 # --- trainer plumbing, config, data, CLI ----------------------------------------------------------------------------
