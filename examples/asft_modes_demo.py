@@ -7,11 +7,10 @@ base model: mean KL(base || tuned) on generic prompts, teacher-forced on the bas
 
 import argparse
 import json
-import time
 
-from trl_ext.cli import main as trl_ext
 from trl_ext.data import load_dataset
 from trl_ext.data.arith import is_correct
+from trl_ext.demo import train_arm
 from trl_ext.evaluation import exact_match, generate, kl_drift
 from trl_ext.models import load_model, load_tokenizer
 
@@ -41,42 +40,22 @@ def main() -> None:
     results = {"base": {"exact_match": exact_match(base, tokenizer, eval_set, is_correct), "kl_drift": 0.0}}
     for mode in args.modes.split(","):
         out = f"{args.output_dir}/{mode}"
-        start = time.time()
-        code = trl_ext(
-            [
-                "train",
-                "asft",
-                "--asft_loss",
-                mode,
-                "--dataset_name",
-                "builtin:arith",
-                "--max_steps",
-                str(args.max_steps),
-                "--per_device_train_batch_size",
-                str(args.batch_size),
-                "--learning_rate",
-                "5e-5",
-                "--max_length",
-                "256",
-                "--logging_steps",
-                "20",
-                "--save_strategy",
-                "no",
-                "--report_to",
-                "none",
-                "--seed",
-                "0",
-                "--output_dir",
-                out,
-            ]
+        minutes = train_arm(
+            "asft",
+            out,
+            asft_loss=mode,
+            dataset_name="builtin:arith",
+            max_steps=args.max_steps,
+            per_device_train_batch_size=args.batch_size,
+            learning_rate="5e-5",
+            max_length=256,
+            logging_steps=20,
         )
-        if code:
-            raise SystemExit(code)
         tuned = load_model(out)
         results[mode] = {
             "exact_match": exact_match(tuned, tokenizer, eval_set, is_correct),
             "kl_drift": kl_drift(base, tuned, tokenizer, generic, base_answers),
-            "train_minutes": (time.time() - start) / 60,
+            "train_minutes": minutes,
         }
         print(mode, json.dumps(results[mode]), flush=True)
     print(

@@ -12,14 +12,13 @@ here (50 steps of 8 each, 40 problems x 8 samples) fit in about 8 minutes. Raise
 
 import argparse
 import json
-import time
 
 import torch
 from trl import SFTConfig, SFTTrainer
 
-from trl_ext.cli import main as trl_ext
 from trl_ext.data import load_dataset
 from trl_ext.data.arith import is_correct
+from trl_ext.demo import train_arm
 from trl_ext.models import load_model, load_tokenizer
 
 
@@ -87,38 +86,16 @@ def main() -> None:
     results = {}
     for method in ("sft", "curiosft"):
         out = f"{args.output_dir}/{method}"
-        start = time.time()
-        code = trl_ext(
-            [
-                "train",
-                method,
-                "--model_name_or_path",
-                "smollm2-135m",
-                "--dataset_name",
-                "builtin:arith",
-                "--max_steps",
-                str(args.max_steps),
-                "--per_device_train_batch_size",
-                str(args.batch_size),
-                "--learning_rate",
-                args.learning_rate,
-                "--max_length",
-                "256",
-                "--logging_steps",
-                "10",
-                "--save_strategy",
-                "no",
-                "--report_to",
-                "none",
-                "--seed",
-                "0",
-                "--output_dir",
-                out,
-            ]
+        minutes = train_arm(
+            method,
+            out,
+            model_name_or_path="smollm2-135m",
+            dataset_name="builtin:arith",
+            max_steps=args.max_steps,
+            per_device_train_batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            max_length=256,
         )
-        if code:
-            raise SystemExit(code)
-        minutes = (time.time() - start) / 60
         tuned = load_model(out)
         pass1, passk = pass_at(tuned, tokenizer, test, args.k, args.max_new_tokens)
         results[method] = {

@@ -13,10 +13,9 @@ The card's full scale is 2 epochs over the 300 training functions and 100 held-o
 import argparse
 import json
 import tempfile
-import time
 
-from trl_ext.cli import main as trl_ext
 from trl_ext.data import load_dataset
+from trl_ext.demo import markdown_table, train_arm
 from trl_ext.evaluation import generate
 from trl_ext.models import load_model, load_tokenizer
 from trl_ext_plugins.fait import FAITConfig, FAITTrainer, pass_at_1
@@ -66,50 +65,35 @@ def main() -> None:
     runs = {"sft": [], "fait": ["--fait_line_weight", "1.0", "--fait_token_weight", "1.0", "--fait_dynamic", "renorm"]}
     for method, extra in runs.items():
         out = f"{args.output_dir}/{method}"
-        start = time.time()
-        code = trl_ext(
-            [
-                "train",
-                method,
-                "--model_name_or_path",
-                args.model,
-                "--dataset_name",
-                "builtin:code_mutants",
-                "--max_steps",
-                str(args.max_steps),
-                "--per_device_train_batch_size",
-                str(args.batch_size),
-                "--learning_rate",
-                args.learning_rate,
-                "--max_length",
-                "256",
-                "--logging_steps",
-                "10",
-                "--save_strategy",
-                "no",
-                "--report_to",
-                "none",
-                "--seed",
-                "0",
-                "--output_dir",
-                out,
-                *extra,
-            ]
+        minutes = train_arm(
+            method,
+            out,
+            extra,
+            model_name_or_path=args.model,
+            dataset_name="builtin:code_mutants",
+            max_steps=args.max_steps,
+            per_device_train_batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            max_length=256,
         )
-        if code:
-            raise SystemExit(code)
-        results[method] = {**read(load_model(out)), "train_minutes": (time.time() - start) / 60}
+        results[method] = {**read(load_model(out)), "train_minutes": minutes}
         print(method, json.dumps(results[method]), flush=True)
 
     print(
         f"\nbuiltin:code_mutants, {args.model}, {args.max_steps} steps x {args.batch_size}, lr {args.learning_rate}; "
         f"pass@1 (greedy, sandboxed asserts) and reference NLL on {len(test)} held-out functions"
     )
-    print("| method | pass@1 | NLL sensitive tokens | NLL other tokens | train min |")
-    print("| --- | --- | --- | --- | --- |")
-    for method, r in results.items():
-        minutes = f"{r['train_minutes']:.1f}" if "train_minutes" in r else "-"
-        print(f"| {method} | {r['pass@1']:.1%} | {r['nll_sensitive']:.3f} | {r['nll_other']:.3f} | {minutes} |")
+    rows = [
+        [
+            method,
+            f"{r['pass@1']:.1%}",
+            f"{r['nll_sensitive']:.3f}",
+            f"{r['nll_other']:.3f}",
+            f"{r['train_minutes']:.1f}" if "train_minutes" in r else "-",
+        ]
+        for method, r in results.items()
+    ]
+    print(markdown_table(["method", "pass@1", "NLL sensitive tokens", "NLL other tokens", "train min"], rows))
 
 
 if __name__ == "__main__":

@@ -14,9 +14,9 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict
 
 from trl_ext import get
-from trl_ext.cli import main as trl_ext
 from trl_ext.data import load_dataset
 from trl_ext.data.arith import is_correct
+from trl_ext.demo import train_arm
 from trl_ext.evaluation import completion_nll, exact_match
 from trl_ext.models import load_model, load_tokenizer
 
@@ -65,39 +65,20 @@ def main() -> None:
         initial = completion_nll(model, tokenizer, data)
         folder = Path(args.output_dir) / name
         DatasetDict({"train": data}).save_to_disk(str(folder / "data"))
-        code = trl_ext(
-            [
-                "train",
-                "sft",
-                "--dataset_name",
-                str(folder / "data"),
-                "--use_peft",
-                "--lora_r",
-                "16",
-                "--lora_alpha",
-                "32",
-                "--learning_rate",
-                "2e-4",
-                "--num_train_epochs",
-                str(args.epochs),
-                "--per_device_train_batch_size",
-                "8",
-                "--max_length",
-                "256",
-                "--logging_steps",
-                "1",
-                "--save_strategy",
-                "epoch",
-                "--report_to",
-                "none",
-                "--seed",
-                "0",
-                "--output_dir",
-                str(folder / "model"),
-            ]
+        train_arm(
+            "sft",
+            folder / "model",
+            dataset_name=str(folder / "data"),
+            use_peft=True,
+            lora_r=16,
+            lora_alpha=32,
+            learning_rate="2e-4",
+            num_train_epochs=args.epochs,
+            per_device_train_batch_size=8,
+            max_length=256,
+            logging_steps=1,
+            save_strategy="epoch",
         )
-        if code:
-            raise SystemExit(code)
         state = json.loads(next((folder / "model").glob("checkpoint-*/trainer_state.json")).read_text())
         losses = [e["loss"] for e in state["log_history"] if "loss" in e]
         tuned = load_model(str(folder / "model"))

@@ -11,11 +11,10 @@ The card's full scale is two epochs of the 2,000 training chains: --max_steps 50
 
 import argparse
 import json
-import time
 
-from trl_ext.cli import main as trl_ext
 from trl_ext.data import load_dataset
 from trl_ext.data.arith import is_correct
+from trl_ext.demo import train_arm
 from trl_ext.evaluation import generate
 from trl_ext.models import load_model, load_tokenizer
 
@@ -50,41 +49,19 @@ def main() -> None:
     runs = {"sft": [], "ift": ["--ift_lambda", "0.2", "--ift_gamma", "0.95"]}
     for method, extra in runs.items():
         out = f"{args.output_dir}/{method}"
-        start = time.time()
-        code = trl_ext(
-            [
-                "train",
-                method,
-                "--model_name_or_path",
-                args.model,
-                "--dataset_name",
-                "builtin:arith_chains",
-                "--max_steps",
-                str(args.max_steps),
-                "--per_device_train_batch_size",
-                str(args.batch_size),
-                "--learning_rate",
-                args.learning_rate,
-                "--optim",
-                "adamw_torch",
-                "--max_length",
-                "256",
-                "--logging_steps",
-                "10",
-                "--save_strategy",
-                "no",
-                "--report_to",
-                "none",
-                "--seed",
-                "0",
-                "--output_dir",
-                out,
-                *extra,
-            ]
+        minutes = train_arm(
+            method,
+            out,
+            extra,
+            model_name_or_path=args.model,
+            dataset_name="builtin:arith_chains",
+            max_steps=args.max_steps,
+            per_device_train_batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            optim="adamw_torch",
+            max_length=256,
         )
-        if code:
-            raise SystemExit(code)
-        results[method] = {**read(load_model(out)), "train_minutes": (time.time() - start) / 60}
+        results[method] = {**read(load_model(out)), "train_minutes": minutes}
         print(method, json.dumps(results[method]), flush=True)
 
     counts = {n: sum(1 for s in test["num_steps"] if s == n) for n in LENGTHS}

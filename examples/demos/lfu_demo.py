@@ -14,11 +14,10 @@ Scaled down from the card (1k problems x 3 epochs) to fit about 8 minutes on 2 C
 import argparse
 import json
 import statistics
-import time
 from pathlib import Path
 
-from trl_ext.cli import main as trl_ext
 from trl_ext.data import arith, load_dataset
+from trl_ext.demo import train_arm
 from trl_ext.evaluation import completion_nll, exact_match
 from trl_ext.models import load_model, load_tokenizer
 
@@ -87,47 +86,24 @@ def main() -> None:
         results["base"] = evaluate(base, tokenizer, eval_sets, generic)
     del base
 
-    common = [
-        "--model_name_or_path",
-        BASE,
-        "--dataset_name",
-        str(train_file),
-        "--use_peft",
-        "--lora_r",
-        "8",
-        "--lora_alpha",
-        "16",
-        "--lora_target_modules",
-        "all-linear",
-        "--learning_rate",
-        "1e-4",
-        "--lr_scheduler_type",
-        "cosine",
-        "--warmup_steps",
-        "0.1",
-        "--num_train_epochs",
-        str(args.epochs),
-        "--per_device_train_batch_size",
-        str(args.batch_size),
-        "--max_length",
-        "256",
-        "--gradient_checkpointing",
-        "false",
-        "--save_strategy",
-        "no",
-        "--report_to",
-        "none",
-        "--logging_steps",
-        "5",
-        "--seed",
-        "0",
-    ]
+    common = dict(
+        model_name_or_path=BASE,
+        dataset_name=str(train_file),
+        use_peft=True,
+        lora_r=8,
+        lora_alpha=16,
+        lora_target_modules="all-linear",
+        learning_rate="1e-4",
+        lr_scheduler_type="cosine",
+        warmup_steps=0.1,
+        num_train_epochs=args.epochs,
+        per_device_train_batch_size=args.batch_size,
+        max_length=256,
+        gradient_checkpointing=False,
+        logging_steps=5,
+    )
     for method, extra in (("sft", []), ("lfu", ["--lfu_alpha", "0.1", "--lfu_lambda", "5"])):
-        start = time.time()
-        code = trl_ext(["train", method, *common, *extra, "--output_dir", str(out / method)])
-        if code:
-            raise SystemExit(code)
-        minutes = (time.time() - start) / 60
+        minutes = train_arm(method, out / method, extra, **common)
         results[method] = {
             **evaluate(load_tuned(str(out / method)), tokenizer, eval_sets, generic),
             "train_minutes": minutes,

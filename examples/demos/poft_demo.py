@@ -18,11 +18,10 @@ import json
 import math
 import shutil
 import statistics
-import time
 from pathlib import Path
 
-from trl_ext.cli import main as trl_ext
 from trl_ext.data import load_dataset
+from trl_ext.demo import train_arm
 from trl_ext.evaluation import completion_nll
 from trl_ext.models import load_model, load_tokenizer
 from trl_ext.scoring import sequence_logprobs
@@ -72,39 +71,21 @@ def main() -> None:
     taus = [mean_tau(base, tokenizer, train)]
     del base
 
-    common = [
-        "--model_name_or_path",
-        BASE,
-        "--dataset_name",
-        str(train_file),
-        "--learning_rate",
-        args.learning_rate,
-        "--num_train_epochs",
-        str(args.epochs),
-        "--per_device_train_batch_size",
-        str(args.batch_size),
-        "--max_length",
-        "256",
-        "--gradient_checkpointing",
-        "false",
-        "--save_strategy",
-        "epoch",
-        "--save_only_model",
-        "true",
-        "--report_to",
-        "none",
-        "--logging_steps",
-        "5",
-        "--seed",
-        "0",
-    ]
+    common = dict(
+        model_name_or_path=BASE,
+        dataset_name=str(train_file),
+        learning_rate=args.learning_rate,
+        num_train_epochs=args.epochs,
+        per_device_train_batch_size=args.batch_size,
+        max_length=256,
+        gradient_checkpointing=False,
+        save_strategy="epoch",
+        save_only_model=True,
+        logging_steps=5,
+    )
     minutes = {}
     for method in ("sft", "poft"):
-        start = time.time()
-        code = trl_ext(["train", method, *common, "--output_dir", str(out / method)])
-        if code:
-            raise SystemExit(code)
-        minutes[method] = (time.time() - start) / 60
+        minutes[method] = train_arm(method, out / method, **common)
         for checkpoint in checkpoints(out / method):
             model = load_model(str(checkpoint))
             nll[method].append(completion_nll(model, tokenizer, test))

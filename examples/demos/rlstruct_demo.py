@@ -13,7 +13,7 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict
 
 from trl_ext import get
-from trl_ext.cli import main as trl_ext
+from trl_ext.demo import train_arm
 
 
 def problems(n: int, seed: int = 0) -> list[dict]:
@@ -42,50 +42,24 @@ def main() -> None:
     data = wrap(Dataset.from_list(problems(args.num_problems)))
     data_dir = Path(args.output_dir) / "data"
     DatasetDict({"train": data}).save_to_disk(str(data_dir))
-    code = trl_ext(
-        [
-            "train",
-            "grpo",
-            "--dataset_name",
-            str(data_dir),
-            "--rewards",
-            "json_validity,json_format,json_structure,json_content",
-            "--reward_weights",
-            "1.0",
-            "0.5",
-            "1.0",
-            "1.0",
-            "--use_peft",
-            "--lora_r",
-            "8",
-            "--lora_alpha",
-            "16",
-            "--num_generations",
-            "4",
-            "--per_device_train_batch_size",
-            "8",
-            "--max_completion_length",
-            "96",
-            "--learning_rate",
-            "1e-4",
-            "--max_steps",
-            str(args.max_steps),
-            "--logging_steps",
-            "1",
-            "--save_strategy",
-            "steps",
-            "--save_steps",
-            str(args.max_steps),
-            "--report_to",
-            "none",
-            "--seed",
-            "0",
-            "--output_dir",
-            args.output_dir,
-        ]
+    train_arm(
+        "grpo",
+        args.output_dir,
+        dataset_name=str(data_dir),
+        rewards="json_validity,json_format,json_structure,json_content",
+        reward_weights=[1.0, 0.5, 1.0, 1.0],
+        use_peft=True,
+        lora_r=8,
+        lora_alpha=16,
+        num_generations=4,
+        per_device_train_batch_size=8,
+        max_completion_length=96,
+        learning_rate="1e-4",
+        max_steps=args.max_steps,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=args.max_steps,
     )
-    if code:
-        raise SystemExit(code)
     state = json.loads((Path(args.output_dir) / f"checkpoint-{args.max_steps}" / "trainer_state.json").read_text())
     logs = [e for e in state["log_history"] if "rlstruct/valid_rate" in e]
     keys = {

@@ -13,11 +13,10 @@ each, 50 held-out problems) fit in about 8 minutes. Raise --max_steps to get clo
 import argparse
 import json
 import math
-import time
 
-from trl_ext.cli import main as trl_ext
 from trl_ext.data import load_dataset
 from trl_ext.data.arith import is_correct
+from trl_ext.demo import train_arm
 from trl_ext.evaluation import exact_match
 from trl_ext.models import load_model, load_tokenizer
 from trl_ext_plugins.soft import decoder_layers, default_depths, depth_nll, truncate_to_submodel
@@ -39,38 +38,16 @@ def main() -> None:
     results = {}
     for method in ("sft", "soft"):
         out = f"{args.output_dir}/{method}"
-        start = time.time()
-        code = trl_ext(
-            [
-                "train",
-                method,
-                "--model_name_or_path",
-                "smollm2-135m",
-                "--dataset_name",
-                "builtin:arith",
-                "--max_steps",
-                str(args.max_steps),
-                "--per_device_train_batch_size",
-                str(args.batch_size),
-                "--learning_rate",
-                args.learning_rate,
-                "--max_length",
-                "256",
-                "--logging_steps",
-                "10",
-                "--save_strategy",
-                "no",
-                "--report_to",
-                "none",
-                "--seed",
-                "0",
-                "--output_dir",
-                out,
-            ]
+        minutes = train_arm(
+            method,
+            out,
+            model_name_or_path="smollm2-135m",
+            dataset_name="builtin:arith",
+            max_steps=args.max_steps,
+            per_device_train_batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            max_length=256,
         )
-        if code:
-            raise SystemExit(code)
-        minutes = (time.time() - start) / 60
         tuned = load_model(out)
         depths = sorted(set(default_depths(len(decoder_layers(tuned)))) | set(em_depths))
         nll = depth_nll(tuned, tokenizer, test["prompt"], test["completion"], depths)

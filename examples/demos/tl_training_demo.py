@@ -12,35 +12,15 @@ batch 8), 100 held-out requests (--eval_size 100), then --grpo_steps 50 (GRPO co
 
 import argparse
 import json
-import time
 
-from trl_ext.cli import main as trl_ext
 from trl_ext.data import load_dataset
+from trl_ext.demo import train_arm
 from trl_ext.evaluation import generate
 from trl_ext.models import load_model, load_tokenizer
 from trl_ext_plugins.tl_training import call_accuracy
 
 # The same optimiser and schedule for both runs (PKT's own defaults are the paper's; SFT's are TRL's)
-SCHEDULE = [
-    "--lr_scheduler_type",
-    "cosine",
-    "--warmup_steps",
-    "0.01",
-    "--weight_decay",
-    "0.01",
-    "--adam_beta2",
-    "0.95",
-    "--max_length",
-    "512",
-    "--logging_steps",
-    "10",
-    "--save_strategy",
-    "no",
-    "--report_to",
-    "none",
-    "--seed",
-    "0",
-]
+SCHEDULE = dict(lr_scheduler_type="cosine", warmup_steps=0.01, weight_decay=0.01, adam_beta2=0.95, max_length=512)
 
 
 def main() -> None:
@@ -64,21 +44,15 @@ def main() -> None:
 
     results = {"base": read(load_model(args.model))}
     print("base", json.dumps(results["base"]), flush=True)
-    common = [
-        "--model_name_or_path",
-        args.model,
-        "--dataset_name",
-        "builtin:tool_calls",
-        "--dataset_config",
-        "conversations",
-        "--max_steps",
-        str(args.max_steps),
-        "--per_device_train_batch_size",
-        str(args.batch_size),
-        "--learning_rate",
-        args.learning_rate,
-        *SCHEDULE,
-    ]
+    common = dict(
+        model_name_or_path=args.model,
+        dataset_name="builtin:tool_calls",
+        dataset_config="conversations",
+        max_steps=args.max_steps,
+        per_device_train_batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        **SCHEDULE,
+    )
     runs = {
         "sft (all turns)": ["sft", "--transforms", "tl_mae_split:drop_errors=false"],
         "mae+pkt": ["pkt", "--transforms", "tl_mae_split", "--pkt_max_weight", "9"],
@@ -86,53 +60,26 @@ def main() -> None:
     outputs = {}
     for name, (method, *extra) in runs.items():
         out = outputs[name] = f"{args.output_dir}/{method}"
-        start = time.time()
-        code = trl_ext(["train", method, *common, "--output_dir", out, *extra])
-        if code:
-            raise SystemExit(code)
-        results[name] = {**read(load_model(out)), "train_minutes": (time.time() - start) / 60}
+        minutes = train_arm(method, out, extra, **common)
+        results[name] = {**read(load_model(out)), "train_minutes": minutes}
         print(name, json.dumps(results[name]), flush=True)
 
     if args.grpo_steps > 0:
         out = f"{args.output_dir}/grpo"
-        start = time.time()
-        code = trl_ext(
-            [
-                "train",
-                "grpo",
-                "--model_name_or_path",
-                outputs["mae+pkt"],
-                "--dataset_name",
-                "builtin:tool_calls",
-                "--rewards",
-                "tool_call_reward",
-                "--beta",
-                "0.3",
-                "--num_generations",
-                "4",
-                "--per_device_train_batch_size",
-                "4",
-                "--max_completion_length",
-                "32",
-                "--max_steps",
-                str(args.grpo_steps),
-                "--learning_rate",
-                "1e-6",
-                "--logging_steps",
-                "10",
-                "--save_strategy",
-                "no",
-                "--report_to",
-                "none",
-                "--seed",
-                "0",
-                "--output_dir",
-                out,
-            ]
+        minutes = train_arm(
+            "grpo",
+            out,
+            model_name_or_path=outputs["mae+pkt"],
+            dataset_name="builtin:tool_calls",
+            rewards="tool_call_reward",
+            beta=0.3,
+            num_generations=4,
+            per_device_train_batch_size=4,
+            max_completion_length=32,
+            max_steps=args.grpo_steps,
+            learning_rate="1e-6",
         )
-        if code:
-            raise SystemExit(code)
-        results["mae+pkt+grpo(irm)"] = {**read(load_model(out)), "train_minutes": (time.time() - start) / 60}
+        results["mae+pkt+grpo(irm)"] = {**read(load_model(out)), "train_minutes": minutes}
         print("grpo", json.dumps(results["mae+pkt+grpo(irm)"]), flush=True)
 
     print(

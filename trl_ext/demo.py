@@ -1,0 +1,45 @@
+"""What the paper demonstrations under examples/demos share: training one arm through `trl-ext train` (the same
+flags a user would type) and printing the comparison as a Markdown table for the plugin README."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+# Demonstration runs keep nothing but the final model and print to the terminal only.
+ARM_DEFAULTS: dict[str, Any] = {"save_strategy": "no", "report_to": "none", "logging_steps": 10, "seed": 0}
+
+
+def arm_argv(method: str, output_dir: str | Path, extra: Sequence[str] = (), **flags: Any) -> list[str]:
+    """`trl-ext train` arguments: `--name value` per flag (lists as several values, booleans as true/false) over
+    `ARM_DEFAULTS`, then `--output_dir` and any `extra` arguments verbatim."""
+    argv = ["train", method]
+    for name, value in {**ARM_DEFAULTS, **flags}.items():
+        if isinstance(value, (list, tuple)):
+            argv += [f"--{name}", *map(str, value)]
+        elif isinstance(value, bool):
+            argv += [f"--{name}", str(value).lower()]
+        else:
+            argv += [f"--{name}", str(value)]
+    return [*argv, "--output_dir", str(output_dir), *extra]
+
+
+def train_arm(method: str, output_dir: str | Path, extra: Sequence[str] = (), **flags: Any) -> float:
+    """Train one arm with `trl-ext train` (see `arm_argv`) and return its wall time in minutes; a failed run ends the
+    demonstration with the CLI's exit code."""
+    from .cli import main as trl_ext
+
+    start = time.time()
+    code = trl_ext(arm_argv(method, output_dir, extra, **flags))
+    if code:
+        raise SystemExit(code)
+    return (time.time() - start) / 60
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A Markdown table, cells as given (format numbers before)."""
+    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+    return "\n".join(lines)
