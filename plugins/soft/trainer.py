@@ -3,6 +3,8 @@ final norm and LM head), all from one forward pass."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from trl_ext.losses import LMHead, TokenStats, fused_token_loss, head_share, shifted_positions
@@ -43,35 +45,55 @@ class SoFTTrainer(FusedSFTTrainer):
         self._checked_last_hidden = False
 
     # --- loss --------------------------------------------------------------------------------------------------------
-    def depth_losses(self, model, inputs, num_items_in_batch=None) -> dict[int, tuple[torch.Tensor, TokenStats]]:
-        """L_n and its token statistics for each n in B, from one forward pass."""
+    def _depth_states(self, model, inputs) -> tuple[dict[int, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """g_n = FinalNorm(h_n) at the scored positions for each n in B, from one forward; and the mask and targets."""
         if "shift_labels" in inputs:
             raise NotImplementedError("SoFTTrainer does not support context/sequence parallelism (shift_labels).")
         forward_inputs = {k: v for k, v in inputs.items() if k != "labels"}
-        # logits_to_keep=1: the model projects only the last position; the depths are projected below, in chunks.
+        # logits_to_keep=1: the model projects only the last position; the depths are projected in chunks.
         forward_inputs.update(use_cache=False, output_hidden_states=True, logits_to_keep=1)
         outputs = model(**forward_inputs)
         hidden_states = outputs.hidden_states  # L + 1 tensors: embeddings, layer 1 .. L (the last one post-norm)
         if not self._checked_last_hidden:
             self._check_last_hidden(hidden_states[self.num_layers], outputs.logits)
         mask, targets = shifted_positions(inputs["labels"])
-        normalizer, _ = self.token_normalizer(mask, num_items_in_batch)
-        head = self.policy_head
-        losses = {}
+        states = {}
         for n in self.depths:
-            # g_n = FinalNorm(hidden_states[n]); hidden_states[L] is already normalised: never normalise twice
+            # hidden_states[L] is already normalised: never normalise twice
             g = hidden_states[n] if n == self.num_layers else self._final_norm(hidden_states[n])
-            losses[n] = fused_token_loss(g[:, :-1][mask], head, targets, normalizer=normalizer)
-        return losses
+            states[n] = g[:, :-1][mask]
+        return states, mask, targets
+
+    def sorted_loss(self, model, inputs, num_items_in_batch=None) -> tuple[torch.Tensor, dict[int, TokenStats]]:
+        """L_SoFT = sum_n w_n L_n (paper Eq. 1; the mean over B when uniform) and each depth's token statistics.
+
+        One fused pass over the scored tokens of every depth, weighted w_n: the head's weight gradient is built once,
+        not once per depth."""
+        states, mask, targets = self._depth_states(model, inputs)
+        normalizer, _ = self.token_normalizer(mask, num_items_in_batch)
+        count = targets.shape[0]
+        weights = torch.tensor(self.depth_weights, device=targets.device).repeat_interleave(count)
+        loss, stats = fused_token_loss(
+            torch.cat([states[n] for n in self.depths]),
+            self.policy_head,
+            targets.repeat(len(self.depths)),
+            normalizer=normalizer,
+            token_weights=weights,
+        )
+        return loss, {n: _rows(stats, i * count, (i + 1) * count) for i, n in enumerate(self.depths)}
+
+    def depth_losses(self, model, inputs, num_items_in_batch=None) -> dict[int, tuple[torch.Tensor, TokenStats]]:
+        """Each L_n on its own, with its statistics (analysis and tests; training uses `sorted_loss`)."""
+        states, mask, targets = self._depth_states(model, inputs)
+        normalizer, _ = self.token_normalizer(mask, num_items_in_batch)
+        return {n: fused_token_loss(states[n], self.policy_head, targets, normalizer=normalizer) for n in self.depths}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         mode = "train" if self.model.training else "eval"
-        losses = self.depth_losses(model, inputs, num_items_in_batch)
-        # L_SoFT = sum_n w_n L_n, the mean over B when uniform (paper Eq. 1), taken after each L_n's normalisation
-        loss = sum(w * losses[n][0] for n, w in zip(self.depths, self.depth_weights, strict=True))
+        loss, stats = self.sorted_loss(model, inputs, num_items_in_batch)
         mask, _ = shifted_positions(inputs["labels"])
         _, multiplier = self.token_normalizer(mask, num_items_in_batch)
-        self._log_depths(mode, mask, losses)
+        self._log_depths(mode, mask, stats)
         if return_outputs:  # only for compute_metrics; the full logits cost an extra forward, as in SFTTrainer
             with torch.no_grad():
                 return loss * multiplier, model(**{k: v for k, v in inputs.items() if k != "labels"}, use_cache=False)
@@ -92,16 +114,21 @@ class SoFTTrainer(FusedSFTTrainer):
                 )
         self._checked_last_hidden = True
 
-    def _log_depths(self, mode, mask, losses) -> None:
+    def _log_depths(self, mode, mask, stats: dict[int, TokenStats]) -> None:
         per_depth = {}
         for n in self.depths:
-            per_depth[f"soft/loss_L{n}"] = -losses[n][1].log_probs
-            per_depth[f"soft/acc_L{n}"] = losses[n][1].is_top1
+            per_depth[f"soft/loss_L{n}"] = -stats[n].log_probs
+            per_depth[f"soft/acc_L{n}"] = stats[n].is_top1
         per_depth["soft/loss_mean"] = sum(
             w * per_depth[f"soft/loss_L{n}"] for n, w in zip(self.depths, self.depth_weights, strict=True)
         )
-        full = losses[self.num_layers][1]
+        full = stats[self.num_layers]
         self.log_token_means(mode, mask, entropy=full.entropy, mean_token_accuracy=full.is_top1, **per_depth)
+
+
+def _rows(stats: TokenStats, start: int, stop: int) -> TokenStats:
+    values = (getattr(stats, f.name) for f in dataclasses.fields(stats))
+    return TokenStats(*(None if v is None else v[start:stop] for v in values))
 
 
 def extra_head_forwards(config: SoFTConfig, model: torch.nn.Module) -> float:

@@ -134,16 +134,20 @@ def test_depth_loss_equals_truncated_model_sft_loss(tmp_path, sft_rows, n):
 
 
 # --- card test 3: the average over depths -----------------------------------------------------------------------------
-@pytest.mark.parametrize("weights,expected", [(None, 1.5), ([3.0, 1.0], 1.75)])
-def test_hand_average_of_depth_losses(tmp_path, sft_rows, weights, expected):
+@pytest.mark.parametrize("weights,share_of_l2", [(None, 0.5), ([3.0, 1.0], 0.75)])
+def test_loss_is_the_weighted_average_of_separate_depth_losses(tmp_path, sft_rows, weights, share_of_l2):
+    """The one fused pass over all depths gives (w L_2 + (1 - w) L_4), w = 1/2 uniform or 3/4 for weights (3, 1), with
+    L_n from separate per-depth passes: in value and in gradient."""
     trainer = _trainer(tmp_path, sft_rows, soft_layers=[2, 4], soft_layer_weights=weights)
     batch = _batch(trainer)
-    real = trainer.depth_losses(trainer.model, batch)
-    trainer.depth_losses = lambda *args, **kwargs: {
-        2: (torch.tensor(2.0), real[2][1]),
-        4: (torch.tensor(1.0), real[4][1]),
-    }
-    assert trainer.compute_loss(trainer.model, batch).item() == pytest.approx(expected, abs=1e-7)
+    separate = trainer.depth_losses(trainer.model, batch)
+    expected = share_of_l2 * separate[2][0] + (1 - share_of_l2) * separate[4][0]
+    loss = trainer.compute_loss(trainer.model, batch)
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
+    assert separate[2][0].item() != pytest.approx(separate[4][0].item(), abs=1e-3)  # the weights matter
+    expected_grads = _grads(trainer, expected)
+    size = max(g.abs().max().item() for g in expected_grads.values())
+    assert _max_diff(_grads(trainer, loss), expected_grads) < 1e-6 * max(1.0, size)  # float32 summation order
 
 
 # --- card test 4: gradient locality -----------------------------------------------------------------------------------
