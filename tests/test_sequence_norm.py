@@ -15,7 +15,7 @@ from trl_ext.sequence_norm import (
     sequence_normalizer,
     sequence_token_weights,
 )
-from trl_ext.testing import tiny_model, tiny_tokenizer
+from trl_ext.testing import SGD_STEP_ARGS, tiny_model, tiny_tokenizer
 
 
 def test_sequence_token_weights_and_counts():
@@ -55,16 +55,7 @@ def _update(tmp_path, cls, per_device, accumulation):
         output_dir=str(tmp_path),
         per_device_train_batch_size=per_device,
         gradient_accumulation_steps=accumulation,
-        max_steps=1,
-        optim="sgd",
-        learning_rate=1.0,
-        lr_scheduler_type="constant",
-        max_grad_norm=0.0,
-        report_to="none",
-        bf16=False,
-        save_strategy="no",
-        logging_steps=1,
-        seed=0,
+        **SGD_STEP_ARGS,
     )
     trainer = cls(model=model, args=cfg, train_dataset=Dataset.from_list(rows), processing_class=tiny_tokenizer())
     trainer.seen_counts = []
