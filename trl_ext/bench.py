@@ -100,6 +100,19 @@ def _synthetic_batch(batch_size: int, length: int, vocab: int, device, prompt: i
     }
 
 
+def _with_row_columns(synthetic: dict[str, torch.Tensor], real: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Carry a method's per-row batch columns (e.g. PoFT's precomputed scores) into a synthetic batch, cycling over
+    the real rows; per-token columns (masks) cannot be resized and are left out: the methods read them as neutral."""
+    rows, length = synthetic["input_ids"].shape[0], real["input_ids"].shape[1]
+    for key, value in real.items():
+        if key in synthetic or not torch.is_tensor(value) or value.dim() == 0:
+            continue
+        if value.dim() >= 2 and value.shape[1] == length:
+            continue
+        synthetic[key] = value[torch.arange(rows, device=value.device) % value.shape[0]]
+    return synthetic
+
+
 def parse_args(argv: list[str]):
     parser = argparse.ArgumentParser(prog="trl-ext bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("method")
@@ -176,7 +189,11 @@ def run(argv: list[str]) -> dict[str, Any]:
     args, method_flags = parse_args(argv)
     method, config, base, other, tokenizer = build_trainers(args, method_flags)
     device = base.args.device
-    batch = base._prepare_inputs(next(iter(base.get_train_dataloader())))
+    # The method's collated batch (with any columns it needs), and the same rows for SFTTrainer without them
+    method_batch = other._prepare_inputs(next(iter(other.get_train_dataloader())))
+    sft_keys = next(iter(base.get_train_dataloader())).keys()
+    batch = {k: v for k, v in method_batch.items() if k in sft_keys}
+    batches = {"sft (TRL)": batch, args.method: method_batch}
     trainers = {"sft (TRL)": base, args.method: other}
     times: dict[str, list[float]] = {name: [] for name in trainers}
     forward_times: list[float] = []
@@ -184,7 +201,7 @@ def run(argv: list[str]) -> dict[str, Any]:
         for name, trainer in trainers.items():  # interleaved: drift in machine load hits both alike
             _sync(device)
             start = time.perf_counter()
-            _train_step(trainer, batch)
+            _train_step(trainer, batches[name])
             _sync(device)
             if i >= args.warmup:
                 times[name].append(time.perf_counter() - start)
@@ -201,9 +218,10 @@ def run(argv: list[str]) -> dict[str, Any]:
     for length in lengths:
         synthetic = _synthetic_batch(args.memory_batch_size, length, vocab, device)
         for name, trainer in trainers.items():
-            _train_step(trainer, synthetic)  # warm: optimizer-free, but allocator caches settle
+            step_batch = _with_row_columns(dict(synthetic), batches[name])
+            _train_step(trainer, step_batch)  # warm: optimizer-free, but allocator caches settle
             with PeakMemory(device) as mem:
-                _train_step(trainer, synthetic)
+                _train_step(trainer, step_batch)
             peaks[name][length] = mem.peak / 2**20
     tokens_k = (lengths[1] - lengths[0]) * args.memory_batch_size / 1000
     results = [
