@@ -5,7 +5,8 @@ of k samples at temperature 1. The card expects CurioSFT to keep a higher entrop
 at a similar pass@1.
 
 The card's scale (2k problems, 2 epochs = 500 steps of 8) takes about an hour per run on 2 CPU cores; the defaults
-here (50 steps of 8 each, 40 problems x 8 samples) fit in about 8 minutes. Raise --max_steps to get closer.
+here are 50 steps of 8 and 40 problems x 8 samples; the README's run (--max_steps 20 --eval_size 20) took 14 minutes on
+one CPU thread. Raise --max_steps to get closer.
 
     python examples/demos/curiosft_demo.py [--max_steps 50] [--eval_size 40] [--k 8]
 """

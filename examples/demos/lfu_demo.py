@@ -5,7 +5,8 @@ standard deviation across templates), (ii) the NLL increase on generic held-out 
 non-arithmetic tasks) over the base model. The card expects LfU to have a lower std across templates and a smaller
 NLL increase at a similar mean accuracy.
 
-Scaled down from the card (1k problems x 3 epochs) to fit about 8 minutes on 2 CPU cores: LfU costs ~3x an SFT step.
+Scaled down from the card (1k problems x 3 epochs): LfU costs ~3x an SFT step. The README's run (--train_size 80
+--eval_size 15) took about 15 minutes on one CPU thread.
 
     python examples/demos/lfu_demo.py [--train_size 96] [--epochs 2] [--eval_size 30] [--generic_size 100]
     python examples/demos/lfu_demo.py --train_size 8 --epochs 1 --eval_size 2 --generic_size 4   # smoke test

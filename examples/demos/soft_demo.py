@@ -4,8 +4,9 @@ rate; read per depth as held-out perplexity of the reference completions and as 
 22 and 30. The card expects SoFT's intermediate depths to have far lower perplexity than SFT's same depths, with the
 full depth close to SFT.
 
-The card's scale (2k pairs, 2 epochs) takes over an hour per run on 2 CPU cores; the defaults here (40 steps of 8
-each, 50 held-out problems) fit in about 8 minutes. Raise --max_steps to get closer.
+The card's scale (2k pairs, 2 epochs) takes over an hour per run on 2 CPU cores; the defaults here are 40 steps of 8
+each and 50 held-out problems; the README's run (--max_steps 20 --eval_size 30) took 13 minutes on one CPU thread. Raise
+--max_steps to get closer.
 
     python examples/demos/soft_demo.py [--max_steps 40] [--eval_size 50] [--em_depths 14,22,30]
 """
