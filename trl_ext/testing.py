@@ -197,3 +197,35 @@ def assert_same_step(reference: dict, other: dict, tolerance: float = 1e-6, name
     assert abs(other["loss"] - reference["loss"]) <= 1e-5 * abs(reference["loss"]), (
         f"{name}: loss {other['loss']} vs {reference['loss']}"
     )
+
+
+def stop_at_step(step: int):
+    """A callback that ends training after `step` optimizer steps, as a killed job would (its checkpoints stay)."""
+    from transformers import TrainerCallback
+
+    class StopAtStep(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step >= step:
+                control.should_training_stop = True
+
+    return StopAtStep()
+
+
+def interrupted_and_resumed(make, out_dir: str | Path, stop_step: int) -> tuple[Any, Any, Any]:
+    """The checkpoint/resume check: `make(folder)` builds a trainer writing to `folder` whose config saves a checkpoint
+    at `stop_step`. Returns `(full, cut, resumed)`: an unbroken run in out_dir/full; a run in out_dir/cut stopped after
+    `stop_step` steps; and a fresh trainer resumed in out_dir/cut from checkpoint-`stop_step`, trained to the end."""
+    out_dir = Path(out_dir)
+    full = make(out_dir / "full")
+    full.train()
+    cut = make(out_dir / "cut")
+    cut.add_callback(stop_at_step(stop_step))
+    cut.train()
+    resumed = make(out_dir / "cut")
+    resumed.train(resume_from_checkpoint=str(out_dir / "cut" / f"checkpoint-{stop_step}"))
+    return full, cut, resumed
+
+
+def logged(trainer, key: str) -> dict[int, float]:
+    """`key` from the trainer's log history, by global step."""
+    return {e["step"]: e[key] for e in trainer.state.log_history if key in e}

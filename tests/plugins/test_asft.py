@@ -6,11 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from datasets import Dataset
-from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 from trl_ext.losses import LMHead, dft_weight, fused_token_loss
-from trl_ext.testing import tiny_model, tiny_tokenizer
+from trl_ext.testing import interrupted_and_resumed, logged, tiny_model, tiny_tokenizer
 from trl_ext_plugins.asft import ASFTConfig, ASFTTrainer
 
 
@@ -224,15 +223,6 @@ def test_config_validation(tmp_path, field, value, match):
         _config(tmp_path, **{field: value})
 
 
-class _StopAt(TrainerCallback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step >= self.step:
-            control.should_training_stop = True
-
-
 def test_resume_continues_from_same_state(tmp_path, sft_rows):
     """Checkpoint at step 2 and resume: same reference, same next losses and final weights as an unbroken run."""
     rows = sft_rows * 2
@@ -251,21 +241,12 @@ def test_resume_continues_from_same_state(tmp_path, sft_rows):
             model=tiny_model(), args=cfg, train_dataset=Dataset.from_list(rows), processing_class=tiny_tokenizer()
         )
 
-    full = make(tmp_path / "full")
-    full.train()
-    interrupted = make(tmp_path / "cut")
-    interrupted.add_callback(_StopAt(2))  # same schedule as the full run, killed after step 2
-    interrupted.train()
+    # same schedule as the full run, killed after step 2, then resumed from checkpoint-2
+    full, _, resumed = interrupted_and_resumed(make, tmp_path, 2)
     state = json.loads((tmp_path / "cut" / "checkpoint-2" / "trl_ext_asft.json").read_text())
     assert state["reference"].startswith("initial copy")
-    resumed = make(tmp_path / "cut")
-    resumed.train(resume_from_checkpoint=str(tmp_path / "cut" / "checkpoint-2"))
-
-    def losses(trainer):
-        return {e["step"]: e["loss"] for e in trainer.state.log_history if "loss" in e}
-
-    assert losses(resumed)[3] == pytest.approx(losses(full)[3], rel=1e-5)
-    assert losses(resumed)[4] == pytest.approx(losses(full)[4], rel=1e-5)
+    assert logged(resumed, "loss")[3] == pytest.approx(logged(full, "loss")[3], rel=1e-5)
+    assert logged(resumed, "loss")[4] == pytest.approx(logged(full, "loss")[4], rel=1e-5)
     for (name, p_full), (_, p_res) in zip(
         full.model.named_parameters(), resumed.model.named_parameters(), strict=True
     ):

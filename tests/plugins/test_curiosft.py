@@ -15,6 +15,8 @@ from trl_ext.losses import LMHead
 from trl_ext.testing import (
     SGD_STEP_ARGS,
     assert_same_step,
+    interrupted_and_resumed,
+    logged,
     run_layout,
     save_step_result,
     tiny_model,
@@ -236,15 +238,6 @@ def test_ema_teacher_syncs_every_s_steps(tmp_path, sft_rows):
         assert torch.allclose(t, 0.01 * o + 0.99 * p, atol=1e-6)
 
 
-class _StopAt(TrainerCallback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step >= self.step:
-            control.should_training_stop = True
-
-
 def test_resume_restores_the_ema_teacher(tmp_path, sft_rows):
     """Checkpoint at step 3 (after the step-2 EMA update) and resume: same losses, policy and teacher as an unbroken
     run. The saved teacher is neither the initial model nor the step-3 policy, so only restoring it gives this."""
@@ -265,25 +258,15 @@ def test_resume_restores_the_ema_teacher(tmp_path, sft_rows):
             model=_sharp_model(), args=cfg, train_dataset=Dataset.from_list(rows), processing_class=tiny_tokenizer()
         )
 
-    full = make(tmp_path / "full")
-    full.train()
-    cut = make(tmp_path / "cut")
-    cut.add_callback(_StopAt(3))
-    cut.train()
+    full, cut, resumed = interrupted_and_resumed(make, tmp_path, 3)
     checkpoint = tmp_path / "cut" / "checkpoint-3"
     assert (checkpoint / TEACHER_FILE).exists()
-    saved = [p.detach().clone() for p in cut.teacher.parameters()]
+    saved = [p.detach().clone() for p in cut.teacher.parameters()]  # the teacher the stopped run saved
     assert any(not torch.equal(s, p) for s, p in zip(saved, _sharp_model().parameters(), strict=True))
     assert any(not torch.equal(s, p) for s, p in zip(saved, cut._policy.parameters(), strict=True))
 
-    resumed = make(tmp_path / "cut")
-    resumed.train(resume_from_checkpoint=str(checkpoint))
-
-    def losses(trainer):
-        return {e["step"]: e["loss"] for e in trainer.state.log_history if "loss" in e}
-
     for step in (4, 5, 6):
-        assert losses(resumed)[step] == pytest.approx(losses(full)[step], rel=1e-5)
+        assert logged(resumed, "loss")[step] == pytest.approx(logged(full, "loss")[step], rel=1e-5)
     for a, b in zip(full.model.parameters(), resumed.model.parameters(), strict=True):
         assert torch.allclose(a, b, atol=1e-6)
     for a, b in zip(full.teacher.parameters(), resumed.teacher.parameters(), strict=True):

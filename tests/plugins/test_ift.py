@@ -9,12 +9,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 from datasets import Dataset
-from transformers import TrainerCallback
 
 from trl_ext.cli import main
 from trl_ext.data.arith import is_correct
 from trl_ext.losses import LMHead
-from trl_ext.testing import check_same_step_in_every_layout, tiny_model, tiny_tokenizer
+from trl_ext.testing import (
+    check_same_step_in_every_layout,
+    interrupted_and_resumed,
+    logged,
+    tiny_model,
+    tiny_tokenizer,
+)
 from trl_ext.token_distribution import greedy_tokens
 from trl_ext_plugins.ift import IFTConfig, IFTTrainer, mix_embeddings, propagation_weights, temporal_residual_ids
 from trl_ext_plugins.ift.data import build as build_chains
@@ -400,15 +405,6 @@ def test_config_validation(tmp_path, field, value):
         _config(tmp_path, **{field: value})
 
 
-class _StopAt(TrainerCallback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step >= self.step:
-            control.should_training_stop = True
-
-
 def test_resume_continues_the_schedule(tmp_path, ift_rows):
     """IFT keeps no state beyond the model: E0 is the current table and λ a function of global_step, so a resumed
     run matches an unbroken one (tied embeddings, so the table itself moves)."""
@@ -428,20 +424,11 @@ def test_resume_continues_the_schedule(tmp_path, ift_rows):
         )
         return _trainer(cfg, ift_rows, tiny_model(tie_word_embeddings=True))
 
-    full = make(tmp_path / "full")
-    full.train()
-    interrupted = make(tmp_path / "cut")
-    interrupted.add_callback(_StopAt(2))
-    interrupted.train()
-    resumed = make(tmp_path / "cut")
-    resumed.train(resume_from_checkpoint=str(tmp_path / "cut" / "checkpoint-2"))
-
-    def history(trainer, key):
-        return {e["step"]: e[key] for e in trainer.state.log_history if key in e}
+    full, _, resumed = interrupted_and_resumed(make, tmp_path, 2)
 
     for key in ("loss", "ift/lambda"):
         for step in (3, 4):
-            assert history(resumed, key)[step] == pytest.approx(history(full, key)[step], rel=1e-5)
+            assert logged(resumed, key)[step] == pytest.approx(logged(full, key)[step], rel=1e-5)
     for (name, p_full), (_, p_res) in zip(
         full.model.named_parameters(), resumed.model.named_parameters(), strict=True
     ):

@@ -6,12 +6,11 @@ import torch
 import torch.nn.functional as F
 from datasets import Dataset
 from peft import LoraConfig, get_peft_model
-from transformers import TrainerCallback
 from transformers.models.llama.modeling_llama import LlamaRMSNorm
 from trl import SFTConfig, SFTTrainer
 
 from trl_ext.cli import main
-from trl_ext.testing import tiny_model, tiny_tokenizer
+from trl_ext.testing import interrupted_and_resumed, logged, tiny_model, tiny_tokenizer
 from trl_ext_plugins.lfu import LfUConfig, LfUTrainer, hidden_consistency, response_positions
 
 LORA = dict(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM")
@@ -359,15 +358,6 @@ def test_layers_out_of_range_refused(tmp_path, sft_rows):
         _trainer(tmp_path, sft_rows, lfu_layers=[5, 9])
 
 
-class _StopAt(TrainerCallback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step >= self.step:
-            control.should_training_stop = True
-
-
 @pytest.mark.slow
 def test_resume_draws_the_same_undesirable_batches(tmp_path, sft_rows):
     """Checkpoint at step 2 and resume: the undesirable batches are re-drawn from (seed, step), so the resumed run's
@@ -382,16 +372,7 @@ def test_resume_draws_the_same_undesirable_batches(tmp_path, sft_rows):
             model=tiny_model(), args=cfg, train_dataset=Dataset.from_list(rows), processing_class=tiny_tokenizer()
         )
 
-    full = make(tmp_path / "full")
-    full.train()
-    interrupted = make(tmp_path / "cut")
-    interrupted.add_callback(_StopAt(2))
-    interrupted.train()
-    resumed = make(tmp_path / "cut")
-    resumed.train(resume_from_checkpoint=str(tmp_path / "cut" / "checkpoint-2"))
-
-    def logged(trainer, key):
-        return {e["step"]: e[key] for e in trainer.state.log_history if key in e}
+    full, _, resumed = interrupted_and_resumed(make, tmp_path, 2)
 
     for key in ("loss", "lfu/aux_sft_loss", "lfu/cons_loss"):
         assert logged(resumed, key)[3] == pytest.approx(logged(full, key)[3], rel=1e-5), key

@@ -9,13 +9,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 from datasets import Dataset
-from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 from trl_ext.cli import main
 from trl_ext.data.arith import is_correct
 from trl_ext.losses import LMHead
-from trl_ext.testing import check_same_step_in_every_layout, tiny_model, tiny_tokenizer
+from trl_ext.testing import (
+    check_same_step_in_every_layout,
+    interrupted_and_resumed,
+    logged,
+    tiny_model,
+    tiny_tokenizer,
+)
 from trl_ext.token_distribution import sample_tokens
 from trl_ext_plugins.otr import OTRConfig, OTRTrainer, otr_loss
 from trl_ext_plugins.otr.data import build as build_arith_ood
@@ -367,15 +372,6 @@ def test_config_validation(tmp_path, field, value):
         _config(tmp_path, **{field: value})
 
 
-class _StopAt(TrainerCallback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step >= self.step:
-            control.should_training_stop = True
-
-
 def test_resume_draws_the_same_rollouts(tmp_path, sft_rows):
     """The rollout RNG is derived from global_step: a run resumed at step 2 continues exactly as an unbroken one."""
     rows = sft_rows * 2
@@ -394,20 +390,11 @@ def test_resume_draws_the_same_rollouts(tmp_path, sft_rows):
             model=tiny_model(), args=cfg, train_dataset=Dataset.from_list(rows), processing_class=tiny_tokenizer()
         )
 
-    full = make(tmp_path / "full")
-    full.train()
-    interrupted = make(tmp_path / "cut")
-    interrupted.add_callback(_StopAt(2))
-    interrupted.train()
-    resumed = make(tmp_path / "cut")
-    resumed.train(resume_from_checkpoint=str(tmp_path / "cut" / "checkpoint-2"))
-
-    def history(trainer, key):
-        return {e["step"]: e[key] for e in trainer.state.log_history if key in e}
+    full, _, resumed = interrupted_and_resumed(make, tmp_path, 2)
 
     for key in ("loss", "otr/hit_rate"):
-        assert history(resumed, key)[3] == pytest.approx(history(full, key)[3], rel=1e-5)
-        assert history(resumed, key)[4] == pytest.approx(history(full, key)[4], rel=1e-5)
+        assert logged(resumed, key)[3] == pytest.approx(logged(full, key)[3], rel=1e-5)
+        assert logged(resumed, key)[4] == pytest.approx(logged(full, key)[4], rel=1e-5)
     for (name, p_full), (_, p_res) in zip(
         full.model.named_parameters(), resumed.model.named_parameters(), strict=True
     ):
