@@ -94,6 +94,20 @@ def save_tiny_model(path: str | Path, **kwargs) -> Path:
     return path
 
 
+def uneven_rows() -> list[dict[str, Any]]:
+    """Four prompt-completion rows whose completions have different lengths, so a token mean over the global batch,
+    a mean of per-micro-batch means and a mean of per-sequence means all differ: the data of a normalisation test."""
+    return [
+        {
+            "prompt": [{"role": "user", "content": f"What is {a} + {b}?"}],
+            "completion": [
+                {"role": "assistant", "content": f"{a} + {b} = {a + b}." + " The answer is" * k + f" {a + b}."}
+            ],
+        }
+        for a, b, k in [(3, 4, 1), (12, 30, 4), (7, 8, 2), (100, 23, 0)]
+    ]
+
+
 # One plain optimizer step: SGD at lr 1 without clipping, so the update is exactly minus the accumulated gradient.
 SGD_STEP_ARGS: dict[str, Any] = dict(
     max_steps=1,

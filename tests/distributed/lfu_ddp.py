@@ -12,20 +12,11 @@ import torch
 from datasets import Dataset
 from peft import LoraConfig, get_peft_model
 
-from trl_ext.testing import SGD_STEP_ARGS, save_step_result, tiny_model, tiny_tokenizer, train_one_step
+from trl_ext.testing import SGD_STEP_ARGS, save_step_result, tiny_model, tiny_tokenizer, train_one_step, uneven_rows
 from trl_ext_plugins.lfu import LfUConfig, LfUTrainer
 
 out_path, per_device, accumulation = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-# Sequences of different lengths, so a per-micro-batch token mean differs from the mean over the global batch.
-rows = [
-    {
-        "prompt": [{"role": "user", "content": f"What is {a} + {b}?"}],
-        "completion": [
-            {"role": "assistant", "content": f"{a} + {b} = {a + b}." + " The answer is" * k + f" {a + b}."}
-        ],
-    }
-    for a, b, k in [(3, 4, 1), (12, 30, 4), (7, 8, 2), (100, 23, 0)]
-]
+rows = uneven_rows()
 aux = [
     {"prompt": [{"role": "user", "content": "Name a colour."}], "completion": [{"role": "assistant", "content": c}]}
     for c in ("Blue, like the sky.", "Red.")
