@@ -243,3 +243,27 @@ def interrupted_and_resumed(make, out_dir: str | Path, stop_step: int) -> tuple[
 def logged(trainer, key: str) -> dict[int, float]:
     """`key` from the trainer's log history, by global step."""
     return {e["step"]: e[key] for e in trainer.state.log_history if key in e}
+
+
+def first_batch(trainer) -> dict[str, Any]:
+    """The trainer's first collated training batch, on its device."""
+    return trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+
+
+def loss_and_grads(trainer, batch: dict[str, Any] | None = None, count_items: bool = True):
+    """`compute_loss` on `batch` (default: the first training batch) in train mode, then backward. Returns the
+    detached loss, the gradient of every parameter that got one, and the batch. With `count_items` the loss gets the
+    batch's scored-token count as `num_items_in_batch`, as inside the training loop; else None, as outside it."""
+    batch = first_batch(trainer) if batch is None else batch
+    trainer.model.train()
+    num_items = (batch["labels"][:, 1:] != -100).sum() if count_items else None
+    loss = trainer.compute_loss(trainer.model, dict(batch), num_items_in_batch=num_items)
+    loss.backward()
+    grads = {n: p.grad.detach().clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
+    return loss.detach(), grads, batch
+
+
+def max_grad_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], scale: float = 1.0) -> float:
+    """Largest elementwise difference between two gradient dicts over the same parameters (`b` times `scale`)."""
+    assert a.keys() == b.keys(), a.keys() ^ b.keys()
+    return max((a[k] - scale * b[k]).abs().max().item() for k in a)

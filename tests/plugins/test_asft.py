@@ -9,7 +9,7 @@ from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
 from trl_ext.losses import LMHead, dft_weight, fused_token_loss
-from trl_ext.testing import interrupted_and_resumed, logged, tiny_model, tiny_tokenizer
+from trl_ext.testing import interrupted_and_resumed, logged, loss_and_grads, max_grad_diff, tiny_model, tiny_tokenizer
 from trl_ext_plugins.asft import ASFTConfig, ASFTTrainer
 
 
@@ -28,26 +28,15 @@ def _config(tmp_path, cls=ASFTConfig, **kw):
 
 
 def _loss_and_grads(trainer_cls, config, rows, model=None, **trainer_kw):
-    model = model or tiny_model()
     trainer = trainer_cls(
-        model=model,
+        model=model or tiny_model(),
         args=config,
         train_dataset=Dataset.from_list(rows),
         processing_class=tiny_tokenizer(),
         **trainer_kw,
     )
-    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
-    trainer.model.train()
-    num_items = (batch["labels"][:, 1:] != -100).sum()
-    loss = trainer.compute_loss(trainer.model, batch, num_items_in_batch=num_items)
-    loss.backward()
-    grads = {n: p.grad.detach().clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
-    return loss.detach(), grads, trainer, batch
-
-
-def _max_diff(a, b):
-    assert a.keys() == b.keys()
-    return max((a[k] - b[k]).abs().max().item() for k in a)
+    loss, grads, batch = loss_and_grads(trainer)
+    return loss, grads, trainer, batch
 
 
 # Card test 3 and 4: vocab 3, one token, policy logits [2, 0, 0], reference logits [0, 0, 0], label 0
@@ -130,14 +119,14 @@ def test_kl_weight_zero_reproduces_trl_dft(tmp_path, sft_rows):
     sft_loss, sft_grads, *_ = _loss_and_grads(SFTTrainer, _config(tmp_path, SFTConfig, loss_type="dft"), sft_rows)
     asft_loss, asft_grads, *_ = _loss_and_grads(ASFTTrainer, _config(tmp_path, kl_weight=0.0), sft_rows)
     assert asft_loss.item() == pytest.approx(sft_loss.item(), abs=1e-6)
-    assert _max_diff(sft_grads, asft_grads) < 1e-6
+    assert max_grad_diff(sft_grads, asft_grads) < 1e-6
 
 
 def test_sft_mode_reproduces_trl_nll(tmp_path, sft_rows):
     sft_loss, sft_grads, *_ = _loss_and_grads(SFTTrainer, _config(tmp_path, SFTConfig), sft_rows)
     asft_loss, asft_grads, *_ = _loss_and_grads(ASFTTrainer, _config(tmp_path, asft_loss="sft"), sft_rows)
     assert asft_loss.item() == pytest.approx(sft_loss.item(), abs=1e-6)
-    assert _max_diff(sft_grads, asft_grads) < 1e-6
+    assert max_grad_diff(sft_grads, asft_grads) < 1e-6
 
 
 def test_step_zero_kl_is_zero_and_grads_equal_dft(tmp_path, sft_rows):
@@ -146,7 +135,7 @@ def test_step_zero_kl_is_zero_and_grads_equal_dft(tmp_path, sft_rows):
     asft_loss, asft_grads, trainer, _ = _loss_and_grads(ASFTTrainer, _config(tmp_path, kl_weight=0.1), sft_rows)
     assert trainer._metrics["train"]["asft/kl"][-1] == pytest.approx(0.0, abs=1e-6)
     assert asft_loss.item() == pytest.approx(dft_loss.item(), abs=1e-6)
-    assert _max_diff(dft_grads, asft_grads) < 1e-6
+    assert max_grad_diff(dft_grads, asft_grads) < 1e-6
 
 
 def test_masked_positions_contribute_nothing(tmp_path, sft_rows):

@@ -17,6 +17,8 @@ from trl_ext.testing import (
     assert_same_step,
     interrupted_and_resumed,
     logged,
+    loss_and_grads,
+    max_grad_diff,
     run_layout,
     save_step_result,
     tiny_model,
@@ -71,18 +73,8 @@ def _loss_and_grads(trainer_cls, config, rows, model=None):
         train_dataset=Dataset.from_list(rows),
         processing_class=tiny_tokenizer(),
     )
-    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
-    trainer.model.train()
-    num_items = (batch["labels"][:, 1:] != -100).sum()
-    loss = trainer.compute_loss(trainer.model, batch, num_items_in_batch=num_items)
-    loss.backward()
-    grads = {n: p.grad.detach().clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
-    return loss.detach(), grads, trainer, batch
-
-
-def _max_diff(a, b):
-    assert a.keys() == b.keys()
-    return max((a[k] - b[k]).abs().max().item() for k in a)
+    loss, grads, batch = loss_and_grads(trainer)
+    return loss, grads, trainer, batch
 
 
 # --- an independent, naive version of the official compute_tau_from_logits (float64, one row at a time) -------------
@@ -168,7 +160,7 @@ def test_kd_coef_zero_reproduces_trl_nll(tmp_path, sft_rows):
     loss, grads, trainer, _ = _loss_and_grads(CurioSFTTrainer, _config(tmp_path, curio_kd_coef=0.0), sft_rows)
     assert trainer.teacher is None
     assert loss.item() == pytest.approx(sft_loss.item(), abs=1e-6)
-    assert _max_diff(sft_grads, grads) < 1e-6
+    assert max_grad_diff(sft_grads, grads) < 1e-6
 
 
 # --- the whole loss against a naive full-logit re-implementation ------------------------------------------------------

@@ -9,7 +9,7 @@ from trl import SFTConfig, SFTTrainer
 
 from trl_ext import get
 from trl_ext.cli import main
-from trl_ext.testing import tiny_model, tiny_tokenizer
+from trl_ext.testing import loss_and_grads, max_grad_diff, tiny_model, tiny_tokenizer
 from trl_ext_plugins.fait import (
     FAITConfig,
     FAITTrainer,
@@ -67,18 +67,8 @@ def _loss_and_grads(trainer_cls, config, rows, **trainer_kw):
         processing_class=tiny_tokenizer(),
         **trainer_kw,
     )
-    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
-    trainer.model.train()
-    num_items = (batch["labels"][:, 1:] != -100).sum()
-    loss = trainer.compute_loss(trainer.model, dict(batch), num_items_in_batch=num_items)
-    loss.backward()
-    grads = {n: p.grad.detach().clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
-    return loss.detach(), grads, trainer, batch
-
-
-def _max_diff(a, b):
-    assert a.keys() == b.keys()
-    return max((a[k] - b[k]).abs().max().item() for k in a)
+    loss, grads, batch = loss_and_grads(trainer)
+    return loss, grads, trainer, batch
 
 
 def _decoded_marked(ids, mask):
@@ -169,7 +159,7 @@ def test_zero_weights_reproduce_sft(tmp_path):
     )
     assert batch["fait_line_mask"].sum() > 0  # there are sensitive tokens, weighted like the others
     assert loss.item() == pytest.approx(sft_loss.item(), abs=1e-6)
-    assert _max_diff(sft_grads, grads) < 1e-6
+    assert max_grad_diff(sft_grads, grads) < 1e-6
 
 
 @pytest.mark.parametrize("dynamic", ["renorm", "none"])
@@ -181,7 +171,7 @@ def test_identical_variants_reproduce_sft_for_any_weights(tmp_path, dynamic):
     )
     assert batch["fait_line_mask"].sum() == 0
     assert loss.item() == pytest.approx(sft_loss.item(), abs=1e-6)
-    assert _max_diff(sft_grads, grads) < 1e-6
+    assert max_grad_diff(sft_grads, grads) < 1e-6
 
 
 # --- the weighted loss against a naive full-logits version ----------------------------------------------------------
@@ -210,7 +200,7 @@ def test_loss_and_grads_match_naive_full_logits(tmp_path, dynamic):
     expected.backward()
     assert loss.item() == pytest.approx(expected.item(), abs=1e-5)
     naive = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
-    assert _max_diff(naive, grads) < 1e-5
+    assert max_grad_diff(naive, grads) < 1e-5
 
 
 # --- card test 5: alignment through the template, the shift and completion-only masking ----------------------------
@@ -290,7 +280,7 @@ def test_gradient_accumulation_matches_one_batch(tmp_path):
 
     single, accumulated = update(4, 1), update(2, 2)
     assert max(v.abs().max().item() for v in single.values()) > 1e-4
-    assert _max_diff(single, accumulated) < 1e-6
+    assert max_grad_diff(single, accumulated) < 1e-6
 
 
 def _my_rule(line_mask, token_mask, label_mask, config):

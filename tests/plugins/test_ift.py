@@ -17,6 +17,8 @@ from trl_ext.testing import (
     check_same_step_in_every_layout,
     interrupted_and_resumed,
     logged,
+    loss_and_grads,
+    max_grad_diff,
     tiny_model,
     tiny_tokenizer,
 )
@@ -68,12 +70,8 @@ def _trainer(config, rows, model=None, **kw):
 
 def _loss_and_grads(config, rows, model=None):
     trainer = _trainer(config, rows, model)
-    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
-    trainer.model.train()
-    loss = trainer.compute_loss(trainer.model, batch, num_items_in_batch=(batch["labels"][:, 1:] != -100).sum())
-    loss.backward()
-    grads = {n: p.grad.detach().clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
-    return loss.detach(), grads, trainer, batch
+    loss, grads, batch = loss_and_grads(trainer)
+    return loss, grads, trainer, batch
 
 
 # --- a naive re-implementation of the official loss, on full logits --------------------------------------------------
@@ -156,11 +154,6 @@ def _grads_of(model):
     return {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
 
 
-def _max_diff(a, b):
-    assert a.keys() == b.keys(), a.keys() ^ b.keys()
-    return max((a[k] - b[k]).abs().max().item() for k in a)
-
-
 # --- card test 1: λ = 0, γ = 0 is per-sequence-mean SFT --------------------------------------------------------------
 @pytest.mark.parametrize("frozen", [True, False])
 def test_lambda0_gamma0_is_sequence_mean_sft(tmp_path, ift_rows, frozen):
@@ -181,7 +174,7 @@ def test_lambda0_gamma0_is_sequence_mean_sft(tmp_path, ift_rows, frozen):
     if frozen:  # the embedding copy sends no gradient to the (untied) input table
         expected.pop("model.embed_tokens.weight")
         assert "model.embed_tokens.weight" not in grads
-    assert _max_diff(grads, expected) < 1e-6
+    assert max_grad_diff(grads, expected) < 1e-6
 
 
 # --- card test 2: relation-propagation weights by hand ---------------------------------------------------------------
@@ -343,7 +336,7 @@ def test_trainer_matches_naive_official_loss(tmp_path, ift_rows, lam, gamma, pty
     naive = naive_ift_loss(model, batch, lam, gamma, ptype, norm, side, detach)
     naive.backward()
     assert loss.item() == pytest.approx(naive.item(), abs=1e-5)
-    assert _max_diff(grads, _grads_of(model)) < 1e-5
+    assert max_grad_diff(grads, _grads_of(model)) < 1e-5
 
 
 def test_mixing_and_weights_change_the_loss(tmp_path, ift_rows):

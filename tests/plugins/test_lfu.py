@@ -10,7 +10,15 @@ from transformers.models.llama.modeling_llama import LlamaRMSNorm
 from trl import SFTConfig, SFTTrainer
 
 from trl_ext.cli import main
-from trl_ext.testing import interrupted_and_resumed, logged, tiny_model, tiny_tokenizer
+from trl_ext.testing import (
+    first_batch,
+    interrupted_and_resumed,
+    logged,
+    loss_and_grads,
+    max_grad_diff,
+    tiny_model,
+    tiny_tokenizer,
+)
 from trl_ext_plugins.lfu import LfUConfig, LfUTrainer, hidden_consistency, response_positions
 
 LORA = dict(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM")
@@ -47,20 +55,11 @@ def _trainer(tmp_path, rows, model=None, single_aux=True, **kw):
 
 def _first_batch(trainer):
     trainer.model.train()
-    return trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    return first_batch(trainer)
 
 
 def _loss_and_grads(trainer):
-    batch = _first_batch(trainer)
-    loss = trainer.compute_loss(trainer.model, batch)
-    loss.backward()
-    grads = {n: p.grad.detach().clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
-    return loss.detach(), grads, batch
-
-
-def _max_diff(a, b):
-    assert a.keys() == b.keys()
-    return max((a[k] - b[k]).abs().max().item() for k in a)
+    return loss_and_grads(trainer, count_items=False)
 
 
 def _sft_loss_and_grads(tmp_path, rows, model=None):
@@ -78,7 +77,7 @@ def test_card_1_lambda_zero_is_trl_sft(tmp_path, sft_rows):
     trainer = _trainer(tmp_path, sft_rows, lfu_lambda=0.0)
     loss, grads, _ = _loss_and_grads(trainer)
     assert loss.item() == pytest.approx(sft_loss.item(), abs=1e-6)
-    assert _max_diff(sft_grads, grads) < 1e-6
+    assert max_grad_diff(sft_grads, grads) < 1e-6
     assert "lfu/cons_loss" not in trainer._metrics["train"]  # lambda = 0 runs no extra pass
 
 
@@ -92,7 +91,7 @@ def test_card_2_alpha_zero_gives_zero_consistency_and_sft_gradients(tmp_path, sf
         trainer._metrics["train"]["lfu/ascent_grad_norm"][-1] > 0
     )  # the ascent gradient was computed, then scaled by 0
     assert loss.item() == pytest.approx(sft_loss.item(), abs=1e-6)
-    assert _max_diff(sft_grads, grads) < 1e-6
+    assert max_grad_diff(sft_grads, grads) < 1e-6
 
 
 @pytest.mark.parametrize("peft", [False, True])
@@ -262,8 +261,8 @@ def test_official_and_exact_gradients_match_naive_references(tmp_path, sft_rows)
     for gradient, in_place in (("official", True), ("exact", False)):
         reference = _reference_grads(_peft_model(), batch, aux, alpha=0.5, lam=5.0, in_place=in_place)
         reference = {n.replace("base_model.model.", ""): g for n, g in reference.items()}
-        assert _max_diff(reference, got[gradient]) < 2e-5, gradient
-    assert _max_diff(got["official"], got["exact"]) > 1e-3
+        assert max_grad_diff(reference, got[gradient]) < 2e-5, gradient
+    assert max_grad_diff(got["official"], got["exact"]) > 1e-3
 
 
 def test_logit_kl_variant_is_zero_at_alpha_zero_and_positive_otherwise(tmp_path, sft_rows):

@@ -18,6 +18,8 @@ from trl_ext.testing import (
     check_same_step_in_every_layout,
     interrupted_and_resumed,
     logged,
+    loss_and_grads,
+    max_grad_diff,
     tiny_model,
     tiny_tokenizer,
 )
@@ -255,18 +257,8 @@ def _loss_and_grads(trainer_cls, config, rows, model=None):
         train_dataset=Dataset.from_list(rows),
         processing_class=tiny_tokenizer(),
     )
-    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
-    trainer.model.train()
-    num_items = (batch["labels"][:, 1:] != -100).sum()
-    loss = trainer.compute_loss(trainer.model, batch, num_items_in_batch=num_items)
-    loss.backward()
-    grads = {n: p.grad.detach().clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
-    return loss.detach(), grads, trainer, batch
-
-
-def _max_diff(a, b, scale=1.0):
-    assert a.keys() == b.keys()
-    return max((a[k] - scale * b[k]).abs().max().item() for k in a)
+    loss, grads, batch = loss_and_grads(trainer)
+    return loss, grads, trainer, batch
 
 
 def test_expected_tau1_beta0_reproduces_trl_dft(tmp_path, sft_rows):
@@ -276,7 +268,7 @@ def test_expected_tau1_beta0_reproduces_trl_dft(tmp_path, sft_rows):
         OTRTrainer, _config(tmp_path, otr_estimator="expected", otr_temperature=1.0, otr_beta=0.0), sft_rows
     )
     assert otr_l.item() == pytest.approx(dft_loss.item(), abs=1e-6)
-    assert _max_diff(otr_grads, dft_grads) < 1e-6
+    assert max_grad_diff(otr_grads, dft_grads) < 1e-6
 
 
 def test_expected_tau1_gradient_is_scaled_dft(tmp_path, sft_rows):
@@ -284,7 +276,7 @@ def test_expected_tau1_gradient_is_scaled_dft(tmp_path, sft_rows):
     _, otr_grads, *_ = _loss_and_grads(
         OTRTrainer, _config(tmp_path, otr_estimator="expected", otr_temperature=1.0, otr_beta=-0.1), sft_rows
     )
-    assert _max_diff(otr_grads, dft_grads, scale=1.1) < 1e-6
+    assert max_grad_diff(otr_grads, dft_grads, scale=1.1) < 1e-6
 
 
 def test_sequence_normalization_is_mean_of_sequence_means(tmp_path, sft_rows):
@@ -309,7 +301,7 @@ def test_sequence_normalization_is_mean_of_sequence_means(tmp_path, sft_rows):
     assert len(set(mask.sum(1).tolist())) > 1
     assert loss.item() == pytest.approx(naive.item(), abs=1e-6)
     naive_grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
-    assert _max_diff(grads, naive_grads) < 1e-6
+    assert max_grad_diff(grads, naive_grads) < 1e-6
 
 
 def test_mc_training_logs_metrics_and_updates(tmp_path, sft_rows):

@@ -12,7 +12,7 @@ from datasets import Dataset
 
 from trl_ext.cli import main
 from trl_ext.models import load_model, load_tokenizer
-from trl_ext.testing import tiny_model, tiny_tokenizer
+from trl_ext.testing import loss_and_grads, max_grad_diff, tiny_model, tiny_tokenizer
 from trl_ext_plugins.poft import (
     PoFTConfig,
     PoFTTrainer,
@@ -52,11 +52,7 @@ def _trainer(tmp_path, rows, model=None, **kw):
 
 
 def _loss_grads_batch(trainer):
-    trainer.model.train()
-    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
-    loss = trainer.compute_loss(trainer.model, batch)
-    loss.backward()
-    return loss.detach(), {n: p.grad.detach().clone() for n, p in trainer.model.named_parameters()}, batch
+    return loss_and_grads(trainer, count_items=False)
 
 
 def _naive_r_theta(model, batch):
@@ -66,10 +62,6 @@ def _naive_r_theta(model, batch):
     mask = labels != -100
     logp = torch.log_softmax(logits.float(), -1).gather(-1, labels.clamp(min=0)[..., None])[..., 0]
     return (logp * mask).sum(-1) / mask.sum(-1)
-
-
-def _max_diff(a, b):
-    return max((a[k] - b[k]).abs().max().item() for k in a)
 
 
 def test_card_1_hand_values():
@@ -93,7 +85,7 @@ def test_card_2_gradient_is_tau_times_sequence_mean_sft_gradient(tmp_path, sft_r
     assert 0.01 < tau.min() and tau.max() < 0.999 and tau.max() - tau.min() > 0.5  # a range of coefficients
     (tau * -r_theta).mean().backward()
     expected = {n: p.grad for n, p in reference.named_parameters()}
-    assert _max_diff(grads, expected) < 1e-6
+    assert max_grad_diff(grads, expected) < 1e-6
     assert loss.item() == pytest.approx(-F.logsigmoid(r_theta - r_bar).mean().item(), abs=1e-6)
 
 
@@ -101,14 +93,14 @@ def test_card_3_large_reference_gives_sequence_mean_sft(tmp_path, sft_rows):
     _, grads, batch = _loss_grads_batch(_trainer(tmp_path, _rows(sft_rows, [[1e4]] * 4)))
     reference = tiny_model()
     (-_naive_r_theta(reference, batch)).mean().backward()  # per-sequence token mean, then batch mean
-    assert _max_diff(grads, {n: p.grad for n, p in reference.named_parameters()}) < 1e-5
+    assert max_grad_diff(grads, {n: p.grad for n, p in reference.named_parameters()}) < 1e-5
 
 
 def test_card_4_mean_over_aligned_models(tmp_path, sft_rows):
     loss_m, grads_m, _ = _loss_grads_batch(_trainer(tmp_path, _rows(sft_rows, [[-1.0, -2.0, -3.0]] * 4)))
     loss_1, grads_1, _ = _loss_grads_batch(_trainer(tmp_path, _rows(sft_rows, [-2.0] * 4)))  # scalar r_bar column
     assert loss_m.item() == loss_1.item()
-    assert _max_diff(grads_m, grads_1) == 0.0
+    assert max_grad_diff(grads_m, grads_1) == 0.0
     scores = torch.tensor([[-1.0, -2.0, -4.0]])
     assert reduce_reference(scores, "min").item() == -4.0 and reduce_reference(scores, "max").item() == -1.0
 
@@ -200,7 +192,7 @@ def test_sequence_mean_is_global_under_gradient_accumulation(tmp_path, sft_rows)
         assert trainer.state.global_step == 1
         updates[name] = {n: initial[n] - p.detach() for n, p in model.named_parameters()}
     assert max(u.abs().max().item() for u in updates["single"].values()) > 1e-4
-    assert _max_diff(updates["single"], updates["accumulated"]) < 1e-6
+    assert max_grad_diff(updates["single"], updates["accumulated"]) < 1e-6
 
 
 def test_builtin_dataset():

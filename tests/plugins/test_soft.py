@@ -14,6 +14,7 @@ from trl_ext.evaluation import completion_nll
 from trl_ext.testing import (
     SGD_STEP_ARGS,
     assert_same_step,
+    max_grad_diff,
     run_layout,
     save_step_result,
     tiny_model,
@@ -77,11 +78,6 @@ def _grads(trainer, loss):
     return {n: p.grad.detach().clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
 
 
-def _max_diff(a, b):
-    assert a.keys() == b.keys()
-    return max((a[k] - b[k]).abs().max().item() for k in a)
-
-
 # --- card test 6: the default depth rule ------------------------------------------------------------------------------
 def test_default_depths():
     assert default_depths(40) == [12, 16, 20, 24, 28, 32, 36, 40]
@@ -115,7 +111,7 @@ def test_full_depth_only_reproduces_trl_nll(tmp_path, sft_rows):
     assert soft.depths == [4]
     loss = soft.compute_loss(soft.model, _batch(soft), num_items_in_batch=num_items)
     assert loss.item() == pytest.approx(sft_loss.item(), abs=1e-6)
-    assert _max_diff(sft_grads, _grads(soft, loss)) < 1e-6
+    assert max_grad_diff(sft_grads, _grads(soft, loss)) < 1e-6
 
 
 # --- card test 2: L_n is the SFT loss of the truncated model ----------------------------------------------------------
@@ -129,7 +125,7 @@ def test_depth_loss_equals_truncated_model_sft_loss(tmp_path, sft_rows, n):
     reference = sub(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
     assert loss_n.item() == pytest.approx(reference.item(), abs=1e-6)
     reference_grads = _grads(trainer, reference)  # the sub-model shares its weights with the trainer's model
-    assert _max_diff(grads_n, reference_grads) < 1e-6
+    assert max_grad_diff(grads_n, reference_grads) < 1e-6
     assert all(f"layers.{i}." not in name for name in grads_n for i in range(n, L))
 
 
@@ -147,7 +143,7 @@ def test_loss_is_the_weighted_average_of_separate_depth_losses(tmp_path, sft_row
     assert separate[2][0].item() != pytest.approx(separate[4][0].item(), abs=1e-3)  # the weights matter
     expected_grads = _grads(trainer, expected)
     size = max(g.abs().max().item() for g in expected_grads.values())
-    assert _max_diff(_grads(trainer, loss), expected_grads) < 1e-6 * max(1.0, size)  # float32 summation order
+    assert max_grad_diff(_grads(trainer, loss), expected_grads) < 1e-6 * max(1.0, size)  # float32 summation order
 
 
 # --- card test 4: gradient locality -----------------------------------------------------------------------------------

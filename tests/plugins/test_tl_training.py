@@ -12,7 +12,7 @@ from trl import SFTConfig, SFTTrainer
 
 from trl_ext import get
 from trl_ext.cli import main
-from trl_ext.testing import check_same_step_in_every_layout, tiny_model, tiny_tokenizer
+from trl_ext.testing import check_same_step_in_every_layout, loss_and_grads, max_grad_diff, tiny_model, tiny_tokenizer
 from trl_ext.token_masks import completion_token_masks, render_prompt_completion
 from trl_ext_plugins.tl_training import (
     REWARDS,
@@ -72,21 +72,14 @@ def _config(tmp_path, cls=PKTConfig, **kw):
 
 
 def _loss_and_grads(trainer_cls, config, rows, model=None):
-    model = model or tiny_model()
     trainer = trainer_cls(
-        model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tiny_tokenizer()
+        model=model or tiny_model(),
+        args=config,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tiny_tokenizer(),
     )
-    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
-    trainer.model.train()
-    loss = trainer.compute_loss(trainer.model, dict(batch))
-    loss.backward()
-    grads = {n: p.grad.detach().clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
-    return loss.detach(), grads, trainer, batch
-
-
-def _max_diff(a, b):
-    assert a.keys() == b.keys()
-    return max((a[k] - b[k]).abs().max().item() for k in a)
+    loss, grads, batch = loss_and_grads(trainer, count_items=False)
+    return loss, grads, trainer, batch
 
 
 # --- card test 1: MAE -----------------------------------------------------------------------------------------------
@@ -189,7 +182,7 @@ def test_max_weight_one_reproduces_sft(tmp_path):
     assert batch["pkt_pre_mask"].sum() > 0
     assert not (batch["pkt_pre_mask"].bool() & batch["pkt_para_mask"].bool()).any()  # no P∩Q double count here
     assert loss.item() == pytest.approx(sft_loss.item(), abs=1e-6)
-    assert _max_diff(sft_grads, grads) < 1e-6
+    assert max_grad_diff(sft_grads, grads) < 1e-6
 
 
 def _naive_pkt(model, batch, max_weight, per_sample=False):
@@ -218,7 +211,7 @@ def test_loss_and_grads_match_naive_official_loss(tmp_path, normalization):
     expected = _naive_pkt(model, batch, 9.0, per_sample=normalization == "per_sample")
     expected.backward()
     assert loss.item() == pytest.approx(expected.item(), abs=1e-5)
-    assert _max_diff({n: p.grad for n, p in model.named_parameters() if p.grad is not None}, grads) < 1e-5
+    assert max_grad_diff({n: p.grad for n, p in model.named_parameters() if p.grad is not None}, grads) < 1e-5
 
 
 # --- card test 4: pre tokens by offsets -----------------------------------------------------------------------------
@@ -355,7 +348,7 @@ def test_gradient_accumulation_matches_one_batch(tmp_path, normalization):
 
     single, accumulated = update(4, 1), update(2, 2)
     assert max(v.abs().max().item() for v in single.values()) > 1e-4
-    assert _max_diff(single, accumulated) < 1e-6
+    assert max_grad_diff(single, accumulated) < 1e-6
 
 
 @pytest.mark.slow
