@@ -93,6 +93,45 @@ class TokenStats:
     nll_weight: torch.Tensor
 
 
+class HeadGradients:
+    """Gradients of a chunked head loss, built in forward while each chunk's logits are in memory (so the head is
+    projected once): a loss writes its logits gradient g for a chunk, `add` pushes it through the head's soft-cap and
+    logit scale into the hidden-state, weight and bias gradients, and the autograd Function's backward returns
+    `grads(grad_loss)`. Only the gradients autograd asks for (and only under grad mode) are kept."""
+
+    def __init__(self, ctx, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, need_grad: bool):
+        ctx.saved_like = (hidden.dtype, weight.dtype, bias.dtype if bias is not None else None)
+        want_h, want_w, want_b = (flag and need_grad for flag in ctx.needs_input_grad[:3])
+        device = hidden.device
+        self.h = torch.zeros(hidden.shape, device=device, dtype=torch.float32) if want_h else None
+        self.w = torch.zeros(weight.shape, device=device, dtype=torch.float32) if want_w else None
+        self.b = torch.zeros(bias.shape, device=device, dtype=torch.float32) if want_b else None
+        self.active = want_h or want_w or want_b
+
+    def add(self, g: torch.Tensor, rows: slice, h: torch.Tensor, tanh_z: torch.Tensor | None, head: LMHead) -> None:
+        """Accumulate the chunk `rows` (hidden states `h`) whose loss has gradient `g` w.r.t. the capped logits."""
+        if tanh_z is not None:
+            g.mul_(1 - tanh_z.square_())
+        if head.logit_scale != 1.0:
+            g.mul_(head.logit_scale)
+        g_c = g.to(h.dtype)
+        if self.h is not None:
+            self.h[rows] = (g_c @ head.weight.to(h.dtype)).float()
+        if self.w is not None:
+            self.w += (g_c.T @ h).float()
+        if self.b is not None:
+            self.b += g.sum(0)
+
+    def save(self, ctx) -> None:
+        ctx.grads = (self.h, self.w, self.b)
+
+    @staticmethod
+    def grads(ctx, grad_loss: torch.Tensor) -> list[torch.Tensor | None]:
+        """(hidden, weight, bias) gradients scaled by the incoming gradient, in the inputs' dtypes; frees them."""
+        grads, ctx.grads = ctx.grads, None
+        return [None if g is None else (g * grad_loss).to(like) for g, like in zip(grads, ctx.saved_like, strict=True)]
+
+
 class _FusedTokenLoss(torch.autograd.Function):
     @staticmethod
     def forward(
@@ -112,13 +151,8 @@ class _FusedTokenLoss(torch.autograd.Function):
         need_grad,
     ):
         N, vocab = hidden.shape[0], head.weight.shape[0]
-        ctx.saved_like = (hidden.dtype, weight.dtype, bias.dtype if bias is not None else None)
         device = hidden.device
-        want_h, want_w, want_b = ctx.needs_input_grad[:3]
-        want_h, want_w, want_b = want_h and need_grad, want_w and need_grad, want_b and need_grad
-        grad_h = torch.zeros(hidden.shape, device=device, dtype=torch.float32) if want_h else None
-        grad_w = torch.zeros(weight.shape, device=device, dtype=torch.float32) if want_w else None
-        grad_b = torch.zeros(bias.shape, device=device, dtype=torch.float32) if want_b else None
+        head_grads = HeadGradients(ctx, hidden, weight, bias, need_grad)
         log_probs = torch.empty(N, device=device)
         entropy = torch.empty(N, device=device)
         is_top1 = torch.empty(N, device=device, dtype=torch.bool)
@@ -153,7 +187,7 @@ class _FusedTokenLoss(torch.autograd.Function):
                 total += kl_coef * kl_t.sum()
                 del logq
             del logp
-            if not (want_h or want_w or want_b):
+            if not head_grads.active:
                 continue
             # d/dz of -c*log p_y = c*(p - e_y); of KL(q||p) = p - q  (both use sum_v p = sum_v q = 1)
             g = p.mul_(c_t[:, None] + (kl_coef if ref_hidden is not None else 0.0))
@@ -162,30 +196,15 @@ class _FusedTokenLoss(torch.autograd.Function):
                 g.sub_(q, alpha=kl_coef)
                 del q
             g.mul_(scale)
-            if tanh_z is not None:
-                g.mul_(1 - tanh_z.square_())
-            if head.logit_scale != 1.0:
-                g.mul_(head.logit_scale)
-            g_c = g.to(hidden.dtype)
-            if want_h:
-                grad_h[sl] = (g_c @ weight.to(hidden.dtype)).float()
-            if want_w:
-                grad_w += (g_c.T @ h).float()
-            if want_b:
-                grad_b += g.sum(0)
-        ctx.grads = (grad_h, grad_w, grad_b)
+            head_grads.add(g, sl, h, tanh_z, head)
+        head_grads.save(ctx)
         stats = (log_probs, entropy, is_top1, c_all) + ((kl_all,) if kl_all is not None else ())
         ctx.mark_non_differentiable(*stats)
         return (total * scale, *stats)
 
     @staticmethod
     def backward(ctx, grad_loss, *_):
-        grad_h, grad_w, grad_b = ctx.grads
-        ctx.grads = None
-        out = []
-        for g, like in zip((grad_h, grad_w, grad_b), ctx.saved_like, strict=True):
-            out.append(None if g is None else (g * grad_loss).to(like))
-        return (*out,) + (None,) * 10
+        return (*HeadGradients.grads(ctx, grad_loss),) + (None,) * 10
 
 
 def fused_token_loss(

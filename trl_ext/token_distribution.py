@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .losses import LMHead
+from .losses import HeadGradients, LMHead
 
 # Tokens per chunk are chosen so one float32 (chunk, vocab) buffer stays near this many elements.
 _CHUNK_ELEMENTS = 1 << 23
@@ -96,11 +96,7 @@ class _TargetDistributionLoss(torch.autograd.Function):
     def forward(ctx, hidden, weight, bias, head, targets_fn, token_weights, scale, chunk_size, need_grad):
         n, vocab = hidden.shape[0], head.weight.shape[0]
         device = hidden.device
-        ctx.saved_like = (hidden.dtype, weight.dtype, bias.dtype if bias is not None else None)
-        want_h, want_w, want_b = (flag and need_grad for flag in ctx.needs_input_grad[:3])
-        grad_h = torch.zeros(hidden.shape, device=device, dtype=torch.float32) if want_h else None
-        grad_w = torch.zeros(weight.shape, device=device, dtype=torch.float32) if want_w else None
-        grad_b = torch.zeros(bias.shape, device=device, dtype=torch.float32) if want_b else None
+        head_grads = HeadGradients(ctx, hidden, weight, bias, need_grad)
         entropy = torch.empty(n, device=device)
         argmax = torch.empty(n, device=device, dtype=torch.long)
         mass = torch.empty(n, device=device)
@@ -130,7 +126,7 @@ class _TargetDistributionLoss(torch.autograd.Function):
             mass[sl] = mass_rows
             u = token_weights[sl].float() if token_weights is not None else None
             total += (loss_rows * u).sum() if u is not None else loss_rows.sum()
-            if not (want_h or want_w or want_b):
+            if not head_grads.active:
                 continue
             # d/dz of -sum_a W_a log p_a = p * sum_a W_a - W   (softmax Jacobian, sum_v p_v = 1)
             g = p.mul_(mass_rows[:, None])
@@ -142,26 +138,14 @@ class _TargetDistributionLoss(torch.autograd.Function):
             if u is not None:
                 g.mul_(u[:, None])
             g.mul_(scale)
-            if tanh_z is not None:
-                g.mul_(1 - tanh_z.square_())
-            if head.logit_scale != 1.0:
-                g.mul_(head.logit_scale)
-            g_c = g.to(hidden.dtype)
-            if want_h:
-                grad_h[sl] = (g_c @ weight.to(hidden.dtype)).float()
-            if want_w:
-                grad_w += (g_c.T @ h).float()
-            if want_b:
-                grad_b += g.sum(0)
-        ctx.grads = (grad_h, grad_w, grad_b)
+            head_grads.add(g, sl, h, tanh_z, head)
+        head_grads.save(ctx)
         ctx.mark_non_differentiable(entropy, argmax, mass)
         return total * scale, entropy, argmax, mass
 
     @staticmethod
     def backward(ctx, grad_loss, *_):
-        grads, ctx.grads = ctx.grads, None
-        out = [None if g is None else (g * grad_loss).to(like) for g, like in zip(grads, ctx.saved_like, strict=True)]
-        return (*out,) + (None,) * 6
+        return (*HeadGradients.grads(ctx, grad_loss),) + (None,) * 6
 
 
 def target_distribution_loss(
