@@ -36,3 +36,13 @@ def test_unused_parameter_search_requested_is_refused(tmp_path):
         ASFTTrainer(
             model=tiny_model(), args=config, train_dataset=Dataset.from_list(ROWS), processing_class=tiny_tokenizer()
         )
+
+
+def test_args_of_another_config_class_are_refused(tmp_path):
+    from trl import SFTConfig
+
+    config = SFTConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to="none")
+    with pytest.raises(TypeError, match="ASFTTrainer needs args of type ASFTConfig, got SFTConfig"):
+        ASFTTrainer(
+            model=tiny_model(), args=config, train_dataset=Dataset.from_list(ROWS), processing_class=tiny_tokenizer()
+        )

@@ -30,13 +30,28 @@ class FusedSFTTrainer(SFTTrainer):
 
     # Collated columns the loss reads but the model must not receive (e.g. token masks).
     loss_only_keys: tuple[str, ...] = ()
+    # The method's config class: `args=None` gets its defaults, an args object of another type is refused.
+    config_class: type | None = None
 
     def __init__(self, model, args=None, *posargs, **kwargs):
+        args = self._method_args(args)
         if args is not None:
             _no_unused_parameter_search(args)
         super().__init__(model, args, *posargs, **kwargs)
         self._policy = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         add_backbone_forward(self._policy)
+
+    @classmethod
+    def _method_args(cls, args):
+        if cls.config_class is None:
+            return args
+        if args is None:
+            return cls.config_class(output_dir=f"{cls._name.lower()}-output")
+        if not isinstance(args, cls.config_class):
+            raise TypeError(
+                f"{cls.__name__} needs args of type {cls.config_class.__name__}, got {type(args).__name__}"
+            )
+        return args
 
     @property
     def policy_head(self) -> LMHead:

@@ -28,6 +28,7 @@ class ASFTTrainer(FusedSFTTrainer):
     policy, or the adapter-disabled base under PEFT).
     """
 
+    config_class = ASFTConfig
     _name = "ASFT"
     _tag_names = ["trl", "sft", "asft", "trl-ext"]
     _paper = {
@@ -37,11 +38,8 @@ class ASFTTrainer(FusedSFTTrainer):
     }
 
     def __init__(self, model, args: ASFTConfig | None = None, *posargs, ref_model=None, **kwargs):
-        if args is None:
-            args = ASFTConfig(output_dir="asft-output")
-        if not isinstance(args, ASFTConfig):
-            raise TypeError(f"ASFTTrainer needs an ASFTConfig, got {type(args).__name__}")
         super().__init__(model, args, *posargs, **kwargs)
+        args = self.args
         self.ref_model = None
         self._reference_source = None
         if args.uses_kl:

@@ -35,6 +35,7 @@ class CurioSFTTrainer(FusedSFTTrainer):
     `train(resume_from_checkpoint=...)`.
     """
 
+    config_class = CurioSFTConfig
     _name = "CurioSFT"
     _tag_names = ["trl", "sft", "curiosft", "trl-ext"]
     _paper = {
@@ -45,11 +46,8 @@ class CurioSFTTrainer(FusedSFTTrainer):
     }
 
     def __init__(self, model, args: CurioSFTConfig | None = None, *posargs, **kwargs):
-        if args is None:
-            args = CurioSFTConfig(output_dir="curiosft-output")
-        if not isinstance(args, CurioSFTConfig):
-            raise TypeError(f"CurioSFTTrainer needs a CurioSFTConfig, got {type(args).__name__}")
         super().__init__(model, args, *posargs, **kwargs)
+        args = self.args
         self.teacher = None
         self.ema = None
         if args.uses_teacher:

@@ -45,6 +45,7 @@ class FAITTrainer(FusedSFTTrainer):
     `incorrect_completions` (default) or precomputed `fault_line_mask` / `fault_token_mask` columns."""
 
     loss_only_keys = MASK_KEYS
+    config_class = FAITConfig
     _name = "FAIT"
     _tag_names = ["trl", "sft", "fait", "trl-ext"]
     _paper = {
@@ -54,11 +55,8 @@ class FAITTrainer(FusedSFTTrainer):
     }
 
     def __init__(self, model, args: FAITConfig | None = None, *posargs, **kwargs):
-        if args is None:
-            args = FAITConfig(output_dir="fait-output")
-        if not isinstance(args, FAITConfig):
-            raise TypeError(f"FAITTrainer needs a FAITConfig, got {type(args).__name__}")
         super().__init__(model, args, *posargs, **kwargs)
+        args = self.args
         self._weight_fn = import_weight_fn(args.fait_weight_fn) if args.fait_weight_fn else None
         self._spans = FAITSpans(
             args.fait_masks_from, getattr(self.processing_class, "tokenizer", self.processing_class)

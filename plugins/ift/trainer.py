@@ -21,6 +21,7 @@ class IFTTrainer(SequenceCountMixin, FusedSFTTrainer):
     and its token NLLs are weighted by γ-discounted sums of the answer's token losses; the loss is a per-sequence
     mean, averaged over the sequences of the global batch."""
 
+    config_class = IFTConfig
     _name = "IFT"
     _tag_names = ["trl", "sft", "ift", "trl-ext"]
     _paper = {
@@ -28,13 +29,6 @@ class IFTTrainer(SequenceCountMixin, FusedSFTTrainer):
         "id": "2405.11870",
         "citation": None,  # filled from the plugin's PAPER in __init__.py
     }
-
-    def __init__(self, model, args: IFTConfig | None = None, *posargs, **kwargs):
-        if args is None:
-            args = IFTConfig(output_dir="ift-output")
-        if not isinstance(args, IFTConfig):
-            raise TypeError(f"IFTTrainer needs an IFTConfig, got {type(args).__name__}")
-        super().__init__(model, args, *posargs, **kwargs)
 
     def current_lambda(self) -> float:
         """λ at the current optimizer step: static, or linear from ift_min_lambda to ift_lambda over the warmup steps

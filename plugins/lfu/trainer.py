@@ -110,6 +110,7 @@ class LfUTrainer(FusedSFTTrainer):
     training set, or `args.lfu_aux_dataset`).
     """
 
+    config_class = LfUConfig
     _name = "LfU"
     _tag_names = ["trl", "sft", "lfu", "trl-ext"]
     _paper = {
@@ -119,11 +120,8 @@ class LfUTrainer(FusedSFTTrainer):
     }
 
     def __init__(self, model, args: LfUConfig | None = None, *posargs, aux_dataset: Dataset | None = None, **kwargs):
-        if args is None:
-            args = LfUConfig(output_dir="lfu-output")
-        if not isinstance(args, LfUConfig):
-            raise TypeError(f"LfUTrainer needs an LfUConfig, got {type(args).__name__}")
         super().__init__(model, args, *posargs, **kwargs)
+        args = self.args
         self._params = trainable_parameters(self._policy)
         if not self._params:
             raise ValueError("LfU perturbs the trainable parameters, and the model has none.")

@@ -25,6 +25,7 @@ class OTRTrainer(SequenceCountMixin, FusedSFTTrainer):
     """One-Token Rollout (arXiv 2509.26313): each response token is a one-step RL episode whose K rollouts are drawn
     from the policy itself (no generation of whole sequences, no reward or reference model)."""
 
+    config_class = OTRConfig
     _name = "OTR"
     _tag_names = ["trl", "sft", "otr", "trl-ext"]
     _paper = {
@@ -34,10 +35,6 @@ class OTRTrainer(SequenceCountMixin, FusedSFTTrainer):
     }
 
     def __init__(self, model, args: OTRConfig | None = None, *posargs, **kwargs):
-        if args is None:
-            args = OTRConfig(output_dir="otr-output")
-        if not isinstance(args, OTRConfig):
-            raise TypeError(f"OTRTrainer needs an OTRConfig, got {type(args).__name__}")
         super().__init__(model, args, *posargs, **kwargs)
         self._rollout_counter = {"train": (-1, 0), "eval": (-1, 0)}
 

@@ -79,6 +79,7 @@ class PoFTTrainer(SequenceCountMixin, FusedSFTTrainer):
     only the policy is in memory during training.
     """
 
+    config_class = PoFTConfig
     _name = "PoFT"
     _tag_names = ["trl", "sft", "poft", "trl-ext"]
     _paper = {
@@ -88,11 +89,8 @@ class PoFTTrainer(SequenceCountMixin, FusedSFTTrainer):
     }
 
     def __init__(self, model, args: PoFTConfig | None = None, *posargs, **kwargs):
-        if args is None:
-            args = PoFTConfig(output_dir="poft-output")
-        if not isinstance(args, PoFTConfig):
-            raise TypeError(f"PoFTTrainer needs a PoFTConfig, got {type(args).__name__}")
         super().__init__(model, args, *posargs, **kwargs)
+        args = self.args
         self.data_collator = ScoreCollator(self.data_collator, args.poft_score_column)
         self.loss_only_keys = (args.poft_score_column,)
 

@@ -22,6 +22,7 @@ class SoFTTrainer(FusedSFTTrainer):
     prefixes of the model, so nothing else is saved.
     """
 
+    config_class = SoFTConfig
     _name = "SoFT"
     _tag_names = ["trl", "sft", "soft", "trl-ext"]
     _paper = {
@@ -32,12 +33,8 @@ class SoFTTrainer(FusedSFTTrainer):
     }
 
     def __init__(self, model, args: SoFTConfig | None = None, *posargs, **kwargs):
-        if args is None:
-            args = SoFTConfig(output_dir="soft-output")
-        if not isinstance(args, SoFTConfig):
-            raise TypeError(f"SoFTTrainer needs a SoFTConfig, got {type(args).__name__}")
         super().__init__(model, args, *posargs, **kwargs)
-        self._policy = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        args = self.args
         self.num_layers = len(decoder_layers(self._policy))
         self.depths, self.depth_weights = args.depths_for(self.num_layers)
         self._final_norm = final_norm(self._policy)

@@ -26,6 +26,7 @@ class PKTTrainer(SequenceCountMixin, FusedSFTTrainer):
     and, for the divergence tokens, the available tools (`pkt_tools_column`)."""
 
     loss_only_keys = MASK_KEYS
+    config_class = PKTConfig
     _name = "PKT"
     _tag_names = ["trl", "sft", "tl-training", "pkt", "trl-ext"]
     _paper = {
@@ -35,11 +36,8 @@ class PKTTrainer(SequenceCountMixin, FusedSFTTrainer):
     }
 
     def __init__(self, model, args: PKTConfig | None = None, *posargs, **kwargs):
-        if args is None:
-            args = PKTConfig(output_dir="pkt-output")
-        if not isinstance(args, PKTConfig):
-            raise TypeError(f"PKTTrainer needs a PKTConfig, got {type(args).__name__}")
         super().__init__(model, args, *posargs, **kwargs)
+        args = self.args
         self._spans = PKTSpans(args.pkt_call_regex, tuple(args.pkt_terminators), args.pkt_tools_column)
         attach_completion_masks(self, self._spans, MASK_KEYS)
         self._warned_no_masks = False
