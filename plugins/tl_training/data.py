@@ -23,73 +23,26 @@ from .mae import tl_mae_split
 
 TRAIN_SIZE, TEST_SIZE, CORRUPT_RATE = 300, 100, 0.10
 
+
+def _tool(name: str, description: str, **params: str) -> dict:
+    """An OpenAI-style function schema whose string parameters (name -> description) are all required."""
+    properties = {param: {"type": "string", "description": text} for param, text in params.items()}
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": description,
+            "parameters": {"type": "object", "properties": properties, "required": list(params)},
+        },
+    }
+
+
 TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Current weather of a city.",
-            "parameters": {
-                "type": "object",
-                "properties": {
-                    "city": {"type": "string", "description": "City name."},
-                    "unit": {"type": "string", "description": "'celsius' or 'fahrenheit'."},
-                },
-                "required": ["city", "unit"],
-            },
-        },
-    },
-    {
-        "type": "function",
-        "function": {
-            "name": "get_wind",
-            "description": "Current wind speed of a city.",
-            "parameters": {
-                "type": "object",
-                "properties": {"city": {"type": "string", "description": "City name."}},
-                "required": ["city"],
-            },
-        },
-    },
-    {
-        "type": "function",
-        "function": {
-            "name": "get_time",
-            "description": "Local time of a city.",
-            "parameters": {
-                "type": "object",
-                "properties": {"city": {"type": "string", "description": "City name."}},
-                "required": ["city"],
-            },
-        },
-    },
-    {
-        "type": "function",
-        "function": {
-            "name": "search_web",
-            "description": "Web search.",
-            "parameters": {
-                "type": "object",
-                "properties": {
-                    "query": {"type": "string", "description": "Search terms."},
-                    "limit": {"type": "string", "description": "Number of results."},
-                },
-                "required": ["query", "limit"],
-            },
-        },
-    },
-    {
-        "type": "function",
-        "function": {
-            "name": "search_news",
-            "description": "News articles about a topic.",
-            "parameters": {
-                "type": "object",
-                "properties": {"topic": {"type": "string", "description": "Topic."}},
-                "required": ["topic"],
-            },
-        },
-    },
+    _tool("get_weather", "Current weather of a city.", city="City name.", unit="'celsius' or 'fahrenheit'."),
+    _tool("get_wind", "Current wind speed of a city.", city="City name."),
+    _tool("get_time", "Local time of a city.", city="City name."),
+    _tool("search_web", "Web search.", query="Search terms.", limit="Number of results."),
+    _tool("search_news", "News articles about a topic.", topic="Topic."),
 ]
 CITIES = [
     "Paris",
