@@ -31,8 +31,13 @@ class _Recording(WindowTotalsMixin, SFTTrainer):
 
 
 def test_versions_it_was_written_against():
-    assert transformers.__version__.startswith(TESTED_TRANSFORMERS), transformers.__version__
-    assert trl.__version__.startswith(TESTED_TRL), trl.__version__
+    """Pinned in constraints.txt; `make test-latest` runs this against newer releases. When it fails there, re-check
+    that `Trainer.get_batch_samples` still fetches every micro-batch of a step before the first `training_step` (the
+    tests below), then update TESTED_TRANSFORMERS / TESTED_TRL in trl_ext's batch-totals module."""
+    assert transformers.__version__.startswith(TESTED_TRANSFORMERS), (
+        f"transformers {transformers.__version__}, written against {TESTED_TRANSFORMERS}: re-check get_batch_samples"
+    )
+    assert trl.__version__.startswith(TESTED_TRL), f"trl {trl.__version__}, written against {TESTED_TRL}"
 
 
 def test_totals_cover_the_whole_step_and_close_after_it(tmp_path, sft_rows):

@@ -263,6 +263,14 @@ def loss_and_grads(trainer, batch: dict[str, Any] | None = None, count_items: bo
     return loss.detach(), grads, batch
 
 
+def relative_grad_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], scale: float = 1.0) -> float:
+    """`max_grad_diff` divided by the largest gradient magnitude in `a`: two float32 computations of one gradient that
+    sum in a different order (another kernel, another library version) differ by a few ulps of the values' scale, so
+    a tolerance on this ratio holds across versions where an absolute one does not."""
+    largest = max(v.abs().max().item() for v in a.values())
+    return max_grad_diff(a, b, scale) / max(largest, torch.finfo(torch.float32).tiny)
+
+
 def max_grad_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], scale: float = 1.0) -> float:
     """Largest elementwise difference between two gradient dicts over the same parameters (`b` times `scale`)."""
     assert a.keys() == b.keys(), a.keys() ^ b.keys()
