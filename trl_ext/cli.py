@@ -192,9 +192,24 @@ def parse_stage(method_name: str, flags: list[str], recipe_values: dict[str, Any
     return parser.parse_args_into_dataclasses(args=flags)
 
 
+def explicit_values(method_name: str, flags: list[str], recipe_values: dict[str, Any]) -> dict[str, Any]:
+    """What this stage asked for: the recipe's keys, then the command-line flags that differ from the parser's
+    defaults (the recipe recorded in the model card). Read from the parser, never by building a second config:
+    a TrainingArguments' `__post_init__` resets accelerate's shared state and would undo the process group."""
+    from .runner import plain
+
+    parser = build_parser(registry().get("method", method_name))
+    given, defaults = vars(parser.parse_known_args(flags)[0]), vars(parser.parse_known_args([])[0])
+    out = {key: plain(value) for key, value in recipe_values.items() if plain(value) is not None}
+    for key, value in given.items():
+        if value != defaults.get(key) and plain(value) is not None:
+            out[key] = plain(value)
+    return out
+
+
 def cmd_train(argv: list[str]) -> int:
     from .recipe import load_recipe, stages
-    from .runner import as_dict, run_stage
+    from .runner import run_stage
 
     method_name = argv[0] if argv and not argv[0].startswith("-") else None
     flags = argv[1:] if method_name else list(argv)
@@ -226,23 +241,10 @@ def cmd_train(argv: list[str]) -> int:
             model_args.model_name_or_path = previous_output
         if len(parsed) > 1:
             print(f"=== stage {i + 1}/{len(parsed)}: {name} -> {config.output_dir}", flush=True)
-        stage_recipe = {"method": name, **as_dict(script_args, model_args, ext), **_changed(config)}
+        stage_recipe = {"method": name, **explicit_values(name, flags, values)}
         previous_output = run_stage(name, script_args, config, model_args, ext, recipe=stage_recipe)
     print(f"Model saved to {previous_output}")
     return 0
-
-
-def _changed(config: Any) -> dict[str, Any]:
-    """Config fields that differ from the method config's defaults (the recipe recorded in the model card)."""
-    from .runner import plain
-
-    defaults = type(config)(output_dir=config.output_dir, bf16=config.bf16)
-    out = {}
-    for f in dataclasses.fields(config):
-        value, default = plain(getattr(config, f.name)), plain(getattr(defaults, f.name, None))
-        if not f.name.startswith("_") and value is not None and value != default and f.name != "logging_dir":
-            out[f.name] = value
-    return out
 
 
 # --- transform ---------------------------------------------------------------------------------------------------------
@@ -384,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     from .data import DatasetLoadError
     from .models import ModelLoadError
     from .recipe import RecipeError
-    from .runner import DatasetColumnError
+    from .runner import DatasetColumnError, DistributedSetupError
     from .specs import SpecError
 
     expected = (
@@ -393,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         RecipeError,
         DatasetColumnError,
         DatasetLoadError,
+        DistributedSetupError,
         ModelLoadError,
         SpecError,
         FileExistsError,

@@ -3,8 +3,8 @@ load the model, compose rewards/callbacks/adapters, train, save, and write the m
 
 from __future__ import annotations
 
-import dataclasses
 import logging
+import os
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -158,6 +158,7 @@ def run_stage(
     if method.base == "grpo":
         kwargs["reward_funcs"] = [record.build(**options) for record, options in rewards]
     trainer = method.trainer(**kwargs)
+    check_process_group(trainer)
     trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
     trainer.save_model(config.output_dir)
     if trainer.is_world_process_zero():
@@ -173,6 +174,21 @@ def run_stage(
         )
     trainer.accelerator.wait_for_everyone()
     return config.output_dir
+
+
+class DistributedSetupError(RuntimeError):
+    pass
+
+
+def check_process_group(trainer) -> None:
+    """Refuse to train when the launcher started several processes but the trainer sees one: each rank would train
+    alone on the whole dataset and all of them would write the same output_dir."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and trainer.accelerator.num_processes != launched:
+        raise DistributedSetupError(
+            f"The launcher started {launched} processes but the trainer sees {trainer.accelerator.num_processes}: "
+            "the process group was not formed (on CPU pass --use_cpu, the default without CUDA)."
+        )
 
 
 def check_inputs(required, columns, who: str, dataset_name: str) -> None:
@@ -197,17 +213,3 @@ def plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float, bool)) for v in value):
         return list(value)
     return None
-
-
-def as_dict(*objs: Any) -> dict[str, Any]:
-    """The non-default fields of parsed dataclasses, for the model card's recipe."""
-    out: dict[str, Any] = {}
-    for obj in objs:
-        for f in dataclasses.fields(obj):
-            default = f.default if f.default is not dataclasses.MISSING else None
-            if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-                default = f.default_factory()  # type: ignore[misc]
-            value = plain(getattr(obj, f.name))
-            if value is not None and value != plain(default) and not f.name.startswith("_"):
-                out[f.name] = value
-    return out

@@ -1,0 +1,67 @@
+"""`torchrun -m trl_ext train` (the README's command) forms a process group and trains with DDP: two processes of two
+rows each end with the weights of one process of four rows, and a launch whose trainer sees one process is refused."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from trl_ext.testing import uneven_rows
+
+STEP_FLAGS = [
+    "--max_steps", "2",
+    "--optim", "sgd",
+    "--learning_rate", "0.5",
+    "--lr_scheduler_type", "constant",
+    "--max_grad_norm", "0",
+    "--save_strategy", "no",
+    "--report_to", "none",
+    "--logging_steps", "1",
+    "--seed", "0",
+]  # fmt: skip
+
+
+def _train(method: str, model_dir: str, data: Path, out: Path, nproc: int, per_device: int) -> dict[str, torch.Tensor]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    launcher = [sys.executable]
+    if nproc > 1:
+        port = str(29500 + (os.getpid() + len(method) * 97) % 2000)
+        launcher += ["-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", port]
+    cmd = launcher + ["-m", "trl_ext", "train", method, "--model_name_or_path", model_dir]
+    cmd += ["--dataset_name", str(data), "--output_dir", str(out), "--per_device_train_batch_size", str(per_device)]
+    result = subprocess.run(cmd + STEP_FLAGS, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return load_file(out / "model.safetensors")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["sft", "asft"])
+def test_torchrun_cli_trains_like_one_process(tiny_model_dir, tmp_path, method):
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in uneven_rows() * 2))
+    initial = load_file(Path(tiny_model_dir) / "model.safetensors")
+    single = _train(method, tiny_model_dir, data, tmp_path / "single", nproc=1, per_device=4)
+    ddp = _train(method, tiny_model_dir, data, tmp_path / "ddp", nproc=2, per_device=2)
+    moved = max((single[k] - initial[k]).abs().max().item() for k in single)
+    assert moved > 1e-4, "the two steps barely moved the weights: the comparison would be void"
+    # A rank training alone on its half (or on the whole set) lands elsewhere: the issue saw differences of 0.09.
+    diff = max((single[k] - ddp[k]).abs().max().item() for k in single)
+    assert diff < 1e-5 * max(1.0, moved), f"{method}: 2 processes differ from 1 by {diff:g}"
+
+
+def test_a_launch_the_trainer_does_not_see_is_refused(monkeypatch):
+    from types import SimpleNamespace
+
+    from trl_ext.runner import DistributedSetupError, check_process_group
+
+    trainer = SimpleNamespace(accelerator=SimpleNamespace(num_processes=1))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(DistributedSetupError, match="started 2 processes but the trainer sees 1"):
+        check_process_group(trainer)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    check_process_group(trainer)  # one process launched, one seen: nothing to refuse
