@@ -4,7 +4,7 @@ values are not asserted (they belong to the bench's output, not to tests)."""
 import pytest
 import torch
 
-from trl_ext import bench
+from trl_ext.cli import bench
 
 
 def test_row_columns_are_carried_and_token_columns_left_out():

@@ -254,12 +254,12 @@ def test_transform_grape_writes_jsonl(tiny_model_dir, tmp_path):
 
 
 def test_readme_methods_table_matches_registry():
-    from trl_ext.docs import BUILT_IN, render_readme
-    from trl_ext.registry import Registry
+    from trl_ext.devtools.docs import BUILT_IN, render_readme
+    from trl_ext.plugin.registry import Registry
 
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     expected = render_readme(readme, Registry().load_entry_points(allow=["core", *BUILT_IN]))
-    assert readme == expected, "README methods table is stale: run `python -m trl_ext.docs`"
+    assert readme == expected, "README methods table is stale: run `python -m trl_ext.devtools.docs`"
 
 
 def test_new_plugin_refuses_to_overwrite(tmp_path, capsys):

@@ -6,7 +6,8 @@ from datasets import Dataset
 from peft import LoraConfig
 from trl import SFTConfig, SFTTrainer
 
-from trl_ext.compat import add_backbone_forward, backbone, drop_instance_forward, record_metric
+from trl_ext.compat.models import add_backbone_forward, backbone, drop_instance_forward
+from trl_ext.compat.trainer import record_metric
 from trl_ext.testing import tiny_model, tiny_tokenizer
 
 

@@ -1,4 +1,4 @@
-"""trl_ext.compat_batch_totals against transformers 5.24 / TRL 1.16: `get_batch_samples` is called once per optimizer
+"""trl_ext.compat.step_totals against transformers 5.24 / TRL 1.16: `get_batch_samples` is called once per optimizer
 step with all of that step's micro-batches, before any of them is trained; fails loudly if the loop changes."""
 
 import torch
@@ -7,7 +7,7 @@ import trl
 from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
-from trl_ext.compat_batch_totals import TESTED_TRANSFORMERS, TESTED_TRL, WindowTotalsMixin
+from trl_ext.compat.step_totals import TESTED_TRANSFORMERS, TESTED_TRL, WindowTotalsMixin
 from trl_ext.testing import tiny_model, tiny_tokenizer
 
 

@@ -1,4 +1,4 @@
-"""trl_ext.compat_sft_data, written against trl 1.16: an extra dataset prepared exactly as SFTTrainer prepares its
+"""trl_ext.compat.sft_dataset, written against trl 1.16: an extra dataset prepared exactly as SFTTrainer prepares its
 train dataset, through its private `_prepare_dataset`. Fails loudly when TRL changes that method."""
 
 import inspect
@@ -7,7 +7,7 @@ import trl
 from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
-from trl_ext.compat_sft_data import TESTED_TRL, prepare_sft_dataset
+from trl_ext.compat.sft_dataset import TESTED_TRL, prepare_sft_dataset
 from trl_ext.testing import tiny_model, tiny_tokenizer
 
 
@@ -15,7 +15,7 @@ def test_written_against_trl_1_16_prepare_dataset_signature():
     assert TESTED_TRL == "1.16"
     params = list(inspect.signature(SFTTrainer._prepare_dataset).parameters)
     assert params == ["self", "dataset", "processing_class", "args", "packing", "formatting_func", "dataset_name"], (
-        f"trl {trl.__version__} changed SFTTrainer._prepare_dataset; update trl_ext/compat_sft_data.py"
+        f"trl {trl.__version__} changed SFTTrainer._prepare_dataset; update trl_ext/compat/sft_dataset.py"
     )
 
 

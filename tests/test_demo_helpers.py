@@ -1,11 +1,11 @@
-"""trl_ext.demo: the `trl-ext train` command line of a demonstration arm, and the README table."""
+"""trl_ext.devtools.demo: the `trl-ext train` command line of a demonstration arm, and the README table."""
 
 import json
 from pathlib import Path
 
 import pytest
 
-from trl_ext.demo import arm_argv, markdown_table, train_arm
+from trl_ext.devtools.demo import arm_argv, markdown_table, train_arm
 
 
 def test_arm_argv_spells_flags_like_a_user_would():

@@ -57,7 +57,7 @@ def test_torchrun_cli_trains_like_one_process(tiny_model_dir, tmp_path, method):
 def test_a_launch_the_trainer_does_not_see_is_refused(monkeypatch):
     from types import SimpleNamespace
 
-    from trl_ext.runner import DistributedSetupError, check_process_group
+    from trl_ext.run.checks import DistributedSetupError, check_process_group
 
     trainer = SimpleNamespace(accelerator=SimpleNamespace(num_processes=1))
     monkeypatch.setenv("WORLD_SIZE", "2")

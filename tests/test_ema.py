@@ -1,12 +1,12 @@
-"""trl_ext.ema: the EMA update rule and schedule, the frozen copy, and saving/restoring the teacher with checkpoints."""
+"""trl_ext.training.reference: the EMA update rule and schedule, the frozen copy, and saving/restoring the teacher with checkpoints."""
 
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from trl_ext.ema import TEACHER_FILE, EMATeacher, frozen_copy, resolve_checkpoint
 from trl_ext.testing import tiny_model
+from trl_ext.training.reference import TEACHER_FILE, EMATeacher, frozen_copy, resolve_checkpoint
 
 
 def _perturb(model, seed):

@@ -1,4 +1,4 @@
-"""trl_ext.gold_token: a loss f(log p_t, a_t) on the fused head, against full-logit autograd references."""
+"""trl_ext.losses.gold_token: a loss f(log p_t, a_t) on the fused head, against full-logit autograd references."""
 
 import math
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trl_ext.gold_token import gold_token_loss
 from trl_ext.losses import LMHead, fused_token_loss
+from trl_ext.losses.gold_token import gold_token_loss
 
 
 def squared_pull(coef):

@@ -1,11 +1,11 @@
-"""trl_ext.perturbation: the normalised ascent step, the functional forward at phi + sg(c), and the emulation of
+"""trl_ext.training.perturbation: the normalised ascent step, the functional forward at phi + sg(c), and the emulation of
 weights moved in place between forward and backward, each against a hand computation or a naive in-place run."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from trl_ext.perturbation import (
+from trl_ext.training.perturbation import (
     PerturbationRef,
     ascent_perturbation,
     backward_reads_perturbed,

@@ -1,4 +1,4 @@
-"""trl_ext.sandbox: generated code runs in a separate process with time, memory, file and network limits."""
+"""trl_ext.rewards.sandbox: generated code runs in a separate process with time, memory, file and network limits."""
 
 import os
 import resource
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from trl_ext.sandbox import SandboxLimits, TestOutcome, run_python, run_tests
+from trl_ext.rewards.sandbox import SandboxLimits, TestOutcome, run_python, run_tests
 
 
 def test_runs_code_and_returns_output():

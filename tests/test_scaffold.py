@@ -1,4 +1,4 @@
-"""`trl_ext.scaffold.create_plugin`: the generated plugin passes its own test as generated; bad slugs and existing
+"""`trl_ext.cli.new_plugin.create_plugin`: the generated plugin passes its own test as generated; bad slugs and existing
 folders are refused."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from trl_ext.scaffold import class_name, create_plugin
+from trl_ext.cli.new_plugin import class_name, create_plugin
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""`trl_ext.scoring`: sequence log-likelihoods equal a full-logits computation and SFTTrainer's own loss."""
+"""`trl_ext.inference.scoring`: sequence log-likelihoods equal a full-logits computation and SFTTrainer's own loss."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from datasets import Dataset
 
-from trl_ext.scoring import sequence_logprobs, tokenize_pair
+from trl_ext.inference.scoring import sequence_logprobs, tokenize_pair
 from trl_ext.testing import tiny_model, tiny_tokenizer
 
 USER = "Tom has 3 apples and buys 4 more. How many apples does he have?"

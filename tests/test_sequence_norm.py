@@ -1,4 +1,4 @@
-"""trl_ext.sequence_norm: per-sequence-mean losses under gradient accumulation with uneven micro-batches.
+"""trl_ext.training.normalization: per-sequence-mean losses under gradient accumulation with uneven micro-batches.
 
 Written against TRL 1.16 / transformers 5.24: `SequenceCountMixin` counts through `WindowTotalsMixin`'s override of
 `Trainer.get_batch_samples`, which must run once per optimizer step with that step's micro-batches; the GA test fails
@@ -9,13 +9,13 @@ import torch
 from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
-from trl_ext.sequence_norm import (
+from trl_ext.testing import SGD_STEP_ARGS, tiny_model, tiny_tokenizer
+from trl_ext.training.normalization import (
     SequenceCountMixin,
     count_scored_sequences,
     sequence_normalizer,
     sequence_token_weights,
 )
-from trl_ext.testing import SGD_STEP_ARGS, tiny_model, tiny_tokenizer
 
 
 def test_sequence_token_weights_and_counts():

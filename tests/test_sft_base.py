@@ -1,4 +1,4 @@
-"""trl_ext.sft_base: DDP settings the fused-head trainers need (the multi-process step itself is checked per
+"""trl_ext.training.sft: DDP settings the fused-head trainers need (the multi-process step itself is checked per
 normalisation family in tests/test_distributed*.py, with and without gradient checkpointing)."""
 
 import pytest

@@ -18,7 +18,7 @@ from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
 from trl_ext import DuplicateComponentError, Method, Reward, UnknownComponentError, hookimpl
-from trl_ext.registry import ALLOW_LIST_ENV, Registry
+from trl_ext.plugin.registry import ALLOW_LIST_ENV, Registry
 from trl_ext.testing import tiny_model, tiny_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""trl_ext.token_distribution: chunked greedy tokens, sampling, and the loss against a distribution of targets,
+"""trl_ext.losses.distribution: chunked greedy tokens, sampling, and the loss against a distribution of targets,
 checked against full-logits references computed here (cross-entropy with label smoothing, argmax, log_softmax)."""
 
 import pytest
@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from trl_ext.losses import LMHead
-from trl_ext.token_distribution import greedy_tokens, sample_tokens, target_distribution_loss
+from trl_ext.losses.distribution import greedy_tokens, sample_tokens, target_distribution_loss
 
 
 def _case(n=19, h=8, v=70, seed=0, bias=True):

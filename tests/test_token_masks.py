@@ -1,4 +1,4 @@
-"""trl_ext.token_masks: character spans of the completion -> masks over exactly the tokens SFTTrainer trains on."""
+"""trl_ext.training.token_masks: character spans of the completion -> masks over exactly the tokens SFTTrainer trains on."""
 
 import pytest
 import torch
@@ -6,7 +6,7 @@ from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
 from trl_ext.testing import tiny_model, tiny_tokenizer
-from trl_ext.token_masks import (
+from trl_ext.training.token_masks import (
     CompletionMaskCollator,
     TokenMaskError,
     add_completion_masks,

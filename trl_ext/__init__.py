@@ -5,9 +5,9 @@ import os
 # Offline by default: TRL trainers ping the Hub's telemetry endpoint on construction. Set before any HF import.
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-from .hookspecs import hookimpl  # noqa: E402
-from .method import Adapter, Callback, Component, Dataset, Method, Paper, Reward, Transform  # noqa: E402
-from .registry import (  # noqa: E402
+from trl_ext.plugin.hookspecs import hookimpl  # noqa: E402
+from trl_ext.plugin.records import Adapter, Callback, Component, Dataset, Method, Paper, Reward, Transform  # noqa: E402
+from trl_ext.plugin.registry import (  # noqa: E402
     ComponentError,
     DuplicateComponentError,
     UnknownComponentError,

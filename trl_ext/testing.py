@@ -247,7 +247,9 @@ def logged(trainer, key: str) -> dict[int, float]:
 
 def first_batch(trainer) -> dict[str, Any]:
     """The trainer's first collated training batch, on its device."""
-    return trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    from trl_ext.compat.trainer import prepare_inputs
+
+    return prepare_inputs(trainer, next(iter(trainer.get_train_dataloader())))
 
 
 def loss_and_grads(trainer, batch: dict[str, Any] | None = None, count_items: bool = True):

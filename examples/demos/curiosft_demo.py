@@ -19,7 +19,7 @@ from trl import SFTConfig, SFTTrainer
 
 from trl_ext.data import load_dataset
 from trl_ext.data.arith import is_correct
-from trl_ext.demo import train_arm
+from trl_ext.devtools.demo import train_arm
 from trl_ext.models import load_model, load_tokenizer
 
 

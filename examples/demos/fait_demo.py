@@ -1,7 +1,7 @@
 """The FAIT card's small-scale demonstration: SmolLM2-135M-Instruct fine-tuned on small Python functions with unit
 tests (builtin:code_mutants: incorrect variants made by single-token mutations) with plain SFT and with FAIT
 (a = b = 1, renormalised), same data, steps and learning rate. Read: pass@1 of greedy solutions on held-out
-functions (their asserts run in trl_ext.sandbox), and the teacher-forced NLL of the reference solutions on the
+functions (their asserts run in trl_ext.rewards.sandbox), and the teacher-forced NLL of the reference solutions on the
 error-sensitive tokens (where a variant differs) and on the other tokens.
 
     python examples/demos/fait_demo.py [--max_steps 40] [--eval_size 50]
@@ -15,8 +15,8 @@ import json
 import tempfile
 
 from trl_ext.data import load_dataset
-from trl_ext.demo import markdown_table, train_arm
-from trl_ext.evaluation import generate
+from trl_ext.devtools.demo import markdown_table, train_arm
+from trl_ext.evaluation.metrics import generate
 from trl_ext.models import load_model, load_tokenizer
 from trl_ext_plugins.fait import FAITConfig, FAITTrainer, pass_at_1
 

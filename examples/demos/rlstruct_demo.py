@@ -13,7 +13,7 @@ from pathlib import Path
 from datasets import Dataset, DatasetDict
 
 from trl_ext import get
-from trl_ext.demo import train_arm
+from trl_ext.devtools.demo import train_arm
 
 
 def problems(n: int, seed: int = 0) -> list[dict]:

@@ -10,10 +10,10 @@ import os
 import torch
 from transformers import TrainerCallback
 
-from trl_ext.compat import backbone, drop_instance_forward
-from trl_ext.losses import LMHead, dft_weight, fused_token_loss
+from trl_ext.compat.models import backbone, drop_instance_forward
+from trl_ext.losses.token_loss import LMHead, dft_weight, fused_token_loss
 from trl_ext.models import load_model
-from trl_ext.sft_base import FusedSFTTrainer
+from trl_ext.training.sft import FusedSFTTrainer
 
 from .config import ASFTConfig
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from trl_ext.losses import LMHead
+from trl_ext.losses.token_loss import LMHead
 
 
 @dataclass

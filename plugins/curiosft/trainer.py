@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import torch
 
-from trl_ext.compat import backbone
-from trl_ext.ema import EMATeacher, frozen_copy, resolve_checkpoint
-from trl_ext.gold_token import gold_token_loss
-from trl_ext.losses import LMHead, fused_token_loss
-from trl_ext.sft_base import FusedSFTTrainer
+from trl_ext.compat.models import backbone
+from trl_ext.losses.gold_token import gold_token_loss
+from trl_ext.losses.token_loss import LMHead, fused_token_loss
+from trl_ext.training.reference import EMATeacher, frozen_copy, resolve_checkpoint
+from trl_ext.training.sft import FusedSFTTrainer
 
 from .config import CurioSFTConfig
 from .temperature import TemperatureRule, tempered_reference, tempered_teacher_targets

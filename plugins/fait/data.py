@@ -1,6 +1,6 @@
 """`builtin:code_mutants`: small Python functions with unit tests, each with incorrect variants made by single-token
 mutations (+ <-> -, < <-> <=, > <-> >=, == <-> !=, += <-> -=, integer off-by-one), kept only when they fail at least
-one of the function's tests. Generated in code and checked in `trl_ext.sandbox`, so FAIT's demo runs offline.
+one of the function's tests. Generated in code and checked in `trl_ext.rewards.sandbox`, so FAIT's demo runs offline.
 
 The card's variant generation asks a strong teacher LLM for a minimally different, failing solution; these
 programmatic mutants stand in for it (same contract: executes, fails >= 1 test, differs in one place).
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from datasets import Dataset, DatasetDict
 
-from trl_ext.sandbox import run_tests
+from trl_ext.rewards.sandbox import run_tests
 
 SWAPS = {
     "+": "-",

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from trl_ext.token_masks import Span, completion_content, spans_to_token_mask, token_mask_to_spans
+from trl_ext.training.token_masks import Span, completion_content, spans_to_token_mask, token_mask_to_spans
 
 LINE_MASK = "fault_line_mask"
 TOKEN_MASK = "fault_token_mask"
@@ -127,7 +127,7 @@ def fait_masks(
 
 @dataclass
 class FAITSpans:
-    """Per prepared row, the (line, token) character spans of the completion, for `trl_ext.token_masks`: computed
+    """Per prepared row, the (line, token) character spans of the completion, for `trl_ext.training.token_masks`: computed
     from the variants, or read back from precomputed `fault_*_mask` columns (tokens of the completion alone)."""
 
     source: str = "variants"

@@ -6,10 +6,10 @@ import logging
 
 import torch
 
-from trl_ext.compat import record_metric
-from trl_ext.losses import fused_token_loss
-from trl_ext.sft_base import FusedSFTTrainer
-from trl_ext.token_masks import attach_completion_masks, masks_for_trainer
+from trl_ext.compat.trainer import record_metric
+from trl_ext.losses.token_loss import fused_token_loss
+from trl_ext.training.sft import FusedSFTTrainer
+from trl_ext.training.token_masks import attach_completion_masks, masks_for_trainer
 
 from .config import FAITConfig, import_weight_fn
 from .masks import FAITSpans

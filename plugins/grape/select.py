@@ -4,7 +4,7 @@
     GRAPE(x) = argmax_j score(y^(j))                         # ties: fewer tokens, then the lower index
 
 `pi_0` is the base model about to be fine-tuned, before any update. Candidates are rendered exactly as SFT will see
-them (`trl_ext.scoring.tokenize_pair`), truncation included.
+them (`trl_ext.inference.scoring.tokenize_pair`), truncation included.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Literal
 from datasets import Dataset, DatasetDict
 from trl.data_utils import is_conversational
 
-from trl_ext.scoring import sequence_logprobs
+from trl_ext.inference.scoring import sequence_logprobs
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ def grape_select(
 
     Input: "grouped" (`prompt`, `candidates: list[str]`, optional `candidate_sources`) or "long" (one row per
     `prompt`, `completion`, `source`, grouped by `prompt_id` when present, else by the prompt). Scores come from
-    `scorer` when given, else `trl_ext.scoring.sequence_logprobs(model, tokenizer, ...)` with `max_length` (use the SFT
+    `scorer` when given, else `trl_ext.inference.scoring.sequence_logprobs(model, tokenizer, ...)` with `max_length` (use the SFT
     run's `max_length`, so truncated candidates are scored on the text SFT will see). `min_score` drops the
     instructions whose best candidate scores below it. Output rows: `prompt`, `completion` (an assistant message list
     when the prompt is conversational), the other per-prompt columns, and with `return_scores` `grape_score`,

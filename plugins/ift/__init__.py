@@ -57,7 +57,7 @@ def register_datasets(register):
             name="arith_chains",
             factory=data.build,
             forms=("sft",),
-            family="ift",
+            family="sft-loss",
             paper=PAPER,
             description="Arithmetic chains of 3-5 steps, one reasoning line per step and a final answer line (IFT's "
             "exposure-bias demo).",

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import torch
 
-from trl_ext.compat import record_metric
-from trl_ext.losses import shifted_positions
-from trl_ext.sequence_norm import SequenceCountMixin, sequence_normalizer
-from trl_ext.sft_base import FusedSFTTrainer
-from trl_ext.token_distribution import greedy_tokens
+from trl_ext.compat.trainer import record_metric
+from trl_ext.losses.distribution import greedy_tokens
+from trl_ext.losses.token_loss import shifted_positions
+from trl_ext.training.normalization import SequenceCountMixin, sequence_normalizer
+from trl_ext.training.sft import FusedSFTTrainer
 
 from .config import IFTConfig
 from .loss import mix_embeddings, propagation_weights, temporal_residual_ids

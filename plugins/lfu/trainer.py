@@ -19,11 +19,12 @@ import numpy as np
 import torch
 from datasets import Dataset, DatasetDict
 
-from trl_ext.compat import backbone, record_metric
-from trl_ext.compat_sft_data import collator_columns, prepare_sft_dataset
+from trl_ext.compat.models import backbone
+from trl_ext.compat.sft_dataset import collator_columns, prepare_sft_dataset
+from trl_ext.compat.trainer import record_metric
 from trl_ext.data import load_dataset
-from trl_ext.losses import LMHead, fused_token_loss, shifted_positions
-from trl_ext.perturbation import (
+from trl_ext.losses.token_loss import LMHead, fused_token_loss, shifted_positions
+from trl_ext.training.perturbation import (
     PerturbationRef,
     ascent_perturbation,
     backward_reads_perturbed,
@@ -31,7 +32,7 @@ from trl_ext.perturbation import (
     perturbed_parameters,
     trainable_parameters,
 )
-from trl_ext.sft_base import FusedSFTTrainer
+from trl_ext.training.sft import FusedSFTTrainer
 
 from .config import LfUConfig
 

@@ -49,7 +49,7 @@ def register_datasets(register):
             name="arith_ood",
             factory=data.build,
             forms=("sft",),
-            family="otr",
+            family="sft-loss",
             paper=PAPER,
             description="Arithmetic word problems with numbers below 100 (train/test) and an `ood` split of the same "
             "kinds with 3-digit numbers (OTR's generalisation demo).",

@@ -9,7 +9,7 @@ At each scored position t with ground truth y_t and policy pi_theta (temperature
         = -sum_{a in uniq} (c_{t,a} / K) R(a, y_t) log pi_theta(a | s_t)    (de-duplicated, same samples)
     l_t = -sum_a pi'(a | s_t) R(a, y_t) log pi_theta(a | s_t)          (expected; not in the paper)
 
-Sampling and the loss share one projection of each row chunk through the head (`trl_ext.token_distribution`), so
+Sampling and the loss share one projection of each row chunk through the head (`trl_ext.losses.distribution`), so
 the (N*K, V) or (B, T, V) logits of a naive implementation never exist.
 """
 
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from trl_ext.losses import LMHead
-from trl_ext.token_distribution import sample_tokens, target_distribution_loss
+from trl_ext.losses.distribution import sample_tokens, target_distribution_loss
+from trl_ext.losses.token_loss import LMHead
 
 ESTIMATORS = ("mc", "expected")
 

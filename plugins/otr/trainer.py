@@ -7,8 +7,8 @@ import hashlib
 
 import torch
 
-from trl_ext.sequence_norm import SequenceCountMixin, sequence_normalizer, sequence_token_weights
-from trl_ext.sft_base import FusedSFTTrainer
+from trl_ext.training.normalization import SequenceCountMixin, sequence_normalizer, sequence_token_weights
+from trl_ext.training.sft import FusedSFTTrainer
 
 from .config import OTRConfig
 from .loss import otr_loss

@@ -3,7 +3,7 @@ model over aligned LLMs on the same SFT pairs, with the aligned models' scores p
 transform. See README.md."""
 
 from trl_ext import Dataset, Method, Paper, Transform, hookimpl
-from trl_ext.losses import head_share
+from trl_ext.losses.token_loss import head_share
 
 from . import data
 from .config import PoFTConfig

@@ -3,7 +3,7 @@
     r_j(x, y) = (1/T_j(y)) log p_j(y | x)        the rewards under Eq. 6, with model j's own tokenizer and chat template
 
 `poft_score_dataset` loads each aligned model in turn (`trl_ext.models.load_model`: Hub id, local path or a built-in
-alias), scores every (prompt, response) pair with `trl_ext.scoring.sequence_logprobs` (batched, LM head in vocabulary
+alias), scores every (prompt, response) pair with `trl_ext.inference.scoring.sequence_logprobs` (batched, LM head in vocabulary
 chunks, the pair rendered as SFTTrainer renders it), frees the model, and stores one score per model in a list
 column. Training then needs only the policy in memory.
 """
@@ -18,8 +18,8 @@ from typing import Any
 
 from datasets import Dataset, DatasetDict
 
+from trl_ext.inference.scoring import sequence_logprobs
 from trl_ext.models import load_model, load_tokenizer
-from trl_ext.scoring import sequence_logprobs
 
 logger = logging.getLogger(__name__)
 

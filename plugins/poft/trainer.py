@@ -8,7 +8,7 @@
 The loss runs on trl_ext's fused chunked head (no (batch, seq, vocab) logits) in two passes over the scored tokens: a
 no-grad pass for log p_t, hence r_theta and tau per sequence; then a token loss with the stop-gradient weights
 beta * tau_b / T_b, whose gradient is PoFT's (Eq. 7-8), with PoFT's value put back on it. The mean over sequences
-counts every sequence of the optimizer step, over the accumulation window and the processes (`trl_ext.sequence_norm`),
+counts every sequence of the optimizer step, over the accumulation window and the processes (`trl_ext.training.normalization`),
 so the gradient does not depend on the layout.
 """
 
@@ -20,10 +20,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from trl_ext.compat import record_metric
-from trl_ext.losses import TokenStats, fused_token_loss
-from trl_ext.sequence_norm import SequenceCountMixin, sequence_normalizer
-from trl_ext.sft_base import FusedSFTTrainer
+from trl_ext.compat.trainer import record_metric
+from trl_ext.losses.token_loss import TokenStats, fused_token_loss
+from trl_ext.training.normalization import SequenceCountMixin, sequence_normalizer
+from trl_ext.training.sft import FusedSFTTrainer
 
 from .config import PoFTConfig
 

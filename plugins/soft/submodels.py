@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
-from trl_ext.compat import backbone
-from trl_ext.losses import LMHead, fused_token_loss
-from trl_ext.scoring import tokenize_pair
+from trl_ext.compat.models import backbone
+from trl_ext.inference.scoring import tokenize_pair
+from trl_ext.losses.token_loss import LMHead, fused_token_loss
 
 # The paper's thresholds for LLaMA-2-13B (40 layers); tokens not confident by depth 36 use the full model.
 PAPER_THRESHOLDS = {12: 0.95, 16: 0.95, 20: 0.9, 24: 0.9, 28: 0.8, 32: 0.8, 36: 0.7}

@@ -7,8 +7,8 @@ import dataclasses
 
 import torch
 
-from trl_ext.losses import LMHead, TokenStats, fused_token_loss, head_share, shifted_positions
-from trl_ext.sft_base import FusedSFTTrainer
+from trl_ext.losses.token_loss import LMHead, TokenStats, fused_token_loss, head_share, shifted_positions
+from trl_ext.training.sft import FusedSFTTrainer
 
 from .config import SoFTConfig
 from .submodels import decoder_layers, final_norm

@@ -1,7 +1,7 @@
 """PKT (prioritized key tokens): which target tokens the tool-call loss weights, and the weights.
 
 The official `code/pkt/utils.py` finds the tokens by LLaMA sentencepiece strings; here they are located by character
-offsets in the rendered target (`trl_ext.token_masks`), so any fast tokenizer works:
+offsets in the rendered target (`trl_ext.training.token_masks`), so any fast tokenizer works:
 
 - pre set P: the token holding the tool name's first character, and, for every other available tool whose name
   shares a non-empty prefix with the gold name, the token holding the first character where the two differ
@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from trl_ext.token_masks import Span, completion_content
+from trl_ext.training.token_masks import Span, completion_content
 
 PRE_MASK, PARA_MASK = "pkt_pre_mask", "pkt_para_mask"
 # The official terminator tokens, with sentencepiece's word-start marker "▁" read as a space.
@@ -99,7 +99,7 @@ def pkt_spans(
 
 @dataclass
 class PKTSpans:
-    """Per prepared row, P and Q spans of its completion, for `trl_ext.token_masks` (picklable for Dataset.map)."""
+    """Per prepared row, P and Q spans of its completion, for `trl_ext.training.token_masks` (picklable for Dataset.map)."""
 
     call_regex: str = DEFAULT_CALL_REGEX
     terminators: tuple[str, ...] = field(default_factory=lambda: DEFAULT_TERMINATORS)

@@ -7,11 +7,11 @@ import logging
 
 import torch
 
-from trl_ext.compat import record_metric
-from trl_ext.losses import fused_token_loss, shifted_positions
-from trl_ext.sequence_norm import SequenceCountMixin, sequence_normalizer
-from trl_ext.sft_base import FusedSFTTrainer
-from trl_ext.token_masks import attach_completion_masks, masks_for_trainer
+from trl_ext.compat.trainer import record_metric
+from trl_ext.losses.token_loss import fused_token_loss, shifted_positions
+from trl_ext.training.normalization import SequenceCountMixin, sequence_normalizer
+from trl_ext.training.sft import FusedSFTTrainer
+from trl_ext.training.token_masks import attach_completion_masks, masks_for_trainer
 
 from .config import PKTConfig
 from .pkt import PARA_MASK, PRE_MASK, PKTSpans, pkt_weights

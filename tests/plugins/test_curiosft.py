@@ -10,7 +10,6 @@ from datasets import Dataset
 from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
-from trl_ext.ema import TEACHER_FILE
 from trl_ext.losses import LMHead
 from trl_ext.testing import (
     SGD_STEP_ARGS,
@@ -25,6 +24,7 @@ from trl_ext.testing import (
     tiny_tokenizer,
     train_one_step,
 )
+from trl_ext.training.reference import TEACHER_FILE
 from trl_ext_plugins.curiosft import (
     CurioSFTConfig,
     CurioSFTTrainer,

@@ -8,8 +8,8 @@ import pytest
 from datasets import Dataset
 
 import trl_ext_plugins.grape as grape
-from trl_ext.registry import Registry
-from trl_ext.scoring import sequence_logprobs
+from trl_ext.inference.scoring import sequence_logprobs
+from trl_ext.plugin.registry import Registry
 from trl_ext.testing import tiny_model, tiny_tokenizer
 from trl_ext_plugins.grape import grape_select, select_best, summarize_selection
 

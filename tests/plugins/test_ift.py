@@ -13,6 +13,7 @@ from datasets import Dataset
 from trl_ext.cli import main
 from trl_ext.data.arith import is_correct
 from trl_ext.losses import LMHead
+from trl_ext.losses.distribution import greedy_tokens
 from trl_ext.testing import (
     check_same_step_in_every_layout,
     interrupted_and_resumed,
@@ -22,7 +23,6 @@ from trl_ext.testing import (
     tiny_model,
     tiny_tokenizer,
 )
-from trl_ext.token_distribution import greedy_tokens
 from trl_ext_plugins.ift import IFTConfig, IFTTrainer, mix_embeddings, propagation_weights, temporal_residual_ids
 from trl_ext_plugins.ift.data import build as build_chains
 

@@ -14,6 +14,7 @@ from trl import SFTConfig, SFTTrainer
 from trl_ext.cli import main
 from trl_ext.data.arith import is_correct
 from trl_ext.losses import LMHead
+from trl_ext.losses.distribution import sample_tokens
 from trl_ext.testing import (
     check_same_step_in_every_layout,
     interrupted_and_resumed,
@@ -23,7 +24,6 @@ from trl_ext.testing import (
     tiny_model,
     tiny_tokenizer,
 )
-from trl_ext.token_distribution import sample_tokens
 from trl_ext_plugins.otr import OTRConfig, OTRTrainer, otr_loss
 from trl_ext_plugins.otr.data import build as build_arith_ood
 from trl_ext_plugins.otr.trainer import rollout_seed

@@ -9,7 +9,7 @@ import pickle
 import pytest
 
 import trl_ext_plugins.rlstruct as rlstruct
-from trl_ext.registry import Registry
+from trl_ext.plugin.registry import Registry
 from trl_ext_plugins.rlstruct.config import RLStructConfig
 from trl_ext_plugins.rlstruct.rewards import (
     JSONContentReward,

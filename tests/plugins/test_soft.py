@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
-from trl_ext.evaluation import completion_nll
+from trl_ext.evaluation.metrics import completion_nll
 from trl_ext.testing import (
     SGD_STEP_ARGS,
     assert_same_step,

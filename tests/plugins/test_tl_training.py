@@ -13,7 +13,7 @@ from trl import SFTConfig, SFTTrainer
 from trl_ext import get
 from trl_ext.cli import main
 from trl_ext.testing import check_same_step_in_every_layout, loss_and_grads, max_grad_diff, tiny_model, tiny_tokenizer
-from trl_ext.token_masks import completion_token_masks, render_prompt_completion
+from trl_ext.training.token_masks import completion_token_masks, render_prompt_completion
 from trl_ext_plugins.tl_training import (
     REWARDS,
     PKTConfig,

@@ -44,7 +44,7 @@ def load_dataset(
 
 
 def load_builtin(name: str, form: str | None = None) -> DatasetDict:
-    from ..registry import get
+    from trl_ext.plugin.registry import get
 
     record = get("dataset", name)
     if form is not None and form not in record.forms:

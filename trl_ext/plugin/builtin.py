@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from trl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, SFTConfig, SFTTrainer
 
-from . import Dataset, Method, hookimpl
+from trl_ext import Dataset, Method, hookimpl
 
 TRL_PAPER = None  # TRL's own trainers cite their papers through TRL's model card
 
@@ -50,7 +50,7 @@ def register_methods(register):
 
 @hookimpl
 def register_datasets(register):
-    from .data import arith, candidates, json_extract
+    from trl_ext.data import arith, candidates, json_extract
 
     register(
         Dataset(

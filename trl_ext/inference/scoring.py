@@ -20,8 +20,8 @@ from tqdm.auto import tqdm
 from trl.data_utils import common_prefix_length, is_conversational
 from trl.kernels import ChunkedLogProbFunction
 
-from .compat import backbone as decoder_stack
-from .losses import LMHead
+from trl_ext.compat.models import backbone as decoder_stack
+from trl_ext.losses.token_loss import LMHead
 
 Messages = list[dict[str, Any]]
 

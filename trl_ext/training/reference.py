@@ -23,7 +23,7 @@ from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 from trl import SyncRefModelCallback
 
-from .compat import drop_instance_forward
+from trl_ext.compat.models import drop_instance_forward
 
 logger = logging.getLogger(__name__)
 

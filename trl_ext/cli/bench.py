@@ -134,12 +134,13 @@ def build_trainers(args, method_flags: list[str]):
     from datasets import Dataset
     from trl import ModelConfig, SFTConfig, SFTTrainer, get_peft_config
 
-    from .data import load_dataset
-    from .models import load_model_and_tokenizer
-    from .registry import get
+    from trl_ext.data import load_dataset
+    from trl_ext.models import load_model_and_tokenizer
+    from trl_ext.plugin.registry import get
+    from trl_ext.run.bases import SFT, training_base
 
     method = get("method", args.method)
-    if method.base != "sft":
+    if training_base(method.base) is not SFT:
         raise SystemExit(f"trl-ext bench supports SFT-based methods for now; {method.name!r} is {method.base}-based.")
     cuda = torch.cuda.is_available()
     common = dict(
@@ -152,7 +153,7 @@ def build_trainers(args, method_flags: list[str]):
         gradient_checkpointing=False,
         dataloader_num_workers=0,
     )
-    from .cli import build_parser
+    from trl_ext.run.arguments import build_parser
 
     parsed = build_parser(method).parse_args_into_dataclasses(
         args=method_flags + [f"--{k}={v}" for k, v in common.items()]
@@ -186,11 +187,13 @@ def build_trainers(args, method_flags: list[str]):
 
 
 def run(argv: list[str]) -> dict[str, Any]:
+    from trl_ext.compat.trainer import prepare_inputs
+
     args, method_flags = parse_args(argv)
     method, config, base, other, tokenizer = build_trainers(args, method_flags)
     device = base.args.device
     # The method's collated batch (with any columns it needs), and the same rows for SFTTrainer without them
-    method_batch = other._prepare_inputs(next(iter(other.get_train_dataloader())))
+    method_batch = prepare_inputs(other, next(iter(other.get_train_dataloader())))
     sft_keys = next(iter(base.get_train_dataloader())).keys()
     batch = {k: v for k, v in method_batch.items() if k in sft_keys}
     batches = {"sft (TRL)": batch, args.method: method_batch}

@@ -43,8 +43,3 @@ def backbone(model: torch.nn.Module) -> torch.nn.Module:
 def drop_instance_forward(model: torch.nn.Module):
     """Remove a patched instance `forward` (returned, to put back), so `copy.deepcopy` yields a clean model."""
     return model.__dict__.pop("forward", None)
-
-
-def record_metric(trainer, mode: str, key: str, value: float) -> None:
-    """Append to SFTTrainer/GRPOTrainer's per-mode metric lists (`_metrics`), which their `log` averages."""
-    trainer._metrics[mode][key].append(value)

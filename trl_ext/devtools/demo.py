@@ -29,7 +29,7 @@ def arm_argv(method: str, output_dir: str | Path, extra: Sequence[str] = (), **f
 def train_arm(method: str, output_dir: str | Path, extra: Sequence[str] = (), **flags: Any) -> float:
     """Train one arm with `trl-ext train` (see `arm_argv`) and return its wall time in minutes; a failed run ends the
     demonstration with the CLI's exit code."""
-    from .cli import main as trl_ext
+    from trl_ext.cli import main as trl_ext
 
     start = time.time()
     code = trl_ext(arm_argv(method, output_dir, extra, **flags))

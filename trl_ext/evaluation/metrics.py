@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from .scoring import sequence_logprobs
+from trl_ext.inference.scoring import sequence_logprobs
 
 
 def generate(
@@ -60,9 +60,9 @@ def kl_drift(
     reference, model, tokenizer, prompts: Sequence[Any], completions: Sequence[Any], batch_size: int = 8
 ) -> float:
     """Mean per-token KL(reference || model) over the completion tokens, teacher-forced (ASFT's drift measure)."""
-    from .compat import backbone
-    from .losses import LMHead, fused_token_loss
-    from .scoring import tokenize_pair
+    from trl_ext.compat.models import backbone
+    from trl_ext.inference.scoring import tokenize_pair
+    from trl_ext.losses.token_loss import LMHead, fused_token_loss
 
     pairs = [tokenize_pair(tokenizer, p, c) for p, c in zip(prompts, completions, strict=True)]
     total, count = 0.0, 0

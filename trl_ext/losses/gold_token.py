@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import torch
 
-from .losses import LMHead, TokenStats, fused_token_loss
+from trl_ext.losses.token_loss import LMHead, TokenStats, fused_token_loss
 
 TokenLoss = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .losses import HeadGradients, LMHead
+from trl_ext.losses.token_loss import HeadGradients, LMHead
 
 # Tokens per chunk are chosen so one float32 (chunk, vocab) buffer stays near this many elements.
 _CHUNK_ELEMENTS = 1 << 23

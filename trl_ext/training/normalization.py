@@ -4,7 +4,7 @@ several processes.
 SFTTrainer normalises by `num_items_in_batch`, the number of scored tokens in the whole accumulated global batch,
 and multiplies by the number of processes because DDP averages gradients. A sequence-mean loss needs the same thing
 with sequences: the number of scored sequences in the accumulated global batch. `SequenceCountMixin` counts them as
-one of `trl_ext.compat_batch_totals`' window totals (summed over the step's micro-batches and the processes, where
+one of `trl_ext.compat.step_totals`' window totals (summed over the step's micro-batches and the processes, where
 the Trainer counts tokens), and `sequence_normalizer` turns that count into the divisor and the multiplier a
 `compute_loss` applies, so one process, gradient accumulation and 2 processes give the same gradient for the same
 global batch.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from .compat_batch_totals import WindowTotalsMixin
+from trl_ext.compat.step_totals import WindowTotalsMixin
 
 
 def sequence_token_weights(mask: torch.Tensor) -> torch.Tensor:

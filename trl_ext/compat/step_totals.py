@@ -9,7 +9,7 @@ against transformers 5.24 / TRL 1.16) fetches all micro-batches of a step with `
 like `num_items_in_batch`, over processes when `average_tokens_across_devices` is set.
 
 Use: `class MyTrainer(WindowTotalsMixin, SFTTrainer)`, implement `window_totals(batch) -> {name: tensor}` (extend
-`super().window_totals(batch)`: mixins built on this one, such as `trl_ext.sequence_norm.SequenceCountMixin`, add
+`super().window_totals(batch)`: mixins built on this one, such as `trl_ext.training.normalization.SequenceCountMixin`, add
 their own totals there), and in `compute_loss` call `self.take_window_totals()`: the step's totals while training,
 `None` outside the loop (evaluation, or a direct `training_step` call as `trl-ext bench` makes), where the loss falls
 back to the micro-batch's own total.

@@ -18,8 +18,8 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
-from .method import KINDS, RECORD_TYPES, Component
+from trl_ext.plugin import hookspecs
+from trl_ext.plugin.records import KINDS, RECORD_TYPES, Component
 
 ENTRY_POINT_GROUP = "trl_ext"
 ALLOW_LIST_ENV = "TRL_EXT_PLUGINS"

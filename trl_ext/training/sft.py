@@ -10,8 +10,9 @@ from typing import Any
 import torch
 from trl import SFTTrainer
 
-from .compat import add_backbone_forward, record_metric
-from .losses import LMHead, shifted_positions
+from trl_ext.compat.models import add_backbone_forward
+from trl_ext.compat.trainer import record_metric
+from trl_ext.losses.token_loss import LMHead, shifted_positions
 
 
 @dataclass

@@ -7,6 +7,7 @@ The folder follows `plugins/asft/`: `__init__.py` (PAPER + hook implementations)
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import keyword
 import re
@@ -202,7 +203,7 @@ import torch
 from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
-from trl_ext.registry import Registry
+from trl_ext.plugin.registry import Registry
 from trl_ext.testing import tiny_model, tiny_tokenizer
 
 # The plugin is imported as the top-level package `{slug}` from the folder that holds it, wherever that is.
@@ -336,3 +337,14 @@ def create_plugin(slug: str, dest: str | Path, *, kind: str = "method") -> list[
         path.write_text(_render(template, values), encoding="utf-8")
         written.append(path)
     return written
+
+
+def cmd_new_plugin(args: argparse.Namespace) -> int:
+    paths = create_plugin(args.slug, args.dest)
+    for path in paths:
+        print(f"created {path}")
+    print(
+        f"\nNext: fill in the paper's loss in {Path(args.dest) / args.slug / 'trainer.py'}, then run "
+        f"`pytest {Path(args.dest) / args.slug}`."
+    )
+    return 0

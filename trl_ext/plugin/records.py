@@ -8,9 +8,55 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 KINDS = ("method", "reward", "transform", "callback", "adapter", "dataset")
+
+
+class Family(str, Enum):
+    """The family of papers a component belongs to (the README's methods table is grouped by it)."""
+
+    TRL = "trl"
+    SFT_LOSS = "sft-loss"
+    GRPO_REWARD = "grpo-reward"
+    RL_DEMONSTRATION = "rl-demonstration"
+    DISTILLATION = "distillation"
+    DATA = "data"
+    PARAMETER_EFFICIENT = "parameter-efficient"
+    RECIPE = "recipe"
+    BUILTIN = "builtin"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def description(self) -> str:
+        return _FAMILY_DESCRIPTIONS[self]
+
+
+_FAMILY_DESCRIPTIONS = {
+    Family.TRL: "TRL's own trainers, registered by the core",
+    Family.SFT_LOSS: "new SFT objectives on the fused LM head",
+    Family.GRPO_REWARD: "rewards and reward-shaped methods for GRPO/RLOO",
+    Family.RL_DEMONSTRATION: "RL trainers that learn from demonstrations and teachers",
+    Family.DISTILLATION: "a teacher (EMA, frozen or external) shapes the target",
+    Family.DATA: "dataset selection, filtering and rewriting",
+    Family.PARAMETER_EFFICIENT: "adapters and parameter-level updates",
+    Family.RECIPE: "recipes, evaluation and decoding",
+    Family.BUILTIN: "the core's datasets",
+}
+
+
+def as_family(value: Family | str | None, who: str) -> Family | None:
+    """`value` as a Family; a clear error naming the component and the allowed values otherwise."""
+    if value is None or value == "" or isinstance(value, Family):
+        return value or None
+    try:
+        return Family(value)
+    except ValueError:
+        allowed = ", ".join(f.value for f in Family)
+        raise ValueError(f"{who}: unknown family {value!r}; one of: {allowed}") from None
 
 
 @dataclass(frozen=True)
@@ -36,7 +82,7 @@ class Component:
     name: str
     description: str = ""
     paper: Paper | None = None
-    family: str = ""
+    family: Family | None = None
     plugin: str = ""
     kind: str = field(default="", init=False)
 
@@ -44,7 +90,7 @@ class Component:
         return {
             "name": self.name,
             "kind": self.kind,
-            "family": self.family,
+            "family": self.family.value if self.family else None,
             "plugin": self.plugin,
             "description": self.description,
             "paper": self.paper.as_dict() if self.paper else None,
@@ -73,6 +119,7 @@ class Method(Component):
 
     def __post_init__(self) -> None:
         self.kind = "method"
+        self.family = as_family(self.family, f"method {self.name!r}")
 
     def forwards_for(self, config: Any, model: Any) -> float:
         cost = self.extra_forwards
@@ -105,6 +152,7 @@ class Reward(_Built):
 
     def __post_init__(self) -> None:
         self.kind = "reward"
+        self.family = as_family(self.family, f"reward {self.name!r}")
 
 
 @dataclass
@@ -119,6 +167,7 @@ class Transform(_Built):
 
     def __post_init__(self) -> None:
         self.kind = "transform"
+        self.family = as_family(self.family, f"transform {self.name!r}")
 
 
 @dataclass
@@ -127,6 +176,7 @@ class Callback(_Built):
 
     def __post_init__(self) -> None:
         self.kind = "callback"
+        self.family = as_family(self.family, f"callback {self.name!r}")
 
 
 @dataclass
@@ -135,6 +185,7 @@ class Adapter(_Built):
 
     def __post_init__(self) -> None:
         self.kind = "adapter"
+        self.family = as_family(self.family, f"adapter {self.name!r}")
 
 
 @dataclass
@@ -147,6 +198,7 @@ class Dataset(_Built):
 
     def __post_init__(self) -> None:
         self.kind = "dataset"
+        self.family = as_family(self.family, f"dataset {self.name!r}")
 
 
 RECORD_TYPES: dict[str, type[Component]] = {

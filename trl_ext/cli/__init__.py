@@ -1,0 +1,96 @@
+"""`trl-ext`: list | info | plugins | train | transform | new-plugin | bench (one module per command group)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+from trl_ext.cli.catalog import cmd_info, cmd_list, cmd_plugins
+from trl_ext.cli.errors import EXIT_USAGE, CLIError
+from trl_ext.cli.new_plugin import cmd_new_plugin
+from trl_ext.plugin.records import KINDS, Family
+from trl_ext.plugin.registry import ComponentError
+
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trl-ext", description="Recent post-training papers as TRL plugins.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("list", help="Everything registered: methods, rewards, transforms, ...")
+    p.add_argument("--kind", choices=KINDS)
+    p.add_argument("--family", choices=[f.value for f in Family])
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+    p = sub.add_parser("info", help="A component's paper, config fields, data columns and an example command.")
+    p.add_argument("name")
+    p.add_argument("--kind", choices=KINDS)
+    p.set_defaults(func=cmd_info)
+    p = sub.add_parser("plugins", help="Each discovered plugin with its version and load status.")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_plugins)
+    p = sub.add_parser("new-plugin", help="Scaffold a working plugin folder for a new paper.")
+    p.add_argument("slug")
+    p.add_argument("--dest", default="plugins")
+    p.set_defaults(func=cmd_new_plugin)
+    for name, help_text in (
+        ("train", "Train METHOD with TRL-style flags, or a YAML recipe (--config)."),
+        ("transform", "Run a registered transform on a dataset and write the result."),
+        ("bench", "Time METHOD's training step and memory against TRL's own trainer."),
+    ):
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+# Commands that parse their own flags (TRL's parser, the bench's): argparse hands them the rest of the line.
+PASSTHROUGH = {
+    "train": "trl_ext.cli.train:cmd_train",
+    "transform": "trl_ext.cli.train:cmd_transform",
+    "bench": "trl_ext.cli.bench:main",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from trl_ext.data import DatasetLoadError
+    from trl_ext.models import ModelLoadError
+    from trl_ext.run.checks import DatasetColumnError, DistributedSetupError
+    from trl_ext.run.recipe import RecipeError
+    from trl_ext.run.specs import SpecError
+
+    expected = (
+        CLIError,
+        ComponentError,
+        RecipeError,
+        DatasetColumnError,
+        DatasetLoadError,
+        DistributedSetupError,
+        ModelLoadError,
+        SpecError,
+        FileExistsError,
+        FileNotFoundError,
+    )
+    try:
+        if argv and argv[0] in PASSTHROUGH:
+            module, _, function = PASSTHROUGH[argv[0]].partition(":")
+            return getattr(importlib.import_module(module), function)(argv[1:])
+        args = make_parser().parse_args(argv)
+        return args.func(args)
+    except SystemExit as exc:  # argparse has printed its usage error (or --help)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except expected as exc:
+        print(f"trl-ext: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as exc:  # config validation (__post_init__) and TRL's argument checks
+        if os.environ.get("TRL_EXT_DEBUG"):
+            raise
+        print(f"trl-ext: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

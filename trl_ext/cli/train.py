@@ -1,0 +1,125 @@
+"""`trl-ext train` (a method or a YAML recipe of stages) and `trl-ext transform` (one registered transform)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from trl_ext.cli.errors import EXIT_USAGE, CLIError
+from trl_ext.plugin.registry import registry
+
+
+def cmd_train(argv: list[str]) -> int:
+    from trl_ext.run.arguments import parse_stage
+    from trl_ext.run.recipe import load_recipe, stages
+    from trl_ext.run.stage import run_stages
+
+    method_name = argv[0] if argv and not argv[0].startswith("-") else None
+    flags = argv[1:] if method_name else list(argv)
+    recipe = None
+    if "--config" in flags:
+        i = flags.index("--config")
+        if i + 1 >= len(flags):
+            raise CLIError("--config needs a path to a YAML recipe")
+        recipe = load_recipe(flags[i + 1])
+        flags = flags[:i] + flags[i + 2 :]
+    if method_name is None and recipe is None:
+        if "-h" in flags or "--help" in flags or not flags:
+            print(
+                "usage: trl-ext train METHOD [flags] | trl-ext train --config recipe.yaml [flags]\n"
+                "Methods: " + ", ".join(r.name for r in registry().components("method"))
+            )
+            return 0 if flags else EXIT_USAGE
+        raise CLIError("Name a method (`trl-ext train asft ...`) or a recipe (`--config recipe.yaml`).")
+    plan = stages(recipe, method_name) if recipe else [{"method": method_name}]
+    # Parse every stage before training any, so a bad flag in stage 3 fails in seconds, not hours.
+    parsed = []
+    for i, values in enumerate(plan):
+        values = dict(values)
+        name = values.pop("method")
+        parsed.append(parse_stage(name, flags, values, first=i == 0))
+    print(f"Model saved to {run_stages(parsed)}")
+    return 0
+
+
+def cmd_transform(argv: list[str]) -> int:
+    from trl_ext.data import load_dataset
+    from trl_ext.run.arguments import DEFAULT_MODEL
+    from trl_ext.run.checks import check_inputs
+    from trl_ext.run.specs import parse_value
+    from trl_ext.run.stage import apply_transforms
+
+    parser = argparse.ArgumentParser(prog="trl-ext transform", description="Run a registered transform on a dataset.")
+    parser.add_argument("name")
+    parser.add_argument("--dataset_name", required=True)
+    parser.add_argument("--dataset_config", default=None)
+    parser.add_argument("--split", default=None, help="Only this split (default: every split).")
+    parser.add_argument("--model_name_or_path", default=None, help="Model for transforms that score with one.")
+    parser.add_argument("--output", required=True, help="A .jsonl file, or a folder for `save_to_disk`.")
+    args, rest = parser.parse_known_args(argv)
+    options = _options_from_flags(rest, parse_value)
+    record = registry().get("transform", args.name)
+    dataset = load_dataset(args.dataset_name, args.dataset_config)
+    splits = [args.split] if args.split else list(dataset)
+    for split in splits:  # every split's columns before a model loads
+        check_inputs(
+            record.required_columns, dataset[split].column_names, f"transform {record.name!r}", args.dataset_name
+        )
+    model = tokenizer = None
+    if record.needs_model:
+        from trl_ext.models import load_model, load_tokenizer
+
+        name = args.model_name_or_path or DEFAULT_MODEL
+        model, tokenizer = load_model(name), load_tokenizer(name)
+    out_path = Path(args.output)
+
+    def report(split, before, after, fn) -> None:
+        added = [c for c in after.column_names if c not in before.column_names]
+        removed = [c for c in before.column_names if c not in after.column_names]
+        print(
+            f"{record.name} on {args.dataset_name} [{split}]: {len(before)} rows -> {len(after)} rows; "
+            f"columns added: {added or '-'}, removed: {removed or '-'}"
+        )
+        summary = getattr(fn, "summary", None)
+        for key, value in (summary if isinstance(summary, dict) else {}).items():
+            print(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
+
+    steps = [(record, options)]
+    apply_transforms(steps, dataset, args.dataset_name, model=model, tokenizer=tokenizer, splits=splits, report=report)
+    if out_path.suffix == ".jsonl":
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        if len(splits) == 1:
+            dataset[splits[0]].to_json(str(out_path), lines=True)
+            print(f"Wrote {out_path}")
+        else:
+            for split in splits:
+                target = out_path.with_name(f"{out_path.stem}.{split}.jsonl")
+                dataset[split].to_json(str(target), lines=True)
+                print(f"Wrote {target}")
+    else:
+        from datasets import DatasetDict
+
+        DatasetDict({s: dataset[s] for s in splits}).save_to_disk(str(out_path))
+        print(f"Saved to {out_path} (load with datasets.load_from_disk or --dataset_name {out_path})")
+    return 0
+
+
+def _options_from_flags(rest: list[str], parse_value) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    i = 0
+    while i < len(rest):
+        key = rest[i]
+        if not key.startswith("--"):
+            raise CLIError(f"Unexpected argument {key!r}; transform options look like --key value")
+        if "=" in key:
+            k, v = key[2:].split("=", 1)
+            options[k] = parse_value(v)
+            i += 1
+        elif i + 1 < len(rest) and not rest[i + 1].startswith("--"):
+            options[key[2:]] = parse_value(rest[i + 1])
+            i += 2
+        else:
+            options[key[2:]] = True
+            i += 1
+    return options

@@ -1,0 +1,1 @@
+"""Batched scoring of responses under a model (sequence log-likelihoods on the chunked head)."""

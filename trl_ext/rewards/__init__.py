@@ -1,0 +1,1 @@
+"""Rewards for GRPO-based methods and the sandbox that runs model-generated code."""

@@ -1,0 +1,170 @@
+"""Command-line flags and recipe values -> one `Stage`: parsed once, the method and every component looked up once,
+the offline defaults applied once. The CLI builds stages; the runner trains them; nothing in between re-parses or
+mutates the parsed arguments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from trl_ext.plugin.records import Component, Method
+from trl_ext.plugin.registry import get, registry
+from trl_ext.run.bases import TrainingBase, training_base
+from trl_ext.run.recipe import RecipeError
+from trl_ext.run.specs import parse_spec_list
+
+DEFAULT_MODEL = "smollm2-135m"
+
+
+@dataclass
+class ExtArguments:
+    """trl-ext's own flags, next to TRL's ScriptArguments, the method's config and ModelConfig."""
+
+    transforms: str | None = field(
+        default=None,
+        metadata={
+            "help": "Registered transforms to apply to the dataset before training, in order: "
+            "NAME[:key=value...][,NAME...]"
+        },
+    )
+    rewards: str | None = field(
+        default=None,
+        metadata={
+            "help": "Registered reward functions for GRPO-based methods: NAME[:key=value...][,NAME...]. "
+            "Weights: --reward_weights."
+        },
+    )
+    callbacks: str | None = field(
+        default=None, metadata={"help": "Registered callbacks: NAME[:key=value...][,NAME...]"}
+    )
+    adapter: str | None = field(
+        default=None, metadata={"help": "A registered adapter applied to the model: NAME[:key=value...]"}
+    )
+
+
+Step = tuple[Component, dict[str, Any]]
+
+
+@dataclass
+class Stage:
+    """One training run, as parsed: what the runner trains and the model card reads."""
+
+    method: Method
+    base: TrainingBase
+    script_args: Any  # trl.ScriptArguments
+    config: Any  # the method's TRL config (a TrainingArguments)
+    model_args: Any  # trl.ModelConfig
+    transforms: list[Step]
+    rewards: list[Step]
+    callbacks: list[Step]
+    adapters: list[Step]
+    asked: dict[str, Any]  # the recipe's keys and the flags given: the recipe recorded in the model card
+    plugin_versions: dict[str, str]  # of the plugins this stage uses, for the model card
+    model_given: bool = True  # False: a later stage of a recipe trains the previous stage's output
+
+    @property
+    def components(self) -> list[Component]:
+        return [record for record, _ in self.transforms + self.rewards + self.callbacks + self.adapters]
+
+    def after(self, previous_output: str) -> Stage:
+        """This stage continuing from a previous stage's output, unless it named its own model."""
+        if not self.model_given:
+            self.model_args.model_name_or_path = previous_output
+            self.asked = {**self.asked, "model_name_or_path": previous_output}
+        return self
+
+
+def build_parser(method: Method):
+    import torch
+    from trl import ModelConfig, ScriptArguments, TrlParser
+
+    parser = TrlParser(
+        (ScriptArguments, method.config, ModelConfig, ExtArguments), prog=f"trl-ext train {method.name}"
+    )
+    if not torch.cuda.is_available():
+        # TRL defaults to bf16, which transformers refuses without an accelerator; use_cpu makes torchrun on CPU
+        # processes form a real (gloo) process group instead of each training alone.
+        parser.set_defaults(bf16=False, use_cpu=True)
+    parser.set_defaults(output_dir=f"outputs/{method.name}", **training_base(method.base).cli_defaults)
+    return parser
+
+
+def parse_stage(
+    method_name: str, flags: list[str], recipe_values: dict[str, Any] | None = None, first: bool = True
+) -> Stage:
+    """Parse one stage; `first` is False for a recipe's later stages (they continue from the previous output)."""
+    recipe_values = dict(recipe_values or {})
+    method: Method = get("method", method_name)
+    base = training_base(method.base)
+    parser = build_parser(method)
+    # The flags the user gave, against the defaults (recipe values included): read from the parser, never by
+    # building a second config, whose `__post_init__` would reset accelerate's state and undo the process group.
+    defaults = vars(parser.parse_known_args([])[0])
+    if recipe_values:
+        remaining = parser.set_defaults_with_config(**recipe_values)
+        if remaining:
+            unknown = sorted({item[2:] for item in remaining[::2]})
+            raise RecipeError(
+                f"Unknown key(s) for method {method_name!r} in the recipe: {', '.join(unknown)}. "
+                f"See `trl-ext info {method_name}` and `trl-ext train {method_name} --help`."
+            )
+    given = vars(parser.parse_known_args(flags)[0])
+    script_args, config, model_args, ext = parser.parse_args_into_dataclasses(args=flags)
+    asked = {k: plain(v) for k, v in recipe_values.items() if plain(v) is not None}
+    asked.update({k: plain(v) for k, v in given.items() if v != defaults.get(k) and plain(v) is not None})
+
+    model_given = first or "model_name_or_path" in recipe_values or "--model_name_or_path" in flags
+    if not model_args.model_name_or_path:  # offline by default: the built-in model and the method's dataset
+        model_args.model_name_or_path = DEFAULT_MODEL
+    if not script_args.dataset_name:
+        script_args.dataset_name = method.default_dataset
+
+    steps = {kind: [(get(kind, n), o) for n, o in parse_spec_list(spec)] for kind, spec in _specs(ext).items()}
+    _check_rewards(method, base, config, steps["reward"])
+    used = {method.plugin, *(record.plugin for records in steps.values() for record, _ in records)}
+    versions = {name: info.version for name, info in registry().plugins.items() if name in used}
+    return Stage(
+        method=method,
+        base=base,
+        script_args=script_args,
+        config=config,
+        model_args=model_args,
+        transforms=steps["transform"],
+        rewards=steps["reward"],
+        callbacks=steps["callback"],
+        adapters=steps["adapter"],
+        asked=asked,
+        plugin_versions=versions,
+        model_given=model_given,
+    )
+
+
+def _specs(ext: ExtArguments) -> dict[str, Any]:
+    return {"transform": ext.transforms, "reward": ext.rewards, "callback": ext.callbacks, "adapter": ext.adapter}
+
+
+def _check_rewards(method: Method, base: TrainingBase, config: Any, rewards: list[Step]) -> None:
+    if base.takes_rewards and not rewards:
+        names = ", ".join(r.name for r in registry().components("reward")) or "none installed"
+        raise ValueError(
+            f"Method {method.name!r} is {base.name.upper()}-based and needs --rewards NAME[,NAME]. Available: {names}"
+        )
+    if rewards and not base.takes_rewards:
+        raise ValueError(
+            f"--rewards only applies to methods whose trainer takes rewards; {method.name!r} is {base.name}-based."
+        )
+    weights = getattr(config, "reward_weights", None)
+    if weights is not None and len(weights) != len(rewards):
+        raise ValueError(f"--reward_weights has {len(weights)} values for {len(rewards)} rewards.")
+
+
+def plain(value: Any) -> Any:
+    """A YAML-friendly form of a config value (enums by value); None for what a recipe cannot hold."""
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float, bool)) for v in value):
+        return list(value)
+    return None

@@ -1,0 +1,103 @@
+"""Training bases: the TRL trainer a method builds on, as one registered object each.
+
+A base owns what the CLI, the runner, the checks and the bench would otherwise each switch on with a string: the
+dataset form a built-in dataset is loaded in, the column shapes the trainer accepts, whether it takes reward
+functions, the extra trainer arguments, and the TRL trainer `trl-ext bench` compares against. A new kind of trainer
+(RLOO, distillation, SFT+GRPO) registers a base instead of editing five files. Nothing here imports torch or TRL until
+a base is used, so listing and help stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class UnknownBaseError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class TrainingBase:
+    """One TRL trainer family.
+
+    Args:
+        name: the name methods give as `Method(base=...)`, and the `trl` subcommand whose flags apply.
+        trainer: TRL's own trainer, as "module:Class" (imported on use): the bench's reference and `trl-ext info`'s.
+        column_shapes: each a set of columns the trainer accepts as its dataset (one of them must be present).
+        dataset_form: the shape a built-in dataset is loaded in.
+        takes_rewards: whether the trainer takes `reward_funcs` (then `--rewards` is required, else refused).
+        cli_defaults: flag defaults for this base's parser (e.g. a shorter completion for GRPO on CPU).
+    """
+
+    name: str
+    trainer: str
+    column_shapes: tuple[tuple[str, ...], ...]
+    dataset_form: str
+    takes_rewards: bool = False
+    cli_defaults: dict[str, Any] = field(default_factory=dict)
+
+    def shapes_for(self, config: Any) -> list[tuple[str, ...]]:
+        """The accepted column shapes under `config` (SFT reads its text column's name from the config)."""
+        text_field = getattr(config, "dataset_text_field", "text")
+        return [tuple(text_field if c == "text" else c for c in shape) for shape in self.column_shapes]
+
+    def reference_trainer(self) -> type:
+        module, _, name = self.trainer.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+    def trainer_kwargs(self, rewards: Sequence[Any]) -> dict[str, Any]:
+        """Keyword arguments this base's trainer takes beyond model/args/datasets/processing class/PEFT/callbacks."""
+        return {"reward_funcs": list(rewards)} if self.takes_rewards else {}
+
+
+_BASES: dict[str, TrainingBase] = {}
+
+
+def register_base(base: TrainingBase) -> TrainingBase:
+    if base.name in _BASES and _BASES[base.name] != base:
+        raise ValueError(f"Training base {base.name!r} is already registered differently.")
+    _BASES[base.name] = base
+    return base
+
+
+def training_base(name: str) -> TrainingBase:
+    try:
+        return _BASES[name]
+    except KeyError:
+        raise UnknownBaseError(
+            f"Unknown training base {name!r}; registered bases: {', '.join(sorted(_BASES))}."
+        ) from None
+
+
+def training_bases() -> list[TrainingBase]:
+    return list(_BASES.values())
+
+
+SFT = register_base(
+    TrainingBase(
+        name="sft",
+        trainer="trl:SFTTrainer",
+        column_shapes=(("messages",), ("prompt", "completion"), ("text",), ("input_ids",)),
+        dataset_form="sft",
+    )
+)
+GRPO = register_base(
+    TrainingBase(
+        name="grpo",
+        trainer="trl:GRPOTrainer",
+        column_shapes=(("prompt",),),
+        dataset_form="grpo",
+        takes_rewards=True,
+    )
+)
+DPO = register_base(
+    TrainingBase(
+        name="dpo",
+        trainer="trl:DPOTrainer",
+        column_shapes=(("chosen", "rejected"),),
+        dataset_form="dpo",
+    )
+)

@@ -1,0 +1,117 @@
+"""Train a parsed `Stage`: load data, apply transforms, check columns, load the model, compose rewards, callbacks and
+adapters, train, save, and write the model card. `run_stages` chains a recipe's stages."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from trl_ext.data import load_dataset
+from trl_ext.run import cards
+from trl_ext.run.arguments import Stage, Step
+from trl_ext.run.checks import DatasetColumnError, check_columns, check_inputs, check_process_group, reward_columns
+
+logger = logging.getLogger(__name__)
+
+# (split, rows before, rows after, the built transform) after each transform of each split
+TransformReport = Callable[[str, Any, Any, Any], None]
+
+
+def apply_transforms(
+    transforms: Sequence[Step],
+    dataset,
+    dataset_name: str,
+    *,
+    model=None,
+    tokenizer=None,
+    splits: Sequence[str] | None = None,
+    report: TransformReport | None = None,
+):
+    """Apply each transform to each split in order (the `trl-ext transform` command and a training stage alike),
+    checking each transform's input columns on the data it actually receives."""
+    for record, options in transforms:
+        needs = {"model": model, "tokenizer": tokenizer} if getattr(record, "needs_model", False) else {}
+        fn = record.build(**needs, **options)
+        for split in splits or list(dataset):
+            logger.info("Applying transform %s to %s split", record.name, split)
+            before = dataset[split]
+            check_inputs(record.required_columns, before.column_names, f"transform {record.name!r}", dataset_name)
+            dataset[split] = fn(before)
+            if report is not None:
+                report(split, before, dataset[split], fn)
+    return dataset
+
+
+def run_stage(stage: Stage) -> str:
+    """Train one stage and return its output directory (the next stage's model)."""
+    from trl import get_peft_config
+
+    from trl_ext.models import load_model_and_tokenizer
+
+    method, config, script_args = stage.method, stage.config, stage.script_args
+    dataset = load_dataset(
+        script_args.dataset_name,
+        script_args.dataset_config,
+        form=stage.base.dataset_form,
+        streaming=script_args.dataset_streaming,
+    )
+    train_split = script_args.dataset_train_split
+    if train_split not in dataset:
+        raise DatasetColumnError(
+            f"Dataset {script_args.dataset_name} has no split {train_split!r}; splits: {list(dataset)}"
+        )
+    # Check what can be checked before loading the model: the columns after the transforms are known only after
+    # running them, so check the first transform's inputs and, without transforms, everything.
+    columns = list(dataset[train_split].column_names)
+    if stage.transforms:
+        first, _ = stage.transforms[0]
+        check_inputs(first.required_columns, columns, f"transform {first.name!r}", script_args.dataset_name)
+    else:
+        check_columns(columns, method, config, script_args.dataset_name, reward_columns(stage.rewards))
+
+    model, tokenizer = load_model_and_tokenizer(stage.model_args, config)
+    if stage.transforms:
+        apply_transforms(stage.transforms, dataset, script_args.dataset_name, model=model, tokenizer=tokenizer)
+        check_columns(
+            dataset[train_split].column_names, method, config, script_args.dataset_name, reward_columns(stage.rewards)
+        )
+    for record, options in stage.adapters:
+        model = record.build(**options)(model)
+
+    eval_dataset = None
+    if config.eval_strategy != "no" and script_args.dataset_test_split in dataset:
+        eval_dataset = dataset[script_args.dataset_test_split]
+    trainer = method.trainer(
+        model=model,
+        args=config,
+        train_dataset=dataset[train_split],
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        peft_config=get_peft_config(stage.model_args),
+        callbacks=[record.build(**options) for record, options in stage.callbacks] or None,
+        **stage.base.trainer_kwargs([record.build(**options) for record, options in stage.rewards]),
+    )
+    check_process_group(trainer)
+    trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
+    trainer.save_model(config.output_dir)
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(config.output_dir)
+        trainer.create_model_card(model_name=Path(config.output_dir).name, dataset_name=script_args.dataset_name)
+        cards.add_trl_ext_section(config.output_dir, stage)
+    trainer.accelerator.wait_for_everyone()
+    return config.output_dir
+
+
+def run_stages(stages: Sequence[Stage]) -> str:
+    """Train the stages in order, each from the previous one's output unless it names its own model."""
+    output = None
+    for i, stage in enumerate(stages):
+        if output is not None:
+            stage = stage.after(output)
+        if len(stages) > 1:
+            print(f"=== stage {i + 1}/{len(stages)}: {stage.method.name} -> {stage.config.output_dir}", flush=True)
+        output = run_stage(stage)
+    assert output is not None, "no stage to run"
+    return output
