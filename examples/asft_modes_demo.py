@@ -11,7 +11,8 @@ import json
 from trl_ext.data import load_dataset
 from trl_ext.data.arith import is_correct
 from trl_ext.devtools.demo import train_arm
-from trl_ext.evaluation.metrics import exact_match, generate, kl_drift
+from trl_ext.evaluation import exact_match, kl_drift
+from trl_ext.inference import generate
 from trl_ext.models import load_model, load_tokenizer
 
 

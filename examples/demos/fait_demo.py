@@ -16,7 +16,7 @@ import tempfile
 
 from trl_ext.data import load_dataset
 from trl_ext.devtools.demo import markdown_table, train_arm
-from trl_ext.evaluation.metrics import generate
+from trl_ext.inference import generate
 from trl_ext.models import load_model, load_tokenizer
 from trl_ext_plugins.fait import FAITConfig, FAITTrainer, pass_at_1
 

@@ -17,7 +17,7 @@ from trl_ext import get
 from trl_ext.data import load_dataset
 from trl_ext.data.arith import is_correct
 from trl_ext.devtools.demo import train_arm
-from trl_ext.evaluation.metrics import completion_nll, exact_match
+from trl_ext.evaluation import completion_nll, exact_match
 from trl_ext.models import load_model, load_tokenizer
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from trl_ext.data import arith, load_dataset
 from trl_ext.devtools.demo import train_arm
-from trl_ext.evaluation.metrics import completion_nll, exact_match
+from trl_ext.evaluation import completion_nll, exact_match
 from trl_ext.models import load_model, load_tokenizer
 
 BASE = "smollm2-135m"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from trl_ext.data import load_dataset
 from trl_ext.devtools.demo import train_arm
-from trl_ext.evaluation.metrics import completion_nll
+from trl_ext.evaluation import completion_nll
 from trl_ext.inference.scoring import sequence_logprobs
 from trl_ext.models import load_model, load_tokenizer
 from trl_ext_plugins.poft import poft_score_dataset

@@ -18,7 +18,7 @@ import math
 from trl_ext.data import load_dataset
 from trl_ext.data.arith import is_correct
 from trl_ext.devtools.demo import train_arm
-from trl_ext.evaluation.metrics import exact_match
+from trl_ext.evaluation import exact_match
 from trl_ext.models import load_model, load_tokenizer
 from trl_ext_plugins.soft import decoder_layers, default_depths, depth_nll, truncate_to_submodel
 

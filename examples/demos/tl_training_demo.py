@@ -15,7 +15,7 @@ import json
 
 from trl_ext.data import load_dataset
 from trl_ext.devtools.demo import train_arm
-from trl_ext.evaluation.metrics import generate
+from trl_ext.inference import generate
 from trl_ext.models import load_model, load_tokenizer
 from trl_ext_plugins.tl_training import call_accuracy
 

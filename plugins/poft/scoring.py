@@ -61,7 +61,7 @@ def _load(spec: ModelSpec, dtype: str | None) -> tuple[Any, Any, str, bool]:
         kwargs = {} if dtype is None else {"dtype": dtype}
         return load_model(spec, **kwargs), load_tokenizer(spec), spec, True
     model, tokenizer = spec
-    name = getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__
+    name = getattr(getattr(model, "config", None), "name_or_path", "") or type(model).__name__
     return model, tokenizer, name, False
 
 

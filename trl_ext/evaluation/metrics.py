@@ -7,38 +7,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
+from trl_ext.inference.generation import generate
 from trl_ext.inference.scoring import sequence_logprobs
-
-
-def generate(
-    model, tokenizer, prompts: Sequence[Any], max_new_tokens: int = 64, batch_size: int = 16, progress: bool = True
-) -> list[str]:
-    """Greedy completions of conversational (chat-template) or plain prompts, left-padded in batches."""
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    was_training = model.training
-    model.eval()
-    texts = [
-        tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) if isinstance(p, list) else p
-        for p in prompts
-    ]
-    outputs: list[str] = []
-    try:
-        for start in tqdm(range(0, len(texts), batch_size), desc="Generating", disable=not progress):
-            enc = tokenizer(
-                texts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
-            ).to(model.device)
-            with torch.no_grad():
-                out = model.generate(
-                    **enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
-                )
-            outputs += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-    finally:
-        tokenizer.padding_side = side
-        model.train(was_training)
-    return outputs
 
 
 def exact_match(

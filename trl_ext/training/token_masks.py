@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import datasets
 import torch
 
 Span = tuple[int, int]
@@ -200,7 +201,7 @@ def add_completion_masks(
         return completion_token_masks(tokenizer, example, spans, example["input_ids"], chat_template)
 
     kwargs: dict[str, Any] = {}
-    if hasattr(dataset, "_fingerprint"):  # a map-style Dataset (IterableDataset.map has no num_proc / desc)
+    if isinstance(dataset, datasets.Dataset):  # map-style (IterableDataset.map has no num_proc / desc)
         kwargs = {"num_proc": num_proc, "desc": "Aligning token masks"}
     dataset = dataset.map(build, **kwargs)
     if hasattr(dataset, "cast") and dataset.features is not None:  # int8: the masks are 0/1

@@ -1,0 +1,38 @@
+"""Batched greedy generation for evaluation and for transforms that answer with the model itself."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+
+def generate(
+    model, tokenizer, prompts: Sequence[Any], max_new_tokens: int = 64, batch_size: int = 16, progress: bool = True
+) -> list[str]:
+    """Greedy completions of conversational (chat-template) or plain prompts, left-padded in batches."""
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    was_training = model.training
+    model.eval()
+    texts = [
+        tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) if isinstance(p, list) else p
+        for p in prompts
+    ]
+    outputs: list[str] = []
+    try:
+        for start in tqdm(range(0, len(texts), batch_size), desc="Generating", disable=not progress):
+            enc = tokenizer(
+                texts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
+            ).to(model.device)
+            with torch.no_grad():
+                out = model.generate(
+                    **enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+                )
+            outputs += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+    finally:
+        tokenizer.padding_side = side
+        model.train(was_training)
+    return outputs
