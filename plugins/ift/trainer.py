@@ -7,7 +7,7 @@ import torch
 
 from trl_ext.compat.trainer import record_metric
 from trl_ext.losses.distribution import greedy_tokens
-from trl_ext.losses.token_loss import shifted_positions
+from trl_ext.losses.token_loss import fused_token_loss, shifted_positions
 from trl_ext.training.normalization import SequenceCountMixin, sequence_normalizer
 from trl_ext.training.sft import FusedSFTTrainer
 
@@ -58,8 +58,7 @@ class IFTTrainer(SequenceCountMixin, FusedSFTTrainer):
         if "input_ids" not in inputs:
             raise ValueError("IFTTrainer needs token ids (input_ids) to build the mixed input embeddings.")
         labels, input_ids = inputs["labels"], inputs["input_ids"]
-        forward_inputs = {k: v for k, v in inputs.items() if k not in ("labels", "input_ids")}
-        forward_inputs["use_cache"] = False
+        gold = {k: v for k, v in inputs.items() if k != "input_ids"}  # the model inputs and labels, without the ids
         mask, targets = shifted_positions(labels)
 
         # Step 1 (no grad): the policy's greedy guess for each response token, chunk-wise through the head
@@ -68,7 +67,6 @@ class IFTTrainer(SequenceCountMixin, FusedSFTTrainer):
         greedy = sft_logps = None
         if lam > 0:
             with torch.no_grad():
-                gold = {k: v for k, v in inputs.items() if k != "input_ids"}
                 scored = self.scored_batch(self.accelerator.unwrap_model(model), {**gold, "inputs_embeds": embeds})
                 greedy, sft_logps = greedy_tokens(
                     scored.hidden, self.policy_head, targets, chunk_size=args.ift_argmax_chunk_rows
@@ -82,9 +80,15 @@ class IFTTrainer(SequenceCountMixin, FusedSFTTrainer):
         if torch.is_grad_enabled() and not mixed.requires_grad and self._reentrant_checkpointing():
             mixed = mixed.detach().requires_grad_(True)  # reentrant checkpointing needs an input that requires grad
 
-        # Step 4: per-token log-probs on the mixed input, through TRL's fused LM head (no full logits)
-        outputs = model(inputs_embeds=mixed, labels=labels, fused_lm_head=True, **forward_inputs)
-        logps = outputs.log_probs  # [B, T-1], zero off the response
+        # Step 4: the backbone on the mixed input; per-token log-probs from its hidden states in row chunks through
+        # the head (trl_ext.losses), so no (B, T, V) logits exist
+        scored = self.scored_batch(model, {**gold, "inputs_embeds": mixed})
+        head = self.policy_head
+        with torch.no_grad():
+            _, stats = fused_token_loss(scored.hidden, head, scored.targets, normalizer=1)
+        logps = torch.zeros(mask.shape, device=mask.device, dtype=stats.log_probs.dtype)
+        logps[mask] = stats.log_probs
+        logps.requires_grad_(torch.is_grad_enabled())  # [B, T-1], zero off the response
         # Step 5: relation propagation, w_t = sum_{k>=t} γ^(k-t) c_k normalised to mean 1 per answer
         weights = propagation_weights(
             logps.detach() if args.ift_detach_weights else logps,
@@ -99,19 +103,24 @@ class IFTTrainer(SequenceCountMixin, FusedSFTTrainer):
         per_sequence = (-logps * weights * mask).sum(1) / lengths
         normalizer, multiplier = sequence_normalizer(self, mask, num_items_in_batch)
         loss = per_sequence.sum() / normalizer * multiplier
+        if logps.requires_grad:
+            # The loss depends on the parameters only through the log-probs, but non-locally (w_t reads the whole
+            # answer), so its gradient is d loss / d lp_t (autograd on the [B, T-1] log-probs) times d lp_t: a second
+            # chunked pass with -d loss / d lp_t as the stop-gradient token weight of -lp_t has exactly that gradient.
+            (d_logps,) = torch.autograd.grad(loss, logps)
+            surrogate, _ = fused_token_loss(
+                scored.hidden, head, scored.targets, normalizer=1, token_weights=-d_logps[mask]
+            )
+            loss = surrogate - surrogate.detach() + loss.detach()
 
-        self._log_metrics(mode, mask, targets, lam, logps, weights, outputs, greedy, sft_logps)
-        if return_outputs:  # only for compute_metrics; the full logits cost an extra forward, as in SFTTrainer
-            with torch.no_grad():
-                outputs = model(inputs_embeds=mixed, **forward_inputs)
-            return loss, outputs
-        return loss
+        self._log_metrics(mode, mask, targets, lam, logps, weights, stats, greedy, sft_logps)
+        return self.loss_output(model, scored, loss, return_outputs)
 
     def _reentrant_checkpointing(self) -> bool:
         kwargs = self.args.gradient_checkpointing_kwargs or {}
         return bool(self.args.gradient_checkpointing and kwargs.get("use_reentrant", False))
 
-    def _log_metrics(self, mode, mask, targets, lam, logps, weights, outputs, greedy, sft_logps) -> None:
+    def _log_metrics(self, mode, mask, targets, lam, logps, weights, stats, greedy, sft_logps) -> None:
         gather = self.accelerator.gather_for_metrics
         has_tokens = mask.any(1)
         sequences = gather(has_tokens.sum().reshape(1)).sum().clamp(min=1)
@@ -123,7 +132,7 @@ class IFTTrainer(SequenceCountMixin, FusedSFTTrainer):
 
         further = -logps.detach() * mask
         if sft_logps is None:  # λ = 0: the mixed input is the gold input
-            sft, match = further, outputs.is_top1[mask]
+            sft, match = further, stats.is_top1
         else:
             sft = torch.zeros_like(further)
             sft[mask] = -sft_logps
@@ -132,8 +141,8 @@ class IFTTrainer(SequenceCountMixin, FusedSFTTrainer):
             mode,
             mask,
             **{
-                "entropy": outputs.entropy[mask],
-                "mean_token_accuracy": outputs.is_top1[mask],
+                "entropy": stats.entropy,
+                "mean_token_accuracy": stats.is_top1,
                 "ift/intuition_match": match,
             },
         )

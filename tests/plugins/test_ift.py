@@ -3,16 +3,18 @@ re-implementation of the official loss (TsinghuaC3I/Intuitive-Fine-Tuning, src/t
 the CLI and the built-in dataset."""
 
 import re
+from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 from datasets import Dataset
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from trl_ext.cli import main
 from trl_ext.data.arith import is_correct
-from trl_ext.losses import LMHead
+from trl_ext.losses import LMHead, fused_token_loss
 from trl_ext.losses.distribution import greedy_tokens
 from trl_ext.testing import (
     check_same_step_in_every_layout,
@@ -24,6 +26,7 @@ from trl_ext.testing import (
     tiny_tokenizer,
 )
 from trl_ext_plugins.ift import IFTConfig, IFTTrainer, mix_embeddings, propagation_weights, temporal_residual_ids
+from trl_ext_plugins.ift import trainer as ift_trainer
 from trl_ext_plugins.ift.data import build as build_chains
 
 
@@ -337,6 +340,69 @@ def test_trainer_matches_naive_official_loss(tmp_path, ift_rows, lam, gamma, pty
     naive.backward()
     assert loss.item() == pytest.approx(naive.item(), abs=1e-5)
     assert max_grad_diff(grads, _grads_of(model)) < 1e-5
+
+
+# --- the trained forward: the backbone's hidden states through the head in row chunks, never whole-batch logits ---
+LARGE_VOCAB, CHUNK_ROWS = 4096, 3
+
+
+@pytest.fixture
+def chunked_head(monkeypatch):
+    """The trained loss's head projection in chunks of CHUNK_ROWS tokens (through its public `chunk_size`)."""
+    monkeypatch.setattr(ift_trainer, "fused_token_loss", partial(fused_token_loss, chunk_size=CHUNK_ROWS))
+
+
+class _FloatAllocations(TorchDispatchMode):
+    """The element count of every floating-point tensor an op returns, forward and backward."""
+
+    def __init__(self):
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor) and t.is_floating_point():
+                self.sizes.append(t.numel())
+        return out
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_chunked_head_matches_full_logits(tmp_path, ift_rows, chunked_head, tied):
+    """With a vocabulary much larger than a chunk and many chunks, the loss and every gradient equal the naive
+    official loss on full logits and cross-entropy (what TRL's fused head computed before)."""
+    cfg = _config(tmp_path, ift_lambda=0.4, ift_gamma=0.9, ift_argmax_chunk_rows=CHUNK_ROWS)
+    loss, grads, _, batch = _loss_and_grads(cfg, ift_rows, tiny_model(LARGE_VOCAB, tie_word_embeddings=tied))
+    assert (batch["labels"][:, 1:] != -100).sum() > 4 * CHUNK_ROWS
+    model = tiny_model(LARGE_VOCAB, tie_word_embeddings=tied)
+    naive = naive_ift_loss(model, batch, 0.4, 0.9)
+    naive.backward()
+    assert loss.item() == pytest.approx(naive.item(), abs=1e-5)
+    assert max_grad_diff(grads, _grads_of(model)) < 1e-5
+
+
+def test_no_logits_sized_tensor_for_the_batch(tmp_path, ift_rows, chunked_head):
+    """No tensor of a training step (guess forward, trained forward, backward) holds as many floats as the logits of
+    the batch's scored tokens, N x V: the head only ever sees CHUNK_ROWS tokens at a time. The detector does see
+    such a tensor when the model computes its full logits."""
+    trainer = _trainer(
+        _config(tmp_path, per_device_train_batch_size=8, ift_argmax_chunk_rows=CHUNK_ROWS),
+        ift_rows,
+        tiny_model(LARGE_VOCAB),
+    )
+    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    scored = (batch["labels"][:, 1:] != -100).sum().item()
+    logits_size = scored * LARGE_VOCAB
+    hidden_size = trainer.model.config.hidden_size
+    assert scored > 2 * hidden_size  # so the head's weight and its gradient (V x H) are smaller than the logits
+    with _FloatAllocations() as seen:
+        trainer.compute_loss(trainer.model, batch).backward()
+    assert max(seen.sizes) < logits_size
+    assert CHUNK_ROWS * LARGE_VOCAB in seen.sizes  # the chunks were projected
+    assert trainer.model.lm_head.weight.grad is not None  # the step did train the head
+    with _FloatAllocations() as control, torch.no_grad():
+        trainer.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    assert max(control.sizes) >= logits_size
 
 
 def test_mixing_and_weights_change_the_loss(tmp_path, ift_rows):
