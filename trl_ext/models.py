@@ -68,15 +68,12 @@ def _materialize_builtin(spec: BuiltinModel) -> Path:
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from .compat import forget_load_quantizer
+
     logger.info("Converting %s from GGUF to safetensors in %s (once)", spec.alias, target)
     model = AutoModelForCausalLM.from_pretrained(str(package_dir), gguf_file=spec.gguf_file, dtype="float32")
     tokenizer = AutoTokenizer.from_pretrained(str(package_dir), gguf_file=spec.gguf_file)
-    # The weights are dequantized on load; without this flag the saved config would claim a GGUF quantizer.
-    for attr in ("quantization_config", "_pre_quantization_dtype"):
-        if hasattr(model.config, attr):
-            delattr(model.config, attr)
-    model.is_quantized = False
-    model.hf_quantizer = None
+    forget_load_quantizer(model)  # the weights are dequantized on load; the saved config must not claim GGUF
     model.config._name_or_path = spec.alias
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{spec.alias}-"))
@@ -108,17 +105,31 @@ def model_init_kwargs(model_args: Any, training_args: Any = None) -> dict[str, A
         if importlib.util.find_spec("bitsandbytes") is None:
             raise ModelLoadError("--load_in_4bit/--load_in_8bit need bitsandbytes: pip install 'trl-ext[qlora]'")
         kwargs["quantization_config"] = quantization_config
-        # Quantized weights are placed at load time: each process on its own GPU, as `trl sft` does.
-        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
+        kwargs["device_map"] = quantized_device_map(training_args)
     extra = getattr(training_args, "model_init_kwargs", None) or {}
     kwargs.update(extra)
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
+def quantized_device_map(training_args: Any = None) -> dict[str, int | str]:
+    """Where bitsandbytes places quantized weights at load time: each process on its own accelerator, as `trl sft`
+    does, or the CPU (bitsandbytes' CPU backend) when there is none or the run asks for `use_cpu`."""
+    import torch
+
+    if getattr(training_args, "use_cpu", False) or not torch.accelerator.is_available():
+        return {"": "cpu"}
+    return {"": int(os.environ.get("LOCAL_RANK", "0"))}
+
+
 def load_model(name_or_path: str, **kwargs: Any):
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(resolve_model_path(name_or_path), **kwargs)
+    from .compat import keep_4bit_weights_trainable_on_cpu
+
+    model = AutoModelForCausalLM.from_pretrained(resolve_model_path(name_or_path), **kwargs)
+    if kwargs.get("quantization_config") is not None:
+        keep_4bit_weights_trainable_on_cpu(model)
+    return model
 
 
 def load_tokenizer(name_or_path: str, **kwargs: Any):
