@@ -47,7 +47,28 @@ def resolve_model_path(name_or_path: str) -> str:
     """A local path or Hub id for `from_pretrained`: built-in aliases become their cached safetensors folder."""
     if name_or_path in BUILTIN_MODELS:
         return str(_materialize_builtin(BUILTIN_MODELS[name_or_path]))
-    return name_or_path
+    check_model_path(name_or_path)
+    local = Path(name_or_path).expanduser()
+    return str(local) if local.is_dir() else name_or_path
+
+
+def check_model_path(name_or_path: str) -> None:
+    """Refuse, without the network, a missing folder named by what can only be a local path: no valid Hub repo id
+    (`/...`, `./...`, `../...`, `~/...`, `a/b/c` never are). Left alone, transformers would read it as a Hub id and
+    fail with "Repo id must be in the form ...", never naming the folder. A missing `org/name` stays a Hub id."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    local = Path(name_or_path).expanduser()
+    if name_or_path in BUILTIN_MODELS or local.is_dir():
+        return
+    try:
+        validate_repo_id(name_or_path)
+    except HFValidationError:
+        problem = "is a file, not a folder" if local.exists() else "does not exist"
+        raise ModelLoadError(
+            f"Model folder {name_or_path!r} {problem} ({local.absolute()}). Give a folder with a config.json, "
+            f"a Hub id (org/name) or a built-in model: {', '.join(BUILTIN_MODELS)}."
+        ) from None
 
 
 def _materialize_builtin(spec: BuiltinModel) -> Path:
