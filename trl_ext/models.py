@@ -47,7 +47,28 @@ def resolve_model_path(name_or_path: str) -> str:
     """A local path or Hub id for `from_pretrained`: built-in aliases become their cached safetensors folder."""
     if name_or_path in BUILTIN_MODELS:
         return str(_materialize_builtin(BUILTIN_MODELS[name_or_path]))
-    return name_or_path
+    check_model_path(name_or_path)
+    local = Path(name_or_path).expanduser()
+    return str(local) if local.is_dir() else name_or_path
+
+
+def check_model_path(name_or_path: str) -> None:
+    """Refuse, without the network, a missing folder named by what can only be a local path: no valid Hub repo id
+    (`/...`, `./...`, `../...`, `~/...`, `a/b/c` never are). Left alone, transformers would read it as a Hub id and
+    fail with "Repo id must be in the form ...", never naming the folder. A missing `org/name` stays a Hub id."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    local = Path(name_or_path).expanduser()
+    if name_or_path in BUILTIN_MODELS or local.is_dir():
+        return
+    try:
+        validate_repo_id(name_or_path)
+    except HFValidationError:
+        problem = "is a file, not a folder" if local.exists() else "does not exist"
+        raise ModelLoadError(
+            f"Model folder {name_or_path!r} {problem} ({local.absolute()}). Give a folder with a config.json, "
+            f"a Hub id (org/name) or a built-in model: {', '.join(BUILTIN_MODELS)}."
+        ) from None
 
 
 def _materialize_builtin(spec: BuiltinModel) -> Path:
@@ -68,16 +89,13 @@ def _materialize_builtin(spec: BuiltinModel) -> Path:
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from trl_ext.compat.models import forget_load_quantizer
+
     logger.info("Converting %s from GGUF to safetensors in %s (once)", spec.alias, target)
     model = AutoModelForCausalLM.from_pretrained(str(package_dir), gguf_file=spec.gguf_file, dtype="float32")
     tokenizer = AutoTokenizer.from_pretrained(str(package_dir), gguf_file=spec.gguf_file)
-    # The weights are dequantized on load; without this flag the saved config would claim a GGUF quantizer.
-    for attr in ("quantization_config", "_pre_quantization_dtype"):
-        if hasattr(model.config, attr):
-            delattr(model.config, attr)
-    model.is_quantized = False
-    model.hf_quantizer = None
-    model.config._name_or_path = spec.alias
+    forget_load_quantizer(model)  # the weights are dequantized on load; the saved config must not claim GGUF
+    model.config.name_or_path = spec.alias
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{spec.alias}-"))
     try:
@@ -108,17 +126,31 @@ def model_init_kwargs(model_args: Any, training_args: Any = None) -> dict[str, A
         if importlib.util.find_spec("bitsandbytes") is None:
             raise ModelLoadError("--load_in_4bit/--load_in_8bit need bitsandbytes: pip install 'trl-ext[qlora]'")
         kwargs["quantization_config"] = quantization_config
-        # Quantized weights are placed at load time: each process on its own GPU, as `trl sft` does.
-        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
+        kwargs["device_map"] = quantized_device_map(training_args)
     extra = getattr(training_args, "model_init_kwargs", None) or {}
     kwargs.update(extra)
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
+def quantized_device_map(training_args: Any = None) -> dict[str, int | str]:
+    """Where bitsandbytes places quantized weights at load time: each process on its own accelerator, as `trl sft`
+    does, or the CPU (bitsandbytes' CPU backend) when there is none or the run asks for `use_cpu`."""
+    import torch
+
+    if getattr(training_args, "use_cpu", False) or not torch.accelerator.is_available():
+        return {"": "cpu"}
+    return {"": int(os.environ.get("LOCAL_RANK", "0"))}
+
+
 def load_model(name_or_path: str, **kwargs: Any):
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(resolve_model_path(name_or_path), **kwargs)
+    from trl_ext.compat.models import keep_4bit_weights_trainable_on_cpu
+
+    model = AutoModelForCausalLM.from_pretrained(resolve_model_path(name_or_path), **kwargs)
+    if kwargs.get("quantization_config") is not None:
+        keep_4bit_weights_trainable_on_cpu(model)
+    return model
 
 
 def load_tokenizer(name_or_path: str, **kwargs: Any):

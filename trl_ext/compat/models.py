@@ -43,3 +43,24 @@ def backbone(model: torch.nn.Module) -> torch.nn.Module:
 def drop_instance_forward(model: torch.nn.Module):
     """Remove a patched instance `forward` (returned, to put back), so `copy.deepcopy` yields a clean model."""
     return model.__dict__.pop("forward", None)
+
+
+def forget_load_quantizer(model: torch.nn.Module) -> None:
+    """Mark a model whose weights were dequantized on load (GGUF) as unquantized, so `save_pretrained` writes a
+    plain checkpoint instead of a config that claims the quantizer. Clears the config's `quantization_config` and
+    `_pre_quantization_dtype` and the model's `is_quantized` / `hf_quantizer`, as transformers 5.24 sets them."""
+    for attr in ("quantization_config", "_pre_quantization_dtype"):
+        if hasattr(model.config, attr):
+            delattr(model.config, attr)
+    model.is_quantized = False
+    model.hf_quantizer = None
+
+
+def keep_4bit_weights_trainable_on_cpu(model: torch.nn.Module) -> None:
+    """Stop bitsandbytes (0.50.2) from repacking 4-bit weights for its AVX512-BF16 CPU kernel. It repacks on the
+    first eval-mode no-grad forward (a reference pass, an evaluation) and never unpacks, and the packed kernel has no
+    backward: every later training step then gets no gradient through the base weights. Clears the public
+    `Linear4bit.support_avx512bf16_for_cpu` flag on each module that has it; a no-op for other models."""
+    for module in model.modules():
+        if getattr(module, "support_avx512bf16_for_cpu", False):
+            module.support_avx512bf16_for_cpu = False

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from trl_ext.models import check_model_path
 from trl_ext.plugin.records import Component, Method
 from trl_ext.plugin.registry import get, registry
 from trl_ext.run.bases import TrainingBase, training_base
@@ -117,6 +118,8 @@ def parse_stage(
     model_given = first or "model_name_or_path" in recipe_values or "--model_name_or_path" in flags
     if not model_args.model_name_or_path:  # offline by default: the built-in model and the method's dataset
         model_args.model_name_or_path = DEFAULT_MODEL
+    if model_given:  # a missing folder is named now, not after the dataset has loaded
+        check_model_path(model_args.model_name_or_path)
     if not script_args.dataset_name:
         script_args.dataset_name = method.default_dataset
 
