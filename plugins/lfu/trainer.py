@@ -178,7 +178,7 @@ class LfUTrainer(FusedSFTTrainer):
         do not fire (the perturbation is local to each process, as in the official code)."""
         forward_inputs = {k: v for k, v in aux_inputs.items() if k != "labels"}
         forward_inputs["use_cache"] = False
-        hidden = self._policy(**forward_inputs, return_backbone_hidden=True)
+        hidden = backbone(self._policy)(**forward_inputs).last_hidden_state
         mask, targets = shifted_positions(aux_inputs["labels"])
         aux_loss, _ = fused_token_loss(hidden[:, :-1][mask], self.policy_head, targets, normalizer=mask.sum())
         perturbation, grad_norm = ascent_perturbation(aux_loss, self._params, self.args.lfu_alpha)
