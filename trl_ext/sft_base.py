@@ -18,6 +18,7 @@ from trl import SFTTrainer
 
 from .compat import add_backbone_forward, backbone, gathered_lm_head, record_metric, run_inside_forward
 from .losses import LMHead, shifted_positions
+from .sharding import is_sharded
 
 
 @dataclass
@@ -38,6 +39,8 @@ class FusedSFTTrainer(SFTTrainer):
     loss_only_keys: tuple[str, ...] = ()
     # The method's config class: `args=None` gets its defaults, an args object of another type is refused.
     config_class: type | None = None
+    # Why the method cannot train with parameters held in shards (DeepSpeed ZeRO-3, FSDP), or None when it can.
+    unsharded_only: str | None = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -51,6 +54,23 @@ class FusedSFTTrainer(SFTTrainer):
         super().__init__(model, args, *posargs, **kwargs)
         self._policy = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         add_backbone_forward(self._policy)
+
+    def train(self, *args, **kwargs):
+        self._refuse_sharded_parameters()
+        return super().train(*args, **kwargs)
+
+    def _refuse_sharded_parameters(self) -> None:
+        """A method that reads parameters whole outside their module's forward says why (`unsharded_only`); it is
+        refused before training under an engine that holds parameters in shards."""
+        if self.unsharded_only is None:
+            return
+        zero3 = self.is_deepspeed_enabled and self.accelerator.state.deepspeed_plugin.zero_stage == 3
+        if zero3 or self.is_fsdp_enabled or is_sharded(self.model):
+            engine = "DeepSpeed ZeRO-3" if zero3 else "FSDP"
+            raise ValueError(
+                f"{type(self).__name__} cannot train under {engine}: {self.unsharded_only}. Use DDP or DeepSpeed "
+                "ZeRO-1/2, which keep every parameter whole on each process."
+            )
 
     @classmethod
     def _method_args(cls, args):
@@ -124,8 +144,7 @@ def _inside_model_forward(compute_loss):
             finally:
                 self._loss_in_forward = False
 
-        if unwrapped is model:
-            return loss_in_forward()
+        # Through `model.__call__` even when nothing wraps it: an FSDP2 root is its own wrapper, with forward hooks
         return run_inside_forward(model, unwrapped, loss_in_forward)
 
     return wrapped

@@ -111,6 +111,10 @@ class LfUTrainer(FusedSFTTrainer):
     """
 
     config_class = LfUConfig
+    unsharded_only = (
+        "its perturbed forward at phi + c and its ascent gradient read every trainable parameter whole, outside the "
+        "forward of the module that owns it"
+    )
     _name = "LfU"
     _tag_names = ["trl", "sft", "lfu", "trl-ext"]
     _paper = {
@@ -122,7 +126,6 @@ class LfUTrainer(FusedSFTTrainer):
     def __init__(self, model, args: LfUConfig | None = None, *posargs, aux_dataset: Dataset | None = None, **kwargs):
         super().__init__(model, args, *posargs, **kwargs)
         args = self.args
-        self._params = trainable_parameters(self._policy)
         if not self._params:
             raise ValueError("LfU perturbs the trainable parameters, and the model has none.")
         text_config = self._policy.config.get_text_config()
@@ -141,6 +144,11 @@ class LfUTrainer(FusedSFTTrainer):
                 "layers are recomputed at phi in backward, so only the tensors saved outside them read phi' "
                 "as in the official code; pass --gradient_checkpointing false for its exact gradient."
             )
+
+    @property
+    def _params(self) -> dict[str, torch.nn.Parameter]:
+        # Read at each use: an engine that shards the model in `accelerator.prepare` (FSDP2) replaces the parameters
+        return trainable_parameters(self._policy)
 
     # --- the undesirable batch B' ----------------------------------------------------------------------------------
     def _build_aux_dataset(self, aux_dataset: Dataset | None) -> Dataset:
