@@ -72,3 +72,19 @@ def test_record_metric_feeds_trl_logging(tmp_path):
     trainer.model.train()
     trainer.log(logs)
     assert logs["x/metric"] == 3.0  # SFTTrainer.log averages what was recorded
+
+
+def test_sharding_pieces_trl_1_16_provides():
+    """compat.sharding wraps two private TRL 1.16 names; without ZeRO-3 the head gather is a null context and the
+    redirected call returns what the method returns, run as the wrapped module's forward."""
+    from contextlib import nullcontext
+
+    from trl_ext.compat.sharding import gathered_lm_head, run_inside_forward
+
+    head = torch.nn.Linear(4, 3)
+    assert isinstance(gathered_lm_head(head.weight, head.bias), nullcontext)
+    wrapper = torch.nn.Sequential(head)
+    seen = []
+    out = run_inside_forward(wrapper, head, lambda x: seen.append(x) or x * 2, torch.ones(1))
+    assert seen and torch.equal(out, torch.full((1,), 2.0))
+    assert head.forward.__func__ is torch.nn.Linear.forward  # the redirection put the real forward back

@@ -17,16 +17,21 @@ from trl_ext.training.perturbation import (
 def test_ascent_step_by_hand():
     a = torch.tensor([1.0, 2.0], requires_grad=True)
     b = torch.tensor([3.0], requires_grad=True)
-    unused = torch.tensor([5.0, 5.0], requires_grad=True)
     loss = (a * torch.tensor([3.0, 0.0])).sum() + 2.0 * b.sum()  # g_a = [3, 0], g_b = [2], ||g|| = sqrt(13)
-    c, norm = ascent_perturbation(loss, {"a": a, "b": b, "unused": unused}, alpha=0.5)
+    c, norm = ascent_perturbation(loss, {"a": a, "b": b}, alpha=0.5)
     assert norm.item() == pytest.approx(13**0.5)
     assert torch.allclose(c["a"], torch.tensor([1.5, 0.0]) / 13**0.5)
     assert torch.allclose(c["b"], torch.tensor([1.0]) / 13**0.5)
-    assert torch.equal(c["unused"], torch.zeros(2))
     assert a.grad is None and b.grad is None  # no .grad written
     total = torch.sqrt(sum(v.pow(2).sum() for v in c.values()))
     assert total.item() == pytest.approx(0.5, abs=1e-7)
+
+
+def test_a_parameter_without_gradient_is_an_error_not_a_zero():
+    a = torch.tensor([1.0, 2.0], requires_grad=True)
+    unused = torch.tensor([5.0, 5.0], requires_grad=True)
+    with pytest.raises(ValueError, match="does not reach unused"):
+        ascent_perturbation((3.0 * a).sum(), {"a": a, "unused": unused}, alpha=0.5)
 
 
 def test_zero_gradient_gives_zero_step():

@@ -277,3 +277,69 @@ def max_grad_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], scale:
     """Largest elementwise difference between two gradient dicts over the same parameters (`b` times `scale`)."""
     assert a.keys() == b.keys(), a.keys() ^ b.keys()
     return max((a[k] - scale * b[k]).abs().max().item() for k in a)
+
+
+# --- sharded engines on CPU: DeepSpeed ZeRO and torch FSDP2 -----------------------------------------------------------
+def deepspeed_config(stage: int) -> dict[str, Any]:
+    """A DeepSpeed config for `TrainingArguments(deepspeed=...)` on CPU (run with DS_ACCELERATOR=cpu): ZeRO `stage`,
+    batch sizes from the trainer's arguments, torch's SGD kept. ZeRO-3 partitions every parameter however small, so
+    a tiny model is held in shards like a large one."""
+    zero: dict[str, Any] = {"stage": stage}
+    if stage == 3:
+        zero.update(stage3_param_persistence_threshold=0, stage3_prefetch_bucket_size=0)
+    return {
+        "zero_optimization": zero,
+        "train_micro_batch_size_per_gpu": "auto",
+        "train_batch_size": "auto",
+        "gradient_accumulation_steps": "auto",
+        "gradient_clipping": "auto",
+        "zero_allow_untested_optimizer": True,
+        "bf16": {"enabled": False},
+        "fp16": {"enabled": False},
+    }
+
+
+def fully_shard_like_accelerate(model: torch.nn.Module) -> torch.nn.Module:
+    """Shard `model` with torch FSDP2's `fully_shard` in the units accelerate 1.15's `fsdp2_prepare_model` builds for
+    a transformers model: each decoder layer (`_no_split_modules`), the input embedding (when untied), the tail
+    [final norm, LM head] (not resharded after forward), then the root. Needs an initialised process group."""
+    from torch.distributed.fsdp import fully_shard
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    layer_classes = set(getattr(base, "_no_split_modules", None) or [])
+    for module in list(model.modules()):
+        if type(module).__name__ in layer_classes:
+            fully_shard(module)
+    embed, head = base.get_input_embeddings(), base.get_output_embeddings()
+    tied = embed.weight is head.weight
+    if not tied:
+        fully_shard(embed)
+    decoder = base.model if hasattr(base, "model") else base.base_model
+    tail = [decoder.norm, embed, head] if tied else [decoder.norm, head]
+    fully_shard(tail, reshard_after_forward=False)
+    fully_shard(model)
+    return model
+
+
+def shard_trainer_with_fsdp2(trainer) -> None:
+    """Shard a built trainer's model with FSDP2 as accelerate would, and keep accelerate from wrapping it in DDP on
+    top (accelerate enables FSDP only on accelerators, so on CPU the sharding is applied here, before `train()`)."""
+    fully_shard_like_accelerate(trainer.model)
+    trainer.accelerator.prepare_model = lambda model, *args, **kwargs: model
+
+
+def train_one_sharded_step(trainer) -> dict[str, Any]:
+    """`train_one_step` for a model held in shards (ZeRO-3, FSDP2) or not: the initial and final values of every
+    trainable parameter are read whole (gathered on every process)."""
+    from trl_ext.training.sharding import unsharded_state
+
+    def trainable(model):
+        model = trainer.accelerator.unwrap_model(model)
+        return unsharded_state(model, only_trainable=True)
+
+    initial = trainable(trainer.model)
+    trainer.train()
+    final = trainable(trainer.model)
+    log = next(e for e in trainer.state.log_history if "loss" in e)
+    update = {n: (initial[n] - final[n]).flatten().tolist() for n in initial}
+    return {**log, "steps": trainer.state.global_step, "update": update}

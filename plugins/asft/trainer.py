@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
@@ -10,9 +9,10 @@ import os
 import torch
 from transformers import TrainerCallback
 
-from trl_ext.compat.models import backbone, drop_instance_forward
+from trl_ext.compat.models import backbone
 from trl_ext.losses.token_loss import LMHead, dft_weight, fused_token_loss
 from trl_ext.models import load_model
+from trl_ext.training.reference import frozen_copy
 from trl_ext.training.sft import FusedSFTTrainer
 
 from .config import ASFTConfig
@@ -56,13 +56,8 @@ class ASFTTrainer(FusedSFTTrainer):
         elif hasattr(self.model, "disable_adapter"):
             return None, "adapter-disabled base"  # PEFT: the frozen base under the adapter is the initial model
         else:
-            # A true deep copy (tied embeddings stay tied inside the copy, never shared with the policy)
-            forward = drop_instance_forward(self._policy)
-            try:
-                ref = copy.deepcopy(self._policy)
-            finally:
-                if forward is not None:
-                    self._policy.forward = forward
+            # A true copy (tied embeddings stay tied inside it, never shared with the policy; gathered under ZeRO-3)
+            ref = frozen_copy(self._policy)
             source = f"initial copy of {getattr(self._policy.config, '_name_or_path', '') or 'the policy'}"
         if ref.get_output_embeddings().weight.shape[0] != self._policy.get_output_embeddings().weight.shape[0]:
             raise ValueError(f"The reference model {source!r} has a different vocabulary size than the policy.")
@@ -78,7 +73,7 @@ class ASFTTrainer(FusedSFTTrainer):
             unwrapped.eval()  # dropout off for the reference pass
             try:
                 with unwrapped.disable_adapter():
-                    hidden = unwrapped(**inputs, return_backbone_hidden=True)
+                    hidden = backbone(self._policy)(**inputs).last_hidden_state
                     head = LMHead.of(unwrapped)
             finally:
                 unwrapped.train(was_training)

@@ -112,6 +112,10 @@ class LfUTrainer(FusedSFTTrainer):
     """
 
     config_class = LfUConfig
+    unsharded_only = (
+        "its perturbed forward at phi + c and its ascent gradient read every trainable parameter whole, outside the "
+        "forward of the module that owns it"
+    )
     _name = "LfU"
     _tag_names = ["trl", "sft", "lfu", "trl-ext"]
     _paper = {
@@ -123,7 +127,6 @@ class LfUTrainer(FusedSFTTrainer):
     def __init__(self, model, args: LfUConfig | None = None, *posargs, aux_dataset: Dataset | None = None, **kwargs):
         super().__init__(model, args, *posargs, **kwargs)
         args = self.args
-        self._params = trainable_parameters(self._policy)
         if not self._params:
             raise ValueError("LfU perturbs the trainable parameters, and the model has none.")
         text_config = self._policy.config.get_text_config()
@@ -142,6 +145,11 @@ class LfUTrainer(FusedSFTTrainer):
                 "layers are recomputed at phi in backward, so only the tensors saved outside them read phi' "
                 "as in the official code; pass --gradient_checkpointing false for its exact gradient."
             )
+
+    @property
+    def _params(self) -> dict[str, torch.nn.Parameter]:
+        # Read at each use: an engine that shards the model in `accelerator.prepare` (FSDP2) replaces the parameters
+        return trainable_parameters(self._policy)
 
     # --- the undesirable batch B' ----------------------------------------------------------------------------------
     def _build_aux_dataset(self, aux_dataset: Dataset | None) -> Dataset:
@@ -179,7 +187,7 @@ class LfUTrainer(FusedSFTTrainer):
         do not fire (the perturbation is local to each process, as in the official code)."""
         forward_inputs = {k: v for k, v in aux_inputs.items() if k != "labels"}
         forward_inputs["use_cache"] = False
-        hidden = self._policy(**forward_inputs, return_backbone_hidden=True)
+        hidden = backbone(self._policy)(**forward_inputs).last_hidden_state
         mask, targets = shifted_positions(aux_inputs["labels"])
         aux_loss, _ = fused_token_loss(hidden[:, :-1][mask], self.policy_head, targets, normalizer=mask.sum())
         perturbation, grad_norm = ascent_perturbation(aux_loss, self._params, self.args.lfu_alpha)

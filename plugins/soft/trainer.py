@@ -7,7 +7,8 @@ import dataclasses
 
 import torch
 
-from trl_ext.losses.token_loss import LMHead, TokenStats, fused_token_loss, head_share, shifted_positions
+from trl_ext.compat.models import backbone
+from trl_ext.losses.token_loss import TokenStats, fused_token_loss, head_share, shifted_positions
 from trl_ext.training.sft import FusedSFTTrainer
 
 from .config import SoFTConfig
@@ -47,12 +48,12 @@ class SoFTTrainer(FusedSFTTrainer):
         if "shift_labels" in inputs:
             raise NotImplementedError("SoFTTrainer does not support context/sequence parallelism (shift_labels).")
         forward_inputs = {k: v for k, v in inputs.items() if k != "labels"}
-        # logits_to_keep=1: the model projects only the last position; the depths are projected in chunks.
-        forward_inputs.update(use_cache=False, output_hidden_states=True, logits_to_keep=1)
-        outputs = model(**forward_inputs)
+        forward_inputs.update(use_cache=False, output_hidden_states=True)
+        # The decoder alone: the model's head is never called (the depths are projected in chunks)
+        outputs = backbone(self._policy)(**forward_inputs)
         hidden_states = outputs.hidden_states  # L + 1 tensors: embeddings, layer 1 .. L (the last one post-norm)
         if not self._checked_last_hidden:
-            self._check_last_hidden(hidden_states[self.num_layers], outputs.logits)
+            self._check_last_hidden(hidden_states[self.num_layers], outputs.last_hidden_state)
         mask, targets = shifted_positions(inputs["labels"])
         states = {}
         for n in self.depths:
@@ -96,15 +97,12 @@ class SoFTTrainer(FusedSFTTrainer):
                 return loss * multiplier, model(**{k: v for k, v in inputs.items() if k != "labels"}, use_cache=False)
         return loss * multiplier
 
-    def _check_last_hidden(self, last: torch.Tensor, logits: torch.Tensor) -> None:
-        # The model's own head on hidden_states[L] must give its logits: else the architecture returns a pre-norm last
-        # hidden state and the full-depth loss would skip the final norm.
+    def _check_last_hidden(self, last: torch.Tensor, head_input: torch.Tensor) -> None:
+        # hidden_states[L] must be what the head reads (the final-normed state): else the architecture returns a
+        # pre-norm last hidden state and the full-depth loss would skip the final norm.
         with torch.no_grad():
-            head = LMHead.of(self._policy)
-            ours, _ = head.capped(head.logits(last[:, -1]))
-            theirs = logits[:, -1].float()
-            tolerance = 1e-2 * theirs.abs().max().clamp(min=1.0)
-            if (ours - theirs).abs().max() > tolerance:
+            tolerance = 1e-4 * head_input.abs().max().clamp(min=1.0)
+            if last.shape != head_input.shape or (last - head_input).abs().max() > tolerance:
                 raise ValueError(
                     f"{type(self._policy).__name__}'s last hidden state is not the final-normed one its "
                     "head reads; SoFTTrainer supports Llama-family decoders."

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
-from trl_ext.evaluation.metrics import completion_nll
+from trl_ext.evaluation import completion_nll
 from trl_ext.testing import (
     SGD_STEP_ARGS,
     assert_same_step,
@@ -183,13 +183,14 @@ def test_full_depth_log_probs_are_the_models_own(tmp_path, sft_rows):
 def test_pre_norm_last_hidden_state_is_refused(tmp_path, sft_rows):
     trainer = _trainer(tmp_path, sft_rows)
     captured = {}
-    hook = trainer.model.model.norm.register_forward_hook(lambda m, args, out: captured.update(pre=args[0]))
+    hook = trainer.model.model.norm.register_forward_hook(lambda m, args, out: captured.update(pre=args[0], post=out))
     batch = _batch(trainer)
     with torch.no_grad():
-        logits = trainer.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        trainer.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
     hook.remove()
+    trainer._check_last_hidden(captured["post"], captured["post"])  # the head's own input passes
     with pytest.raises(ValueError, match="final-normed"):
-        trainer._check_last_hidden(captured["pre"], logits)
+        trainer._check_last_hidden(captured["pre"], captured["post"])
 
 
 # --- normalisation under gradient accumulation and 2 processes --------------------------------------------------------

@@ -45,9 +45,13 @@ class LMHead:
             scale = getattr(config, name, None) if scale is None else scale
         if scale is None and getattr(config, "logits_scaling", None) is not None:
             scale = config.logits_scaling if config.model_type == "hyperclovax" else 1 / config.logits_scaling
+        weight, bias = head.weight, head.bias
+        if _is_dtensor(weight):  # FSDP2 outside the head's forward: all-gather it (TRL's fused head does the same)
+            weight = weight.full_tensor()
+            bias = bias.full_tensor() if bias is not None else None
         return cls(
-            head.weight,
-            head.bias,
+            weight,
+            bias,
             1.0 if scale is None else float(scale),
             getattr(config, "final_logit_softcapping", None),
         )
@@ -68,6 +72,12 @@ class LMHead:
             return z, None
         t = torch.tanh(z / self.softcap)
         return t * self.softcap, t
+
+
+def _is_dtensor(tensor: torch.Tensor) -> bool:
+    from torch.distributed.tensor import DTensor
+
+    return isinstance(tensor, DTensor)
 
 
 def head_share(model: torch.nn.Module) -> float:

@@ -32,11 +32,20 @@ def ascent_perturbation(
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """`c = alpha * g / ||g||_2` with `g = d loss / d params` and the global L2 norm over all tensors.
 
-    Returns the detached perturbation per parameter name and `||g||_2`. Parameters the loss does not reach get a zero
-    perturbation; a zero gradient gives a zero perturbation (no division by zero)."""
+    Returns the detached perturbation per parameter name and `||g||_2`; a zero gradient gives a zero perturbation (no
+    division by zero). A parameter the loss does not reach is an error, not a zero: it is what a sharded engine's
+    parameter looks like when the forward ran on another copy of it (FSDP2's unsharded views), and a zero there
+    would silently turn the perturbation off."""
     names = list(params)
     grads = torch.autograd.grad(loss, [params[n] for n in names], allow_unused=True)
-    grads = [torch.zeros_like(params[n]) if g is None else g.detach() for n, g in zip(names, grads, strict=True)]
+    missing = [n for n, g in zip(names, grads, strict=True) if g is None]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise ValueError(
+            f"The perturbation's loss does not reach {shown}: pass only the parameters it depends on (a sharded "
+            "engine's parameters are read whole only inside their module's forward)."
+        )
+    grads = [g.detach() for g in grads]
     norm = torch.sqrt(sum((g.float().pow(2).sum() for g in grads), torch.zeros((), device=loss.device)))
     scale = alpha / norm if norm > 0 else torch.zeros_like(norm)
     return {n: (g.float() * scale).to(g.dtype) for n, g in zip(names, grads, strict=True)}, norm
@@ -82,15 +91,17 @@ def backward_reads_perturbed(
     as they do in that code. Regions recomputed by gradient checkpointing recompute at `phi`.
     """
     get = perturbation if callable(perturbation) else (lambda: perturbation.value)
-    by_storage: dict[int, str] = {}
+    # Keyed by storage and offset: DeepSpeed ZeRO-1/2 views every parameter into one flat buffer (one shared storage)
+    by_storage: dict[tuple[int, int], str] = {}
     for name, p in params.items():
         if p.is_contiguous() and p.layout == torch.strided:
-            by_storage[p.untyped_storage().data_ptr()] = name
+            by_storage[(p.untyped_storage().data_ptr(), p.storage_offset())] = name
     moved: dict[str, torch.Tensor] = {}
 
     def pack(t: torch.Tensor):
         try:
-            name = by_storage.get(t.untyped_storage().data_ptr()) if t.layout == torch.strided else None
+            key = (t.untyped_storage().data_ptr(), t.storage_offset())
+            name = by_storage.get(key) if t.layout == torch.strided else None
         except (RuntimeError, NotImplementedError):  # tensors without storage (e.g. some wrapper subclasses)
             name = None
         if name is None or t.dtype != params[name].dtype:

@@ -2,8 +2,9 @@
 
     theta_T <- (1 - alpha) * theta_T + alpha * theta      every `sync_steps` optimizer steps,
 
-which is TRL's `SyncRefModelCallback` rule (`ref_model_sync_steps`, `ref_model_mixup_alpha`; its DeepSpeed ZeRO-3
-gathered path included, since the update itself is TRL's `sync_target_model`).
+which is TRL's `SyncRefModelCallback` rule (`ref_model_sync_steps`, `ref_model_mixup_alpha`). The teacher is a whole
+model on every process; the policy's parameters are read through `trl_ext.training.sharding.full_parameters`, so the update
+is the same under DeepSpeed ZeRO-3 (gathered) and FSDP2 (all-gathered DTensors) as on one process.
 
 The teacher is trainer state that is neither the base model nor the policy a checkpoint holds, so `EMATeacher`
 writes it next to every checkpoint and `EMATeacher.load` puts it back before a resumed run continues; without that a
@@ -17,13 +18,12 @@ import logging
 import os
 
 import torch
-from accelerate.state import is_initialized as accelerator_initialized
 from safetensors.torch import load_model, save_model
 from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
-from trl import SyncRefModelCallback
 
 from trl_ext.compat.models import drop_instance_forward
+from trl_ext.training.sharding import full_parameters, is_dtensor, is_zero3_partitioned
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +32,26 @@ TEACHER_FILE = "trl_ext_ema_teacher.safetensors"
 
 def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
     """A deep copy of `model` in eval mode without gradients. Tied weights stay tied inside the copy and are never
-    shared with `model`; a patched instance `forward` (e.g. `add_backbone_forward`) is not carried over."""
+    shared with `model`; a patched instance `forward` (e.g. `add_backbone_forward`) is not carried over.
+
+    A model that DeepSpeed ZeRO-3 partitioned at load time (`from_pretrained` under a ZeRO-3 config) is copied from
+    its gathered parameters: the copy is a whole model on every process (a deep copy would hold empty tensors)."""
+    params = list(model.parameters())
+    if any(is_dtensor(p) for p in params):
+        raise ValueError(
+            "Cannot copy a model already sharded by FSDP2: build the copy before `accelerator.prepare` (the trainer's "
+            "__init__ does), or load it from the model's path."
+        )
+    memo: dict[int, torch.nn.Parameter] = {}
+    if any(is_zero3_partitioned(p) for p in params):
+        unique = list({id(p): p for p in params}.values())
+        with full_parameters(unique) as values:
+            memo = {
+                id(p): torch.nn.Parameter(v.clone(), requires_grad=False) for p, v in zip(unique, values, strict=True)
+            }
     forward = drop_instance_forward(model)
     try:
-        teacher = copy.deepcopy(model)
+        teacher = copy.deepcopy(model, memo)
     finally:
         if forward is not None:
             model.forward = forward
@@ -87,13 +103,13 @@ class EMATeacher(TrainerCallback):
         self.num_updates = 0
 
     def update(self) -> None:
-        """One EMA update, now (outside a trainer too: TRL's update asks accelerate about DeepSpeed first)."""
-        if accelerator_initialized():
-            SyncRefModelCallback.sync_target_model(self.policy, self.teacher, self.alpha)
-        else:
-            with torch.no_grad():
-                for target, source in zip(self.teacher.parameters(), self.policy.parameters(), strict=True):
-                    target.mul_(1.0 - self.alpha).add_(source, alpha=self.alpha)
+        """One EMA update, now (on every process: reading a sharded policy is a collective)."""
+        teacher = list(self.teacher.parameters())
+        with full_parameters(self.policy.parameters()) as policy:
+            if len(policy) != len(teacher):
+                raise ValueError(f"The teacher has {len(teacher)} parameters and the policy {len(policy)}.")
+            for target, source in zip(teacher, policy, strict=True):
+                target.mul_(1.0 - self.alpha).add_(source.to(target.dtype), alpha=self.alpha)
         self.num_updates += 1
 
     def on_step_end(self, args, state, control, **kwargs):

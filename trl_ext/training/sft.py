@@ -1,18 +1,26 @@
 """What every SFT-loss method on the fused chunked head shares, written once: the backbone's hidden states at the
 scored positions, the token normaliser under gradient accumulation and several processes, token-mean metrics
-gathered over processes, and the `return_outputs` path. A plugin's `compute_loss` is then only its paper's loss."""
+gathered over processes, and the `return_outputs` path. A plugin's `compute_loss` is then only its paper's loss.
+
+Sharded engines (DeepSpeed ZeRO-3, FSDP2) hold a parameter whole only inside its module's forward, while these losses
+read the LM head directly. So every subclass's `compute_loss` runs inside the model's forward (through the DDP /
+DeepSpeed / FSDP wrapper, TRL's forward redirection) with the head gathered: the engines' hooks keep the parameters
+whole while the loss reads them and see the gradients it returns, on every engine alike."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from trl import SFTTrainer
 
-from trl_ext.compat.models import add_backbone_forward
+from trl_ext.compat.models import add_backbone_forward, backbone
+from trl_ext.compat.sharding import gathered_lm_head, run_inside_forward
 from trl_ext.compat.trainer import record_metric
 from trl_ext.losses.token_loss import LMHead, shifted_positions
+from trl_ext.training.sharding import is_sharded
 
 
 @dataclass
@@ -33,6 +41,13 @@ class FusedSFTTrainer(SFTTrainer):
     loss_only_keys: tuple[str, ...] = ()
     # The method's config class: `args=None` gets its defaults, an args object of another type is refused.
     config_class: type | None = None
+    # Why the method cannot train with parameters held in shards (DeepSpeed ZeRO-3, FSDP), or None when it can.
+    unsharded_only: str | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "compute_loss" in cls.__dict__:
+            cls.compute_loss = _inside_model_forward(cls.__dict__["compute_loss"])
 
     def __init__(self, model, args=None, *posargs, **kwargs):
         args = self._method_args(args)
@@ -41,6 +56,23 @@ class FusedSFTTrainer(SFTTrainer):
         super().__init__(model, args, *posargs, **kwargs)
         self._policy = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         add_backbone_forward(self._policy)
+
+    def train(self, *args, **kwargs):
+        self._refuse_sharded_parameters()
+        return super().train(*args, **kwargs)
+
+    def _refuse_sharded_parameters(self) -> None:
+        """A method that reads parameters whole outside their module's forward says why (`unsharded_only`); it is
+        refused before training under an engine that holds parameters in shards."""
+        if self.unsharded_only is None:
+            return
+        zero3 = self.is_deepspeed_enabled and self.accelerator.state.deepspeed_plugin.zero_stage == 3
+        if zero3 or self.is_fsdp_enabled or is_sharded(self.model):
+            engine = "DeepSpeed ZeRO-3" if zero3 else "FSDP"
+            raise ValueError(
+                f"{type(self).__name__} cannot train under {engine}: {self.unsharded_only}. Use DDP or DeepSpeed "
+                "ZeRO-1/2, which keep every parameter whole on each process."
+            )
 
     @classmethod
     def _method_args(cls, args):
@@ -65,7 +97,9 @@ class FusedSFTTrainer(SFTTrainer):
             raise NotImplementedError(f"{type(self).__name__} does not support context/sequence parallelism.")
         forward_inputs = {k: v for k, v in inputs.items() if k != "labels" and k not in self.loss_only_keys}
         forward_inputs["use_cache"] = False
-        hidden = model(**forward_inputs, **forward_kwargs, return_backbone_hidden=True)
+        # The decoder stack alone, never the whole model again: this runs inside the model's forward, where a nested
+        # call of the root would end the engine's forward (ZeRO-3 releases every gathered parameter there).
+        hidden = backbone(self._policy)(**forward_inputs, **forward_kwargs).last_hidden_state
         mask, targets = shifted_positions(inputs["labels"])
         return ScoredBatch(hidden[:, :-1][mask], targets, mask, hidden, forward_inputs)
 
@@ -90,6 +124,32 @@ class FusedSFTTrainer(SFTTrainer):
             with torch.no_grad():
                 return loss, model(**scored.forward_inputs)
         return loss
+
+
+def _inside_model_forward(compute_loss):
+    """`compute_loss` run as the model's forward, through its wrapper, with the policy's LM head gathered (ZeRO-3),
+    and called with the unwrapped model (calling the wrapper again inside its own forward would nest it). A call made
+    from inside (a subclass's `compute_loss` calling `super().compute_loss`) runs as it is."""
+
+    @functools.wraps(compute_loss)
+    def wrapped(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if getattr(self, "_loss_in_forward", False):
+            return compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
+        unwrapped = self.accelerator.unwrap_model(model)
+
+        def loss_in_forward():
+            head = self._policy.get_output_embeddings()
+            self._loss_in_forward = True
+            try:
+                with gathered_lm_head(head.weight, getattr(head, "bias", None)):
+                    return compute_loss(self, unwrapped, inputs, return_outputs, num_items_in_batch)
+            finally:
+                self._loss_in_forward = False
+
+        # Through `model.__call__` even when nothing wraps it: an FSDP2 root is its own wrapper, with forward hooks
+        return run_inside_forward(model, unwrapped, loss_in_forward)
+
+    return wrapped
 
 
 def _no_unused_parameter_search(args) -> None:
