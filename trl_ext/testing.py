@@ -305,8 +305,10 @@ def fully_shard_like_accelerate(model: torch.nn.Module) -> torch.nn.Module:
     [final norm, LM head] (not resharded after forward), then the root. Needs an initialised process group."""
     from torch.distributed.fsdp import fully_shard
 
+    from trl_ext.compat.models import no_split_module_classes
+
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    layer_classes = set(getattr(base, "_no_split_modules", None) or [])
+    layer_classes = no_split_module_classes(base)
     for module in list(model.modules()):
         if type(module).__name__ in layer_classes:
             fully_shard(module)

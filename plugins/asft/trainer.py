@@ -50,7 +50,7 @@ class ASFTTrainer(FusedSFTTrainer):
     def _build_reference(self, ref_model):
         source = ref_model if isinstance(ref_model, str) else self.args.ref_model_name_or_path
         if isinstance(ref_model, torch.nn.Module):
-            ref, source = ref_model, getattr(ref_model.config, "_name_or_path", "given")
+            ref, source = ref_model, getattr(ref_model.config, "name_or_path", "") or "given"
         elif source is not None:
             ref = load_model(source, dtype=self._policy.dtype)
         elif hasattr(self.model, "disable_adapter"):
@@ -58,7 +58,7 @@ class ASFTTrainer(FusedSFTTrainer):
         else:
             # A true copy (tied embeddings stay tied inside it, never shared with the policy; gathered under ZeRO-3)
             ref = frozen_copy(self._policy)
-            source = f"initial copy of {getattr(self._policy.config, '_name_or_path', '') or 'the policy'}"
+            source = f"initial copy of {getattr(self._policy.config, 'name_or_path', '') or 'the policy'}"
         if ref.get_output_embeddings().weight.shape[0] != self._policy.get_output_embeddings().weight.shape[0]:
             raise ValueError(f"The reference model {source!r} has a different vocabulary size than the policy.")
         ref.eval().requires_grad_(False)

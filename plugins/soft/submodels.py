@@ -10,14 +10,13 @@ instance-aware dynamic inference (each token stops at the first depth whose top 
 from __future__ import annotations
 
 import copy
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from trl_ext.compat.models import backbone
+from trl_ext.compat.models import backbone, shallow_module_copy
 from trl_ext.inference.scoring import tokenize_pair
 from trl_ext.losses.token_loss import LMHead, fused_token_loss
 
@@ -30,7 +29,7 @@ _NORM_NAMES = ("norm", "final_layernorm", "ln_f", "norm_f")
 
 def _child_name(parent: torch.nn.Module, names: Sequence[str], what: str) -> str:
     for name in names:
-        if isinstance(parent._modules.get(name), torch.nn.Module):
+        if isinstance(dict(parent.named_children()).get(name), torch.nn.Module):
             return name
     raise ValueError(
         f"{type(parent).__name__} has no {what} under any of {', '.join(names)}: SoFT needs a decoder "
@@ -41,21 +40,13 @@ def _child_name(parent: torch.nn.Module, names: Sequence[str], what: str) -> str
 def decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
     """The decoder layers of a causal LM, in order."""
     decoder = backbone(model)
-    return decoder._modules[_child_name(decoder, _LAYER_NAMES, "decoder layers")]
+    return decoder.get_submodule(_child_name(decoder, _LAYER_NAMES, "decoder layers"))
 
 
 def final_norm(model: torch.nn.Module) -> torch.nn.Module:
     """The norm applied after the last decoder layer, shared by every sub-model."""
     decoder = backbone(model)
-    return decoder._modules[_child_name(decoder, _NORM_NAMES, "final norm")]
-
-
-def _shallow(module: torch.nn.Module) -> torch.nn.Module:
-    clone = copy.copy(module)
-    for key in ("_modules", "_parameters", "_buffers"):
-        setattr(clone, key, OrderedDict(getattr(module, key)))
-    clone.__dict__.pop("forward", None)  # a patched forward is bound to the original module
-    return clone
+    return decoder.get_submodule(_child_name(decoder, _NORM_NAMES, "final norm"))
 
 
 def truncate_to_submodel(model: torch.nn.Module, n: int) -> torch.nn.Module:
@@ -69,16 +60,16 @@ def truncate_to_submodel(model: torch.nn.Module, n: int) -> torch.nn.Module:
     if not 1 <= n <= len(layers):
         raise ValueError(f"n={n} must be between 1 and the model's {len(layers)} layers.")
     decoder = backbone(model)
-    decoder_name = next(name for name, child in model._modules.items() if child is decoder)
+    decoder_name = next(name for name, child in model.named_children() if child is decoder)
     config = copy.deepcopy(model.config)
     config.num_hidden_layers = n
     if getattr(config, "layer_types", None) is not None:
         config.layer_types = list(config.layer_types)[:n]
-    inner = _shallow(decoder)
-    inner._modules[_child_name(decoder, _LAYER_NAMES, "decoder layers")] = torch.nn.ModuleList(list(layers)[:n])
+    inner = shallow_module_copy(decoder)
+    setattr(inner, _child_name(decoder, _LAYER_NAMES, "decoder layers"), torch.nn.ModuleList(list(layers)[:n]))
     inner.config = config
-    outer = _shallow(model)
-    outer._modules[decoder_name] = inner
+    outer = shallow_module_copy(model)
+    setattr(outer, decoder_name, inner)
     outer.config = config
     if getattr(model, "generation_config", None) is not None:
         outer.generation_config = copy.deepcopy(model.generation_config)

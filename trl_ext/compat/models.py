@@ -3,8 +3,10 @@ version it was written against and has a test in tests/test_compat.py that fails
 
 from __future__ import annotations
 
+import copy
 import functools
 import types
+from collections import OrderedDict
 
 import torch
 
@@ -43,6 +45,24 @@ def backbone(model: torch.nn.Module) -> torch.nn.Module:
 def drop_instance_forward(model: torch.nn.Module):
     """Remove a patched instance `forward` (returned, to put back), so `copy.deepcopy` yields a clean model."""
     return model.__dict__.pop("forward", None)
+
+
+def shallow_module_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """A copy of `module` that shares every parameter, buffer and child but owns its registries, so children can be
+    replaced on the copy (`setattr`) without touching `module`. torch keeps those registries in the private
+    `_modules` / `_parameters` / `_buffers` dicts (torch 2.13); a patched instance `forward`, bound to `module`, is
+    not carried over."""
+    clone = copy.copy(module)
+    for key in ("_modules", "_parameters", "_buffers"):
+        setattr(clone, key, OrderedDict(getattr(module, key)))
+    clone.__dict__.pop("forward", None)
+    return clone
+
+
+def no_split_module_classes(model: torch.nn.Module) -> set[str]:
+    """Class names of the blocks a sharding engine keeps whole (decoder layers): a transformers model's
+    `_no_split_modules`, which accelerate 1.15 also groups FSDP units by (transformers 5.24)."""
+    return set(getattr(model, "_no_split_modules", None) or [])
 
 
 def forget_load_quantizer(model: torch.nn.Module) -> None:
