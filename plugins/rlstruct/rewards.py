@@ -436,7 +436,9 @@ class RLStructReward(RewardFunction):
         _check_task_column(kwargs)
         return super().__call__(prompts, completions, **kwargs)
 
-    def score(self, completion: str, schema: Any = None, gold: Any = None, task: str | None = None, **row: Any):
+    def score(
+        self, completion: str, schema: Any = None, gold: Any = None, task: str | None = None, **row: Any
+    ) -> Scored:
         parts = score(completion, schema, gold, task or self.task, self.config)  # the module's `score`, all parts
         return Scored(parts["total"], _structure_metrics(parts["valid"] == 1.0, parts["struct"]))
 
