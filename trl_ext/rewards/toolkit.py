@@ -37,7 +37,7 @@ TRAINER_KWARGS = frozenset({"trainer_state", "log_extra", "log_metric", "environ
 # stays within seconds; a reward whose parsing is worse than linear sets a smaller cap.
 DEFAULT_MAX_CHARS = 65_536
 
-_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9.]+")
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9._]+")
 _MAX_FOLDED_CHARS = 48
 
 
