@@ -45,7 +45,7 @@ def register_rewards(register):
     register(
         Reward(
             name="json_validity",
-            factory=JSONValidityReward,
+            factory=JSONValidityReward.from_options,
             required_columns=(),
             options={_FENCES: _FENCES_HELP},
             description="R_valid: 1 if the completion is a JSON object (one ```json fence pair allowed), else 0.",
@@ -55,7 +55,7 @@ def register_rewards(register):
     register(
         Reward(
             name="json_format",
-            factory=JSONFormatReward,
+            factory=JSONFormatReward.from_options,
             required_columns=(),
             options={},
             description="R_format: 1 if the raw completion is JSON with no fences or prose around it, else 0.",
@@ -65,7 +65,7 @@ def register_rewards(register):
     register(
         Reward(
             name="json_structure",
-            factory=JSONStructureReward,
+            factory=JSONStructureReward.from_options,
             required_columns=("schema",),
             options={"extra_key_penalty": _PENALTY_HELP, _FENCES: _FENCES_HELP},
             description="R_struct: 0.5·present + 0.5·typed − 0.1·extra keys against the row's `schema` "
@@ -76,7 +76,7 @@ def register_rewards(register):
     register(
         Reward(
             name="json_content",
-            factory=JSONContentReward,
+            factory=JSONContentReward.from_options,
             required_columns=("gold",),
             options={"task": _TASK_HELP, "numeric_tol": _TOL_HELP, _FENCES: _FENCES_HELP},
             description="R_content against the row's `gold`, scored by its `task` (optional column): gsm8k_json "
@@ -87,7 +87,7 @@ def register_rewards(register):
     register(
         Reward(
             name="rlstruct",
-            factory=RLStructReward,
+            factory=RLStructReward.from_options,
             required_columns=("schema", "gold"),
             options={
                 "weights": "Component weights {valid, format, struct, content}; default 1.0/0.5/1.0/1.0 (ours).",

@@ -21,9 +21,11 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from trl_ext.rewards import RewardFunction, Scored, completion_text
 
 from .config import RLStructConfig
 
@@ -34,7 +36,9 @@ _PY_TYPES = {str: "str", int: "int", float: "float", bool: "bool", list: "list",
 
 # One leading ```json / ``` fence pair around the whole (stripped) completion; anything before or after it is prose.
 _FENCE = re.compile(r"```(?:json)?[ \t]*\n?(.*?)\n?[ \t]*```", re.DOTALL | re.IGNORECASE)
-_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+# `\d+(?:\.\d*)?`, not `\d+\.?\d*`: the same numbers, but the latter splits a digit run two ways and takes minutes
+# (quadratic backtracking) to reject a long digit string that does not end like a number.
+_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
 _TOKEN = re.compile(r"\w+")
 
 
@@ -320,7 +324,7 @@ def structure_metrics(
     completions: Sequence[Any], schemas: Sequence[Any], extra_key_penalty: float = 0.1, allow_fences: bool = True
 ) -> dict[str, float]:
     """`rlstruct/valid_rate` (share of valid JSON objects) and `rlstruct/struct_acc` (share with R_struct == 1)."""
-    completions = [completion_text(c) for c in completions]
+    completions = [completion_text(c) or "" for c in completions]  # not text: not valid
     if len(schemas) != len(completions):
         raise ValueError(f"got {len(completions)} completions but {len(schemas)} schemas")
     if not completions:
@@ -335,125 +339,92 @@ def structure_metrics(
 
 
 # --- TRL reward functions --------------------------------------------------------------------------------------------
-def completion_text(completion: Any) -> str:
-    """The text of a completion: a string, or the content of the last message of a conversational completion."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, list):
-        if not completion:
-            return ""
-        completion = completion[-1]
-    if isinstance(completion, dict):
-        content = completion.get("content")
-        if content is None:
-            return ""
-        if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}, ...]
-            return "".join(part.get("text", "") for part in content if isinstance(part, dict))
-        return str(content)
-    raise TypeError(f"a completion must be a string or a list of messages, got {type(completion).__name__}")
-
-
-def _column(kwargs: dict[str, Any], name: str, n: int, reward: str) -> list[Any]:
-    values = kwargs.get(name)
-    if values is None:
-        raise ValueError(f"{reward} needs the dataset column {name!r} (got columns: {', '.join(sorted(kwargs))})")
-    if len(values) != n:
-        raise ValueError(f"{reward}: column {name!r} has {len(values)} values for {n} completions")
-    return list(values)
-
-
-def _tasks(kwargs: dict[str, Any], n: int, default: str) -> list[str]:
-    tasks = kwargs.get("task")
-    tasks = [default] * n if tasks is None else [t or default for t in tasks]
-    for task in tasks:
-        if task not in TASKS:
-            raise ValueError(f"unknown task {task!r} in the 'task' column; allowed: {', '.join(TASKS)}")
-    return tasks
-
-
 def _check_task(task: str) -> str:
     if task not in TASKS:
         raise ValueError(f"task={task!r} is not a known task; allowed: {', '.join(TASKS)}")
     return task
 
 
-def _log_structure(kwargs: dict[str, Any], valid: list[bool], structs: list[float]) -> None:
-    # GRPOTrainer passes `log_metric` to reward functions (TRL 1.16); values are averaged per logging step.
-    log_metric: Callable[[str, float], None] | None = kwargs.get("log_metric")
-    if callable(log_metric) and valid:
-        log_metric("rlstruct/valid_rate", sum(valid) / len(valid))
-        log_metric("rlstruct/struct_acc", sum(s >= 1.0 - 1e-9 for s in structs) / len(structs))
+def _check_task_column(kwargs: dict[str, Any]) -> None:
+    # A bad `task` value is a dataset error, refused for the whole batch rather than scored 0.0 per row.
+    for task in kwargs.get("task") or ():
+        if task and task not in TASKS:
+            raise ValueError(f"unknown task {task!r} in the 'task' column; allowed: {', '.join(TASKS)}")
 
 
-# Callable classes rather than closures so the rewards stay picklable (TRL's async GRPO sends reward functions to a
-# child process); `__name__` is the name TRL logs the reward's mean under (`rewards/<name>/mean`).
-class JSONValidityReward:
+def _structure_metrics(valid: bool, struct: float) -> dict[str, float]:
+    # Batch means of these are `rlstruct/valid_rate` and `rlstruct/struct_acc`, logged through GRPO's `log_metric`.
+    return {"rlstruct/valid_rate": float(valid), "rlstruct/struct_acc": float(struct >= 1.0 - 1e-9)}
+
+
+# Built on the core's RewardFunction: picklable (TRL's async GRPO sends reward functions to a child process), `name`
+# is the name TRL logs the reward's mean under (`rewards/<name>/mean`), options are folded into it by `from_options`.
+class JSONValidityReward(RewardFunction):
     """R_valid per completion: 1 if it is a JSON object (one ```json fence pair allowed by default), else 0."""
 
-    __name__ = "json_validity_reward"
+    name = "json_validity_reward"
 
     def __init__(self, allow_fences_for_valid: bool = True):
         self.config = RLStructConfig(allow_fences_for_valid=allow_fences_for_valid)
 
-    def __call__(self, prompts: Any = None, completions: Sequence[Any] = (), **kwargs: Any) -> list[float]:
-        return [R_valid(completion_text(c), self.config.allow_fences_for_valid) for c in completions]
+    def score(self, completion: str, **row: Any) -> float:
+        return R_valid(completion, self.config.allow_fences_for_valid)
 
 
-class JSONFormatReward:
+class JSONFormatReward(RewardFunction):
     """R_format per completion: 1 if the raw text is JSON with nothing around it (no fences, no prose), else 0."""
 
-    __name__ = "json_format_reward"
+    name = "json_format_reward"
 
-    def __call__(self, prompts: Any = None, completions: Sequence[Any] = (), **kwargs: Any) -> list[float]:
-        return [R_format(completion_text(c)) for c in completions]
+    def score(self, completion: str, **row: Any) -> float:
+        return R_format(completion)
 
 
-class JSONStructureReward:
+class JSONStructureReward(RewardFunction):
     """R_struct per completion against the row's `schema`; logs `rlstruct/valid_rate` and `rlstruct/struct_acc`."""
 
-    __name__ = "json_structure_reward"
+    name = "json_structure_reward"
+    columns = ("schema",)
 
     def __init__(self, extra_key_penalty: float = 0.1, allow_fences_for_valid: bool = True):
         self.config = RLStructConfig(
             extra_key_penalty=extra_key_penalty, allow_fences_for_valid=allow_fences_for_valid
         )
 
-    def __call__(self, prompts: Any = None, completions: Sequence[Any] = (), **kwargs: Any) -> list[float]:
-        schemas = _column(kwargs, "schema", len(completions), self.__name__)
-        objs = [parse_object(completion_text(c), self.config.allow_fences_for_valid) for c in completions]
-        structs = [
-            0.0 if obj is None else struct_score(obj, schema, self.config.extra_key_penalty)
-            for obj, schema in zip(objs, schemas, strict=True)
-        ]
-        _log_structure(kwargs, [obj is not None for obj in objs], structs)
-        return structs
+    def score(self, completion: str, schema: Any = None, **row: Any) -> Scored:
+        obj = parse_object(completion, self.config.allow_fences_for_valid)
+        struct = 0.0 if obj is None else struct_score(obj, schema, self.config.extra_key_penalty)
+        return Scored(struct, _structure_metrics(obj is not None, struct))
 
 
-class JSONContentReward:
+class JSONContentReward(RewardFunction):
     """R_content per completion against the row's `gold`, scored by the row's `task` (or `task` given here)."""
 
-    __name__ = "json_content_reward"
+    name = "json_content_reward"
+    columns = ("gold",)
 
     def __init__(self, task: str = "generic", numeric_tol: float = 1e-6, allow_fences_for_valid: bool = True):
         self.task = _check_task(task)
         self.config = RLStructConfig(numeric_tol=numeric_tol, allow_fences_for_valid=allow_fences_for_valid)
 
-    def __call__(self, prompts: Any = None, completions: Sequence[Any] = (), **kwargs: Any) -> list[float]:
-        golds = _column(kwargs, "gold", len(completions), self.__name__)
-        tasks = _tasks(kwargs, len(completions), self.task)
-        return [
-            R_content(completion_text(c), gold, task, self.config.numeric_tol, self.config.allow_fences_for_valid)
-            for c, gold, task in zip(completions, golds, tasks, strict=True)
-        ]
+    def __call__(self, prompts: Any = None, completions: Any = (), **kwargs: Any) -> list[float | None]:
+        _check_task_column(kwargs)
+        return super().__call__(prompts, completions, **kwargs)
+
+    def score(self, completion: str, gold: Any = None, task: str | None = None, **row: Any) -> float:
+        return R_content(
+            completion, gold, task or self.task, self.config.numeric_tol, self.config.allow_fences_for_valid
+        )
 
 
-class RLStructReward:
+class RLStructReward(RewardFunction):
     """The hierarchical total R = w_v·R_valid + w_f·R_format + w_s·R_struct + w_c·R_content in one reward function.
 
     Options are `RLStructConfig`'s fields (or `config=RLStructConfig(...)`) and `task`, used for rows without a
     `task` column."""
 
-    __name__ = "rlstruct_reward"
+    name = "rlstruct_reward"
+    columns = ("schema", "gold")
 
     def __init__(self, config: RLStructConfig | None = None, task: str = "generic", **config_fields: Any):
         if config is not None and config_fields:
@@ -461,15 +432,15 @@ class RLStructReward:
         self.config = config if config is not None else RLStructConfig(**config_fields)
         self.task = _check_task(task)
 
-    def __call__(self, prompts: Any = None, completions: Sequence[Any] = (), **kwargs: Any) -> list[float]:
-        n = len(completions)
-        schemas = _column(kwargs, "schema", n, self.__name__)
-        golds = _column(kwargs, "gold", n, self.__name__)
-        tasks = _tasks(kwargs, n, self.task)
-        texts = [completion_text(c) for c in completions]
-        parts = [score(t, s, g, k, self.config) for t, s, g, k in zip(texts, schemas, golds, tasks, strict=True)]
-        _log_structure(kwargs, [p["valid"] == 1.0 for p in parts], [p["struct"] for p in parts])
-        return [p["total"] for p in parts]
+    def __call__(self, prompts: Any = None, completions: Any = (), **kwargs: Any) -> list[float | None]:
+        _check_task_column(kwargs)
+        return super().__call__(prompts, completions, **kwargs)
+
+    def score(
+        self, completion: str, schema: Any = None, gold: Any = None, task: str | None = None, **row: Any
+    ) -> Scored:
+        parts = score(completion, schema, gold, task or self.task, self.config)  # the module's `score`, all parts
+        return Scored(parts["total"], _structure_metrics(parts["valid"] == 1.0, parts["struct"]))
 
 
 # Ready-made reward functions with the defaults, importable directly (TRL style):

@@ -97,7 +97,7 @@ def register_rewards(register):
     register(
         Reward(
             name="tool_call_reward",
-            factory=ToolCallReward,
+            factory=ToolCallReward.from_options,
             family="grpo-reward",
             paper=PAPER,
             required_columns=("tools", "gold_call"),

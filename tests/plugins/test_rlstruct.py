@@ -321,3 +321,29 @@ def test_config_defaults_and_validation():
         RLStructConfig(weights="{bad")
     with pytest.raises(ValueError, match="extra_key_penalty"):
         JSONStructureReward(extra_key_penalty=-1)
+
+
+def test_long_digit_strings_are_rejected_in_linear_time():
+    # A regex that splits the digit run two ways (`\d+\.?\d*`) backtracks quadratically: on 200k digits that do not end
+    # like a number it would run for tens of minutes instead of failing at once.
+    from trl_ext_plugins.rlstruct.rewards import numeric_value
+
+    assert numeric_value("1" * 200_000 + "x") is None
+    assert numeric_value("1" * 300) == float("1" * 300) and numeric_value("1" * 400) is None  # 1.1e299; inf
+    assert numeric_value("-1.5e3") == -1500.0 and numeric_value("2.") == 2.0 and numeric_value(".5") == 0.5
+    completion = '{"answer": "' + "1" * 200_000 + 'x"}'  # capped by the toolkit, then rejected: content 0
+    assert JSONContentReward(task="gsm8k_json")(prompts=["p"], completions=[completion], gold=[5]) == [0.0]
+
+
+def test_builds_with_options_log_under_their_own_names():
+    registry = Registry()
+    registry.add_plugin(rlstruct, "rlstruct")
+    validity = registry.get("reward", "json_validity")
+    names = [validity.build().__name__, validity.build(allow_fences_for_valid=False).__name__]
+    assert names == ["json_validity_reward", "json_validity_reward_no_allow_fences_for_valid"]
+    content = registry.get("reward", "json_content").build(task="recipe")
+    assert content.__name__ == "json_content_reward_task-recipe" and content.task == "recipe"
+    # Garbage completions score 0.0 and a malformed schema row does not stop the batch; the last row has no required
+    # keys (present = typed = 1) and one extra key: 1 - 0.1 = 0.9.
+    out = JSONStructureReward()(prompts=["p"] * 3, completions=[None, '{"a": 1}', '{"a": 1}'], schema=[{}, 3, {}])
+    assert out == [0.0, 0.0, pytest.approx(0.9)]

@@ -489,3 +489,25 @@ def test_cli_grpo_with_tool_call_reward(tiny_model_dir, tmp_path):
         ]
     )
     assert code == 0
+
+
+@pytest.mark.parametrize(
+    "completion, expected",
+    [
+        ("Sure!\nsearch(query='love') and more)", 1.0),  # the call's line up to "(" is the name
+        ("I will search(query='love')", -2.0),  # "I will search" is not a tool
+        ("search(query='love'", -2.0),  # no ")" at all: parse failure
+        ("search(xquery='a', query='love')", -0.8),  # "xquery" is not a parameter (hallucinated)
+    ],
+)
+def test_official_parse_keeps_the_regex_first_match(completion, expected):
+    assert tool_call_reward(None, [completion], tools=[SEARCH_TOOLS], gold_call=["search(query='love')"]) == [expected]
+
+
+def test_degenerate_calls_fail_to_parse_at_once():
+    # The official regex backtracks cubically on many "(" without ")" (1,000 characters took 30 s) and its argument
+    # pattern quadratically over a long word; these inputs would run for hours before the linear parse.
+    gold, names, params = "search(query='love')", ["search"], {"search": ["query"]}
+    assert score_call("f(" * 200_000, gold, names, params) == (-2.0, "parse_failure")
+    assert score_call("search(" + "a" * 200_000 + ")", gold, names, params) == (-0.5, "redundant_or_missing")
+    assert get("reward", "tool_call_reward").build(strict_parsing=True).__name__ == "tool_call_reward_strict_parsing"

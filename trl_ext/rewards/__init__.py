@@ -1,1 +1,31 @@
-"""Rewards for GRPO-based methods and the sandbox that runs model-generated code."""
+"""Rewards for GRPO-based methods: the reward toolkit every built-in reward is built on (completion text, columns,
+unique names, 0.0 for garbage, None for not applicable, async scoring) and, in `sandbox`, the process that runs
+model-generated code."""
+
+from trl_ext.rewards.toolkit import (
+    DEFAULT_MAX_CHARS,
+    TRAINER_KWARGS,
+    AsyncRewardFunction,
+    RewardFunction,
+    Scored,
+    column,
+    completion_text,
+    log_extra,
+    log_metric,
+    reward_function,
+    reward_name,
+)
+
+__all__ = [
+    "DEFAULT_MAX_CHARS",
+    "TRAINER_KWARGS",
+    "AsyncRewardFunction",
+    "RewardFunction",
+    "Scored",
+    "column",
+    "completion_text",
+    "log_extra",
+    "log_metric",
+    "reward_function",
+    "reward_name",
+]
