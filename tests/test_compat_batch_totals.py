@@ -8,7 +8,7 @@ from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
 from trl_ext.compat.step_totals import TESTED_TRANSFORMERS, TESTED_TRL, WindowTotalsMixin
-from trl_ext.testing import tiny_model, tiny_tokenizer
+from trl_ext.testing import first_batch, tiny_model, tiny_tokenizer
 
 
 class _Recording(WindowTotalsMixin, SFTTrainer):
@@ -63,5 +63,5 @@ def test_totals_cover_the_whole_step_and_close_after_it(tmp_path, sft_rows):
         assert first["tokens"] == n1 == n2  # equals TRL's num_items_in_batch for a token count
     assert trainer.take_window_totals() is None  # closed after the step's last micro-batch
     with torch.no_grad():
-        trainer.compute_loss(trainer.model, trainer._prepare_inputs(next(iter(trainer.get_train_dataloader()))))
+        trainer.compute_loss(trainer.model, first_batch(trainer))
     assert trainer.seen[-1][0] is None  # outside the loop: no totals

@@ -14,6 +14,7 @@ from trl_ext.losses import LMHead
 from trl_ext.testing import (
     SGD_STEP_ARGS,
     assert_same_step,
+    first_batch,
     interrupted_and_resumed,
     logged,
     loss_and_grads,
@@ -174,7 +175,7 @@ def test_loss_and_grads_match_full_logit_reference(tmp_path, sft_rows, kd_form, 
     with torch.no_grad():  # a teacher that has drifted from the policy
         for p in trainer.teacher.parameters():
             p.add_(0.3 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
-    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    batch = first_batch(trainer)
     trainer.model.train()
     mask = batch["labels"][:, 1:] != -100
     loss = trainer.compute_loss(trainer.model, batch, num_items_in_batch=mask.sum())

@@ -9,7 +9,7 @@ from trl import SFTConfig, SFTTrainer
 
 from trl_ext import get
 from trl_ext.cli import main
-from trl_ext.testing import loss_and_grads, max_grad_diff, tiny_model, tiny_tokenizer
+from trl_ext.testing import first_batch, loss_and_grads, max_grad_diff, tiny_model, tiny_tokenizer
 from trl_ext_plugins.fait import (
     FAITConfig,
     FAITTrainer,
@@ -226,7 +226,7 @@ def test_masks_align_with_training_tokens(tmp_path):
     assert all(row["labels"][i] != -100 for i in range(len(row["input_ids"])) if row["fait_line_mask"][i])
     assert "".join(_decoded_marked(row["input_ids"], row["fait_line_mask"])).replace(" ", "") == "total+=v"
     # after the causal shift the weight sits on the position that predicts "+" (its label is "+")
-    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    batch = first_batch(trainer)
     line, tok = batch["fait_line_mask"][:, 1:], batch["fait_token_mask"][:, 1:]
     targets = batch["labels"][:, 1:]
     assert {tiny_tokenizer().decode([int(t)]).strip() for t in targets[tok.bool()]} == {"+"}

@@ -18,6 +18,7 @@ from trl_ext.losses import LMHead, fused_token_loss
 from trl_ext.losses.distribution import greedy_tokens
 from trl_ext.testing import (
     check_same_step_in_every_layout,
+    first_batch,
     interrupted_and_resumed,
     logged,
     loss_and_grads,
@@ -226,7 +227,7 @@ def _capture_backbone_inputs(trainer):
 def test_mixed_embeddings_differ_only_at_response_positions(tmp_path, ift_rows):
     trainer = _trainer(_config(tmp_path, ift_lambda=0.5), ift_rows)
     seen = _capture_backbone_inputs(trainer)
-    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    batch = first_batch(trainer)
     trainer.compute_loss(trainer.model, batch)
     gold, mixed = seen  # the no-grad guess forward, then the trained forward
     table = trainer.model.get_input_embeddings().weight.detach()
@@ -282,7 +283,7 @@ def test_embedding_copy_is_stop_gradient_and_follows_the_table(tmp_path, ift_row
     trainer.train()
     table = tied.get_input_embeddings().weight.detach()
     assert not torch.equal(table, tiny_model(tie_word_embeddings=True).get_input_embeddings().weight)
-    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    batch = first_batch(trainer)
     seen.clear()
     with torch.no_grad():
         trainer.compute_loss(trainer.model, batch)
@@ -390,7 +391,7 @@ def test_no_logits_sized_tensor_for_the_batch(tmp_path, ift_rows, chunked_head):
         ift_rows,
         tiny_model(LARGE_VOCAB),
     )
-    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    batch = first_batch(trainer)
     scored = (batch["labels"][:, 1:] != -100).sum().item()
     logits_size = scored * LARGE_VOCAB
     hidden_size = trainer.model.config.hidden_size
@@ -499,7 +500,7 @@ def test_peft_trains_only_the_adapter(tmp_path, ift_rows):
 
     peft_config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
     trainer = _trainer(_config(tmp_path), ift_rows, peft_config=peft_config)
-    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    batch = first_batch(trainer)
     trainer.compute_loss(trainer.model, batch).backward()
     grads = [n for n, p in trainer.model.named_parameters() if p.grad is not None]
     assert grads and all("lora_" in n for n in grads)

@@ -17,6 +17,7 @@ from trl_ext.losses import LMHead
 from trl_ext.losses.distribution import sample_tokens
 from trl_ext.testing import (
     check_same_step_in_every_layout,
+    first_batch,
     interrupted_and_resumed,
     logged,
     loss_and_grads,
@@ -337,7 +338,7 @@ def test_rollouts_reproducible_and_vary_with_step(tmp_path, sft_rows):
             model=tiny_model(), args=cfg, train_dataset=Dataset.from_list(sft_rows), processing_class=tiny_tokenizer()
         )
         trainer.state.global_step = step
-        batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+        batch = first_batch(trainer)
         with torch.no_grad():
             return trainer.compute_loss(trainer.model, batch).item()
 

@@ -14,6 +14,7 @@ from trl_ext.evaluation import completion_nll
 from trl_ext.testing import (
     SGD_STEP_ARGS,
     assert_same_step,
+    first_batch,
     max_grad_diff,
     relative_grad_diff,
     run_layout,
@@ -70,7 +71,7 @@ def _trainer(tmp_path, rows, trainer_cls=SoFTTrainer, config=None, model=None, *
 
 def _batch(trainer):
     trainer.model.train()
-    return trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    return first_batch(trainer)
 
 
 def _grads(trainer, loss):
