@@ -1,5 +1,6 @@
-"""`torchrun -m trl_ext train` (the README's command) forms a process group and trains with DDP: two processes of two
-rows each end with the weights of one process of four rows, and a launch whose trainer sees one process is refused."""
+"""`torchrun -m trl_ext train` (the README's command) forms a process group and trains with DDP or DeepSpeed ZeRO: two
+processes of two rows each end with the weights of one process of four rows, and a launch whose trainer sees one
+process is refused."""
 
 import json
 import os
@@ -11,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from trl_ext.testing import uneven_rows
+from trl_ext.testing import deepspeed_config, uneven_rows
 
 STEP_FLAGS = [
     "--max_steps", "2",
@@ -26,27 +27,46 @@ STEP_FLAGS = [
 ]  # fmt: skip
 
 
-def _train(method: str, model_dir: str, data: Path, out: Path, nproc: int, per_device: int) -> dict[str, torch.Tensor]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+def _train(
+    method: str, model_dir: str, data: Path, out: Path, nproc: int, per_device: int, *extra: str
+) -> dict[str, torch.Tensor]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "DS_ACCELERATOR": "cpu"}
     launcher = [sys.executable]
     if nproc > 1:
         port = str(29500 + (os.getpid() + len(method) * 97) % 2000)
         launcher += ["-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", port]
     cmd = launcher + ["-m", "trl_ext", "train", method, "--model_name_or_path", model_dir]
     cmd += ["--dataset_name", str(data), "--output_dir", str(out), "--per_device_train_batch_size", str(per_device)]
-    result = subprocess.run(cmd + STEP_FLAGS, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(cmd + STEP_FLAGS + list(extra), env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return load_file(out / "model.safetensors")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["sft", "asft"])
-def test_torchrun_cli_trains_like_one_process(tiny_model_dir, tmp_path, method):
+@pytest.mark.parametrize(
+    "method,zero_stage",
+    [
+        ("sft", None),
+        ("asft", None),
+        pytest.param("sft", 2, id="sft-zero2"),
+        pytest.param("asft", 3, id="asft-zero3"),
+        pytest.param("curiosft", 3, id="curiosft-zero3"),
+        pytest.param("soft", 3, id="soft-zero3"),
+    ],
+)
+def test_torchrun_cli_trains_like_one_process(tiny_model_dir, tmp_path, method, zero_stage):
+    """Plain DDP, and DeepSpeed ZeRO through `--deepspeed config.json` (on CPU: DS_ACCELERATOR=cpu, gloo)."""
+    extra: list[str] = []
+    if zero_stage is not None:
+        pytest.importorskip("deepspeed", reason="DeepSpeed is the `deepspeed` extra (make env installs it)")
+        config = tmp_path / "zero.json"
+        config.write_text(json.dumps(deepspeed_config(zero_stage)))
+        extra = ["--deepspeed", str(config)]
     data = tmp_path / "rows.jsonl"
     data.write_text("".join(json.dumps(row) + "\n" for row in uneven_rows() * 2))
     initial = load_file(Path(tiny_model_dir) / "model.safetensors")
     single = _train(method, tiny_model_dir, data, tmp_path / "single", nproc=1, per_device=4)
-    ddp = _train(method, tiny_model_dir, data, tmp_path / "ddp", nproc=2, per_device=2)
+    ddp = _train(method, tiny_model_dir, data, tmp_path / "ddp", 2, 2, *extra)
     moved = max((single[k] - initial[k]).abs().max().item() for k in single)
     assert moved > 1e-4, "the two steps barely moved the weights: the comparison would be void"
     # A rank training alone on its half (or on the whole set) lands elsewhere: the issue saw differences of 0.09.

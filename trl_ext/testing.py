@@ -286,7 +286,12 @@ def deepspeed_config(stage: int) -> dict[str, Any]:
     a tiny model is held in shards like a large one."""
     zero: dict[str, Any] = {"stage": stage}
     if stage == 3:
-        zero.update(stage3_param_persistence_threshold=0, stage3_prefetch_bucket_size=0)
+        # save_model writes the whole weights (not only DeepSpeed's sharded checkpoint), as a user would configure
+        zero.update(
+            stage3_param_persistence_threshold=0,
+            stage3_prefetch_bucket_size=0,
+            stage3_gather_16bit_weights_on_model_save=True,
+        )
     return {
         "zero_optimization": zero,
         "train_micro_batch_size_per_gpu": "auto",

@@ -14,6 +14,7 @@ from trl_ext.losses.token_loss import LMHead, dft_weight, fused_token_loss
 from trl_ext.models import load_model
 from trl_ext.training.reference import frozen_copy
 from trl_ext.training.sft import FusedSFTTrainer
+from trl_ext.training.sharding import full_shape
 
 from .config import ASFTConfig
 
@@ -59,7 +60,10 @@ class ASFTTrainer(FusedSFTTrainer):
             # A true copy (tied embeddings stay tied inside it, never shared with the policy; gathered under ZeRO-3)
             ref = frozen_copy(self._policy)
             source = f"initial copy of {getattr(self._policy.config, 'name_or_path', '') or 'the policy'}"
-        if ref.get_output_embeddings().weight.shape[0] != self._policy.get_output_embeddings().weight.shape[0]:
+        if (
+            full_shape(ref.get_output_embeddings().weight)[0]
+            != full_shape(self._policy.get_output_embeddings().weight)[0]
+        ):
             raise ValueError(f"The reference model {source!r} has a different vocabulary size than the policy.")
         ref.eval().requires_grad_(False)
         return ref.to(self.accelerator.device), source

@@ -49,6 +49,7 @@ def run_stage(stage: Stage) -> str:
     from trl import get_peft_config
 
     from trl_ext.models import load_model_and_tokenizer
+    from trl_ext.training.sharding import form_process_group
 
     method, config, script_args = stage.method, stage.config, stage.script_args
     dataset = load_dataset(
@@ -71,6 +72,7 @@ def run_stage(stage: Stage) -> str:
     else:
         check_columns(columns, method, config, script_args.dataset_name, reward_columns(stage.rewards))
 
+    form_process_group(config)
     model, tokenizer = load_model_and_tokenizer(stage.model_args, config)
     if stage.transforms:
         apply_transforms(stage.transforms, dataset, script_args.dataset_name, model=model, tokenizer=tokenizer)

@@ -21,6 +21,12 @@ def is_dtensor(param: torch.Tensor) -> bool:
     return isinstance(param, DTensor)
 
 
+def full_shape(param: torch.Tensor) -> torch.Size:
+    """The shape of the whole parameter, also while ZeRO-3 holds it empty outside its module's forward (`ds_shape`;
+    an FSDP2 DTensor already reports its global shape)."""
+    return param.ds_shape if is_zero3_partitioned(param) else param.shape
+
+
 def is_sharded(model: torch.nn.Module) -> bool:
     """Whether any parameter of `model` is held in shards (ZeRO-3 or FSDP2)."""
     return any(is_zero3_partitioned(p) or is_dtensor(p) for p in model.parameters())
@@ -46,3 +52,14 @@ def unsharded_state(model: torch.nn.Module, only_trainable: bool = False) -> dic
     named = {n: p for n, p in model.named_parameters() if p.requires_grad or not only_trainable}
     with full_parameters(named.values()) as values:
         return {name: value.clone() for name, value in zip(named, values, strict=True)}
+
+
+def form_process_group(args) -> None:
+    """Set up the launcher's process group before the model loads, as `trainer.train` would later: under DeepSpeed
+    ZeRO-3 transformers partitions the weights while loading (`zero.Init`), sized by DeepSpeed's own view of the world
+    size, which on CPU (where accelerate skips DeepSpeed's initialisation) would otherwise still be one process."""
+    args.device  # noqa: B018 (TrainingArguments sets the process group up on first access)
+    if getattr(args, "deepspeed", None) and torch.distributed.is_initialized():
+        import deepspeed
+
+        deepspeed.init_distributed(dist_backend=torch.distributed.get_backend())
