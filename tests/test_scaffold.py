@@ -33,9 +33,14 @@ def test_writes_the_plugin_folder(generated):
         if path.suffix == ".py":
             ast.parse(path.read_text(), filename=str(path))
     config, trainer, readme = [(folder / n).read_text() for n in ("config.py", "trainer.py", "README.md")]
-    assert "class MyPaperConfig(SFTConfig):" in config and "example_weight: float = field(" in config
-    assert "class MyPaperTrainer(SFTTrainer):" in trainer and "def compute_loss(" in trainer
-    assert "from .config import MyPaperConfig" in (folder / "__init__.py").read_text()
+    assert "class MyPaperConfig(FusedSFTConfig):" in config and "example_weight: float = field(" in config
+    assert "PAPER = Paper(" in config and "own_loss: ClassVar[str]" in config
+    assert "class MyPaperTrainer(FusedSFTTrainer):" in trainer and "def compute_loss(" in trainer
+    assert "config_class = MyPaperConfig" in trainer and "paper = PAPER" in trainer
+    assert "from .config import PAPER, MyPaperConfig" in (folder / "__init__.py").read_text()
+    # the chores the base does are not repeated in the plugin
+    for chore in ("._paper", "_paper = {", "loss_type !=", 'mode = "train"', "record_metric"):
+        assert chore not in "".join(p.read_text() for p in files if p.name != "test_my_paper.py"), chore
     assert '[project.entry-points.trl_ext]\nmy_paper = "<package>.my_paper"' in readme
     for section in ("## What it does", "## Usage", "## Fidelity", "## Measured demo", "## Citation"):
         assert section in readme
@@ -54,7 +59,7 @@ def test_the_generated_test_passes_as_generated(generated):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    assert "6 passed" in proc.stdout
+    assert "7 passed" in proc.stdout
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ruff") is None, reason="ruff is not installed (pip install ruff)")

@@ -1,25 +1,9 @@
 """ASFT: Anchored Supervised Fine-Tuning (arXiv 2509.23753), with DFT (arXiv 2508.05629) as one of its modes."""
 
-from trl_ext import Method, Paper, hookimpl
+from trl_ext import Method, hookimpl
 
-from .config import ASFTConfig
+from .config import PAPER, ASFTConfig
 from .trainer import ASFTTrainer
-
-PAPER = Paper(
-    title="Anchored Supervised Fine-Tuning",
-    arxiv="2509.23753",
-    citation="""@article{zhu2025anchored,
-  title         = {Anchored Supervised Fine-Tuning},
-  author        = {Zhu, He and Su, Junyou and Lai, Peng and Ma, Ren and Zhang, Wenjia and Yang, Linyi and
-                   Chen, Guanhua},
-  journal       = {arXiv preprint arXiv:2509.23753},
-  year          = {2025},
-  eprint        = {2509.23753},
-  archivePrefix = {arXiv},
-  url           = {https://arxiv.org/abs/2509.23753}
-}""",
-)
-ASFTTrainer._paper = {"title": PAPER.title, "id": PAPER.arxiv, "citation": PAPER.citation}
 
 
 @hookimpl

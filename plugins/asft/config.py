@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
-from trl import SFTConfig
+from trl_ext import Paper
+from trl_ext.training.sft import FusedSFTConfig
 
 ASFT_MODES = ("sft", "dft", "sft_kl", "asft")
 
 
+PAPER = Paper(
+    title="Anchored Supervised Fine-Tuning",
+    arxiv="2509.23753",
+    citation="""@article{zhu2025anchored,
+  title         = {Anchored Supervised Fine-Tuning},
+  author        = {Zhu, He and Su, Junyou and Lai, Peng and Ma, Ren and Zhang, Wenjia and Yang, Linyi and
+                   Chen, Guanhua},
+  journal       = {arXiv preprint arXiv:2509.23753},
+  year          = {2025},
+  eprint        = {2509.23753},
+  archivePrefix = {arXiv},
+  url           = {https://arxiv.org/abs/2509.23753}
+}""",
+)
+
+
 @dataclass
-class ASFTConfig(SFTConfig):
+class ASFTConfig(FusedSFTConfig):
     r"""
     Configuration for [`ASFTTrainer`], from "Anchored Supervised Fine-Tuning" (https://arxiv.org/abs/2509.23753).
 
@@ -19,6 +37,8 @@ class ASFTConfig(SFTConfig):
     `sft_kl`: -log p_t + kl_weight * KL. The loss is the token sum over `num_items_in_batch`, as in SFTTrainer.
     Defaults follow the official `train.sh`: kl_weight 0.1, learning_rate 5e-5.
     """
+
+    own_loss: ClassVar[str] = "ASFT's own loss (pick the objective with asft_loss: 'dft' reproduces loss_type='dft')"
 
     asft_loss: str = field(
         default="asft",
@@ -54,11 +74,6 @@ class ASFTConfig(SFTConfig):
             raise ValueError(f"kl_weight={self.kl_weight} must be a number >= 0 (the paper uses 0.1).")
         if self.kl_chunk_size is not None and self.kl_chunk_size < 1:
             raise ValueError(f"kl_chunk_size={self.kl_chunk_size} must be a positive number of tokens, or None.")
-        if self.loss_type != "nll":
-            raise ValueError(
-                f"loss_type={self.loss_type!r} conflicts with ASFT's own loss; leave loss_type='nll' and pick the "
-                "objective with asft_loss ('dft' reproduces loss_type='dft')."
-            )
         super().__post_init__()
 
     @property

@@ -11,12 +11,10 @@ from transformers import TrainerCallback
 
 from trl_ext.compat.models import backbone
 from trl_ext.losses.token_loss import LMHead, dft_weight, fused_token_loss
-from trl_ext.models import load_model
-from trl_ext.training.reference import frozen_copy
+from trl_ext.training.reference import reference_model
 from trl_ext.training.sft import FusedSFTTrainer
-from trl_ext.training.sharding import full_shape
 
-from .config import ASFTConfig
+from .config import PAPER, ASFTConfig
 
 logger = logging.getLogger(__name__)
 STATE_FILE = "trl_ext_asft.json"
@@ -32,11 +30,7 @@ class ASFTTrainer(FusedSFTTrainer):
     config_class = ASFTConfig
     _name = "ASFT"
     _tag_names = ["trl", "sft", "asft", "trl-ext"]
-    _paper = {
-        "title": "Anchored Supervised Fine-Tuning",
-        "id": "2509.23753",
-        "citation": None,  # filled from the plugin's PAPER in __init__.py
-    }
+    paper = PAPER
 
     def __init__(self, model, args: ASFTConfig | None = None, *posargs, ref_model=None, **kwargs):
         super().__init__(model, args, *posargs, **kwargs)
@@ -44,30 +38,15 @@ class ASFTTrainer(FusedSFTTrainer):
         self.ref_model = None
         self._reference_source = None
         if args.uses_kl:
-            self.ref_model, self._reference_source = self._build_reference(ref_model)
+            self.ref_model, self._reference_source = reference_model(
+                self._policy,
+                ref_model if ref_model is not None else args.ref_model_name_or_path,
+                device=self.accelerator.device,
+                adapter_base=hasattr(self.model, "disable_adapter"),  # PEFT: the frozen base is the initial model
+            )
         self.add_callback(_ReferenceStateCallback(self))
 
     # --- reference ---------------------------------------------------------------------------------------------------
-    def _build_reference(self, ref_model):
-        source = ref_model if isinstance(ref_model, str) else self.args.ref_model_name_or_path
-        if isinstance(ref_model, torch.nn.Module):
-            ref, source = ref_model, getattr(ref_model.config, "name_or_path", "") or "given"
-        elif source is not None:
-            ref = load_model(source, dtype=self._policy.dtype)
-        elif hasattr(self.model, "disable_adapter"):
-            return None, "adapter-disabled base"  # PEFT: the frozen base under the adapter is the initial model
-        else:
-            # A true copy (tied embeddings stay tied inside it, never shared with the policy; gathered under ZeRO-3)
-            ref = frozen_copy(self._policy)
-            source = f"initial copy of {getattr(self._policy.config, 'name_or_path', '') or 'the policy'}"
-        if (
-            full_shape(ref.get_output_embeddings().weight)[0]
-            != full_shape(self._policy.get_output_embeddings().weight)[0]
-        ):
-            raise ValueError(f"The reference model {source!r} has a different vocabulary size than the policy.")
-        ref.eval().requires_grad_(False)
-        return ref.to(self.accelerator.device), source
-
     def _reference_hidden(self, unwrapped, inputs):
         with torch.no_grad():
             if self.ref_model is not None:
@@ -78,16 +57,13 @@ class ASFTTrainer(FusedSFTTrainer):
             try:
                 with unwrapped.disable_adapter():
                     hidden = backbone(self._policy)(**inputs).last_hidden_state
-                    head = LMHead.of(unwrapped)
+                    head = self.detached_head(unwrapped)
             finally:
                 unwrapped.train(was_training)
-            return hidden, LMHead(
-                head.weight.detach(), None if head.bias is None else head.bias.detach(), head.logit_scale, head.softcap
-            )
+            return hidden, head
 
     # --- loss --------------------------------------------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        mode = "train" if self.model.training else "eval"
         args: ASFTConfig = self.args
         scored = self.scored_batch(model, inputs)
         ref_hidden = ref_head = None
@@ -115,7 +91,7 @@ class ASFTTrainer(FusedSFTTrainer):
         }
         if stats.kl is not None:
             metrics["asft/kl"] = stats.kl
-        self.log_token_means(mode, scored.mask, **metrics)
+        self.log_token_means(scored.mask, **metrics)
         return self.loss_output(model, scored, loss * multiplier, return_outputs)
 
     # --- resume ------------------------------------------------------------------------------------------------------

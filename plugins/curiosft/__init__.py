@@ -1,28 +1,10 @@
 """CurioSFT: entropy-preserving SFT via adaptive self-distillation toward an EMA teacher (arXiv 2602.02244)."""
 
-from trl_ext import Method, Paper, hookimpl
+from trl_ext import Method, hookimpl
 
-from .config import CurioSFTConfig
+from .config import PAPER, CurioSFTConfig
 from .temperature import TemperatureRule, entropy_guided_temperature, tempered_teacher_targets
 from .trainer import CurioSFTTrainer
-
-PAPER = Paper(
-    title="Learning While Staying Curious: Entropy-Preserving Supervised Fine-Tuning via Adaptive Self-Distillation "
-    "for Large Reasoning Models",
-    arxiv="2602.02244",
-    citation="""@article{wang2026learning,
-  title         = {Learning While Staying Curious: Entropy-Preserving Supervised Fine-Tuning via Adaptive
-                   Self-Distillation for Large Reasoning Models},
-  author        = {Wang, Hao and Gu, Hao and Piao, Hongming and Gong, Kaixiong and Ye, Yuxiao and Yue, Xiangyu and
-                   Han, Sirui and Guo, Yike and Wu, Dapeng},
-  journal       = {arXiv preprint arXiv:2602.02244},
-  year          = {2026},
-  eprint        = {2602.02244},
-  archivePrefix = {arXiv},
-  url           = {https://arxiv.org/abs/2602.02244}
-}""",
-)
-CurioSFTTrainer._paper = {"title": PAPER.title, "id": PAPER.arxiv, "citation": PAPER.citation}
 
 
 @hookimpl

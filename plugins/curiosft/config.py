@@ -4,14 +4,34 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
-from trl import SFTConfig
+from trl_ext import Paper
+from trl_ext.training.sft import FusedSFTConfig
 
 CURIO_KD_FORMS = ("gt_token_sq", "full_kl")
 
 
+PAPER = Paper(
+    title="Learning While Staying Curious: Entropy-Preserving Supervised Fine-Tuning via Adaptive Self-Distillation "
+    "for Large Reasoning Models",
+    arxiv="2602.02244",
+    citation="""@article{wang2026learning,
+  title         = {Learning While Staying Curious: Entropy-Preserving Supervised Fine-Tuning via Adaptive
+                   Self-Distillation for Large Reasoning Models},
+  author        = {Wang, Hao and Gu, Hao and Piao, Hongming and Gong, Kaixiong and Ye, Yuxiao and Yue, Xiangyu and
+                   Han, Sirui and Guo, Yike and Wu, Dapeng},
+  journal       = {arXiv preprint arXiv:2602.02244},
+  year          = {2026},
+  eprint        = {2602.02244},
+  archivePrefix = {arXiv},
+  url           = {https://arxiv.org/abs/2602.02244}
+}""",
+)
+
+
 @dataclass
-class CurioSFTConfig(SFTConfig):
+class CurioSFTConfig(FusedSFTConfig):
     r"""
     Configuration for [`CurioSFTTrainer`], from "Learning While Staying Curious: Entropy-Preserving Supervised
     Fine-Tuning via Adaptive Self-Distillation for Large Reasoning Models" (https://arxiv.org/abs/2602.02244).
@@ -23,6 +43,8 @@ class CurioSFTConfig(SFTConfig):
     `num_items_in_batch`, as in SFTTrainer. Defaults follow the official `compute_tau_from_logits`, `custom_loss` and
     `scripts/1_sft.sh`.
     """
+
+    own_loss: ClassVar[str] = "CurioSFT's own loss (the NLL part of CurioSFT is plain SFT)"
 
     curio_kd_coef: float = field(
         default=1.0,
@@ -121,11 +143,6 @@ class CurioSFTConfig(SFTConfig):
         if self.curio_kd_form not in CURIO_KD_FORMS:
             raise ValueError(
                 f"curio_kd_form={self.curio_kd_form!r} is not supported; choose one of {', '.join(CURIO_KD_FORMS)}."
-            )
-        if self.loss_type != "nll":
-            raise ValueError(
-                f"loss_type={self.loss_type!r} conflicts with CurioSFT's own loss; leave loss_type='nll' "
-                "(the NLL part of CurioSFT is plain SFT)."
             )
         super().__post_init__()
 

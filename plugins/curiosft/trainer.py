@@ -8,10 +8,10 @@ import torch
 from trl_ext.compat.models import backbone
 from trl_ext.losses.gold_token import gold_token_loss
 from trl_ext.losses.token_loss import LMHead, fused_token_loss
-from trl_ext.training.reference import EMATeacher, frozen_copy, resolve_checkpoint
+from trl_ext.training.reference import EMATeacher, reference_model, resolve_checkpoint
 from trl_ext.training.sft import FusedSFTTrainer
 
-from .config import CurioSFTConfig
+from .config import PAPER, CurioSFTConfig
 from .temperature import TemperatureRule, tempered_reference, tempered_teacher_targets
 
 
@@ -38,12 +38,7 @@ class CurioSFTTrainer(FusedSFTTrainer):
     config_class = CurioSFTConfig
     _name = "CurioSFT"
     _tag_names = ["trl", "sft", "curiosft", "trl-ext"]
-    _paper = {
-        "title": "Learning While Staying Curious: Entropy-Preserving Supervised Fine-Tuning via Adaptive "
-        "Self-Distillation for Large Reasoning Models",
-        "id": "2602.02244",
-        "citation": None,  # filled from the plugin's PAPER in __init__.py
-    }
+    paper = PAPER
 
     def __init__(self, model, args: CurioSFTConfig | None = None, *posargs, **kwargs):
         super().__init__(model, args, *posargs, **kwargs)
@@ -54,14 +49,13 @@ class CurioSFTTrainer(FusedSFTTrainer):
             if args.curio_kd_form == "full_kl" and LMHead.of(self._policy).softcap is not None:
                 raise ValueError("curio_kd_form='full_kl' does not support soft-capped LM heads; use 'gt_token_sq'.")
             # Under PEFT the copy holds the adapters too, so the EMA runs over the same parameter list.
-            self.teacher = frozen_copy(self._policy).to(self.accelerator.device)
+            self.teacher, _ = reference_model(self._policy, device=self.accelerator.device)
             self.ema = EMATeacher(self.teacher, self._policy, args.ref_model_sync_steps, args.ref_model_mixup_alpha)
             self.add_callback(self.ema)
         self._rule = TemperatureRule.from_config(args)
 
     # --- loss --------------------------------------------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        mode = "train" if self.model.training else "eval"
         args: CurioSFTConfig = self.args
         scored = self.scored_batch(model, inputs)
         h, targets, mask = scored.hidden, scored.targets, scored.mask
@@ -112,7 +106,7 @@ class CurioSFTTrainer(FusedSFTTrainer):
                     "curio/teacher_entropy": teacher.entropy,
                 }
             )
-        self.log_token_means(mode, mask, **metrics)
+        self.log_token_means(mask, **metrics)
         return self.loss_output(model, scored, loss * multiplier, return_outputs)
 
     # --- resume ------------------------------------------------------------------------------------------------------

@@ -1,28 +1,13 @@
 """FAIT: Fault-Aware Fine-Tuning for code generation (arXiv 2503.16913): cross-entropy weighted up on the tokens where
 a correct solution differs from similar incorrect variants (line- and character-level diffs). See README.md."""
 
-from trl_ext import Dataset, Method, Paper, Transform, hookimpl
+from trl_ext import Dataset, Method, Transform, hookimpl
 
-from .config import FAITConfig
+from .config import PAPER, FAITConfig
 from .data import build as build_code_mutants
 from .data import extract_code, mutants, pass_at_1
 from .masks import fait_masks, fault_spans, make_fait_masks_transform
 from .trainer import FAITTrainer, fait_weights
-
-PAPER = Paper(
-    title="FAIT: Fault-Aware Fine-Tuning for Better Code Generation",
-    arxiv="2503.16913",
-    citation="""@article{fan2025fait,
-  title         = {FAIT: Fault-Aware Fine-Tuning for Better Code Generation},
-  author        = {Fan, Lishui and Liu, Zhongxin and Wang, Haoye and Bao, Lingfeng and Xia, Xin and Li, Shanping},
-  journal       = {arXiv preprint arXiv:2503.16913},
-  year          = {2025},
-  eprint        = {2503.16913},
-  archivePrefix = {arXiv},
-  url           = {https://arxiv.org/abs/2503.16913}
-}""",
-)
-FAITTrainer._paper = {"title": PAPER.title, "id": PAPER.arxiv, "citation": PAPER.citation}
 
 __all__ = [
     "FAITConfig",

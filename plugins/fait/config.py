@@ -6,8 +6,10 @@ import importlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
-from trl import SFTConfig
+from trl_ext import Paper
+from trl_ext.training.sft import FusedSFTConfig
 
 FAIT_DYNAMIC = ("renorm", "none")
 FAIT_MASK_SOURCES = ("variants", "columns")
@@ -29,8 +31,23 @@ def import_weight_fn(path: str) -> Callable:
     return fn
 
 
+PAPER = Paper(
+    title="FAIT: Fault-Aware Fine-Tuning for Better Code Generation",
+    arxiv="2503.16913",
+    citation="""@article{fan2025fait,
+  title         = {FAIT: Fault-Aware Fine-Tuning for Better Code Generation},
+  author        = {Fan, Lishui and Liu, Zhongxin and Wang, Haoye and Bao, Lingfeng and Xia, Xin and Li, Shanping},
+  journal       = {arXiv preprint arXiv:2503.16913},
+  year          = {2025},
+  eprint        = {2503.16913},
+  archivePrefix = {arXiv},
+  url           = {https://arxiv.org/abs/2503.16913}
+}""",
+)
+
+
 @dataclass
-class FAITConfig(SFTConfig):
+class FAITConfig(FusedSFTConfig):
     r"""
     Configuration for [`FAITTrainer`], from "FAIT: Fault-Aware Fine-Tuning for Better Code Generation"
     (https://arxiv.org/abs/2503.16913).
@@ -41,6 +58,8 @@ class FAITConfig(SFTConfig):
     as in SFTTrainer. The weight values are ours (the paper's dynamic formula was not recovered): a = b = 0 is plain
     SFT.
     """
+
+    own_loss: ClassVar[str] = "FAIT's weighted loss"
 
     fait_line_weight: float = field(
         default=1.0,
@@ -105,8 +124,6 @@ class FAITConfig(SFTConfig):
                 f"packing={self.packing} / padding_free={self.padding_free}: FAIT aligns its masks to "
                 "unpacked, padded sequences; set both to False."
             )
-        if self.loss_type != "nll":
-            raise ValueError(f"loss_type={self.loss_type!r} conflicts with FAIT's weighted loss; leave it 'nll'.")
         super().__post_init__()
 
     @property

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-
 import torch
 
-from trl_ext.compat.trainer import record_metric
 from trl_ext.losses.token_loss import fused_token_loss
 from trl_ext.training.sft import FusedSFTTrainer
-from trl_ext.training.token_masks import attach_completion_masks, masks_for_trainer
 
-from .config import FAITConfig, import_weight_fn
+from .config import PAPER, FAITConfig, import_weight_fn
 from .masks import FAITSpans
 
-logger = logging.getLogger(__name__)
 # The masks aligned with `input_ids` that the collator carries (the dataset's `fault_*_mask` columns, when given,
 # are over the completion's own tokens and are re-aligned into these).
 LINE_MASK, TOKEN_MASK = "fait_line_mask", "fait_token_mask"
@@ -48,11 +43,7 @@ class FAITTrainer(FusedSFTTrainer):
     config_class = FAITConfig
     _name = "FAIT"
     _tag_names = ["trl", "sft", "fait", "trl-ext"]
-    _paper = {
-        "title": "FAIT: Fault-Aware Fine-Tuning for Better Code Generation",
-        "id": "2503.16913",
-        "citation": None,  # filled from the plugin's PAPER in __init__.py
-    }
+    paper = PAPER
 
     def __init__(self, model, args: FAITConfig | None = None, *posargs, **kwargs):
         super().__init__(model, args, *posargs, **kwargs)
@@ -61,13 +52,7 @@ class FAITTrainer(FusedSFTTrainer):
         self._spans = FAITSpans(
             args.fait_masks_from, getattr(self.processing_class, "tokenizer", self.processing_class)
         )
-        attach_completion_masks(self, self._spans, MASK_KEYS)
-        self._warned_no_masks = False
-
-    # --- data --------------------------------------------------------------------------------------------------------
-    def get_eval_dataloader(self, eval_dataset=None):
-        # a dataset given to `evaluate()` is prepared by SFTTrainer there, without the masks
-        return super().get_eval_dataloader(masks_for_trainer(self, eval_dataset, self._spans, MASK_KEYS))
+        self.attach_masks(self._spans)
 
     # --- loss --------------------------------------------------------------------------------------------------------
     def token_weights(
@@ -82,48 +67,33 @@ class FAITTrainer(FusedSFTTrainer):
         )
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        mode = "train" if self.model.training else "eval"
-        labels = inputs["labels"]
-        masks = {key: inputs.get(key) for key in MASK_KEYS}
         scored = self.scored_batch(model, inputs)
         mask = scored.mask
-        if any(m is None for m in masks.values()):
-            # Direct calls with SFTTrainer's batches (`trl-ext bench`): no sensitive tokens, i.e. plain SFT weights
-            if not self._warned_no_masks:
-                logger.warning("FAIT batch without %s: every token gets weight 1.", " / ".join(MASK_KEYS))
-                self._warned_no_masks = True
-            masks = {key: torch.zeros_like(labels, dtype=torch.int8) for key in MASK_KEYS}
-        # the masks are aligned with input_ids; shift them exactly like the labels
-        line = masks[LINE_MASK][:, 1:].to(mask.device) * mask
-        tok = masks[TOKEN_MASK][:, 1:].to(mask.device) * mask
+        masks = self.shifted_masks(inputs, mask)  # None: SFTTrainer's batches, no sensitive tokens (plain SFT)
+        line = masks[LINE_MASK] * mask if masks else torch.zeros_like(mask, dtype=torch.int8)
+        tok = masks[TOKEN_MASK] * mask if masks else torch.zeros_like(mask, dtype=torch.int8)
         weights = self.token_weights(line, tok, mask)
 
         normalizer, multiplier = self.token_normalizer(mask, num_items_in_batch)
         loss, stats = fused_token_loss(
             scored.hidden, self.policy_head, scored.targets, normalizer=normalizer, token_weights=weights[mask]
         )
-        self._log(mode, mask, line[mask], tok[mask], weights[mask], stats)
+        self._log(mask, line[mask], tok[mask], weights[mask], stats)
         return self.loss_output(model, scored, loss * multiplier, return_outputs)
 
-    def _log(self, mode, mask, line, tok, weights, stats) -> None:
-        gather = self.accelerator.gather_for_metrics
-
-        def total(values: torch.Tensor) -> torch.Tensor:
-            return gather(values.detach().float().sum().reshape(1)).sum()
-
+    def _log(self, mask, line, tok, weights, stats) -> None:
+        total = self.global_sum
         nll = -stats.log_probs
         sensitive = ((line + tok) > 0).float()
         count, n_sensitive = total(mask), total(sensitive)
         n_other = count - n_sensitive
         count = count.clamp(min=1)
-        record_metric(self, mode, "entropy", (total(stats.entropy) / count).item())
-        record_metric(self, mode, "mean_token_accuracy", (total(stats.is_top1) / count).item())
-        record_metric(self, mode, "fait/frac_line_tokens", (total(line) / count).item())
-        record_metric(self, mode, "fait/frac_token_tokens", (total(tok) / count).item())
-        record_metric(
-            self, mode, "fait/mean_weight_sensitive", (total(weights * sensitive) / n_sensitive.clamp(min=1)).item()
-        )
+        self.log_metric("entropy", (total(stats.entropy) / count).item())
+        self.log_metric("mean_token_accuracy", (total(stats.is_top1) / count).item())
+        self.log_metric("fait/frac_line_tokens", (total(line) / count).item())
+        self.log_metric("fait/frac_token_tokens", (total(tok) / count).item())
+        self.log_metric("fait/mean_weight_sensitive", (total(weights * sensitive) / n_sensitive.clamp(min=1)).item())
         if n_sensitive > 0:  # a batch without sensitive tokens says nothing about their NLL
-            record_metric(self, mode, "fait/nll_sensitive", (total(nll * sensitive) / n_sensitive).item())
+            self.log_metric("fait/nll_sensitive", (total(nll * sensitive) / n_sensitive).item())
         if n_other > 0:
-            record_metric(self, mode, "fait/nll_other", (total(nll * (1 - sensitive)) / n_other).item())
+            self.log_metric("fait/nll_other", (total(nll * (1 - sensitive)) / n_other).item())

@@ -4,16 +4,39 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
-from trl import SFTConfig
+from trl_ext import Paper
+from trl_ext.training.sft import FusedSFTConfig
 
 from .loss import PROPAGATION_NORMS, PROPAGATION_SIDES, PROPAGATION_TYPES
 
 IFT_LAMBDA_SCHEDULES = ("linear",)
 
 
+PAPER = Paper(
+    title="Intuitive Fine-Tuning: Towards Simplifying Alignment into a Single Process",
+    arxiv="2405.11870",
+    citation="""@inproceedings{hua-etal-2025-intuitive,
+  title     = {Intuitive Fine-Tuning: Towards Simplifying Alignment into a Single Process},
+  author    = {Hua, Ermo and Qi, Biqing and Zhang, Kaiyan and Tian, Kai and Lv, Xingtai and Ding, Ning and
+               Zhou, Bowen},
+  booktitle = {Proceedings of the 63rd Annual Meeting of the Association for Computational Linguistics
+               (Volume 1: Long Papers)},
+  pages     = {121--136},
+  year      = {2025},
+  address   = {Vienna, Austria},
+  publisher = {Association for Computational Linguistics},
+  doi       = {10.18653/v1/2025.acl-long.6},
+  url       = {https://aclanthology.org/2025.acl-long.6/},
+  eprint    = {2405.11870},
+  archivePrefix = {arXiv}
+}""",
+)
+
+
 @dataclass
-class IFTConfig(SFTConfig):
+class IFTConfig(FusedSFTConfig):
     r"""
     Configuration for [`IFTTrainer`], from "Intuitive Fine-Tuning: Towards Simplifying Alignment into a Single
     Process" (https://arxiv.org/abs/2405.11870), following the official code (TsinghuaC3I/Intuitive-Fine-Tuning,
@@ -27,6 +50,8 @@ class IFTConfig(SFTConfig):
     The official recipe (RMSprop, lr 5e-7, 7B models) is a recipe, not part of the method: set it with the usual
     `optim` / `learning_rate` flags.
     """
+
+    own_loss: ClassVar[str] = "IFT's own loss"
 
     ift_lambda: float = field(
         default=0.2,
@@ -123,8 +148,6 @@ class IFTConfig(SFTConfig):
                 )
         if not (isinstance(self.ift_argmax_chunk_rows, int) and self.ift_argmax_chunk_rows >= 1):
             raise ValueError(f"ift_argmax_chunk_rows={self.ift_argmax_chunk_rows!r} must be a positive integer.")
-        if self.loss_type != "nll":
-            raise ValueError(f"loss_type={self.loss_type!r} conflicts with IFT's own loss; leave loss_type='nll'.")
         if self.padding_free or self.packing:
             raise ValueError(
                 "IFT needs one sequence per row (per-sequence means and its own shifted inputs); set "

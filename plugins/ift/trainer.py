@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import torch
 
-from trl_ext.compat.trainer import record_metric
 from trl_ext.losses.distribution import greedy_tokens
 from trl_ext.losses.token_loss import fused_token_loss, shifted_positions
-from trl_ext.training.normalization import SequenceCountMixin, sequence_normalizer
+from trl_ext.training.normalization import SequenceCountMixin
 from trl_ext.training.sft import FusedSFTTrainer
 
-from .config import IFTConfig
+from .config import PAPER, IFTConfig
 from .loss import mix_embeddings, propagation_weights, temporal_residual_ids
 
 
@@ -24,11 +23,7 @@ class IFTTrainer(SequenceCountMixin, FusedSFTTrainer):
     config_class = IFTConfig
     _name = "IFT"
     _tag_names = ["trl", "sft", "ift", "trl-ext"]
-    _paper = {
-        "title": "Intuitive Fine-Tuning: Towards Simplifying Alignment into a Single Process",
-        "id": "2405.11870",
-        "citation": None,  # filled from the plugin's PAPER in __init__.py
-    }
+    paper = PAPER
 
     def current_lambda(self) -> float:
         """λ at the current optimizer step: static, or linear from ift_min_lambda to ift_lambda over the warmup steps
@@ -51,7 +46,6 @@ class IFTTrainer(SequenceCountMixin, FusedSFTTrainer):
             return self._policy.get_input_embeddings()(ids)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        mode = "train" if self.model.training else "eval"
         args: IFTConfig = self.args
         if "shift_labels" in inputs:
             raise NotImplementedError("IFTTrainer does not support context/sequence parallelism (shift_labels).")
@@ -101,7 +95,7 @@ class IFTTrainer(SequenceCountMixin, FusedSFTTrainer):
         # Step 6: mean_b [ sum_t -lp_t w_t / n_b ], over the sequences of the global batch
         lengths = mask.sum(1).clamp(min=1)
         per_sequence = (-logps * weights * mask).sum(1) / lengths
-        normalizer, multiplier = sequence_normalizer(self, mask, num_items_in_batch)
+        normalizer, multiplier = self.sequence_normalizer(mask, num_items_in_batch)
         loss = per_sequence.sum() / normalizer * multiplier
         if logps.requires_grad:
             # The loss depends on the parameters only through the log-probs, but non-locally (w_t reads the whole
@@ -113,14 +107,14 @@ class IFTTrainer(SequenceCountMixin, FusedSFTTrainer):
             )
             loss = surrogate - surrogate.detach() + loss.detach()
 
-        self._log_metrics(mode, mask, targets, lam, logps, weights, stats, greedy, sft_logps)
+        self._log_metrics(mask, targets, lam, logps, weights, stats, greedy, sft_logps)
         return self.loss_output(model, scored, loss, return_outputs)
 
     def _reentrant_checkpointing(self) -> bool:
         kwargs = self.args.gradient_checkpointing_kwargs or {}
         return bool(self.args.gradient_checkpointing and kwargs.get("use_reentrant", False))
 
-    def _log_metrics(self, mode, mask, targets, lam, logps, weights, stats, greedy, sft_logps) -> None:
+    def _log_metrics(self, mask, targets, lam, logps, weights, stats, greedy, sft_logps) -> None:
         gather = self.accelerator.gather_for_metrics
         has_tokens = mask.any(1)
         sequences = gather(has_tokens.sum().reshape(1)).sum().clamp(min=1)
@@ -138,7 +132,6 @@ class IFTTrainer(SequenceCountMixin, FusedSFTTrainer):
             sft[mask] = -sft_logps
             match = greedy == targets
         self.log_token_means(
-            mode,
             mask,
             **{
                 "entropy": stats.entropy,
@@ -146,7 +139,7 @@ class IFTTrainer(SequenceCountMixin, FusedSFTTrainer):
                 "ift/intuition_match": match,
             },
         )
-        record_metric(self, mode, "ift/loss_sft", sequence_mean(sft))
-        record_metric(self, mode, "ift/loss_further", sequence_mean(further))
-        record_metric(self, mode, "ift/lambda", lam)
-        record_metric(self, mode, "ift/weight_max", gather(weights.detach().float().max().reshape(1)).max().item())
+        self.log_metric("ift/loss_sft", sequence_mean(sft))
+        self.log_metric("ift/loss_further", sequence_mean(further))
+        self.log_metric("ift/lambda", lam)
+        self.log_metric("ift/weight_max", gather(weights.detach().float().max().reshape(1)).max().item())

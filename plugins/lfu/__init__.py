@@ -1,25 +1,10 @@
 """LfU: Learning-from-the-Undesirable (arXiv 2511.13052): SFT plus consistency of the hidden states under a
 normalised gradient-ascent ("undesirable") step on the trainable parameters. See README.md."""
 
-from trl_ext import Method, Paper, hookimpl
+from trl_ext import Method, hookimpl
 
-from .config import LfUConfig
+from .config import PAPER, LfUConfig
 from .trainer import LfUTrainer, hidden_consistency, hidden_squared_error, record_hidden_states, response_positions
-
-PAPER = Paper(
-    title="Learning from the Undesirable: Robust Adaptation of Language Models without Forgetting",
-    arxiv="2511.13052",
-    citation="""@inproceedings{nam2026lfu,
-  title         = {Learning from the Undesirable: Robust Adaptation of Language Models without Forgetting},
-  author        = {Nam, Yunhun and Kim, Jaehyung and Jeong, Jongheon},
-  booktitle     = {Proceedings of the AAAI Conference on Artificial Intelligence},
-  year          = {2026},
-  eprint        = {2511.13052},
-  archivePrefix = {arXiv},
-  url           = {https://arxiv.org/abs/2511.13052}
-}""",
-)
-LfUTrainer._paper = {"title": PAPER.title, "id": PAPER.arxiv, "citation": PAPER.citation}
 
 
 @hookimpl

@@ -4,16 +4,33 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
-from trl import SFTConfig
+from trl_ext import Paper
+from trl_ext.training.sft import FusedSFTConfig
 
 LFU_CONSISTENCY = ("hidden_mse", "logit_kl")
 LFU_GRADIENT = ("official", "exact")
 LFU_NORMALIZATION = ("global", "micro_batch")
 
 
+PAPER = Paper(
+    title="Learning from the Undesirable: Robust Adaptation of Language Models without Forgetting",
+    arxiv="2511.13052",
+    citation="""@inproceedings{nam2026lfu,
+  title         = {Learning from the Undesirable: Robust Adaptation of Language Models without Forgetting},
+  author        = {Nam, Yunhun and Kim, Jaehyung and Jeong, Jongheon},
+  booktitle     = {Proceedings of the AAAI Conference on Artificial Intelligence},
+  year          = {2026},
+  eprint        = {2511.13052},
+  archivePrefix = {arXiv},
+  url           = {https://arxiv.org/abs/2511.13052}
+}""",
+)
+
+
 @dataclass
-class LfUConfig(SFTConfig):
+class LfUConfig(FusedSFTConfig):
     r"""
     Configuration for [`LfUTrainer`], from "Learning from the Undesirable: Robust Adaptation of Language Models without
     Forgetting" (https://arxiv.org/abs/2511.13052).
@@ -23,6 +40,8 @@ class LfUConfig(SFTConfig):
     states of B under phi' and (detached) under phi (Eq. 5-6). Defaults follow the official code (`run_lora.sh`):
     alpha 0.1, lambda 5, all layers, LoRA, learning rate 1e-4.
     """
+
+    own_loss: ClassVar[str] = "LfU's SFT term"
 
     lfu_alpha: float = field(
         default=0.1,
@@ -118,8 +137,6 @@ class LfUConfig(SFTConfig):
                 f"lfu_aux_batch_size={self.lfu_aux_batch_size} must be a positive number of rows, or "
                 "None (per_device_train_batch_size)."
             )
-        if self.loss_type != "nll":
-            raise ValueError(f"loss_type={self.loss_type!r} conflicts with LfU's SFT term; leave loss_type='nll'.")
         super().__post_init__()
 
     @property

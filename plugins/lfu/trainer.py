@@ -15,13 +15,11 @@ import contextlib
 import logging
 from collections.abc import Iterator, Sequence
 
-import numpy as np
 import torch
 from datasets import Dataset, DatasetDict
 
 from trl_ext.compat.models import backbone
 from trl_ext.compat.sft_dataset import collator_columns, prepare_sft_dataset
-from trl_ext.compat.trainer import record_metric
 from trl_ext.data import load_dataset
 from trl_ext.losses.token_loss import LMHead, fused_token_loss, shifted_positions
 from trl_ext.training.perturbation import (
@@ -34,7 +32,7 @@ from trl_ext.training.perturbation import (
 )
 from trl_ext.training.sft import FusedSFTTrainer
 
-from .config import LfUConfig
+from .config import PAPER, LfUConfig
 
 logger = logging.getLogger(__name__)
 
@@ -118,11 +116,7 @@ class LfUTrainer(FusedSFTTrainer):
     )
     _name = "LfU"
     _tag_names = ["trl", "sft", "lfu", "trl-ext"]
-    _paper = {
-        "title": "Learning from the Undesirable: Robust Adaptation of Language Models without Forgetting",
-        "id": "2511.13052",
-        "citation": None,  # filled from the plugin's PAPER in __init__.py
-    }
+    paper = PAPER
 
     def __init__(self, model, args: LfUConfig | None = None, *posargs, aux_dataset: Dataset | None = None, **kwargs):
         super().__init__(model, args, *posargs, **kwargs)
@@ -138,7 +132,6 @@ class LfUTrainer(FusedSFTTrainer):
                 f"lfu_layers={args.lfu_layers} selects no hidden state: this model has indices 0..{num_states - 1}."
             )
         self._aux_dataset = self._build_aux_dataset(aux_dataset) if args.regularizes else None
-        self._aux_position = (-1, 0)
         if args.gradient_checkpointing and args.lfu_gradient == "official" and args.regularizes:
             logger.warning(
                 "lfu_gradient='official' with gradient checkpointing (TRL's default): the checkpointed "
@@ -170,12 +163,9 @@ class LfUTrainer(FusedSFTTrainer):
     def undesirable_batch(self) -> dict[str, torch.Tensor]:
         """An independent random batch B' of the aux dataset: drawn afresh for every micro-batch, seeded by (seed,
         optimizer step, micro-batch, process), so each process draws its own and a resumed run draws the same."""
-        step = self.state.global_step
-        micro = self._aux_position[1] if self._aux_position[0] == step else 0
-        self._aux_position = (step, micro + 1)
-        rng = np.random.default_rng([self.args.seed, step, micro, self.accelerator.process_index])
         size = min(self.args.lfu_aux_batch_size or self.args.per_device_train_batch_size, len(self._aux_dataset))
-        rows = sorted(rng.choice(len(self._aux_dataset), size=size, replace=False).tolist())
+        order = torch.randperm(len(self._aux_dataset), generator=self.micro_step_generator("lfu_aux"))
+        rows = sorted(order[:size].tolist())
         batch = self.data_collator([self._aux_dataset[i] for i in rows])
         device = self.accelerator.device
         return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
@@ -185,9 +175,7 @@ class LfUTrainer(FusedSFTTrainer):
 
         The gradient comes from `torch.autograd.grad` on the unwrapped model: no `.grad` is written and DDP's hooks
         do not fire (the perturbation is local to each process, as in the official code)."""
-        forward_inputs = {k: v for k, v in aux_inputs.items() if k != "labels"}
-        forward_inputs["use_cache"] = False
-        hidden = backbone(self._policy)(**forward_inputs).last_hidden_state
+        hidden = backbone(self._policy)(**self.forward_inputs(aux_inputs)).last_hidden_state
         mask, targets = shifted_positions(aux_inputs["labels"])
         aux_loss, _ = fused_token_loss(hidden[:, :-1][mask], self.policy_head, targets, normalizer=mask.sum())
         perturbation, grad_norm = ascent_perturbation(aux_loss, self._params, self.args.lfu_alpha)
@@ -195,7 +183,6 @@ class LfUTrainer(FusedSFTTrainer):
 
     # --- loss --------------------------------------------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        mode = "train" if self.model.training else "eval"
         args: LfUConfig = self.args
         # The regulariser shapes training; evaluation reports the SFT loss.
         regularize = args.regularizes and model.training and torch.is_grad_enabled()
@@ -212,7 +199,6 @@ class LfUTrainer(FusedSFTTrainer):
         sft_loss, stats = fused_token_loss(scored.hidden, self.policy_head, scored.targets, normalizer=normalizer)
         loss = sft_loss * multiplier  # Eq. 1
         self.log_token_means(
-            mode,
             scored.mask,
             **{"lfu/sft_loss": -stats.log_probs, "entropy": stats.entropy, "mean_token_accuracy": stats.is_top1},
         )
@@ -225,7 +211,6 @@ class LfUTrainer(FusedSFTTrainer):
                 clean_states,
                 num_items_in_batch,
                 perturbation,
-                mode,
             )
             loss = loss + args.lfu_lambda * cons  # Eq. 6
         return self.loss_output(model, scored, loss, return_outputs)
@@ -238,7 +223,6 @@ class LfUTrainer(FusedSFTTrainer):
         clean_states,
         num_items_in_batch,
         perturbation: PerturbationRef,
-        mode: str,
     ) -> torch.Tensor:
         args: LfUConfig = self.args
         # Steps 2-3: the undesirable update from B'
@@ -282,9 +266,7 @@ class LfUTrainer(FusedSFTTrainer):
                 head.logit_scale,
                 head.softcap,
             )
-            clean_head = LMHead(
-                head.weight.detach(), None if head.bias is None else head.bias.detach(), head.logit_scale, head.softcap
-            )
+            clean_head = self.detached_head()
             cons, kl_stats = fused_token_loss(
                 perturbed_hidden[:, :-1][mask],
                 perturbed_head,
@@ -307,7 +289,7 @@ class LfUTrainer(FusedSFTTrainer):
             torch.stack([local_sum.float(), local_count.float(), grad_norm.float(), aux_loss.float()]).reshape(1, -1)
         )
         count = totals[:, 1].sum().clamp(min=1)
-        record_metric(self, mode, "lfu/cons_loss", (args.lfu_lambda * totals[:, 0].sum() / (per_token * count)).item())
-        record_metric(self, mode, "lfu/ascent_grad_norm", totals[:, 2].mean().item())
-        record_metric(self, mode, "lfu/aux_sft_loss", totals[:, 3].mean().item())
+        self.log_metric("lfu/cons_loss", (args.lfu_lambda * totals[:, 0].sum() / (per_token * count)).item())
+        self.log_metric("lfu/ascent_grad_norm", totals[:, 2].mean().item())
+        self.log_metric("lfu/aux_sft_loss", totals[:, 3].mean().item())
         return cons

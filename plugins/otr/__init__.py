@@ -1,26 +1,11 @@
 """OTR: One-Token Rollout, SFT guided by a token-level policy gradient (arXiv 2509.26313)."""
 
-from trl_ext import Dataset, Method, Paper, hookimpl
+from trl_ext import Dataset, Method, hookimpl
 
 from . import data
-from .config import OTRConfig
+from .config import PAPER, OTRConfig
 from .loss import otr_loss
 from .trainer import OTRTrainer
-
-PAPER = Paper(
-    title="One-Token Rollout: Guiding Supervised Fine-Tuning of LLMs with Policy Gradient",
-    arxiv="2509.26313",
-    citation="""@article{ming2025onetoken,
-  title         = {One-Token Rollout: Guiding Supervised Fine-Tuning of {LLMs} with Policy Gradient},
-  author        = {Ming, Rui and Wu, Haoyuan and others},
-  journal       = {arXiv preprint arXiv:2509.26313},
-  year          = {2025},
-  eprint        = {2509.26313},
-  archivePrefix = {arXiv},
-  url           = {https://arxiv.org/abs/2509.26313}
-}""",
-)
-OTRTrainer._paper = {"title": PAPER.title, "id": PAPER.arxiv, "citation": PAPER.citation}
 
 
 @hookimpl

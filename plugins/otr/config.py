@@ -4,15 +4,32 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
-from trl import SFTConfig
+from trl_ext import Paper
+from trl_ext.training.sft import FusedSFTConfig
 
 OTR_ESTIMATORS = ("mc", "expected")
 OTR_NORMALIZATIONS = ("token", "sequence")
 
 
+PAPER = Paper(
+    title="One-Token Rollout: Guiding Supervised Fine-Tuning of LLMs with Policy Gradient",
+    arxiv="2509.26313",
+    citation="""@article{ming2025onetoken,
+  title         = {One-Token Rollout: Guiding Supervised Fine-Tuning of {LLMs} with Policy Gradient},
+  author        = {Ming, Rui and Wu, Haoyuan and others},
+  journal       = {arXiv preprint arXiv:2509.26313},
+  year          = {2025},
+  eprint        = {2509.26313},
+  archivePrefix = {arXiv},
+  url           = {https://arxiv.org/abs/2509.26313}
+}""",
+)
+
+
 @dataclass
-class OTRConfig(SFTConfig):
+class OTRConfig(FusedSFTConfig):
     r"""
     Configuration for [`OTRTrainer`], from "One-Token Rollout: Guiding Supervised Fine-Tuning of LLMs with Policy
     Gradient" (https://arxiv.org/abs/2509.26313).
@@ -24,6 +41,8 @@ class OTRConfig(SFTConfig):
     Defaults: K = 256 (paper); tau = 1.2 and beta = -0.1 come from a third-party implementation (the paper's text does
     not fix them).
     """
+
+    own_loss: ClassVar[str] = "OTR's own loss (OTR replaces the token loss with its policy-gradient estimate)"
 
     otr_num_samples: int = field(
         default=256,
@@ -96,9 +115,4 @@ class OTRConfig(SFTConfig):
             )
         if not (isinstance(self.otr_sample_chunk_rows, int) and self.otr_sample_chunk_rows >= 1):
             raise ValueError(f"otr_sample_chunk_rows={self.otr_sample_chunk_rows!r} must be a positive integer.")
-        if self.loss_type != "nll":
-            raise ValueError(
-                f"loss_type={self.loss_type!r} conflicts with OTR's own loss; leave loss_type='nll' "
-                "(OTR replaces the token loss with its policy-gradient estimate)."
-            )
         super().__post_init__()

@@ -2,30 +2,13 @@
 model over aligned LLMs on the same SFT pairs, with the aligned models' scores precomputed by the `poft_score`
 transform. See README.md."""
 
-from trl_ext import Dataset, Method, Paper, Transform, hookimpl
+from trl_ext import Dataset, Method, Transform, hookimpl
 from trl_ext.losses.token_loss import head_share
 
 from . import data
-from .config import PoFTConfig
+from .config import PAPER, PoFTConfig
 from .scoring import make_poft_score_transform, poft_score_dataset
 from .trainer import PoFTTrainer, ScoreCollator, poft_sequence_loss, reduce_reference
-
-PAPER = Paper(
-    title="Preference-Oriented Supervised Fine-Tuning: Favoring Target Model Over Aligned Large Language Models",
-    arxiv="2412.12865",
-    citation="""@article{fan2024poft,
-  title         = {Preference-Oriented Supervised Fine-Tuning: Favoring Target Model Over Aligned Large Language
-                   Models},
-  author        = {Fan, Yuchen and Hong, Yuzhong and Wang, Qiushi and Bao, Junwei and Jiang, Hongfei and
-                   Song, Yang},
-  journal       = {arXiv preprint arXiv:2412.12865},
-  year          = {2024},
-  eprint        = {2412.12865},
-  archivePrefix = {arXiv},
-  url           = {https://arxiv.org/abs/2412.12865}
-}""",
-)
-PoFTTrainer._paper = {"title": PAPER.title, "id": PAPER.arxiv, "citation": PAPER.citation}
 
 SCORE_OPTIONS = {
     "models": "Aligned model(s) to score with: Hub ids, local paths or built-in aliases, separated by '+' "

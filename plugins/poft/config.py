@@ -4,14 +4,33 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
-from trl import SFTConfig
+from trl_ext import Paper
+from trl_ext.training.sft import FusedSFTConfig
 
 POFT_REDUCE = ("mean", "min", "max")
 
 
+PAPER = Paper(
+    title="Preference-Oriented Supervised Fine-Tuning: Favoring Target Model Over Aligned Large Language Models",
+    arxiv="2412.12865",
+    citation="""@article{fan2024poft,
+  title         = {Preference-Oriented Supervised Fine-Tuning: Favoring Target Model Over Aligned Large Language
+                   Models},
+  author        = {Fan, Yuchen and Hong, Yuzhong and Wang, Qiushi and Bao, Junwei and Jiang, Hongfei and
+                   Song, Yang},
+  journal       = {arXiv preprint arXiv:2412.12865},
+  year          = {2024},
+  eprint        = {2412.12865},
+  archivePrefix = {arXiv},
+  url           = {https://arxiv.org/abs/2412.12865}
+}""",
+)
+
+
 @dataclass
-class PoFTConfig(SFTConfig):
+class PoFTConfig(FusedSFTConfig):
     r"""
     Configuration for [`PoFTTrainer`], from "Preference-Oriented Supervised Fine-Tuning: Favoring Target Model Over
     Aligned Large Language Models" (https://arxiv.org/abs/2412.12865).
@@ -21,6 +40,8 @@ class PoFTConfig(SFTConfig):
     sequences of the whole optimizer step. Its gradient is the per-sequence-mean SFT gradient times
     tau = sigmoid(beta * (r_bar - r_theta)).
     """
+
+    own_loss: ClassVar[str] = "PoFT's own loss"
 
     poft_score_column: str = field(
         default="poft_ref_scores",
@@ -62,8 +83,6 @@ class PoFTConfig(SFTConfig):
                 "remove_unused_columns=True would drop the aligned-score column "
                 f"{self.poft_score_column!r} before PoFT reads it; leave it False."
             )
-        if self.loss_type != "nll":
-            raise ValueError(f"loss_type={self.loss_type!r} conflicts with PoFT's own loss; leave loss_type='nll'.")
         if self.packing or self.padding_free:
             raise ValueError(
                 f"packing={self.packing} / padding_free={self.padding_free}: PoFT needs one sequence per "

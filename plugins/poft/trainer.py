@@ -20,12 +20,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from trl_ext.compat.trainer import record_metric
 from trl_ext.losses.token_loss import TokenStats, fused_token_loss
-from trl_ext.training.normalization import SequenceCountMixin, sequence_normalizer
+from trl_ext.training.normalization import SequenceCountMixin
 from trl_ext.training.sft import FusedSFTTrainer
 
-from .config import PoFTConfig
+from .config import PAPER, PoFTConfig
 
 
 class ScoreCollator:
@@ -82,11 +81,7 @@ class PoFTTrainer(SequenceCountMixin, FusedSFTTrainer):
     config_class = PoFTConfig
     _name = "PoFT"
     _tag_names = ["trl", "sft", "poft", "trl-ext"]
-    _paper = {
-        "title": "Preference-Oriented Supervised Fine-Tuning: Favoring Target Model Over Aligned Large Language Models",
-        "id": "2412.12865",
-        "citation": None,  # filled from the plugin's PAPER in __init__.py
-    }
+    paper = PAPER
 
     def __init__(self, model, args: PoFTConfig | None = None, *posargs, **kwargs):
         super().__init__(model, args, *posargs, **kwargs)
@@ -95,7 +90,6 @@ class PoFTTrainer(SequenceCountMixin, FusedSFTTrainer):
         self.loss_only_keys = (args.poft_score_column,)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        mode = "train" if self.model.training else "eval"
         args: PoFTConfig = self.args
         column = args.poft_score_column
         if column not in inputs:
@@ -111,18 +105,18 @@ class PoFTTrainer(SequenceCountMixin, FusedSFTTrainer):
         r_theta = sums / counts.clamp(min=1)  # the reward under Eq. 6: normalised by this sequence's own T_0
         r_bar = reduce_reference(inputs[column].to(r_theta.device), args.poft_reduce)  # Eq. 5
         per_sequence = torch.where(valid, poft_sequence_loss(r_theta, r_bar, args.poft_beta), 0.0)  # Eq. 6
-        divisor, scale = sequence_normalizer(self, mask, num_items_in_batch)
+        divisor, scale = self.sequence_normalizer(mask, num_items_in_batch)
         # pass 2: d loss_b / d log p_t = -beta * tau_b / T_b (Eq. 7-8), as the stop-gradient weight of -log p_t
         tau = torch.sigmoid(args.poft_beta * (r_bar.to(r_theta.dtype) - r_theta))
         weights = (args.poft_beta * tau / counts.clamp(min=1))[rows]
         surrogate, _ = fused_token_loss(scored.hidden, head, scored.targets, normalizer=divisor, token_weights=weights)
         value = per_sequence.sum() / divisor.clamp(min=1)
         loss = (surrogate - surrogate.detach() + value) * scale
-        self._log_metrics(mode, mask, stats, r_theta, r_bar, valid)
+        self._log_metrics(mask, stats, r_theta, r_bar, valid)
         return self.loss_output(model, scored, loss, return_outputs)
 
     def _log_metrics(
-        self, mode: str, mask: torch.Tensor, stats: TokenStats, r_theta: torch.Tensor, r_bar: torch.Tensor, valid
+        self, mask: torch.Tensor, stats: TokenStats, r_theta: torch.Tensor, r_bar: torch.Tensor, valid
     ) -> None:
         gather = self.accelerator.gather_for_metrics
         beta = self.args.poft_beta
@@ -142,9 +136,9 @@ class PoFTTrainer(SequenceCountMixin, FusedSFTTrainer):
         ).float()
         totals = gather(per_seq.reshape(1, -1)).sum(0)
         n_valid, n_finite = totals[5].clamp(min=1), totals[6].clamp(min=1)
-        record_metric(self, mode, "poft/r_theta", (totals[0] / n_valid).item())
-        record_metric(self, mode, "poft/r_ref", (totals[1] / n_finite).item() if totals[6] > 0 else -math.inf)
-        record_metric(self, mode, "poft/margin", (totals[2] / n_finite).item() if totals[6] > 0 else math.inf)
-        record_metric(self, mode, "poft/coef", (totals[3] / n_valid).item())
-        record_metric(self, mode, "poft/acc", (totals[4] / n_valid).item())
-        self.log_token_means(mode, mask, entropy=stats.entropy, mean_token_accuracy=stats.is_top1)
+        self.log_metric("poft/r_theta", (totals[0] / n_valid).item())
+        self.log_metric("poft/r_ref", (totals[1] / n_finite).item() if totals[6] > 0 else -math.inf)
+        self.log_metric("poft/margin", (totals[2] / n_finite).item() if totals[6] > 0 else math.inf)
+        self.log_metric("poft/coef", (totals[3] / n_valid).item())
+        self.log_metric("poft/acc", (totals[4] / n_valid).item())
+        self.log_token_means(mask, entropy=stats.entropy, mean_token_accuracy=stats.is_top1)

@@ -1,8 +1,8 @@
 """SoFT: Sorted Fine-Tuning, nested sub-models from the first n layers with a shared head (arXiv 2309.08968)."""
 
-from trl_ext import Method, Paper, hookimpl
+from trl_ext import Method, hookimpl
 
-from .config import SoFTConfig, default_depths
+from .config import PAPER, SoFTConfig, default_depths
 from .submodels import (
     PAPER_THRESHOLDS,
     EarlyExitOutput,
@@ -13,24 +13,6 @@ from .submodels import (
     truncate_to_submodel,
 )
 from .trainer import SoFTTrainer, extra_head_forwards
-
-PAPER = Paper(
-    title="Sorted LLaMA: Unlocking the Potential of Intermediate Layers of Large Language Models for Dynamic Inference "
-    "Using Sorted Fine-Tuning (SoFT)",
-    arxiv="2309.08968",
-    citation="""@article{kavehzadeh2023sorted,
-  title         = {Sorted {LLaMA}: Unlocking the Potential of Intermediate Layers of Large Language Models for
-                   Dynamic Inference Using Sorted Fine-Tuning ({SoFT})},
-  author        = {Kavehzadeh, Parsa and Valipour, Mojtaba and Tahaei, Marzieh and Ghodsi, Ali and Chen, Boxing and
-                   Rezagholizadeh, Mehdi},
-  journal       = {arXiv preprint arXiv:2309.08968},
-  year          = {2023},
-  eprint        = {2309.08968},
-  archivePrefix = {arXiv},
-  url           = {https://arxiv.org/abs/2309.08968}
-}""",
-)
-SoFTTrainer._paper = {"title": PAPER.title, "id": PAPER.arxiv, "citation": PAPER.citation}
 
 
 @hookimpl

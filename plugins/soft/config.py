@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
-from trl import SFTConfig
+from trl_ext import Paper
+from trl_ext.training.sft import FusedSFTConfig
 
 
 def default_depths(num_layers: int, step: int = 4, min_frac: float = 0.3) -> list[int]:
@@ -19,8 +21,26 @@ def default_depths(num_layers: int, step: int = 4, min_frac: float = 0.3) -> lis
     return sorted(range(num_layers, lowest - 1, -step))
 
 
+PAPER = Paper(
+    title="Sorted LLaMA: Unlocking the Potential of Intermediate Layers of Large Language Models for Dynamic Inference "
+    "Using Sorted Fine-Tuning (SoFT)",
+    arxiv="2309.08968",
+    citation="""@article{kavehzadeh2023sorted,
+  title         = {Sorted {LLaMA}: Unlocking the Potential of Intermediate Layers of Large Language Models for
+                   Dynamic Inference Using Sorted Fine-Tuning ({SoFT})},
+  author        = {Kavehzadeh, Parsa and Valipour, Mojtaba and Tahaei, Marzieh and Ghodsi, Ali and Chen, Boxing and
+                   Rezagholizadeh, Mehdi},
+  journal       = {arXiv preprint arXiv:2309.08968},
+  year          = {2023},
+  eprint        = {2309.08968},
+  archivePrefix = {arXiv},
+  url           = {https://arxiv.org/abs/2309.08968}
+}""",
+)
+
+
 @dataclass
-class SoFTConfig(SFTConfig):
+class SoFTConfig(FusedSFTConfig):
     r"""
     Configuration for [`SoFTTrainer`], from "Sorted LLaMA: Unlocking the Potential of Intermediate Layers of Large
     Language Models for Dynamic Inference Using Sorted Fine-Tuning (SoFT)" (https://arxiv.org/abs/2309.08968).
@@ -29,6 +49,8 @@ class SoFTConfig(SFTConfig):
     (weighted) mean over n in B of each sub-model's SFT loss (paper Eq. 1), all from one forward pass; each L_n is the
     token sum over `num_items_in_batch`, as in SFTTrainer.
     """
+
+    own_loss: ClassVar[str] = "SoFT's loss, a mean of NLL losses"
 
     soft_layers: list[int] | None = field(
         default=None,
@@ -73,11 +95,6 @@ class SoFTConfig(SFTConfig):
             raise ValueError(f"soft_step={self.soft_step!r} must be an integer >= 1 (paper: 4).")
         if not 0.0 < self.soft_min_frac <= 1.0:
             raise ValueError(f"soft_min_frac={self.soft_min_frac} must be in (0, 1] (paper: 0.3).")
-        if self.loss_type != "nll":
-            raise ValueError(
-                f"loss_type={self.loss_type!r} conflicts with SoFT's loss, a mean of NLL losses; leave "
-                "loss_type='nll'."
-            )
         super().__post_init__()
 
     def depths_for(self, num_layers: int) -> tuple[list[int], list[float]]:

@@ -11,7 +11,7 @@ from trl_ext.compat.models import backbone
 from trl_ext.losses.token_loss import TokenStats, fused_token_loss, head_share, shifted_positions
 from trl_ext.training.sft import FusedSFTTrainer
 
-from .config import SoFTConfig
+from .config import PAPER, SoFTConfig
 from .submodels import decoder_layers, final_norm
 
 
@@ -26,12 +26,7 @@ class SoFTTrainer(FusedSFTTrainer):
     config_class = SoFTConfig
     _name = "SoFT"
     _tag_names = ["trl", "sft", "soft", "trl-ext"]
-    _paper = {
-        "title": "Sorted LLaMA: Unlocking the Potential of Intermediate Layers of Large Language Models for Dynamic "
-        "Inference Using Sorted Fine-Tuning (SoFT)",
-        "id": "2309.08968",
-        "citation": None,  # filled from the plugin's PAPER in __init__.py
-    }
+    paper = PAPER
 
     def __init__(self, model, args: SoFTConfig | None = None, *posargs, **kwargs):
         super().__init__(model, args, *posargs, **kwargs)
@@ -47,10 +42,8 @@ class SoFTTrainer(FusedSFTTrainer):
         """g_n = FinalNorm(h_n) at the scored positions for each n in B, from one forward; and the mask and targets."""
         if "shift_labels" in inputs:
             raise NotImplementedError("SoFTTrainer does not support context/sequence parallelism (shift_labels).")
-        forward_inputs = {k: v for k, v in inputs.items() if k != "labels"}
-        forward_inputs.update(use_cache=False, output_hidden_states=True)
         # The decoder alone: the model's head is never called (the depths are projected in chunks)
-        outputs = backbone(self._policy)(**forward_inputs)
+        outputs = backbone(self._policy)(**self.forward_inputs(inputs), output_hidden_states=True)
         hidden_states = outputs.hidden_states  # L + 1 tensors: embeddings, layer 1 .. L (the last one post-norm)
         if not self._checked_last_hidden:
             self._check_last_hidden(hidden_states[self.num_layers], outputs.last_hidden_state)
@@ -87,14 +80,13 @@ class SoFTTrainer(FusedSFTTrainer):
         return {n: fused_token_loss(states[n], self.policy_head, targets, normalizer=normalizer) for n in self.depths}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        mode = "train" if self.model.training else "eval"
         loss, stats = self.sorted_loss(model, inputs, num_items_in_batch)
         mask, _ = shifted_positions(inputs["labels"])
         _, multiplier = self.token_normalizer(mask, num_items_in_batch)
-        self._log_depths(mode, mask, stats)
+        self._log_depths(mask, stats)
         if return_outputs:  # only for compute_metrics; the full logits cost an extra forward, as in SFTTrainer
             with torch.no_grad():
-                return loss * multiplier, model(**{k: v for k, v in inputs.items() if k != "labels"}, use_cache=False)
+                return loss * multiplier, model(**self.forward_inputs(inputs))
         return loss * multiplier
 
     def _check_last_hidden(self, last: torch.Tensor, head_input: torch.Tensor) -> None:
@@ -109,7 +101,7 @@ class SoFTTrainer(FusedSFTTrainer):
                 )
         self._checked_last_hidden = True
 
-    def _log_depths(self, mode, mask, stats: dict[int, TokenStats]) -> None:
+    def _log_depths(self, mask, stats: dict[int, TokenStats]) -> None:
         per_depth = {}
         for n in self.depths:
             per_depth[f"soft/loss_L{n}"] = -stats[n].log_probs
@@ -118,7 +110,7 @@ class SoFTTrainer(FusedSFTTrainer):
             w * per_depth[f"soft/loss_L{n}"] for n, w in zip(self.depths, self.depth_weights, strict=True)
         )
         full = stats[self.num_layers]
-        self.log_token_means(mode, mask, entropy=full.entropy, mean_token_accuracy=full.is_top1, **per_depth)
+        self.log_token_means(mask, entropy=full.entropy, mean_token_accuracy=full.is_top1, **per_depth)
 
 
 def _rows(stats: TokenStats, start: int, stop: int) -> TokenStats:

@@ -2,33 +2,15 @@
 trajectories per assistant turn, drop failed calls); PKT, the `pkt` method (CE with the key tool-name tokens weighted
 up); IRM, the `tool_call_reward` GRPO reward (graded by error category). See README.md."""
 
-from trl_ext import Dataset, Method, Paper, Reward, Transform, hookimpl
+from trl_ext import Dataset, Method, Reward, Transform, hookimpl
 
-from .config import PKTConfig
+from .config import PAPER, PKTConfig
 from .data import build as build_tool_calls
 from .data import call_accuracy
 from .irm import REWARDS, ToolCallReward, score_call, tool_call_reward
 from .mae import DEFAULT_ERROR_MARKERS, make_mae_transform, tl_mae_split
 from .pkt import DEFAULT_TERMINATORS, pkt_spans, pkt_weights
 from .trainer import PKTTrainer
-
-PAPER = Paper(
-    title="TL-Training: A Task-Feature-Based Framework for Training Large Language Models in Tool Use",
-    arxiv="2412.15495",
-    citation="""@inproceedings{ye2025tltraining,
-  title     = {{TL}-Training: A Task-Feature-Based Framework for Training Large Language Models in Tool Use},
-  author    = {Ye, Junjie and Wu, Yilong and Li, Sixian and Yang, Yuming and Xi, Zhiheng and Gui, Tao and Zhang, Qi and
-               Huang, Xuanjing and Wang, Peng and Shi, Zhongchao and Fan, Jianping and Du, Zhengyin},
-  booktitle = {Findings of the Association for Computational Linguistics: EMNLP 2025},
-  pages     = {239--258},
-  year      = {2025},
-  publisher = {Association for Computational Linguistics},
-  url       = {https://aclanthology.org/2025.findings-emnlp.15/},
-  eprint    = {2412.15495},
-  archivePrefix = {arXiv}
-}""",
-)
-PKTTrainer._paper = {"title": PAPER.title, "id": PAPER.arxiv, "citation": PAPER.citation}
 
 __all__ = [
     "DEFAULT_ERROR_MARKERS",

@@ -5,16 +5,36 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import ClassVar
 
-from trl import SFTConfig
+from trl_ext import Paper
+from trl_ext.training.sft import FusedSFTConfig
 
 from .pkt import DEFAULT_CALL_REGEX, DEFAULT_TERMINATORS
 
 PKT_NORMALIZATIONS = ("global", "per_sample")
 
 
+PAPER = Paper(
+    title="TL-Training: A Task-Feature-Based Framework for Training Large Language Models in Tool Use",
+    arxiv="2412.15495",
+    citation="""@inproceedings{ye2025tltraining,
+  title     = {{TL}-Training: A Task-Feature-Based Framework for Training Large Language Models in Tool Use},
+  author    = {Ye, Junjie and Wu, Yilong and Li, Sixian and Yang, Yuming and Xi, Zhiheng and Gui, Tao and Zhang, Qi and
+               Huang, Xuanjing and Wang, Peng and Shi, Zhongchao and Fan, Jianping and Du, Zhengyin},
+  booktitle = {Findings of the Association for Computational Linguistics: EMNLP 2025},
+  pages     = {239--258},
+  year      = {2025},
+  publisher = {Association for Computational Linguistics},
+  url       = {https://aclanthology.org/2025.findings-emnlp.15/},
+  eprint    = {2412.15495},
+  archivePrefix = {arXiv}
+}""",
+)
+
+
 @dataclass
-class PKTConfig(SFTConfig):
+class PKTConfig(FusedSFTConfig):
     r"""
     Configuration for [`PKTTrainer`], from "TL-Training: A Task-Feature-Based Framework for Training Large Language
     Models in Tool Use" (https://arxiv.org/abs/2412.15495).
@@ -25,6 +45,8 @@ class PKTConfig(SFTConfig):
     Defaults follow the official `code/pkt/finetune.sh`: max_weight 9, lr 1e-6, 1 epoch, weight decay 0.01,
     Adam β2 0.95, warmup 1%, cosine schedule, max length 8192 (its batch is 1 per GPU on 4 GPUs; ours stays TRL's 8).
     """
+
+    own_loss: ClassVar[str] = "PKT's weighted loss"
 
     pkt_max_weight: float = field(
         default=9.0, metadata={"help": "Cap on the pre-token weight w_P (official: 9; 1 gives the plain token mean)."}
@@ -96,8 +118,6 @@ class PKTConfig(SFTConfig):
                 f"packing={self.packing} / padding_free={self.padding_free}: PKT weights each sample's "
                 "tokens in an unpacked, padded sequence; set both to False."
             )
-        if self.loss_type != "nll":
-            raise ValueError(f"loss_type={self.loss_type!r} conflicts with PKT's weighted loss; leave it 'nll'.")
         super().__post_init__()
 
     @property

@@ -25,9 +25,9 @@ from trl_ext.testing import (
     tiny_model,
     tiny_tokenizer,
 )
+from trl_ext.training.rng import step_seed
 from trl_ext_plugins.otr import OTRConfig, OTRTrainer, otr_loss
 from trl_ext_plugins.otr.data import build as build_arith_ood
-from trl_ext_plugins.otr.trainer import rollout_seed
 
 EYE3 = LMHead(torch.eye(3))
 P_HAND = torch.tensor([[math.log(4.0), 0.0, 0.0]])  # softmax -> [2/3, 1/6, 1/6]
@@ -345,7 +345,7 @@ def test_rollouts_reproducible_and_vary_with_step(tmp_path, sft_rows):
     assert loss_at(3) == loss_at(3)
     assert loss_at(3) != loss_at(4)
     assert loss_at(3) != loss_at(3, seed=1)
-    assert rollout_seed(0, 3, 0, 0, "train") != rollout_seed(0, 3, 1, 0, "train")  # processes draw differently
+    assert step_seed(0, 3, 0, 0, "train", "otr") != step_seed(0, 3, 1, 0, "train", "otr")  # processes differ
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 """`trl-ext new-plugin`: write a working plugin folder for a new paper, ready to be filled in.
 
-The folder follows `plugins/asft/`: `__init__.py` (PAPER + hook implementations), `config.py`, `trainer.py`,
+The folder follows `plugins/asft/`: `__init__.py` (hook implementations), `config.py` (PAPER and the config, on
+`FusedSFTConfig`), `trainer.py` (on `FusedSFTTrainer`: `compute_loss` is the paper's loss, the base does the rest),
 `README.md` and a test that passes as generated. The templates below are plain Python text: only the placeholders
 `{slug}` and `{name}` are substituted, every other brace is written as is.
 """
@@ -20,17 +21,10 @@ KINDS = ("method",)
 INIT_TEMPLATE = '''\
 """{name}: TODO one line on what the paper changes in training (arXiv TODO)."""
 
-from trl_ext import Method, Paper, hookimpl
+from trl_ext import Method, hookimpl
 
-from .config import {name}Config
+from .config import PAPER, {name}Config
 from .trainer import {name}Trainer
-
-PAPER = Paper(
-    title="TODO: the paper's title",
-    arxiv=None,  # TODO: the arXiv id, e.g. "2509.23753"
-    citation=None,  # TODO: the BibTeX entry
-)
-{name}Trainer._paper = {"title": PAPER.title, "id": PAPER.arxiv, "citation": PAPER.citation}
 
 
 @hookimpl
@@ -59,17 +53,30 @@ CONFIG_TEMPLATE = '''\
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
-from trl import SFTConfig
+from trl_ext import Paper
+from trl_ext.training.sft import FusedSFTConfig
+
+# The trainer's `paper`: the model card's title, arXiv id and citation, and the method's record in the catalogue.
+PAPER = Paper(
+    title="TODO: the paper's title",
+    arxiv=None,  # TODO: the arXiv id, e.g. "2509.23753"
+    citation=None,  # TODO: the BibTeX entry
+)
 
 
 @dataclass
-class {name}Config(SFTConfig):
+class {name}Config(FusedSFTConfig):
     r"""
     Configuration for [`{name}Trainer`], from "TODO: the paper's title" (https://arxiv.org/abs/TODO).
 
     TODO: the loss in a line or two with the paper's symbols, and where each default comes from (paper or code).
     """
+
+    # SFTTrainer's loss_type must stay 'nll' (FusedSFTConfig refuses others): say what replaces it, and how to get the
+    # variant a user may be after, e.g. "ASFT's own loss (pick the objective with asft_loss: ...)".
+    own_loss: ClassVar[str] = "{name}'s own loss"
 
     # TODO: replace this example with the paper's fields; say in each help where its default comes from.
     example_weight: float = field(
@@ -84,38 +91,40 @@ class {name}Config(SFTConfig):
 '''
 
 TRAINER_TEMPLATE = '''\
-"""{name}Trainer: SFTTrainer with the loss of TODO (the paper's title)."""
+"""{name}Trainer: SFTTrainer with the loss of TODO (the paper's title), on trl_ext's fused-head SFT base."""
 
 from __future__ import annotations
 
-from trl import SFTTrainer
+from trl_ext.losses.token_loss import fused_token_loss
+from trl_ext.training.sft import FusedSFTTrainer
 
-from .config import {name}Config
+from .config import PAPER, {name}Config
 
 
-class {name}Trainer(SFTTrainer):
-    """TODO: the paper's title (arXiv TODO): one line on the method."""
+class {name}Trainer(FusedSFTTrainer):
+    """TODO: the paper's title (arXiv TODO): one line on the method.
 
+    The base does the rest: `args=None` gets {name}Config's defaults, the model card cites `paper`, metrics land in
+    the current train/eval mode, and the loss runs inside the model's forward under DDP, DeepSpeed and FSDP."""
+
+    config_class = {name}Config
     _name = "{name}"
     _tag_names = ["trl", "sft", "{slug}", "trl-ext"]
-    _paper = {"title": "TODO", "id": None, "citation": None}  # set from PAPER in __init__.py
-
-    def __init__(self, model, args: {name}Config | None = None, *posargs, **kwargs):
-        if args is None:
-            args = {name}Config(output_dir="{slug}-output")
-        if not isinstance(args, {name}Config):
-            raise TypeError(f"{name}Trainer needs a {name}Config, got {type(args).__name__}")
-        super().__init__(model, args, *posargs, **kwargs)
+    paper = PAPER
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        # TODO: the paper's loss goes here, with its equation number and the paper's symbols as names. Token-level
-        # pieces (fused log-probs, entropy, KL to a reference) are in trl_ext.losses; normalise by
-        # `num_items_in_batch` as SFTTrainer does so gradient accumulation and several processes stay exact.
-        result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        if return_outputs:
-            loss, outputs = result
-            return self.args.example_weight * loss, outputs
-        return self.args.example_weight * result
+        # TODO: the paper's loss, with its equation number and the paper's symbols as names. `scored.hidden` holds
+        # the backbone's states at the scored positions; trl_ext.losses projects them through the head in chunks
+        # (token weights, a KL to a reference, gold-token losses) without (batch, seq, vocab) logits.
+        # `token_normalizer` (or `sequence_normalizer` with trl_ext.training.normalization.SequenceCountMixin)
+        # keeps the loss the same under gradient accumulation and several processes.
+        args: {name}Config = self.args
+        scored = self.scored_batch(model, inputs)
+        normalizer, multiplier = self.token_normalizer(scored.mask, num_items_in_batch)
+        nll, stats = fused_token_loss(scored.hidden, self.policy_head, scored.targets, normalizer=normalizer)
+        loss = args.example_weight * nll
+        self.log_token_means(scored.mask, entropy=stats.entropy, mean_token_accuracy=stats.is_top1)
+        return self.loss_output(model, scored, loss * multiplier, return_outputs)
 '''
 
 README_TEMPLATE = """\
@@ -183,7 +192,7 @@ TODO: a short run (command, model, data, steps) with its numbers against plain S
 ## Citation
 
 ```bibtex
-TODO: the paper's BibTeX (the same as PAPER.citation in __init__.py)
+TODO: the paper's BibTeX (the same as PAPER.citation in config.py)
 ```
 """
 
@@ -241,6 +250,11 @@ def test_the_method_is_registered():
 def test_config_rejects_a_bad_value(tmp_path, bad):
     with pytest.raises(ValueError, match="example_weight"):
         plugin.{name}Config(output_dir=str(tmp_path), example_weight=bad, **CPU)
+
+
+def test_config_refuses_another_loss_type(tmp_path):
+    with pytest.raises(ValueError, match="loss_type='dft' conflicts with {name}'s own loss"):
+        plugin.{name}Config(output_dir=str(tmp_path), loss_type="dft", **CPU)
 
 
 def test_loss_is_example_weight_times_sft_loss(tmp_path):

@@ -44,6 +44,11 @@ class SequenceCountMixin(WindowTotalsMixin):
         totals = self.current_window_totals()
         return None if not totals else totals["sequences"].round().long()
 
+    def sequence_normalizer(self, mask: torch.Tensor, num_items_in_batch) -> tuple[torch.Tensor, float]:
+        """(divisor, multiplier) of a loss summed over this micro-batch's sequences (the module's
+        `sequence_normalizer` for this trainer), as `token_normalizer` is for a token sum."""
+        return sequence_normalizer(self, mask, num_items_in_batch)
+
 
 def sequence_normalizer(trainer, mask: torch.Tensor, num_items_in_batch) -> tuple[torch.Tensor, float]:
     """(divisor, multiplier) for a loss summed over this micro-batch's sequences.

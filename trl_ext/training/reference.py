@@ -1,4 +1,7 @@
-"""An EMA teacher: a frozen copy of the policy that follows it as
+"""Reference and teacher models: `reference_model` builds the frozen model a loss compares the policy with (given,
+loaded from a path, or a copy of the initial policy); `EMATeacher` keeps such a copy an EMA of the policy.
+
+An EMA teacher: a frozen copy of the policy that follows it as
 
     theta_T <- (1 - alpha) * theta_T + alpha * theta      every `sync_steps` optimizer steps,
 
@@ -23,7 +26,8 @@ from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from trl_ext.compat.models import drop_instance_forward
-from trl_ext.training.sharding import full_parameters, is_dtensor, is_zero3_partitioned
+from trl_ext.models import load_model as load_pretrained_model
+from trl_ext.training.sharding import full_parameters, full_shape, is_dtensor, is_zero3_partitioned
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +60,37 @@ def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
         if forward is not None:
             model.forward = forward
     return teacher.eval().requires_grad_(False)
+
+
+def reference_model(
+    policy: torch.nn.Module,
+    source: torch.nn.Module | str | None = None,
+    *,
+    device: torch.device | str | None = None,
+    adapter_base: bool = False,
+) -> tuple[torch.nn.Module | None, str]:
+    """The frozen reference of `policy` and a description of where it came from (saved with checkpoints to check a
+    resume against).
+
+    `source` is a model (used as it is) or a path (loaded in the policy's dtype). Without one: None when
+    `adapter_base` (under PEFT the adapter-disabled base is the initial model, no copy needed), else
+    `frozen_copy(policy)` (gathered under ZeRO-3; a policy FSDP2 already sharded is refused). The reference must
+    share the policy's vocabulary (a given one is checked); it is moved to `device` in eval mode without gradients."""
+    if source is None:
+        if adapter_base:
+            return None, "adapter-disabled base"
+        # A true copy: tied embeddings stay tied inside it, never shared with the policy
+        ref = frozen_copy(policy)
+        described = f"initial copy of {getattr(policy.config, 'name_or_path', '') or 'the policy'}"
+    else:
+        if isinstance(source, torch.nn.Module):
+            ref, described = source, getattr(source.config, "name_or_path", "") or "given"
+        else:
+            ref, described = load_pretrained_model(source, dtype=policy.dtype), source
+        if full_shape(ref.get_output_embeddings().weight)[0] != full_shape(policy.get_output_embeddings().weight)[0]:
+            raise ValueError(f"The reference model {described!r} has a different vocabulary size than the policy.")
+    ref.eval().requires_grad_(False)
+    return (ref if device is None else ref.to(device)), described
 
 
 def resolve_checkpoint(resume_from_checkpoint: str | bool | None, output_dir: str) -> str | None:

@@ -1,6 +1,8 @@
 """What every SFT-loss method on the fused chunked head shares, written once: the backbone's hidden states at the
-scored positions, the token normaliser under gradient accumulation and several processes, token-mean metrics
-gathered over processes, and the `return_outputs` path. A plugin's `compute_loss` is then only its paper's loss.
+scored positions, the token normaliser under gradient accumulation and several processes, metrics recorded into the
+current train/eval mode (token means gathered over processes), a detached LM head for reference logits, the collated
+mask columns the loss reads, the model card's paper from the method's `Paper` record, the `loss_type` rule
+(`FusedSFTConfig`) and the `return_outputs` path. A plugin's `compute_loss` is then only its paper's loss.
 
 Sharded engines (DeepSpeed ZeRO-3, FSDP2) hold a parameter whole only inside its module's forward, while these losses
 read the LM head directly. So every subclass's `compute_loss` runs inside the model's forward (through the DDP /
@@ -10,17 +12,39 @@ whole while the loss reads them and see the gradients it returns, on every engin
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
-from trl import SFTTrainer
+from trl import SFTConfig, SFTTrainer
 
 from trl_ext.compat.models import add_backbone_forward, backbone
 from trl_ext.compat.sharding import gathered_lm_head, run_inside_forward
 from trl_ext.compat.trainer import record_metric
 from trl_ext.losses.token_loss import LMHead, shifted_positions
+from trl_ext.training.rng import MicroStepCounter, step_generator
 from trl_ext.training.sharding import is_sharded
+from trl_ext.training.token_masks import SpansFn, attach_completion_masks, masks_for_trainer
+
+if TYPE_CHECKING:
+    from trl_ext.plugin.records import Paper
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FusedSFTConfig(SFTConfig):
+    """SFTConfig of a method that computes its own loss: SFTTrainer's `loss_type` must stay 'nll', and a config
+    that sets it otherwise is refused with the method's reason (`own_loss`)."""
+
+    # What replaces SFTTrainer's loss, as the refusal says it: "loss_type='dft' conflicts with {own_loss}".
+    own_loss: ClassVar[str] = "this method's own loss"
+
+    def __post_init__(self) -> None:
+        if self.loss_type != "nll":
+            raise ValueError(f"loss_type={self.loss_type!r} conflicts with {self.own_loss}; leave loss_type='nll'.")
+        super().__post_init__()
 
 
 @dataclass
@@ -43,6 +67,8 @@ class FusedSFTTrainer(SFTTrainer):
     config_class: type | None = None
     # Why the method cannot train with parameters held in shards (DeepSpeed ZeRO-3, FSDP), or None when it can.
     unsharded_only: str | None = None
+    # The paper the method implements: the model card's title, arXiv id and citation (`_paper`) come from it.
+    paper: ClassVar[Paper | None] = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -56,6 +82,16 @@ class FusedSFTTrainer(SFTTrainer):
         super().__init__(model, args, *posargs, **kwargs)
         self._policy = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         add_backbone_forward(self._policy)
+        self._micro_steps = MicroStepCounter()
+        self._mask_spans: SpansFn | None = None
+        self._warned_no_masks = False
+
+    @property
+    def _paper(self) -> dict[str, str | None]:
+        """What TRL's `create_model_card` reads (trl 1.16: `title`, `id`, `citation`), from `paper`."""
+        if self.paper is None:
+            return {}
+        return {"title": self.paper.title, "id": self.paper.arxiv, "citation": self.paper.citation}
 
     def train(self, *args, **kwargs):
         self._refuse_sharded_parameters()
@@ -90,13 +126,26 @@ class FusedSFTTrainer(SFTTrainer):
     def policy_head(self) -> LMHead:
         return LMHead.of(self._policy)
 
+    def detached_head(self, model: torch.nn.Module | None = None) -> LMHead:
+        """The LM head of `model` (default: the policy) with its weight and bias detached: the head of a reference
+        pass whose logits must send no gradient (read it inside any context that changes the head, e.g. PEFT's
+        `disable_adapter`)."""
+        head = LMHead.of(self._policy if model is None else model)
+        bias = None if head.bias is None else head.bias.detach()
+        return LMHead(head.weight.detach(), bias, head.logit_scale, head.softcap)
+
+    def forward_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """The model's inputs in a collated batch: without the labels and the `loss_only_keys` columns, no cache."""
+        forward_inputs = {k: v for k, v in inputs.items() if k != "labels" and k not in self.loss_only_keys}
+        forward_inputs["use_cache"] = False
+        return forward_inputs
+
     def scored_batch(self, model, inputs: dict[str, Any], **forward_kwargs: Any) -> ScoredBatch:
         """Run the backbone on a micro-batch; `forward_kwargs` go to this forward only (e.g. `output_hidden_states`),
         not into `forward_inputs`."""
         if "shift_labels" in inputs:
             raise NotImplementedError(f"{type(self).__name__} does not support context/sequence parallelism.")
-        forward_inputs = {k: v for k, v in inputs.items() if k != "labels" and k not in self.loss_only_keys}
-        forward_inputs["use_cache"] = False
+        forward_inputs = self.forward_inputs(inputs)
         # The decoder stack alone, never the whole model again: this runs inside the model's forward, where a nested
         # call of the root would end the engine's forward (ZeRO-3 releases every gathered parameter there).
         hidden = backbone(self._policy)(**forward_inputs, **forward_kwargs).last_hidden_state
@@ -111,13 +160,56 @@ class FusedSFTTrainer(SFTTrainer):
         multiplier = float(self.accelerator.num_processes) if self.args.average_tokens_across_devices else 1.0
         return num_items_in_batch, multiplier
 
-    def log_token_means(self, mode: str, mask: torch.Tensor, **values: torch.Tensor) -> None:
+    # --- metrics -----------------------------------------------------------------------------------------------------
+    @property
+    def metric_mode(self) -> str:
+        """ "train" or "eval": the metric lists SFTTrainer's `log` averages for the current pass."""
+        return "train" if self.model.training else "eval"
+
+    def log_metric(self, name: str, value: float) -> None:
+        """Record `value` under `name` in the current mode's metrics (averaged over the logging interval)."""
+        record_metric(self, self.metric_mode, name, value)
+
+    def global_sum(self, values: torch.Tensor) -> torch.Tensor:
+        """The sum of `values` over this micro-batch and every process (a collective: call it on every process)."""
+        return self.accelerator.gather_for_metrics(values.detach().float().sum().reshape(1)).sum()
+
+    def log_token_means(self, mask: torch.Tensor, **values: torch.Tensor) -> None:
         """Log each [N] per-token tensor as its mean over the scored tokens of all processes."""
-        gather = self.accelerator.gather_for_metrics
-        count = gather(mask.sum().reshape(1)).sum().clamp(min=1)
+        count = self.global_sum(mask).clamp(min=1)
         for name, value in values.items():
-            total = gather(value.detach().float().sum().reshape(1)).sum()
-            record_metric(self, mode, name, (total / count).item())
+            self.log_metric(name, (self.global_sum(value) / count).item())
+
+    # --- mask columns ------------------------------------------------------------------------------------------------
+    def attach_masks(self, spans_fn: SpansFn) -> None:
+        """Call at the end of `__init__`: adds the `loss_only_keys` mask columns (from `spans_fn`, see
+        `trl_ext.training.token_masks`) to the train and eval datasets, and to a dataset given to `evaluate()`
+        later; the collator carries them into the batches."""
+        self._mask_spans = spans_fn
+        attach_completion_masks(self, spans_fn, self.loss_only_keys)
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        if self._mask_spans is not None:  # a dataset given to `evaluate()` is SFT-prepared there, without the masks
+            eval_dataset = masks_for_trainer(self, eval_dataset, self._mask_spans, self.loss_only_keys)
+        return super().get_eval_dataloader(eval_dataset)
+
+    def shifted_masks(self, inputs: dict[str, Any], mask: torch.Tensor) -> dict[str, torch.Tensor] | None:
+        """Each `loss_only_keys` mask column shifted like the labels ([B, T-1], aligned with `mask`), or None for a
+        batch without them (a direct call with SFTTrainer's batches, e.g. `trl-ext bench`), said once in the log."""
+        if all(key in inputs for key in self.loss_only_keys):
+            return {key: inputs[key][:, 1:].to(mask.device) for key in self.loss_only_keys}
+        if not self._warned_no_masks:
+            logger.warning("%s batch without %s: every mask reads 0.", self._name, " / ".join(self.loss_only_keys))
+            self._warned_no_masks = True
+        return None
+
+    # --- seeded draws ------------------------------------------------------------------------------------------------
+    def micro_step_generator(self, stream: str, device: torch.device | str = "cpu") -> torch.Generator:
+        """A generator for one draw of this micro-batch (`trl_ext.training.rng`): seeded from (seed, optimizer step,
+        process, micro-batch within the step, mode, `stream`), so a resumed run draws the same."""
+        mode, step = self.metric_mode, self.state.global_step
+        micro = self._micro_steps.next(step, (stream, mode))
+        return step_generator(self.args.seed, step, self.accelerator.process_index, micro, mode, device, stream)
 
     def loss_output(self, model, scored: ScoredBatch, loss: torch.Tensor, return_outputs: bool):
         if return_outputs:  # only for compute_metrics; the full logits cost an extra forward, as in SFTTrainer
