@@ -80,6 +80,22 @@ def test_no_import_circle_between_core_modules():
     assert _cycle(graph) is None, f"import circle: {' -> '.join(_cycle(graph))}"
 
 
+def test_no_import_circle_between_layers():
+    """The same at the level of the layers (`trl_ext.plugin`, `trl_ext.run`, ...; a top-level module is its own
+    layer): a layer that imports another must not be imported back by it."""
+    modules = _core_modules()
+
+    def layer(name: str) -> str:
+        return ".".join(name.split(".")[:2])
+
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        graph.setdefault(layer(name), set()).update(
+            layer(t) for t in _imports(path, name, modules) if layer(t) != layer(name)
+        )
+    assert _cycle(graph) is None, f"layers import each other: {' -> '.join(_cycle(graph))}"
+
+
 def _upstream_private_names() -> set[str]:
     """Underscored names the upstream libraries define (functions, classes, attributes, module globals)."""
     pattern = re.compile(
