@@ -9,7 +9,14 @@ from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
 from trl_ext.losses import LMHead, dft_weight, fused_token_loss
-from trl_ext.testing import interrupted_and_resumed, logged, loss_and_grads, max_grad_diff, tiny_model, tiny_tokenizer
+from trl_ext.testing import (
+    interrupted_and_resumed,
+    logged,
+    loss_and_grads,
+    relative_grad_diff,
+    tiny_model,
+    tiny_tokenizer,
+)
 from trl_ext_plugins.asft import ASFTConfig, ASFTTrainer
 
 
@@ -119,14 +126,14 @@ def test_kl_weight_zero_reproduces_trl_dft(tmp_path, sft_rows):
     sft_loss, sft_grads, *_ = _loss_and_grads(SFTTrainer, _config(tmp_path, SFTConfig, loss_type="dft"), sft_rows)
     asft_loss, asft_grads, *_ = _loss_and_grads(ASFTTrainer, _config(tmp_path, kl_weight=0.0), sft_rows)
     assert asft_loss.item() == pytest.approx(sft_loss.item(), abs=1e-6)
-    assert max_grad_diff(sft_grads, asft_grads) < 1e-6
+    assert relative_grad_diff(sft_grads, asft_grads) < 1e-5
 
 
 def test_sft_mode_reproduces_trl_nll(tmp_path, sft_rows):
     sft_loss, sft_grads, *_ = _loss_and_grads(SFTTrainer, _config(tmp_path, SFTConfig), sft_rows)
     asft_loss, asft_grads, *_ = _loss_and_grads(ASFTTrainer, _config(tmp_path, asft_loss="sft"), sft_rows)
     assert asft_loss.item() == pytest.approx(sft_loss.item(), abs=1e-6)
-    assert max_grad_diff(sft_grads, asft_grads) < 1e-6
+    assert relative_grad_diff(sft_grads, asft_grads) < 1e-5
 
 
 def test_step_zero_kl_is_zero_and_grads_equal_dft(tmp_path, sft_rows):
@@ -135,7 +142,7 @@ def test_step_zero_kl_is_zero_and_grads_equal_dft(tmp_path, sft_rows):
     asft_loss, asft_grads, trainer, _ = _loss_and_grads(ASFTTrainer, _config(tmp_path, kl_weight=0.1), sft_rows)
     assert trainer._metrics["train"]["asft/kl"][-1] == pytest.approx(0.0, abs=1e-6)
     assert asft_loss.item() == pytest.approx(dft_loss.item(), abs=1e-6)
-    assert max_grad_diff(dft_grads, asft_grads) < 1e-6
+    assert relative_grad_diff(dft_grads, asft_grads) < 1e-5
 
 
 def test_masked_positions_contribute_nothing(tmp_path, sft_rows):

@@ -18,7 +18,7 @@ from trl_ext.testing import (
     interrupted_and_resumed,
     logged,
     loss_and_grads,
-    max_grad_diff,
+    relative_grad_diff,
     run_layout,
     save_step_result,
     tiny_model,
@@ -161,7 +161,7 @@ def test_kd_coef_zero_reproduces_trl_nll(tmp_path, sft_rows):
     loss, grads, trainer, _ = _loss_and_grads(CurioSFTTrainer, _config(tmp_path, curio_kd_coef=0.0), sft_rows)
     assert trainer.teacher is None
     assert loss.item() == pytest.approx(sft_loss.item(), abs=1e-6)
-    assert max_grad_diff(sft_grads, grads) < 1e-6
+    assert relative_grad_diff(sft_grads, grads) < 1e-5
 
 
 # --- the whole loss against a naive full-logit re-implementation ------------------------------------------------------

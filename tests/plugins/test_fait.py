@@ -9,7 +9,7 @@ from trl import SFTConfig, SFTTrainer
 
 from trl_ext import get
 from trl_ext.cli import main
-from trl_ext.testing import first_batch, loss_and_grads, max_grad_diff, tiny_model, tiny_tokenizer
+from trl_ext.testing import first_batch, loss_and_grads, max_grad_diff, relative_grad_diff, tiny_model, tiny_tokenizer
 from trl_ext_plugins.fait import (
     FAITConfig,
     FAITTrainer,
@@ -159,7 +159,7 @@ def test_zero_weights_reproduce_sft(tmp_path):
     )
     assert batch["fait_line_mask"].sum() > 0  # there are sensitive tokens, weighted like the others
     assert loss.item() == pytest.approx(sft_loss.item(), abs=1e-6)
-    assert max_grad_diff(sft_grads, grads) < 1e-6
+    assert relative_grad_diff(sft_grads, grads) < 1e-5
 
 
 @pytest.mark.parametrize("dynamic", ["renorm", "none"])
@@ -171,7 +171,7 @@ def test_identical_variants_reproduce_sft_for_any_weights(tmp_path, dynamic):
     )
     assert batch["fait_line_mask"].sum() == 0
     assert loss.item() == pytest.approx(sft_loss.item(), abs=1e-6)
-    assert max_grad_diff(sft_grads, grads) < 1e-6
+    assert relative_grad_diff(sft_grads, grads) < 1e-5
 
 
 # --- the weighted loss against a naive full-logits version ----------------------------------------------------------
@@ -280,7 +280,7 @@ def test_gradient_accumulation_matches_one_batch(tmp_path):
 
     single, accumulated = update(4, 1), update(2, 2)
     assert max(v.abs().max().item() for v in single.values()) > 1e-4
-    assert max_grad_diff(single, accumulated) < 1e-6
+    assert relative_grad_diff(single, accumulated) < 1e-5
 
 
 def _my_rule(line_mask, token_mask, label_mask, config):

@@ -23,6 +23,7 @@ from trl_ext.testing import (
     logged,
     loss_and_grads,
     max_grad_diff,
+    relative_grad_diff,
     tiny_model,
     tiny_tokenizer,
 )
@@ -178,7 +179,7 @@ def test_lambda0_gamma0_is_sequence_mean_sft(tmp_path, ift_rows, frozen):
     if frozen:  # the embedding copy sends no gradient to the (untied) input table
         expected.pop("model.embed_tokens.weight")
         assert "model.embed_tokens.weight" not in grads
-    assert max_grad_diff(grads, expected) < 1e-6
+    assert relative_grad_diff(grads, expected) < 1e-5
 
 
 # --- card test 2: relation-propagation weights by hand ---------------------------------------------------------------

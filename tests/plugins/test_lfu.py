@@ -16,6 +16,7 @@ from trl_ext.testing import (
     logged,
     loss_and_grads,
     max_grad_diff,
+    relative_grad_diff,
     tiny_model,
     tiny_tokenizer,
 )
@@ -77,7 +78,7 @@ def test_card_1_lambda_zero_is_trl_sft(tmp_path, sft_rows):
     trainer = _trainer(tmp_path, sft_rows, lfu_lambda=0.0)
     loss, grads, _ = _loss_and_grads(trainer)
     assert loss.item() == pytest.approx(sft_loss.item(), abs=1e-6)
-    assert max_grad_diff(sft_grads, grads) < 1e-6
+    assert relative_grad_diff(sft_grads, grads) < 1e-5
     assert "lfu/cons_loss" not in trainer._metrics["train"]  # lambda = 0 runs no extra pass
 
 
@@ -91,7 +92,7 @@ def test_card_2_alpha_zero_gives_zero_consistency_and_sft_gradients(tmp_path, sf
         trainer._metrics["train"]["lfu/ascent_grad_norm"][-1] > 0
     )  # the ascent gradient was computed, then scaled by 0
     assert loss.item() == pytest.approx(sft_loss.item(), abs=1e-6)
-    assert max_grad_diff(sft_grads, grads) < 1e-6
+    assert relative_grad_diff(sft_grads, grads) < 1e-5
 
 
 @pytest.mark.parametrize("peft", [False, True])

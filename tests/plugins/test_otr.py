@@ -21,7 +21,7 @@ from trl_ext.testing import (
     interrupted_and_resumed,
     logged,
     loss_and_grads,
-    max_grad_diff,
+    relative_grad_diff,
     tiny_model,
     tiny_tokenizer,
 )
@@ -269,7 +269,7 @@ def test_expected_tau1_beta0_reproduces_trl_dft(tmp_path, sft_rows):
         OTRTrainer, _config(tmp_path, otr_estimator="expected", otr_temperature=1.0, otr_beta=0.0), sft_rows
     )
     assert otr_l.item() == pytest.approx(dft_loss.item(), abs=1e-6)
-    assert max_grad_diff(otr_grads, dft_grads) < 1e-6
+    assert relative_grad_diff(otr_grads, dft_grads) < 1e-5
 
 
 def test_expected_tau1_gradient_is_scaled_dft(tmp_path, sft_rows):
@@ -277,7 +277,7 @@ def test_expected_tau1_gradient_is_scaled_dft(tmp_path, sft_rows):
     _, otr_grads, *_ = _loss_and_grads(
         OTRTrainer, _config(tmp_path, otr_estimator="expected", otr_temperature=1.0, otr_beta=-0.1), sft_rows
     )
-    assert max_grad_diff(otr_grads, dft_grads, scale=1.1) < 1e-6
+    assert relative_grad_diff(otr_grads, dft_grads, scale=1.1) < 1e-5
 
 
 def test_sequence_normalization_is_mean_of_sequence_means(tmp_path, sft_rows):
@@ -302,7 +302,7 @@ def test_sequence_normalization_is_mean_of_sequence_means(tmp_path, sft_rows):
     assert len(set(mask.sum(1).tolist())) > 1
     assert loss.item() == pytest.approx(naive.item(), abs=1e-6)
     naive_grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
-    assert max_grad_diff(grads, naive_grads) < 1e-6
+    assert relative_grad_diff(grads, naive_grads) < 1e-5
 
 
 def test_mc_training_logs_metrics_and_updates(tmp_path, sft_rows):

@@ -12,7 +12,7 @@ from datasets import Dataset
 
 from trl_ext.cli import main
 from trl_ext.models import load_model, load_tokenizer
-from trl_ext.testing import loss_and_grads, max_grad_diff, tiny_model, tiny_tokenizer
+from trl_ext.testing import loss_and_grads, max_grad_diff, relative_grad_diff, tiny_model, tiny_tokenizer
 from trl_ext_plugins.poft import (
     PoFTConfig,
     PoFTTrainer,
@@ -85,7 +85,7 @@ def test_card_2_gradient_is_tau_times_sequence_mean_sft_gradient(tmp_path, sft_r
     assert 0.01 < tau.min() and tau.max() < 0.999 and tau.max() - tau.min() > 0.5  # a range of coefficients
     (tau * -r_theta).mean().backward()
     expected = {n: p.grad for n, p in reference.named_parameters()}
-    assert max_grad_diff(grads, expected) < 1e-6
+    assert relative_grad_diff(grads, expected) < 1e-5
     assert loss.item() == pytest.approx(-F.logsigmoid(r_theta - r_bar).mean().item(), abs=1e-6)
 
 
@@ -192,7 +192,7 @@ def test_sequence_mean_is_global_under_gradient_accumulation(tmp_path, sft_rows)
         assert trainer.state.global_step == 1
         updates[name] = {n: initial[n] - p.detach() for n, p in model.named_parameters()}
     assert max(u.abs().max().item() for u in updates["single"].values()) > 1e-4
-    assert max_grad_diff(updates["single"], updates["accumulated"]) < 1e-6
+    assert relative_grad_diff(updates["single"], updates["accumulated"]) < 1e-5
 
 
 def test_builtin_dataset():

@@ -12,7 +12,14 @@ from trl import SFTConfig, SFTTrainer
 
 from trl_ext import get
 from trl_ext.cli import main
-from trl_ext.testing import check_same_step_in_every_layout, loss_and_grads, max_grad_diff, tiny_model, tiny_tokenizer
+from trl_ext.testing import (
+    check_same_step_in_every_layout,
+    loss_and_grads,
+    max_grad_diff,
+    relative_grad_diff,
+    tiny_model,
+    tiny_tokenizer,
+)
 from trl_ext.training.token_masks import completion_token_masks, render_prompt_completion
 from trl_ext_plugins.tl_training import (
     REWARDS,
@@ -182,7 +189,7 @@ def test_max_weight_one_reproduces_sft(tmp_path):
     assert batch["pkt_pre_mask"].sum() > 0
     assert not (batch["pkt_pre_mask"].bool() & batch["pkt_para_mask"].bool()).any()  # no P∩Q double count here
     assert loss.item() == pytest.approx(sft_loss.item(), abs=1e-6)
-    assert max_grad_diff(sft_grads, grads) < 1e-6
+    assert relative_grad_diff(sft_grads, grads) < 1e-5
 
 
 def _naive_pkt(model, batch, max_weight, per_sample=False):
@@ -348,7 +355,7 @@ def test_gradient_accumulation_matches_one_batch(tmp_path, normalization):
 
     single, accumulated = update(4, 1), update(2, 2)
     assert max(v.abs().max().item() for v in single.values()) > 1e-4
-    assert max_grad_diff(single, accumulated) < 1e-6
+    assert relative_grad_diff(single, accumulated) < 1e-5
 
 
 @pytest.mark.slow
