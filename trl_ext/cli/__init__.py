@@ -12,7 +12,7 @@ from trl_ext.cli.catalog import cmd_info, cmd_list, cmd_plugins
 from trl_ext.cli.errors import EXIT_USAGE, CLIError
 from trl_ext.cli.new_plugin import cmd_new_plugin
 from trl_ext.plugin.records import KINDS, Family
-from trl_ext.plugin.registry import ComponentError
+from trl_ext.plugin.registry import ComponentError, registry
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
@@ -31,6 +31,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_info)
     p = sub.add_parser("plugins", help="Each discovered plugin with its version and load status.")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="Import each plugin in its own child process with a timeout: finds one that exits or hangs at import.",
+    )
+    p.add_argument("--timeout", type=float, default=120.0, help="Seconds each plugin may take to import (--check).")
     p.set_defaults(func=cmd_plugins)
     p = sub.add_parser("new-plugin", help="Scaffold a working plugin folder for a new paper.")
     p.add_argument("slug")
@@ -75,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         FileNotFoundError,
     )
     try:
+        if argv[:1] != ["plugins"] or "--check" not in argv:  # --check must not import the plugins in this process
+            report_plugin_problems()
         if argv and argv[0] in PASSTHROUGH:
             module, _, function = PASSTHROUGH[argv[0]].partition(":")
             return getattr(importlib.import_module(module), function)(argv[1:])
@@ -90,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"trl-ext: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def report_plugin_problems() -> None:
+    """One short stderr line per plugin that failed to load or lost a name conflict, on every command."""
+    for line in registry().problems():
+        print(f"trl-ext: warning: {line}", file=sys.stderr)
 
 
 if __name__ == "__main__":

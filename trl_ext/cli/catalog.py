@@ -36,6 +36,8 @@ def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
+    if args.check:
+        return _check_plugins(args)
     reg = registry()
     infos = list(reg.plugins.values())
     if args.json:
@@ -47,7 +49,22 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             print(f"\n{p.name}: {p.error}")
     for (kind, name), providers in reg.conflicts().items():
         print(f"\nconflict: {kind} {name!r} is registered by {' and '.join(providers)}")
+    for conflict in reg.shadowed:
+        print(f"\nconflict: {conflict.message()}")
     return 0
+
+
+def _check_plugins(args: argparse.Namespace) -> int:
+    """Import each plugin in a child process: finds the one that exits (`os._exit`) or hangs at import."""
+    from trl_ext.plugin.check import check_plugins, plugin_names
+
+    results = check_plugins(plugin_names(), timeout=args.timeout)
+    if args.json:
+        print(json.dumps([dataclasses.asdict(r) for r in results], indent=2))
+    else:
+        for result in results:
+            print(result.line())
+    return 0 if all(r.status == "ok" for r in results) else 1
 
 
 def find_any(name: str, kind: str | None = None) -> Component:

@@ -86,6 +86,18 @@ class Component:
     plugin: str = ""
     kind: str = field(default="", init=False)
 
+    def _validate(self, kind: str) -> None:
+        """Check the shared fields at registration, so a malformed record fails its plugin's load (with the plugin
+        named) instead of crashing `trl-ext list` later."""
+        self.kind = kind
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise TypeError(f"{kind} name must be a non-empty str, got {self.name!r}")
+        if self.paper is not None and not isinstance(self.paper, Paper):
+            raise TypeError(
+                f"{kind} {self.name!r}: paper must be a trl_ext.Paper or None, got {type(self.paper).__name__}"
+            )
+        self.family = as_family(self.family, f"{kind} {self.name!r}")
+
     def summary(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -118,8 +130,11 @@ class Method(Component):
     extra_forwards: Callable[[Any, Any], float] | float = 0.0
 
     def __post_init__(self) -> None:
-        self.kind = "method"
-        self.family = as_family(self.family, f"method {self.name!r}")
+        self._validate("method")
+        for field_name in ("trainer", "config"):
+            value = getattr(self, field_name)
+            if value is not None and not isinstance(value, type):
+                raise TypeError(f"method {self.name!r}: {field_name} must be a class, got {type(value).__name__}")
 
     def forwards_for(self, config: Any, model: Any) -> float:
         cost = self.extra_forwards
@@ -137,6 +152,11 @@ class _Built(Component):
     factory: Callable[..., Any] | None = None
     options: dict[str, str] = field(default_factory=dict)  # option name -> help, shown by `trl-ext info`
 
+    def _validate(self, kind: str) -> None:
+        super()._validate(kind)
+        if self.factory is not None and not callable(self.factory):
+            raise TypeError(f"{kind} {self.name!r}: factory must be callable, got {type(self.factory).__name__}")
+
     def build(self, **options: Any) -> Any:
         if self.factory is None:
             raise TypeError(f"{self.kind} {self.name!r} has no factory")
@@ -151,8 +171,7 @@ class Reward(_Built):
     required_columns: Sequence[str] = ()
 
     def __post_init__(self) -> None:
-        self.kind = "reward"
-        self.family = as_family(self.family, f"reward {self.name!r}")
+        self._validate("reward")
 
 
 @dataclass
@@ -166,8 +185,7 @@ class Transform(_Built):
     required_columns: Sequence[str] = ()
 
     def __post_init__(self) -> None:
-        self.kind = "transform"
-        self.family = as_family(self.family, f"transform {self.name!r}")
+        self._validate("transform")
 
 
 @dataclass
@@ -175,8 +193,7 @@ class Callback(_Built):
     """A `transformers.TrainerCallback` factory."""
 
     def __post_init__(self) -> None:
-        self.kind = "callback"
-        self.family = as_family(self.family, f"callback {self.name!r}")
+        self._validate("callback")
 
 
 @dataclass
@@ -184,8 +201,7 @@ class Adapter(_Built):
     """A model transform: `build(**options)` returns `fn(model) -> model`, applied before the trainer is built."""
 
     def __post_init__(self) -> None:
-        self.kind = "adapter"
-        self.family = as_family(self.family, f"adapter {self.name!r}")
+        self._validate("adapter")
 
 
 @dataclass
@@ -197,8 +213,7 @@ class Dataset(_Built):
     columns: dict[str, Sequence[str]] = field(default_factory=dict)  # form -> columns
 
     def __post_init__(self) -> None:
-        self.kind = "dataset"
-        self.family = as_family(self.family, f"dataset {self.name!r}")
+        self._validate("dataset")
 
 
 RECORD_TYPES: dict[str, type[Component]] = {

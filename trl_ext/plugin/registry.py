@@ -2,13 +2,20 @@
 
 Entry points in the group `trl_ext` are loaded one by one, each in its own try/except (pluggy's
 `load_setuptools_entrypoints` has no per-plugin guard, see simonw/llm#875), so one broken plugin is reported by
-`trl-ext plugins` and never stops the others. `TRL_EXT_PLUGINS=a,b` loads only the named plugins (hermetic tests).
+`trl-ext plugins` and never stops the others. The guard catches `SystemExit` too (a plugin calling `sys.exit` at
+import); `os._exit` or a hang at import cannot be caught in-process: `trl-ext plugins --check` imports each plugin in a
+child process with a timeout to find it. `TRL_EXT_PLUGINS=a,b` loads only the named plugins (hermetic tests),
+`TRL_EXT_DISABLE_PLUGINS=a,b` skips the named ones. A name registered both by a built-in plugin (an entry point of the
+trl-ext distribution) and a third-party one keeps the built-in and records the conflict, so a plugin cannot silently
+replace `asft`.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+import sys
+import threading
 import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,6 +30,21 @@ from trl_ext.plugin.records import KINDS, RECORD_TYPES, Component
 
 ENTRY_POINT_GROUP = "trl_ext"
 ALLOW_LIST_ENV = "TRL_EXT_PLUGINS"
+BLOCK_LIST_ENV = "TRL_EXT_DISABLE_PLUGINS"
+SLOW_IMPORT_ENV = "TRL_EXT_PLUGIN_SLOW_S"  # seconds before a still-importing plugin is named on stderr
+BUILTIN_DISTRIBUTION = "trl-ext"
+
+
+def names_from_env(variable: str) -> list[str] | None:
+    """The comma-separated plugin names in `variable`, or None when it is unset or empty."""
+    value = os.environ.get(variable, "")
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    return names or None
+
+
+def bypass_hint(plugin: str) -> str:
+    """How to start without `plugin`: every startup failure ends with it."""
+    return f"skip it with {BLOCK_LIST_ENV}={plugin}, or load only chosen plugins with {ALLOW_LIST_ENV}=a,b"
 
 
 class ComponentError(LookupError):
@@ -55,6 +77,7 @@ class PluginInfo:
     module: str = ""
     status: str = "ok"  # "ok" or "error"
     error: str | None = None
+    builtin: bool = False  # an entry point of the trl-ext distribution itself
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -63,7 +86,24 @@ class PluginInfo:
             "module": self.module,
             "status": self.status,
             "error": self.error,
+            "builtin": self.builtin,
         }
+
+
+@dataclass
+class Conflict:
+    """A name a third-party plugin registered that a built-in plugin already provides: the built-in is kept."""
+
+    kind: str
+    name: str
+    builtin: str  # the plugin whose record is used
+    ignored: str  # the third-party plugin whose record is ignored
+
+    def message(self) -> str:
+        return (
+            f"plugin {self.ignored!r} registers {self.kind} {self.name!r}, a name of the built-in plugin "
+            f"{self.builtin!r}: the built-in is used, the one from {self.ignored!r} is ignored; {bypass_hint(self.ignored)}"
+        )
 
 
 class Registry:
@@ -75,47 +115,74 @@ class Registry:
         self.plugins: dict[str, PluginInfo] = {}
         self._components: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
         self._conflicts: dict[tuple[str, str], list[str]] = {}
+        self.shadowed: list[Conflict] = []
 
     # --- loading ---------------------------------------------------------------------------------------------------
-    def load_entry_points(self, allow: Iterable[str] | None = None) -> Registry:
-        if allow is None and os.environ.get(ALLOW_LIST_ENV):
-            allow = [n.strip() for n in os.environ[ALLOW_LIST_ENV].split(",") if n.strip()]
+    def load_entry_points(
+        self,
+        allow: Iterable[str] | None = None,
+        block: Iterable[str] | None = None,
+        entry_points: Iterable[metadata.EntryPoint] | None = None,
+    ) -> Registry:
+        """Load the plugins of the `trl_ext` entry-point group (or `entry_points`, for tests), built-ins first.
+
+        `allow` / `block` default to TRL_EXT_PLUGINS / TRL_EXT_DISABLE_PLUGINS."""
+        allow = names_from_env(ALLOW_LIST_ENV) if allow is None else allow
+        block = names_from_env(BLOCK_LIST_ENV) if block is None else block
         allowed = set(allow) if allow is not None else None
-        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            if allowed is not None and ep.name not in allowed:
+        blocked = set(block or ())
+        eps = metadata.entry_points(group=ENTRY_POINT_GROUP) if entry_points is None else entry_points
+        for ep in sorted(eps, key=lambda e: (not is_builtin(e), e.name)):
+            if (allowed is not None and ep.name not in allowed) or ep.name in blocked:
                 continue
             version = ep.dist.version if getattr(ep, "dist", None) is not None else ""
-            info = PluginInfo(name=ep.name, version=version, module=ep.value)
+            info = PluginInfo(name=ep.name, version=version, module=ep.value, builtin=is_builtin(ep))
             self.plugins[ep.name] = info
+            notice = _slow_import_notice(ep.name)
             try:
                 module = ep.load()
-            except Exception as exc:  # a broken plugin must not break the others
+            except (Exception, SystemExit) as exc:  # a broken plugin must not break the others, even sys.exit()
                 self._fail(info, exc)
                 continue
+            finally:
+                notice.cancel()
             self.add_plugin(module, ep.name, version=getattr(module, "__version__", version))
         return self
 
-    def add_plugin(self, plugin: ModuleType | object, name: str, version: str = "") -> PluginInfo:
-        """Register a plugin object (module or instance with `@hookimpl` functions) and collect what it adds."""
+    def add_plugin(
+        self, plugin: ModuleType | object, name: str, version: str = "", builtin: bool | None = None
+    ) -> PluginInfo:
+        """Register a plugin object (module or instance with `@hookimpl` functions) and collect what it adds.
+
+        A record the plugin registers that is not valid (checked by the records' `__post_init__`) fails the whole
+        plugin, with its name and the error in `plugins[name]`."""
         info = self.plugins.get(name) or PluginInfo(name=name, version=version, module=getattr(plugin, "__name__", ""))
         info.version = info.version or version
+        if builtin is not None:
+            info.builtin = builtin
         self.plugins[name] = info
         try:
             self.pm.register(plugin, name=name)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             self._fail(info, exc)
             return info
         added: list[Component] = []
+        shadowed_before = len(self.shadowed)
         try:
             for kind, hook_name in hookspecs.HOOKS.items():
                 for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                     if impl.plugin_name == name:
                         impl.function(register=self._register_fn(kind, name, added))
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             for record in added:
                 self._remove(record)
+            del self.shadowed[shadowed_before:]
             self._fail(info, exc)
         return info
+
+    def _is_builtin_plugin(self, name: str) -> bool:
+        info = self.plugins.get(name)
+        return bool(info and info.builtin)
 
     def _register_fn(self, kind: str, plugin: str, added: list[Component]):
         record_type = RECORD_TYPES[kind]
@@ -127,7 +194,17 @@ class Registry:
                 )
             record.plugin = plugin
             table = self._components[kind]
-            if record.name in table and table[record.name].plugin != plugin:
+            existing = table.get(record.name)
+            if existing is not None and existing.plugin != plugin:
+                ours, theirs = self._is_builtin_plugin(existing.plugin), self._is_builtin_plugin(plugin)
+                if ours and not theirs:  # a third-party plugin never replaces a built-in name
+                    self.shadowed.append(Conflict(kind, record.name, builtin=existing.plugin, ignored=plugin))
+                    return
+                if theirs and not ours:  # the built-in loaded second (add_plugin order): it wins all the same
+                    self.shadowed.append(Conflict(kind, record.name, builtin=plugin, ignored=existing.plugin))
+                    table[record.name] = record
+                    added.append(record)
+                    return
                 providers = self._conflicts.setdefault((kind, record.name), [table[record.name].plugin])
                 providers.append(plugin)
                 return
@@ -144,7 +221,23 @@ class Registry:
         info.status = "error"
         last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
         where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
-        info.error = f"{type(exc).__name__}: {exc}{where}"
+        what = f"exited at import with code {exc.code!r}" if isinstance(exc, SystemExit) else str(exc)
+        info.error = " ".join(f"{type(exc).__name__}: {what}{where}".split())
+
+    def problems(self) -> list[str]:
+        """One line per plugin that failed to load and per name conflict, each saying how to bypass the plugin."""
+        lines = [
+            f"plugin {p.name!r} failed to load: {p.error}; {bypass_hint(p.name)}"
+            for p in self.plugins.values()
+            if p.status != "ok"
+        ]
+        lines += [c.message() for c in self.shadowed]
+        for (kind, name), providers in self._conflicts.items():
+            lines.append(
+                f"{kind} {name!r} is registered by {' and '.join(providers)} and cannot be used; "
+                f"{bypass_hint(providers[-1])}"
+            )
+        return lines
 
     # --- lookup ----------------------------------------------------------------------------------------------------
     def get(self, kind: str, name: str) -> Any:
@@ -166,6 +259,32 @@ class Registry:
 
     def conflicts(self) -> dict[tuple[str, str], list[str]]:
         return dict(self._conflicts)
+
+
+def _slow_import_notice(plugin: str) -> threading.Timer:
+    """A timer that, unless cancelled, tells the user which plugin is still importing and how to skip it: a plugin that
+    hangs at import would otherwise hang every command without a word."""
+    seconds = float(os.environ.get(SLOW_IMPORT_ENV) or 30)
+
+    def warn() -> None:
+        print(
+            f"trl-ext: warning: plugin {plugin!r} is still importing after {seconds:g} s; if it hangs, "
+            f"{bypass_hint(plugin)} (`trl-ext plugins --check` imports each plugin apart, with a timeout)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    timer = threading.Timer(seconds, warn)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def is_builtin(ep: metadata.EntryPoint) -> bool:
+    """Whether `ep` is one of trl-ext's own plugins (declared by the trl-ext distribution itself)."""
+    dist = getattr(ep, "dist", None)
+    name = dist.metadata["Name"] if dist is not None else None
+    return bool(name) and name.lower().replace("_", "-") == BUILTIN_DISTRIBUTION
 
 
 _REGISTRY: Registry | None = None

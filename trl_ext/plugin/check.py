@@ -1,0 +1,93 @@
+"""`trl-ext plugins --check`: import each plugin in its own child process, with a timeout.
+
+A plugin that calls `os._exit` or hangs at import cannot be caught by the in-process guard of the registry: it ends
+or hangs the whole command. A child process per plugin survives both, so this names the plugin at fault and says how to
+skip it. Run as `python -m trl_ext.plugin.check NAME`, the child loads that one plugin and prints its status as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib import metadata
+
+from trl_ext.plugin.registry import (
+    ALLOW_LIST_ENV,
+    BLOCK_LIST_ENV,
+    ENTRY_POINT_GROUP,
+    Registry,
+    bypass_hint,
+    is_builtin,
+    names_from_env,
+)
+
+_MARKER = "trl-ext-plugin-check:"
+
+
+@dataclass
+class CheckResult:
+    name: str
+    status: str  # "ok", "error", "conflict", "exited" or "timeout"
+    detail: str = ""
+
+    def line(self) -> str:
+        if self.status == "ok":
+            return f"{self.name}: ok"
+        hint = "" if BLOCK_LIST_ENV in self.detail else f"; {bypass_hint(self.name)}"
+        return f"{self.name}: {self.status}: {self.detail}{hint}"
+
+
+def plugin_names() -> list[str]:
+    """The plugins `trl-ext` would load: the entry points, filtered by TRL_EXT_PLUGINS and TRL_EXT_DISABLE_PLUGINS."""
+    allowed, blocked = names_from_env(ALLOW_LIST_ENV), set(names_from_env(BLOCK_LIST_ENV) or ())
+    names = sorted({ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)})
+    return [n for n in names if (allowed is None or n in allowed) and n not in blocked]
+
+
+def check_plugin(name: str, timeout: float) -> CheckResult:
+    """Load plugin `name` alone in a child Python and classify what happened."""
+    cmd = [sys.executable, "-m", "trl_ext.plugin.check", name]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return CheckResult(name, "timeout", f"importing it did not finish within {timeout:g} s (a hang at import?)")
+    for line in proc.stdout.splitlines():
+        if line.startswith(_MARKER):
+            report = json.loads(line[len(_MARKER) :])
+            return CheckResult(name, report["status"], report["error"] or "")
+    tail = " ".join(proc.stderr.strip().splitlines()[-1:])
+    return CheckResult(
+        name,
+        "exited",
+        f"the process ended with code {proc.returncode} while loading it (os._exit or a crash at import)"
+        + (f": {tail}" if tail else ""),
+    )
+
+
+def check_plugins(names: list[str], timeout: float, workers: int = 4) -> list[CheckResult]:
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(names)))) as pool:
+        return list(pool.map(lambda n: check_plugin(n, timeout), names))
+
+
+def _child(name: str) -> int:
+    """Load `name`, and the built-ins when it is a third-party plugin (to see the names it would shadow)."""
+    eps = list(metadata.entry_points(group=ENTRY_POINT_GROUP))
+    third_party = any(ep.name == name and not is_builtin(ep) for ep in eps)
+    allow = [name, *(ep.name for ep in eps if is_builtin(ep))] if third_party else [name]
+    registry = Registry().load_entry_points(allow=allow, block=())
+    info = registry.plugins.get(name)
+    if info is None:
+        report = {"status": "error", "error": f"no entry point named {name!r} in the group {ENTRY_POINT_GROUP!r}"}
+    else:
+        problems = [c.message() for c in registry.shadowed if c.ignored == name]
+        status = "conflict" if info.status == "ok" and problems else info.status
+        report = {"status": status, "error": info.error or "; ".join(problems) or None}
+    print(_MARKER + json.dumps(report), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1]))
