@@ -56,9 +56,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def _check_plugins(args: argparse.Namespace) -> int:
     """Import each plugin in a child process: finds the one that exits (`os._exit`) or hangs at import."""
-    from trl_ext.plugin.check import check_plugins, plugin_names
+    from trl_ext.plugin.check import add_conflicts, check_plugins, plugin_names
 
     results = check_plugins(plugin_names(), timeout=args.timeout)
+    add_conflicts(results)
     if args.json:
         print(json.dumps([dataclasses.asdict(r) for r in results], indent=2))
     else:

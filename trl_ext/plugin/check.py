@@ -2,7 +2,7 @@
 
 A plugin that calls `os._exit` or hangs at import cannot be caught by the in-process guard of the registry: it ends
 or hangs the whole command. A child process per plugin survives both, so this names the plugin at fault and says how to
-skip it. Run as `python -m trl_ext.plugin.check NAME`, the child loads that one plugin and prints its status as JSON.
+skip it. Then the plugins that neither exited nor hung are loaded together here, to report name conflicts. Run as `python -m trl_ext.plugin.check NAME`, the child loads that one plugin and prints its status as JSON.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from trl_ext.plugin.registry import (
     ENTRY_POINT_GROUP,
     Registry,
     bypass_hint,
-    is_builtin,
     names_from_env,
 )
 
@@ -72,19 +71,28 @@ def check_plugins(names: list[str], timeout: float, workers: int = 4) -> list[Ch
         return list(pool.map(lambda n: check_plugin(n, timeout), names))
 
 
+def add_conflicts(results: list[CheckResult]) -> None:
+    """Load, in this process, the plugins whose child neither exited nor hung, and mark those that lose a name."""
+    safe = [r.name for r in results if r.status not in ("exited", "timeout")]
+    registry = Registry().load_entry_points(allow=safe, block=())
+    by_name = {r.name: r for r in results}
+    losers = [(c.ignored, c.message()) for c in registry.shadowed]
+    for (kind, name), providers in registry.conflicts().items():
+        losers += [(p, f"{kind} {name!r} is registered by {' and '.join(providers)}") for p in providers]
+    for plugin, message in losers:
+        result = by_name.get(plugin)
+        if result is not None and result.status in ("ok", "conflict"):
+            result.status = "conflict"
+            result.detail = "; ".join(filter(None, [result.detail, message]))
+
+
 def _child(name: str) -> int:
-    """Load `name`, and the built-ins when it is a third-party plugin (to see the names it would shadow)."""
-    eps = list(metadata.entry_points(group=ENTRY_POINT_GROUP))
-    third_party = any(ep.name == name and not is_builtin(ep) for ep in eps)
-    allow = [name, *(ep.name for ep in eps if is_builtin(ep))] if third_party else [name]
-    registry = Registry().load_entry_points(allow=allow, block=())
-    info = registry.plugins.get(name)
+    """Load plugin `name` alone and print its status."""
+    info = Registry().load_entry_points(allow=[name], block=()).plugins.get(name)
     if info is None:
         report = {"status": "error", "error": f"no entry point named {name!r} in the group {ENTRY_POINT_GROUP!r}"}
     else:
-        problems = [c.message() for c in registry.shadowed if c.ignored == name]
-        status = "conflict" if info.status == "ok" and problems else info.status
-        report = {"status": status, "error": info.error or "; ".join(problems) or None}
+        report = {"status": info.status, "error": info.error}
     print(_MARKER + json.dumps(report), flush=True)
     return 0
 

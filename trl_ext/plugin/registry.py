@@ -221,7 +221,7 @@ class Registry:
         info.status = "error"
         last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
         where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
-        what = f"exited at import with code {exc.code!r}" if isinstance(exc, SystemExit) else str(exc)
+        what = f"exited with code {exc.code!r}" if isinstance(exc, SystemExit) else str(exc)
         info.error = " ".join(f"{type(exc).__name__}: {what}{where}".split())
 
     def problems(self) -> list[str]:
