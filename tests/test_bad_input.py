@@ -217,6 +217,27 @@ def test_row_numbers_are_counted_across_batches():
     check_rows(dataset.select(range(21_345)), ["messages"], "d", "train")  # the rows before it are fine
 
 
+def test_a_tool_call_message_may_have_no_content():
+    from datasets import Dataset
+
+    from trl_ext.run.checks import BadInputError, check_rows
+
+    call = [{"type": "function", "function": {"name": "add", "arguments": "{}"}}]
+    messages = [
+        [
+            {"role": "user", "content": "add", "tool_calls": None},
+            {"role": "assistant", "content": None, "tool_calls": call},
+        ],
+        [
+            {"role": "user", "content": "add", "tool_calls": None},
+            {"role": "assistant", "content": None, "tool_calls": []},
+        ],
+    ]
+    check_rows(Dataset.from_dict({"messages": messages[:1]}), ["messages"], "d", "train")
+    with pytest.raises(BadInputError, match="row 1"):
+        check_rows(Dataset.from_dict({"messages": messages}), ["messages"], "d", "train")
+
+
 def test_a_valid_jsonl_passes_the_file_check(tmp_path):
     from trl_ext.data import load_dataset
 

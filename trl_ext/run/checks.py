@@ -190,9 +190,7 @@ def _check_text_column(pa: Any, pc: Any, column: Any, name: str, where: str, sta
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         return
     if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)):
-        raise BadInputError(
-            f"{where}: column {name!r} holds {kind} values (row {start}); expected text or a list of messages."
-        )
+        raise BadInputError(f"{where}: column {name!r} holds {kind} values; expected text or a list of messages.")
     lengths = pc.list_value_length(column)
     if pc.any(pc.equal(lengths, 0)).as_py():
         row = start + _first(pc, pc.equal(lengths, 0))
@@ -200,23 +198,25 @@ def _check_text_column(pa: Any, pc: Any, column: Any, name: str, where: str, sta
     messages = column.flatten()
     if not pa.types.is_struct(messages.type) or messages.type.get_field_index("content") < 0:
         raise BadInputError(
-            f"{where}: column {name!r} holds {kind} values (row {start}); expected messages "
-            "({'role': ..., 'content': ...})."
+            f"{where}: column {name!r} holds {kind} values; expected messages ({{'role': ..., 'content': ...}})."
         )
     for field in ("role", "content"):
         if messages.type.get_field_index(field) < 0:
-            raise BadInputError(f"{where}: column {name!r} has messages without a {field!r} (row {start}).")
+            raise BadInputError(f"{where}: column {name!r} has messages without a {field!r}.")
         values = messages.field(field)
         bad = pc.is_null(values)
         if not (
             pa.types.is_string(values.type) or pa.types.is_large_string(values.type) or pa.types.is_null(values.type)
         ):
             raise BadInputError(
-                f"{where}: column {name!r} has message {field!r} values of type {values.type} (row {start}); "
-                "expected text."
+                f"{where}: column {name!r} has message {field!r} values of type {values.type}; expected text."
             )
-        if pc.any(bad).as_py() or pa.types.is_null(values.type):
+        if field == "content" and messages.type.get_field_index("tool_calls") >= 0:  # a call needs no content
+            calls = messages.field("tool_calls")
+            if pa.types.is_list(calls.type) or pa.types.is_large_list(calls.type):
+                has_calls = pc.fill_null(pc.greater(pc.list_value_length(calls), 0), False)
+                bad = pc.and_(bad, pc.invert(has_calls))
+        if pc.any(bad).as_py():
             offsets = column.offsets.to_numpy(zero_copy_only=False)
-            message = _first(pc, bad) if not pa.types.is_null(values.type) else 0
-            row = start + int((offsets <= message + offsets[0]).sum()) - 1
+            row = start + int((offsets <= _first(pc, bad) + offsets[0]).sum()) - 1
             raise BadInputError(f"{where}: column {name!r} has a message with null {field!r} at row {row}.")
