@@ -102,6 +102,13 @@ CASES = {
         rows(GOOD, GOOD, {"text": 7}),
         ["{data}:3", "'text'", "a number", "line 1"],
     ),
+    "other field changes type": (
+        "sft",
+        [],
+        "ids.jsonl",
+        rows({**GOOD, "id": 1}, {**GOOD, "id": "b"}),
+        ["{data}:2", "'id'"],
+    ),
     "text field not a string": ("sft", [], "ints.jsonl", rows({"text": 1}, {"text": 2}), ["'text'", "int64"]),
     "text field null": ("sft", [], "nulltext.jsonl", rows(GOOD, {"text": None}), ["'text'", "null", "row 1"]),
     "null message content": (
@@ -241,5 +248,6 @@ def test_a_tool_call_message_may_have_no_content():
 def test_a_valid_jsonl_passes_the_file_check(tmp_path):
     from trl_ext.data import load_dataset
 
-    data = write_lines(tmp_path / "ok.jsonl", [*rows(GOOD, {"text": "x", "n": 1}, {"text": "y", "n": 2.5}), ""])
-    assert load_dataset(data)["train"]["text"] == [GOOD["text"], "x", "y"]
+    extra = [{"text": "x", "n": 1}, {"text": "y", "n": 2.5}, {"text": "z", "n": None}]  # ints, floats and nulls mix
+    data = write_lines(tmp_path / "ok.jsonl", [*rows(GOOD, *extra), ""])
+    assert load_dataset(data)["train"]["text"] == [GOOD["text"], "x", "y", "z"]

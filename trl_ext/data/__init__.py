@@ -54,8 +54,9 @@ def load_dataset(
 
 def check_json_file(path: Path) -> None:
     """Refuse a .json/.jsonl file datasets would fail on, naming the file and line: JSON that does not parse, a line
-    that is not an object, a field whose type changes from one line to another, or no rows at all. A .json file that
-    parses as a whole (a list of rows, or datasets' nested form) is left to datasets."""
+        that is not an object, a field whose type changes from one line to another (datasets stops at it with a row number
+    counted from its current block, or reads it as raw JSON), or no rows at all. A .json file that
+        parses as a whole (a list of rows, or datasets' nested form) is left to datasets."""
     if path.suffix.lower() == ".json":
         try:
             json.loads(path.read_text(encoding="utf-8"))
