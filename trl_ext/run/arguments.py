@@ -12,6 +12,7 @@ from trl_ext.models import check_model_path
 from trl_ext.plugin.records import Component, Method
 from trl_ext.plugin.registry import get, registry
 from trl_ext.run.bases import TrainingBase, training_base
+from trl_ext.run.checks import check_options, check_output_dir, check_training_flags
 from trl_ext.run.recipe import RecipeError
 from trl_ext.run.specs import parse_spec_list
 
@@ -41,6 +42,10 @@ class ExtArguments:
     )
     adapter: str | None = field(
         default=None, metadata={"help": "A registered adapter applied to the model: NAME[:key=value...]"}
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Train even if --output_dir already holds a trained model (it is replaced)."},
     )
 
 
@@ -125,6 +130,10 @@ def parse_stage(
 
     steps = {kind: [(get(kind, n), o) for n, o in parse_spec_list(spec)] for kind, spec in _specs(ext).items()}
     _check_rewards(method, base, config, steps["reward"])
+    for record, options in (step for records in steps.values() for step in records):
+        check_options(record, options)
+    check_training_flags(config)
+    check_output_dir(config.output_dir, ext.overwrite_output_dir, resuming=bool(config.resume_from_checkpoint))
     used = {method.plugin, *(record.plugin for records in steps.values() for record, _ in records)}
     versions = {name: info.version for name, info in registry().plugins.items() if name in used}
     return Stage(

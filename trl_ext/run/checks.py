@@ -1,10 +1,13 @@
-"""Checks made before training, each with a message that names the problem: dataset columns (before any model
-loads), the process group a launcher started."""
+"""Checks made before training, each with a message that names the problem: flags, component options and the output
+folder (at parse time), dataset columns and rows (before any model loads), the process group a launcher started."""
 
 from __future__ import annotations
 
+import inspect
+import math
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from trl_ext.plugin.records import Component, Method
@@ -17,6 +20,11 @@ class DatasetColumnError(ValueError):
 
 class DistributedSetupError(RuntimeError):
     pass
+
+
+class BadInputError(ValueError):
+    """A flag, component option, output folder or dataset row that would fail (or train nonsense) after the model
+    has loaded; raised before it loads."""
 
 
 def check_inputs(required: Sequence[str], columns: Sequence[str], who: str, dataset_name: str) -> None:
@@ -58,3 +66,157 @@ def check_process_group(trainer) -> None:
             f"The launcher started {launched} processes but the trainer sees {trainer.accelerator.num_processes}: "
             "the process group was not formed (on CPU pass --use_cpu, the default without CUDA)."
         )
+
+
+def check_training_flags(config: Any) -> None:
+    """Refuse numeric flags that transformers accepts but that crash later (a division by zero, an empty schedule)
+    or train nonsense (an infinite or zero learning rate saves a NaN or untouched model and exits 0)."""
+    lr = config.learning_rate
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise BadInputError(f"--learning_rate must be a finite number > 0, got {lr!r}.")
+    for name in ("gradient_accumulation_steps", "per_device_train_batch_size"):
+        value = getattr(config, name, None)
+        if value is not None and value < 1:
+            raise BadInputError(f"--{name} must be >= 1, got {value!r}.")
+    if config.max_steps == 0 or config.max_steps < -1:
+        raise BadInputError(f"--max_steps must be > 0, or -1 to train for --num_train_epochs; got {config.max_steps}.")
+    if config.max_steps == -1 and not config.num_train_epochs > 0:
+        raise BadInputError(f"--num_train_epochs must be > 0 when --max_steps is -1, got {config.num_train_epochs}.")
+    for strategy, steps in (("save_strategy", "save_steps"), ("eval_strategy", "eval_steps")):
+        if str(getattr(getattr(config, strategy, None), "value", getattr(config, strategy, None))) != "steps":
+            continue
+        value = getattr(config, steps, None)
+        if value is not None and not value > 0:
+            raise BadInputError(f"--{steps} must be > 0 when --{strategy} is 'steps', got {value!r}.")
+    if getattr(config, "logging_steps", 1) is not None and not config.logging_steps > 0:
+        raise BadInputError(f"--logging_steps must be > 0, got {config.logging_steps!r}.")
+    for name in ("max_length", "max_prompt_length", "max_completion_length"):
+        value = getattr(config, name, None)
+        if value is not None and not value > 0:
+            raise BadInputError(f"--{name} must be > 0 (or None for no limit), got {value!r}.")
+
+
+def accepted_options(record: Component) -> set[str] | None:
+    """The options `record.build(**options)` accepts: those it declares plus its factory's named parameters; None
+    when it declares none and its factory takes any keyword (nothing to check against)."""
+    factory = getattr(record, "factory", None)
+    if factory is None:
+        return set(getattr(record, "options", {}))
+    names = set(getattr(record, "options", {}))
+    signatures = [factory]
+    if inspect.ismethod(factory) and isinstance(factory.__self__, type):  # `Cls.from_options(**o)` builds `Cls(**o)`
+        signatures.append(factory.__self__)
+    open_ended = False
+    for fn in signatures:
+        try:
+            params = inspect.signature(fn).parameters.values()
+        except (TypeError, ValueError):
+            return None if not names else names
+        open_ended = any(p.kind is p.VAR_KEYWORD for p in params)
+        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    if getattr(record, "needs_model", False):
+        names -= {"model", "tokenizer"}  # passed by the runner, not the user
+    return None if open_ended and not names else names
+
+
+def check_options(record: Component, options: dict[str, Any]) -> None:
+    """Refuse an option the component does not take, naming the component and what it accepts."""
+    accepted = accepted_options(record)
+    if accepted is None:
+        return
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        offered = ", ".join(sorted(accepted)) or "none"
+        raise BadInputError(
+            f"{record.kind} {record.name!r} has no option(s) {', '.join(unknown)}; it accepts: {offered} "
+            f"(see `trl-ext info {record.name}`)."
+        )
+
+
+# Files `save_model` writes: an output folder holding one has a finished model in it.
+_MODEL_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+    "adapter_model.safetensors",
+    "adapter_model.bin",
+)
+
+
+def check_output_dir(output_dir: str, overwrite: bool, resuming: bool = False) -> None:
+    """Refuse to train over a finished model unless the user said --overwrite_output_dir (or resumes in place)."""
+    if overwrite or resuming:
+        return
+    found = [name for name in _MODEL_FILES if (Path(output_dir) / name).is_file()]
+    if found:
+        raise BadInputError(
+            f"--output_dir {output_dir} already holds a trained model ({found[0]}); pass --overwrite_output_dir to "
+            "replace it, or choose another --output_dir."
+        )
+
+
+def check_rows(dataset: Any, columns: Sequence[str], dataset_name: str, split: str) -> None:
+    """Refuse an empty split, and text columns whose rows are not strings or non-empty conversations with string
+    contents. Reads the Arrow data in batches (types and null counts, no Python objects per row)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not hasattr(dataset, "__len__"):  # streaming: rows are read while training
+        return
+    where = f"Dataset {dataset_name} (split {split!r})"
+    if len(dataset) == 0:
+        raise BadInputError(f"{where} has no rows.")
+    columns = [c for c in columns if c in dataset.column_names]
+    if not columns:
+        return
+    start = 0
+    for batch in dataset.select_columns(columns).with_format("arrow").iter(batch_size=10_000):
+        for name in columns:
+            _check_text_column(pa, pc, batch.column(name), name, where, start)
+        start += batch.num_rows
+
+
+def _first(pc: Any, mask: Any) -> int:
+    return int(pc.index(mask, True).as_py())
+
+
+def _check_text_column(pa: Any, pc: Any, column: Any, name: str, where: str, start: int) -> None:
+    column = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    kind = column.type
+    if pa.types.is_null(kind) or column.null_count:
+        row = start + _first(pc, pc.is_null(column))
+        raise BadInputError(f"{where}: column {name!r} is null at row {row}; expected text or a list of messages.")
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return
+    if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)):
+        raise BadInputError(f"{where}: column {name!r} holds {kind} values; expected text or a list of messages.")
+    lengths = pc.list_value_length(column)
+    if pc.any(pc.equal(lengths, 0)).as_py():
+        row = start + _first(pc, pc.equal(lengths, 0))
+        raise BadInputError(f"{where}: column {name!r} is an empty list of messages at row {row}.")
+    messages = column.flatten()
+    if not pa.types.is_struct(messages.type) or messages.type.get_field_index("content") < 0:
+        raise BadInputError(
+            f"{where}: column {name!r} holds {kind} values; expected messages ({{'role': ..., 'content': ...}})."
+        )
+    for field in ("role", "content"):
+        if messages.type.get_field_index(field) < 0:
+            raise BadInputError(f"{where}: column {name!r} has messages without a {field!r}.")
+        values = messages.field(field)
+        bad = pc.is_null(values)
+        if not (
+            pa.types.is_string(values.type) or pa.types.is_large_string(values.type) or pa.types.is_null(values.type)
+        ):
+            raise BadInputError(
+                f"{where}: column {name!r} has message {field!r} values of type {values.type}; expected text."
+            )
+        if field == "content" and messages.type.get_field_index("tool_calls") >= 0:  # a call needs no content
+            calls = messages.field("tool_calls")
+            if pa.types.is_list(calls.type) or pa.types.is_large_list(calls.type):
+                has_calls = pc.fill_null(pc.greater(pc.list_value_length(calls), 0), False)
+                bad = pc.and_(bad, pc.invert(has_calls))
+        if pc.any(bad).as_py():
+            offsets = column.offsets.to_numpy(zero_copy_only=False)
+            row = start + int((offsets <= _first(pc, bad) + offsets[0]).sum()) - 1
+            raise BadInputError(f"{where}: column {name!r} has a message with null {field!r} at row {row}.")

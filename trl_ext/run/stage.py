@@ -11,7 +11,14 @@ from typing import Any
 from trl_ext.data import load_dataset
 from trl_ext.run import cards
 from trl_ext.run.arguments import Stage, Step
-from trl_ext.run.checks import DatasetColumnError, check_columns, check_inputs, check_process_group, reward_columns
+from trl_ext.run.checks import (
+    DatasetColumnError,
+    check_columns,
+    check_inputs,
+    check_process_group,
+    check_rows,
+    reward_columns,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +78,12 @@ def run_stage(stage: Stage) -> str:
         check_inputs(first.required_columns, columns, f"transform {first.name!r}", script_args.dataset_name)
     else:
         check_columns(columns, method, config, script_args.dataset_name, reward_columns(stage.rewards))
+    # The rows the trainer reads as text: only the base's own columns, and only without transforms (which may
+    # rewrite them); an empty split is refused either way.
+    text_columns = (
+        [] if stage.transforms else sorted({c for s in stage.base.shapes_for(config) for c in s} - {"input_ids"})
+    )
+    check_rows(dataset[train_split], text_columns, script_args.dataset_name, train_split)
 
     form_process_group(config)
     model, tokenizer = load_model_and_tokenizer(stage.model_args, config)
