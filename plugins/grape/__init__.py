@@ -29,6 +29,7 @@ OPTIONS = {
     "return_scores": "Add grape_score, grape_rank and grape_source columns (default true).",
     "min_score": "Drop instructions whose best mean token log-prob is below this (default: off).",
     "prompt_column": "Prompt column (default 'prompt').",
+    "progress": "Show a progress bar while scoring (default true).",
     "model_name_or_path": "Scoring model when the runner passes none: the target base model, before any training.",
 }
 

@@ -19,6 +19,7 @@ SCORE_OPTIONS = {
     "batch_size": "Pairs scored per forward pass (default 8).",
     "chat_template": "A Jinja chat template to use instead of the aligned tokenizers' own.",
     "dtype": "dtype to load the aligned models in, e.g. bfloat16 (default: the model's own).",
+    "progress": "Show a progress bar while scoring (default true).",
 }
 
 

@@ -46,7 +46,7 @@ def cmd_train(argv: list[str]) -> int:
 def cmd_transform(argv: list[str]) -> int:
     from trl_ext.data import load_dataset
     from trl_ext.run.arguments import DEFAULT_MODEL
-    from trl_ext.run.checks import check_inputs
+    from trl_ext.run.checks import check_inputs, check_options
     from trl_ext.run.specs import parse_value
     from trl_ext.run.stage import apply_transforms
 
@@ -60,6 +60,7 @@ def cmd_transform(argv: list[str]) -> int:
     args, rest = parser.parse_known_args(argv)
     options = _options_from_flags(rest, parse_value)
     record = registry().get("transform", args.name)
+    check_options(record, options)
     dataset = load_dataset(args.dataset_name, args.dataset_config)
     splits = [args.split] if args.split else list(dataset)
     for split in splits:  # every split's columns before a model loads

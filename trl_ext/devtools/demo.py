@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 # Demonstration runs keep nothing but the final model and print to the terminal only.
-ARM_DEFAULTS: dict[str, Any] = {"save_strategy": "no", "report_to": "none", "logging_steps": 10, "seed": 0}
+# A demonstration is re-run into the same folders: each arm replaces its previous model.
+ARM_DEFAULTS: dict[str, Any] = {
+    "save_strategy": "no",
+    "report_to": "none",
+    "logging_steps": 10,
+    "seed": 0,
+    "overwrite_output_dir": True,
+}
 
 
 def arm_argv(method: str, output_dir: str | Path, extra: Sequence[str] = (), **flags: Any) -> list[str]:
