@@ -30,6 +30,8 @@ def test_arm_argv_spells_flags_like_a_user_would():
         "10",
         "--seed",
         "3",  # a flag overrides the default in place
+        "--overwrite_output_dir",
+        "true",  # a re-run replaces the arm's previous model
         "--use_peft",
         "true",
         "--gradient_checkpointing",
