@@ -132,7 +132,7 @@ def parse_args(argv: list[str]):
 
 def build_trainers(args, method_flags: list[str]):
     from datasets import Dataset
-    from trl import ModelConfig, SFTConfig, SFTTrainer, get_peft_config
+    from trl import ModelConfig, SFTConfig, get_peft_config
 
     from trl_ext.data import load_dataset
     from trl_ext.models import load_model_and_tokenizer
@@ -173,7 +173,7 @@ def build_trainers(args, method_flags: list[str]):
     peft_config = get_peft_config(model_args)
     base_model, tokenizer = load_model_and_tokenizer(model_args, config)
     method_model = copy.deepcopy(base_model) if not args.load_in_4bit else load_model_and_tokenizer(model_args)[0]
-    base = SFTTrainer(
+    base = SFT.reference_trainer()(
         model=base_model,
         args=SFTConfig(**common),
         train_dataset=dataset,

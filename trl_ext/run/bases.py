@@ -72,10 +72,6 @@ def training_base(name: str) -> TrainingBase:
         ) from None
 
 
-def training_bases() -> list[TrainingBase]:
-    return list(_BASES.values())
-
-
 SFT = register_base(
     TrainingBase(
         name="sft",
