@@ -147,6 +147,70 @@ CASES = {
         rows({"prompt": "Give JSON"}, {"prompt": None}),
         ["'prompt'", "null", "row 1"],
     ),
+    "weight_decay nan": ("sft", ["--weight_decay", "nan"], None, None, ["--weight_decay", "nan"]),
+    "max_grad_norm negative": ("sft", ["--max_grad_norm=-1"], None, None, ["--max_grad_norm", "-1"]),
+    "adam_beta1 2": ("sft", ["--adam_beta1", "2"], None, None, ["--adam_beta1", "[0, 1)", "2.0"]),
+    "adam_epsilon 0": ("asft", ["--adam_epsilon", "0"], None, None, ["--adam_epsilon", "(0, inf)"]),
+    "warmup_steps negative": ("sft", ["--warmup_steps=-3"], None, None, ["warmup_steps", "-3"]),
+    "lora_r 0": ("sft", ["--use_peft", "--lora_r", "0"], None, None, ["--lora_r", "got 0"]),
+    "lora_dropout 1": ("sft", ["--use_peft", "--lora_dropout", "1"], None, None, ["--lora_dropout", "[0, 1)"]),
+    "eval without an eval split": (
+        "sft",
+        ["--eval_strategy", "steps", "--eval_steps", "1"],
+        "train_only.jsonl",
+        rows(GOOD),
+        ["--eval_strategy", "'test'", "{data}", "--dataset_test_split"],
+    ),
+    "seed not a number": ("sft", ["--seed", "abc"], None, None, ["--seed", "'abc'"]),
+    "bool flag garbage": ("sft", ["--packing", "maybe"], None, None, ["--packing", "maybe"]),
+    "scheduler unknown": ("sft", ["--lr_scheduler_type", "bogus"], None, None, ["--lr_scheduler_type", "'bogus'"]),
+    "unknown method": ("no_such_method", [], None, None, ["'no_such_method'", "asft"]),
+    "unknown reward": (
+        "grpo",
+        ["--num_generations", "2", "--rewards", "no_such_reward"],
+        None,
+        None,
+        ["'no_such_reward'", "json_validity"],
+    ),
+    "unknown transform": ("sft", ["--transforms", "no_such_transform"], None, None, ["'no_such_transform'", "grape"]),
+    "rewards for an SFT method": ("sft", ["--rewards", "json_validity"], None, None, ["--rewards", "sft"]),
+    "GRPO without rewards": ("grpo", ["--num_generations", "2"], None, None, ["needs --rewards", "json_validity"]),
+    "reward_weights count": (
+        "grpo",
+        ["--num_generations", "2", "--rewards", "json_validity", "--reward_weights", "1", "2"],
+        None,
+        None,
+        ["--reward_weights", "2 values for 1 rewards"],
+    ),
+    "one generation per prompt": (
+        "grpo",
+        ["--num_generations", "1", "--rewards", "json_validity"],
+        None,
+        None,
+        ["at least 2 generations", "1"],
+    ),
+    "missing dataset file": (
+        "sft",
+        ["--dataset_name", "/nonexistent/trl-ext/data.jsonl"],
+        None,
+        None,
+        ["/nonexistent/trl-ext/data.jsonl", "not found"],
+    ),
+    "missing train split": ("sft", ["--dataset_train_split", "dev"], "split.jsonl", rows(GOOD), ["'dev'", "train"]),
+    "GRPO data without prompts": (
+        "grpo",
+        ["--num_generations", "2", "--rewards", "json_validity"],
+        "noprompt.jsonl",
+        rows(GOOD),
+        ["{data}", "'text'", "prompt"],
+    ),
+    "missing model folder": (
+        "sft",
+        ["--model_name_or_path", "/nonexistent/trl-ext/model"],
+        None,
+        None,
+        ["/nonexistent/trl-ext/model", "does not exist"],
+    ),
 }
 
 
@@ -170,10 +234,61 @@ def test_bad_input_refused_before_model_loads(case, tiny_model_dir, tmp_path, ca
         argv += ["--dataset_name", data]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "trl-ext: error:" in err
+    assert "error:" in err  # ours ("trl-ext: error:") or argparse's ("trl-ext train sft: error:")
     for part in expected:
         assert part.replace("{data}", data or "") in err, (part, err)
     assert not out.exists()
+
+
+# A recipe is checked whole before stage 1 trains: name -> (stage 2's keys, substrings the error must contain).
+RECIPE_CASES = {
+    "stage 2 dataset missing": ({"dataset_name": "/nonexistent/trl-ext/stage2.jsonl"}, ["stage2.jsonl", "not found"]),
+    "stage 2 corrupt line": ({"dataset_name": "{corrupt}"}, ["{corrupt}:2"]),
+    "stage 2 lacks a column": (
+        {"method": "grpo", "rewards": "json_validity", "num_generations": 2, "dataset_name": "{good}"},
+        ["'text'", "prompt"],
+    ),
+    "stage 2 model missing": ({"model_name_or_path": "/nonexistent/trl-ext/model"}, ["/nonexistent/trl-ext/model"]),
+    "stage 2 reward_weights count": (
+        {"method": "grpo", "rewards": "json_validity", "num_generations": 2, "reward_weights": [1.0, 2.0]},
+        ["--reward_weights", "2 values for 1 rewards"],
+    ),
+    "stage 2 unknown key": ({"learning_rat": 1e-5}, ["learning_rat"]),
+    "stage 2 learning rate 0": ({"learning_rate": 0}, ["--learning_rate"]),
+}
+
+
+@pytest.mark.parametrize("case", list(RECIPE_CASES))
+def test_recipe_is_checked_whole_before_stage_one(case, tiny_model_dir, tmp_path, capsys):
+    """Nothing trains (stage 1's folder is never made) when a later stage is bad: the model never loads either."""
+    import yaml
+
+    second, expected = RECIPE_CASES[case]
+    files = {
+        "good": write_lines(tmp_path / "good.jsonl", rows(GOOD, GOOD)),
+        "corrupt": write_lines(tmp_path / "corrupt.jsonl", [*rows(GOOD), "{oops"]),
+    }
+    second = {k: v.format(**files) if isinstance(v, str) else v for k, v in second.items()}
+    recipe = {
+        "model_name_or_path": tiny_model_dir,
+        "output_dir": str(tmp_path / "run"),
+        "report_to": "none",
+        "save_strategy": "no",
+        "max_steps": 1,
+        "per_device_train_batch_size": 2,
+        "stages": [{"method": "sft", "dataset_name": files["good"]}, {"method": "sft", **second}],
+    }
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    assert main(["train", "--config", str(tmp_path / "recipe.yaml")]) == 2
+    err = capsys.readouterr().err
+    for part in expected:
+        assert part.format(**files) in err, (part, err)
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_tables_hold_at_least_forty_cases():
+    """The reliability issue asks for >= 40 bad inputs refused before the model loads; the README quotes the count."""
+    assert len(CASES) + len(RECIPE_CASES) >= 40
 
 
 def finished_model(folder: Path) -> Path:

@@ -12,7 +12,7 @@ from trl_ext.models import check_model_path
 from trl_ext.plugin.records import Component, Method
 from trl_ext.plugin.registry import get, registry
 from trl_ext.run.bases import TrainingBase, training_base
-from trl_ext.run.checks import check_options, check_output_dir, check_training_flags
+from trl_ext.run.checks import check_model_flags, check_options, check_output_dir, check_training_flags
 from trl_ext.run.recipe import RecipeError
 from trl_ext.run.specs import parse_spec_list
 
@@ -133,6 +133,7 @@ def parse_stage(
     for record, options in (step for records in steps.values() for step in records):
         check_options(record, options)
     check_training_flags(config)
+    check_model_flags(model_args)
     check_output_dir(config.output_dir, ext.overwrite_output_dir, resuming=bool(config.resume_from_checkpoint))
     used = {method.plugin, *(record.plugin for records in steps.values() for record, _ in records)}
     versions = {name: info.version for name, info in registry().plugins.items() if name in used}

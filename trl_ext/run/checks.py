@@ -94,6 +94,52 @@ def check_training_flags(config: Any) -> None:
         value = getattr(config, name, None)
         if value is not None and not value > 0:
             raise BadInputError(f"--{name} must be > 0 (or None for no limit), got {value!r}.")
+    _check_optimizer_flags(config)
+
+
+def _check_optimizer_flags(config: Any) -> None:
+    """NaN or out-of-range optimizer numbers train without an error and give a NaN or frozen model."""
+    ranges = {  # name -> (low, high, low included): the ranges in which AdamW and clipping are defined
+        "weight_decay": (0.0, math.inf, True),
+        "adam_beta1": (0.0, 1.0, True),
+        "adam_beta2": (0.0, 1.0, True),
+        "adam_epsilon": (0.0, math.inf, False),
+    }
+    for name, (low, high, low_included) in ranges.items():
+        value = getattr(config, name, None)
+        if value is None:
+            continue
+        inside = math.isfinite(value) and (value >= low if low_included else value > low) and value < high
+        if not inside:
+            bound = f"[{low:g}, {high:g})" if low_included else f"({low:g}, {high:g})"
+            raise BadInputError(f"--{name} must be a finite number in {bound}, got {value!r}.")
+    max_grad_norm = getattr(config, "max_grad_norm", None)
+    if max_grad_norm is not None and (math.isnan(max_grad_norm) or max_grad_norm < 0):
+        raise BadInputError(f"--max_grad_norm must be >= 0 (0 turns clipping off), got {max_grad_norm!r}.")
+
+
+def check_model_flags(model_args: Any) -> None:
+    """LoRA numbers peft accepts only when it builds the adapter, after the model has loaded."""
+    if not getattr(model_args, "use_peft", False):
+        return
+    for name in ("lora_r", "lora_alpha"):
+        value = getattr(model_args, name, None)
+        if value is not None and not value > 0:
+            raise BadInputError(f"--{name} must be > 0 with --use_peft, got {value!r}.")
+    dropout = getattr(model_args, "lora_dropout", None)
+    if dropout is not None and not 0 <= dropout < 1:
+        raise BadInputError(f"--lora_dropout must be in [0, 1), got {dropout!r}.")
+
+
+def check_eval_split(config: Any, splits: Sequence[str], dataset_name: str, test_split: str) -> None:
+    """An evaluation strategy needs an evaluation split; the trainer would raise only after the model has loaded."""
+    strategy = getattr(config, "eval_strategy", "no")
+    if str(getattr(strategy, "value", strategy)) != "no" and test_split not in splits:
+        raise BadInputError(
+            f"--eval_strategy {getattr(strategy, 'value', strategy)} needs an evaluation split, but dataset "
+            f"{dataset_name} has no split {test_split!r} (splits: {list(splits)}); set --dataset_test_split or "
+            "--eval_strategy no."
+        )
 
 
 def accepted_options(record: Component) -> set[str] | None:

@@ -14,6 +14,7 @@ from trl_ext.run.arguments import Stage, Step
 from trl_ext.run.checks import (
     DatasetColumnError,
     check_columns,
+    check_eval_split,
     check_inputs,
     check_process_group,
     check_rows,
@@ -51,13 +52,9 @@ def apply_transforms(
     return dataset
 
 
-def run_stage(stage: Stage) -> str:
-    """Train one stage and return its output directory (the next stage's model)."""
-    from trl import get_peft_config
-
-    from trl_ext.models import load_model_and_tokenizer
-    from trl_ext.training.sharding import form_process_group
-
+def load_checked_dataset(stage: Stage):
+    """Load a stage's dataset and check everything about it that can be checked before a model loads: the splits,
+    the columns the method, the first transform and the rewards read, and every row of the text columns."""
     method, config, script_args = stage.method, stage.config, stage.script_args
     dataset = load_dataset(
         script_args.dataset_name,
@@ -84,6 +81,22 @@ def run_stage(stage: Stage) -> str:
         [] if stage.transforms else sorted({c for s in stage.base.shapes_for(config) for c in s} - {"input_ids"})
     )
     check_rows(dataset[train_split], text_columns, script_args.dataset_name, train_split)
+    check_eval_split(config, list(dataset), script_args.dataset_name, script_args.dataset_test_split)
+    return dataset
+
+
+def run_stage(stage: Stage, dataset=None) -> str:
+    """Train one stage and return its output directory (the next stage's model). `dataset`: the stage's data as
+    `load_checked_dataset` returned it (loaded and checked here when not given)."""
+    from trl import get_peft_config
+
+    from trl_ext.models import load_model_and_tokenizer
+    from trl_ext.training.sharding import form_process_group
+
+    method, config, script_args = stage.method, stage.config, stage.script_args
+    if dataset is None:
+        dataset = load_checked_dataset(stage)
+    train_split = script_args.dataset_train_split
 
     form_process_group(config)
     model, tokenizer = load_model_and_tokenizer(stage.model_args, config)
@@ -95,9 +108,7 @@ def run_stage(stage: Stage) -> str:
     for record, options in stage.adapters:
         model = record.build(**options)(model)
 
-    eval_dataset = None
-    if config.eval_strategy != "no" and script_args.dataset_test_split in dataset:
-        eval_dataset = dataset[script_args.dataset_test_split]
+    eval_dataset = dataset[script_args.dataset_test_split] if config.eval_strategy != "no" else None
     trainer = method.trainer(
         model=model,
         args=config,
@@ -120,13 +131,15 @@ def run_stage(stage: Stage) -> str:
 
 
 def run_stages(stages: Sequence[Stage]) -> str:
-    """Train the stages in order, each from the previous one's output unless it names its own model."""
+    """Train the stages in order, each from the previous one's output unless it names its own model. Every stage's
+    data is loaded and checked before the first trains, so a bad file in stage 3 fails in seconds, not hours."""
+    datasets = [load_checked_dataset(stage) for stage in stages]
     output = None
-    for i, stage in enumerate(stages):
+    for i, (stage, dataset) in enumerate(zip(stages, datasets, strict=True)):
         if output is not None:
             stage = stage.after(output)
         if len(stages) > 1:
             print(f"=== stage {i + 1}/{len(stages)}: {stage.method.name} -> {stage.config.output_dir}", flush=True)
-        output = run_stage(stage)
+        output = run_stage(stage, dataset)
     assert output is not None, "no stage to run"
     return output
