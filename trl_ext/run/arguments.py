@@ -12,7 +12,13 @@ from trl_ext.models import check_model_path
 from trl_ext.plugin.records import Component, Method
 from trl_ext.plugin.registry import get, registry
 from trl_ext.run.bases import TrainingBase, training_base
-from trl_ext.run.checks import check_model_flags, check_options, check_output_dir, check_training_flags
+from trl_ext.run.checks import (
+    check_model_flags,
+    check_options,
+    check_output_dir,
+    check_test_split_size,
+    check_training_flags,
+)
 from trl_ext.run.recipe import RecipeError
 from trl_ext.run.specs import parse_spec_list
 
@@ -68,6 +74,7 @@ class Stage:
     asked: dict[str, Any]  # the recipe's keys and the flags given: the recipe recorded in the model card
     plugin_versions: dict[str, str]  # of the plugins this stage uses, for the model card
     model_given: bool = True  # False: a later stage of a recipe trains the previous stage's output
+    dataset_args: Any = None  # trl.DatasetMixtureConfig: a `datasets:` mixture, `test_split_size`
 
     @property
     def components(self) -> list[Component]:
@@ -83,10 +90,13 @@ class Stage:
 
 def build_parser(method: Method):
     import torch
-    from trl import ModelConfig, ScriptArguments, TrlParser
+    from trl import DatasetMixtureConfig, ModelConfig, ScriptArguments, TrlParser
 
+    # The same dataclasses `trl sft` / `trl grpo` parse (DatasetMixtureConfig: a YAML `datasets:` mixture and
+    # `test_split_size`), plus trl-ext's own flags.
     parser = TrlParser(
-        (ScriptArguments, method.config, ModelConfig, ExtArguments), prog=f"trl-ext train {method.name}"
+        (ScriptArguments, method.config, ModelConfig, ExtArguments, DatasetMixtureConfig),
+        prog=f"trl-ext train {method.name}",
     )
     if not torch.cuda.is_available():
         # TRL defaults to bf16, which transformers refuses without an accelerator; use_cpu makes torchrun on CPU
@@ -116,7 +126,7 @@ def parse_stage(
                 f"See `trl-ext info {method_name}` and `trl-ext train {method_name} --help`."
             )
     given = vars(parser.parse_known_args(flags)[0])
-    script_args, config, model_args, ext = parser.parse_args_into_dataclasses(args=flags)
+    script_args, config, model_args, ext, dataset_args = parser.parse_args_into_dataclasses(args=flags)
     asked = {k: plain(v) for k, v in recipe_values.items() if plain(v) is not None}
     asked.update({k: plain(v) for k, v in given.items() if v != defaults.get(k) and plain(v) is not None})
 
@@ -125,8 +135,11 @@ def parse_stage(
         model_args.model_name_or_path = DEFAULT_MODEL
     if model_given:  # a missing folder is named now, not after the dataset has loaded
         check_model_path(model_args.model_name_or_path)
-    if not script_args.dataset_name:
+    if dataset_args.datasets:  # a mixture names the card's dataset and the error messages' "Dataset ..."
+        script_args.dataset_name = mixture_name(dataset_args)
+    elif not script_args.dataset_name:
         script_args.dataset_name = method.default_dataset
+    check_test_split_size(dataset_args.test_split_size)
 
     steps = {kind: [(get(kind, n), o) for n, o in parse_spec_list(spec)] for kind, spec in _specs(ext).items()}
     _check_rewards(method, base, config, steps["reward"])
@@ -150,6 +163,7 @@ def parse_stage(
         asked=asked,
         plugin_versions=versions,
         model_given=model_given,
+        dataset_args=dataset_args,
     )
 
 
@@ -172,12 +186,26 @@ def _check_rewards(method: Method, base: TrainingBase, config: Any, rewards: lis
         raise ValueError(f"--reward_weights has {len(weights)} values for {len(rewards)} rewards.")
 
 
+def mixture_name(dataset_args: Any) -> str:
+    """A readable name for a `datasets:` mixture: its paths (with their data files), joined by " + "."""
+    names = []
+    for entry in dataset_args.datasets:
+        files = entry.data_files
+        files = [files] if isinstance(files, str) else list(files.values() if isinstance(files, dict) else files or [])
+        names.append(f"{entry.path}({', '.join(map(str, files))})" if files else entry.path)
+    return " + ".join(names)
+
+
 def plain(value: Any) -> Any:
     """A YAML-friendly form of a config value (enums by value); None for what a recipe cannot hold."""
     if isinstance(value, Enum):
         value = value.value
     if isinstance(value, (str, int, float, bool)):
         return value
-    if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float, bool)) for v in value):
-        return list(value)
+    if isinstance(value, dict):  # e.g. one entry of a `datasets:` mixture
+        items = {str(k): plain(v) for k, v in value.items() if v is not None}
+        return items if all(v is not None for v in items.values()) else None
+    if isinstance(value, (list, tuple)):
+        items = [plain(v) for v in value]
+        return items if all(v is not None for v in items) else None
     return None

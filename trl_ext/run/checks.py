@@ -131,6 +131,14 @@ def check_model_flags(model_args: Any) -> None:
         raise BadInputError(f"--lora_dropout must be in [0, 1), got {dropout!r}.")
 
 
+def check_test_split_size(size: float | None) -> None:
+    """`--test_split_size` carves an evaluation split: a share in (0, 1) or a row count >= 1."""
+    if size is None:
+        return
+    if not (math.isfinite(size) and size > 0 and (size < 1 or float(size).is_integer())):
+        raise BadInputError(f"--test_split_size must be a share in (0, 1) or a whole number of rows, got {size!r}.")
+
+
 def check_eval_split(config: Any, splits: Sequence[str], dataset_name: str, test_split: str) -> None:
     """An evaluation strategy needs an evaluation split; the trainer would raise only after the model has loaded."""
     strategy = getattr(config, "eval_strategy", "no")

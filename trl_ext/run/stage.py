@@ -56,12 +56,7 @@ def load_checked_dataset(stage: Stage):
     """Load a stage's dataset and check everything about it that can be checked before a model loads: the splits,
     the columns the method, the first transform and the rewards read, and every row of the text columns."""
     method, config, script_args = stage.method, stage.config, stage.script_args
-    dataset = load_dataset(
-        script_args.dataset_name,
-        script_args.dataset_config,
-        form=stage.base.dataset_form,
-        streaming=script_args.dataset_streaming,
-    )
+    dataset = _load_stage_dataset(stage)
     train_split = script_args.dataset_train_split
     if train_split not in dataset:
         raise DatasetColumnError(
@@ -83,6 +78,55 @@ def load_checked_dataset(stage: Stage):
     check_rows(dataset[train_split], text_columns, script_args.dataset_name, train_split)
     check_eval_split(config, list(dataset), script_args.dataset_name, script_args.dataset_test_split)
     return dataset
+
+
+def _load_stage_dataset(stage: Stage):
+    """The stage's DatasetDict: a `datasets:` mixture through TRL's own loader (as `trl sft` reads it) or trl-ext's
+    loader (built-in names, files, folders, Hub ids); then `test_split_size` carves the evaluation split."""
+    script_args, mixture = stage.script_args, stage.dataset_args
+    size = getattr(mixture, "test_split_size", None)
+    if mixture is not None and mixture.datasets:
+        from dataclasses import replace
+
+        from trl import get_dataset
+
+        # Carved below with the run's seed rather than by TRL's unseeded split, so every process gets the same rows.
+        dataset = get_dataset(replace(mixture, test_split_size=None))
+    else:
+        dataset = load_dataset(
+            script_args.dataset_name,
+            script_args.dataset_config,
+            form=stage.base.dataset_form,
+            streaming=script_args.dataset_streaming,
+        )
+    if size is not None:
+        dataset = carve_test_split(
+            dataset, script_args.dataset_train_split, script_args.dataset_test_split, size, stage.config.seed
+        )
+    return dataset
+
+
+def carve_test_split(dataset, train_split: str, test_split: str, size: float, seed: int):
+    """Split `size` rows (a share in (0, 1) or a count) of the train split off as the evaluation split, the same
+    rows in every process for one seed."""
+    from datasets import DatasetDict
+
+    if train_split not in dataset:
+        raise DatasetColumnError(
+            f"--test_split_size needs a {train_split!r} split to carve from; splits: {list(dataset)}"
+        )
+    if test_split in dataset:
+        raise DatasetColumnError(
+            f"--test_split_size would replace the dataset's own {test_split!r} split; drop the flag to use that split."
+        )
+    train = dataset[train_split]
+    if not hasattr(train, "train_test_split"):
+        raise DatasetColumnError("--test_split_size needs a dataset that is not streamed.")
+    count = int(size) if size >= 1 else None
+    if count is not None and count >= len(train):
+        raise DatasetColumnError(f"--test_split_size {count} leaves no training rows (the split has {len(train)}).")
+    parts = train.train_test_split(test_size=count or size, seed=seed)
+    return DatasetDict({**dataset, train_split: parts["train"], test_split: parts["test"]})
 
 
 def run_stage(stage: Stage, dataset=None) -> str:
