@@ -69,6 +69,14 @@ def check_model_path(name_or_path: str) -> None:
             f"Model folder {name_or_path!r} {problem} ({local.absolute()}). Give a folder with a config.json, "
             f"a Hub id (org/name) or a built-in model: {', '.join(BUILTIN_MODELS)}."
         ) from None
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if constants.HF_HUB_OFFLINE and not isinstance(try_to_load_from_cache(name_or_path, "config.json"), str):
+        raise ModelLoadError(
+            f"Model {name_or_path!r} is a Hub id that is not in the local cache, and HF_HUB_OFFLINE is set. Download "
+            f"it while online (`hf download {name_or_path}`), give a local folder, or use a built-in model: "
+            f"{', '.join(BUILTIN_MODELS)}."
+        )
 
 
 def _materialize_builtin(spec: BuiltinModel) -> Path:
@@ -147,7 +155,10 @@ def load_model(name_or_path: str, **kwargs: Any):
 
     from trl_ext.compat.models import keep_4bit_weights_trainable_on_cpu
 
-    model = AutoModelForCausalLM.from_pretrained(resolve_model_path(name_or_path), **kwargs)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(resolve_model_path(name_or_path), **kwargs)
+    except OSError as exc:  # not found on the Hub, the Hub unreachable, a folder without weights
+        raise ModelLoadError(f"Could not load model {name_or_path!r}: {exc}") from None
     if kwargs.get("quantization_config") is not None:
         keep_4bit_weights_trainable_on_cpu(model)
     return model

@@ -62,6 +62,8 @@ PASSTHROUGH = {
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
     from trl_ext.data import DatasetLoadError
     from trl_ext.models import ModelLoadError
     from trl_ext.run.checks import DatasetColumnError, DistributedSetupError
@@ -69,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     from trl_ext.run.specs import SpecError
 
     expected = (
+        HfHubHTTPError,  # e.g. --push_to_hub without a token, or a repo the token may not write
+        OfflineModeIsEnabled,
         CLIError,
         ComponentError,
         RecipeError,
@@ -91,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse has printed its usage error (or --help)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except expected as exc:
+        if os.environ.get("TRL_EXT_DEBUG"):  # the traceback, for a bug report
+            raise
         print(f"trl-ext: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ValueError as exc:  # config validation (__post_init__) and TRL's argument checks

@@ -44,12 +44,20 @@ def load_dataset(
         import datasets
 
         try:
-            return datasets.load_from_disk(str(path))
+            saved = datasets.load_from_disk(str(path))
         except FileNotFoundError:
             return datasets.load_dataset(str(path), name=config, streaming=streaming)
+        # A bare Dataset saved with `save_to_disk` is the train split, as a data file would be.
+        return saved if isinstance(saved, datasets.DatasetDict) else datasets.DatasetDict({"train": saved})
     import datasets
 
-    return datasets.load_dataset(name, name=config, streaming=streaming)
+    try:
+        return datasets.load_dataset(name, name=config, streaming=streaming)
+    except ConnectionError as exc:  # offline, or the Hub unreachable: not a local file or folder either
+        raise DatasetLoadError(
+            f"Dataset {name!r} is not a local file or folder, and the Hub could not be reached ({exc}). Download it "
+            f"while online (`hf download --repo-type dataset {name}`) or give a local path."
+        ) from None
 
 
 def check_json_file(path: Path) -> None:

@@ -95,6 +95,31 @@ def check_training_flags(config: Any) -> None:
         if value is not None and not value > 0:
             raise BadInputError(f"--{name} must be > 0 (or None for no limit), got {value!r}.")
     _check_optimizer_flags(config)
+    _check_reporting(config)
+    if getattr(config, "push_to_hub", False) and _hub_offline():
+        raise BadInputError(
+            "--push_to_hub needs the Hub, but HF_HUB_OFFLINE is set: unset it, or drop --push_to_hub and upload "
+            "the output folder later with `hf upload`."
+        )
+
+
+def _hub_offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def _check_reporting(config: Any) -> None:
+    """`--report_to X` without X's package fails in the trainer's constructor, after the model has loaded."""
+    from transformers.integrations import get_available_reporting_integrations
+
+    asked = [name for name in (getattr(config, "report_to", None) or []) if name not in ("none", "all")]
+    missing = sorted(set(asked) - set(get_available_reporting_integrations()))
+    if missing:
+        raise BadInputError(
+            f"--report_to {', '.join(missing)}: not installed here (pip install {' '.join(missing)}), or pass "
+            "--report_to none."
+        )
 
 
 def _check_optimizer_flags(config: Any) -> None:
@@ -231,6 +256,9 @@ def check_rows(dataset: Any, columns: Sequence[str], dataset_name: str, split: s
         start += batch.num_rows
 
 
+_CONVERSATION_ONLY = {"messages"}  # columns that are always a list of messages, never plain text
+
+
 def _first(pc: Any, mask: Any) -> int:
     return int(pc.index(mask, True).as_py())
 
@@ -242,6 +270,17 @@ def _check_text_column(pa: Any, pc: Any, column: Any, name: str, where: str, sta
         row = start + _first(pc, pc.is_null(column))
         raise BadInputError(f"{where}: column {name!r} is null at row {row}; expected text or a list of messages.")
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        if name in _CONVERSATION_ONLY:
+            sample = str(column[0].as_py())[:40]
+            hint = (
+                " It holds JSON text (a CSV stores lists as text): save the data as JSON Lines, one conversation "
+                "list per row."
+                if sample.lstrip().startswith("[")
+                else ""
+            )
+            raise BadInputError(
+                f"{where}: column {name!r} holds text ({sample!r}...); expected a list of messages.{hint}"
+            )
         return
     if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)):
         raise BadInputError(f"{where}: column {name!r} holds {kind} values; expected text or a list of messages.")
