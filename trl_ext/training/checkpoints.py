@@ -39,6 +39,7 @@ MANIFEST = "trl_ext_checkpoint.json"
 IN_PROGRESS = "trl_ext_checkpoint.incomplete"
 LATEST = {"true", "latest"}
 FRESH_OPTIMIZER_FLAG = "--resume_with_fresh_optimizer"
+OPTIMIZER_STATE = ("optimizer.pt", "scheduler.pt")  # what FRESH_OPTIMIZER_FLAG lets a resume start anew
 
 _CHECKPOINT = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
 WEIGHTS = (
@@ -158,7 +159,8 @@ def checkpoint_problems(folder: str, fresh_optimizer: bool = False) -> list[str]
         for name, size in recorded.items():
             path = root / name
             if not path.is_file():
-                problems.append(f"{name} is missing")
+                if not (fresh_optimizer and name in OPTIMIZER_STATE):
+                    problems.append(f"{name} is missing")
             elif path.stat().st_size != size:
                 problems.append(f"{name} has {path.stat().st_size} bytes, {size} when it was saved (truncated?)")
     deepspeed = any(root.glob("global_step*/*optim_states.pt"))
