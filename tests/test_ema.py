@@ -1,5 +1,6 @@
 """trl_ext.training.reference: the EMA update rule and schedule, the frozen copy, and saving/restoring the teacher with checkpoints."""
 
+import zipfile
 from types import SimpleNamespace
 
 import pytest
@@ -77,8 +78,14 @@ def test_resolve_checkpoint(tmp_path):
     assert resolve_checkpoint("some/dir", str(tmp_path)) == "some/dir"
     with pytest.raises(ValueError, match="no checkpoint"):
         resolve_checkpoint(True, str(tmp_path))
-    for step in (2, 10):
-        (tmp_path / f"checkpoint-{step}").mkdir()
+    for step in (2, 10, 12):  # whole checkpoints by their files (json and zip files that read back)
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "trainer_state.json").write_text("{}")
+        for name in ("pytorch_model.bin", "optimizer.pt", "scheduler.pt"):
+            with zipfile.ZipFile(folder / name, "w") as archive:
+                archive.writestr("data", b"x")
+    (tmp_path / "checkpoint-12" / "optimizer.pt").unlink()  # the newest lacks its optimizer: skipped
     assert resolve_checkpoint(True, str(tmp_path)).endswith("checkpoint-10")
 
 

@@ -21,6 +21,7 @@ from trl_ext.run.checks import (
 )
 from trl_ext.run.recipe import RecipeError
 from trl_ext.run.specs import parse_spec_list
+from trl_ext.training.checkpoints import resolve_resume
 
 DEFAULT_MODEL = "smollm2-135m"
 
@@ -52,6 +53,14 @@ class ExtArguments:
     overwrite_output_dir: bool = field(
         default=False,
         metadata={"help": "Train even if --output_dir already holds a trained model (it is replaced)."},
+    )
+    resume_with_fresh_optimizer: bool = field(
+        default=False,
+        metadata={
+            "help": "Resume from a checkpoint that lacks optimizer.pt or scheduler.pt (e.g. saved with "
+            "--save_only_model), starting the optimizer and schedule anew; the losses then differ from an unbroken "
+            "run. Without it such a checkpoint is refused."
+        },
     )
 
 
@@ -147,6 +156,10 @@ def parse_stage(
         check_options(record, options)
     check_training_flags(config)
     check_model_flags(model_args)
+    # `true`/`latest` -> the latest complete checkpoint; an incomplete one is refused here, before the model loads
+    config.resume_from_checkpoint = resolve_resume(
+        config.resume_from_checkpoint, config.output_dir, ext.resume_with_fresh_optimizer
+    )
     check_output_dir(config.output_dir, ext.overwrite_output_dir, resuming=bool(config.resume_from_checkpoint))
     used = {method.plugin, *(record.plugin for records in steps.values() for record, _ in records)}
     versions = {name: info.version for name, info in registry().plugins.items() if name in used}

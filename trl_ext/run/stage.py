@@ -20,6 +20,7 @@ from trl_ext.run.checks import (
     check_rows,
     reward_columns,
 )
+from trl_ext.run.lock import hold_output_lock, release_output_lock
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +136,8 @@ def run_stage(stage: Stage, dataset=None) -> str:
     from trl import get_peft_config
 
     from trl_ext.models import load_model_and_tokenizer
+    from trl_ext.training.checkpoints import protect_checkpoints
+    from trl_ext.training.guards import stop_on_non_finite_loss
     from trl_ext.training.sharding import form_process_group
 
     method, config, script_args = stage.method, stage.config, stage.script_args
@@ -142,6 +145,7 @@ def run_stage(stage: Stage, dataset=None) -> str:
         dataset = load_checked_dataset(stage)
     train_split = script_args.dataset_train_split
 
+    hold_output_lock(config.output_dir)  # one run per output folder, taken before the model loads
     form_process_group(config)
     model, tokenizer = load_model_and_tokenizer(stage.model_args, config)
     if stage.transforms:
@@ -164,6 +168,8 @@ def run_stage(stage: Stage, dataset=None) -> str:
         **stage.base.trainer_kwargs([record.build(**options) for record, options in stage.rewards]),
     )
     check_process_group(trainer)
+    protect_checkpoints(trainer)  # a kill during a save leaves no checkpoint that looks complete
+    stop_on_non_finite_loss(trainer)  # a NaN/inf loss raises before its step is saved; save_model below never runs
     trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
     trainer.save_model(config.output_dir)
     if trainer.is_world_process_zero():
@@ -184,6 +190,9 @@ def run_stages(stages: Sequence[Stage]) -> str:
             stage = stage.after(output)
         if len(stages) > 1:
             print(f"=== stage {i + 1}/{len(stages)}: {stage.method.name} -> {stage.config.output_dir}", flush=True)
-        output = run_stage(stage, dataset)
+        try:
+            output = run_stage(stage, dataset)
+        finally:
+            release_output_lock(stage.config.output_dir)
     assert output is not None, "no stage to run"
     return output

@@ -23,7 +23,7 @@ import os
 import torch
 from safetensors.torch import load_model, save_model
 from transformers import TrainerCallback
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from trl_ext.compat.models import drop_instance_forward
 from trl_ext.models import load_model as load_pretrained_model
@@ -94,10 +94,12 @@ def reference_model(
 
 
 def resolve_checkpoint(resume_from_checkpoint: str | bool | None, output_dir: str) -> str | None:
-    """The checkpoint folder `Trainer.train(resume_from_checkpoint=...)` will resume from (True: the last one in
-    `output_dir`, as Trainer resolves it), or None for a fresh run."""
+    """The checkpoint folder `Trainer.train(resume_from_checkpoint=...)` will resume from (True: the latest complete
+    one in `output_dir`, as the runner resolves it), or None for a fresh run."""
     if resume_from_checkpoint is True:
-        found = get_last_checkpoint(output_dir)
+        from trl_ext.training.checkpoints import latest_complete
+
+        found, _ = latest_complete(output_dir)
         if found is None:
             raise ValueError(f"resume_from_checkpoint=True but no checkpoint found in {output_dir}")
         return found
