@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 # TRL's first sentence, "This model is a fine-tuned version of [BASE](https://huggingface.co/BASE)[ on the
@@ -52,3 +53,14 @@ def describe_data_and_base(text: str, data: str | None, local_base: str | None) 
     if data is not None and _TRAINED_WITH_TRL in text:
         text = text.replace(_TRAINED_WITH_TRL, f" on {data}{_TRAINED_WITH_TRL}", 1)
     return text
+
+
+def drop_local_base(data: Any) -> None:
+    """Remove from a card's metadata (`ModelCardData`) the base model peft names by a local folder (`base_model` and
+    its `base_model:adapter:PATH` tag): the Hub accepts only a Hub id there, and a folder of this machine says
+    nothing to a reader."""
+    base = data.base_model if isinstance(data.base_model, str) else None
+    if base is None or not (base.startswith(("/", ".", "~")) or Path(base).expanduser().exists()):
+        return
+    data.base_model = None
+    data.tags = [tag for tag in data.tags or [] if tag != f"base_model:adapter:{base}"]

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from trl_ext.run.arguments import Stage
 
 MARKER = "## Trained with trl-ext"
+# Flags the recipe in the card leaves out: the card is pushed to the Hub.
+SECRET_FLAGS = frozenset({"hub_token"})
 
 
 def render_section(
@@ -102,7 +104,7 @@ def card_extension(stage: Stage) -> card.CardExtension:
             f"[{hub_id}](https://huggingface.co/{hub_id})" if hub_id else local_base or "",
             described or f"[{dataset}](https://huggingface.co/datasets/{dataset})",
             stage.components,
-            {"method": stage.method.name, **stage.asked},
+            {"method": stage.method.name, **{k: v for k, v in stage.asked.items() if k not in SECRET_FLAGS}},
             stage.plugin_versions,
             cited,
         )

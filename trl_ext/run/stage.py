@@ -125,7 +125,7 @@ def run_stage(stage: Stage, dataset=None) -> str:
     trainer.save_model(config.output_dir)
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(config.output_dir)
-        trainer.create_model_card(model_name=Path(config.output_dir).name)
+        trainer.create_model_card(model_name=Path(config.hub_model_id or config.output_dir).name)  # as pushed
     trainer.accelerator.wait_for_everyone()
     return config.output_dir
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trl_ext.compat.model_card import bibtex_keys, describe_data_and_base, named_base_model
+from trl_ext.compat.model_card import bibtex_keys, describe_data_and_base, drop_local_base, named_base_model
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,9 @@ def write_model_card(
             # peft replaces the tags with its own (the adapter's); TRL's are merged back below.
             trainer.model.create_or_update_model_card(str(path.parent))
     card = ModelCard.load(path)
-    card.data.tags = trl_tags + [tag for tag in card.data.tags or [] if tag not in trl_tags]
+    card.data.tags = sorted({*trl_tags, *(card.data.tags or [])})  # TRL's come from a set: give them an order
+    if extension.base_model is None:
+        drop_local_base(card.data)
     text = describe_data_and_base(card.text, extension.data_description, extension.local_base)
     if extension.section is not None:
         text = text.rstrip() + "\n\n" + extension.section(set(bibtex_keys(text)))
