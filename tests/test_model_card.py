@@ -70,7 +70,11 @@ class FakeHub:
                     return self.answer(200, {"files": modes})
                 if action == "commit":
                     lines = [json.loads(line) for line in body.decode().splitlines()]
-                    files = {x["value"]["path"]: base64.b64decode(x["value"]["content"]) for x in lines if x["key"] == "file"}
+                    files = {
+                        x["value"]["path"]: base64.b64decode(x["value"]["content"])
+                        for x in lines
+                        if x["key"] == "file"
+                    }
                     hub.commits.append(files)
                     return self.answer(200, {"commitUrl": f"{host}/{REPO}/commit/{'0' * 40}", "commitOid": "0" * 40})
                 self.answer(404, {"error": "not found"})
