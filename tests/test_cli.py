@@ -174,7 +174,7 @@ def test_two_stage_recipe_feeds_the_next_stage(tiny_model_dir, tmp_path):
     first, second = tmp_path / "runs" / "stage-1-sft", tmp_path / "runs" / "stage-2-asft"
     assert (first / "model.safetensors").exists() and (second / "model.safetensors").exists()
     card = (second / "README.md").read_text()
-    assert f"`{first}`" in card  # stage 2 trained from stage 1's output
+    assert "a local model (`stage-1-sft`)" in card and f"model_name_or_path: {first}" in card  # from stage 1
     assert "kl_weight: 0.2" in card
 
 

