@@ -20,12 +20,13 @@ from __future__ import annotations
 import json
 import math
 import re
+import reprlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from trl_ext.rewards import RewardFunction, Scored, completion_text
+from trl_ext.rewards import RewardFunction, RewardSetupError, Scored, completion_text
 
 from .config import RLStructConfig
 
@@ -346,10 +347,19 @@ def _check_task(task: str) -> str:
 
 
 def _check_task_column(kwargs: dict[str, Any]) -> None:
-    # A bad `task` value is a dataset error, refused for the whole batch rather than scored 0.0 per row.
-    for task in kwargs.get("task") or ():
-        if task and task not in TASKS:
-            raise ValueError(f"unknown task {task!r} in the 'task' column; allowed: {', '.join(TASKS)}")
+    # A bad `task` value is a dataset error, refused for the whole batch rather than scored 0.0 per row; an empty
+    # one (None or "") means the reward's own task.
+    tasks = kwargs.get("task")
+    if tasks is None:
+        return
+    if isinstance(tasks, (str, bytes)) or not isinstance(tasks, Sequence):
+        raise RewardSetupError(f"the 'task' column must be a list, got {type(tasks).__name__}")
+    for task in tasks:
+        if task is not None and not (isinstance(task, str) and (task == "" or task in TASKS)):
+            # reprlib: bounded output for a 1 MB string or a value nested 100k deep
+            raise RewardSetupError(
+                f"unknown task {reprlib.repr(task)} in the 'task' column; allowed: {', '.join(TASKS)}"
+            )
 
 
 def _structure_metrics(valid: bool, struct: float) -> dict[str, float]:
