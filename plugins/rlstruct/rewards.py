@@ -13,6 +13,10 @@ A schema is a "JSON-schema-lite" dict `{key: type}` (or that dict as a JSON stri
 "float", "number" (int or float, not bool), "bool", "list", "dict" (also the JSON-Schema spellings "string",
 "integer", "boolean", "array", "object", and the Python types `str`, `int`, ...), or a nested schema dict. A key
 written with a trailing "?" (`{"notes?": "str"}`) is optional: allowed, never required, never penalised as extra.
+
+Bounded cost: the reward functions read a completion up to `DEFAULT_MAX_CHARS` (65,536) characters and parse it, the
+schema and the gold with the C JSON parser, linear in their length; too deep a nesting (RecursionError) is not
+valid JSON, and a row whose schema or gold is needed and cannot be read scores 0.0.
 """
 
 from __future__ import annotations
