@@ -2,10 +2,11 @@
 editing this file) is fuzzed the way GRPOTrainer calls it: garbage completions, garbage dataset columns, mismatched
 lengths and missing columns, each call under a hang guard.
 
-The contract checked per call: no exception (a column that is missing, not a list, of another length than the
-completions, or an optional column a reward validates for the whole batch may be refused with `RewardSetupError`
-naming the column; a garbled completion never), no call past `HANG_S`, and a list with one finite float or None per
-completion, 0.0 for a completion that holds no text. The bound is a hang guard, not a performance assertion.
+The contract checked per call: no exception, no call past `HANG_S`, and a list with one finite float or None per
+completion, 0.0 for a completion that holds no text. Two refusals are allowed: `RewardSetupError` naming a column that
+is missing, not a list, of another length than the completions, or optional and validated for the whole batch (a
+garbled completion is never refused), and the sandbox's `SandboxUnavailableError` from a reward that runs generated
+code where the jail cannot be set up. The bound is a hang guard, not a performance assertion.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ import pytest
 
 from trl_ext.plugin.registry import ALLOW_LIST_ENV, BLOCK_LIST_ENV, Registry
 from trl_ext.rewards import RewardSetupError, completion_text
+
+try:  # where the jail for generated code cannot be set up, a reward that runs code refuses with this (documented)
+    from trl_ext.rewards.sandbox import SandboxUnavailableError  # type: ignore[attr-defined]
+except ImportError:  # no such refusal: every reward must answer
+    SandboxUnavailableError = None
 
 HANG_S = 20  # generous: every call below takes milliseconds once parsing is capped and linear
 MB = 1 << 20
@@ -275,6 +281,8 @@ def _check(reward: Any, case: Case) -> str | None:
     except Hang as exc:
         return f"hang: {exc}"
     except BaseException as exc:  # noqa: BLE001 - anything a reward raises is the failure reported
+        if SandboxUnavailableError is not None and isinstance(exc, SandboxUnavailableError):
+            return None
         return f"raised {type(exc).__name__}: {str(exc)[:200]}"
     finally:
         signal.alarm(0)
