@@ -13,6 +13,10 @@ A schema is a "JSON-schema-lite" dict `{key: type}` (or that dict as a JSON stri
 "float", "number" (int or float, not bool), "bool", "list", "dict" (also the JSON-Schema spellings "string",
 "integer", "boolean", "array", "object", and the Python types `str`, `int`, ...), or a nested schema dict. A key
 written with a trailing "?" (`{"notes?": "str"}`) is optional: allowed, never required, never penalised as extra.
+
+Bounded cost: the reward functions read a completion up to `DEFAULT_MAX_CHARS` (65,536) characters and parse it, the
+schema and the gold with the C JSON parser, linear in their length; too deep a nesting (RecursionError) is not
+valid JSON, and a row whose schema or gold is needed and cannot be read scores 0.0.
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ from __future__ import annotations
 import json
 import math
 import re
+import reprlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from trl_ext.rewards import RewardFunction, Scored, completion_text
+from trl_ext.rewards import RewardFunction, RewardSetupError, Scored, completion_text
 
 from .config import RLStructConfig
 
@@ -346,10 +351,19 @@ def _check_task(task: str) -> str:
 
 
 def _check_task_column(kwargs: dict[str, Any]) -> None:
-    # A bad `task` value is a dataset error, refused for the whole batch rather than scored 0.0 per row.
-    for task in kwargs.get("task") or ():
-        if task and task not in TASKS:
-            raise ValueError(f"unknown task {task!r} in the 'task' column; allowed: {', '.join(TASKS)}")
+    # A bad `task` value is a dataset error, refused for the whole batch rather than scored 0.0 per row; an empty
+    # one (None or "") means the reward's own task.
+    tasks = kwargs.get("task")
+    if tasks is None:
+        return
+    if isinstance(tasks, (str, bytes)) or not isinstance(tasks, Sequence):
+        raise RewardSetupError(f"the 'task' column must be a list, got {type(tasks).__name__}")
+    for task in tasks:
+        if task is not None and not (isinstance(task, str) and (task == "" or task in TASKS)):
+            # reprlib: bounded output for a 1 MB string or a value nested 100k deep
+            raise RewardSetupError(
+                f"unknown task {reprlib.repr(task)} in the 'task' column; allowed: {', '.join(TASKS)}"
+            )
 
 
 def _structure_metrics(valid: bool, struct: float) -> dict[str, float]:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from trl_ext.rewards import RewardFunction, Scored
+from trl_ext.rewards import RewardFunction, Scored, cap_text
 
 from .pkt import tool_names
 
@@ -24,7 +24,10 @@ ARG_PATTERN = r"(\w+)\s*=\s*'([^']*)'"  # official: only single-quoted values ar
 # ARG_PATTERN's matches, found in linear time: a match never starts inside a word (the rest of the word leads to the
 # same "=" or to none), and without `(?<!\w)` findall retries every suffix of a long word (quadratic).
 _ARGS = re.compile(r"(?<!\w)" + ARG_PATTERN)
-_ANY_QUOTE_ARG = re.compile(r"""(\w+)\s*=\s*(?:'([^']*)'|"((?:[^"\\]|\\.)*)"|([^,\s)]+))""")
+# Any quote style, for strict parsing of arguments that are not Python; `(?<!\w)` as in _ARGS.
+_ANY_QUOTE_ARG = re.compile(r"""(?<!\w)(\w+)\s*=\s*(?:'([^']*)'|"((?:[^"\\]|\\.)*)"|([^,\s)]+))""")
+
+_NAME_START = re.compile(r"[A-Za-z_]")
 
 REWARDS: dict[str, float] = {
     "exact": 1.0,
@@ -90,17 +93,31 @@ def _closing_paren(text: str, open_index: int) -> int:
     raise ParseError(text)
 
 
+def _name_before(text: str, open_index: int) -> str:
+    """The name `re.search(r"([A-Za-z_][\w.]*)?\s*\(", text)` finds before the first "(" at `open_index`, in linear
+    time (the regex retries every suffix of a long word run, quadratic): the identifier that the whitespace before
+    the "(" follows, from its first ASCII letter or "_", or "" when there is none."""
+    end = len(text[:open_index].rstrip())
+    start = end
+    while start > 0 and (text[start - 1].isalnum() or text[start - 1] in "_."):
+        start -= 1
+    first = _NAME_START.search(text, start, end)
+    return text[first.start() : end] if first else ""
+
+
 def _strict_parse(text: str) -> tuple[str, dict[str, str]]:
     """Name = the identifier right before the first "(", arguments up to the matching ")", parsed as a Python call
     (single or double quotes, numbers, JSON-style literals), values compared in a canonical JSON form."""
-    match = re.search(r"([A-Za-z_][\w.]*)?\s*\(", text)
-    if match is None:
+    open_index = text.find("(")
+    if open_index < 0:
         raise ParseError(text)
-    name = match.group(1) or ""
-    open_index = match.end() - 1
+    name = _name_before(text, open_index)
     inner = text[open_index + 1 : _closing_paren(text, open_index)]
     try:
         call = ast.parse(f"f({inner})", mode="eval").body
+    except (SyntaxError, ValueError):  # not Python (a null byte is a ValueError before Python 3.12)
+        args = {m.group(1): next(g for g in m.groups()[1:] if g is not None) for m in _ANY_QUOTE_ARG.finditer(inner)}
+    else:
         args = {}
         for keyword in call.keywords:  # type: ignore[attr-defined]
             if keyword.arg is None:
@@ -110,8 +127,6 @@ def _strict_parse(text: str) -> tuple[str, dict[str, str]]:
             except ValueError:
                 value = ast.unparse(keyword.value)
             args[keyword.arg] = value
-    except SyntaxError:
-        args = {m.group(1): next(g for g in m.groups()[1:] if g is not None) for m in _ANY_QUOTE_ARG.finditer(inner)}
     return name, {k: json.dumps(v, sort_keys=True, default=str) for k, v in args.items()}
 
 
@@ -130,7 +145,7 @@ def score_call(
     try:
         pred_action, pred_args = parse(prediction)
         gold_action, gold_args = parse(gold)
-    except (ParseError, AttributeError, IndexError):
+    except (ParseError, AttributeError, IndexError, RecursionError, MemoryError):  # the last two: nesting too deep
         return REWARDS["parse_failure"], "parse_failure"
     if pred_action not in functions and pred_action != "":
         return REWARDS["unknown_tool"], "unknown_tool"
@@ -163,11 +178,14 @@ def score_call(
 
 class ToolCallReward(RewardFunction):
     """TRL reward function: IRM's score of each completion's tool call against the row's `gold_call`, with the
-    tools of the row's `tools`; an optional `demo_action` column is honoured. Logs `irm/frac_<category>`."""
+    tools of the row's `tools`; an optional `demo_action` column is honoured. Logs `irm/frac_<category>`.
+
+    Bounded cost: the completion and the gold call are read up to `max_chars` (8,192) characters each and parsed in
+    linear time; a call nested deeper than Python's parser takes is a parse failure."""
 
     name = "tool_call_reward"  # TRL logs the mean as rewards/tool_call_reward/mean
     columns = ("tools", "gold_call")
-    # A call is short; the argument regexes backtrack quadratically over long word runs, so look at 8k characters.
+    # A call is short: 8k characters are ample, and Python's parser (strict parsing) reads them in milliseconds.
     max_chars = 8192
 
     def __init__(self, strict_parsing: bool = False):
@@ -176,6 +194,7 @@ class ToolCallReward(RewardFunction):
     def score(
         self, completion: str, tools: Any = None, gold_call: Any = None, demo_action: Any = None, **row: Any
     ) -> Scored:
+        gold_call = cap_text(gold_call, self.max_chars)
         reward, category = score_call(
             completion, gold_call, tool_names(tools), tool_params(tools), demo_action or "", self.strict_parsing
         )

@@ -518,3 +518,30 @@ def test_degenerate_calls_fail_to_parse_at_once():
     assert score_call("f(" * 200_000, gold, names, params) == (-2.0, "parse_failure")
     assert score_call("search(" + "a" * 200_000 + ")", gold, names, params) == (-0.5, "redundant_or_missing")
     assert get("reward", "tool_call_reward").build(strict_parsing=True).__name__ == "tool_call_reward_strict_parsing"
+
+
+def test_strict_parsing_finds_what_its_regexes_found_in_linear_time():
+    import random
+    import re
+
+    from trl_ext_plugins.tl_training import irm
+
+    # The regexes strict parsing used before (quadratic over a long word run) are the reference.
+    name_regex = re.compile(r"([A-Za-z_][\w.]*)?\s*\(")
+    any_quote_regex = re.compile(r"""(\w+)\s*=\s*(?:'([^']*)'|"((?:[^"\\]|\\.)*)"|([^,\s)]+))""")
+    rng = random.Random(0)
+    alphabet = "ab_.1 (\t\né)=x'\",\\9Z\u00a0"
+    texts = ["search(", "  x.y  (", "1abc(", "é_a(", "a b(", "(", ")x(", "a=b c='d' e=\"f\" g=1)"]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14))) for _ in range(20_000)]
+    for text in texts:
+        match = name_regex.search(text)
+        if match:
+            assert irm._name_before(text, text.find("(")) == (match.group(1) or ""), text
+        expected = [m.groups() for m in any_quote_regex.finditer(text)]
+        assert [m.groups() for m in irm._ANY_QUOTE_ARG.finditer(text)] == expected, text
+    # A 1 MB word before "(" took minutes; nesting past Python's parser is a parse failure, not an exception.
+    gold, names, params = "search(query='love')", ["search"], {"search": ["query"]}
+    assert score_call("a" * (1 << 20) + " " + gold, gold, names, params, strict_parsing=True) == (1.0, "exact")
+    assert score_call(gold, "a" * (1 << 20), names, params, strict_parsing=True) == (-2.0, "parse_failure")
+    deep = "search(query=" + "-" * 100_000 + "1)"
+    assert score_call(deep, gold, names, params, strict_parsing=True) == (-2.0, "parse_failure")

@@ -41,6 +41,12 @@ _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9._]+")
 _MAX_FOLDED_CHARS = 48
 
 
+class RewardSetupError(ValueError):
+    """A reward refuses a whole batch because the dataset is not set up for it (a column missing, not a list, of
+    another length than the completions, or holding a value the reward validates for the batch): an error of the
+    run's setup, never of a completion, which scores 0.0 instead."""
+
+
 def completion_text(completion: Any) -> str | None:
     """The text a completion holds, or None when it holds none; never raises.
 
@@ -77,19 +83,28 @@ def _content_text(content: Any) -> str | None:
     return None
 
 
+def cap_text(value: Any, max_chars: int | None) -> Any:
+    """`value` cut to its first `max_chars` characters when it is a string (None: no cap), else `value` unchanged: what
+    bounds a reward's parsing cost per completion, applied to the completion by `RewardFunction` and to a dataset
+    column's text (a gold answer, a schema) by the reward that parses it."""
+    if isinstance(value, str) and max_chars is not None:
+        return value[:max_chars]
+    return value
+
+
 def column(kwargs: Mapping[str, Any], name: str, reward_name: str, n: int | None = None) -> list[Any]:
     """Dataset column `name` as a list, with an error naming the reward and the column when it is missing or, given
     the number of completions `n`, has another length. A missing column is a setup error, not a bad completion."""
     values = kwargs.get(name)
     if values is None:
         available = ", ".join(sorted(k for k in kwargs if k not in TRAINER_KWARGS)) or "none"
-        raise ValueError(
+        raise RewardSetupError(
             f"reward {reward_name!r} needs the dataset column {name!r}; the dataset has the columns: {available}"
         )
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        raise ValueError(f"reward {reward_name!r}: column {name!r} must be a list, got {type(values).__name__}")
+        raise RewardSetupError(f"reward {reward_name!r}: column {name!r} must be a list, got {type(values).__name__}")
     if n is not None and len(values) != n:
-        raise ValueError(f"reward {reward_name!r}: column {name!r} has {len(values)} values for {n} completions")
+        raise RewardSetupError(f"reward {reward_name!r}: column {name!r} has {len(values)} values for {n} completions")
     return list(values)
 
 
@@ -192,8 +207,7 @@ class RewardFunction:
         columns["completion_ids"] = _per_item(completion_ids, n)
         rows = [{key: values[i] for key, values in columns.items()} for i in range(n)]
         texts = [completion_text(c) for c in completions]
-        if self.max_chars is not None:
-            texts = [t[: self.max_chars] if t is not None else None for t in texts]
+        texts = [cap_text(t, self.max_chars) for t in texts]
         return texts, rows
 
     def _guarded(self, text: str | None, row: dict[str, Any]) -> Scored:
