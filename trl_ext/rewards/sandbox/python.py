@@ -7,6 +7,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from trl_ext.rewards.sandbox.harness import RUN_MAIN, RUN_TESTS
@@ -15,6 +16,8 @@ from trl_ext.rewards.sandbox.limits import SandboxLimits, SandboxResult, TestOut
 from trl_ext.rewards.sandbox.process import execute, read_regular_file, run_in_batches
 from trl_ext.rewards.sandbox.verdicts import Check, judge, plan_checks
 
+_MAX_SHARDS = 4
+_MIN_SHARD = 32  # items below which a second sandbox costs more to start than it saves
 _STARTUP_SLACK = 5.0  # seconds allowed on top of an item's timeout before the caller gives up on its sandbox
 
 
@@ -98,11 +101,22 @@ def run_tests(
     limits = limits or SandboxLimits(timeout=per_item_timeout + _STARTUP_SLACK)
     bwrap = require_jail(limits.allow_weak_guard)
     plans = [(code, plan_checks(tests)) for code, tests in items]
-    return run_in_batches(
-        len(plans),
-        lambda indices: _run_batch([plans[i] for i in indices], per_item_timeout, limits, bwrap),
-        lambda i: TestOutcome(0, len(plans[i][1]), "sandbox process failed"),
-    )
+
+    def run_shard(shard: Sequence[tuple[str, list[Check]]]) -> list[TestOutcome]:
+        return run_in_batches(
+            len(shard),
+            lambda indices: _run_batch([shard[i] for i in indices], per_item_timeout, limits, bwrap),
+            lambda i: TestOutcome(0, len(shard[i][1]), "sandbox process failed"),
+        )
+
+    # A fork per item costs a few milliseconds: large batches are split over one sandbox per core.
+    shards = max(1, min(_MAX_SHARDS, os.cpu_count() or 1, len(plans) // _MIN_SHARD))
+    if shards == 1:
+        return run_shard(plans)
+    size = -(-len(plans) // shards)
+    with ThreadPoolExecutor(shards) as pool:
+        parts = pool.map(run_shard, [plans[start : start + size] for start in range(0, len(plans), size)])
+        return [outcome for part in parts for outcome in part]
 
 
 def _run_batch(
