@@ -37,7 +37,7 @@ def _authorize(action, arg1, arg2, db_name, trigger):
     if action == sqlite3.SQLITE_FUNCTION:
         return sqlite3.SQLITE_DENY if (arg2 or "").lower() == "load_extension" else sqlite3.SQLITE_OK
     if action == sqlite3.SQLITE_PRAGMA:
-        return sqlite3.SQLITE_OK if (arg1 or "").lower() in _PRAGMAS and arg2 is None else sqlite3.SQLITE_DENY
+        return sqlite3.SQLITE_OK if (arg1 or "").lower() in _PRAGMAS else sqlite3.SQLITE_DENY  # read-only ones
     return sqlite3.SQLITE_OK if action in _ALLOWED else sqlite3.SQLITE_DENY
 
 def _plain(value):
