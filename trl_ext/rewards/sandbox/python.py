@@ -153,7 +153,10 @@ def _run_batch(
 
 
 def _inside(root: Path, path: Path) -> bool:
-    root, path = root.resolve(), path.resolve()
+    try:
+        root, path = root.resolve(), path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop the program left
+        return False
     return path == root or root in path.parents
 
 
