@@ -11,6 +11,7 @@ class SandboxLimits:
 
     `allow_weak_guard` lets code run under the weaker in-process guard (audit hook and rlimits, no namespaces) when
     the bubblewrap jail cannot be set up on this machine; off, such a run is refused (see the package docstring).
+    `isolate_network` matters only under the weak guard: the jail always has its own, empty network namespace.
     """
 
     timeout: float = 10.0

@@ -96,6 +96,9 @@ def execute(
                 start_new_session=True,  # its own process group, killed as one on timeout
                 pass_fds=(channel_write,),
             )
+    except BaseException:
+        os.close(channel_read)
+        raise
     finally:
         os.close(channel_write)
     streams = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray(), channel_read: bytearray()}
