@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from trl_ext.rewards.sandbox import SandboxLimits, TestOutcome, run_python, run_tests
+from trl_ext.rewards.sandbox import SandboxLimits, SandboxUnavailableError, TestOutcome, jail, run_python, run_tests
+from trl_ext.rewards.sandbox.verdicts import plan_checks
 
 
 def test_runs_code_and_returns_output():
@@ -33,7 +34,7 @@ def test_memory_limit():
 def test_kernel_limits_are_set_in_the_child():
     code = (
         "import resource\n"
-        "for name in ('RLIMIT_CPU', 'RLIMIT_AS', 'RLIMIT_FSIZE', 'RLIMIT_NOFILE', 'RLIMIT_NPROC', 'RLIMIT_CORE'):\n"
+        "for name in ('RLIMIT_CPU', 'RLIMIT_AS', 'RLIMIT_FSIZE', 'RLIMIT_NOFILE', 'RLIMIT_CORE'):\n"
         "    print(name, resource.getrlimit(getattr(resource, name))[0])"
     )
     result = run_python(code, limits=SandboxLimits(timeout=3, memory_mb=300, file_size_mb=2, max_open_files=32))
@@ -43,10 +44,9 @@ def test_kernel_limits_are_set_in_the_child():
         "RLIMIT_AS": str(300 << 20),
         "RLIMIT_FSIZE": str(2 << 20),
         "RLIMIT_NOFILE": "32",
-        "RLIMIT_NPROC": "0",
         "RLIMIT_CORE": "0",
     }
-    assert resource.getrlimit(resource.RLIMIT_NPROC)[0] != 0  # the parent is untouched
+    assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] != 32  # the parent is untouched
 
 
 def test_file_size_limit():
@@ -58,8 +58,8 @@ def test_environment_is_empty_and_cwd_is_a_fresh_temp_dir(monkeypatch):
     monkeypatch.setenv("SECRET_TOKEN", "do-not-leak")
     result = run_python("import os\nprint(sorted(os.environ))\nprint(os.getcwd())\nprint(os.listdir('.'))")
     env_keys, cwd, listing = result.stdout.splitlines()
-    # LC_CTYPE may be set by Python itself (PEP 538 locale coercion)
-    assert "SECRET_TOKEN" not in env_keys and set(eval(env_keys)) - {"LC_CTYPE"} == {"HOME", "TMPDIR"}
+    # LC_CTYPE may be set by Python itself (PEP 538 locale coercion), PWD by bwrap (the work folder)
+    assert "SECRET_TOKEN" not in env_keys and set(eval(env_keys)) - {"LC_CTYPE", "PWD"} == {"HOME", "TMPDIR"}
     assert cwd != os.getcwd() and not Path(cwd).exists()  # removed afterwards
 
 
@@ -132,3 +132,65 @@ def test_limits_are_validated():
         SandboxLimits(memory_mb=0)
     with pytest.raises(ValueError, match="outside"):
         run_python("print(1)", files={"../evil.py": "x"})
+
+
+def test_runs_in_its_own_pid_namespace_when_the_jail_is_available():
+    if jail.jail_status().bwrap is None:
+        pytest.skip(f"the sandbox jail cannot be set up here: {jail.jail_status().reason}")
+    result = run_python("import os\nprint(os.getpid(), sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))")
+    assert result.stdout.split(None, 1) == ["2", "[1, 2]\n"]  # bwrap's init and the program, nothing of the host
+    assert result.network_isolated
+
+
+def test_refuses_without_the_jail_unless_the_weak_guard_is_asked_for(monkeypatch):
+    monkeypatch.setattr(jail, "find_bwrap", lambda: None)
+    monkeypatch.delenv("TRL_EXT_SANDBOX", raising=False)
+    with pytest.raises(SandboxUnavailableError, match=r"no bwrap binary.*TRL_EXT_SANDBOX=weak"):
+        run_python("print(1)")
+    with pytest.raises(SandboxUnavailableError, match="no bwrap binary"):
+        run_tests([("x = 1", ["assert x == 1"])])
+    assert run_python("print(1)", limits=SandboxLimits(allow_weak_guard=True)).stdout == "1\n"
+    monkeypatch.setenv("TRL_EXT_SANDBOX", "weak")
+    assert run_tests([("x = 1", ["assert x == 1"]), ("x = 2", ["assert x == 1"])]) == [
+        TestOutcome(1, 1),
+        TestOutcome(0, 1, "AssertionError: assert x == 1"),
+    ]
+
+
+def test_refuses_when_bwrap_cannot_build_its_namespaces(monkeypatch):
+    monkeypatch.setattr(jail, "find_bwrap", lambda: "/bin/false")
+    monkeypatch.delenv("TRL_EXT_SANDBOX", raising=False)
+    with pytest.raises(SandboxUnavailableError, match="cannot create its namespaces"):
+        run_python("print(1)")
+
+
+def test_equality_tests_are_split_and_judged_outside():
+    checks = plan_checks(["assert f(1) == 2", "assert [1, 2] == g()", "assert f(1) != 2", "assert f(1) == y", "x ="])
+    assert [(c.kind, c.text) for c in checks] == [
+        ("expr", "(f(1))"),
+        ("expr", "(g())"),
+        ("stmt", "assert f(1) != 2"),
+        ("stmt", "assert f(1) == y"),
+        ("stmt", "x ="),
+    ]
+    assert checks[0].expected == 2 and checks[1].expected == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "code, passed",
+    [
+        ("def f(x):\n    return x + 1", 1),
+        ("class A:\n    def __eq__(self, other):\n        return True\ndef f(x):\n    return A()", 0),
+        ("class I(int):\n    def __eq__(self, other):\n        return True\ndef f(x):\n    return I(7)", 0),
+        ("def f(x):\n    return 2.0", 1),  # Python's own equality: 2.0 == 2
+        ("def f(x):\n    print(2)\n    return None", 0),
+    ],
+)
+def test_only_plain_values_equal_to_the_literal_pass(code, passed):
+    assert run_tests([(code, ["assert f(1) == 2"])])[0].passed == passed
+
+
+def test_tuples_lists_and_nested_values_compare_as_in_python():
+    code = "def f():\n    return (1, [2, {'a': b'x'}], None)"
+    tests = ["assert f() == (1, [2, {'a': b'x'}], None)", "assert f() == [1, [2, {'a': b'x'}], None]"]
+    assert run_tests([(code, tests)])[0] == TestOutcome(1, 2, "AssertionError: " + tests[1])
