@@ -190,7 +190,7 @@ def _check_rewards(method: Method, base: TrainingBase, config: Any, rewards: lis
     if base.takes_rewards and not rewards:
         names = ", ".join(r.name for r in registry().components("reward")) or "none installed"
         raise ValueError(
-            f"Method {method.name!r} is {base.name.upper()}-based and needs rewards: --rewards NAME[,NAME] or "
+            f"Method {method.name!r} is {base.name.upper()}-based and needs --rewards NAME[,NAME] or "
             f"--reward_funcs NAME [NAME ...] (registered: {names}; TRL's: {', '.join(TRL_REWARDS)}; or a dotted "
             "path module.function), or --reward_model_name_or_path."
         )
