@@ -11,6 +11,7 @@ from typing import Any
 from trl_ext.models import check_model_path
 from trl_ext.plugin.records import Component, Method
 from trl_ext.plugin.registry import get, registry
+from trl_ext.rewards.resolve import TRL_REWARDS, resolve_reward, reward_model
 from trl_ext.run.bases import TrainingBase, training_base
 from trl_ext.run.checks import (
     check_model_flags,
@@ -40,8 +41,25 @@ class ExtArguments:
     rewards: str | None = field(
         default=None,
         metadata={
-            "help": "Registered reward functions for GRPO-based methods: NAME[:key=value...][,NAME...]. "
-            "Weights: --reward_weights."
+            "help": "Reward functions for GRPO-based methods: NAME[:key=value...][,NAME...], each a trl-ext "
+            "registered reward, a TRL built-in (accuracy_reward, ...), a dotted path module.function or a reward "
+            "model (Hub id or folder). Weights: --reward_weights, counting --reward_model_name_or_path, then "
+            "--rewards, then --reward_funcs."
+        },
+    )
+    reward_funcs: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "As `trl grpo`: reward functions, space-separated: TRL's accuracy_reward, "
+            "reasoning_accuracy_reward, think_format_reward, get_soft_overlong_punishment, any dotted import path "
+            "(my_module.my_reward, importable from the current directory), and the names --rewards takes."
+        },
+    )
+    reward_model_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "As `trl grpo`: a reward model (Hub id or local folder saved with save_pretrained), scored as a "
+            "sequence classifier; the first reward."
         },
     )
     callbacks: str | None = field(
@@ -151,6 +169,7 @@ def parse_stage(
     check_test_split_size(dataset_args.test_split_size)
 
     steps = {kind: [(get(kind, n), o) for n, o in parse_spec_list(spec)] for kind, spec in _specs(ext).items()}
+    steps["reward"] = _reward_steps(ext)
     _check_rewards(method, base, config, steps["reward"])
     for record, options in (step for records in steps.values() for step in records):
         check_options(record, options)
@@ -181,22 +200,36 @@ def parse_stage(
 
 
 def _specs(ext: ExtArguments) -> dict[str, Any]:
-    return {"transform": ext.transforms, "reward": ext.rewards, "callback": ext.callbacks, "adapter": ext.adapter}
+    return {"transform": ext.transforms, "callback": ext.callbacks, "adapter": ext.adapter}
+
+
+def _reward_steps(ext: ExtArguments) -> list[Step]:
+    """Every reward flag in one namespace, in the order --reward_weights counts them: the reward model first (as
+    `trl grpo` puts it), then --rewards, then --reward_funcs."""
+    steps: list[Step] = []
+    if ext.reward_model_name_or_path:
+        steps.append((reward_model(ext.reward_model_name_or_path), {}))
+    specs = parse_spec_list(ext.rewards) + parse_spec_list(ext.reward_funcs)
+    return steps + [(resolve_reward(name, options), options) for name, options in specs]
 
 
 def _check_rewards(method: Method, base: TrainingBase, config: Any, rewards: list[Step]) -> None:
     if base.takes_rewards and not rewards:
         names = ", ".join(r.name for r in registry().components("reward")) or "none installed"
         raise ValueError(
-            f"Method {method.name!r} is {base.name.upper()}-based and needs --rewards NAME[,NAME]. Available: {names}"
+            f"Method {method.name!r} is {base.name.upper()}-based and needs --rewards NAME[,NAME] or "
+            f"--reward_funcs NAME [NAME ...] (registered: {names}; TRL's: {', '.join(TRL_REWARDS)}; or a dotted "
+            "path module.function), or --reward_model_name_or_path."
         )
     if rewards and not base.takes_rewards:
         raise ValueError(
-            f"--rewards only applies to methods whose trainer takes rewards; {method.name!r} is {base.name}-based."
+            "--rewards, --reward_funcs and --reward_model_name_or_path only apply to methods whose trainer takes "
+            f"rewards; {method.name!r} is {base.name}-based."
         )
     weights = getattr(config, "reward_weights", None)
     if weights is not None and len(weights) != len(rewards):
-        raise ValueError(f"--reward_weights has {len(weights)} values for {len(rewards)} rewards.")
+        order = ", ".join(record.name for record, _ in rewards)
+        raise ValueError(f"--reward_weights has {len(weights)} values for {len(rewards)} rewards (in order: {order}).")
 
 
 def mixture_name(dataset_args: Any) -> str:

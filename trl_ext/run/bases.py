@@ -28,7 +28,8 @@ class TrainingBase:
         trainer: TRL's own trainer, as "module:Class" (imported on use): the bench's reference and `trl-ext info`'s.
         column_shapes: each a set of columns the trainer accepts as its dataset (one of them must be present).
         dataset_form: the shape a built-in dataset is loaded in.
-        takes_rewards: whether the trainer takes `reward_funcs` (then `--rewards` is required, else refused).
+        takes_rewards: whether the trainer takes `reward_funcs` (then `--rewards`, `--reward_funcs` or
+            `--reward_model_name_or_path` is required, else refused).
         cli_defaults: flag defaults for this base's parser (e.g. a shorter completion for GRPO on CPU).
     """
 
@@ -49,7 +50,9 @@ class TrainingBase:
         return getattr(importlib.import_module(module), name)
 
     def trainer_kwargs(self, rewards: Sequence[Any]) -> dict[str, Any]:
-        """Keyword arguments this base's trainer takes beyond model/args/datasets/processing class/PEFT/callbacks."""
+        """Keyword arguments this base's trainer takes beyond model/args/datasets/processing class/PEFT/callbacks.
+        `rewards` are the built rewards in --reward_weights order: callables, and reward-model ids (str) that TRL's
+        trainer loads itself, as `trl grpo` passes them."""
         return {"reward_funcs": list(rewards)} if self.takes_rewards else {}
 
 
