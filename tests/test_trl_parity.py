@@ -25,7 +25,7 @@ def field_names(parser) -> set[str]:
     return {f.name for dtype in parser.dataclass_types for f in dataclasses.fields(dtype)}
 
 
-@pytest.mark.parametrize("script, method", [("sft", "sft"), ("dpo", "dpo")])
+@pytest.mark.parametrize("script, method", [("sft", "sft"), ("dpo", "dpo"), ("grpo", "grpo")])
 def test_every_key_trl_accepts_is_accepted(script, method):
     """Derived from TRL's own script parsers, so a key TRL adds later is caught here."""
     import importlib
