@@ -123,9 +123,21 @@ INVALID_RECORDS = {
     "name_empty": ("Reward(name='  ', factory=len)", "reward name must be a non-empty str"),
     "paper_str": ("Reward(name='r', paper='arXiv 2401.1', factory=len)", "paper must be a trl_ext.Paper or None"),
     "family": ("Reward(name='r', family='nope', factory=len)", "unknown family 'nope'"),
-    "factory": ("Reward(name='r', factory='len')", "factory must be callable, got str"),
+    "factory": ("Reward(name='r', factory=42)", "factory must be callable or an import path, got int"),
+    "factory_str": ("Reward(name='r', factory='len')", "factory 'len' is not an import path"),
+    "factory_no_module": (
+        "Reward(name='r', factory='no_such_module_xyz.rewards:build')",
+        "the module 'no_such_module_xyz.rewards' of its factory 'no_such_module_xyz.rewards:build' cannot be found",
+    ),
+    "trainer_no_module": (
+        "Method(name='m', trainer='trl_ext.no_such_trainer:T')",
+        "the module 'trl_ext.no_such_trainer' of its trainer",
+    ),
     "trainer": ("Method(name='m', trainer=SFTTrainer(), config=None)", "trainer must be a class"),
-    "config": ("Method(name='m', trainer=None, config=dict(a=1))", "config must be a class, got dict"),
+    "config": (
+        "Method(name='m', trainer=None, config=dict(a=1))",
+        "config must be a class or an import path, got dict",
+    ),
     "not_a_record": ("{'name': 'r'}", "must register Reward records, got dict"),
 }
 
