@@ -143,7 +143,7 @@ def test_train_help_offers_rewards_only_where_the_base_takes_them(method, offers
     from trl_ext.run.arguments import build_parser
 
     text = build_parser(registry().get("method", method)).format_help()
-    assert ("--rewards" in text) is offers_rewards
+    assert ("--rewards" in text) is ("--reward" in text) is offers_rewards  # no reward flag at all without rewards
     for kind, flag in (("callback", "--callbacks"), ("adapter", "--adapter")):
         assert flag in text
         says_none = f"No installed plugin registers any {kind}s yet" in " ".join(text.split())

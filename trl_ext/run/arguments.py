@@ -109,11 +109,12 @@ def build_parser(method: Method):
 
 
 def _tailor_component_help(parser: Any, base: TrainingBase) -> None:
-    """`--help` offers --rewards only where the base takes rewards (given anyway, it is refused with the reason), and
-    says when no installed plugin registers a callback or an adapter."""
+    """`--help` offers the reward flags (--rewards and any other `reward*` flag of trl-ext's, such as `trl grpo`'s
+    --reward_funcs) only where the base takes rewards (given anyway, they are refused with the reason), and says when
+    no installed plugin registers a callback or an adapter. No TRL config of a base without rewards has such a flag."""
     kinds = {"callbacks": "callback", "adapter": "adapter"}
     for action in parser._actions:
-        if action.dest == "rewards" and not base.takes_rewards:
+        if action.dest.startswith("reward") and not base.takes_rewards:
             action.help = argparse.SUPPRESS
         elif action.dest in kinds and not registry().components(kinds[action.dest]):
             kind = kinds[action.dest]
