@@ -4,7 +4,7 @@ A measurement, not a test: other jobs on the machine slow a run down, so take th
 `trl --help` of the same venv. Run from the repository root:
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/metadata_speed.py            # 3 runs each
-    OMP_NUM_THREADS=1 .venv/bin/python bench/metadata_speed.py --repeat 5 list
+    OMP_NUM_THREADS=1 .venv/bin/python bench/metadata_speed.py --repeat 5 list "info asft"
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from pathlib import Path
 COMMANDS = {
     "list": ["trl-ext", "list"],
     "plugins": ["trl-ext", "plugins"],
-    "--help": ["trl-ext", "--help"],
+    "help": ["trl-ext", "--help"],
     "info json_validity": ["trl-ext", "info", "json_validity"],
     "info asft": ["trl-ext", "info", "asft"],  # imports the config (it lists its fields), so TRL and torch
-    "train asft --help": ["trl-ext", "train", "asft", "--help"],  # the config's flags: TRL's parser
-    "bench --help": ["trl-ext", "bench", "--help"],
-    "trl --help": ["trl", "--help"],  # the reference a TRL user knows
+    "train asft help": ["trl-ext", "train", "asft", "--help"],  # the config's flags: TRL's parser
+    "bench help": ["trl-ext", "bench", "--help"],
+    "trl help": ["trl", "--help"],  # the reference a TRL user knows
 }
 
 
@@ -49,9 +49,12 @@ def measure(argv: list[str]) -> tuple[float, float, int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("commands", nargs="*", choices=[[], *COMMANDS], help="default: all")
+    parser.add_argument("commands", nargs="*", help=f"default: all of {', '.join(map(repr, COMMANDS))}")
     parser.add_argument("--repeat", type=int, default=3, help="runs per command; the best is reported")
     args = parser.parse_args()
+    unknown = [c for c in args.commands if c not in COMMANDS]
+    if unknown:
+        parser.error(f"unknown command(s) {unknown}; choose from {list(COMMANDS)}")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     print(
         f"{'command':<22} {'wall s':>7} {'CPU s':>7}   (best of {args.repeat}; load average {os.getloadavg()[0]:.1f})"
