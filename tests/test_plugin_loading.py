@@ -123,9 +123,21 @@ INVALID_RECORDS = {
     "name_empty": ("Reward(name='  ', factory=len)", "reward name must be a non-empty str"),
     "paper_str": ("Reward(name='r', paper='arXiv 2401.1', factory=len)", "paper must be a trl_ext.Paper or None"),
     "family": ("Reward(name='r', family='nope', factory=len)", "unknown family 'nope'"),
-    "factory": ("Reward(name='r', factory='len')", "factory must be callable, got str"),
+    "factory": ("Reward(name='r', factory=42)", "factory must be callable or an import path, got int"),
+    "factory_str": ("Reward(name='r', factory='len')", "factory 'len' is not an import path"),
+    "factory_no_module": (
+        "Reward(name='r', factory='no_such_module_xyz.rewards:build')",
+        "the module 'no_such_module_xyz.rewards' of its factory 'no_such_module_xyz.rewards:build' cannot be found",
+    ),
+    "trainer_no_module": (
+        "Method(name='m', trainer='trl_ext.no_such_trainer:T')",
+        "the module 'trl_ext.no_such_trainer' of its trainer",
+    ),
     "trainer": ("Method(name='m', trainer=SFTTrainer(), config=None)", "trainer must be a class"),
-    "config": ("Method(name='m', trainer=None, config=dict(a=1))", "config must be a class, got dict"),
+    "config": (
+        "Method(name='m', trainer=None, config=dict(a=1))",
+        "config must be a class or an import path, got dict",
+    ),
     "not_a_record": ("{'name': 'r'}", "must register Reward records, got dict"),
 }
 
@@ -302,3 +314,40 @@ def test_plugins_check_reports_conflicts_without_importing_what_exited_or_hung(t
         results[1].line().endswith(f"{BLOCK_LIST_ENV}=shadow, or load only chosen plugins with {ALLOW_LIST_ENV}=a,b")
     )
     assert not imported.exists()
+
+
+LAZY_BROKEN = """
+from trl_ext import Method, hookimpl
+
+@hookimpl
+def register_methods(register):
+    register(Method(name="broken_m", trainer="cli_lazy_target:Trainer", config="cli_lazy_target:Config"))
+"""
+
+
+def test_a_path_that_fails_to_import_is_reported_by_check_and_on_use_not_by_list(tmp_path):
+    """`list` names the method without importing its paths; `plugins --check` imports them in the child and reports
+    the failure; using the method prints one line naming the plugin and the path, without a traceback."""
+    _install(tmp_path, "lazybroken", LAZY_BROKEN)
+    (tmp_path / "cli_lazy_target.py").write_text("raise ImportError('needs the package frobnicate')\n")
+    _install(tmp_path, "good", GOOD)
+    env = {ALLOW_LIST_ENV: "lazybroken,good"}
+    listing = _cli(tmp_path, "list", "--json", **env)
+    assert listing.returncode == 0 and "trl-ext: warning" not in listing.stderr, listing.stderr[-2000:]
+    assert {r["name"] for r in json.loads(listing.stdout)} == {"broken_m", "good_reward"}
+    check = _cli(tmp_path, "plugins", "--check", "--json", **env)
+    assert check.returncode == 1, check.stderr[-2000:]
+    by_name = {r["name"]: r for r in json.loads(check.stdout)}
+    assert by_name["good"]["status"] == "ok" and by_name["lazybroken"]["status"] == "error"
+    detail = by_name["lazybroken"]["detail"]
+    for fragment in (
+        "cannot import the trainer of method 'broken_m' of plugin 'lazybroken' from 'cli_lazy_target:Trainer'",
+        "needs the package frobnicate",
+        f"{BLOCK_LIST_ENV}=lazybroken",
+    ):
+        assert fragment in detail
+    info = _cli(tmp_path, "info", "broken_m", **env)
+    assert info.returncode == 2 and "Traceback" not in info.stderr
+    assert "cannot import the config of method 'broken_m' of plugin 'lazybroken' from 'cli_lazy_target:Config'" in (
+        info.stderr
+    )

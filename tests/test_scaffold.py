@@ -26,7 +26,7 @@ def generated(tmp_path_factory) -> tuple[Path, list[Path]]:
 def test_writes_the_plugin_folder(generated):
     dest, files = generated
     folder = dest / "my_paper"
-    names = ["__init__.py", "config.py", "trainer.py", "README.md", "test_my_paper.py"]
+    names = ["__init__.py", "paper.py", "config.py", "trainer.py", "README.md", "test_my_paper.py"]
     assert files == [folder / name for name in names]
     assert all(path.is_file() for path in files)
     for path in files:
@@ -34,10 +34,11 @@ def test_writes_the_plugin_folder(generated):
             ast.parse(path.read_text(), filename=str(path))
     config, trainer, readme = [(folder / n).read_text() for n in ("config.py", "trainer.py", "README.md")]
     assert "class MyPaperConfig(FusedSFTConfig):" in config and "example_weight: float = field(" in config
-    assert "PAPER = Paper(" in config and "own_loss: ClassVar[str]" in config
+    assert "PAPER = Paper(" in (folder / "paper.py").read_text() and "own_loss: ClassVar[str]" in config
     assert "class MyPaperTrainer(FusedSFTTrainer):" in trainer and "def compute_loss(" in trainer
     assert "config_class = MyPaperConfig" in trainer and "paper = PAPER" in trainer
-    assert "from .config import PAPER, MyPaperConfig" in (folder / "__init__.py").read_text()
+    init = (folder / "__init__.py").read_text()
+    assert "from .paper import PAPER" in init and 'trainer=f"{__name__}.trainer:MyPaperTrainer"' in init
     # the chores the base does are not repeated in the plugin
     for chore in ("._paper", "_paper = {", "loss_type !=", 'mode = "train"', "record_metric"):
         assert chore not in "".join(p.read_text() for p in files if p.name != "test_my_paper.py"), chore
@@ -60,6 +61,23 @@ def test_the_generated_test_passes_as_generated(generated):
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "7 passed" in proc.stdout
+
+
+def test_registering_the_generated_plugin_imports_no_torch(generated):
+    """The registration module names the trainer and config by path: a fresh interpreter that registers the plugin
+    has not imported torch, and reading the record's trainer then imports the generated class."""
+    dest, _ = generated
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import my_paper\n"
+        "from trl_ext.plugin.registry import Registry\n"
+        "registry = Registry(); info = registry.add_plugin(my_paper, 'my_paper')\n"
+        "method = registry.get('method', 'my_paper')\n"
+        "print(info.status, 'torch' in sys.modules, method.import_paths()['trainer'])\n"
+        "print(method.trainer is my_paper.MyPaperTrainer, 'torch' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(dest)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.stdout.split() == ["ok", "False", "my_paper.trainer:MyPaperTrainer", "True", "True"]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ruff") is None, reason="ruff is not installed (pip install ruff)")

@@ -1,9 +1,8 @@
 """The core's own plugin, registered through the same entry-point group as every other: TRL's plain trainers
-(so transforms, rewards, callbacks and adapters compose with them) and the built-in datasets."""
+(so transforms, rewards, callbacks and adapters compose with them) and the built-in datasets. Trainers, configs and
+dataset builders are named by import path, imported on first use: registering imports no TRL or torch."""
 
 from __future__ import annotations
-
-from trl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, SFTConfig, SFTTrainer
 
 from trl_ext import Dataset, Method, hookimpl
 
@@ -15,8 +14,8 @@ def register_methods(register):
     register(
         Method(
             name="sft",
-            trainer=SFTTrainer,
-            config=SFTConfig,
+            trainer="trl:SFTTrainer",
+            config="trl:SFTConfig",
             base="sft",
             family="trl",
             description="TRL's SFTTrainer, unchanged.",
@@ -26,8 +25,8 @@ def register_methods(register):
     register(
         Method(
             name="grpo",
-            trainer=GRPOTrainer,
-            config=GRPOConfig,
+            trainer="trl:GRPOTrainer",
+            config="trl:GRPOConfig",
             base="grpo",
             family="trl",
             description="TRL's GRPOTrainer, unchanged; pick rewards with --rewards.",
@@ -37,8 +36,8 @@ def register_methods(register):
     register(
         Method(
             name="dpo",
-            trainer=DPOTrainer,
-            config=DPOConfig,
+            trainer="trl:DPOTrainer",
+            config="trl:DPOConfig",
             base="dpo",
             family="trl",
             description="TRL's DPOTrainer, unchanged.",
@@ -50,12 +49,10 @@ def register_methods(register):
 
 @hookimpl
 def register_datasets(register):
-    from trl_ext.data import arith, candidates, json_extract
-
     register(
         Dataset(
             name="arith",
-            factory=arith.build,
+            factory="trl_ext.data.arith:build",
             forms=("sft", "grpo", "dpo"),
             family="builtin",
             description="Arithmetic word problems with short worked reasoning and a final answer.",
@@ -69,7 +66,7 @@ def register_datasets(register):
     register(
         Dataset(
             name="arith_prefs",
-            factory=arith.build_preferences,
+            factory="trl_ext.data.arith:build_preferences",
             forms=("dpo",),
             family="builtin",
             description="Preference pairs over arith: correct worked solution vs. a wrong one.",
@@ -79,7 +76,7 @@ def register_datasets(register):
     register(
         Dataset(
             name="json_extract",
-            factory=json_extract.build,
+            factory="trl_ext.data.json_extract:build",
             forms=("grpo", "sft"),
             family="builtin",
             description="Text -> JSON object with a schema (for rlstruct).",
@@ -92,7 +89,7 @@ def register_datasets(register):
     register(
         Dataset(
             name="arith_candidates",
-            factory=candidates.build,
+            factory="trl_ext.data.candidates:build",
             forms=("grouped", "long"),
             family="builtin",
             description="Several candidate responses per arith question, varied in style and correctness (for grape).",

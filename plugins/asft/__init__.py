@@ -1,9 +1,12 @@
 """ASFT: Anchored Supervised Fine-Tuning (arXiv 2509.23753), with DFT (arXiv 2508.05629) as one of its modes."""
 
 from trl_ext import Method, hookimpl
+from trl_ext.plugin.lazy import lazy_exports
 
-from .config import PAPER, ASFTConfig
-from .trainer import ASFTTrainer
+from .paper import PAPER
+
+# The trainer and config import TRL and torch: named by path here, imported on first use.
+__getattr__, __dir__ = lazy_exports(__name__, {"ASFTConfig": ".config", "ASFTTrainer": ".trainer"})
 
 
 @hookimpl
@@ -11,8 +14,8 @@ def register_methods(register):
     register(
         Method(
             name="asft",
-            trainer=ASFTTrainer,
-            config=ASFTConfig,
+            trainer="trl_ext_plugins.asft.trainer:ASFTTrainer",
+            config="trl_ext_plugins.asft.config:ASFTConfig",
             base="sft",
             family="sft-loss",
             paper=PAPER,

@@ -5,26 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from trl_ext import Paper
 from trl_ext.training.sft import FusedSFTConfig
 
+from .paper import PAPER as PAPER  # re-exported: the trainer and older code import it from here
+
 ASFT_MODES = ("sft", "dft", "sft_kl", "asft")
-
-
-PAPER = Paper(
-    title="Anchored Supervised Fine-Tuning",
-    arxiv="2509.23753",
-    citation="""@article{zhu2025anchored,
-  title         = {Anchored Supervised Fine-Tuning},
-  author        = {Zhu, He and Su, Junyou and Lai, Peng and Ma, Ren and Zhang, Wenjia and Yang, Linyi and
-                   Chen, Guanhua},
-  journal       = {arXiv preprint arXiv:2509.23753},
-  year          = {2025},
-  eprint        = {2509.23753},
-  archivePrefix = {arXiv},
-  url           = {https://arxiv.org/abs/2509.23753}
-}""",
-)
 
 
 @dataclass

@@ -1,10 +1,21 @@
 """CurioSFT: entropy-preserving SFT via adaptive self-distillation toward an EMA teacher (arXiv 2602.02244)."""
 
 from trl_ext import Method, hookimpl
+from trl_ext.plugin.lazy import lazy_exports
 
-from .config import PAPER, CurioSFTConfig
-from .temperature import TemperatureRule, entropy_guided_temperature, tempered_teacher_targets
-from .trainer import CurioSFTTrainer
+from .paper import PAPER
+
+# These import TRL and torch: named by path here, imported on first use.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "CurioSFTConfig": ".config",
+        "CurioSFTTrainer": ".trainer",
+        "TemperatureRule": ".temperature",
+        "entropy_guided_temperature": ".temperature",
+        "tempered_teacher_targets": ".temperature",
+    },
+)
 
 
 @hookimpl
@@ -12,8 +23,8 @@ def register_methods(register):
     register(
         Method(
             name="curiosft",
-            trainer=CurioSFTTrainer,
-            config=CurioSFTConfig,
+            trainer="trl_ext_plugins.curiosft.trainer:CurioSFTTrainer",
+            config="trl_ext_plugins.curiosft.config:CurioSFTConfig",
             base="sft",
             family="distillation",
             paper=PAPER,

@@ -2,12 +2,25 @@
 a correct solution differs from similar incorrect variants (line- and character-level diffs). See README.md."""
 
 from trl_ext import Dataset, Method, Transform, hookimpl
+from trl_ext.plugin.lazy import lazy_exports
 
-from .config import PAPER, FAITConfig
-from .data import build as build_code_mutants
-from .data import extract_code, mutants, pass_at_1
-from .masks import fait_masks, fault_spans, make_fait_masks_transform
-from .trainer import FAITTrainer, fait_weights
+from .paper import PAPER
+
+# These import TRL, datasets or torch: named by path here, imported on first use.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "FAITConfig": ".config",
+        "FAITTrainer": ".trainer",
+        "build_code_mutants": ".data:build",
+        "extract_code": ".data",
+        "fait_masks": ".masks",
+        "fait_weights": ".trainer",
+        "fault_spans": ".masks",
+        "mutants": ".data",
+        "pass_at_1": ".data",
+    },
+)
 
 __all__ = [
     "FAITConfig",
@@ -28,8 +41,8 @@ def register_methods(register):
     register(
         Method(
             name="fait",
-            trainer=FAITTrainer,
-            config=FAITConfig,
+            trainer="trl_ext_plugins.fait.trainer:FAITTrainer",
+            config="trl_ext_plugins.fait.config:FAITConfig",
             base="sft",
             family="sft-loss",
             paper=PAPER,
@@ -49,7 +62,7 @@ def register_transforms(register):
     register(
         Transform(
             name="fait_masks",
-            factory=make_fait_masks_transform,
+            factory="trl_ext_plugins.fait.masks:make_fait_masks_transform",
             needs_model=True,  # for the tokenizer: the masks are over its tokens
             family="sft-loss",
             paper=PAPER,
@@ -70,7 +83,7 @@ def register_datasets(register):
     register(
         Dataset(
             name="code_mutants",
-            factory=build_code_mutants,
+            factory="trl_ext_plugins.fait.data:build",
             forms=("sft",),
             family="builtin",
             paper=PAPER,

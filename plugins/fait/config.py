@@ -8,8 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from trl_ext import Paper
 from trl_ext.training.sft import FusedSFTConfig
+
+from .paper import PAPER as PAPER  # re-exported: the trainer and older code import it from here
 
 FAIT_DYNAMIC = ("renorm", "none")
 FAIT_MASK_SOURCES = ("variants", "columns")
@@ -29,21 +30,6 @@ def import_weight_fn(path: str) -> Callable:
     if not callable(fn):
         raise ValueError(f"fait_weight_fn={path!r} is not callable")
     return fn
-
-
-PAPER = Paper(
-    title="FAIT: Fault-Aware Fine-Tuning for Better Code Generation",
-    arxiv="2503.16913",
-    citation="""@article{fan2025fait,
-  title         = {FAIT: Fault-Aware Fine-Tuning for Better Code Generation},
-  author        = {Fan, Lishui and Liu, Zhongxin and Wang, Haoye and Bao, Lingfeng and Xia, Xin and Li, Shanping},
-  journal       = {arXiv preprint arXiv:2503.16913},
-  year          = {2025},
-  eprint        = {2503.16913},
-  archivePrefix = {arXiv},
-  url           = {https://arxiv.org/abs/2503.16913}
-}""",
-)
 
 
 @dataclass

@@ -4,8 +4,19 @@ then train with plain SFT. A data transform; see README.md."""
 from __future__ import annotations
 
 from trl_ext import Paper, Transform, hookimpl
+from trl_ext.plugin.lazy import lazy_exports
 
-from .select import format_summary, grape_select, make_grape_transform, select_best, summarize_selection
+# These import TRL, datasets and torch: imported on first use.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "format_summary": ".select",
+        "grape_select": ".select",
+        "make_grape_transform": ".select",
+        "select_best": ".select",
+        "summarize_selection": ".select",
+    },
+)
 
 PAPER = Paper(
     title="The Best Instruction-Tuning Data are Those That Fit",
@@ -55,6 +66,6 @@ def register_transforms(register):
             "the target base model (GRAPE).",
             required_columns=("prompt",),
             options=OPTIONS,
-            factory=make_grape_transform,
+            factory="trl_ext_plugins.grape.select:make_grape_transform",
         )
     )

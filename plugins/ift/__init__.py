@@ -2,11 +2,21 @@
 (arXiv 2405.11870; official code TsinghuaC3I/Intuitive-Fine-Tuning)."""
 
 from trl_ext import Dataset, Method, hookimpl
+from trl_ext.plugin.lazy import lazy_exports
 
-from . import data
-from .config import PAPER, IFTConfig
-from .loss import mix_embeddings, propagation_weights, temporal_residual_ids
-from .trainer import IFTTrainer
+from .paper import PAPER
+
+# These import TRL and torch: named by path here, imported on first use.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "IFTConfig": ".config",
+        "IFTTrainer": ".trainer",
+        "mix_embeddings": ".loss",
+        "propagation_weights": ".loss",
+        "temporal_residual_ids": ".loss",
+    },
+)
 
 
 @hookimpl
@@ -14,8 +24,8 @@ def register_methods(register):
     register(
         Method(
             name="ift",
-            trainer=IFTTrainer,
-            config=IFTConfig,
+            trainer="trl_ext_plugins.ift.trainer:IFTTrainer",
+            config="trl_ext_plugins.ift.config:IFTConfig",
             base="sft",
             family="sft-loss",
             paper=PAPER,
@@ -34,7 +44,7 @@ def register_datasets(register):
     register(
         Dataset(
             name="arith_chains",
-            factory=data.build,
+            factory="trl_ext_plugins.ift.data:build",
             forms=("sft",),
             family="sft-loss",
             paper=PAPER,

@@ -2,9 +2,22 @@
 normalised gradient-ascent ("undesirable") step on the trainable parameters. See README.md."""
 
 from trl_ext import Method, hookimpl
+from trl_ext.plugin.lazy import lazy_exports
 
-from .config import PAPER, LfUConfig
-from .trainer import LfUTrainer, hidden_consistency, hidden_squared_error, record_hidden_states, response_positions
+from .paper import PAPER
+
+# These import TRL and torch: named by path here, imported on first use.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "LfUConfig": ".config",
+        "LfUTrainer": ".trainer",
+        "hidden_consistency": ".trainer",
+        "hidden_squared_error": ".trainer",
+        "record_hidden_states": ".trainer",
+        "response_positions": ".trainer",
+    },
+)
 
 
 @hookimpl
@@ -12,8 +25,8 @@ def register_methods(register):
     register(
         Method(
             name="lfu",
-            trainer=LfUTrainer,
-            config=LfUConfig,
+            trainer="trl_ext_plugins.lfu.trainer:LfUTrainer",
+            config="trl_ext_plugins.lfu.config:LfUConfig",
             base="sft",
             family="sft-loss",
             paper=PAPER,

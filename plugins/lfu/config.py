@@ -6,27 +6,13 @@ import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from trl_ext import Paper
 from trl_ext.training.sft import FusedSFTConfig
+
+from .paper import PAPER as PAPER  # re-exported: the trainer and older code import it from here
 
 LFU_CONSISTENCY = ("hidden_mse", "logit_kl")
 LFU_GRADIENT = ("official", "exact")
 LFU_NORMALIZATION = ("global", "micro_batch")
-
-
-PAPER = Paper(
-    title="Learning from the Undesirable: Robust Adaptation of Language Models without Forgetting",
-    arxiv="2511.13052",
-    citation="""@inproceedings{nam2026lfu,
-  title         = {Learning from the Undesirable: Robust Adaptation of Language Models without Forgetting},
-  author        = {Nam, Yunhun and Kim, Jaehyung and Jeong, Jongheon},
-  booktitle     = {Proceedings of the AAAI Conference on Artificial Intelligence},
-  year          = {2026},
-  eprint        = {2511.13052},
-  archivePrefix = {arXiv},
-  url           = {https://arxiv.org/abs/2511.13052}
-}""",
-)
 
 
 @dataclass

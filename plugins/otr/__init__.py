@@ -1,11 +1,12 @@
 """OTR: One-Token Rollout, SFT guided by a token-level policy gradient (arXiv 2509.26313)."""
 
 from trl_ext import Dataset, Method, hookimpl
+from trl_ext.plugin.lazy import lazy_exports
 
-from . import data
-from .config import PAPER, OTRConfig
-from .loss import otr_loss
-from .trainer import OTRTrainer
+from .paper import PAPER
+
+# These import TRL and torch: named by path here, imported on first use.
+__getattr__, __dir__ = lazy_exports(__name__, {"OTRConfig": ".config", "OTRTrainer": ".trainer", "otr_loss": ".loss"})
 
 
 @hookimpl
@@ -13,8 +14,8 @@ def register_methods(register):
     register(
         Method(
             name="otr",
-            trainer=OTRTrainer,
-            config=OTRConfig,
+            trainer="trl_ext_plugins.otr.trainer:OTRTrainer",
+            config="trl_ext_plugins.otr.config:OTRConfig",
             base="sft",
             family="sft-loss",
             paper=PAPER,
@@ -32,7 +33,7 @@ def register_datasets(register):
     register(
         Dataset(
             name="arith_ood",
-            factory=data.build,
+            factory="trl_ext_plugins.otr.data:build",
             forms=("sft",),
             family="sft-loss",
             paper=PAPER,

@@ -6,26 +6,12 @@ import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from trl_ext import Paper
 from trl_ext.training.sft import FusedSFTConfig
+
+from .paper import PAPER as PAPER  # re-exported: the trainer and older code import it from here
 
 OTR_ESTIMATORS = ("mc", "expected")
 OTR_NORMALIZATIONS = ("token", "sequence")
-
-
-PAPER = Paper(
-    title="One-Token Rollout: Guiding Supervised Fine-Tuning of LLMs with Policy Gradient",
-    arxiv="2509.26313",
-    citation="""@article{ming2025onetoken,
-  title         = {One-Token Rollout: Guiding Supervised Fine-Tuning of {LLMs} with Policy Gradient},
-  author        = {Ming, Rui and Wu, Haoyuan and others},
-  journal       = {arXiv preprint arXiv:2509.26313},
-  year          = {2025},
-  eprint        = {2509.26313},
-  archivePrefix = {arXiv},
-  url           = {https://arxiv.org/abs/2509.26313}
-}""",
-)
 
 
 @dataclass

@@ -3,12 +3,23 @@ model over aligned LLMs on the same SFT pairs, with the aligned models' scores p
 transform. See README.md."""
 
 from trl_ext import Dataset, Method, Transform, hookimpl
-from trl_ext.losses.token_loss import head_share
+from trl_ext.plugin.lazy import lazy_exports
 
-from . import data
-from .config import PAPER, PoFTConfig
-from .scoring import make_poft_score_transform, poft_score_dataset
-from .trainer import PoFTTrainer, ScoreCollator, poft_sequence_loss, reduce_reference
+from .paper import PAPER
+
+# These import TRL and torch: named by path here, imported on first use.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "PoFTConfig": ".config",
+        "PoFTTrainer": ".trainer",
+        "ScoreCollator": ".trainer",
+        "make_poft_score_transform": ".scoring",
+        "poft_score_dataset": ".scoring",
+        "poft_sequence_loss": ".trainer",
+        "reduce_reference": ".trainer",
+    },
+)
 
 SCORE_OPTIONS = {
     "models": "Aligned model(s) to score with: Hub ids, local paths or built-in aliases, separated by '+' "
@@ -28,8 +39,8 @@ def register_methods(register):
     register(
         Method(
             name="poft",
-            trainer=PoFTTrainer,
-            config=PoFTConfig,
+            trainer="trl_ext_plugins.poft.trainer:PoFTTrainer",
+            config="trl_ext_plugins.poft.config:PoFTConfig",
             base="sft",
             family="sft-loss",
             paper=PAPER,
@@ -37,8 +48,7 @@ def register_methods(register):
             "r_bar) per sequence, with r = mean token log-prob and r_bar precomputed (poft_score transform).",
             default_dataset="builtin:poft_arith",
             required_columns=lambda config: [getattr(config, "poft_score_column", None) or "poft_ref_scores"],
-            # the aligned scores are precomputed; the policy's head is projected once more, without grad, for tau
-            extra_forwards=lambda config, model: head_share(model),
+            extra_forwards="trl_ext_plugins.poft.trainer:extra_forwards",
             example="trl-ext train poft --model_name_or_path smollm2-135m --dataset_name builtin:poft_arith "
             "--transforms poft_score:models=smollm2-135m --max_steps 50",
         )
@@ -54,7 +64,7 @@ def register_transforms(register):
             paper=PAPER,
             description="Append each aligned model's mean token log-prob of the response (PoFT's r_j) to a list "
             "column, one model in memory at a time.",
-            factory=make_poft_score_transform,
+            factory="trl_ext_plugins.poft.scoring:make_poft_score_transform",
             options=SCORE_OPTIONS,
         )
     )
@@ -65,7 +75,7 @@ def register_datasets(register):
     register(
         Dataset(
             name="poft_arith",
-            factory=data.build,
+            factory="trl_ext_plugins.poft.data:build",
             forms=("sft",),
             family="builtin",
             paper=PAPER,

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from trl_ext.losses.token_loss import TokenStats, fused_token_loss
+from trl_ext.losses.token_loss import TokenStats, fused_token_loss, head_share
 from trl_ext.training.normalization import SequenceCountMixin
 from trl_ext.training.sft import FusedSFTTrainer
 
@@ -69,6 +69,12 @@ def reduce_reference(scores: torch.Tensor, how: str = "mean") -> torch.Tensor:
 def poft_sequence_loss(r_theta: torch.Tensor, r_bar: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
     """Per-sequence PoFT loss -log sigmoid(beta * (r_theta - r_bar)) (Eq. 6); r_bar = -inf gives 0 (tau = 0)."""
     return -F.logsigmoid(beta * (r_theta - r_bar.to(r_theta.dtype)))
+
+
+def extra_forwards(config: PoFTConfig, model: torch.nn.Module) -> float:
+    """PoFT's cost over SFT: the aligned scores are precomputed; the policy's head is projected once more, without
+    grad, for tau."""
+    return head_share(model)
 
 
 class PoFTTrainer(SequenceCountMixin, FusedSFTTrainer):

@@ -6,8 +6,9 @@ import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from trl_ext import Paper
 from trl_ext.training.sft import FusedSFTConfig
+
+from .paper import PAPER as PAPER  # re-exported: the trainer and older code import it from here
 
 
 def default_depths(num_layers: int, step: int = 4, min_frac: float = 0.3) -> list[int]:
@@ -19,24 +20,6 @@ def default_depths(num_layers: int, step: int = 4, min_frac: float = 0.3) -> lis
         raise ValueError(f"num_layers={num_layers} must be >= 1")
     lowest = max(1, math.ceil(min_frac * num_layers - 1e-9))  # 1e-9: 0.3 * 10 is 3.0000000000000004 in floats
     return sorted(range(num_layers, lowest - 1, -step))
-
-
-PAPER = Paper(
-    title="Sorted LLaMA: Unlocking the Potential of Intermediate Layers of Large Language Models for Dynamic Inference "
-    "Using Sorted Fine-Tuning (SoFT)",
-    arxiv="2309.08968",
-    citation="""@article{kavehzadeh2023sorted,
-  title         = {Sorted {LLaMA}: Unlocking the Potential of Intermediate Layers of Large Language Models for
-                   Dynamic Inference Using Sorted Fine-Tuning ({SoFT})},
-  author        = {Kavehzadeh, Parsa and Valipour, Mojtaba and Tahaei, Marzieh and Ghodsi, Ali and Chen, Boxing and
-                   Rezagholizadeh, Mehdi},
-  journal       = {arXiv preprint arXiv:2309.08968},
-  year          = {2023},
-  eprint        = {2309.08968},
-  archivePrefix = {arXiv},
-  url           = {https://arxiv.org/abs/2309.08968}
-}""",
-)
 
 
 @dataclass

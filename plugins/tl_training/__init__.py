@@ -3,14 +3,29 @@ trajectories per assistant turn, drop failed calls); PKT, the `pkt` method (CE w
 up); IRM, the `tool_call_reward` GRPO reward (graded by error category). See README.md."""
 
 from trl_ext import Dataset, Method, Reward, Transform, hookimpl
+from trl_ext.plugin.lazy import lazy_exports
 
-from .config import PAPER, PKTConfig
-from .data import build as build_tool_calls
-from .data import call_accuracy
-from .irm import REWARDS, ToolCallReward, score_call, tool_call_reward
-from .mae import DEFAULT_ERROR_MARKERS, make_mae_transform, tl_mae_split
-from .pkt import DEFAULT_TERMINATORS, pkt_spans, pkt_weights
-from .trainer import PKTTrainer
+from .paper import PAPER
+
+# These import TRL, datasets or torch: named by path here, imported on first use.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "DEFAULT_ERROR_MARKERS": ".mae",
+        "DEFAULT_TERMINATORS": ".pkt",
+        "PKTConfig": ".config",
+        "PKTTrainer": ".trainer",
+        "REWARDS": ".irm",
+        "ToolCallReward": ".irm",
+        "build_tool_calls": ".data:build",
+        "call_accuracy": ".data",
+        "pkt_spans": ".pkt",
+        "pkt_weights": ".pkt",
+        "score_call": ".irm",
+        "tl_mae_split": ".mae",
+        "tool_call_reward": ".irm",
+    },
+)
 
 __all__ = [
     "DEFAULT_ERROR_MARKERS",
@@ -35,8 +50,8 @@ def register_methods(register):
     register(
         Method(
             name="pkt",
-            trainer=PKTTrainer,
-            config=PKTConfig,
+            trainer="trl_ext_plugins.tl_training.trainer:PKTTrainer",
+            config="trl_ext_plugins.tl_training.config:PKTConfig",
             base="sft",
             family="sft-loss",
             paper=PAPER,
@@ -56,7 +71,7 @@ def register_transforms(register):
     register(
         Transform(
             name="tl_mae_split",
-            factory=make_mae_transform,
+            factory="trl_ext_plugins.tl_training.mae:make_mae_transform",
             family="data",
             paper=PAPER,
             required_columns=("messages",),
@@ -79,7 +94,7 @@ def register_rewards(register):
     register(
         Reward(
             name="tool_call_reward",
-            factory=ToolCallReward.from_options,
+            factory="trl_ext_plugins.tl_training.irm:ToolCallReward.from_options",
             family="grpo-reward",
             paper=PAPER,
             required_columns=("tools", "gold_call"),
@@ -99,7 +114,7 @@ def register_datasets(register):
     register(
         Dataset(
             name="tool_calls",
-            factory=build_tool_calls,
+            factory="trl_ext_plugins.tl_training.data:build",
             forms=("sft", "conversations", "grpo"),
             family="builtin",
             paper=PAPER,

@@ -7,30 +7,12 @@ import re
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from trl_ext import Paper
 from trl_ext.training.sft import FusedSFTConfig
 
+from .paper import PAPER as PAPER  # re-exported: the trainer and older code import it from here
 from .pkt import DEFAULT_CALL_REGEX, DEFAULT_TERMINATORS
 
 PKT_NORMALIZATIONS = ("global", "per_sample")
-
-
-PAPER = Paper(
-    title="TL-Training: A Task-Feature-Based Framework for Training Large Language Models in Tool Use",
-    arxiv="2412.15495",
-    citation="""@inproceedings{ye2025tltraining,
-  title     = {{TL}-Training: A Task-Feature-Based Framework for Training Large Language Models in Tool Use},
-  author    = {Ye, Junjie and Wu, Yilong and Li, Sixian and Yang, Yuming and Xi, Zhiheng and Gui, Tao and Zhang, Qi and
-               Huang, Xuanjing and Wang, Peng and Shi, Zhongchao and Fan, Jianping and Du, Zhengyin},
-  booktitle = {Findings of the Association for Computational Linguistics: EMNLP 2025},
-  pages     = {239--258},
-  year      = {2025},
-  publisher = {Association for Computational Linguistics},
-  url       = {https://aclanthology.org/2025.findings-emnlp.15/},
-  eprint    = {2412.15495},
-  archivePrefix = {arXiv}
-}""",
-)
 
 
 @dataclass

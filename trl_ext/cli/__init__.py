@@ -59,31 +59,31 @@ PASSTHROUGH = {
 }
 
 
+# Errors printed as one line, without a traceback, as (module, class). A module not imported yet cannot have raised
+# its error, so they are looked up in sys.modules only: `list` and `--help` import no datasets, TRL or torch.
+EXPECTED_ERRORS = (
+    ("huggingface_hub.errors", "HfHubHTTPError"),  # e.g. --push_to_hub without a token, or a repo it may not write
+    ("huggingface_hub.errors", "OfflineModeIsEnabled"),
+    ("trl_ext.plugin.lazy", "ImportPathError"),  # a plugin's trainer, config or factory does not import
+    ("trl_ext.models", "ModelLoadError"),
+    ("trl_ext.run.checks", "DistributedSetupError"),
+    ("builtins", "FileExistsError"),
+    ("builtins", "FileNotFoundError"),
+    # config validation (__post_init__), TRL's argument checks, and trl-ext's own subclasses (DatasetLoadError,
+    # DatasetColumnError, RecipeError, SpecError)
+    ("builtins", "ValueError"),
+)
+
+
+def expected_errors() -> tuple[type[BaseException], ...]:
+    return (CLIError, ComponentError) + tuple(
+        getattr(sys.modules[module], name) for module, name in EXPECTED_ERRORS if module in sys.modules
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
-
-    from trl_ext.data import DatasetLoadError
-    from trl_ext.models import ModelLoadError
-    from trl_ext.run.checks import DatasetColumnError, DistributedSetupError
-    from trl_ext.run.recipe import RecipeError
-    from trl_ext.run.specs import SpecError
-
-    expected = (
-        HfHubHTTPError,  # e.g. --push_to_hub without a token, or a repo the token may not write
-        OfflineModeIsEnabled,
-        CLIError,
-        ComponentError,
-        RecipeError,
-        DatasetColumnError,
-        DatasetLoadError,
-        DistributedSetupError,
-        ModelLoadError,
-        SpecError,
-        FileExistsError,
-        FileNotFoundError,
-    )
     try:
         if argv[:1] != ["plugins"] or "--check" not in argv:  # --check must not import the plugins in this process
             report_plugin_problems()
@@ -94,13 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except SystemExit as exc:  # argparse has printed its usage error (or --help)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    except expected as exc:
-        if os.environ.get("TRL_EXT_DEBUG"):  # the traceback, for a bug report
-            raise
-        print(f"trl-ext: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except ValueError as exc:  # config validation (__post_init__) and TRL's argument checks
-        if os.environ.get("TRL_EXT_DEBUG"):
+    except Exception as exc:
+        if not isinstance(exc, expected_errors()) or os.environ.get("TRL_EXT_DEBUG"):  # a traceback for a bug report
             raise
         print(f"trl-ext: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

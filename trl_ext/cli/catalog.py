@@ -95,9 +95,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     if record.description:
         print(f"\n{record.description}")
     if isinstance(record, Method):
-        base_config = _trl_base(record.config)
+        base_config = _trl_base(record.config)  # the config is imported (its fields are listed), the trainer is not
+        base_trainer = training_base(record.base).trainer.rpartition(":")[2]
         print(
-            f"\nBased on TRL's {_trl_base(record.trainer).__name__}: every `trl {record.base}` flag applies "
+            f"\nBased on TRL's {base_trainer}: every `trl {record.base}` flag applies "
             f"({base_config.__name__}, ModelConfig, ScriptArguments)."
         )
         shapes = " | ".join("+".join(s) for s in training_base(record.base).column_shapes)

@@ -1,7 +1,8 @@
 """`trl-ext new-plugin`: write a working plugin folder for a new paper, ready to be filled in.
 
-The folder follows `plugins/asft/`: `__init__.py` (hook implementations), `config.py` (PAPER and the config, on
-`FusedSFTConfig`), `trainer.py` (on `FusedSFTTrainer`: `compute_loss` is the paper's loss, the base does the rest),
+The folder follows `plugins/asft/`: `__init__.py` (hook implementations, naming the trainer and config by import
+path so that registering imports no torch), `paper.py` (PAPER), `config.py` (the config, on `FusedSFTConfig`),
+`trainer.py` (on `FusedSFTTrainer`: `compute_loss` is the paper's loss, the base does the rest),
 `README.md` and a test that passes as generated. The templates below are plain Python text: only the placeholders
 `{slug}` and `{name}` are substituted, every other brace is written as is.
 """
@@ -22,9 +23,13 @@ INIT_TEMPLATE = '''\
 """{name}: TODO one line on what the paper changes in training (arXiv TODO)."""
 
 from trl_ext import Method, hookimpl
+from trl_ext.plugin.lazy import lazy_exports
 
-from .config import PAPER, {name}Config
-from .trainer import {name}Trainer
+from .paper import PAPER
+
+# The trainer and config import TRL and torch, and this module runs on every `trl-ext` command (`list`, `--help`):
+# the record names them by import path, imported on first use; `from <package> import {name}Trainer` still works.
+__getattr__, __dir__ = lazy_exports(__name__, {"{name}Config": ".config", "{name}Trainer": ".trainer"})
 
 
 @hookimpl
@@ -32,8 +37,8 @@ def register_methods(register):
     register(
         Method(
             name="{slug}",
-            trainer={name}Trainer,
-            config={name}Config,
+            trainer=f"{__name__}.trainer:{name}Trainer",
+            config=f"{__name__}.config:{name}Config",
             base="sft",
             family="sft-loss",
             paper=PAPER,
@@ -55,15 +60,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from trl_ext import Paper
 from trl_ext.training.sft import FusedSFTConfig
-
-# The trainer's `paper`: the model card's title, arXiv id and citation, and the method's record in the catalogue.
-PAPER = Paper(
-    title="TODO: the paper's title",
-    arxiv=None,  # TODO: the arXiv id, e.g. "2509.23753"
-    citation=None,  # TODO: the BibTeX entry
-)
 
 
 @dataclass
@@ -98,7 +95,8 @@ from __future__ import annotations
 from trl_ext.losses.token_loss import fused_token_loss
 from trl_ext.training.sft import FusedSFTTrainer
 
-from .config import PAPER, {name}Config
+from .config import {name}Config
+from .paper import PAPER
 
 
 class {name}Trainer(FusedSFTTrainer):
@@ -125,6 +123,19 @@ class {name}Trainer(FusedSFTTrainer):
         loss = args.example_weight * nll
         self.log_token_means(scored.mask, entropy=stats.entropy, mean_token_accuracy=stats.is_top1)
         return self.loss_output(model, scored, loss * multiplier, return_outputs)
+'''
+
+PAPER_TEMPLATE = '''\
+"""The paper {slug} implements, apart from the config and trainer so that registering the plugin stays light."""
+
+from trl_ext import Paper
+
+# The trainer's `paper`: the model card's title, arXiv id and citation, and the method's record in the catalogue.
+PAPER = Paper(
+    title="TODO: the paper's title",
+    arxiv=None,  # TODO: the arXiv id, e.g. "2509.23753"
+    citation=None,  # TODO: the BibTeX entry
+)
 '''
 
 README_TEMPLATE = """\
@@ -192,7 +203,7 @@ TODO: a short run (command, model, data, steps) with its numbers against plain S
 ## Citation
 
 ```bibtex
-TODO: the paper's BibTeX (the same as PAPER.citation in config.py)
+TODO: the paper's BibTeX (the same as PAPER.citation in paper.py)
 ```
 """
 
@@ -340,6 +351,7 @@ def create_plugin(slug: str, dest: str | Path, *, kind: str = "method") -> list[
     values = {"slug": slug, "name": class_name(slug)}
     files = {
         "__init__.py": INIT_TEMPLATE,
+        "paper.py": PAPER_TEMPLATE,
         "config.py": CONFIG_TEMPLATE,
         "trainer.py": TRAINER_TEMPLATE,
         "README.md": README_TEMPLATE,

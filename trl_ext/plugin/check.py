@@ -2,7 +2,8 @@
 
 A plugin that calls `os._exit` or hangs at import cannot be caught by the in-process guard of the registry: it ends
 or hangs the whole command. A child process per plugin survives both, so this names the plugin at fault and says how to
-skip it. Then the plugins that neither exited nor hung are loaded together here, to report name conflicts. Run as `python -m trl_ext.plugin.check NAME`, the child loads that one plugin and prints its status as JSON.
+skip it. The child also imports every trainer, config and factory the plugin named by import path (an ordinary
+command imports them only when used). Then the plugins that neither exited nor hung are loaded together here, to report name conflicts. Run as `python -m trl_ext.plugin.check NAME`, the child loads that one plugin and prints its status as JSON.
 """
 
 from __future__ import annotations
@@ -86,11 +87,28 @@ def add_conflicts(results: list[CheckResult]) -> None:
             result.detail = "; ".join(filter(None, [result.detail, message]))
 
 
+def unresolved_paths(registry: Registry, plugin: str) -> list[str]:
+    """Import every path the records of `plugin` name; one message per path that fails."""
+    errors = []
+    for record in registry.components():
+        if record.plugin != plugin:
+            continue
+        for attr in record.import_paths():
+            try:
+                getattr(record, attr)
+            except ImportError as exc:
+                errors.append(str(exc))
+    return errors
+
+
 def _child(name: str) -> int:
-    """Load plugin `name` alone and print its status."""
-    info = Registry().load_entry_points(allow=[name], block=()).plugins.get(name)
+    """Load plugin `name` alone, import what its records name by path, and print its status."""
+    registry = Registry().load_entry_points(allow=[name], block=())
+    info = registry.plugins.get(name)
     if info is None:
         report = {"status": "error", "error": f"no entry point named {name!r} in the group {ENTRY_POINT_GROUP!r}"}
+    elif info.status == "ok" and (errors := unresolved_paths(registry, name)):
+        report = {"status": "error", "error": "; ".join(errors)}
     else:
         report = {"status": info.status, "error": info.error}
     print(_MARKER + json.dumps(report), flush=True)

@@ -4,10 +4,22 @@ A plugin is a module (registered under the entry-point group `trl_ext`) with `@h
 
     from trl_ext import Method, hookimpl
 
+    from .paper import PAPER
+
     @hookimpl
     def register_methods(register):
-        register(Method(name="asft", trainer=ASFTTrainer, config=ASFTConfig, paper=PAPER, family="sft-loss"))
+        register(
+            Method(
+                name="asft",
+                trainer="trl_ext_plugins.asft.trainer:ASFTTrainer",  # import paths: imported on first use
+                config="trl_ext_plugins.asft.config:ASFTConfig",
+                paper=PAPER,
+                family="sft-loss",
+            )
+        )
 
+The module runs on every `trl-ext` command, so it names heavy parts (trainers, configs, factories) by import path
+rather than importing them (classes and callables are accepted too, at the cost of importing torch with the plugin).
 Every hook returns nothing; `register(record)` raises if the record is of the wrong kind. A name registered by two
 plugins is an error that names both.
 """

@@ -1,7 +1,9 @@
 """Records of what a plugin contributes: methods, rewards, transforms, callbacks, adapters and datasets.
 
 Every record carries its paper so that `trl-ext info`, the docs and the model card can cite it, and the name of the
-plugin that registered it (filled in by the registry).
+plugin that registered it (filled in by the registry). A record's heavy parts (a method's trainer and config, a
+component's factory) may be given as import paths, "package.module:Name", imported when first read (see `lazy`), so
+that registering a plugin imports no torch.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
+
+from trl_ext.plugin.lazy import LazyImport
 
 KINDS = ("method", "reward", "transform", "callback", "adapter", "dataset")
 
@@ -75,6 +79,10 @@ class Paper:
         return {"title": self.title, "arxiv": self.arxiv, "url": self.url, "citation": self.citation}
 
 
+def _is_class(obj: Any) -> bool:
+    return isinstance(obj, type)
+
+
 @dataclass
 class Component:
     """Fields shared by every record. `plugin` is set by the registry, not by the plugin."""
@@ -97,6 +105,20 @@ class Component:
                 f"{kind} {self.name!r}: paper must be a trl_ext.Paper or None, got {type(self.paper).__name__}"
             )
         self.family = as_family(self.family, f"{kind} {self.name!r}")
+        self._check_lazy()
+
+    def import_paths(self) -> dict[str, str]:
+        """Each lazily imported attribute given as an import path -> that path (nothing is imported)."""
+        return dict(self.__dict__.get("_given_paths", {}))
+
+    def _check_lazy(self) -> None:
+        """Each lazily imported attribute must be None, an object of its kind or an import path (kept unimported)."""
+        paths = {}
+        for name, descriptor in _lazy_fields(type(self)).items():
+            path = descriptor.check(self)
+            if path is not None:
+                paths[name] = path
+        self.__dict__["_given_paths"] = paths
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -113,28 +135,28 @@ class Component:
 class Method(Component):
     """A trainer and its config, runnable as `trl-ext train NAME`.
 
-    `base` names the TRL trainer family the method builds on ("sft", "grpo" or "dpo"): it picks the built-in dataset
-    form, the flags users expect and the TRL trainer `trl-ext bench` compares against. `required_columns` maps a
-    config to the dataset columns the method needs beyond its base's usual ones (checked before training).
+    `trainer` and `config` are classes or import paths ("trl_ext_plugins.asft.trainer:ASFTTrainer"), imported when
+    first read. `base` names the TRL trainer family the method builds on ("sft", "grpo" or "dpo"): it picks the
+    built-in dataset form, the flags users expect and the TRL trainer `trl-ext bench` compares against.
+    `required_columns` maps a config to the dataset columns the method needs beyond its base's usual ones (checked
+    before training).
     """
 
-    trainer: type | None = None
-    config: type | None = None
+    trainer: type | str | None = LazyImport(_is_class, "a class")
+    config: type | str | None = LazyImport(_is_class, "a class")
     base: str = "sft"
     default_dataset: str = "builtin:arith"
     required_columns: Callable[[Any], Sequence[str]] | Sequence[str] = ()
     example: str = ""
     # The method's intrinsic cost over its base trainer, in extra no-grad forward passes, for a config and the model
     # it trains (some costs scale with the architecture); `trl-ext bench` holds the measured step time to
-    # (base step + this many forwards) x 1.1.
-    extra_forwards: Callable[[Any, Any], float] | float = 0.0
+    # (base step + this many forwards) x 1.1. A callable may be given as an import path.
+    extra_forwards: Callable[[Any, Any], float] | float | str = LazyImport(
+        lambda obj: callable(obj) or isinstance(obj, (int, float)), "a number, a callable", default=0.0
+    )
 
     def __post_init__(self) -> None:
         self._validate("method")
-        for field_name in ("trainer", "config"):
-            value = getattr(self, field_name)
-            if value is not None and not isinstance(value, type):
-                raise TypeError(f"method {self.name!r}: {field_name} must be a class, got {type(value).__name__}")
 
     def forwards_for(self, config: Any, model: Any) -> float:
         cost = self.extra_forwards
@@ -147,15 +169,11 @@ class Method(Component):
 
 @dataclass
 class _Built(Component):
-    """A component whose `build(**options)` returns the ready object."""
+    """A component whose `build(**options)` returns the ready object. `factory` is a callable or an import path to one
+    ("trl_ext_plugins.grape.select:make_grape_transform"), imported when first read."""
 
-    factory: Callable[..., Any] | None = None
+    factory: Callable[..., Any] | str | None = LazyImport(callable, "callable")
     options: dict[str, str] = field(default_factory=dict)  # option name -> help, shown by `trl-ext info`
-
-    def _validate(self, kind: str) -> None:
-        super()._validate(kind)
-        if self.factory is not None and not callable(self.factory):
-            raise TypeError(f"{kind} {self.name!r}: factory must be callable, got {type(self.factory).__name__}")
 
     def build(self, **options: Any) -> Any:
         if self.factory is None:
@@ -214,6 +232,15 @@ class Dataset(_Built):
 
     def __post_init__(self) -> None:
         self._validate("dataset")
+
+
+def _lazy_fields(cls: type) -> dict[str, LazyImport]:
+    return {
+        name: attr
+        for klass in reversed(cls.__mro__)
+        for name, attr in vars(klass).items()
+        if isinstance(attr, LazyImport)
+    }
 
 
 RECORD_TYPES: dict[str, type[Component]] = {

@@ -8,6 +8,10 @@ child process with a timeout to find it. `TRL_EXT_PLUGINS=a,b` loads only the na
 `TRL_EXT_DISABLE_PLUGINS=a,b` skips the named ones. A name registered both by a built-in plugin (an entry point of the
 trl-ext distribution) and a third-party one keeps the built-in and records the conflict, so a plugin cannot silently
 replace `asft`.
+
+Records may name their trainer, config or factory by import path (imported on first use): registration checks that
+each path's module exists without importing it, so a typo still fails its plugin here; `trl-ext plugins --check`
+imports every path in the child process.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 import pluggy
 
 from trl_ext.plugin import hookspecs
+from trl_ext.plugin.lazy import ImportPathError, module_findable
 from trl_ext.plugin.records import KINDS, RECORD_TYPES, Component
 
 ENTRY_POINT_GROUP = "trl_ext"
@@ -193,6 +198,12 @@ class Registry:
                     f"{hookspecs.HOOKS[kind]} must register {record_type.__name__} records, got {type(record).__name__}"
                 )
             record.plugin = plugin
+            for attr, path in record.import_paths().items():
+                if not module_findable(path):
+                    module = path.partition(":")[0]
+                    raise ImportPathError(
+                        f"{kind} {record.name!r}: the module {module!r} of its {attr} {path!r} cannot be found"
+                    )
             table = self._components[kind]
             existing = table.get(record.name)
             if existing is not None and existing.plugin != plugin:

@@ -4,6 +4,7 @@ mutates the parsed arguments."""
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -130,7 +131,23 @@ def build_parser(method: Method):
         # processes form a real (gloo) process group instead of each training alone.
         parser.set_defaults(bf16=False, use_cpu=True)
     parser.set_defaults(output_dir=f"outputs/{method.name}", **training_base(method.base).cli_defaults)
+    _tailor_component_help(parser, training_base(method.base))
     return parser
+
+
+def _tailor_component_help(parser: Any, base: TrainingBase) -> None:
+    """`--help` offers the reward flags (--rewards and any other `reward*` flag of trl-ext's, such as `trl grpo`'s
+    --reward_funcs) only where the base takes rewards (given anyway, they are refused with the reason), and says when
+    no installed plugin registers a callback or an adapter. No TRL config of a base without rewards has such a flag."""
+    kinds = {"callbacks": "callback", "adapter": "adapter"}
+    for action in parser._actions:
+        if action.dest.startswith("reward") and not base.takes_rewards:
+            action.help = argparse.SUPPRESS
+        elif action.dest in kinds and not registry().components(kinds[action.dest]):
+            kind = kinds[action.dest]
+            action.help = (
+                f"{action.help}. No installed plugin registers any {kind}s yet (`trl-ext list --kind {kind}`)."
+            )
 
 
 def parse_stage(

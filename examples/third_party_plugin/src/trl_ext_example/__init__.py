@@ -5,9 +5,13 @@ name `example`) exactly like the built-in plugins, and `trl-ext list` shows its 
 """
 
 from trl_ext import Method, Reward, hookimpl
+from trl_ext.plugin.lazy import lazy_exports
 
-from .rewards import length_reward
-from .trainer import ExampleSFTConfig, ExampleSFTTrainer
+# The trainer imports TRL and torch: the records name it by path, so `trl-ext list` stays fast.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {"ExampleSFTConfig": ".trainer", "ExampleSFTTrainer": ".trainer", "length_reward": ".rewards"},
+)
 
 __version__ = "0.1.0"
 
@@ -17,8 +21,8 @@ def register_methods(register):
     register(
         Method(
             name="example_sft",
-            trainer=ExampleSFTTrainer,
-            config=ExampleSFTConfig,
+            trainer="trl_ext_example.trainer:ExampleSFTTrainer",
+            config="trl_ext_example.trainer:ExampleSFTConfig",
             base="sft",
             family="sft-loss",
             description="Example: SFT's loss times nll_scale (shows how a third-party method is registered).",
@@ -33,7 +37,7 @@ def register_rewards(register):
     register(
         Reward(
             name="example_length",
-            factory=length_reward,
+            factory="trl_ext_example.rewards:length_reward",
             family="grpo-reward",
             options={
                 "min_chars": "Shortest completion that scores 1.0, in characters (default 1).",
