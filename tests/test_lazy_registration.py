@@ -47,7 +47,9 @@ def _run_commands(*commands: str) -> dict[str, list]:
 
 
 def test_metadata_commands_import_no_torch():
-    report = _run_commands("list", "plugins", "--help", "info json_validity", "info grape", "info arith_chains")
+    report = _run_commands(
+        "list", "plugins", "--help", "bench --help", "info json_validity", "info grape", "info arith_chains"
+    )
     for command, (code, printed, heavy, _) in report.items():
         assert code == 0 and printed, command
         assert heavy == [], f"`trl-ext {command}` imported {heavy}"

@@ -29,7 +29,7 @@ def register_methods(register):
             config="trl:GRPOConfig",
             base="grpo",
             family="trl",
-            description="TRL's GRPOTrainer, unchanged; pick rewards with --rewards.",
+            description="TRL's GRPOTrainer, unchanged; rewards from --rewards and --reward_funcs (as trl grpo).",
             example="trl-ext train grpo --dataset_name builtin:json_extract --rewards json_validity --max_steps 5",
         )
     )

@@ -54,6 +54,14 @@ __all__ = [
 ]
 
 
+def grape_columns(options: dict) -> tuple[str, ...]:
+    """The input columns GRAPE reads for its `input_format` (sources are optional in both forms)."""
+    prompt = options.get("prompt_column", "prompt")
+    if options.get("input_format", "grouped") == "long":
+        return (prompt, options.get("completion_column", "completion"))
+    return (prompt, options.get("candidates_column", "candidates"))
+
+
 @hookimpl
 def register_transforms(register):
     register(
@@ -64,8 +72,9 @@ def register_transforms(register):
             paper=PAPER,
             description="Keep, per instruction, the candidate response with the highest mean token log-prob under "
             "the target base model (GRAPE).",
-            required_columns=("prompt",),
+            required_columns=grape_columns,
             options=OPTIONS,
+            example="trl-ext transform grape --dataset_name builtin:arith_candidates --top_k 1 --output best.jsonl",
             factory="trl_ext_plugins.grape.select:make_grape_transform",
         )
     )

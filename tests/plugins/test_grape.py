@@ -221,7 +221,9 @@ def test_registry_exposes_grape(model_and_tokenizer):
     assert info.status == "ok", info.error
     transform = registry.get("transform", "grape")
     assert transform.needs_model and transform.family == "data" and transform.paper.arxiv == "2502.04194"
-    assert "top_k" in transform.options and "prompt" in transform.required_columns
+    assert "top_k" in transform.options
+    assert transform.columns_for() == ["prompt", "candidates"]  # the grouped form, by default
+    assert transform.columns_for({"input_format": "long", "prompt_column": "q"}) == ["q", "completion"]
     fn = transform.build(model=model, tokenizer=tokenizer, top_k="2", max_length="none", progress="false")
     out = fn(tiny_grouped())
     assert len(out) == 2 * len(QUESTIONS) and out["grape_rank"] == [1, 2] * len(QUESTIONS)

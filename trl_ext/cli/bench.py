@@ -16,9 +16,10 @@ import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # imported where used: `trl-ext bench --help` starts without torch
+    import torch
 
 _MMAP_ENV = "MALLOC_MMAP_THRESHOLD_"
 
@@ -32,6 +33,8 @@ class Measurement:
 
 
 def _reexec_with_pinned_malloc(argv: list[str]) -> None:
+    import torch
+
     # glibc raises its mmap threshold after frees, keeping freed activations resident; pin it for honest peaks.
     if sys.platform.startswith("linux") and _MMAP_ENV not in os.environ and not torch.cuda.is_available():
         env = {**os.environ, _MMAP_ENV: "131072"}
@@ -45,6 +48,8 @@ class PeakMemory:
         self.cuda = device.type == "cuda"
 
     def __enter__(self):
+        import torch
+
         if self.cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
@@ -56,6 +61,8 @@ class PeakMemory:
         return self
 
     def __exit__(self, *exc):
+        import torch
+
         if self.cuda:
             torch.cuda.synchronize()
             self.peak = torch.cuda.max_memory_allocated() - self.base
@@ -72,6 +79,8 @@ def _status_kib(key: str) -> int:
 
 
 def _sync(device: torch.device) -> None:
+    import torch
+
     if device.type == "cuda":
         torch.cuda.synchronize()
 
@@ -84,11 +93,15 @@ def _train_step(trainer, batch: dict[str, torch.Tensor]) -> None:
 
 
 def _forward(trainer, batch: dict[str, torch.Tensor]) -> None:
+    import torch
+
     with torch.no_grad():
         trainer.model(**batch, fused_lm_head=True)
 
 
 def _synthetic_batch(batch_size: int, length: int, vocab: int, device, prompt: int = 16) -> dict[str, torch.Tensor]:
+    import torch
+
     g = torch.Generator().manual_seed(length)
     ids = torch.randint(0, vocab, (batch_size, length), generator=g)
     labels = ids.clone()
@@ -103,6 +116,8 @@ def _synthetic_batch(batch_size: int, length: int, vocab: int, device, prompt: i
 def _with_row_columns(synthetic: dict[str, torch.Tensor], real: dict[str, Any]) -> dict[str, torch.Tensor]:
     """Carry a method's per-row batch columns (e.g. PoFT's precomputed scores) into a synthetic batch, cycling over
     the real rows; per-token columns (masks) cannot be resized and are left out: the methods read them as neutral."""
+    import torch
+
     rows, length = synthetic["input_ids"].shape[0], real["input_ids"].shape[1]
     for key, value in real.items():
         if key in synthetic or not torch.is_tensor(value) or value.dim() == 0:
@@ -131,6 +146,7 @@ def parse_args(argv: list[str]):
 
 
 def build_trainers(args, method_flags: list[str]):
+    import torch
     from datasets import Dataset
     from trl import ModelConfig, SFTConfig, get_peft_config
 
@@ -187,6 +203,8 @@ def build_trainers(args, method_flags: list[str]):
 
 
 def run(argv: list[str]) -> dict[str, Any]:
+    import torch
+
     from trl_ext.compat.trainer import prepare_inputs
 
     args, method_flags = parse_args(argv)
@@ -284,6 +302,7 @@ def format_report(r: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> int:
+    parse_args(argv)  # --help and usage errors before torch is imported
     _reexec_with_pinned_malloc(argv)
     report = run(argv)
     print(json.dumps(report, indent=2) if "--json" in argv else format_report(report))

@@ -116,7 +116,8 @@ def cmd_info(args: argparse.Namespace) -> int:
                 print(f"  --{f.name} (default: {default})\n      {f.metadata.get('help', '')}")
         print(f"\nExample:\n  {record.example or f'trl-ext train {record.name} --max_steps 10'}")
     else:
-        cols = list(getattr(record, "required_columns", ()) or ())
+        columns_for = getattr(record, "columns_for", None)
+        cols = columns_for() if columns_for else list(getattr(record, "required_columns", ()) or ())
         if cols:
             print(f"Dataset columns: {', '.join(cols)}")
         options = getattr(record, "options", {}) or {}
@@ -131,7 +132,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         elif record.kind == "reward":
             print(f"\nExample:\n  trl-ext train grpo --rewards {record.name} --dataset_name builtin:json_extract")
         elif record.kind == "transform":
-            print(f"\nExample:\n  trl-ext transform {record.name} --dataset_name ... --output out.jsonl")
+            example = record.example or f"trl-ext transform {record.name} --dataset_name data.jsonl --output out.jsonl"
+            print(f"\nExample:\n  {example}")
     if record.paper and record.paper.citation:
         print(f"\nCitation:\n{record.paper.citation}")
     return 0
@@ -141,8 +143,13 @@ def _method_columns(method: Method) -> list[str]:
     """The columns a method needs at its default config (they may depend on the config's fields)."""
     if not callable(method.required_columns):
         return list(method.required_columns)
+    import warnings
+
     try:
-        return method.columns_for(method.config(output_dir="/tmp/trl-ext-info", bf16=False, use_cpu=True))
+        with warnings.catch_warnings():  # a config's deprecation notices would land in the middle of the listing
+            warnings.simplefilter("ignore")
+            config = method.config(output_dir="/tmp/trl-ext-info", bf16=False, use_cpu=True)
+        return method.columns_for(config)
     except Exception:  # a config that cannot be built without more flags: say so rather than guess
         return ["(depends on the config)"]
 

@@ -65,7 +65,7 @@ def cmd_transform(argv: list[str]) -> int:
     splits = [args.split] if args.split else list(dataset)
     for split in splits:  # every split's columns before a model loads
         check_inputs(
-            record.required_columns, dataset[split].column_names, f"transform {record.name!r}", args.dataset_name
+            record.columns_for(options), dataset[split].column_names, f"transform {record.name!r}", args.dataset_name
         )
     model = tokenizer = None
     if record.needs_model:

@@ -200,10 +200,16 @@ class Transform(_Built):
     model about to be trained)."""
 
     needs_model: bool = False
-    required_columns: Sequence[str] = ()
+    # The input columns, or a function of the options giving them (GRAPE's depend on its `input_format`).
+    required_columns: Callable[[dict[str, Any]], Sequence[str]] | Sequence[str] = ()
+    example: str = ""  # a command `trl-ext info` shows; default: a generic `trl-ext transform` line
 
     def __post_init__(self) -> None:
         self._validate("transform")
+
+    def columns_for(self, options: dict[str, Any] | None = None) -> list[str]:
+        cols = self.required_columns
+        return list(cols(dict(options or {})) if callable(cols) else cols)
 
 
 @dataclass

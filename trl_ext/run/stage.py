@@ -46,7 +46,7 @@ def apply_transforms(
         for split in splits or list(dataset):
             logger.info("Applying transform %s to %s split", record.name, split)
             before = dataset[split]
-            check_inputs(record.required_columns, before.column_names, f"transform {record.name!r}", dataset_name)
+            check_inputs(record.columns_for(options), before.column_names, f"transform {record.name!r}", dataset_name)
             dataset[split] = fn(before)
             if report is not None:
                 report(split, before, dataset[split], fn)
@@ -67,8 +67,8 @@ def load_checked_dataset(stage: Stage):
     # running them, so check the first transform's inputs and, without transforms, everything.
     columns = list(dataset[train_split].column_names)
     if stage.transforms:
-        first, _ = stage.transforms[0]
-        check_inputs(first.required_columns, columns, f"transform {first.name!r}", script_args.dataset_name)
+        first, first_options = stage.transforms[0]
+        check_inputs(first.columns_for(first_options), columns, f"transform {first.name!r}", script_args.dataset_name)
     else:
         check_columns(columns, method, config, script_args.dataset_name, reward_columns(stage.rewards))
     # The rows the trainer reads as text: only the base's own columns, and only without transforms (which may
