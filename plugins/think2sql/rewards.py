@@ -7,18 +7,19 @@
 - `think2sql_format`, `think2sql_tag_count`: the format rewards on the completion's text alone.
 
 Both execution rewards log `sql/exec_error_rate`, `sql/timeout_rate` and `sql/ex` (EX is logged even when training
-on QATCH), and `sql/gold_error_rate`: a row whose gold query fails scores None (not applicable).
+on QATCH), and `sql/gold_error_rate`: a row whose gold query fails, or whose `target_sql` is not text, or whose
+`db_id` names no database file, scores None (not applicable; a missing database is also a warning, once per id).
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from pathlib import Path
+import reprlib
 from typing import Any, ClassVar
 
 from trl_ext.rewards import (
     AsyncRewardFunction,
-    RewardSetupError,
     Scored,
     cap_text,
     column,
@@ -30,6 +31,8 @@ from .config import Think2SQLConfig
 from .database import DB_ID, database_path, default_root, ensure_database
 from .executor import Query, SafeSQLiteExecutor
 from .scoring import execution_accuracy, extract_sql, format_ok, qatch_score, small_update, tag_count_score
+
+logger = logging.getLogger(__name__)
 
 
 def _metrics(exec_error: float = 0.0, timeout: float = 0.0, ex: float = 0.0, gold_error: float = 0.0) -> dict:
@@ -71,9 +74,9 @@ class Think2SQLExecutionReward(AsyncRewardFunction):
         times = list(times) if isinstance(times, (list, tuple)) and len(times) == n else [None] * n
         queries = []
         for item, db_id, gold, seconds in zip(items, db_ids, golds, times, strict=True):
-            if not isinstance(gold, str):
-                raise RewardSetupError(f"reward {self.__name__!r}: column 'target_sql' holds {gold!r}, not SQL text")
             database, timeout = self._database(db_id), self.config.timeout_for(seconds)
+            if database is None or not isinstance(gold, str):
+                continue  # scored None (not applicable) by `score`
             queries.append(Query(database, gold, timeout))
             text = cap_text(completion_text(item), self.max_chars)
             if text is not None:
@@ -82,9 +85,11 @@ class Think2SQLExecutionReward(AsyncRewardFunction):
         return await super().__call__(prompts, completions, completion_ids, **kwargs)
 
     async def score(self, completion: str, **row: Any) -> Scored:  # type: ignore[override]
-        database = self._database(row["db_id"])
+        database, gold_sql = self._database(row["db_id"]), row["target_sql"]
+        if database is None or not isinstance(gold_sql, str):
+            return Scored(None, _metrics(gold_error=1.0))
         timeout = self.config.timeout_for(row.get("sql_execution_time"))
-        gold = await self.executor.run(Query(database, row["target_sql"], timeout))
+        gold = await self.executor.run(Query(database, gold_sql, timeout))
         if not gold.ok:
             return Scored(None, _metrics(gold_error=1.0))
         predicted = await self.executor.run(Query(database, extract_sql(completion, self.config.answer_tag), timeout))
@@ -96,24 +101,34 @@ class Think2SQLExecutionReward(AsyncRewardFunction):
             reward = small_update(reward, format_ok(completion, self.config.think_tag, self.config.answer_tag))
         return Scored(reward, _metrics(ex=ex))
 
-    def _database(self, db_id: Any) -> str:
-        """The database file of `db_id` ({db_root}/{db_id}/{db_id}.sqlite), checked once; a missing one refuses the
-        batch: the dataset and `db_root` do not fit together."""
-        if not isinstance(db_id, str) or not db_id or os.sep in db_id or db_id in (".", ".."):
-            raise RewardSetupError(f"reward {self.__name__!r}: column 'db_id' holds {db_id!r}, not a database id")
-        if db_id not in self._databases:
+    def _database(self, db_id: Any) -> str | None:
+        """The database file of `db_id` ({db_root}/{db_id}/{db_id}.sqlite), looked up once; None (with a warning
+        once per id) when the row names none that exists: its items are not applicable."""
+        key = db_id if isinstance(db_id, str) else None
+        if key in self._databases:
+            return self._databases[key]
+        path = None
+        if key and os.sep not in key and key not in (".", "..") and len(key) < 256:
             root = self.config.db_root
-            if root is None and db_id == DB_ID:
+            if root is None and key == DB_ID:
                 path = ensure_database()
             else:
-                path = database_path(root if root is not None else default_root(), db_id)
-            if not path.is_file():
-                raise RewardSetupError(
-                    f"reward {self.__name__!r}: no database for db_id {db_id!r} at {path}; set the option db_root to "
-                    "the folder holding {db_id}/{db_id}.sqlite"
-                )
-            self._databases[db_id] = str(Path(path).resolve())
-        return self._databases[db_id]
+                path = database_path(root if root is not None else default_root(), key)
+        try:
+            found = str(path.resolve()) if path is not None and path.is_file() else None
+        except OSError:
+            found = None
+        if found is None:
+            logger.warning(
+                "reward %r: column 'db_id' names %s, and there is no database at %s; its rows score None (set the "
+                "option db_root to the folder holding {db_id}/{db_id}.sqlite)",
+                self.__name__,
+                reprlib.repr(db_id),
+                path,
+            )
+        if key is not None:
+            self._databases[key] = found
+        return found
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "executor": SafeSQLiteExecutor(self.config.max_rows, self.config.num_workers)}

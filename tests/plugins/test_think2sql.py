@@ -219,12 +219,13 @@ def test_garbage_completions_score_zero_without_raising(db_root):
     assert score(QatchReward(db_root=str(db_root)), conversational, "SELECT a FROM t")[0] == [1.0]
 
 
-def test_setup_errors_name_the_column_and_the_database(db_root):
+def test_missing_column_refuses_and_bad_rows_are_not_applicable(db_root, caplog):
     reward = QatchReward(db_root=str(db_root))
     with pytest.raises(RewardSetupError, match="'target_sql'"):
         asyncio.run(reward(None, ["SELECT 1"], db_id=["toy"]))
-    with pytest.raises(RewardSetupError, match="no database for db_id 'absent'"):
-        score(reward, ["SELECT 1"], "SELECT 1", db_id="absent")
+    kwargs = {"target_sql": ["SELECT 1", None, "SELECT 1"], "db_id": ["absent", "toy", "../toy"]}
+    assert asyncio.run(reward(None, ["SELECT 1"] * 3, **kwargs)) == [None, None, None]
+    assert "'absent', and there is no database at" in caplog.text
     with pytest.raises(ValueError, match="max_rows"):
         Think2SQLConfig(max_rows=0)
     with pytest.raises(ValueError, match="reward='f1'"):
