@@ -11,6 +11,8 @@ code where the jail cannot be set up. The bound is a hang guard, not a performan
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import math
 import signal
@@ -52,6 +54,8 @@ GOOD_COLUMN_VALUES: dict[str, Any] = {
     "gold_call": "search(query='love', k='3')",
     "task": "generic",
     "demo_action": "",
+    "target_sql": "SELECT 1",
+    "db_id": "shop",  # builtin:text2sql's database, created on first use
 }
 # Optional columns a reward reads when present; fuzzed like its required ones.
 OPTIONAL_COLUMNS = ("task", "demo_action")
@@ -275,6 +279,8 @@ def _check(reward: Any, case: Case) -> str | None:
     signal.alarm(HANG_S)
     try:
         out = reward(**case.kwargs)
+        if inspect.isawaitable(out):  # an `async def` reward: GRPOTrainer awaits it
+            out = asyncio.run(out)
     except RewardSetupError as exc:
         named = [c for c in case.refusable if repr(c) in str(exc)]
         return None if named else f"RewardSetupError not naming one of {case.refusable}: {exc}"
