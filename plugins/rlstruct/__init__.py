@@ -45,6 +45,7 @@ def register_rewards(register):
     register(
         Reward(
             name="json_validity",
+            example="trl-ext train grpo --rewards json_validity --dataset_name builtin:json_extract --max_steps 5",
             factory=JSONValidityReward.from_options,
             required_columns=(),
             options={_FENCES: _FENCES_HELP},
@@ -55,6 +56,7 @@ def register_rewards(register):
     register(
         Reward(
             name="json_format",
+            example="trl-ext train grpo --rewards json_format --dataset_name builtin:json_extract --max_steps 5",
             factory=JSONFormatReward.from_options,
             required_columns=(),
             options={},
@@ -65,6 +67,7 @@ def register_rewards(register):
     register(
         Reward(
             name="json_structure",
+            example="trl-ext train grpo --rewards json_structure --dataset_name builtin:json_extract --max_steps 5",
             factory=JSONStructureReward.from_options,
             required_columns=("schema",),
             options={"extra_key_penalty": _PENALTY_HELP, _FENCES: _FENCES_HELP},
@@ -76,6 +79,7 @@ def register_rewards(register):
     register(
         Reward(
             name="json_content",
+            example="trl-ext train grpo --rewards json_content --dataset_name builtin:json_extract --max_steps 5",
             factory=JSONContentReward.from_options,
             required_columns=("gold",),
             options={"task": _TASK_HELP, "numeric_tol": _TOL_HELP, _FENCES: _FENCES_HELP},
@@ -87,6 +91,7 @@ def register_rewards(register):
     register(
         Reward(
             name="rlstruct",
+            example="trl-ext train grpo --rewards rlstruct --dataset_name builtin:json_extract --max_steps 5",
             factory=RLStructReward.from_options,
             required_columns=("schema", "gold"),
             options={

@@ -74,6 +74,7 @@ def register_rewards(register):
     register(
         Reward(
             name="think2sql_qatch",
+            example="trl-ext train grpo --rewards think2sql_qatch --dataset_name builtin:text2sql --max_steps 5",
             factory="trl_ext_plugins.think2sql.rewards:QatchReward.from_options",
             required_columns=("target_sql", "db_id"),
             options=_EXECUTION_OPTIONS,
@@ -84,6 +85,7 @@ def register_rewards(register):
     register(
         Reward(
             name="think2sql_ex",
+            example="trl-ext train grpo --rewards think2sql_ex --dataset_name builtin:text2sql --max_steps 5",
             factory="trl_ext_plugins.think2sql.rewards:ExecutionAccuracyReward.from_options",
             required_columns=("target_sql", "db_id"),
             options=_EXECUTION_OPTIONS,
@@ -94,6 +96,7 @@ def register_rewards(register):
     register(
         Reward(
             name="think2sql_format",
+            example="trl-ext train grpo --rewards think2sql_format --dataset_name builtin:text2sql --max_steps 5",
             factory="trl_ext_plugins.think2sql.rewards:think2sql_format.from_options",
             options=_TAG_OPTIONS,
             description="1 iff the completion is <think>...</think><answer>...</answer> (case-insensitive), else 0.",
@@ -103,6 +106,7 @@ def register_rewards(register):
     register(
         Reward(
             name="think2sql_tag_count",
+            example="trl-ext train grpo --rewards think2sql_tag_count --dataset_name builtin:text2sql --max_steps 5",
             factory="trl_ext_plugins.think2sql.rewards:think2sql_tag_count.from_options",
             options=_TAG_OPTIONS,
             description='v1 tag count: +0.25 for each of "<think>\\n", "\\n</think>\\n", "\\n<answer>\\n", '

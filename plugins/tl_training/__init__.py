@@ -94,6 +94,7 @@ def register_rewards(register):
     register(
         Reward(
             name="tool_call_reward",
+            example="trl-ext train grpo --rewards tool_call_reward --dataset_name builtin:tool_calls --max_steps 5",
             factory="trl_ext_plugins.tl_training.irm:ToolCallReward.from_options",
             family="grpo-reward",
             paper=PAPER,

@@ -130,7 +130,8 @@ def cmd_info(args: argparse.Namespace) -> int:
                 print(f"  form {form}: {', '.join(columns)}")
             print(f"\nExample:\n  --dataset_name builtin:{record.name}")
         elif record.kind == "reward":
-            print(f"\nExample:\n  trl-ext train grpo --rewards {record.name} --dataset_name builtin:json_extract")
+            example = record.example or f"trl-ext train grpo --rewards {record.name} --dataset_name data.jsonl"
+            print(f"\nExample:\n  {example}")
         elif record.kind == "transform":
             example = record.example or f"trl-ext transform {record.name} --dataset_name data.jsonl --output out.jsonl"
             print(f"\nExample:\n  {example}")

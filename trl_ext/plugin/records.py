@@ -174,6 +174,7 @@ class _Built(Component):
 
     factory: Callable[..., Any] | str | None = LazyImport(callable, "callable")
     options: dict[str, str] = field(default_factory=dict)  # option name -> help, shown by `trl-ext info`
+    example: str = ""  # a command `trl-ext info` shows; default: a generic line for the kind
 
     def build(self, **options: Any) -> Any:
         if self.factory is None:
@@ -202,7 +203,6 @@ class Transform(_Built):
     needs_model: bool = False
     # The input columns, or a function of the options giving them (GRAPE's depend on its `input_format`).
     required_columns: Callable[[dict[str, Any]], Sequence[str]] | Sequence[str] = ()
-    example: str = ""  # a command `trl-ext info` shows; default: a generic `trl-ext transform` line
 
     def __post_init__(self) -> None:
         self._validate("transform")
