@@ -264,7 +264,7 @@ def test_readme_methods_table_matches_registry():
 
 def test_new_plugin_refuses_to_overwrite(tmp_path, capsys):
     assert main(["new-plugin", "my_paper", "--dest", str(tmp_path)]) == 0
-    assert (tmp_path / "my_paper" / "trainer.py").exists()
+    assert (tmp_path / "my_paper" / "my_paper" / "trainer.py").exists()  # the package inside the distribution
     assert main(["new-plugin", "my_paper", "--dest", str(tmp_path)]) == 2
     assert "already exists" in capsys.readouterr().err
 

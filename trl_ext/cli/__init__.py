@@ -38,9 +38,14 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--timeout", type=float, default=120.0, help="Seconds each plugin may take to import (--check).")
     p.set_defaults(func=cmd_plugins)
-    p = sub.add_parser("new-plugin", help="Scaffold a working plugin folder for a new paper.")
+    p = sub.add_parser("new-plugin", help="Scaffold a working plugin for a new paper: an installable distribution.")
     p.add_argument("slug")
-    p.add_argument("--dest", default="plugins")
+    p.add_argument(
+        "--dest", help="The folder to write <slug>/ into (default: the current folder; plugins with --builtin)."
+    )
+    p.add_argument(
+        "--builtin", action="store_true", help="Write a built-in plugin folder of trl-ext's own plugins/ instead."
+    )
     p.set_defaults(func=cmd_new_plugin)
     for name, help_text in (
         ("train", "Train METHOD with TRL-style flags, or a YAML recipe (--config)."),

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 
 from trl_ext.plugin.records import Component, Method
 from trl_ext.plugin.registry import UnknownComponentError, registry
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    _warn_allow_list()
     records = registry().components(args.kind, args.family)
     if args.json:
         print(json.dumps([r.summary() for r in records], indent=2))
@@ -21,6 +23,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     if broken:
         print(f"\n{len(broken)} plugin(s) failed to load: {', '.join(p.name for p in broken)} (see `trl-ext plugins`)")
     return 0
+
+
+def _warn_allow_list() -> None:
+    """Name the TRL_EXT_PLUGINS entries that match no installed plugin, on stderr (stdout may be --json)."""
+    notice = registry().allow_list_notice()
+    if notice:
+        print(f"trl-ext: warning: {notice}", file=sys.stderr)
 
 
 def _paper_cell(record: Component) -> str:
@@ -38,6 +47,7 @@ def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 def cmd_plugins(args: argparse.Namespace) -> int:
     if args.check:
         return _check_plugins(args)
+    _warn_allow_list()
     reg = registry()
     infos = list(reg.plugins.values())
     if args.json:

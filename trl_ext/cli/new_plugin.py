@@ -1,10 +1,19 @@
-"""`trl-ext new-plugin`: write a working plugin folder for a new paper, ready to be filled in.
+"""`trl-ext new-plugin`: write a working plugin for a new paper, ready to be filled in and installed.
 
-The folder follows `plugins/asft/`: `__init__.py` (hook implementations, naming the trainer and config by import
-path so that registering imports no torch), `paper.py` (PAPER), `config.py` (the config, on `FusedSFTConfig`),
-`trainer.py` (on `FusedSFTTrainer`: `compute_loss` is the paper's loss, the base does the rest),
-`README.md` and a test that passes as generated. The templates below are plain Python text: only the placeholders
-`{slug}` and `{name}` are substituted, every other brace is written as is.
+By default it writes an installable distribution `trl-ext-<slug>` (the three README commands: `trl-ext new-plugin
+my_loss`, `pip install -e ./my_loss`, `trl-ext train my_loss`):
+
+    <slug>/pyproject.toml         setuptools, `dependencies = ["trl-ext"]`, the `trl_ext` entry point `<slug> = "<slug>"`
+    <slug>/README.md              the paper, usage, fidelity, demo, citation (to fill in)
+    <slug>/<slug>/                the package: `__init__.py` (hook implementations, naming the trainer and config by
+                                  import path so that registering imports no torch), `paper.py` (PAPER), `config.py`
+                                  (on `FusedSFTConfig`), `trainer.py` (on `FusedSFTTrainer`: `compute_loss` is the
+                                  paper's loss, the base does the rest)
+    <slug>/tests/test_<slug>.py   passes as generated, installed or not
+
+`--builtin` writes the plugin folder of trl-ext's own `plugins/<slug>/` instead (the modules, README.md and the test
+side by side, as `plugins/asft/`), whose README says how to add it to trl-ext's pyproject. The templates below are
+plain text: only the placeholders `{slug}`, `{name}` and `{dist}` are substituted, every other brace is written as is.
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import keyword
+import os
 import re
 import sys
 from pathlib import Path
@@ -138,7 +148,7 @@ PAPER = Paper(
 )
 '''
 
-README_TEMPLATE = """\
+README_HEAD = """\
 # {slug}: TODO the paper's title
 
 TODO: authors, year, [arXiv TODO](https://arxiv.org/abs/TODO), official code (if any).
@@ -173,22 +183,43 @@ trainer = method.trainer(
 trainer.train()
 ```
 
+"""
+
+README_BUILTIN_REGISTRATION = """\
 ### Registering the plugin
 
-trl-ext discovers plugins, built-in or not, through the entry-point group `trl_ext`. Add this to the
-`pyproject.toml` of the distribution that ships this folder, where `<package>` is the package the folder lives in,
-then reinstall it (`pip install -e .`); `trl-ext plugins` shows it and any load error:
+This folder is a built-in plugin of trl-ext, importable as `trl_ext_plugins.{slug}`. trl-ext discovers plugins, built-in
+or not, through the entry-point group `trl_ext`: in trl-ext's `pyproject.toml`, add the entry point and the package,
+then reinstall trl-ext (`pip install -e .`); `trl-ext plugins` shows it and any load error:
 
 ```toml
 [project.entry-points.trl_ext]
-{slug} = "<package>.{slug}"
+{slug} = "trl_ext_plugins.{slug}"
+
+[tool.setuptools]
+packages = [..., "trl_ext_plugins.{slug}"]
 ```
 
-- Built into trl-ext: move the folder to `plugins/{slug}/`, use `{slug} = "trl_ext_plugins.{slug}"`, add
-  `"trl_ext_plugins.{slug}"` to `[tool.setuptools] packages`, and move `test_{slug}.py` to `tests/plugins/`
-  (importing the plugin there as `trl_ext_plugins.{slug}`, see the comment in the test).
-- Your own distribution: e.g. `{slug} = "my_package.{slug}"` with `dependencies = ["trl-ext"]`.
+Move `test_{slug}.py` to `tests/plugins/`, importing the plugin there as `trl_ext_plugins.{slug}` (see the comment in
+the test). A plugin outside trl-ext is a distribution of its own: `trl-ext new-plugin {slug}` without `--builtin`.
 
+"""
+
+README_DISTRIBUTION_INSTALL = """\
+### Installing it
+
+This folder is the distribution `{dist}`: its `pyproject.toml` declares the entry point that makes it a trl-ext
+plugin (`{slug} = "{slug}"` in the group `trl_ext`). From here:
+
+```bash
+pip install -e .                          # registers the plugin: `trl-ext plugins` shows it and any load error
+trl-ext train {slug} --max_steps 5        # the built-in model and dataset, offline
+pytest tests                              # the plugin's tests
+```
+
+"""
+
+README_TAIL = """\
 ## Fidelity
 
 TODO: what is exactly as published; what was adapted and why (where the paper's text and the official code
@@ -226,7 +257,8 @@ from trl import SFTConfig, SFTTrainer
 from trl_ext.plugin.registry import Registry
 from trl_ext.testing import tiny_model, tiny_tokenizer
 
-# The plugin is imported as the top-level package `{slug}` from the folder that holds it, wherever that is.
+# The plugin is imported as the top-level package `{slug}` from the folder above this file's folder, installed or not:
+# the distribution's root (tests/test_{slug}.py), or plugins/ for a plugin folder with its test inside.
 # Built into trl-ext (plugins/{slug}/, this file in tests/plugins/): `import trl_ext_plugins.{slug} as plugin`.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 plugin = importlib.import_module("{slug}")
@@ -301,6 +333,42 @@ def test_one_training_step_changes_the_parameters(tmp_path):
 '''
 
 
+PYPROJECT_TEMPLATE = """\
+[build-system]
+requires = ["setuptools>=68"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "{dist}"
+version = "0.1.0"
+description = "{slug}: TODO the paper's title, as a trl-ext method"
+readme = "README.md"
+requires-python = ">=3.10"
+dependencies = ["trl-ext"]
+
+[project.optional-dependencies]
+test = ["pytest"]
+
+# This table makes it a trl-ext plugin: trl-ext loads every entry point of the group `trl_ext`.
+[project.entry-points.trl_ext]
+{slug} = "{slug}"
+
+[tool.setuptools]
+packages = ["{slug}"]
+
+[tool.pytest.ini_options]
+testpaths = ["tests"]
+"""
+
+# The plugin's own modules, the same in both layouts.
+MODULE_TEMPLATES = {
+    "__init__.py": INIT_TEMPLATE,
+    "paper.py": PAPER_TEMPLATE,
+    "config.py": CONFIG_TEMPLATE,
+    "trainer.py": TRAINER_TEMPLATE,
+}
+
+
 def class_name(slug: str) -> str:
     """The CamelCase prefix of a plugin's classes: `my_paper` -> `MyPaper`."""
     return "".join(part[:1].upper() + part[1:] for part in slug.split("_"))
@@ -333,11 +401,18 @@ def _render(template: str, values: dict[str, str]) -> str:
     return re.sub(r"\{(" + "|".join(values) + r")\}", lambda m: values[m.group(1)], template)
 
 
-def create_plugin(slug: str, dest: str | Path, *, kind: str = "method") -> list[Path]:
-    """Write a working plugin folder `dest/<slug>/` for a new paper and return the files written.
+def distribution_name(slug: str) -> str:
+    """The name of a plugin's own distribution: `my_loss` -> `trl-ext-my-loss`."""
+    return "trl-ext-" + slug.replace("_", "-")
 
-    The generated package uses relative imports only, so it works as `trl_ext_plugins.<slug>`, inside any other
-    package, or as a top-level package (as its generated test imports it). Refuses to touch an existing folder.
+
+def create_plugin(slug: str, dest: str | Path = ".", *, kind: str = "method", builtin: bool = False) -> list[Path]:
+    """Write a working plugin for a new paper into `dest/<slug>/` and return the files written.
+
+    By default an installable distribution (pyproject with the `trl_ext` entry point, README, the package
+    `<slug>/<slug>/`, `tests/`); `builtin=True` writes the plugin folder of trl-ext's own `plugins/<slug>/`. The
+    package uses relative imports only, so it works as `trl_ext_plugins.<slug>`, inside any other package, or as a
+    top-level package (as its generated test imports it). Refuses to touch an existing folder.
     """
     validate_slug(slug)
     if kind not in KINDS:
@@ -347,30 +422,47 @@ def create_plugin(slug: str, dest: str | Path, *, kind: str = "method") -> list[
         raise FileExistsError(
             f"{folder} already exists; refusing to overwrite it. Remove it or choose another slug or destination."
         )
-    folder.mkdir(parents=True)
-    values = {"slug": slug, "name": class_name(slug)}
-    files = {
-        "__init__.py": INIT_TEMPLATE,
-        "paper.py": PAPER_TEMPLATE,
-        "config.py": CONFIG_TEMPLATE,
-        "trainer.py": TRAINER_TEMPLATE,
-        "README.md": README_TEMPLATE,
-        f"test_{slug}.py": TEST_TEMPLATE,
-    }
+    values = {"slug": slug, "name": class_name(slug), "dist": distribution_name(slug)}
+    if builtin:
+        files = {
+            **MODULE_TEMPLATES,
+            "README.md": README_HEAD + README_BUILTIN_REGISTRATION + README_TAIL,
+            f"test_{slug}.py": TEST_TEMPLATE,
+        }
+    else:
+        files = {
+            "pyproject.toml": PYPROJECT_TEMPLATE,
+            "README.md": README_HEAD + README_DISTRIBUTION_INSTALL + README_TAIL,
+            **{f"{slug}/{name}": template for name, template in MODULE_TEMPLATES.items()},
+            f"tests/test_{slug}.py": TEST_TEMPLATE,
+        }
     written = []
     for filename, template in files.items():
         path = folder / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(_render(template, values), encoding="utf-8")
         written.append(path)
     return written
 
 
 def cmd_new_plugin(args: argparse.Namespace) -> int:
-    paths = create_plugin(args.slug, args.dest)
+    dest = Path(args.dest if args.dest is not None else ("plugins" if args.builtin else "."))
+    paths = create_plugin(args.slug, dest, builtin=args.builtin)
     for path in paths:
         print(f"created {path}")
-    print(
-        f"\nNext: fill in the paper's loss in {Path(args.dest) / args.slug / 'trainer.py'}, then run "
-        f"`pytest {Path(args.dest) / args.slug}`."
-    )
+    folder = dest / args.slug
+    if args.builtin:
+        print(
+            f"\nNext: fill in the paper's loss in {folder / 'trainer.py'}, run `pytest {folder}`, and add the entry "
+            f'point `{args.slug} = "trl_ext_plugins.{args.slug}"` to trl-ext\'s pyproject.toml ({folder / "README.md"}'
+            " says where)."
+        )
+    else:
+        # "./my_loss", not "my_loss": pip reads a bare name as a package to download
+        where = folder if folder.is_absolute() or folder.parts[0] == ".." else f".{os.sep}{folder}"
+        print(
+            f"\nNext: `pip install -e {where}`, then `trl-ext train {args.slug} --max_steps 5` runs its loss on the "
+            f"built-in model and dataset. Fill in the paper's loss in {folder / args.slug / 'trainer.py'} and run "
+            f"`pytest {folder}`."
+        )
     return 0

@@ -121,6 +121,8 @@ class Registry:
         self._components: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
         self._conflicts: dict[tuple[str, str], list[str]] = {}
         self.shadowed: list[Conflict] = []
+        self.installed: list[str] = []  # every entry point's name, before the allow and block lists
+        self.not_installed: list[str] = []  # names of the allow list that match no installed plugin
 
     # --- loading ---------------------------------------------------------------------------------------------------
     def load_entry_points(
@@ -136,7 +138,9 @@ class Registry:
         block = names_from_env(BLOCK_LIST_ENV) if block is None else block
         allowed = set(allow) if allow is not None else None
         blocked = set(block or ())
-        eps = metadata.entry_points(group=ENTRY_POINT_GROUP) if entry_points is None else entry_points
+        eps = list(metadata.entry_points(group=ENTRY_POINT_GROUP) if entry_points is None else entry_points)
+        self.installed = sorted({ep.name for ep in eps})
+        self.not_installed = sorted(allowed - set(self.installed)) if allowed is not None else []
         for ep in sorted(eps, key=lambda e: (not is_builtin(e), e.name)):
             if (allowed is not None and ep.name not in allowed) or ep.name in blocked:
                 continue
@@ -234,6 +238,20 @@ class Registry:
         where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
         what = f"exited with code {exc.code!r}" if isinstance(exc, SystemExit) else str(exc)
         info.error = " ".join(f"{type(exc).__name__}: {what}{where}".split())
+
+    def allow_list_notice(self) -> str | None:
+        """The allow-listed names that match no installed plugin, with the installed names; None when there are none.
+
+        Without it, a misspelt or uninstalled name in TRL_EXT_PLUGINS shows an empty `trl-ext list` without a word."""
+        if not self.not_installed:
+            return None
+        one = len(self.not_installed) == 1
+        missing = ", ".join(repr(name) for name in self.not_installed)
+        return (
+            f"{ALLOW_LIST_ENV} names {'a plugin' if one else 'plugins'} that {'is' if one else 'are'} not installed: "
+            f"{missing}; installed plugins: {', '.join(self.installed) or 'none'}. Install "
+            f"{'it' if one else 'them'} (e.g. `pip install -e ./<folder>`) or correct the name in {ALLOW_LIST_ENV}"
+        )
 
     def problems(self) -> list[str]:
         """One line per plugin that failed to load and per name conflict, each saying how to bypass the plugin."""
