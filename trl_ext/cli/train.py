@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,14 @@ def cmd_train(argv: list[str]) -> int:
         values = dict(values)
         name = values.pop("method")
         parsed.append(parse_stage(name, flags, values, first=i == 0))
-    print(f"Model saved to {run_stages(parsed)}")
+    try:
+        output = run_stages(parsed)
+    finally:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun / accelerate: leave the group cleanly
+            from trl_ext.training.sharding import close_process_group
+
+            close_process_group()
+    print(f"Model saved to {output}")
     return 0
 
 

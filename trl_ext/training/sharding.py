@@ -54,6 +54,14 @@ def unsharded_state(model: torch.nn.Module, only_trainable: bool = False) -> dic
         return {name: value.clone() for name, value in zip(named, values, strict=True)}
 
 
+def close_process_group() -> None:
+    """Destroy the launcher's process group once a run is over: left to interpreter exit, gloo's worker threads can be
+    torn down while still joinable, and a rank dies with SIGABRT ("terminate called without an active exception")
+    after a successful run."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
 def form_process_group(args) -> None:
     """Set up the launcher's process group before the model loads, as `trainer.train` would later: under DeepSpeed
     ZeRO-3 transformers partitions the weights while loading (`zero.Init`), sized by DeepSpeed's own view of the world
