@@ -7,6 +7,16 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
+@pytest.fixture
+def no_model_load(monkeypatch):
+    """Loading the model fails the test: for input that must be refused before it."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr("trl_ext.models.load_model_and_tokenizer", refuse)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A tiny Llama + tokenizer saved to disk, loadable with --model_name_or_path."""

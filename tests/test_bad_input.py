@@ -214,16 +214,6 @@ CASES = {
 }
 
 
-@pytest.fixture
-def no_model_load(monkeypatch):
-    """Loading the model fails the test: every case must be refused before it."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("the model was loaded")
-
-    monkeypatch.setattr("trl_ext.models.load_model_and_tokenizer", refuse)
-
-
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_refused_before_model_loads(case, tiny_model_dir, tmp_path, capsys, no_model_load):
     method, flags, file_name, lines, expected = CASES[case]

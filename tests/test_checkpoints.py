@@ -127,14 +127,6 @@ def test_kill_during_a_save_resumes_from_the_latest_complete_checkpoint(
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-6"]
 
 
-@pytest.fixture
-def no_model_load(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("the model was loaded")
-
-    monkeypatch.setattr("trl_ext.models.load_model_and_tokenizer", refuse)
-
-
 def resume(tiny_model_dir, data, out: Path, value: str, *extra: str) -> int:
     argv = ["train", "sft", "--model_name_or_path", tiny_model_dir, "--dataset_name", data, "--output_dir", str(out)]
     return main([*argv, *FLAGS, "--resume_from_checkpoint", value, *extra])

@@ -14,14 +14,6 @@ FLAGS = ["--max_steps", "1", "--per_device_train_batch_size", "2", "--report_to"
 
 
 @pytest.fixture
-def no_model_load(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("the model was loaded")
-
-    monkeypatch.setattr("trl_ext.models.load_model_and_tokenizer", refuse)
-
-
-@pytest.fixture
 def offline(monkeypatch):
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
 
