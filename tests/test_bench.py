@@ -126,7 +126,7 @@ def test_bench_grpo_reports_each_reward_share_through_the_cli(tiny_model_dir):
         timeout=600,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    report = json.loads(out.stdout[out.stdout.rindex("\n{\n") :])
+    report = json.loads(out.stdout[out.stdout.rfind("\n{\n") + 1 :])  # after the trainer's own log line
     assert [r["name"] for r in report["rewards"]] == ["think2sql_qatch", "think2sql_format"]
     assert report["reward_weights"] == [0.95, 0.05] and report["steps"] == 1
     assert report["batch"] == {"completions": 2, "num_generations": 2, "max_completion_length": 8}

@@ -130,15 +130,22 @@ def _with_row_columns(synthetic: dict[str, torch.Tensor], real: dict[str, Any]) 
 
 
 def parse_args(argv: list[str]):
-    parser = argparse.ArgumentParser(prog="trl-ext bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="trl-ext bench",
+        description=__doc__.split("\n\n")[0],
+        epilog="Other flags go to the method as `trl-ext train` takes them, e.g. for GRPO: --rewards, "
+        "--reward_weights, --num_generations, --max_completion_length.",
+    )
     parser.add_argument("method")
     parser.add_argument("--model_name_or_path", default="smollm2-135m")
     parser.add_argument("--dataset_name", default=None, help="Default: the method's built-in dataset.")
     parser.add_argument("--per_device_train_batch_size", type=int, default=8, help="GRPO: completions per step.")
     parser.add_argument("--steps", type=int, default=5, help="Timed steps per trainer (after --warmup).")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--lengths", default="128,512", help="Two sequence lengths for the memory slope.")
-    parser.add_argument("--memory_batch_size", type=int, default=2, help="Rows per step when measuring memory.")
+    parser.add_argument("--lengths", default="128,512", help="SFT methods: two sequence lengths for the memory slope.")
+    parser.add_argument(
+        "--memory_batch_size", type=int, default=2, help="SFT methods: rows per step when measuring memory."
+    )
     parser.add_argument("--dtype", default=None, help="Model dtype (e.g. bfloat16); default float32 on CPU.")
     parser.add_argument("--load_in_4bit", action="store_true", help="QLoRA: 4-bit base (bitsandbytes) + LoRA.")
     parser.add_argument("--use_peft", action="store_true")
