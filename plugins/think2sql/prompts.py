@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .data import SYSTEM_PROMPT
-from .database import database_path, default_root
+from .database import database_path, default_root, ensure_database
 
 logger = logging.getLogger(__name__)
 
@@ -252,7 +252,11 @@ def text2sql_prompt(
 
         tokenizer = load_tokenizer(tokenizer)
     measure = PromptMeasure(tokenizer, chars_per_token)
-    root = Path(db_root) if db_root else default_root()
+    if db_root:
+        root = Path(db_root)
+    else:  # builtin:text2sql's folder, with its database written if absent
+        ensure_database()
+        root = default_root()
     schemas: dict[str, list[Table]] = {}
 
     def convert(row: dict[str, Any], gold: str) -> dict[str, Any]:

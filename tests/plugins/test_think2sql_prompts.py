@@ -198,3 +198,58 @@ def test_through_the_transform_cli(db_root, tmp_path, capsys):
     assert len(written) == 1 and written[0]["target_sql"] == GOLD
     assert _estimate(written[0]["prompt"]) <= 250
     assert written[0]["prompt"][1]["content"].endswith(f"Question: {QUESTION}")
+
+
+def test_train_grpo_on_bird_style_rows_through_the_transform(tiny_model_dir, tmp_path, capfd):
+    """`trl-ext train grpo --transforms text2sql_prompt ...` on BIRD-style rows over builtin:text2sql's database
+    (the transform's and the rewards' default db_root), with a budget that trims the schema."""
+    source = tmp_path / "shop.jsonl"
+    rows = [
+        {
+            "question": "How many customers live in Paris?",
+            "db_id": "shop",
+            "SQL": "SELECT COUNT(*) FROM customers WHERE city = 'Paris'",
+            "evidence": "",
+        },
+        {
+            "question": "Which products cost less than 20?",
+            "db_id": "shop",
+            "SQL": "SELECT name FROM products WHERE price < 20",
+            "evidence": "cost refers to price",
+        },
+    ]
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code = main(
+        [
+            "train",
+            "grpo",
+            "--model_name_or_path",
+            tiny_model_dir,
+            "--dataset_name",
+            str(source),
+            "--transforms",
+            "text2sql_prompt:max_prompt_tokens=150",
+            "--rewards",
+            "think2sql_qatch,think2sql_format",
+            "--num_generations",
+            "2",
+            "--per_device_train_batch_size",
+            "2",
+            "--max_completion_length",
+            "8",
+            "--max_steps",
+            "1",
+            "--report_to",
+            "none",
+            "--save_strategy",
+            "no",
+            "--logging_steps",
+            "1",
+            "--output_dir",
+            str(tmp_path / "grpo"),
+        ]
+    )
+    out = "".join(capfd.readouterr())
+    assert code == 0
+    assert "rewards/think2sql_qatch/mean" in out
+    assert "'sql/gold_error_rate': '0'" in out  # every gold query ran on the database the transform read
