@@ -35,9 +35,10 @@ def _is_async(func: Any) -> bool:
     return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(type(func).__call__)
 
 
-def timed_reward(func: Any, name: str, spent: dict[str, float]) -> Any:
-    """`func` (sync or async) as a function of the same kind and `__name__` that adds its wall time to
-    `spent[name]`: for an async reward, from its first step to its last, as TRL awaits it among the others."""
+def timed_reward(func: Any, name: str, spent: dict[str, float], key: str | None = None) -> Any:
+    """`func` (sync or async) as a function of the same kind and `__name__` (`name`) that adds its wall time to
+    `spent[key or name]`: for an async reward, from its first step to its last, as TRL awaits it among the others."""
+    key = key or name
     if _is_async(func):
 
         async def timed(*args: Any, **kwargs: Any) -> Any:
@@ -45,7 +46,7 @@ def timed_reward(func: Any, name: str, spent: dict[str, float]) -> Any:
             try:
                 return await func(*args, **kwargs)
             finally:
-                spent[name] += time.perf_counter() - start
+                spent[key] += time.perf_counter() - start
 
     else:
 
@@ -54,7 +55,7 @@ def timed_reward(func: Any, name: str, spent: dict[str, float]) -> Any:
             try:
                 return func(*args, **kwargs)
             finally:
-                spent[name] += time.perf_counter() - start
+                spent[key] += time.perf_counter() - start
 
     timed.__name__ = timed.__qualname__ = name
     return timed
@@ -100,11 +101,11 @@ def run(args, method_flags: list[str]) -> dict[str, Any]:
 
         spent: dict[str, float] = defaultdict(float)
         names = list(trainer.reward_func_names)
-        timed_names = []
+        timed_keys = set()
         for i, (func, name) in enumerate(zip(trainer.reward_funcs, names, strict=True)):
             if not isinstance(func, nn.Module):  # a reward model runs inside TRL's loop: only in the total
-                trainer.reward_funcs[i] = timed_reward(func, name, spent)
-                timed_names.append(name)
+                trainer.reward_funcs[i] = timed_reward(func, name, spent, key=str(i))
+                timed_keys.add(str(i))
         time_reward_computation(trainer, lambda seconds: spent.__setitem__("__all__", spent["__all__"] + seconds))
 
         steps: list[dict[str, Any]] = []
@@ -155,10 +156,10 @@ def run(args, method_flags: list[str]) -> dict[str, Any]:
         "step_s": statistics.median(s["wall_s"] for s in timed),
         "step_cpu_s": statistics.median(s["cpu_s"] for s in timed),
         "rewards": [
-            row(name, name)
-            if name in timed_names
+            row(name, str(i))
+            if str(i) in timed_keys
             else {"name": name, "seconds_per_step": None, "share": None, "over_limit": False}
-            for name in names
+            for i, name in enumerate(names)
         ],
         "total": row("all rewards", "__all__"),
         "limit": LIMIT,
