@@ -81,3 +81,58 @@ def test_bench_runs_qlora_on_cpu(tmp_path, monkeypatch):
     sft_step, asft_step = (r["step_s"] for r in report["results"])
     assert report["time_ratio"] == pytest.approx(asft_step / sft_step)
     assert report["dtype"] == "float32 4-bit QLoRA" and "4-bit QLoRA" in bench.format_report(report)
+
+
+def test_timed_reward_keeps_the_kind_and_name_and_adds_its_time():
+    import asyncio
+
+    from trl.trainer.utils import get_callable_name, is_async_callable
+
+    from trl_ext.cli.bench_rewards import timed_reward
+
+    spent = {"s": 0.0, "a": 0.0}
+
+    def sync_reward(completions, **kwargs):
+        return [1.0] * len(completions)
+
+    async def async_reward(completions, **kwargs):
+        await asyncio.sleep(0.01)
+        return [0.5] * len(completions)
+
+    s, a = timed_reward(sync_reward, "s", spent), timed_reward(async_reward, "a", spent)
+    assert not is_async_callable(s) and is_async_callable(a)  # TRL still awaits the async one with the others
+    assert (get_callable_name(s), get_callable_name(a)) == ("s", "a")
+    assert s(completions=["x", "y"]) == [1.0, 1.0]
+    assert asyncio.run(a(completions=["x"])) == [0.5]
+    assert spent["s"] >= 0 and spent["a"] >= 0.01
+
+
+def test_bench_grpo_reports_each_reward_share_through_the_cli(tiny_model_dir):
+    """`trl-ext bench grpo --rewards ...` as a user runs it: one row per reward (an async sandboxed one and a sync
+    one), shares in [0, 1], the total no smaller than any synchronous reward's own time."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    flags = ["--steps", "1", "--warmup", "0", "--num_generations", "2", "--max_completion_length", "8"]
+    flags += ["--per_device_train_batch_size", "2", "--model_name_or_path", tiny_model_dir, "--json"]
+    out = subprocess.run(
+        [sys.executable, "-m", "trl_ext", "bench", "grpo", "--rewards", "think2sql_qatch,think2sql_format"]
+        + ["--reward_weights", "0.95", "0.05", "--dataset_name", "builtin:text2sql", *flags],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout[out.stdout.rfind("\n{\n") + 1 :])  # after the trainer's own log line
+    assert [r["name"] for r in report["rewards"]] == ["think2sql_qatch", "think2sql_format"]
+    assert report["reward_weights"] == [0.95, 0.05] and report["steps"] == 1
+    assert report["batch"] == {"completions": 2, "num_generations": 2, "max_completion_length": 8}
+    assert report["device"] == "cpu (1 thread)"
+    for row in [*report["rewards"], report["total"]]:
+        assert 0.0 <= row["share"] <= 1.0
+        assert row["over_limit"] == (row["share"] > report["limit"])
+    assert report["total"]["seconds_per_step"] >= report["rewards"][1]["seconds_per_step"]  # the sync one is inside
+    assert report["step_s"] > 0 and report["step_cpu_s"] > 0

@@ -88,3 +88,18 @@ def test_sharding_pieces_trl_1_16_provides():
     out = run_inside_forward(wrapper, head, lambda x: seen.append(x) or x * 2, torch.ones(1))
     assert seen and torch.equal(out, torch.full((1,), 2.0))
     assert head.forward.__func__ is torch.nn.Linear.forward  # the redirection put the real forward back
+
+
+def test_time_reward_computation_wraps_grpo_reward_computation():
+    """The bench times GRPOTrainer's private `_calculate_rewards`: it must still exist and be called per batch."""
+    from types import SimpleNamespace
+
+    from trl import GRPOTrainer
+
+    from trl_ext.compat.trainer import time_reward_computation
+
+    assert callable(getattr(GRPOTrainer, "_calculate_rewards", None))
+    seen = []
+    trainer = SimpleNamespace(_calculate_rewards=lambda *args: sum(args))
+    time_reward_computation(trainer, seen.append)
+    assert trainer._calculate_rewards(1, 2) == 3 and len(seen) == 1 and seen[0] >= 0

@@ -2,11 +2,12 @@
 
 Adds the execution rewards `think2sql_qatch` (QATCH partial credit, the official script's reward) and `think2sql_ex`
 (execution accuracy), the format rewards `think2sql_format` and `think2sql_tag_count`, and `builtin:text2sql` (60
-questions with gold SQL over a generated SQLite database). Training is TRL's GRPOTrainer (`trl-ext train grpo
+questions with gold SQL over a generated SQLite database) and the transform `text2sql_prompt` (BIRD/Spider rows ->
+prompts with the schema, bounded to a token budget). Training is TRL's GRPOTrainer (`trl-ext train grpo
 --rewards think2sql_qatch,think2sql_format --reward_weights 0.95 0.05`). See README.md.
 """
 
-from trl_ext import Dataset, Reward, hookimpl
+from trl_ext import Dataset, Reward, Transform, hookimpl
 from trl_ext.plugin.lazy import lazy_exports
 
 from .paper import PAPER
@@ -25,6 +26,7 @@ __getattr__, __dir__ = lazy_exports(
         "extract_sql": ".scoring",
         "format_ok": ".scoring",
         "qatch_score": ".scoring",
+        "text2sql_prompt": ".prompts",
         "think2sql_format": ".rewards",
         "think2sql_tag_count": ".rewards",
     },
@@ -42,6 +44,7 @@ __all__ = [
     "extract_sql",
     "format_ok",
     "qatch_score",
+    "text2sql_prompt",
     "think2sql_format",
     "think2sql_tag_count",
 ]
@@ -129,5 +132,37 @@ def register_datasets(register):
             "3-table SQLite shop (50 rows), 40 train / 20 test; prompts hold the schema and stay under 1,200 "
             "characters. For think2sql_qatch / think2sql_ex.",
             columns={"grpo": ("prompt", "target_sql", "db_id")},
+        )
+    )
+
+
+@hookimpl
+def register_transforms(register):
+    register(
+        Transform(
+            name="text2sql_prompt",
+            factory="trl_ext_plugins.think2sql.prompts:text2sql_prompt",
+            family="grpo-reward",
+            paper=PAPER,
+            required_columns=("question", "db_id"),
+            options={
+                "db_root": "Folder with {db_id}/{db_id}.sqlite (BIRD/Spider layout), read read-only; default: "
+                "builtin:text2sql's database folder.",
+                "max_prompt_tokens": "Token budget of a whole prompt (system + user message, chat template) "
+                "(default 1024).",
+                "tokenizer": "Model name or folder whose tokenizer measures prompts (e.g. smollm2-135m); default: "
+                "the estimate ceil(UTF-8 bytes / chars_per_token) + 8 per message.",
+                "chars_per_token": "Bytes per token of the estimate without a tokenizer (default 3.0; 1 is a sure "
+                "bound for byte-level BPE).",
+                "on_overflow": "drop (default: rows whose question and gold tables cannot fit are dropped and "
+                "counted) or error.",
+                "gold_column": "Column of the gold SQL (default: the first of SQL, query, target_sql).",
+                "system_prompt": "System message (default: builtin:text2sql's answer format).",
+            },
+            example="trl-ext transform text2sql_prompt --dataset_name bird_train.jsonl --db_root "
+            "/data/bird/train_databases --tokenizer smollm2-135m --output text2sql.jsonl",
+            description="BIRD/Spider rows (question, db_id, SQL or query, optional evidence) -> prompt with the schema "
+            "DDL read from {db_root}/{db_id}/{db_id}.sqlite, target_sql, db_id; prompts bounded to max_prompt_tokens "
+            "by trimming the schema (tables the gold SQL and question mention kept first), never the question.",
         )
     )

@@ -50,7 +50,7 @@ def make_parser() -> argparse.ArgumentParser:
     for name, help_text in (
         ("train", "Train METHOD with TRL-style flags, or a YAML recipe (--config)."),
         ("transform", "Run a registered transform on a dataset and write the result."),
-        ("bench", "Time METHOD's training step and memory against TRL's own trainer."),
+        ("bench", "Time METHOD's step and memory against TRL's own trainer; GRPO: each reward's share of a step."),
     ):
         sub.add_parser(name, help=help_text, add_help=False)
     return parser

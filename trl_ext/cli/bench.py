@@ -1,7 +1,8 @@
 """`trl-ext bench METHOD`: step time and peak memory of a method against TRL's own trainer of the same base, on the
 same model, data and batch, interleaved in one process; and the memory slope per 1k tokens of sequence, measured
 at two lengths, since at small scale the logits are a few percent of memory and only the slope shows a
-full-logits path.
+full-logits path. For a GRPO-based method (`trl-ext bench grpo --rewards R1,R2`): each reward's share of a GRPO
+step, flagged above 5% (see `bench_rewards`).
 
 Peak memory is `torch.cuda.max_memory_allocated` on a GPU and the peak resident set (VmHWM, reset through
 /proc/self/clear_refs) on a CPU, with glibc's mmap threshold pinned so freed activations go back to the OS."""
@@ -129,18 +130,28 @@ def _with_row_columns(synthetic: dict[str, torch.Tensor], real: dict[str, Any]) 
 
 
 def parse_args(argv: list[str]):
-    parser = argparse.ArgumentParser(prog="trl-ext bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="trl-ext bench",
+        description=__doc__.split("\n\n")[0],
+        epilog="Other flags go to the method as `trl-ext train` takes them, e.g. for GRPO: --rewards, "
+        "--reward_weights, --num_generations, --max_completion_length.",
+    )
     parser.add_argument("method")
     parser.add_argument("--model_name_or_path", default="smollm2-135m")
     parser.add_argument("--dataset_name", default=None, help="Default: the method's built-in dataset.")
-    parser.add_argument("--per_device_train_batch_size", type=int, default=8)
+    parser.add_argument("--per_device_train_batch_size", type=int, default=8, help="GRPO: completions per step.")
     parser.add_argument("--steps", type=int, default=5, help="Timed steps per trainer (after --warmup).")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--lengths", default="128,512", help="Two sequence lengths for the memory slope.")
-    parser.add_argument("--memory_batch_size", type=int, default=2, help="Rows per step when measuring memory.")
+    parser.add_argument("--lengths", default="128,512", help="SFT methods: two sequence lengths for the memory slope.")
+    parser.add_argument(
+        "--memory_batch_size", type=int, default=2, help="SFT methods: rows per step when measuring memory."
+    )
     parser.add_argument("--dtype", default=None, help="Model dtype (e.g. bfloat16); default float32 on CPU.")
     parser.add_argument("--load_in_4bit", action="store_true", help="QLoRA: 4-bit base (bitsandbytes) + LoRA.")
     parser.add_argument("--use_peft", action="store_true")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="GRPO methods: torch threads on a CPU (default 1, as measured)."
+    )
     parser.add_argument("--json", action="store_true")
     return parser.parse_known_args(argv)
 
@@ -202,12 +213,23 @@ def build_trainers(args, method_flags: list[str]):
     return method, config, base, other, tokenizer
 
 
+def _takes_rewards(method_name: str) -> bool:
+    from trl_ext.plugin.registry import get
+    from trl_ext.run.bases import training_base
+
+    return training_base(get("method", method_name).base).takes_rewards
+
+
 def run(argv: list[str]) -> dict[str, Any]:
     import torch
 
     from trl_ext.compat.trainer import prepare_inputs
 
     args, method_flags = parse_args(argv)
+    if _takes_rewards(args.method):
+        from trl_ext.cli import bench_rewards
+
+        return bench_rewards.run(args, method_flags)
     method, config, base, other, tokenizer = build_trainers(args, method_flags)
     device = base.args.device
     # The method's collated batch (with any columns it needs), and the same rows for SFTTrainer without them
@@ -305,5 +327,12 @@ def main(argv: list[str]) -> int:
     parse_args(argv)  # --help and usage errors before torch is imported
     _reexec_with_pinned_malloc(argv)
     report = run(argv)
-    print(json.dumps(report, indent=2) if "--json" in argv else format_report(report))
+    if "--json" in argv:
+        print(json.dumps(report, indent=2))
+    elif "rewards" in report:
+        from trl_ext.cli.bench_rewards import format_report as format_rewards_report
+
+        print(format_rewards_report(report))
+    else:
+        print(format_report(report))
     return 0

@@ -5,6 +5,8 @@ Written against transformers 5.24 / trl 1.16; tests/test_compat.py fails loudly 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 
@@ -16,3 +18,18 @@ def record_metric(trainer, mode: str, key: str, value: float) -> None:
 def prepare_inputs(trainer, batch: dict[str, Any]) -> dict[str, Any]:
     """A collated batch moved to the trainer's device as `training_step` receives it (`Trainer._prepare_inputs`)."""
     return trainer._prepare_inputs(batch)
+
+
+def time_reward_computation(trainer, record: Callable[[float], None]) -> None:
+    """Report the wall time of each of GRPOTrainer's reward computations (`_calculate_rewards`: the synchronous
+    reward functions in turn, then the async ones awaited together on TRL's event loop) as `record(seconds)`."""
+    inner = trainer._calculate_rewards
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            record(time.perf_counter() - start)
+
+    trainer._calculate_rewards = timed

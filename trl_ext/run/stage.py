@@ -133,20 +133,40 @@ def carve_test_split(dataset, train_split: str, test_split: str, size: float, se
 def run_stage(stage: Stage, dataset=None) -> str:
     """Train one stage and return its output directory (the next stage's model). `dataset`: the stage's data as
     `load_checked_dataset` returned it (loaded and checked here when not given)."""
-    from trl import get_peft_config
-
-    from trl_ext.models import load_model_and_tokenizer
     from trl_ext.training.checkpoints import protect_checkpoints
     from trl_ext.training.guards import stop_on_non_finite_loss
     from trl_ext.training.sharding import form_process_group
 
-    method, config, script_args = stage.method, stage.config, stage.script_args
+    config = stage.config
     if dataset is None:
         dataset = load_checked_dataset(stage)
-    train_split = script_args.dataset_train_split
 
     hold_output_lock(config.output_dir)  # one run per output folder, taken before the model loads
     form_process_group(config)
+    trainer, tokenizer = build_trainer(stage, dataset)
+    check_process_group(trainer)
+    protect_checkpoints(trainer)  # a kill during a save leaves no checkpoint that looks complete
+    stop_on_non_finite_loss(trainer)  # a NaN/inf loss raises before its step is saved; save_model below never runs
+    cards.extend_model_card(trainer, stage)  # before any save or push writes a card
+    trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
+    trainer.save_model(config.output_dir)
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(config.output_dir)
+        trainer.create_model_card(model_name=Path(config.hub_model_id or config.output_dir).name)  # as pushed
+    trainer.accelerator.wait_for_everyone()
+    return config.output_dir
+
+
+def build_trainer(stage: Stage, dataset):
+    """The stage's trainer and tokenizer, built as `run_stage` trains them (`trl-ext bench` times the same one):
+    load the model, apply the transforms and check the columns they leave, wrap the adapters, build the rewards and
+    callbacks. `dataset`: the stage's data as `load_checked_dataset` returned it."""
+    from trl import get_peft_config
+
+    from trl_ext.models import load_model_and_tokenizer
+
+    method, config, script_args = stage.method, stage.config, stage.script_args
+    train_split = script_args.dataset_train_split
     model, tokenizer = load_model_and_tokenizer(stage.model_args, config)
     if stage.transforms:
         apply_transforms(stage.transforms, dataset, script_args.dataset_name, model=model, tokenizer=tokenizer)
@@ -167,17 +187,7 @@ def run_stage(stage: Stage, dataset=None) -> str:
         callbacks=[record.build(**options) for record, options in stage.callbacks] or None,
         **stage.base.trainer_kwargs([record.build(**options) for record, options in stage.rewards]),
     )
-    check_process_group(trainer)
-    protect_checkpoints(trainer)  # a kill during a save leaves no checkpoint that looks complete
-    stop_on_non_finite_loss(trainer)  # a NaN/inf loss raises before its step is saved; save_model below never runs
-    cards.extend_model_card(trainer, stage)  # before any save or push writes a card
-    trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
-    trainer.save_model(config.output_dir)
-    if trainer.is_world_process_zero():
-        tokenizer.save_pretrained(config.output_dir)
-        trainer.create_model_card(model_name=Path(config.hub_model_id or config.output_dir).name)  # as pushed
-    trainer.accelerator.wait_for_everyone()
-    return config.output_dir
+    return trainer, tokenizer
 
 
 def run_stages(stages: Sequence[Stage]) -> str:

@@ -1,0 +1,188 @@
+"""`trl-ext bench grpo --rewards R1,R2`: the rewards' share of a GRPO step.
+
+Runs a few GRPO steps of a GRPO-based method (TRL's GRPOTrainer for `grpo`) built exactly as `trl-ext train` builds
+it, on one torch thread by default, and reports each step's wall time and CPU-seconds, the time spent inside each
+reward function, and the time of TRL's whole reward computation (sync rewards run in turn, async ones are awaited
+together, so per-reward times of async rewards overlap and the total is measured around them). A reward that takes
+more than `LIMIT` of the step is a defect to fix (batching, async, caching), and is flagged.
+
+Shares are totals over the timed steps: (seconds inside the reward) / (wall seconds of the steps). CPU-seconds are
+user + system time of this process and of the child processes it has waited for (a sandbox jail per batch).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from typing import Any
+
+LIMIT = 0.05  # a reward above 5% of the step is a defect
+
+
+def _cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _is_async(func: Any) -> bool:
+    while isinstance(func, functools.partial):
+        func = func.func
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(type(func).__call__)
+
+
+def timed_reward(func: Any, name: str, spent: dict[str, float], key: str | None = None) -> Any:
+    """`func` (sync or async) as a function of the same kind and `__name__` (`name`) that adds its wall time to
+    `spent[key or name]`: for an async reward, from its first step to its last, as TRL awaits it among the others."""
+    key = key or name
+    if _is_async(func):
+
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return await func(*args, **kwargs)
+            finally:
+                spent[key] += time.perf_counter() - start
+
+    else:
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                spent[key] += time.perf_counter() - start
+
+    timed.__name__ = timed.__qualname__ = name
+    return timed
+
+
+def _stage_flags(args, method_flags: list[str], output_dir: str) -> list[str]:
+    flags = [
+        *method_flags,
+        f"--model_name_or_path={args.model_name_or_path}",
+        f"--per_device_train_batch_size={args.per_device_train_batch_size}",
+        f"--max_steps={args.warmup + args.steps}",
+        f"--output_dir={output_dir}",
+        "--report_to=none",
+        "--save_strategy=no",
+        "--logging_steps=1000000",
+        "--disable_tqdm=true",
+    ]
+    if args.dataset_name:
+        flags.append(f"--dataset_name={args.dataset_name}")
+    if args.dtype:
+        flags.append(f"--dtype={args.dtype}")
+    if args.load_in_4bit:
+        flags.append("--load_in_4bit")
+    if args.use_peft or args.load_in_4bit:
+        flags.append("--use_peft")
+    return flags
+
+
+def run(args, method_flags: list[str]) -> dict[str, Any]:
+    import torch
+    from torch import nn
+    from transformers import TrainerCallback
+
+    from trl_ext.compat.trainer import time_reward_computation
+    from trl_ext.run.arguments import parse_stage
+    from trl_ext.run.stage import build_trainer, load_checked_dataset
+
+    if not torch.cuda.is_available():
+        torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory(prefix="trl-ext-bench-") as tmp:
+        stage = parse_stage(args.method, _stage_flags(args, method_flags, os.path.join(tmp, "out")))
+        trainer, _ = build_trainer(stage, load_checked_dataset(stage))
+
+        spent: dict[str, float] = defaultdict(float)
+        names = list(trainer.reward_func_names)
+        timed_keys = set()
+        for i, (func, name) in enumerate(zip(trainer.reward_funcs, names, strict=True)):
+            if not isinstance(func, nn.Module):  # a reward model runs inside TRL's loop: only in the total
+                trainer.reward_funcs[i] = timed_reward(func, name, spent, key=str(i))
+                timed_keys.add(str(i))
+        time_reward_computation(trainer, lambda seconds: spent.__setitem__("__all__", spent["__all__"] + seconds))
+
+        steps: list[dict[str, Any]] = []
+
+        class StepClock(TrainerCallback):
+            def on_step_begin(self, args_, state, control, **kwargs):
+                self.start = (time.perf_counter(), _cpu_seconds(), dict(spent))
+
+            def on_step_end(self, args_, state, control, **kwargs):
+                wall, cpu, before = self.start
+                steps.append(
+                    {
+                        "wall_s": time.perf_counter() - wall,
+                        "cpu_s": _cpu_seconds() - cpu,
+                        "rewards_s": {k: spent[k] - before.get(k, 0.0) for k in spent},
+                    }
+                )
+
+        trainer.add_callback(StepClock())
+        trainer.train()
+
+    timed = steps[args.warmup :]
+    if not timed:
+        raise SystemExit(f"no step was timed: {len(steps)} step(s) ran, --warmup {args.warmup}")
+    wall = sum(s["wall_s"] for s in timed)
+
+    def row(name: str, key: str) -> dict[str, Any]:
+        seconds = sum(s["rewards_s"].get(key, 0.0) for s in timed)
+        share = seconds / wall if wall > 0 else 0.0
+        return {"name": name, "seconds_per_step": seconds / len(timed), "share": share, "over_limit": share > LIMIT}
+
+    config = trainer.args
+    return {
+        "method": args.method,
+        "model": args.model_name_or_path,
+        "dataset": stage.script_args.dataset_name,
+        "device": torch.cuda.get_device_name(0)
+        if torch.cuda.is_available()
+        else f"cpu ({torch.get_num_threads()} thread{'s' if torch.get_num_threads() > 1 else ''})",
+        "dtype": str(trainer.model.dtype).replace("torch.", ""),
+        "batch": {
+            "completions": config.per_device_train_batch_size,
+            "num_generations": config.num_generations,
+            "max_completion_length": config.max_completion_length,
+        },
+        "reward_weights": list(config.reward_weights) if config.reward_weights is not None else None,
+        "steps": len(timed),
+        "step_s": statistics.median(s["wall_s"] for s in timed),
+        "step_cpu_s": statistics.median(s["cpu_s"] for s in timed),
+        "rewards": [
+            row(name, str(i))
+            if str(i) in timed_keys
+            else {"name": name, "seconds_per_step": None, "share": None, "over_limit": False}
+            for i, name in enumerate(names)
+        ],
+        "total": row("all rewards", "__all__"),
+        "limit": LIMIT,
+    }
+
+
+def format_report(r: dict[str, Any]) -> str:
+    b = r["batch"]
+    lines = [
+        f"trl-ext bench {r['method']} rewards | model {r['model']} ({r['dtype']}) | {r['device']} | {r['dataset']} | "
+        f"{b['completions']} completions ({b['num_generations']} per prompt, <= {b['max_completion_length']} tokens)"
+        f" | {r['steps']} timed steps",
+        f"step: median {r['step_s']:.3f} s wall, {r['step_cpu_s']:.3f} CPU-s (user+sys, with waited-for children)",
+        f"{'reward':<28}{'s / step':>10}{'share of step':>16}",
+    ]
+    for m in [*r["rewards"], r["total"]]:
+        if m["share"] is None:
+            lines.append(f"{m['name']:<28}{'-':>10}{'-':>16}   (a reward model: in the total only)")
+            continue
+        flag = f"   OVER {r['limit']:.0%}: a defect to fix" if m["over_limit"] else ""
+        lines.append(f"{m['name']:<28}{m['seconds_per_step']:>10.4f}{m['share']:>15.2%}{flag}")
+    lines.append(
+        "(async rewards are awaited together: their own times overlap; 'all rewards' is TRL's whole reward "
+        "computation)"
+    )
+    return "\n".join(lines)
