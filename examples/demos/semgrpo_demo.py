@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--max_steps", type=int, default=20)
     parser.add_argument("--max_completion_length", type=int, default=64)
     parser.add_argument("--learning_rate", default="5e-5")
+    parser.add_argument("--per_device_train_batch_size", type=int, default=8)
     parser.add_argument("--output_dir", default="outputs/semgrpo-demo")
     args = parser.parse_args()
 
@@ -48,11 +49,11 @@ def main() -> None:
         "model_name_or_path": "smollm2-135m",
         "dataset_name": "builtin:explanations",
         "num_generations": 4,
-        "per_device_train_batch_size": 8,
+        "per_device_train_batch_size": args.per_device_train_batch_size,
         "max_completion_length": args.max_completion_length,
         "learning_rate": args.learning_rate,
         "max_steps": args.max_steps,
-        "logging_steps": 5,
+        "logging_steps": 2,
     }
     arms = {
         "acc+fmt": {"rewards": REWARDS, "reward_weights": [1.0, 0.5]},
@@ -61,11 +62,13 @@ def main() -> None:
     rows = []
     base = held_out_scores("smollm2-135m", args.max_completion_length)
     rows.append(["untrained", f"{base['sem']:.3f}", f"{base['acc']:.3f}", f"{base['fmt']:.3f}", "-"])
+    print("held-out, untrained:", rows[-1], flush=True)
     for name, flags in arms.items():
         out = Path(args.output_dir) / name.replace("+", "_")
         minutes = train_arm("grpo", out, **common, **flags)
         scores = held_out_scores(str(out), args.max_completion_length)
         rows.append([name, f"{scores['sem']:.3f}", f"{scores['acc']:.3f}", f"{scores['fmt']:.3f}", f"{minutes:.1f}"])
+        print(f"held-out, {name}:", rows[-1], flush=True)
     print(
         f"\nGRPO on builtin:explanations, smollm2-135m, G=4, {args.max_steps} steps, lr {args.learning_rate}; "
         "held-out 16 questions, greedy"
