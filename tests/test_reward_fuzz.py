@@ -56,6 +56,8 @@ GOOD_COLUMN_VALUES: dict[str, Any] = {
     "demo_action": "",
     "target_sql": "SELECT 1",
     "db_id": "shop",  # builtin:text2sql's database, created on first use
+    "reference_explanation": "5 = 2 + 3 because adding 3 to 2 gives 5.",
+    "answer": "B",
 }
 # Optional columns a reward reads when present; fuzzed like its required ones.
 OPTIONAL_COLUMNS = ("task", "demo_action")

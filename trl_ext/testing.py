@@ -85,6 +85,25 @@ def tiny_model(
     return LlamaForCausalLM(config).float()
 
 
+def tiny_encoder_model(hidden_size: int = 32, num_layers: int = 2, seed: int = 0):
+    """(model, tokenizer): a randomly initialised BERT encoder over `tiny_tokenizer`, in eval mode, for tests of
+    sentence-embedding code (`trl_ext.inference.text_encoder`); no weights are read."""
+    from transformers import BertConfig, BertModel
+
+    tokenizer = tiny_tokenizer()
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=4,
+        intermediate_size=2 * hidden_size,
+        max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return BertModel(config).eval(), tokenizer
+
+
 def save_tiny_model(path: str | Path, **kwargs) -> Path:
     """Write a tiny model and its tokenizer to `path` so it loads with `--model_name_or_path path`."""
     path = Path(path)

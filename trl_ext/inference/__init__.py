@@ -1,6 +1,8 @@
-"""Batched generation and scoring of responses under a model (sequence log-likelihoods on the chunked head)."""
+"""Batched generation and scoring of responses under a model (sequence log-likelihoods on the chunked head), and
+sentence embeddings from a frozen encoder (`load_text_encoder`)."""
 
 from trl_ext.inference.generation import generate
 from trl_ext.inference.scoring import sequence_logprobs, tokenize_pair
+from trl_ext.inference.text_encoder import TextEncoder, load_text_encoder, mean_pool
 
-__all__ = ["generate", "sequence_logprobs", "tokenize_pair"]
+__all__ = ["TextEncoder", "generate", "load_text_encoder", "mean_pool", "sequence_logprobs", "tokenize_pair"]
