@@ -56,6 +56,8 @@ GOOD_COLUMN_VALUES: dict[str, Any] = {
     "demo_action": "",
     "target_sql": "SELECT 1",
     "db_id": "shop",  # builtin:text2sql's database, created on first use
+    "solution": "<answer>A</answer>",  # clsrl, videorft
+    "problem_type": "multiple choice",  # videorft
 }
 # Optional columns a reward reads when present; fuzzed like its required ones.
 OPTIONAL_COLUMNS = ("task", "demo_action")
