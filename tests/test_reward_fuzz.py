@@ -58,6 +58,8 @@ GOOD_COLUMN_VALUES: dict[str, Any] = {
     "db_id": "shop",  # builtin:text2sql's database, created on first use
     "reference_explanation": "5 = 2 + 3 because adding 3 to 2 gives 5.",
     "answer": "B",
+    "solution": "<answer>A</answer>",  # clsrl, videorft
+    "problem_type": "multiple choice",  # videorft
 }
 # Optional columns a reward reads when present; fuzzed like its required ones.
 OPTIONAL_COLUMNS = ("task", "demo_action")

@@ -369,3 +369,36 @@ def train_one_sharded_step(trainer) -> dict[str, Any]:
     log = next(e for e in trainer.state.log_history if "loss" in e)
     update = {n: (initial[n] - final[n]).flatten().tolist() for n in initial}
     return {**log, "steps": trainer.state.global_step, "update": update}
+
+
+def save_tiny_dual_encoder(path: str | Path, kind: str = "clip", seed: int = 0, image_size: int = 32) -> Path:
+    """Write a tiny randomly initialised CLIPModel (`kind="clip"`) or SiglipModel (`"siglip"`), built from its config,
+    with the tiny tokenizer to `path`: a user-supplied dual encoder for tests, loaded by path."""
+    import copy
+
+    from tokenizers import processors
+    from transformers import CLIPConfig, CLIPModel, SiglipConfig, SiglipModel
+
+    # CLIP pools the text at its first EOS token, so texts must end with one, as CLIP's own tokenizer makes them; the
+    # EOS must not have id 2, which transformers reads as a legacy config (pooling at the highest token id instead).
+    tokenizer = copy.deepcopy(tiny_tokenizer())
+    tokenizer.eos_token = eos = "<|endoftext|>"
+    tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"$A {eos}", pair=f"$A {eos} $B {eos}", special_tokens=[(eos, tokenizer.eos_token_id)]
+    )
+    ids = {"pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id, "bos_token_id": None}
+    tower = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4}
+    vision = {**tower, "image_size": image_size, "patch_size": 8}
+    torch.manual_seed(seed)
+    if kind == "clip":
+        text = {**tower, **ids, "vocab_size": len(tokenizer), "max_position_embeddings": 32}
+        model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16))
+    elif kind == "siglip":
+        text = {**tower, **ids, "vocab_size": len(tokenizer), "max_position_embeddings": 16}
+        model = SiglipModel(SiglipConfig(text_config=text, vision_config=vision))
+    else:
+        raise ValueError(f"kind={kind!r} must be 'clip' or 'siglip'")
+    path = Path(path)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

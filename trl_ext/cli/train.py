@@ -58,7 +58,10 @@ def cmd_transform(argv: list[str]) -> int:
     from trl_ext.run.specs import parse_value
     from trl_ext.run.stage import apply_transforms
 
-    parser = argparse.ArgumentParser(prog="trl-ext transform", description="Run a registered transform on a dataset.")
+    # No abbreviations: a transform option such as --mode must not be taken for --model_name_or_path.
+    parser = argparse.ArgumentParser(
+        prog="trl-ext transform", description="Run a registered transform on a dataset.", allow_abbrev=False
+    )
     parser.add_argument("name")
     parser.add_argument("--dataset_name", required=True)
     parser.add_argument("--dataset_config", default=None)
