@@ -8,8 +8,9 @@
   temperature, for comparison).
 - `BudgetForcingProcessor`: the s1 baseline: once a row has generated B thinking tokens, force e.
 
-The marker may be several tokens (SmolLM2 spells "</think>" as "</", "think", ">"): temperature scaling acts on its
-first token, budget forcing forces all of them in turn, and a row leaves the thinking phase once the whole marker has
+The marker may be several tokens (SmolLM2 spells "</think>" as "</", "think", ">"): temperature scaling acts on the
+marker token that comes next (the first one, or the one continuing a marker the row has started, so that a boosted
+"</" goes on to "think"), budget forcing forces all of them in turn, and a row leaves the thinking phase once the whole marker has
 been generated. Thinking is counted from the first generated token, so prompts should open the thinking block (or
 let the model open it). State is per row and per `generate` call: build one processor per call (`trl-ext generate`
 does); a processor also resets itself when it sees a new call (another batch size or sequence length).
@@ -67,6 +68,20 @@ class _ThinkingRows(LogitsProcessor):
             self.done |= (input_ids[:, -k:] == marker).all(dim=1)
         return ~self.done
 
+    def next_marker_token(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Per row, the marker token that would continue the marker: `marker[j]` for the longest j < len(marker) such
+        that the row's last j generated tokens are `marker[:j]` (the first token when none match)."""
+        target = torch.full((input_ids.shape[0],), self.marker[0], dtype=torch.long, device=input_ids.device)
+        matched = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        for j in range(len(self.marker) - 1, 0, -1):
+            if self.generated(input_ids) < j:
+                continue
+            prefix = torch.tensor(self.marker[:j], device=input_ids.device)
+            hit = (input_ids[:, -j:] == prefix).all(dim=1) & ~matched
+            target[hit] = self.marker[j]
+            matched |= hit
+        return target
+
     def generated(self, input_ids: torch.Tensor) -> int:
         return input_ids.shape[1] - (self.prompt_length or input_ids.shape[1])
 
@@ -94,8 +109,9 @@ class ThinkStopTemperatureProcessor(_ThinkingRows):
         if self.mode == "global":
             scores[thinking] = scores[thinking] / self.tau_stop
         else:
-            e = self.marker[0]
-            scores[thinking, e] = scale_stop_logit(scores[thinking, e], self.tau_stop)
+            rows = thinking.nonzero().squeeze(1)
+            e = self.next_marker_token(input_ids)[rows]
+            scores[rows, e] = scale_stop_logit(scores[rows, e], self.tau_stop)
         return scores
 
 

@@ -36,6 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from trl_ext.plugin.registry import get
+    from trl_ext.run.checks import check_options
     from trl_ext.run.specs import parse_spec
 
     for name, value in (("--num_samples", args.num_samples), ("--max_new_tokens", args.max_new_tokens)):
@@ -47,6 +48,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     processors = [
         (get("logits_processor", name), options) for name, options in map(parse_spec, args.logits_processors)
     ]
+    for record, options in processors:
+        if "tokenizer" in options:
+            raise CLIError(f"logits processor {record.name!r}: the tokenizer is the model's, not an option")
+        check_options(record, options)
     rows = _load_rows(args)
 
     import torch
