@@ -32,6 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--sft_steps", type=int, default=40)
+    parser.add_argument("--sft_learning_rate", default="1e-4")
     parser.add_argument("--grpo_steps", type=int, default=20)
     parser.add_argument("--max_completion_length", type=int, default=160)
     parser.add_argument("--eval_size", type=int, default=24)
@@ -48,8 +49,8 @@ def main() -> None:
         dataset_config="sft",
         max_steps=args.sft_steps,
         per_device_train_batch_size=8,
-        learning_rate="1e-4",
-        logging_steps=10,
+        learning_rate=args.sft_learning_rate,
+        logging_steps=1,
     )
     L = args.max_completion_length
     minutes["tldr"] = train_arm(
