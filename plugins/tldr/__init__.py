@@ -29,7 +29,10 @@ def register_rewards(register):
             paper=PAPER,
             required_columns=("answer", "length_level"),
             options={
-                "levels": "Level -> λ_ℓ, a JSON mapping; default {short: 0.5, medium: 0.2, long: 0.05} (ours).",
+                "lambda_short": "λ_short (default 0.5, ours).",
+                "lambda_medium": "λ_medium (default 0.2, ours).",
+                "lambda_long": "λ_long (default 0.05, ours).",
+                "levels": "Level -> λ_ℓ as a mapping (YAML recipes, Python), for other level names.",
                 "gate_on_correct": "Penalise the length of correct completions only (default true, ours).",
                 "max_completion_length": "L_max: give the run's --max_completion_length (default 512, TRL's).",
                 "eos_token_ids": "Ids that end a completion; a completion without one is truncated, so wrong "

@@ -21,7 +21,7 @@ from typing import Any
 
 from trl_ext.rewards import RewardFunction, RewardSetupError, completion_text, log_metric
 
-from .config import TLDRConfig
+from .config import DEFAULT_LEVELS, TLDRConfig
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ def _token_ids(value: Any) -> list[int] | None:
 class TLDRReward(RewardFunction):
     """TLDR's reward per completion: correctness minus a level-dependent length penalty.
 
-    Options: TLDRConfig's fields (or `config=`), `max_completion_length` (L_max: give the run's own value, TRL's
+    Options: TLDRConfig's fields (or `config=`), `lambda_<level>` (one level's λ), `max_completion_length` (L_max: give the run's own value, TRL's
     default is 512), `eos_token_ids` (the ids that end a completion; without them a completion of L_max tokens counts
     as truncated), `verifier` and `tokenizer` (a name or path whose tokenizer counts L when no `completion_ids` are
     given; GRPOTrainer always gives them)."""
@@ -173,9 +173,16 @@ class TLDRReward(RewardFunction):
         tokenizer: Any = None,
         **config_fields: Any,
     ):
-        if config is not None and config_fields:
+        # `lambda_<level>=x` sets one level's λ: the command line's NAME:key=value cannot hold a JSON mapping.
+        strengths = {k[len("lambda_") :]: config_fields.pop(k) for k in list(config_fields) if k.startswith("lambda_")}
+        if config is not None and (config_fields or strengths):
             raise ValueError(f"pass either config or its fields ({', '.join(config_fields)}), not both")
-        self.config = config if config is not None else TLDRConfig(**config_fields)
+        if config is None:
+            if strengths:
+                levels = TLDRConfig(levels=config_fields.pop("levels", DEFAULT_LEVELS)).levels
+                config_fields["levels"] = {**levels, **strengths}
+            config = TLDRConfig(**config_fields)
+        self.config = config
         if not isinstance(max_completion_length, int) or isinstance(max_completion_length, bool):
             raise ValueError(f"max_completion_length={max_completion_length!r} must be an integer >= 1")
         if max_completion_length < 1:

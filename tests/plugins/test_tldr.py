@@ -178,6 +178,13 @@ def test_reward_pickles_and_is_named_after_its_options():
     assert call(copy, [RIGHT], ["short"], [32]) == call(reward, [RIGHT], ["short"], [32]) == [0.75]
 
 
+def test_one_level_strength_from_the_command_line():
+    reward = trl_ext.get("reward", "tldr_length_regularized_reward").build(lambda_short=1.0, max_completion_length=10)
+    assert reward.config.levels == {"short": 1.0, "medium": 0.2, "long": 0.05}
+    assert reward.__name__ == "tldr_length_regularized_reward_lambda_short-1.0_max_completion_length-10"
+    assert TLDRReward(levels={"brief": 0.3}, lambda_brief=0.4).config.levels == {"brief": 0.4}
+
+
 def test_config_validation():
     assert TLDRConfig().levels == {"short": 0.5, "medium": 0.2, "long": 0.05}
     assert TLDRConfig(levels='{"Brief": 1}').levels == {"brief": 1.0}
