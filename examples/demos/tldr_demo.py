@@ -10,6 +10,7 @@
    decreases as τ_stop decreases).
 
     python examples/demos/tldr_demo.py [--sft_steps 40] [--grpo_steps 20] [--eval_size 24]
+    python examples/demos/tldr_demo.py --ts_only [--model M] [--eval_size 12]   # step 4 alone, no training
 
 The card's scale: 200 SFT examples, GRPO 40 steps, G=4, max_completion_length 192.
 """
@@ -37,7 +38,26 @@ def main() -> None:
     parser.add_argument("--max_completion_length", type=int, default=160)
     parser.add_argument("--eval_size", type=int, default=24)
     parser.add_argument("--output_dir", default="outputs/tldr-demo")
+    parser.add_argument(
+        "--ts_only", action="store_true", help="Only the temperature-scaling sweep, on --model (no training)."
+    )
     args = parser.parse_args()
+    L = args.max_completion_length
+    tokenizer = load_tokenizer(args.model)
+    # The held-out problems without a level line (the sft form's prompts), asked at each level by the transform.
+    test = load_dataset("builtin:tldr_arith", "sft")["test"].select(range(args.eval_size)).remove_columns("completion")
+
+    def read(model, prompts, processors=None) -> tuple[float, float, float]:
+        """Mean completion tokens, mean thinking tokens (before '</think>', all of them without one), accuracy."""
+        outs = generate_completions(model, tokenizer, prompts, max_new_tokens=L, logits_processors=processors)
+        length = sum(o.num_tokens for o in outs) / len(outs)
+        thinking = sum(_thinking_tokens(tokenizer, o) for o in outs) / len(outs)
+        accuracy = sum(verify_boxed(o.text, a) for o, a in zip(outs, test["answer"], strict=True)) / len(outs)
+        return length, thinking, accuracy
+
+    if args.ts_only:
+        _ts_sweep(load_model(args.model), args.model, test, tokenizer, read)
+        return
 
     sft_dir, grpo_dir = f"{args.output_dir}/sft", f"{args.output_dir}/tldr"
     minutes = {}
@@ -52,7 +72,6 @@ def main() -> None:
         learning_rate=args.sft_learning_rate,
         logging_steps=1,
     )
-    L = args.max_completion_length
     minutes["tldr"] = train_arm(
         "grpo",
         grpo_dir,
@@ -72,16 +91,6 @@ def main() -> None:
         logging_steps=1,
     )
 
-    tokenizer = load_tokenizer(args.model)
-    # The held-out problems without a level line (the sft form's prompts), asked at each level by the transform.
-    test = load_dataset("builtin:tldr_arith", "sft")["test"].select(range(args.eval_size)).remove_columns("completion")
-
-    def read(model, prompts, processors=None) -> tuple[float, float]:
-        outs = generate_completions(model, tokenizer, prompts, max_new_tokens=L, logits_processors=processors)
-        length = sum(o.num_tokens for o in outs) / len(outs)
-        accuracy = sum(verify_boxed(o.text, a) for o, a in zip(outs, test["answer"], strict=True)) / len(outs)
-        return length, accuracy
-
     models = {"SFT": load_model(sft_dir), "TLDR": _merged(sft_dir, grpo_dir)}
     rows, results = [], {}
     for name, model in models.items():
@@ -92,7 +101,7 @@ def main() -> None:
         rows.append(
             [name]
             + [f"{results[(name, lv)][0]:.1f}" for lv in LEVELS]
-            + [f"{results[(name, lv)][1]:.2f}" for lv in LEVELS]
+            + [f"{results[(name, lv)][2]:.2f}" for lv in LEVELS]
         )
     print(
         f"\nSFT {args.sft_steps} steps ({minutes['sft']:.1f} min), TLDR GRPO {args.grpo_steps} steps "
@@ -101,17 +110,26 @@ def main() -> None:
     header = ["model", *(f"tokens {lv}" for lv in LEVELS), *(f"acc {lv}" for lv in LEVELS)]
     print(markdown_table(header, rows))
 
-    processor = get("logits_processor", "think_stop_temperature")
-    ts_rows = []
-    for tau in TAUS:
-        length, accuracy = read(
-            models["SFT"], test["prompt"], lambda tau=tau: [processor.build(tokenizer=tokenizer, tau_stop=tau)]
-        )
-        ts_rows.append([tau, f"{length:.1f}", f"{accuracy:.2f}"])
-        print("TS", tau, length, accuracy, flush=True)
-    print("\nTemperature scaling of '</think>' on the SFT model (prompts without a level)")
-    print(markdown_table(["τ_stop", "mean tokens", "accuracy"], ts_rows))
+    _ts_sweep(models["SFT"], "the SFT model", test, tokenizer, read)
     print(json.dumps({f"{k[0]}/{k[1]}": v for k, v in results.items()}))
+
+
+def _ts_sweep(model, name, test, tokenizer, read) -> None:
+    processor = get("logits_processor", "think_stop_temperature")
+    rows = []
+    for tau in TAUS:
+        length, thinking, accuracy = read(
+            model, test["prompt"], lambda tau=tau: [processor.build(tokenizer=tokenizer, tau_stop=tau)]
+        )
+        rows.append([tau, f"{thinking:.1f}", f"{length:.1f}", f"{accuracy:.2f}"])
+        print("TS", tau, thinking, length, accuracy, flush=True)
+    print(f"\nTemperature scaling of '</think>' on {name} (prompts without a level), greedy, {len(test)} problems")
+    print(markdown_table(["τ_stop", "thinking tokens", "completion tokens", "accuracy"], rows))
+
+
+def _thinking_tokens(tokenizer, generation) -> int:
+    head, found, _ = generation.text.partition("</think>")
+    return len(tokenizer(head, add_special_tokens=False)["input_ids"]) if found else generation.num_tokens
 
 
 def _merged(base_dir: str, adapter_dir: str):
