@@ -40,6 +40,7 @@ EXTRA_OPTIONS: dict[str, list[dict[str, Any]]] = {
     "tool_call_reward": [{"strict_parsing": True}],
     "json_content": [{"task": "gsm8k_json"}, {"task": "recipe"}],
     "rlstruct": [{"task": "gsm8k_json"}, {"task": "recipe"}],
+    "tldr_length_regularized_reward": [{"gate_on_correct": False, "eos_token_ids": [2], "max_completion_length": 2}],
 }
 
 SCHEMA = json.dumps({"reasoning": "str", "answer": "number", "meta?": {"source": "str"}})
@@ -57,9 +58,10 @@ GOOD_COLUMN_VALUES: dict[str, Any] = {
     "target_sql": "SELECT 1",
     "db_id": "shop",  # builtin:text2sql's database, created on first use
     "reference_explanation": "5 = 2 + 3 because adding 3 to 2 gives 5.",
-    "answer": "B",
+    "answer": "B",  # semgrpo (a letter), tldr (any text: an unmatched answer scores 0)
     "solution": "<answer>A</answer>",  # clsrl, videorft
     "problem_type": "multiple choice",  # videorft
+    "length_level": "short",
 }
 # Optional columns a reward reads when present; fuzzed like its required ones.
 OPTIONAL_COLUMNS = ("task", "demo_action")

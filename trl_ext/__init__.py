@@ -6,7 +6,17 @@ import os
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 from trl_ext.plugin.hookspecs import hookimpl  # noqa: E402
-from trl_ext.plugin.records import Adapter, Callback, Component, Dataset, Method, Paper, Reward, Transform  # noqa: E402
+from trl_ext.plugin.records import (  # noqa: E402
+    Adapter,
+    Callback,
+    Component,
+    Dataset,
+    LogitsProcessor,
+    Method,
+    Paper,
+    Reward,
+    Transform,
+)
 from trl_ext.plugin.registry import (  # noqa: E402
     ComponentError,
     DuplicateComponentError,
@@ -25,6 +35,7 @@ __all__ = [
     "ComponentError",
     "Dataset",
     "DuplicateComponentError",
+    "LogitsProcessor",
     "Method",
     "Paper",
     "Reward",

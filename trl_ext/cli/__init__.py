@@ -1,4 +1,5 @@
-"""`trl-ext`: list | info | plugins | train | transform | new-plugin | bench (one module per command group)."""
+"""`trl-ext`: list | info | plugins | train | transform | generate | new-plugin | bench (one module per command
+group)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import sys
 
 from trl_ext.cli.catalog import cmd_info, cmd_list, cmd_plugins
 from trl_ext.cli.errors import EXIT_USAGE, CLIError
+from trl_ext.cli.generate import add_arguments as add_generate_arguments
+from trl_ext.cli.generate import cmd_generate
 from trl_ext.cli.new_plugin import cmd_new_plugin
 from trl_ext.plugin.records import KINDS, Family
 from trl_ext.plugin.registry import ComponentError, registry
@@ -47,6 +50,12 @@ def make_parser() -> argparse.ArgumentParser:
         "--builtin", action="store_true", help="Write a built-in plugin folder of trl-ext's own plugins/ instead."
     )
     p.set_defaults(func=cmd_new_plugin)
+    p = sub.add_parser(
+        "generate",
+        help="Complete a dataset's prompts with a model, optionally through registered logits processors (JSONL).",
+    )
+    add_generate_arguments(p)
+    p.set_defaults(func=cmd_generate)
     for name, help_text in (
         ("train", "Train METHOD with TRL-style flags, or a YAML recipe (--config)."),
         ("transform", "Run a registered transform on a dataset and write the result."),

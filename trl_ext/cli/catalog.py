@@ -145,6 +145,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         elif record.kind == "transform":
             example = record.example or f"trl-ext transform {record.name} --dataset_name data.jsonl --output out.jsonl"
             print(f"\nExample:\n  {example}")
+        elif record.kind == "logits_processor":
+            example = record.example or (
+                f"trl-ext generate --model_name_or_path M --dataset_name data.jsonl --logits_processors {record.name}"
+            )
+            print(f"\nExample:\n  {example}")
     if record.paper and record.paper.citation:
         print(f"\nCitation:\n{record.paper.citation}")
     return 0

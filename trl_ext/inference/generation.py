@@ -1,18 +1,51 @@
-"""Batched greedy generation for evaluation and for transforms that answer with the model itself."""
+"""Batched generation for evaluation, for transforms that answer with the model itself, and for `trl-ext generate`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
+
+# Builds the logits processors of one `generate` call: processors may keep per-row state (which rows have finished
+# thinking), so each batch gets fresh ones.
+ProcessorFactory = Callable[[], Sequence[Any]]
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One completion: its text (special tokens removed) and its number of generated tokens, the EOS included and
+    the padding after it not."""
+
+    text: str
+    num_tokens: int
 
 
 def generate(
     model, tokenizer, prompts: Sequence[Any], max_new_tokens: int = 64, batch_size: int = 16, progress: bool = True
 ) -> list[str]:
     """Greedy completions of conversational (chat-template) or plain prompts, left-padded in batches."""
+    outputs = generate_completions(
+        model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress
+    )
+    return [g.text for g in outputs]
+
+
+def generate_completions(
+    model,
+    tokenizer,
+    prompts: Sequence[Any],
+    max_new_tokens: int = 64,
+    batch_size: int = 16,
+    progress: bool = True,
+    logits_processors: ProcessorFactory | None = None,
+    **generate_kwargs: Any,
+) -> list[Generation]:
+    """Completions of conversational (chat-template) or plain prompts, left-padded in batches: greedy unless
+    `generate_kwargs` say otherwise (`do_sample=True, temperature=...`). `logits_processors()` is called once per
+    batch for that batch's processors."""
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     was_training = model.training
@@ -21,18 +54,43 @@ def generate(
         tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) if isinstance(p, list) else p
         for p in prompts
     ]
-    outputs: list[str] = []
+    stop_ids = _stop_ids(model, tokenizer)
+    outputs: list[Generation] = []
+    kwargs = {"do_sample": False, **generate_kwargs}
     try:
         for start in tqdm(range(0, len(texts), batch_size), desc="Generating", disable=not progress):
             enc = tokenizer(
                 texts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
             ).to(model.device)
+            if logits_processors is not None:
+                from transformers import LogitsProcessorList
+
+                kwargs["logits_processor"] = LogitsProcessorList(logits_processors())
             with torch.no_grad():
                 out = model.generate(
-                    **enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+                    **enc, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, **kwargs
                 )
-            outputs += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+            completion_ids = out[:, enc["input_ids"].shape[1] :].tolist()
+            for ids in completion_ids:
+                ids = _until_stop(ids, stop_ids)
+                outputs.append(Generation(tokenizer.decode(ids, skip_special_tokens=True), len(ids)))
     finally:
         tokenizer.padding_side = side
         model.train(was_training)
     return outputs
+
+
+def _stop_ids(model, tokenizer) -> set[int]:
+    eos = getattr(model.generation_config, "eos_token_id", None)
+    eos = [eos] if isinstance(eos, int) else list(eos or [])
+    if tokenizer.eos_token_id is not None:
+        eos.append(tokenizer.eos_token_id)
+    return set(eos)
+
+
+def _until_stop(ids: list[int], stop_ids: set[int]) -> list[int]:
+    # generate pads a finished row (with the pad id, often the EOS id itself): keep up to the first stop token.
+    for i, token in enumerate(ids):
+        if token in stop_ids:
+            return ids[: i + 1]
+    return ids

@@ -64,6 +64,11 @@ def register_datasets(register: Callable) -> None:
     """Register `trl_ext.Dataset` records: datasets generated in code, loaded as `builtin:NAME`."""
 
 
+@hookspec
+def register_logits_processors(register: Callable) -> None:
+    """Register `trl_ext.LogitsProcessor` records: decoding interventions for `trl-ext generate` and evaluation."""
+
+
 HOOKS = {
     "method": "register_methods",
     "reward": "register_rewards",
@@ -71,4 +76,5 @@ HOOKS = {
     "callback": "register_callbacks",
     "adapter": "register_adapters",
     "dataset": "register_datasets",
+    "logits_processor": "register_logits_processors",
 }

@@ -1,4 +1,5 @@
-"""Records of what a plugin contributes: methods, rewards, transforms, callbacks, adapters and datasets.
+"""Records of what a plugin contributes: methods, rewards, transforms, callbacks, adapters, datasets and logits
+processors.
 
 Every record carries its paper so that `trl-ext info`, the docs and the model card can cite it, and the name of the
 plugin that registered it (filled in by the registry). A record's heavy parts (a method's trainer and config, a
@@ -15,7 +16,7 @@ from typing import Any
 
 from trl_ext.plugin.lazy import LazyImport
 
-KINDS = ("method", "reward", "transform", "callback", "adapter", "dataset")
+KINDS = ("method", "reward", "transform", "callback", "adapter", "dataset", "logits_processor")
 
 
 class Family(str, Enum):
@@ -240,6 +241,17 @@ class Dataset(_Built):
         self._validate("dataset")
 
 
+@dataclass
+class LogitsProcessor(_Built):
+    """A decoding intervention: `build(tokenizer=..., **options)` returns a fresh `transformers.LogitsProcessor` (one
+    per `generate` call, as processors may keep per-row state). Used by `trl-ext generate --logits_processors NAME`
+    and evaluation code; not by GRPO rollouts, whose `generation_kwargs` become a `GenerationConfig`, which refuses a
+    `logits_processor`."""
+
+    def __post_init__(self) -> None:
+        self._validate("logits_processor")
+
+
 def _lazy_fields(cls: type) -> dict[str, LazyImport]:
     return {
         name: attr
@@ -256,4 +268,5 @@ RECORD_TYPES: dict[str, type[Component]] = {
     "callback": Callback,
     "adapter": Adapter,
     "dataset": Dataset,
+    "logits_processor": LogitsProcessor,
 }
