@@ -10,9 +10,18 @@ from tqdm.auto import tqdm
 
 
 def generate(
-    model, tokenizer, prompts: Sequence[Any], max_new_tokens: int = 64, batch_size: int = 16, progress: bool = True
+    model,
+    tokenizer,
+    prompts: Sequence[Any],
+    max_new_tokens: int = 64,
+    batch_size: int = 16,
+    progress: bool = True,
+    num_return_sequences: int = 1,
+    temperature: float | None = None,
 ) -> list[str]:
-    """Greedy completions of conversational (chat-template) or plain prompts, left-padded in batches."""
+    """Completions of conversational (chat-template) or plain prompts, left-padded in batches: greedy, or sampled
+    at `temperature` when one is given. With `num_return_sequences` n, the n completions of each prompt follow one
+    another (`len(prompts) * n` texts); seed torch for reproducible samples."""
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     was_training = model.training
@@ -28,8 +37,13 @@ def generate(
                 texts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
             ).to(model.device)
             with torch.no_grad():
+                sampling = {"do_sample": True, "temperature": temperature, "top_k": 0} if temperature else {}
                 out = model.generate(
-                    **enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+                    **enc,
+                    max_new_tokens=max_new_tokens,
+                    pad_token_id=tokenizer.pad_token_id,
+                    num_return_sequences=num_return_sequences,
+                    **({"do_sample": False} | sampling),
                 )
             outputs += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
     finally:
