@@ -20,7 +20,7 @@ from trl_ext.inference.scoring import load_scorer
 from trl_ext.rewards import RewardFunction, cap_text, log_metric
 
 from .config import ConMaxConfig
-from .scoring import combine, compressed_trace, conmax_scores
+from .scoring import clean, combine, compressed_trace, conmax_scores
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +95,7 @@ class ConMaxConfidenceReward(RewardFunction):
         out: list[tuple[int, float | None, bool]] = []
         todo, ratios = [], []
         for i, z_hat, trace, query, answer in candidates:
+            z_hat, trace = clean(z_hat), clean(trace)
             if cfg.require_shorter and _num_tokens(tokenizer, z_hat) >= _num_tokens(tokenizer, trace):
                 out.append((i, cfg.invalid_reward, True))
                 continue

@@ -27,6 +27,11 @@ from trl_ext.inference import scoring as core_scoring
 from .config import ConMaxConfig
 
 
+def clean(text: str) -> str:
+    """`text` with what no tokenizer encodes (lone surrogates) replaced by "?"."""
+    return text.encode("utf-8", errors="replace").decode("utf-8")
+
+
 def extract_span(text: str, open_tag: str, close_tag: str) -> str | None:
     """The stripped content of the first `open_tag … close_tag` span of `text`, or None when there is no closed span
     (linear time: two `str.find`)."""
@@ -53,7 +58,7 @@ def query_text(query: Any, tokenizer, use_chat_template: bool = True) -> str | N
     """chat(x): the context π_φ reads before thinking, or None when `query` is neither text nor a list of messages
     with text contents."""
     if isinstance(query, str):
-        messages = [{"role": "user", "content": query}]
+        messages = [{"role": "user", "content": clean(query)}]
     elif (
         isinstance(query, (list, tuple))
         and query
@@ -61,7 +66,7 @@ def query_text(query: Any, tokenizer, use_chat_template: bool = True) -> str | N
             isinstance(m, dict) and isinstance(m.get("content"), str) and isinstance(m.get("role"), str) for m in query
         )
     ):
-        messages = [{"role": m["role"], "content": m["content"]} for m in query]
+        messages = [{"role": m["role"], "content": clean(m["content"])} for m in query]
     else:
         return None
     if use_chat_template and getattr(tokenizer, "chat_template", None):
@@ -76,7 +81,7 @@ def answer_text(answer: Any) -> str | None:
     if isinstance(answer, int) or (isinstance(answer, float) and math.isfinite(answer)):
         answer = str(answer)
     if isinstance(answer, str) and answer.strip():
-        return answer
+        return clean(answer)
     return None
 
 
@@ -124,7 +129,7 @@ def conmax_scores(
         if context is None or y is None or not isinstance(trace, str) or not trace:
             built.append(None)
             continue
-        seq = build_sequence(tokenizer, context, trace, y, config)
+        seq = build_sequence(tokenizer, context, clean(trace), y, config)
         empty = seq.think_span[0] in (0, seq.think_span[1]) or seq.answer_span[0] == seq.answer_span[1]
         built.append(None if empty or len(seq.input_ids) > config.aux_max_length else seq)
     todo = [i for i, seq in enumerate(built) if seq is not None]
