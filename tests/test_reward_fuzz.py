@@ -40,6 +40,7 @@ EXTRA_OPTIONS: dict[str, list[dict[str, Any]]] = {
     "tool_call_reward": [{"strict_parsing": True}],
     "json_content": [{"task": "gsm8k_json"}, {"task": "recipe"}],
     "rlstruct": [{"task": "gsm8k_json"}, {"task": "recipe"}],
+    "conmax_confidence": [{"require_span": False}],  # the whole completion is scored by the auxiliary model
 }
 
 SCHEMA = json.dumps({"reasoning": "str", "answer": "number", "meta?": {"source": "str"}})
@@ -56,6 +57,9 @@ GOOD_COLUMN_VALUES: dict[str, Any] = {
     "demo_action": "",
     "target_sql": "SELECT 1",
     "db_id": "shop",  # builtin:text2sql's database, created on first use
+    "query": "Tom has 3 apples and buys 4 more. How many apples does he have?",
+    "trace": "3 + 4 = 7. Wait, let me verify that: 3 + 4 = 7. Let me double-check: 7 - 4 = 3. " * 4
+    + "The answer is 7.",
 }
 # Optional columns a reward reads when present; fuzzed like its required ones.
 OPTIONAL_COLUMNS = ("task", "demo_action")
