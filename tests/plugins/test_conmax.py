@@ -494,3 +494,18 @@ stages:
     )
     assert main(["train", "--config", str(recipe)]) == 0
     assert (tmp_path / "run" / "stage-2-sft" / "model.safetensors").exists()
+
+
+def test_example_recipe_parses_into_grpo_then_sft_with_the_conmax_transforms():
+    from pathlib import Path
+
+    from trl_ext.run.arguments import parse_stage
+    from trl_ext.run.recipe import load_recipe, stages
+
+    recipe = Path(__file__).parents[2] / "examples" / "recipes" / "conmax.yaml"
+    plan = [dict(values) for values in stages(load_recipe(recipe))]
+    parsed = [parse_stage(values.pop("method"), [], values, first=i == 0) for i, values in enumerate(plan)]
+    assert [stage.method.name for stage in parsed] == ["grpo", "sft"]
+    assert [record.name for record, _ in parsed[0].rewards] == ["conmax_confidence"]
+    assert [record.name for record, _ in parsed[1].transforms] == ["conmax_compress", "conmax_select"]
+    assert parsed[1].transforms[0][1]["compressor"] == "outputs/conmax/stage-1-grpo"
