@@ -41,6 +41,7 @@ EXTRA_OPTIONS: dict[str, list[dict[str, Any]]] = {
     "json_content": [{"task": "gsm8k_json"}, {"task": "recipe"}],
     "rlstruct": [{"task": "gsm8k_json"}, {"task": "recipe"}],
     "tldr_length_regularized_reward": [{"gate_on_correct": False, "eos_token_ids": [2], "max_completion_length": 2}],
+    "conmax_confidence": [{"require_span": False}],  # the whole completion is scored by the auxiliary model
 }
 
 SCHEMA = json.dumps({"reasoning": "str", "answer": "number", "meta?": {"source": "str"}})
@@ -62,6 +63,9 @@ GOOD_COLUMN_VALUES: dict[str, Any] = {
     "solution": "<answer>A</answer>",  # clsrl, videorft
     "problem_type": "multiple choice",  # videorft
     "length_level": "short",
+    "query": "Tom has 3 apples and buys 4 more. How many apples does he have?",
+    "trace": "3 + 4 = 7. Wait, let me verify that: 3 + 4 = 7. Let me double-check: 7 - 4 = 3. " * 4
+    + "The answer is 7.",
 }
 # Optional columns a reward reads when present; fuzzed like its required ones.
 OPTIONAL_COLUMNS = ("task", "demo_action")

@@ -24,11 +24,28 @@ class Generation:
 
 
 def generate(
-    model, tokenizer, prompts: Sequence[Any], max_new_tokens: int = 64, batch_size: int = 16, progress: bool = True
+    model,
+    tokenizer,
+    prompts: Sequence[Any],
+    max_new_tokens: int = 64,
+    batch_size: int = 16,
+    progress: bool = True,
+    num_return_sequences: int = 1,
+    temperature: float | None = None,
 ) -> list[str]:
-    """Greedy completions of conversational (chat-template) or plain prompts, left-padded in batches."""
+    """Completions of conversational (chat-template) or plain prompts, left-padded in batches: greedy, or sampled
+    at `temperature` when one is given. With `num_return_sequences` n, the n completions of each prompt follow one
+    another (`len(prompts) * n` texts); seed torch for reproducible samples."""
+    sampling = {"do_sample": True, "temperature": temperature, "top_k": 0} if temperature else {}
     outputs = generate_completions(
-        model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        progress=progress,
+        num_return_sequences=num_return_sequences,
+        **sampling,
     )
     return [g.text for g in outputs]
 
@@ -44,8 +61,8 @@ def generate_completions(
     **generate_kwargs: Any,
 ) -> list[Generation]:
     """Completions of conversational (chat-template) or plain prompts, left-padded in batches: greedy unless
-    `generate_kwargs` say otherwise (`do_sample=True, temperature=...`). `logits_processors()` is called once per
-    batch for that batch's processors."""
+    `generate_kwargs` say otherwise (`do_sample=True, temperature=...`, `num_return_sequences=n`: the n completions
+    of a prompt follow one another). `logits_processors()` is called once per batch for that batch's processors."""
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     was_training = model.training

@@ -11,7 +11,9 @@ built.
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -89,52 +91,116 @@ def sequence_logprobs(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
     encoded = [tokenize_pair(tokenizer, p, c, max_length) for p, c in zip(prompts, completions, strict=True)]
-    results: list[dict[str, float]] = [{}] * len(encoded)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    per_token = token_logprobs(
+        model,
+        [ids for ids, _ in encoded],
+        [mask for _, mask in encoded],
+        pad_id=pad_id,
+        batch_size=batch_size,
+        progress=progress,
+        vocab_chunk_size=vocab_chunk_size,
+    )
+    results = []
+    for values in per_token:
+        total, n = float(sum(values)), len(values)
+        results.append({"sum_logprob": total, "num_tokens": n, "mean_logprob": total / n if n else -math.inf})
+    return results
+
+
+@torch.no_grad()
+def token_logprobs(
+    model,
+    sequences: Sequence[Sequence[int]],
+    target_masks: Sequence[Sequence[int | bool]],
+    pad_id: int = 0,
+    batch_size: int = 8,
+    progress: bool = False,
+    vocab_chunk_size: int = 8192,
+) -> list[list[float]]:
+    """`log p(token_t | tokens_<t)` of the tokens each mask marks, per sequence, in token order.
+
+    `target_masks[i][t]` truthy marks token `t` of `sequences[i]` as scored; token 0 has no context and is never
+    scored. One forward per batch of sequences (sorted by length, right-padded with `pad_id` under an attention
+    mask) in eval mode without gradients (the training mode is restored); the log-probs come from the last hidden
+    states at the scored positions only, through the LM head in vocabulary chunks: no `(batch, seq, vocab)` logits.
+    Several spans of one sequence (a reasoning trace and the answer after it) are thus scored by one forward.
+    """
+    if len(sequences) != len(target_masks):
+        raise ValueError(f"Got {len(sequences)} sequences and {len(target_masks)} masks; they must pair up.")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    for i, (ids, mask) in enumerate(zip(sequences, target_masks, strict=True)):
+        if len(ids) != len(mask):
+            raise ValueError(f"sequence {i} has {len(ids)} tokens but its mask has {len(mask)} entries.")
+    results: list[list[float]] = [[] for _ in sequences]
     model_ = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT: LoRA lives inside
     backbone = decoder_stack(model_)
     lm_head = LMHead.of(model_)
     device = model_.get_input_embeddings().weight.device
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
 
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]), reverse=True)
+    order = sorted((i for i in range(len(sequences)) if len(sequences[i])), key=lambda i: -len(sequences[i]))
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     was_training = model.training
     model.eval()
     try:
         for batch in tqdm(batches, desc="Scoring", unit="batch", disable=not progress):
-            width = max(len(encoded[i][0]) for i in batch)
+            width = max(len(sequences[i]) for i in batch)
             input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
             attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-            completion_mask = torch.zeros((len(batch), width), dtype=torch.bool)
+            target_mask = torch.zeros((len(batch), width), dtype=torch.bool)
             for row, i in enumerate(batch):
-                ids, mask = encoded[i]
-                input_ids[row, : len(ids)] = torch.tensor(ids)
+                ids = sequences[i]
+                input_ids[row, : len(ids)] = torch.tensor(list(ids), dtype=torch.long)
                 attention_mask[row, : len(ids)] = 1
-                completion_mask[row, : len(ids)] = torch.tensor(mask, dtype=torch.bool)
+                target_mask[row, : len(ids)] = torch.tensor([bool(m) for m in target_masks[i]], dtype=torch.bool)
             input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
             hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
             # With the model split across devices (`device_map`), the backbone can end on another device than the head.
             head_device = lm_head.weight.device
             hidden, input_ids = hidden.to(head_device), input_ids.to(head_device)
-            # Position t predicts token t + 1: score the positions whose next token belongs to the completion.
-            scored = completion_mask[:, 1:].to(head_device)
+            # Position t predicts token t + 1: score the positions whose next token is marked.
+            scored = target_mask[:, 1:].to(head_device)
             targets = input_ids[:, 1:][scored]
-            sums = torch.zeros(len(batch), dtype=torch.float32, device=head_device)
-            if targets.numel():
-                log_probs = ChunkedLogProbFunction.apply(
-                    hidden[:, :-1][scored],
-                    lm_head.weight,
-                    lm_head.bias,
-                    targets,
-                    1.0,
-                    vocab_chunk_size,
-                    lm_head.softcap,
-                    lm_head.logit_scale,
-                    ("log_probs",),
-                )[0]
-                sums.index_add_(0, scored.nonzero()[:, 0], log_probs.float())
-            for i, total, n in zip(batch, sums.tolist(), scored.sum(dim=1).tolist(), strict=True):
-                results[i] = {"sum_logprob": total, "num_tokens": n, "mean_logprob": total / n if n else -math.inf}
+            if not targets.numel():
+                continue
+            log_probs = ChunkedLogProbFunction.apply(
+                hidden[:, :-1][scored],
+                lm_head.weight,
+                lm_head.bias,
+                targets,
+                1.0,
+                vocab_chunk_size,
+                lm_head.softcap,
+                lm_head.logit_scale,
+                ("log_probs",),
+            )[0]
+            counts = scored.sum(dim=1).tolist()
+            for i, values in zip(batch, log_probs.float().split(counts), strict=True):
+                results[i] = values.tolist()
     finally:
         model.train(was_training)
     return results
+
+
+@functools.lru_cache(maxsize=2)
+def load_scorer(name_or_path: str, dtype: str = "float32", device: str | None = None):
+    """A frozen scoring model and its tokenizer, loaded once per process (`name_or_path`, `dtype`, `device`) through
+    `trl_ext.models` (Hub ids, local folders, built-in aliases): eval mode, `requires_grad=False` on every parameter,
+    on `device` (default: this process's accelerator when there is one, else the CPU). It is held by this cache, not
+    by a trainer, so no optimizer, accelerator wrapper or checkpoint ever sees it."""
+    from trl_ext.models import load_model, load_tokenizer
+
+    model = load_model(name_or_path, dtype=dtype)
+    tokenizer = load_tokenizer(name_or_path)
+    model.requires_grad_(False)
+    model.eval()
+    return model.to(device or default_device()), tokenizer
+
+
+def default_device() -> str:
+    """This process's accelerator (`LOCAL_RANK` picks among several), or "cpu"."""
+    if not torch.accelerator.is_available():
+        return "cpu"
+    accelerator = torch.accelerator.current_accelerator()
+    return f"{accelerator.type}:{int(os.environ.get('LOCAL_RANK', '0'))}"
