@@ -40,6 +40,7 @@ EXTRA_OPTIONS: dict[str, list[dict[str, Any]]] = {
     "tool_call_reward": [{"strict_parsing": True}],
     "json_content": [{"task": "gsm8k_json"}, {"task": "recipe"}],
     "rlstruct": [{"task": "gsm8k_json"}, {"task": "recipe"}],
+    "ra_tool_call_reward": [{"tool_tag": "function_call", "name_weight": 0.0}],
 }
 
 SCHEMA = json.dumps({"reasoning": "str", "answer": "number", "meta?": {"source": "str"}})
@@ -56,6 +57,10 @@ GOOD_COLUMN_VALUES: dict[str, Any] = {
     "demo_action": "",
     "target_sql": "SELECT 1",
     "db_id": "shop",  # builtin:text2sql's database, created on first use
+    "gold_type": "tool",
+    "gold_tool_name": "search",
+    "gold_tool_args": '{"query": "love", "k": 3}',
+    "gold_answer": "love",
 }
 # Optional columns a reward reads when present; fuzzed like its required ones.
 OPTIONAL_COLUMNS = ("task", "demo_action")
