@@ -50,6 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--sft_epochs", type=float, default=1.0)
+    parser.add_argument("--sft_batch_size", type=int, default=8)
     parser.add_argument("--grpo_steps", type=int, default=40)
     parser.add_argument("--window", type=int, default=10)
     parser.add_argument("--max_completion_length", type=int, default=96)
@@ -66,7 +67,7 @@ def main() -> None:
         dataset_name="builtin:ra_tool_dialogues",
         dataset_config="sft",
         num_train_epochs=args.sft_epochs,
-        per_device_train_batch_size=8,
+        per_device_train_batch_size=args.sft_batch_size,
         max_length=512,
     )
     grpo_minutes = train_arm(
