@@ -42,6 +42,7 @@ EXTRA_OPTIONS: dict[str, list[dict[str, Any]]] = {
     "rlstruct": [{"task": "gsm8k_json"}, {"task": "recipe"}],
     "tldr_length_regularized_reward": [{"gate_on_correct": False, "eos_token_ids": [2], "max_completion_length": 2}],
     "conmax_confidence": [{"require_span": False}],  # the whole completion is scored by the auxiliary model
+    "ra_tool_call_reward": [{"tool_tag": "function_call", "name_weight": 0.0}],
 }
 
 SCHEMA = json.dumps({"reasoning": "str", "answer": "number", "meta?": {"source": "str"}})
@@ -66,6 +67,10 @@ GOOD_COLUMN_VALUES: dict[str, Any] = {
     "query": "Tom has 3 apples and buys 4 more. How many apples does he have?",
     "trace": "3 + 4 = 7. Wait, let me verify that: 3 + 4 = 7. Let me double-check: 7 - 4 = 3. " * 4
     + "The answer is 7.",
+    "gold_type": "tool",
+    "gold_tool_name": "search",
+    "gold_tool_args": '{"query": "love", "k": 3}',
+    "gold_answer": "love",
 }
 # Optional columns a reward reads when present; fuzzed like its required ones.
 OPTIONAL_COLUMNS = ("task", "demo_action")

@@ -25,12 +25,12 @@ import json
 import math
 import re
 import reprlib
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from trl_ext.rewards import RewardFunction, RewardSetupError, Scored, completion_text
+from trl_ext.rewards.similarity import token_f1
 
 from .config import RLStructConfig
 
@@ -44,7 +44,6 @@ _FENCE = re.compile(r"```(?:json)?[ \t]*\n?(.*?)\n?[ \t]*```", re.DOTALL | re.IG
 # `\d+(?:\.\d*)?`, not `\d+\.?\d*`: the same numbers, but the latter splits a digit run two ways and takes minutes
 # (quadratic backtracking) to reject a long digit string that does not end like a number.
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
-_TOKEN = re.compile(r"\w+")
 
 
 # --- parsing ---------------------------------------------------------------------------------------------------------
@@ -208,34 +207,6 @@ def numeric_value(value: Any) -> float | None:
 def _as_fields(gold: Any) -> dict[str, Any]:
     # A scalar gold is the answer field (GSM8K rows carry just the number).
     return gold if isinstance(gold, dict) else {"answer": gold}
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return " ".join(_text(item) for item in value)
-    if isinstance(value, dict):
-        return " ".join(_text(item) for item in value.values())
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def token_f1(prediction: Any, reference: Any) -> float:
-    """SQuAD-style token F1 between two values (lists and dicts are flattened to their text; tokens are lowercased
-    word characters). Two empty values score 1, one empty value scores 0."""
-    pred = _TOKEN.findall(_text(prediction).lower())
-    ref = _TOKEN.findall(_text(reference).lower())
-    if not pred or not ref:
-        return float(pred == ref)
-    overlap = sum((Counter(pred) & Counter(ref)).values())
-    if overlap == 0:
-        return 0.0
-    precision, recall = overlap / len(pred), overlap / len(ref)
-    return 2 * precision * recall / (precision + recall)
 
 
 def values_equal(a: Any, b: Any, tol: float = 1e-6) -> bool:

@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from trl_ext.data.messages import message_calls
+
 # The official list, verbatim (matched after `normalise`, so "'error'" catches any output containing "error").
 DEFAULT_ERROR_MARKERS: tuple[str, ...] = (
     "is not defined",
@@ -43,18 +45,13 @@ def normalise(text: str) -> str:
 def render_call(message: dict[str, Any]) -> str:
     """An assistant message as the training target. Structured calls (`tool_calls` / `function_call`) become the
     official format `name(arg1="v1", arg2=...)` with JSON-dumped values; plain content is kept as it is."""
-    calls = message.get("tool_calls") or (
-        [{"function": message["function_call"]}] if message.get("function_call") else []
-    )
+    calls = message_calls(message)
     if not calls:
         return message.get("content") or ""
     rendered = []
-    for call in calls:
-        function = call.get("function", call)
-        args = function.get("arguments") or {}
-        args = json.loads(args) if isinstance(args, str) else args
+    for name, args in calls:
         inner = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in args.items())
-        rendered.append(f"{function['name']}({inner})")
+        rendered.append(f"{name}({inner})")
     return "\n".join(rendered)
 
 

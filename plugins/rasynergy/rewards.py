@@ -1,0 +1,105 @@
+"""RA-Synergy's four GRPO rewards with TRL's reward-function signature (see scoring.py for the formulas).
+
+Use them together with the card's weights:
+`--rewards ra_format_reward,ra_action_type_reward,ra_tool_call_reward,ra_answer_reward --reward_weights 0.2 0.3 1 1`.
+Metrics (logged through `log_metric`, averaged over the rows they apply to): `rasynergy/think_rate`,
+`rasynergy/think_words` (mean reasoning length in words), `rasynergy/tool_name_acc`, `rasynergy/arg_exact_rate`
+(gold tool rows), `rasynergy/answer_f1` (gold answer rows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from trl_ext.rewards import RewardFunction, Scored, log_metric
+
+from . import scoring
+from .config import RASynergyConfig
+
+
+class _RAReward(RewardFunction):
+    """Parses each completion once per reward; a metric is averaged over the rows that report it (a tool-name
+    accuracy over the gold tool rows, not diluted by the answer rows)."""
+
+    def __init__(self, config: RASynergyConfig | None = None, **config_fields: Any):
+        self.config = config if config is not None else RASynergyConfig(**config_fields)
+
+    def _turn(self, completion: str) -> scoring.ParsedTurn:
+        return scoring.parse_turn(completion, self.config.tool_tag)
+
+    def _finish(self, results: list[Scored], kwargs: Mapping[str, Any]) -> list[float | None]:
+        names = dict.fromkeys(name for result in results for name in result.metrics)
+        for name in names:
+            values = [r.metrics[name] for r in results if name in r.metrics]
+            log_metric(kwargs, name, sum(values) / len(values))
+        return [result.reward for result in results]
+
+
+class FormatReward(_RAReward):
+    """R_fmt: 1 if exactly one <think> span opens the completion and is followed by exactly one valid tool call or by
+    non-empty answer text, else 0. Logs the think rate and the mean reasoning length in words."""
+
+    name = "ra_format_reward"
+
+    def score(self, completion: str, **row: Any) -> Scored:
+        turn = self._turn(completion)
+        words = len(turn.think.split()) if turn.think is not None else 0
+        return Scored(
+            scoring.r_format(turn),
+            {"rasynergy/think_rate": float(bool(turn.think and turn.think.strip())), "rasynergy/think_words": words},
+        )
+
+
+class ActionTypeReward(_RAReward):
+    """R_type: 1 if the completion's action (tool call or answer) is the gold turn's `gold_type`, else 0."""
+
+    name = "ra_action_type_reward"
+    columns = ("gold_type",)
+
+    def score(self, completion: str, gold_type: Any = None, **row: Any) -> Scored:
+        turn = self._turn(completion)
+        return Scored(scoring.r_type(turn, gold_type), {"rasynergy/type_acc": scoring.r_type(turn, gold_type)})
+
+
+class ToolCallReward(_RAReward):
+    """R_tool (gold tool rows): name_weight·1[name == n*] + (1 − name_weight)·ArgF1; 0 for a wrong type, invalid
+    JSON or a wrong name. Logs the tool-name accuracy and the argument exact-match rate over gold tool rows."""
+
+    name = "ra_tool_call_reward"
+    columns = ("gold_type", "gold_tool_name", "gold_tool_args")
+
+    def score(
+        self, completion: str, gold_type: Any = None, gold_tool_name: Any = None, gold_tool_args: Any = None, **row
+    ) -> Scored:
+        turn = self._turn(completion)
+        reward = scoring.r_tool(turn, gold_type, gold_tool_name, gold_tool_args, self.config.name_weight)
+        if scoring.gold_type_of(gold_type) != "tool":
+            return Scored(reward)
+        gold_args = scoring.load_gold_args(gold_tool_args)
+        name_ok = turn.call is not None and isinstance(gold_tool_name, str) and turn.call[0] == gold_tool_name.strip()
+        args_exact = name_ok and gold_args is not None and scoring.argument_f1(turn.call[1], gold_args) == 1.0
+        return Scored(
+            reward, {"rasynergy/tool_name_acc": float(name_ok), "rasynergy/arg_exact_rate": float(args_exact)}
+        )
+
+
+class AnswerReward(_RAReward):
+    """R_ans (gold answer rows): token F1 of the answer text against `gold_answer`; 0 for a tool call or no answer.
+    Logs the answer F1 over gold answer rows."""
+
+    name = "ra_answer_reward"
+    columns = ("gold_type", "gold_answer")
+
+    def score(self, completion: str, gold_type: Any = None, gold_answer: Any = None, **row: Any) -> Scored:
+        reward = scoring.r_answer(self._turn(completion), gold_type, gold_answer)
+        if scoring.gold_type_of(gold_type) != "answer":
+            return Scored(reward)
+        return Scored(reward, {"rasynergy/answer_f1": reward})
+
+
+# The card's reward functions with the default options, importable directly (TRL style).
+ra_format_reward = FormatReward()
+ra_action_type_reward = ActionTypeReward()
+ra_tool_call_reward = ToolCallReward()
+ra_answer_reward = AnswerReward()
