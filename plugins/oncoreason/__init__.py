@@ -184,7 +184,14 @@ def register_datasets(register):
             columns={
                 "raw": ("patient_id", "patient_summary", "survival_status", "survival_months", "expert_cot"),
                 "sft": ("prompt", "completion", "patient_summary", "survival_status", "survival_months", "expert_cot"),
-                "sft_plain": ("prompt", "completion", "patient_summary", "survival_status", "survival_months"),
+                "sft_plain": (
+                    "prompt",
+                    "completion",
+                    "patient_summary",
+                    "survival_status",
+                    "survival_months",
+                    "expert_cot",
+                ),
                 "grpo": ("prompt", "patient_summary", "survival_status", "survival_months", "expert_cot"),
             },
         )
