@@ -40,6 +40,7 @@ EXTRA_OPTIONS: dict[str, list[dict[str, Any]]] = {
     "tool_call_reward": [{"strict_parsing": True}],
     "json_content": [{"task": "gsm8k_json"}, {"task": "recipe"}],
     "rlstruct": [{"task": "gsm8k_json"}, {"task": "recipe"}],
+    "onco_months_reward": [{"month_scale": 24}],
 }
 
 SCHEMA = json.dumps({"reasoning": "str", "answer": "number", "meta?": {"source": "str"}})
@@ -56,6 +57,9 @@ GOOD_COLUMN_VALUES: dict[str, Any] = {
     "demo_action": "",
     "target_sql": "SELECT 1",
     "db_id": "shop",  # builtin:text2sql's database, created on first use
+    "survival_status": "1:DECEASED",
+    "survival_months": ">60",
+    "expert_cot": "Stage IV: distant metastases, the highest risk.",
 }
 # Optional columns a reward reads when present; fuzzed like its required ones.
 OPTIONAL_COLUMNS = ("task", "demo_action")
