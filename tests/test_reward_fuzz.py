@@ -43,6 +43,7 @@ EXTRA_OPTIONS: dict[str, list[dict[str, Any]]] = {
     "tldr_length_regularized_reward": [{"gate_on_correct": False, "eos_token_ids": [2], "max_completion_length": 2}],
     "conmax_confidence": [{"require_span": False}],  # the whole completion is scored by the auxiliary model
     "ra_tool_call_reward": [{"tool_tag": "function_call", "name_weight": 0.0}],
+    "onco_months_reward": [{"month_scale": 24}],
 }
 
 SCHEMA = json.dumps({"reasoning": "str", "answer": "number", "meta?": {"source": "str"}})
@@ -71,6 +72,9 @@ GOOD_COLUMN_VALUES: dict[str, Any] = {
     "gold_tool_name": "search",
     "gold_tool_args": '{"query": "love", "k": 3}',
     "gold_answer": "love",
+    "survival_status": "1:DECEASED",
+    "survival_months": ">60",
+    "expert_cot": "Stage IV: distant metastases, the highest risk.",
 }
 # Optional columns a reward reads when present; fuzzed like its required ones.
 OPTIONAL_COLUMNS = ("task", "demo_action")

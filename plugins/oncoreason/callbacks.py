@@ -1,0 +1,115 @@
+"""`onco_eval`: OncoReason's evaluation as a TrainerCallback: greedy answers on held-out cases, read with the official
+regexes, scored with macro-F1 / accuracy of the status, MAE / RMSE of the months (and MAE on uncensored rows only:
+LIVING rows are right-censored, so their MAE is only a lower bound) and ROUGE-L of the rationale.
+
+It runs at each evaluation (its figures join the evaluation's metrics) and, by default, once when training ends,
+and appends them to the trainer state's log history as `onco_eval/<metric>`. Only figures are logged, never the
+patient summaries or the generated text (the card's privacy pitfall).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from transformers import TrainerCallback
+
+from .scoring import gold_months, gold_status, parse_prediction, reasoning_span, rouge_l_f1, survival_metrics
+
+logger = logging.getLogger(__name__)
+PREFIX = "onco_eval/"
+
+
+def score_answers(texts: list[str], rows: list[dict[str, Any]]) -> dict[str, float]:
+    """The evaluation figures of generated answers `texts` for `rows` (with `survival_status`, `survival_months` and
+    optionally `expert_cot`); rows whose gold status or months cannot be read are left out."""
+    kept = [
+        (text, row)
+        for text, row in zip(texts, rows, strict=True)
+        if gold_status(row.get("survival_status")) is not None and gold_months(row.get("survival_months")) is not None
+    ]
+    predictions = [parse_prediction(text) for text, _ in kept]
+    out = survival_metrics(
+        [status for status, _ in predictions],
+        [gold_status(row["survival_status"]) for _, row in kept],
+        [months for _, months in predictions],
+        [gold_months(row["survival_months"]) for _, row in kept],
+    )
+    rouge = []
+    for text, row in kept:
+        reference = row.get("expert_cot")
+        if isinstance(reference, str) and reference.strip():
+            span = reasoning_span(text)
+            rouge.append(rouge_l_f1(span[0], reference) if span else 0.0)
+    if rouge:
+        out["rougeL"] = sum(rouge) / len(rouge)
+    out["num_cases"] = float(len(kept))
+    return out
+
+
+class OncoEvalCallback(TrainerCallback):
+    """Generate greedy answers for `num_samples` cases of `dataset_name`'s `split` and log OncoReason's metrics."""
+
+    def __init__(
+        self,
+        dataset_name: str = "builtin:oncoreason",
+        split: str = "test",
+        num_samples: int = 32,
+        max_new_tokens: int = 192,
+        batch_size: int = 8,
+        at_train_end: bool = True,
+    ) -> None:
+        for name, value in (
+            ("num_samples", num_samples),
+            ("max_new_tokens", max_new_tokens),
+            ("batch_size", batch_size),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r} must be an integer >= 1")
+        if not isinstance(at_train_end, bool):
+            raise ValueError(f"at_train_end={at_train_end!r} must be true or false")
+        self.dataset_name, self.split = dataset_name, split
+        self.num_samples, self.max_new_tokens, self.batch_size = num_samples, max_new_tokens, batch_size
+        self.at_train_end = at_train_end
+        self._rows: list[dict[str, Any]] | None = None
+
+    def rows(self) -> list[dict[str, Any]]:
+        if self._rows is None:
+            from trl_ext.data import load_dataset
+
+            data = load_dataset(self.dataset_name, form="grpo")
+            if self.split not in data:
+                raise ValueError(f"onco_eval: {self.dataset_name} has no split {self.split!r}; splits: {list(data)}")
+            part = data[self.split]
+            missing = [c for c in ("prompt", "survival_status", "survival_months") if c not in part.column_names]
+            if missing:
+                raise ValueError(f"onco_eval: {self.dataset_name} lacks the column(s) {', '.join(missing)}")
+            self._rows = [dict(row) for row in part.select(range(min(self.num_samples, len(part))))]
+        return self._rows
+
+    def evaluate(self, model: Any, tokenizer: Any) -> dict[str, float]:
+        from trl_ext.inference.generation import generate
+
+        rows = self.rows()
+        texts = generate(model, tokenizer, [row["prompt"] for row in rows], self.max_new_tokens, self.batch_size)
+        return {PREFIX + key: value for key, value in score_answers(texts, rows).items()}
+
+    def _run(self, state: Any, model: Any, tokenizer: Any, metrics: dict | None = None) -> None:
+        if model is None or tokenizer is None or not state.is_world_process_zero:
+            return
+        figures = self.evaluate(model, tokenizer)
+        print(
+            f"onco_eval at step {state.global_step}: "
+            + ", ".join(f"{k[len(PREFIX) :]}={v:.4g}" for k, v in figures.items()),
+            flush=True,
+        )
+        state.log_history.append({**figures, "step": state.global_step})
+        if metrics is not None:
+            metrics.update(figures)
+
+    def on_evaluate(self, args, state, control, model=None, processing_class=None, metrics=None, **kwargs):
+        self._run(state, model, processing_class, metrics)
+
+    def on_train_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+        if self.at_train_end:
+            self._run(state, model, processing_class)
