@@ -40,6 +40,10 @@ EXTRA_OPTIONS: dict[str, list[dict[str, Any]]] = {
     "tool_call_reward": [{"strict_parsing": True}],
     "json_content": [{"task": "gsm8k_json"}, {"task": "recipe"}],
     "rlstruct": [{"task": "gsm8k_json"}, {"task": "recipe"}],
+    "vgrp_solve_reward": [{"verifier": "official"}, {"gated": False}],
+    "vgrp_perception_reward": [{"verifier": "official"}],
+    "vgrp_format_reward": [{"verifier": "official"}],
+    "vgrp_reward": [{"verifier": "official"}],
 }
 
 SCHEMA = json.dumps({"reasoning": "str", "answer": "number", "meta?": {"source": "str"}})
@@ -56,6 +60,9 @@ GOOD_COLUMN_VALUES: dict[str, Any] = {
     "demo_action": "",
     "target_sql": "SELECT 1",
     "db_id": "shop",  # builtin:text2sql's database, created on first use
+    "init_board": "[[1,0,0,4],[0,4,1,0],[2,0,0,3],[0,3,0,0]]",
+    "game": "sudoku",
+    "side_info": "{}",
 }
 # Optional columns a reward reads when present; fuzzed like its required ones.
 OPTIONAL_COLUMNS = ("task", "demo_action")

@@ -151,10 +151,8 @@ def parse_grid_strict(section: str) -> list[list[Any]] | None:
                     break
         if end is None:
             return None
-        body = section[start + 1 : end]
-        rows_text = re.findall(r"\[([^\[\]]*)\]", body)
-        if not rows_text:
-            return None
+        # "[[...],[...]]": the rows inside the first outer bracket; "[...]\n[...]": every bracketed row.
+        rows_text = re.findall(r"\[([^\[\]]*)\]", section[start + 1 : end]) or re.findall(r"\[([^\[\]]*)\]", section)
         rows = [[_cell(c) for c in row.split(",")] for row in rows_text[: MAX_SIDE + 1]]
     else:
         lines = [line for line in section.splitlines() if line.strip()][: MAX_SIDE + 1]
