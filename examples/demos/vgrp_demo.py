@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--num_other", type=int, default=10)
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--learning_rate", default="1e-4")
+    parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--grpo_steps", type=int, default=0)
     parser.add_argument("--output_dir", default="outputs/vgrp-demo")
     args = parser.parse_args()
@@ -73,7 +74,7 @@ def main() -> None:
             dataset_name=str(train_dir),
             transforms=transform,
             num_train_epochs=args.epochs,
-            per_device_train_batch_size=8,
+            per_device_train_batch_size=args.batch_size,
             learning_rate=args.learning_rate,
             max_length=1024,
             logging_steps=5,

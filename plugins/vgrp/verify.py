@@ -119,8 +119,9 @@ def answer_ok_official(answer: list[list[str]] | None, puzzle: Puzzle) -> bool:
 
 # --- strict ---
 
-_HEADER_P = re.compile(r"(?im)^[ \t#*]*(?:perception|initial state)[ \t*]*:?[ \t*]*$")
-_HEADER_A = re.compile(r"(?im)^[ \t#*]*(?:answer|solution)[ \t*]*:?[ \t*]*$")
+# A header starts a line and is followed by the end of the line or by the grid itself ("Answer: [[...]]").
+_HEADER_P = re.compile(r"(?im)^[ \t#*]*(?:perception|initial state)[ \t*]*:?[ \t*]*(?=\[|$)")
+_HEADER_A = re.compile(r"(?im)^[ \t#*]*(?:answer|solution)[ \t*]*:?[ \t*]*(?=\[|$)")
 
 
 def _cell(raw: str) -> Any:

@@ -174,6 +174,9 @@ def test_official_has_no_normalisation_strict_has():
         assert not verify(output(G0_TEXT, answer), sudoku(), "official").answer_ok_ungated
     assert verify(f"perception:\n{G0_TEXT}\nANSWER:\n{S_TEXT}", sudoku(), "strict").answer_ok
     assert not verify(f"perception:\n{G0_TEXT}\nANSWER:\n{S_TEXT}", sudoku(), "official").parsed
+    assert verify(f"Perception: {G0_TEXT}\nAnswer: {S_TEXT}", sudoku(), "strict").answer_ok
+    # A header word inside prose is not a header.
+    assert parse_strict(f"The perception is easy.\nAnswer\n{S_TEXT}") == (None, None)
 
 
 def test_official_perception_compares_every_cell_and_reads_star_as_empty():
