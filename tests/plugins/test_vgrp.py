@@ -643,3 +643,21 @@ def test_cli_grpo_smollm2_total_reward(tmp_path, capfd):
     )
     out = "".join(capfd.readouterr())
     assert code == 0 and "rewards/vgrp_reward/mean" in out and "vgrp/perception_acc" in out
+
+
+def test_load_official_json(tmp_path):
+    from trl_ext_plugins.vgrp.data import load_official
+
+    side = {"row_inequalities": [["<", "", ""], ["", "", ""], ["", "", ""], ["", "", ""]]}
+    side["col_inequalities"] = [["", "", "", ""]] * 3
+    path = tmp_path / "futoshiki_4x4_val.json"
+    path.write_text(json.dumps([{"initialization": G0, "solution": S, **side}]))
+    row = load_official(path, "futoshiki")[0]
+    assert json.loads(row["side_info"]) == {"row": side["row_inequalities"], "col": side["col_inequalities"]}
+    puzzle = Puzzle.from_row(row["game"], row["init_board"], row["side_info"])
+    assert verify(output(G0_TEXT, S_TEXT), puzzle, "official").answer_ok
+    flipped = [[2, 1, 3, 4], [4, 3, 1, 2], [1, 2, 4, 3], [3, 4, 2, 1]]  # Latin, but 2 > 1 where the row says '<'
+    no_givens = Puzzle(puzzle.game, [[0] * 4 for _ in range(4)], puzzle.side)
+    empty = grid_text(no_givens.init)
+    assert verify(output(empty, S_TEXT), no_givens, "official").answer_ok
+    assert not verify(output(empty, grid_text(flipped)), no_givens, "official").answer_ok_ungated
