@@ -6,7 +6,7 @@ Futoshiki), the verifier rewards `vgrp_solve_reward`, `vgrp_perception_reward`, 
 `vgrp_r_sft` that build the paper's two SFT datasets. Training is TRL's SFTTrainer / GRPOTrainer. See README.md.
 """
 
-from trl_ext import Dataset, Reward, Transform, hookimpl
+from trl_ext import Callback, Dataset, Reward, Transform, hookimpl
 from trl_ext.plugin.lazy import lazy_exports
 
 from .paper import PAPER
@@ -162,5 +162,20 @@ def register_datasets(register):
             description="VGRP puzzles generated in code: 4x4 Sudoku, Binairo and Futoshiki cycled (random clue counts), "
             "120 train / 30 test (solutions disjoint).",
             columns=columns,
+        )
+    )
+
+
+@hookimpl
+def register_callbacks(register):
+    register(
+        Callback(
+            name="vgrp_metrics",
+            factory="trl_ext_plugins.vgrp.callbacks:make_metrics_callback",
+            family="grpo-reward",
+            paper=PAPER,
+            example="trl-ext train grpo --rewards vgrp_reward --callbacks vgrp_metrics --dataset_name builtin:vgrp",
+            description="Averages the vgrp rewards' solve rate per (game, size, clues) bucket and the perception "
+            "accuracy over the run; prints them at the end and writes <output_dir>/vgrp_metrics.json.",
         )
     )

@@ -602,6 +602,8 @@ def test_cli_grpo_with_vgrp_rewards(tiny_model_dir, tmp_path, capfd):
             "no",
             "--logging_steps",
             "1",
+            "--callbacks",
+            "vgrp_metrics",
             "--output_dir",
             str(tmp_path / "grpo"),
         ]
@@ -609,6 +611,19 @@ def test_cli_grpo_with_vgrp_rewards(tiny_model_dir, tmp_path, capfd):
     out = "".join(capfd.readouterr())
     assert code == 0
     assert "rewards/vgrp_solve_reward/mean" in out and "vgrp/solve_rate" in out and "vgrp/solve/" in out
+    summary = json.loads((tmp_path / "grpo" / "vgrp_metrics.json").read_text())
+    assert "vgrp/perception_acc" in summary and any(key.startswith("vgrp/solve/") for key in summary)
+
+
+def test_metrics_callback_summary_is_the_mean_of_logged_values():
+    from trl_ext_plugins.vgrp.callbacks import summarize
+
+    history = [
+        {"vgrp/solve/sudoku4x4_c8": 1.0, "loss": 3.0},
+        {"vgrp/solve/sudoku4x4_c8": 0.0},
+        {"vgrp/solve_rate": 0.25},
+    ]
+    assert summarize(history) == {"vgrp/solve/sudoku4x4_c8": 0.5, "vgrp/solve_rate": 0.25}
 
 
 @pytest.mark.slow
