@@ -44,6 +44,10 @@ EXTRA_OPTIONS: dict[str, list[dict[str, Any]]] = {
     "conmax_confidence": [{"require_span": False}],  # the whole completion is scored by the auxiliary model
     "ra_tool_call_reward": [{"tool_tag": "function_call", "name_weight": 0.0}],
     "onco_months_reward": [{"month_scale": 24}],
+    "vgrp_solve_reward": [{"verifier": "official"}, {"gated": False}],
+    "vgrp_perception_reward": [{"verifier": "official"}],
+    "vgrp_format_reward": [{"verifier": "official"}],
+    "vgrp_reward": [{"verifier": "official"}],
 }
 
 SCHEMA = json.dumps({"reasoning": "str", "answer": "number", "meta?": {"source": "str"}})
@@ -75,6 +79,9 @@ GOOD_COLUMN_VALUES: dict[str, Any] = {
     "survival_status": "1:DECEASED",
     "survival_months": ">60",
     "expert_cot": "Stage IV: distant metastases, the highest risk.",
+    "init_board": "[[1,0,0,4],[0,4,1,0],[2,0,0,3],[0,3,0,0]]",
+    "game": "sudoku",
+    "side_info": "{}",
 }
 # Optional columns a reward reads when present; fuzzed like its required ones.
 OPTIONAL_COLUMNS = ("task", "demo_action")
