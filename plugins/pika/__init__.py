@@ -19,7 +19,7 @@ __getattr__, __dir__ = lazy_exports(
         "pika_build": ".select",
         "pika_summary": ".select",
         "PikaFormatError": ".loader",
-        "select": ".select",
+        "select_responses": ".select",
     },
 )
 
@@ -66,7 +66,7 @@ __all__ = [
     "normalize_instruction",
     "pika_build",
     "pika_summary",
-    "select",
+    "select_responses",
 ]
 
 

@@ -64,7 +64,9 @@ def to_preference(row: dict[str, Any], where: str = "row") -> dict[str, Any]:
     missing = [k for k in ("chosen", "rejected") if k not in row]
     prompt = row.get("prompt", row.get("instruction"))
     if prompt is None and isinstance(row.get("chosen"), list) and row["chosen"]:
-        users = [t for t in row["chosen"] if isinstance(t, dict) and _ROLES.get(t.get("from", t.get("role"))) == "user"]
+        users = [
+            t for t in row["chosen"] if isinstance(t, dict) and _ROLES.get(t.get("from", t.get("role"))) == "user"
+        ]
         prompt = [_message(t, f"{where}.chosen") for t in users[:1]] or None
     if prompt is None:
         missing.insert(0, "prompt (or instruction)")

@@ -59,7 +59,7 @@ class Selection:
         return -self.mean_reward
 
 
-def select(rewards: Sequence[float]) -> Selection:
+def select_responses(rewards: Sequence[float]) -> Selection:
     if not rewards:
         raise ValueError("An instruction needs at least one scored response.")
     values = [float(r) for r in rewards]
@@ -91,7 +91,7 @@ def decide(
     """(kept, reason) per instruction, in order: duplicates (of an earlier instruction), then `min_best_score`, then
     the `n_keep` hardest (or the first `n_keep` without `keep_hardest`), then, for preference pairs, `min_margin`
     (and a pair needs two distinct responses)."""
-    selections = [select(r) for r in rewards]
+    selections = [select_responses(r) for r in rewards]
     dups = duplicate_of(instructions) if dedup else [None] * len(instructions)
     reasons: list[str | None] = [None] * len(instructions)
     for i, (sel, dup) in enumerate(zip(selections, dups, strict=True)):
@@ -214,7 +214,7 @@ def make_pika_transform(
             if not r:
                 out.append({"rewards": [], "margin": None})
                 continue
-            sel = select(r)
+            sel = select_responses(r)
             out.append(
                 {
                     "rewards": r,
@@ -251,7 +251,9 @@ def make_pika_transform(
                 continue
             kept, reason = by_row[i]
             reason = re.sub(r"duplicate of row (\d+)", lambda m: f"duplicate of row {valid[int(m.group(1))]}", reason)
-            new = output_rows(row, select(scores[i]["rewards"]), form, prompt_column, responses_column, conversational)
+            new = output_rows(
+                row, select_responses(scores[i]["rewards"]), form, prompt_column, responses_column, conversational
+            )
             decisions.append(Decision(kept, reason, new if kept else None))
         return decisions
 
@@ -401,7 +403,7 @@ def pika_build(
         out = []
         for it, (kept, _) in zip(items, verdicts, strict=True):
             if kept:
-                sel = select(it["rewards"])
+                sel = select_responses(it["rewards"])
                 row = {"prompt": it["instruction"], "responses": it["responses"], "domain": it["domain"]}
                 new = output_rows(row, sel, "dpo" if preferences else "sft", "prompt", "responses", True)
                 new["reward"] = sel.best_reward
@@ -418,9 +420,7 @@ def pika_build(
             "pika/n_instructions": len(items),
             "pika/kept": len(kept),
             "pika/mean_best_reward": sum(r["reward"] for r in kept) / len(kept) if kept else float("nan"),
-            "pika/mean_margin": (
-                sum(pref["margin"]) / len(pref) if pref is not None and len(pref) else float("nan")
-            ),
+            "pika/mean_margin": (sum(pref["margin"]) / len(pref) if pref is not None and len(pref) else float("nan")),
         }
         for domain, count in sorted(Counter(str(r["domain"]) for r in kept).items()):
             stats[f"pika/domain_frac/{domain}"] = count / len(kept)
