@@ -242,6 +242,15 @@ def test_cli_transform_and_training(tiny_model_dir, tmp_path, capsys):
     assert len(scores) == 26 and sum(s["kept"] for s in scores) == 5
     assert sum(s["reason"].startswith("duplicate") for s in scores) == 2
     assert "pika/kept: 5" in capsys.readouterr().out
+    # The same command again resumes from the finished batches: nothing is rewritten, the output is the same.
+    stamps = {p.name: p.stat().st_mtime_ns for p in (record / "batches").iterdir()}
+    assert len(stamps) == 4  # 26 rows in batches of 8
+    first = out.read_text()
+    out.unlink()
+    code = main(["transform", "pika", "--model_name_or_path", tiny_model_dir, "--dataset_name", "builtin:pika_expert",
+                 "--split", "train", "--n_keep", "5", "--batch_size", "8", "--output", str(out)])  # fmt: skip
+    assert code == 0 and out.read_text() == first
+    assert {p.name: p.stat().st_mtime_ns for p in (record / "batches").iterdir()} == stamps
 
     code = main(["train", "sft", "--model_name_or_path", tiny_model_dir, "--dataset_name", "builtin:pika_expert",
                  "--dataset_config", "candidates", "--transforms", "pika:n_keep=4", "--output_dir",

@@ -85,6 +85,8 @@ def cmd_transform(argv: list[str]) -> int:
     out_path = Path(args.output)
 
     def report(split, before, after, fn) -> None:
+        if int(os.environ.get("RANK", "0")) != 0:  # a sharded run: every rank holds the same result
+            return
         added = [c for c in after.column_names if c not in before.column_names]
         removed = [c for c in before.column_names if c not in after.column_names]
         print(
