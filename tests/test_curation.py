@@ -177,3 +177,16 @@ def test_torchrun_transform_equals_one_process(tiny_model_dir, tmp_path):
     for name in ("scores.jsonl", "summary.json", "manifest.json"):
         assert (two / record / name).read_text() == (one / record / name).read_text(), name
     assert len(list((two / record / "batches").iterdir())) == 3
+
+
+def test_scoring_throughput_reports_both_rates(tiny_model_dir):
+    from trl_ext.inference.curation import scoring_throughput
+    from trl_ext.models import load_model, load_tokenizer
+
+    rows = uneven_rows()
+    model, tok = load_model(tiny_model_dir), load_tokenizer(tiny_model_dir)
+    model.train()
+    out = scoring_throughput(model, tok, [r["prompt"] for r in rows], [r["completion"] for r in rows], batch_size=2)
+    assert out["tokens"] > 0 and out["scoring_tokens_per_s"] > 0 and out["forward_tokens_per_s"] > 0
+    assert out["ratio"] == pytest.approx(out["scoring_tokens_per_s"] / out["forward_tokens_per_s"])
+    assert model.training, "the model's mode is restored"

@@ -90,3 +90,54 @@ def loglik_filter(
 
     transform.summary = {}
     return transform
+
+
+def scoring_throughput(
+    model,
+    tokenizer,
+    prompts: list[Any],
+    completions: list[Any],
+    *,
+    batch_size: int = 8,
+    max_length: int | None = None,
+) -> dict[str, float]:
+    """Tokens/s of `sequence_logprobs` on these pairs against a bare no-grad forward of the same model on the same
+    padded batches (full logits, nothing else): `ratio` = scoring / forward (the issue's bar: >= 0.9)."""
+    import time
+
+    import torch
+
+    from trl_ext.inference.scoring import tokenize_pair
+
+    encoded = [tokenize_pair(tokenizer, p, c, max_length)[0] for p, c in zip(prompts, completions, strict=True)]
+    tokens = sum(len(ids) for ids in encoded)
+    start = time.perf_counter()
+    sequence_logprobs(model, tokenizer, prompts, completions, batch_size=batch_size, max_length=max_length,
+                      progress=False)  # fmt: skip
+    scoring = time.perf_counter() - start
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]), reverse=True)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    device = model.get_input_embeddings().weight.device
+    was_training = model.training
+    model.eval()
+    start = time.perf_counter()
+    try:
+        with torch.no_grad():
+            for b in range(0, len(order), batch_size):
+                batch = [encoded[i] for i in order[b : b + batch_size]]
+                width = max(len(ids) for ids in batch)
+                input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(batch), width), dtype=torch.long)
+                for row, ids in enumerate(batch):
+                    input_ids[row, : len(ids)] = torch.tensor(ids)
+                    mask[row, : len(ids)] = 1
+                model(input_ids=input_ids.to(device), attention_mask=mask.to(device), use_cache=False)
+    finally:
+        model.train(was_training)
+    forward = time.perf_counter() - start
+    return {
+        "tokens": float(tokens),
+        "scoring_tokens_per_s": tokens / scoring,
+        "forward_tokens_per_s": tokens / forward,
+        "ratio": forward / scoring,
+    }
