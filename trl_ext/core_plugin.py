@@ -4,7 +4,7 @@ dataset builders are named by import path, imported on first use: registering im
 
 from __future__ import annotations
 
-from trl_ext import Dataset, Method, hookimpl
+from trl_ext import Dataset, Method, Transform, hookimpl
 
 TRL_PAPER = None  # TRL's own trainers cite their papers through TRL's model card
 
@@ -97,5 +97,39 @@ def register_datasets(register):
                 "grouped": ("prompt", "candidates", "candidate_sources", "answer"),
                 "long": ("prompt_id", "prompt", "completion", "source", "answer"),
             },
+        )
+    )
+
+
+def _loglik_filter_columns(options: dict) -> tuple[str, ...]:
+    return (options.get("prompt_column", "prompt"), options.get("completion_column", "completion"))
+
+
+@hookimpl
+def register_transforms(register):
+    register(
+        Transform(
+            name="loglik_filter",
+            factory="trl_ext.inference.curation:loglik_filter",
+            family="data",
+            needs_model=True,
+            required_columns=_loglik_filter_columns,
+            options={
+                "prompt_column": "Prompt column (default prompt).",
+                "completion_column": "Response column (default completion).",
+                "keep_fraction": "Fraction of the rows kept after the threshold (default 1.0).",
+                "min_mean_logprob": "Drop rows whose response's token-mean log-prob is below this (default none).",
+                "keep": "'likely' keeps the highest mean log-probs first, 'unlikely' the lowest (default likely).",
+                "batch_size": "Rows per scored batch; also the unit of resumption (default 16).",
+                "max_length": "Truncate prompt+response to this many tokens, as SFT would (default none).",
+                "source_column": "Column counted per value in the summary's kept_per_source (default none).",
+                "curation_dir": "Where to keep scores, decisions and finished batches when not run by "
+                "`trl-ext transform --output` (default: nothing kept).",
+            },
+            description="Scores each response's token-mean log-likelihood under the model (chunked, no full logits) "
+            "and keeps the rows above a threshold / the most (or least) likely fraction; resumable, shardable "
+            "with torchrun, per-row scores and a summary saved next to the output.",
+            example="trl-ext transform loglik_filter --dataset_name builtin:arith --split train --keep_fraction 0.5 "
+            "--output kept.jsonl",
         )
     )

@@ -53,6 +53,7 @@ def cmd_train(argv: list[str]) -> int:
 
 def cmd_transform(argv: list[str]) -> int:
     from trl_ext.data import load_dataset
+    from trl_ext.data.curation import curation_output
     from trl_ext.run.arguments import DEFAULT_MODEL
     from trl_ext.run.checks import check_inputs, check_options
     from trl_ext.run.specs import parse_value
@@ -87,6 +88,8 @@ def cmd_transform(argv: list[str]) -> int:
     out_path = Path(args.output)
 
     def report(split, before, after, fn) -> None:
+        if int(os.environ.get("RANK", "0")) != 0:  # a sharded run: every rank holds the same result
+            return
         added = [c for c in after.column_names if c not in before.column_names]
         removed = [c for c in before.column_names if c not in after.column_names]
         print(
@@ -98,7 +101,20 @@ def cmd_transform(argv: list[str]) -> int:
             print(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
 
     steps = [(record, options)]
-    apply_transforms(steps, dataset, args.dataset_name, model=model, tokenizer=tokenizer, splits=splits, report=report)
+    # Curation transforms (trl_ext.data.curation) keep their per-row scores, decisions, summary and finished batches
+    # (to resume) in `<output>.curation/<transform>/<split>/`; under torchrun each rank scores its share of the rows.
+    try:
+        with curation_output(out_path.with_name(out_path.name + ".curation")):
+            apply_transforms(
+                steps, dataset, args.dataset_name, model=model, tokenizer=tokenizer, splits=splits, report=report
+            )
+        if int(os.environ.get("RANK", "0")) != 0:  # a sharded run: rank 0 writes the (identical) result
+            return 0
+    finally:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            from trl_ext.training.sharding import close_process_group
+
+            close_process_group()
     if out_path.suffix == ".jsonl":
         out_path.parent.mkdir(parents=True, exist_ok=True)
         if len(splits) == 1:

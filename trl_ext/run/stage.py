@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from trl_ext.data import load_dataset
+from trl_ext.data.curation import curation_scope
 from trl_ext.run import cards
 from trl_ext.run.arguments import Stage, Step
 from trl_ext.run.checks import (
@@ -47,7 +48,8 @@ def apply_transforms(
             logger.info("Applying transform %s to %s split", record.name, split)
             before = dataset[split]
             check_inputs(record.columns_for(options), before.column_names, f"transform {record.name!r}", dataset_name)
-            dataset[split] = fn(before)
+            with curation_scope(record.name, split):  # where a curation transform records its scores
+                dataset[split] = fn(before)
             if report is not None:
                 report(split, before, dataset[split], fn)
     return dataset
