@@ -121,7 +121,7 @@ class UDSScorer:
 
     `path`: "gram" (exact from H and W, a linear head without bias or soft-capping), "logits" (one sample's logits
     at a time) or "auto" (gram where exact). The Gram factor and c W^T B are cached while the head weight is
-    unchanged (LoRA that does not train the head: computed once)."""
+    frozen (LoRA that does not train the head: computed once)."""
 
     def __init__(self, t_max: int, vocab: int, r_time: int, r_vocab: int, seed: int, path: str = "auto"):
         self.t_max, self.vocab = t_max, vocab
@@ -149,7 +149,9 @@ class UDSScorer:
     def _gram_terms(self, head: LMHead, device, dtype):
         w = head.weight
         key = (w.data_ptr(), w._version, tuple(w.shape), device, dtype, head.logit_scale)
-        if key != self._cache_key:
+        # A trained head (full fine-tuning, tied embeddings) changes at every step, and optimizers' in-place foreach
+        # updates need not bump the version counter: recompute it then; a frozen head (LoRA) is factorised once.
+        if key != self._cache_key or w.requires_grad:
             factor = gram_factor(w, head.logit_scale)
             wd = w.detach().double()
             e = head.logit_scale * (wd.T @ self.b.to(wd.device))

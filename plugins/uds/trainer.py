@@ -79,6 +79,9 @@ class UDSSFTTrainer(FusedSFTTrainer):
         self._scorer: UDSScorer | None = None
         self._last_step, self._micro = -1, 0
         self._warned_long = False
+        # Set by the training loop; a direct call (tests, `trl-ext bench`) divides by the configured value
+        if not hasattr(self, "current_gradient_accumulation_steps"):
+            self.current_gradient_accumulation_steps = args.gradient_accumulation_steps
         self.add_callback(_UDSStateCallback(self))
 
     # --- selection ---------------------------------------------------------------------------------------------------
