@@ -159,6 +159,8 @@ def test_alpha_zero_selects_the_largest_nuclear_norm(tmp_path, sft_rows):
     norms = torch.stack([torch.linalg.svdvals(logits[i]).sum() for i in range(3)])
     assert torch.allclose(logits[0], logits[0, :1].expand(12, -1), atol=1e-6)  # rank 1
     assert norms[1] > norms[0]
+    intra, inter, _ = trainer.uds_scores(batch)  # the Gram path, from hidden states only
+    assert torch.allclose(intra, norms, rtol=1e-4) and inter.tolist() == [0.0, 0.0, 0.0]
     trainer.training_step(model, batch)
     assert trainer.uds_history[-1][2] == [1] == [int(norms.argmax())]
     assert trainer.uds_memory.count == 1
