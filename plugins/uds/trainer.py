@@ -23,6 +23,7 @@ from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from trl_ext.compat.models import backbone
+from trl_ext.compat.trainer import prepare_inputs
 from trl_ext.losses.token_loss import LMHead
 from trl_ext.training.sft import FusedSFTTrainer
 
@@ -143,7 +144,7 @@ class UDSSFTTrainer(FusedSFTTrainer):
         self._micro = self._micro + 1 if step == self._last_step else 0
         self._last_step = step
         if step >= args.uds_start_step and min(args.uds_k, b) < b:
-            inputs = self._prepare_inputs(inputs)
+            inputs = prepare_inputs(self, inputs)
             chosen = self.select(inputs)
             self.uds_history = [*self.uds_history, [step, self._micro, chosen.tolist()]][-HISTORY:]
             inputs = select_rows(inputs, chosen)
