@@ -23,14 +23,21 @@ __getattr__, __dir__ = lazy_exports(
 
 
 def _extra_forwards(config, model) -> float:
-    """One no-grad scoring forward per micro-batch; the training forward + backward then run on K of the b rows,
-    so against SFT on the full micro-batch (1 forward + 2 for its backward) the step costs about
-    1 + 3 * K / b - 3 = 3 * K / b - 2 forwards more (negative: UDS is cheaper when K / b < 2/3)."""
+    """One no-grad scoring forward per micro-batch, then the training forward + backward on K of the b rows instead
+    of all b. A training step on a row costs s forwards: 1 + 2 for its backward under full fine-tuning (input and
+    weight gradients), 1 + 1 under PEFT (frozen base weights get no weight gradient). So against SFT on the same
+    micro-batch: 1 + s * K / b - s extra forwards (negative: UDS is cheaper when K / b < 1 - 1 / s)."""
     k = getattr(config, "uds_k", 1)
     b = getattr(config, "per_device_train_batch_size", 8)
     if k >= b:
         return 0.0  # every row is kept: no scoring pass
-    return 1.0 + 3.0 * min(k, b) / b - 3.0
+    if getattr(config, "uds_random", False):
+        return 0.0 + _step_forwards(model) * (k / b - 1)
+    return 1.0 + _step_forwards(model) * (k / b - 1)
+
+
+def _step_forwards(model) -> float:
+    return 2.0 if hasattr(model, "peft_config") else 3.0
 
 
 @hookimpl
