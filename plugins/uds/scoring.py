@@ -153,8 +153,9 @@ class UDSScorer:
         # updates need not bump the version counter: recompute it then; a frozen head (LoRA) is factorised once.
         if key != self._cache_key or w.requires_grad:
             factor = gram_factor(w, head.logit_scale)
-            wd = w.detach().double()
-            e = head.logit_scale * (wd.T @ self.b.to(wd.device))
+            wd = w.detach()
+            wd = wd.float() if wd.dtype in (torch.float16, torch.bfloat16) else wd  # float64 only for a float64 head
+            e = head.logit_scale * (wd.T @ self.b.to(wd.device, wd.dtype))
             self._factor, self._e = factor.to(device, dtype), e.to(device, dtype)
             self._cache_key = key
         return self._factor, self._e
