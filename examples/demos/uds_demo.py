@@ -21,6 +21,7 @@ from trl_ext.evaluation import completion_nll
 from trl_ext.models import load_model, load_tokenizer
 
 BASE = "smollm2-135m"
+MARKER = "museum greeting for visitor number"
 
 
 def near_duplicates(n: int) -> Dataset:
@@ -38,6 +39,38 @@ def near_duplicates(n: int) -> Dataset:
     )
 
 
+def duplicate_share(folder: Path, mixed: Dataset, tokenizer, args) -> tuple[float, float]:
+    """(share of near-duplicates among the rows UDS selected, share among all candidate rows), from the selections
+    saved in the UDS arm's last checkpoint (positions within each micro-batch) and the same training batches,
+    replayed from a trainer with the run's seed, data and batch size."""
+    import torch
+
+    from trl_ext_plugins.uds import UDSConfig, UDSSFTTrainer
+    from trl_ext_plugins.uds.trainer import STATE_FILE
+
+    state = torch.load(folder / f"checkpoint-{args.max_steps}" / STATE_FILE.format(rank=0), weights_only=True)
+    config = UDSConfig(
+        output_dir=str(folder / "replay"),
+        per_device_train_batch_size=args.batch_size,
+        max_length=256,
+        seed=0,
+        report_to="none",
+        gradient_checkpointing=False,
+    )
+    trainer = UDSSFTTrainer(model=load_model(BASE), args=config, train_dataset=mixed, processing_class=tokenizer)
+    batches = iter(trainer.get_train_dataloader())
+    chosen = candidates = 0
+    n_chosen = n_candidates = 0
+    for _step, _micro, rows in state["history"]:
+        texts = tokenizer.batch_decode(next(batches)["input_ids"])
+        dup = [MARKER in t for t in texts]
+        chosen += sum(dup[i] for i in rows)
+        candidates += sum(dup)
+        n_chosen += len(rows)
+        n_candidates += len(dup)
+    return chosen / max(n_chosen, 1), candidates / max(n_candidates, 1)
+
+
 def load_tuned(path: str):
     from peft import PeftModel
 
@@ -51,6 +84,7 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--k", type=int, default=2)
     parser.add_argument("--eval_size", type=int, default=60)
+    parser.add_argument("--arms", default="full,random,uds", help="which arms to train (comma-separated)")
     parser.add_argument("--output_dir", default="outputs/demo-uds")
     args = parser.parse_args()
 
@@ -81,14 +115,26 @@ def main() -> None:
         logging_steps=5,
     )
     k = ["--uds_k", str(args.k)]
-    arms = (("full data (sft)", "sft", []), ("random-K", "uds", [*k, "--uds_random", "true"]), ("UDS", "uds", k))
+    save = ["--save_strategy", "steps", "--save_steps", str(args.max_steps)]  # UDS: keep its selections
+    arms = (
+        ("full data (sft)", "sft", []),
+        ("random-K", "uds", [*k, "--uds_random", "true"]),
+        ("UDS", "uds", [*k, *save]),
+    )
+    wanted = {a.strip().lower() for a in args.arms.split(",")}
     for name, method, extra in arms:
+        if name.split()[0].lower().removesuffix("-k") not in wanted:
+            continue
         folder = out / name.split()[0].lower()
         minutes = train_arm(method, folder, extra, **common)
         results[name] = {
             "held_out_nll": completion_nll(load_tuned(str(folder)), tokenizer, held_out),
             "train_minutes": minutes,
         }
+        if name == "UDS":
+            selected, candidates = duplicate_share(folder, mixed, tokenizer, args)
+            results[name]["duplicate_share_selected"] = selected
+            results[name]["duplicate_share_candidates"] = candidates
         print(name, json.dumps(results[name]), flush=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))
 
@@ -102,6 +148,12 @@ def main() -> None:
         for name, r in results.items()
     ]
     print(markdown_table(["arm", "held-out NLL", "train min"], rows))
+    uds = results.get("UDS", {})
+    if uds:
+        print(
+            f"\nUDS selected near-duplicates in {uds['duplicate_share_selected']:.1%} of its picks; they were "
+            f"{uds['duplicate_share_candidates']:.1%} of the candidates."
+        )
 
 
 if __name__ == "__main__":
