@@ -54,6 +54,7 @@ def duplicate_share(folder: Path, mixed: Dataset, tokenizer, args) -> tuple[floa
         per_device_train_batch_size=args.batch_size,
         max_length=256,
         seed=0,
+        bf16=False,
         report_to="none",
         gradient_checkpointing=False,
     )
