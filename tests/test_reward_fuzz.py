@@ -43,7 +43,9 @@ EXTRA_OPTIONS: dict[str, list[dict[str, Any]]] = {
     "tldr_length_regularized_reward": [{"gate_on_correct": False, "eos_token_ids": [2], "max_completion_length": 2}],
     "conmax_confidence": [{"require_span": False}],  # the whole completion is scored by the auxiliary model
     "ra_tool_call_reward": [{"tool_tag": "function_call", "name_weight": 0.0}],
+    "ra_answer_reward": [{"answer_sim": "embedding"}],  # the built-in sentence encoder
     "onco_months_reward": [{"month_scale": 24}],
+    "onco_rationale_reward": [{"rationale_metric": "embedding"}],
     "vgrp_solve_reward": [{"verifier": "official"}, {"gated": False}],
     "vgrp_perception_reward": [{"verifier": "official"}],
     "vgrp_format_reward": [{"verifier": "official"}],

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from trl_ext.inference.text_encoder import TextEncoder, load_encoder_weights, load_text_encoder, mean_pool
+from trl_ext.inference.text_encoder import (
+    LazyTextEncoder,
+    TextEncoder,
+    load_encoder_weights,
+    load_text_encoder,
+    mean_pool,
+    pair_cosines,
+)
 from trl_ext.models import BUILTIN_ENCODERS, ModelLoadError, resolve_encoder_path
 from trl_ext.testing import tiny_encoder_model as tiny_bert
 
@@ -142,3 +149,60 @@ def test_real_minilm_wheel_identity_hand_pooling_and_meaning():
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-6)
     assert abs(v[0] @ v[3] - 1.0) < 1e-5  # identical texts
     assert v[0] @ v[1] > v[0] @ v[2] + 0.2  # a paraphrase is nearer than an unrelated sentence
+
+
+def test_pair_cosines_match_numpy_and_cache_the_references():
+    from trl_ext.testing import numpy_text_cosine
+
+    model, tokenizer = tiny_bert()
+    encoder = TextEncoder(model, tokenizer, batch_size=2)
+    texts = ["Tom has 3 apples.", "The answer is 7.", "Paris is sunny today, 21 degrees.", "Tom has 3 apples."]
+    refs = ["Tom has three apples.", "It is 7.", "Paris is sunny today, 21 degrees.", "Stocks fell."]
+    values, truncated = pair_cosines(encoder, texts, refs)
+    expected = [numpy_text_cosine(model, tokenizer, a, b) for a, b in zip(texts, refs, strict=True)]
+    np.testing.assert_allclose(values, expected, atol=1e-5)
+    assert values[2] == pytest.approx(1.0, abs=1e-6) and truncated == [False] * 4
+    assert len(set(np.round(values, 4))) == 4  # distinct pairs, distinct cosines: the check above can fail
+    assert set(refs) <= set(encoder._cache)  # references cached, the completions are not
+    assert "The answer is 7." not in encoder._cache
+    # Unnormalised embeddings are normalised here; zero vectors give 0, not NaN.
+    raw = TextEncoder(model, tokenizer, normalize=False)
+    np.testing.assert_allclose(pair_cosines(raw, texts, refs)[0], expected, atol=1e-5)
+    assert pair_cosines(encoder, [], []) == ([], [])
+    with pytest.raises(ValueError, match="references"):
+        pair_cosines(encoder, ["a"], [])
+
+    class Zero:
+        def encode_cached(self, texts, extra=()):
+            from trl_ext.inference.text_encoder import EncodedBatch
+
+            return torch.zeros(len(texts), 4), EncodedBatch(torch.zeros(len(extra), 4), [False] * len(extra))
+
+    assert pair_cosines(Zero(), ["a", "b"], ["c", "d"])[0] == [0.0, 0.0]
+
+
+def test_lazy_text_encoder_checks_early_loads_late_and_pickles_without_weights(tmp_path):
+    import pickle
+
+    from trl_ext.testing import save_tiny_encoder
+
+    with pytest.raises(ModelLoadError):
+        LazyTextEncoder(str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="encoder_name_or_path"):
+        LazyTextEncoder("")
+    lazy = LazyTextEncoder(str(save_tiny_encoder(tmp_path / "bert")), device="cpu")
+    assert lazy._encoder is None
+    assert lazy.cosines(["same text"], ["same text"])[0] == [pytest.approx(1.0, abs=1e-6)]
+    clone = pickle.loads(pickle.dumps(lazy))
+    assert clone._encoder is None and clone.cosines(["a b"], ["a b"])[0] == [pytest.approx(1.0, abs=1e-6)]
+
+
+@needs_wheel
+def test_real_minilm_pair_cosines_identity_and_meaning():
+    encoder = load_text_encoder(device="cpu")
+    same = "The patient is 72 years old with stage IV disease."
+    values, _ = pair_cosines(
+        encoder, [same, "A feline rests on a rug.", "Stock prices fell sharply today."], [same, *["The cat sits."] * 2]
+    )
+    assert values[0] == pytest.approx(1.0, abs=1e-5)
+    assert values[1] > values[2] + 0.2  # paraphrase closer than an unrelated sentence

@@ -104,6 +104,30 @@ def tiny_encoder_model(hidden_size: int = 32, num_layers: int = 2, seed: int = 0
     return BertModel(config).eval(), tokenizer
 
 
+def save_tiny_encoder(path: str | Path, **kwargs) -> Path:
+    """Write `tiny_encoder_model(**kwargs)` and its tokenizer to `path`, a folder for an `encoder_name_or_path`."""
+    path = Path(path)
+    model, tokenizer = tiny_encoder_model(**kwargs)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def numpy_text_cosine(model, tokenizer, a: str, b: str) -> float:
+    """Reference for sentence-embedding cosines in tests, independent of `trl_ext.inference.text_encoder`: each text
+    alone (no padding), numpy mean of its tokens' last hidden states, cosine in float64."""
+    import numpy as np
+
+    def embed(text: str):
+        enc = tokenizer([text], truncation=True, max_length=128, return_tensors="pt")
+        with torch.no_grad():
+            hidden = model(**enc).last_hidden_state[0].numpy().astype(np.float64)
+        return hidden.mean(axis=0)
+
+    x, y = embed(a), embed(b)
+    return float(x @ y / np.sqrt((x @ x) * (y @ y)))
+
+
 def save_tiny_model(path: str | Path, **kwargs) -> Path:
     """Write a tiny model and its tokenizer to `path` so it loads with `--model_name_or_path path`."""
     path = Path(path)

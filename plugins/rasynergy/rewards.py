@@ -85,17 +85,51 @@ class ToolCallReward(_RAReward):
 
 
 class AnswerReward(_RAReward):
-    """R_ans (gold answer rows): token F1 of the answer text against `gold_answer`; 0 for a tool call or no answer.
-    Logs the answer F1 over gold answer rows."""
+    """R_ans (gold answer rows): similarity of the answer text to `gold_answer`, token F1 (`answer_sim="token_f1"`)
+    or the cosine of their sentence embeddings clipped at 0 (`answer_sim="embedding"`, encoder
+    `encoder_name_or_path`, loaded on the first call; one batched encode per call, gold answers cached); 0 for a tool
+    call, no answer or an empty gold. Logs rasynergy/answer_f1 (or rasynergy/answer_cos) over gold answer rows.
+    In Python, `encoder` may inject a ready `TextEncoder` (or anything with its `encode_cached`)."""
 
     name = "ra_answer_reward"
     columns = ("gold_type", "gold_answer")
+
+    def __init__(self, config: RASynergyConfig | None = None, encoder: Any = None, **config_fields: Any):
+        super().__init__(config, **config_fields)
+        self._embedder = None
+        if self.config.answer_sim == "embedding":
+            from trl_ext.inference.text_encoder import LazyTextEncoder
+
+            self._embedder = LazyTextEncoder(self.config.encoder_name_or_path, encoder=encoder)
 
     def score(self, completion: str, gold_type: Any = None, gold_answer: Any = None, **row: Any) -> Scored:
         reward = scoring.r_answer(self._turn(completion), gold_type, gold_answer)
         if scoring.gold_type_of(gold_type) != "answer":
             return Scored(reward)
         return Scored(reward, {"rasynergy/answer_f1": reward})
+
+    def __call__(
+        self, prompts: Any = None, completions: Any = (), completion_ids: Any = None, **kwargs: Any
+    ) -> list[float | None]:
+        if self._embedder is None:
+            return super().__call__(prompts, completions, completion_ids, **kwargs)
+        texts, rows = self._prepare(prompts, completions, completion_ids, kwargs)
+        results = [Scored(0.0)] * len(texts)
+        pending: list[tuple[int, str, str]] = []  # (item, answer, gold answer)
+        for i, (text, row) in enumerate(zip(texts, rows, strict=True)):
+            if text is None or scoring.gold_type_of(row.get("gold_type")) != "answer":
+                continue
+            results[i] = Scored(0.0, {"rasynergy/answer_cos": 0.0})
+            turn = self._turn(text)
+            gold = row.get("gold_answer")
+            if turn.type != "answer" or not isinstance(gold, str) or not gold.strip() or not turn.answer.strip():
+                continue
+            pending.append((i, turn.answer.strip(), gold[: self.max_chars].strip()))
+        if pending:
+            values, _ = self._embedder.cosines([p[1] for p in pending], [p[2] for p in pending])
+            for (i, _, _), value in zip(pending, values, strict=True):
+                results[i] = Scored(max(0.0, value), {"rasynergy/answer_cos": max(0.0, value)})
+        return self._finish(results, kwargs)
 
 
 # The card's reward functions with the default options, importable directly (TRL style).

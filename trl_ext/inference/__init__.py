@@ -4,17 +4,19 @@ embeddings from a frozen encoder (`load_text_encoder`) and frozen CLIP-like dual
 from trl_ext.inference.generation import Generation, generate, generate_completions
 from trl_ext.inference.image_encoder import DualEncoder, load_dual_encoder
 from trl_ext.inference.scoring import sequence_logprobs, tokenize_pair
-from trl_ext.inference.text_encoder import TextEncoder, load_text_encoder, mean_pool
+from trl_ext.inference.text_encoder import LazyTextEncoder, TextEncoder, load_text_encoder, mean_pool, pair_cosines
 
 __all__ = [
     "DualEncoder",
     "Generation",
+    "LazyTextEncoder",
     "TextEncoder",
     "generate",
     "generate_completions",
     "load_dual_encoder",
     "load_text_encoder",
     "mean_pool",
+    "pair_cosines",
     "sequence_logprobs",
     "tokenize_pair",
 ]

@@ -8,12 +8,16 @@ the optimizer and the checkpoints. `TextEncoder.encode(texts)` embeds a list of 
 (sorted by length, so little padding is computed), truncated at `max_length` tokens (at most the model's
 positions), pooled as sentence-transformers
 does (`mean`: average of the last hidden states over the attention mask; `cls`: the first token) and L2-normalised
-(`normalize`). `encode_cached` keeps the embeddings of texts seen before (references repeat every step).
+(`normalize`). `encode_cached` keeps the embeddings of texts seen before (references repeat every step). `pair_cosines(encoder,
+texts, references)` is what a reward grading texts against gold texts by meaning needs (one batched call, references
+cached), and `LazyTextEncoder` the encoder behind a reward's `encoder_name_or_path` option (checked at build, loaded
+on first use, not pickled).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -198,3 +202,53 @@ def load_text_encoder(
     return TextEncoder(
         model, tokenizer, max_length=max_length, pooling=pooling, normalize=normalize, batch_size=batch_size
     )
+
+
+def pair_cosines(encoder: Any, texts: Sequence[str], references: Sequence[str]) -> tuple[list[float], list[bool]]:
+    """cos(texts[i], references[i]) under `encoder` (a `TextEncoder`, or anything with its `encode_cached`), for a
+    reward that grades free text against a gold text by meaning: the texts and the references not seen before are
+    embedded in one `encode` call, the references kept in the encoder's cache (they repeat every step). The
+    embeddings are L2-normalised here (whatever the encoder's `normalize`; a zero vector gives 0), the cosines clamped
+    to [-1, 1], a non-finite one read as 0. Returns (cosines, whether each text was cut at `max_length` tokens)."""
+    texts, references = list(texts), list(references)
+    if len(texts) != len(references):
+        raise ValueError(f"{len(texts)} texts but {len(references)} references")
+    if not texts:
+        return [], []
+    cached, batch = encoder.encode_cached(references, extra=texts)
+    a = torch.nn.functional.normalize(batch.embeddings.float(), p=2, dim=-1)
+    b = torch.nn.functional.normalize(cached.float(), p=2, dim=-1)
+    values = (a * b).sum(dim=-1).clamp(-1.0, 1.0).tolist()
+    return [v if math.isfinite(v) else 0.0 for v in values], list(batch.truncated)
+
+
+class LazyTextEncoder:
+    """A `TextEncoder` for a reward's option `encoder_name_or_path`: the name is checked when the reward is built (a
+    missing encoder stops the run before training), the weights load on the first `cosines` call, once per process,
+    and are not pickled (TRL may send a reward to other processes; each loads its own). `encoder` injects a ready
+    encoder (tests); `options` go to `load_text_encoder`."""
+
+    def __init__(self, name_or_path: str = DEFAULT_ENCODER, encoder: Any = None, **options: Any) -> None:
+        if not isinstance(name_or_path, str) or not name_or_path.strip():
+            raise ValueError(f"encoder_name_or_path={name_or_path!r} must be an encoder alias, folder or Hub id")
+        self.name_or_path = name_or_path
+        self.options = options
+        self._encoder = encoder
+        self._injected = encoder is not None
+        if encoder is None:
+            from trl_ext.models import resolve_encoder_path
+
+            resolve_encoder_path(name_or_path)
+
+    @property
+    def encoder(self) -> Any:
+        if self._encoder is None:
+            self._encoder = load_text_encoder(self.name_or_path, **self.options)
+        return self._encoder
+
+    def cosines(self, texts: Sequence[str], references: Sequence[str]) -> tuple[list[float], list[bool]]:
+        """`pair_cosines` with this encoder."""
+        return pair_cosines(self.encoder, texts, references)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_encoder": self._encoder if self._injected else None}
