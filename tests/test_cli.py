@@ -262,6 +262,13 @@ def test_readme_methods_table_matches_registry():
     assert readme == expected, "README methods table is stale: run `python -m trl_ext.devtools.docs`"
 
 
+def test_methods_table_covers_every_built_in_plugin_folder():
+    from trl_ext.devtools.docs import BUILT_IN
+
+    folders = {p.parent.name for p in (Path(__file__).parents[1] / "plugins").glob("*/__init__.py")}
+    assert set(BUILT_IN) == folders
+
+
 def test_new_plugin_refuses_to_overwrite(tmp_path, capsys):
     assert main(["new-plugin", "my_paper", "--dest", str(tmp_path)]) == 0
     assert (tmp_path / "my_paper" / "my_paper" / "trainer.py").exists()  # the package inside the distribution

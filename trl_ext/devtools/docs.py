@@ -32,7 +32,15 @@ def methods_table(registry: Registry) -> str:
     return "\n\n".join(blocks)
 
 
-BUILT_IN = ("asft", "grape", "rlstruct", "curiosft", "soft", "fait", "tl_training", "otr", "ift", "lfu", "poft")
+def built_in_plugins() -> tuple[str, ...]:
+    """The plugins trl-ext ships: the `trl_ext` entry points into `trl_ext_plugins`, so a new built-in plugin joins
+    the table when it is registered in pyproject.toml, not when someone remembers a list here."""
+    from importlib.metadata import entry_points
+
+    return tuple(ep.name for ep in entry_points(group="trl_ext") if ep.value.startswith("trl_ext_plugins."))
+
+
+BUILT_IN = built_in_plugins()
 
 
 def render_readme(text: str, registry: Registry) -> str:
