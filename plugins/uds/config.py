@@ -57,6 +57,14 @@ class UDSConfig(FusedSFTConfig):
     uds_random: bool = field(
         default=False, metadata={"help": "Ablation: keep K random rows per micro-batch (no scoring pass)."}
     )
+    uds_per_process_selection: bool = field(
+        default=False,
+        metadata={
+            "help": "Under several processes (DDP, ZeRO-1/2), let each process select from its own micro-batch with "
+            "its own memory, as the official code does. That is not the 1-process result for the same global batch, "
+            "so several processes are refused unless this is set (ours)."
+        },
+    )
     per_device_train_batch_size: int = field(
         default=4, metadata={"help": "b, the candidate rows per micro-batch (official: 4)."}
     )

@@ -8,8 +8,9 @@ accumulation steps, as the official code does; their sketches enter the memory. 
 the sketch's seed and sizes) and the recent selections are saved into each checkpoint, one file per process, and
 restored on resume.
 
-Several processes (DDP, DeepSpeed ZeRO-1/2): each process selects from its own micro-batch with its own memory, as
-the official code does (see README). ZeRO-3 / FSDP are refused before training.
+Several processes (DDP, DeepSpeed ZeRO-1/2) are refused before training unless `uds_per_process_selection` is set:
+then each process selects from its own micro-batch with its own memory, as the official code does, which is not the
+1-process result for the same global batch (see README). ZeRO-3 / FSDP are refused before training.
 """
 
 from __future__ import annotations
@@ -58,6 +59,18 @@ def select_rows(inputs: dict, indices: torch.Tensor) -> dict:
         else value
         for key, value in inputs.items()
     }
+
+
+def refuse_several_processes(world_size: int, per_process_selection: bool) -> None:
+    """UDS selects K rows of one micro-batch against one memory: several processes would each select on their own,
+    which differs from one process on the same global batch. Refused before training unless asked for."""
+    if world_size > 1 and not per_process_selection:
+        raise ValueError(
+            f"uds selects within each process's micro-batch against that process's memory: under {world_size} "
+            "processes it would not give the 1-process result for the same global batch. Pass "
+            "--uds_per_process_selection true to select per process as the official code does, or train on one "
+            "process."
+        )
 
 
 class UDSSFTTrainer(FusedSFTTrainer):
@@ -193,6 +206,7 @@ class UDSSFTTrainer(FusedSFTTrainer):
         return True
 
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
+        refuse_several_processes(self.args.world_size, self.args.uds_per_process_selection)
         folder = resume_from_checkpoint
         if folder is True:
             folder = get_last_checkpoint(self.args.output_dir)

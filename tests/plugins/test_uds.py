@@ -16,7 +16,7 @@ from trl_ext.losses.token_loss import LMHead
 from trl_ext.testing import first_batch, tiny_model, tiny_tokenizer
 from trl_ext_plugins.uds import SketchMemory, UDSConfig, UDSScorer, UDSSFTTrainer, inter_scores, nuclear_norm
 from trl_ext_plugins.uds.scoring import sketch_matrices, top_k
-from trl_ext_plugins.uds.trainer import STATE_FILE
+from trl_ext_plugins.uds.trainer import STATE_FILE, refuse_several_processes
 
 
 def _config(tmp_path, cls=UDSConfig, **kw):
@@ -242,6 +242,10 @@ def test_refusals(tmp_path, sft_rows):
     with pytest.raises(ValueError, match="bias"):
         scorer.resolve_path(LMHead(torch.ones(4, 2), bias=torch.zeros(4)))
     assert UDSScorer(8, 4, 2, 2, 0).resolve_path(LMHead(torch.ones(4, 2), softcap=30.0)) == "logits"
+    with pytest.raises(ValueError, match="2 processes"):
+        refuse_several_processes(2, per_process_selection=False)
+    refuse_several_processes(2, per_process_selection=True)  # the official per-process selection, asked for
+    refuse_several_processes(1, per_process_selection=False)
     trainer = _trainer(tmp_path, sft_rows)
     trainer.is_fsdp_enabled = True
     with pytest.raises(ValueError, match="cannot train under FSDP"):
@@ -322,3 +326,23 @@ def test_cli_train_uds_two_steps(tiny_model_dir, tmp_path, sft_rows):
     assert (out / "model.safetensors").exists()
     card = (out / "README.md").read_text()
     assert "arxiv.org/abs/2510.16882" in card and "method: uds" in card
+
+
+@pytest.mark.slow
+def test_torchrun_refuses_several_processes_before_training(tiny_model_dir, tmp_path, sft_rows):
+    """Two processes would each select on their own: refused through the real launch unless asked for."""
+    import os
+    import subprocess
+    import sys
+
+    data = tmp_path / "train.jsonl"
+    Dataset.from_list(sft_rows).to_json(str(data), lines=True)
+    port = str(29500 + os.getpid() % 2000)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port]
+    cmd += ["-m", "trl_ext", "train", "uds", "--model_name_or_path", tiny_model_dir, "--dataset_name", str(data)]
+    cmd += ["--output_dir", str(tmp_path / "out"), "--max_steps", "1", "--report_to", "none"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0
+    assert "--uds_per_process_selection true" in result.stderr
+    assert not (tmp_path / "out" / "model.safetensors").exists()
