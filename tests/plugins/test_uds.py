@@ -183,27 +183,36 @@ def test_inter_score_breaks_a_tie_towards_the_far_sample(tmp_path, sft_rows):
 
 
 # --- card test 7: the loss is the token mean of the selected rows ------------------------------------------------
-def test_loss_is_normalised_by_the_selected_tokens(tmp_path, sft_rows):
+def test_loss_is_normalised_by_the_selected_tokens(tmp_path, sft_rows, monkeypatch):
+    import trl_ext_plugins.uds.trainer as uds_trainer
+
     tok = tiny_tokenizer()
     short = tok("What is 2 + 2? Four.")["input_ids"]
     long_text = tok(" ".join(["lots of padding and words"] * 8))["input_ids"]
-    losses = []
-    for other in (short, long_text):
-        trainer = _trainer(tmp_path, sft_rows, uds_k=1, uds_alpha=0.0)
-        rows = [short, other]
-        batch = _manual_batch(rows, tok.pad_token_id, prompt=2)
-        loss = trainer.training_step(trainer.model, batch)
-        (chosen,) = trainer.uds_history[-1][2]
-        # independently: the mean NLL over the chosen row's labelled next tokens, from its full logits, unpadded
-        ids = torch.tensor([rows[chosen]])
+
+    def expected_loss(model, row):
+        # independently: the mean NLL over the row's labelled next tokens, from its full logits, unpadded
+        ids = torch.tensor([row])
         with torch.no_grad():
-            logits = trainer.model(input_ids=ids).logits[0, :-1]
+            logits = model(input_ids=ids).logits[0, :-1]
         targets = ids[0, 1:].clone()
         targets[: 2 - 1] = -100  # the first 2 tokens are prompt (labels -100), shifted by one
-        expected = F.cross_entropy(logits, targets, ignore_index=-100)
-        assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
-        losses.append((chosen, loss.item()))
-    assert losses[0][0] == 0 or losses[1][0] == 0
+        return F.cross_entropy(logits, targets, ignore_index=-100).item()
+
+    # the row UDS selects: its own token mean, whichever row that is
+    for rows in ([short, short], [short, long_text]):
+        trainer = _trainer(tmp_path, sft_rows, uds_k=1, uds_alpha=0.0)
+        loss = trainer.training_step(trainer.model, _manual_batch(rows, tok.pad_token_id, prompt=2))
+        (chosen,) = trainer.uds_history[-1][2]
+        assert loss.item() == pytest.approx(expected_loss(trainer.model, rows[chosen]), rel=1e-5)
+    # the short row selected beside a long one (forced: which row wins is not what this checks): its padding in the
+    # micro-batch does not dilute its mean
+    for rows, short_index in (([short, long_text], 0), ([long_text, short], 1)):
+        monkeypatch.setattr(uds_trainer, "top_k", lambda scores, k, i=short_index: torch.tensor([i]))
+        trainer = _trainer(tmp_path, sft_rows, uds_k=1, uds_alpha=0.0)
+        loss = trainer.training_step(trainer.model, _manual_batch(rows, tok.pad_token_id, prompt=2))
+        assert trainer.uds_history[-1][2] == [short_index]
+        assert loss.item() == pytest.approx(expected_loss(trainer.model, short), rel=1e-5)
 
 
 def test_gradient_accumulation_divides_the_selected_mean(tmp_path, sft_rows):
