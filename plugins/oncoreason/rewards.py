@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from trl_ext.rewards import RewardFunction, Scored
+from trl_ext.rewards.similarity import clipped_cosine_scores
 
 from .config import DEFAULT_ENCODER, check_encoder_name, check_month_scale, check_rationale_metric
 from .scoring import (
@@ -129,10 +130,8 @@ class OncoRationaleReward(RewardFunction):
                 results[i] = Scored(0.0, {"onco/rationale_cos": 0.0})
                 continue
             pending.append((i, span[0].strip(), reference[: self.max_chars].strip()))
-        if pending:
-            values, _ = self._embedder.cosines([p[1] for p in pending], [p[2] for p in pending])
-            for (i, _, _), value in zip(pending, values, strict=True):
-                results[i] = Scored(max(0.0, value), {"onco/rationale_cos": max(0.0, value)})
+        for i, scored in clipped_cosine_scores(self._embedder, pending, "onco/rationale_cos").items():
+            results[i] = scored
         return self._finish(results, kwargs)
 
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from trl_ext.rewards import RewardFunction, Scored, log_metric
+from trl_ext.rewards.similarity import clipped_cosine_scores
 
 from . import scoring
 from .config import RASynergyConfig
@@ -125,10 +126,8 @@ class AnswerReward(_RAReward):
             if turn.type != "answer" or not isinstance(gold, str) or not gold.strip() or not turn.answer.strip():
                 continue
             pending.append((i, turn.answer.strip(), gold[: self.max_chars].strip()))
-        if pending:
-            values, _ = self._embedder.cosines([p[1] for p in pending], [p[2] for p in pending])
-            for (i, _, _), value in zip(pending, values, strict=True):
-                results[i] = Scored(max(0.0, value), {"rasynergy/answer_cos": max(0.0, value)})
+        for i, scored in clipped_cosine_scores(self._embedder, pending, "rasynergy/answer_cos").items():
+            results[i] = scored
         return self._finish(results, kwargs)
 
 
