@@ -21,7 +21,8 @@ def dense_logprobs(model, ids: list[int]) -> list[float]:
 
 def expected(model, seqs, masks):
     return [
-        [lp for lp, keep in zip(dense_logprobs(model, s), m[1:], strict=True) if keep] for s, m in zip(seqs, masks)
+        [lp for lp, keep in zip(dense_logprobs(model, s), m[1:], strict=True) if keep]
+        for s, m in zip(seqs, masks, strict=True)
     ]
 
 

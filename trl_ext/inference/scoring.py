@@ -298,7 +298,7 @@ def _shared_prefix_hidden(
 
     width = max(len(sequences[i]) for i in members)
     hidden = suffix_hidden.new_zeros((len(members), width, suffix_hidden.shape[-1]))
-    for row, (i, k) in enumerate(zip(members, group_of, strict=True)):
+    for row, k in enumerate(group_of):
         n = lengths[k]
         hidden[row, :n] = prefix_hidden[k, width_p - n :].to(hidden.device)
         hidden[row, n : n + suffix_len[row]] = suffix_hidden[row, : suffix_len[row]]
