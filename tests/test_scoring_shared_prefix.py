@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trl_ext.compat.models import backbone, backbone_forward_with_cache
 from trl_ext.inference.scoring import token_logprobs
 from trl_ext.testing import tiny_model
 
@@ -104,16 +103,6 @@ def test_shared_prefix_keeps_the_training_mode_and_empty_sequences():
     assert got[2] == []
     for g_, w in zip(got[:2], expected(model, seqs[:2], masks[:2]), strict=True):
         assert g_ == pytest.approx(w, abs=1e-5, rel=1e-5)
-
-
-def test_backbone_forward_with_cache_continues_a_sequence():
-    model = tiny_model(vocab_size=128, seed=6).eval()
-    ids = torch.tensor([[3, 9, 27, 81 % 128, 17, 51]])
-    with torch.no_grad():
-        full = backbone(model)(input_ids=ids, use_cache=False).last_hidden_state
-        head, cache = backbone_forward_with_cache(backbone(model), input_ids=ids[:, :4])
-        tail, _ = backbone_forward_with_cache(backbone(model), cache, input_ids=ids[:, 4:])
-    torch.testing.assert_close(torch.cat([head, tail], dim=1), full, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.slow
