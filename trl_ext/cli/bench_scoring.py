@@ -137,7 +137,11 @@ def run(argv: list[str]) -> dict[str, Any]:
         forward(encoded[:warm])
         scoring(data.select(range(warm)))
         result = compare(tokens, scoring, forward, repeats=args.repeats)
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
+    device = (
+        torch.cuda.get_device_name(0)
+        if torch.cuda.is_available()
+        else f"cpu ({torch.get_num_threads()} thread{'s' if torch.get_num_threads() > 1 else ''})"
+    )
     return {
         "transform": "loglik_filter",
         "model": args.model_name_or_path,
