@@ -2,6 +2,7 @@
 values are not asserted (they belong to the bench's output, not to tests)."""
 
 import importlib.util
+import time
 
 import pytest
 import torch
@@ -136,3 +137,21 @@ def test_bench_grpo_reports_each_reward_share_through_the_cli(tiny_model_dir):
         assert row["over_limit"] == (row["share"] > report["limit"])
     assert report["total"]["seconds_per_step"] >= report["rewards"][1]["seconds_per_step"]  # the sync one is inside
     assert report["step_s"] > 0 and report["step_cpu_s"] > 0
+    qatch, fmt = report["rewards"]
+    assert qatch["cpu_share"] is None  # async: it shares the process with the others while it waits
+    assert fmt["cpu_seconds_per_step"] >= 0 and 0.0 <= fmt["cpu_share"] <= 1.0
+
+
+def test_timed_reward_counts_cpu_seconds_of_a_sync_reward():
+    spent, cpu = {"s": 0.0}, {"s": 0.0}
+
+    def busy(completions, **kwargs):
+        start = time.process_time()
+        while time.process_time() - start < 0.05:
+            pass
+        return [0.0] * len(completions)
+
+    from trl_ext.cli.bench_rewards import timed_reward
+
+    assert timed_reward(busy, "s", spent, cpu=cpu)(completions=["x"]) == [0.0]
+    assert cpu["s"] >= 0.04 and spent["s"] >= 0.04

@@ -6,7 +6,7 @@ from datasets import Dataset
 from peft import LoraConfig
 from trl import SFTConfig, SFTTrainer
 
-from trl_ext.compat.models import add_backbone_forward, backbone, drop_instance_forward
+from trl_ext.compat.models import add_backbone_forward, backbone, backbone_forward_with_cache, drop_instance_forward
 from trl_ext.compat.trainer import record_metric
 from trl_ext.testing import tiny_model, tiny_tokenizer
 
@@ -103,3 +103,13 @@ def test_time_reward_computation_wraps_grpo_reward_computation():
     trainer = SimpleNamespace(_calculate_rewards=lambda *args: sum(args))
     time_reward_computation(trainer, seen.append)
     assert trainer._calculate_rewards(1, 2) == 3 and len(seen) == 1 and seen[0] >= 0
+
+
+def test_backbone_forward_with_cache_continues_a_sequence():
+    model = tiny_model(vocab_size=128, seed=6).eval()
+    ids = torch.tensor([[3, 9, 27, 81 % 128, 17, 51]])
+    with torch.no_grad():
+        full = backbone(model)(input_ids=ids, use_cache=False).last_hidden_state
+        head, cache = backbone_forward_with_cache(backbone(model), input_ids=ids[:, :4])
+        tail, _ = backbone_forward_with_cache(backbone(model), cache, input_ids=ids[:, 4:])
+    torch.testing.assert_close(torch.cat([head, tail], dim=1), full, atol=1e-5, rtol=1e-5)

@@ -12,7 +12,8 @@ over the whole sequence gives both terms:
     S_ans(ẑ)   = (1/|y|) Σ_i log p_φ(y_i | y_<i, x, ẑ)            (the y segment's tokens)
 
 Log-probs come from `trl_ext.inference.scoring.token_logprobs` (chunked over the vocabulary, only at the scored
-positions: never the (batch, seq, vocab) logits).
+positions: never the (batch, seq, vocab) logits). The G completions of a GRPO group share the query x, so the first
+segment is passed as a shared prefix: it runs once per distinct query and its KV cache serves the group's sequences.
 """
 
 from __future__ import annotations
@@ -140,6 +141,7 @@ def conmax_scores(
         [built[i].target_mask() for i in todo],
         pad_id=pad_id,
         batch_size=config.aux_batch_size,
+        prefix_lengths=[built[i].think_span[0] for i in todo],  # chat(x) + think_open: shared by a GRPO group
     )
     out: list[tuple[float, float] | None] = [None] * len(built)
     for i, logps in zip(todo, values, strict=True):

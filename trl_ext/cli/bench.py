@@ -2,7 +2,8 @@
 same model, data and batch, interleaved in one process; and the memory slope per 1k tokens of sequence, measured
 at two lengths, since at small scale the logits are a few percent of memory and only the slope shows a
 full-logits path. For a GRPO-based method (`trl-ext bench grpo --rewards R1,R2`): each reward's share of a GRPO
-step, flagged above 5% (see `bench_rewards`).
+step, flagged above 5% (see `bench_rewards`). `trl-ext bench scoring`: tokens/s of a scoring transform against a
+bare no-grad forward, flagged below 90% (see `bench_scoring`).
 
 Peak memory is `torch.cuda.max_memory_allocated` on a GPU and the peak resident set (VmHWM, reset through
 /proc/self/clear_refs) on a CPU, with glibc's mmap threshold pinned so freed activations go back to the OS."""
@@ -134,7 +135,8 @@ def parse_args(argv: list[str]):
         prog="trl-ext bench",
         description=__doc__.split("\n\n")[0],
         epilog="Other flags go to the method as `trl-ext train` takes them, e.g. for GRPO: --rewards, "
-        "--reward_weights, --num_generations, --max_completion_length.",
+        "--reward_weights, --num_generations, --max_completion_length. `trl-ext bench scoring`: tokens/s of the "
+        "loglik_filter scoring transform against a bare no-grad forward (see `trl-ext bench scoring --help`).",
     )
     parser.add_argument("method")
     parser.add_argument("--model_name_or_path", default="smollm2-135m")
@@ -324,6 +326,10 @@ def format_report(r: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["scoring"]:  # `trl-ext bench scoring`: its own flags (see bench_scoring)
+        from trl_ext.cli import bench_scoring
+
+        return bench_scoring.main(argv[1:])
     parse_args(argv)  # --help and usage errors before torch is imported
     _reexec_with_pinned_malloc(argv)
     report = run(argv)

@@ -35,9 +35,13 @@ def _is_async(func: Any) -> bool:
     return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(type(func).__call__)
 
 
-def timed_reward(func: Any, name: str, spent: dict[str, float], key: str | None = None) -> Any:
+def timed_reward(
+    func: Any, name: str, spent: dict[str, float], key: str | None = None, cpu: dict[str, float] | None = None
+) -> Any:
     """`func` (sync or async) as a function of the same kind and `__name__` (`name`) that adds its wall time to
-    `spent[key or name]`: for an async reward, from its first step to its last, as TRL awaits it among the others."""
+    `spent[key or name]`: for an async reward, from its first step to its last, as TRL awaits it among the others.
+    For a sync reward, its CPU-seconds (this process's user + sys, children included) go to `cpu[key or name]`
+    when `cpu` is given (an async reward shares the process with the others while it waits: not counted)."""
     key = key or name
     if _is_async(func):
 
@@ -51,11 +55,13 @@ def timed_reward(func: Any, name: str, spent: dict[str, float], key: str | None 
     else:
 
         def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), _cpu_seconds()
             try:
                 return func(*args, **kwargs)
             finally:
                 spent[key] += time.perf_counter() - start
+                if cpu is not None:
+                    cpu[key] += _cpu_seconds() - cpu_start
 
     timed.__name__ = timed.__qualname__ = name
     return timed
@@ -100,11 +106,12 @@ def run(args, method_flags: list[str]) -> dict[str, Any]:
         trainer, _ = build_trainer(stage, load_checked_dataset(stage))
 
         spent: dict[str, float] = defaultdict(float)
+        cpu_spent: dict[str, float] = defaultdict(float)
         names = list(trainer.reward_func_names)
         timed_keys = set()
         for i, (func, name) in enumerate(zip(trainer.reward_funcs, names, strict=True)):
             if not isinstance(func, nn.Module):  # a reward model runs inside TRL's loop: only in the total
-                trainer.reward_funcs[i] = timed_reward(func, name, spent, key=str(i))
+                trainer.reward_funcs[i] = timed_reward(func, name, spent, key=str(i), cpu=cpu_spent)
                 timed_keys.add(str(i))
         time_reward_computation(trainer, lambda seconds: spent.__setitem__("__all__", spent["__all__"] + seconds))
 
@@ -112,15 +119,16 @@ def run(args, method_flags: list[str]) -> dict[str, Any]:
 
         class StepClock(TrainerCallback):
             def on_step_begin(self, args_, state, control, **kwargs):
-                self.start = (time.perf_counter(), _cpu_seconds(), dict(spent))
+                self.start = (time.perf_counter(), _cpu_seconds(), dict(spent), dict(cpu_spent))
 
             def on_step_end(self, args_, state, control, **kwargs):
-                wall, cpu, before = self.start
+                wall, cpu, before, cpu_before = self.start
                 steps.append(
                     {
                         "wall_s": time.perf_counter() - wall,
                         "cpu_s": _cpu_seconds() - cpu,
                         "rewards_s": {k: spent[k] - before.get(k, 0.0) for k in spent},
+                        "rewards_cpu_s": {k: cpu_spent[k] - cpu_before.get(k, 0.0) for k in cpu_spent},
                     }
                 )
 
@@ -131,11 +139,21 @@ def run(args, method_flags: list[str]) -> dict[str, Any]:
     if not timed:
         raise SystemExit(f"no step was timed: {len(steps)} step(s) ran, --warmup {args.warmup}")
     wall = sum(s["wall_s"] for s in timed)
+    cpu_total = sum(s["cpu_s"] for s in timed)
 
     def row(name: str, key: str) -> dict[str, Any]:
         seconds = sum(s["rewards_s"].get(key, 0.0) for s in timed)
         share = seconds / wall if wall > 0 else 0.0
-        return {"name": name, "seconds_per_step": seconds / len(timed), "share": share, "over_limit": share > LIMIT}
+        cpu = sum(s["rewards_cpu_s"].get(key, 0.0) for s in timed) if key in cpu_spent else None
+        return {
+            "name": name,
+            "seconds_per_step": seconds / len(timed),
+            "share": share,
+            # CPU-seconds inside a sync reward / the step's: the share a machine shared with other jobs leaves intact
+            "cpu_seconds_per_step": None if cpu is None else cpu / len(timed),
+            "cpu_share": None if cpu is None or cpu_total <= 0 else cpu / cpu_total,
+            "over_limit": share > LIMIT,
+        }
 
     config = trainer.args
     return {
@@ -173,14 +191,19 @@ def format_report(r: dict[str, Any]) -> str:
         f"{b['completions']} completions ({b['num_generations']} per prompt, <= {b['max_completion_length']} tokens)"
         f" | {r['steps']} timed steps",
         f"step: median {r['step_s']:.3f} s wall, {r['step_cpu_s']:.3f} CPU-s (user+sys, with waited-for children)",
-        f"{'reward':<28}{'s / step':>10}{'share of step':>16}",
+        f"{'reward':<28}{'s / step':>10}{'share of step':>16}{'CPU-s / step':>14}{'CPU share':>11}",
     ]
     for m in [*r["rewards"], r["total"]]:
         if m["share"] is None:
             lines.append(f"{m['name']:<28}{'-':>10}{'-':>16}   (a reward model: in the total only)")
             continue
         flag = f"   OVER {r['limit']:.0%}: a defect to fix" if m["over_limit"] else ""
-        lines.append(f"{m['name']:<28}{m['seconds_per_step']:>10.4f}{m['share']:>15.2%}{flag}")
+        cpu = (
+            f"{m['cpu_seconds_per_step']:>14.4f}{m['cpu_share']:>10.2%}"
+            if m.get("cpu_share") is not None
+            else f"{'-':>14}{'-':>11}"
+        )
+        lines.append(f"{m['name']:<28}{m['seconds_per_step']:>10.4f}{m['share']:>15.2%} {cpu}{flag}")
     lines.append(
         "(async rewards are awaited together: their own times overlap; 'all rewards' is TRL's whole reward "
         "computation)"

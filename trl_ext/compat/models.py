@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import types
 from collections import OrderedDict
 
@@ -84,3 +85,14 @@ def keep_4bit_weights_trainable_on_cpu(model: torch.nn.Module) -> None:
     for module in model.modules():
         if getattr(module, "support_avx512bf16_for_cpu", False):
             module.support_avx512bf16_for_cpu = False
+
+
+def backbone_forward_with_cache(stack: torch.nn.Module, cache=None, **kwargs) -> tuple[torch.Tensor, object]:
+    """`stack(**kwargs, use_cache=True)` continuing from the KV `cache` (None: a new one): (last hidden states, the
+    cache). transformers 5.24 names the argument and output field `cache` (`past_key_values`, deprecated, before)."""
+    params = inspect.signature(stack.forward).parameters
+    name = "cache" if "cache" in params else "past_key_values"
+    if cache is not None:
+        kwargs[name] = cache
+    out = stack(**kwargs, use_cache=True)
+    return out.last_hidden_state, getattr(out, "cache", None) or out.past_key_values

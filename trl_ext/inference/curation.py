@@ -105,8 +105,6 @@ def scoring_throughput(
     padded batches (full logits, nothing else): `ratio` = scoring / forward (the issue's bar: >= 0.9)."""
     import time
 
-    import torch
-
     from trl_ext.inference.scoring import tokenize_pair
 
     encoded = [tokenize_pair(tokenizer, p, c, max_length)[0] for p, c in zip(prompts, completions, strict=True)]
@@ -115,16 +113,36 @@ def scoring_throughput(
     sequence_logprobs(model, tokenizer, prompts, completions, batch_size=batch_size, max_length=max_length,
                       progress=False)  # fmt: skip
     scoring = time.perf_counter() - start
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]), reverse=True)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    start = time.perf_counter()
+    bare_forward(model, encoded, batch_size=batch_size, pad_id=pad_id)
+    forward = time.perf_counter() - start
+    return {
+        "tokens": float(tokens),
+        "scoring_tokens_per_s": tokens / scoring,
+        "forward_tokens_per_s": tokens / forward,
+        "ratio": forward / scoring,
+    }
+
+
+def bare_forward(
+    model, sequences: list[list[int]], *, batch_size: int = 8, pad_id: int = 0, sort: bool = True
+) -> None:
+    """A plain no-grad `model(input_ids, attention_mask)` (full logits, nothing kept) over `sequences` in batches of
+    `batch_size`, right-padded with `pad_id`: longest first with `sort`, else in the given order. The baseline that
+    scoring throughput is measured against (`scoring_throughput`, `trl-ext bench scoring`)."""
+    import torch
+
+    order = list(range(len(sequences)))
+    if sort:
+        order.sort(key=lambda i: len(sequences[i]), reverse=True)
     device = model.get_input_embeddings().weight.device
     was_training = model.training
     model.eval()
-    start = time.perf_counter()
     try:
         with torch.no_grad():
             for b in range(0, len(order), batch_size):
-                batch = [encoded[i] for i in order[b : b + batch_size]]
+                batch = [sequences[i] for i in order[b : b + batch_size]]
                 width = max(len(ids) for ids in batch)
                 input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
                 mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -134,10 +152,3 @@ def scoring_throughput(
                 model(input_ids=input_ids.to(device), attention_mask=mask.to(device), use_cache=False)
     finally:
         model.train(was_training)
-    forward = time.perf_counter() - start
-    return {
-        "tokens": float(tokens),
-        "scoring_tokens_per_s": tokens / scoring,
-        "forward_tokens_per_s": tokens / forward,
-        "ratio": forward / scoring,
-    }

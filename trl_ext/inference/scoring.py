@@ -23,6 +23,7 @@ from trl.data_utils import common_prefix_length, is_conversational
 from trl.kernels import ChunkedLogProbFunction
 
 from trl_ext.compat.models import backbone as decoder_stack
+from trl_ext.compat.models import backbone_forward_with_cache
 from trl_ext.losses.token_loss import LMHead
 
 Messages = list[dict[str, Any]]
@@ -117,6 +118,7 @@ def token_logprobs(
     batch_size: int = 8,
     progress: bool = False,
     vocab_chunk_size: int = 8192,
+    prefix_lengths: Sequence[int] | None = None,
 ) -> list[list[float]]:
     """`log p(token_t | tokens_<t)` of the tokens each mask marks, per sequence, in token order.
 
@@ -125,6 +127,12 @@ def token_logprobs(
     mask) in eval mode without gradients (the training mode is restored); the log-probs come from the last hidden
     states at the scored positions only, through the LM head in vocabulary chunks: no `(batch, seq, vocab)` logits.
     Several spans of one sequence (a reasoning trace and the answer after it) are thus scored by one forward.
+
+    `prefix_lengths[i]` (optional) marks tokens `[0, prefix_lengths[i])` of sequence `i` as a context that other
+    sequences may share (the query of a GRPO group's G completions). Sequences whose prefixes hold the same tokens
+    form a group: the prefix runs once and its KV cache is repeated over the group's continuations (see
+    `_shared_prefix_hidden`), which gives the same log-probs to float tolerance for fewer FLOPs. A sequence whose
+    prefix no other sequence shares, or with no token after it, takes the plain path above.
     """
     if len(sequences) != len(target_masks):
         raise ValueError(f"Got {len(sequences)} sequences and {len(target_masks)} masks; they must pair up.")
@@ -133,54 +141,168 @@ def token_logprobs(
     for i, (ids, mask) in enumerate(zip(sequences, target_masks, strict=True)):
         if len(ids) != len(mask):
             raise ValueError(f"sequence {i} has {len(ids)} tokens but its mask has {len(mask)} entries.")
+    if prefix_lengths is not None and len(prefix_lengths) != len(sequences):
+        raise ValueError(f"Got {len(prefix_lengths)} prefix lengths for {len(sequences)} sequences.")
     results: list[list[float]] = [[] for _ in sequences]
     model_ = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT: LoRA lives inside
     backbone = decoder_stack(model_)
     lm_head = LMHead.of(model_)
     device = model_.get_input_embeddings().weight.device
 
-    order = sorted((i for i in range(len(sequences)) if len(sequences[i])), key=lambda i: -len(sequences[i]))
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    groups = _prefix_groups(sequences, prefix_lengths, batch_size) if prefix_lengths is not None else []
+    grouped = {i for _, members in groups for i in members}
+    order = sorted(
+        (i for i in range(len(sequences)) if len(sequences[i]) and i not in grouped), key=lambda i: -len(sequences[i])
+    )
+    plain = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    shared = _pack_groups(groups, batch_size)
+
+    def score(batch: list[int], hidden: torch.Tensor) -> None:
+        """Log-probs of `batch`'s marked tokens from its hidden states (right-padded: row r holds sequence
+        batch[r]'s len(sequences[batch[r]]) positions first)."""
+        width = hidden.shape[1]
+        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        target_mask = torch.zeros((len(batch), width), dtype=torch.bool)
+        for row, i in enumerate(batch):
+            ids = sequences[i]
+            input_ids[row, : len(ids)] = torch.tensor(list(ids), dtype=torch.long)
+            target_mask[row, : len(ids)] = torch.tensor([bool(m) for m in target_masks[i]], dtype=torch.bool)
+        # With the model split across devices (`device_map`), the backbone can end on another device than the head.
+        head_device = lm_head.weight.device
+        hidden, input_ids = hidden.to(head_device), input_ids.to(head_device)
+        # Position t predicts token t + 1: score the positions whose next token is marked.
+        scored = target_mask[:, 1:].to(head_device)
+        targets = input_ids[:, 1:][scored]
+        if not targets.numel():
+            return
+        log_probs = ChunkedLogProbFunction.apply(
+            hidden[:, :-1][scored],
+            lm_head.weight,
+            lm_head.bias,
+            targets,
+            1.0,
+            vocab_chunk_size,
+            lm_head.softcap,
+            lm_head.logit_scale,
+            ("log_probs",),
+        )[0]
+        counts = scored.sum(dim=1).tolist()
+        for i, values in zip(batch, log_probs.float().split(counts), strict=True):
+            results[i] = values.tolist()
+
     was_training = model.training
     model.eval()
     try:
-        for batch in tqdm(batches, desc="Scoring", unit="batch", disable=not progress):
+        for kind, batch in tqdm(
+            [("plain", b) for b in plain] + [("shared", b) for b in shared],
+            desc="Scoring",
+            unit="batch",
+            disable=not progress,
+        ):
+            if kind == "shared":
+                members, hidden = _shared_prefix_hidden(backbone, sequences, batch, pad_id, device)
+                score(members, hidden)
+                continue
             width = max(len(sequences[i]) for i in batch)
             input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
             attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-            target_mask = torch.zeros((len(batch), width), dtype=torch.bool)
             for row, i in enumerate(batch):
                 ids = sequences[i]
                 input_ids[row, : len(ids)] = torch.tensor(list(ids), dtype=torch.long)
                 attention_mask[row, : len(ids)] = 1
-                target_mask[row, : len(ids)] = torch.tensor([bool(m) for m in target_masks[i]], dtype=torch.bool)
             input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
             hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
-            # With the model split across devices (`device_map`), the backbone can end on another device than the head.
-            head_device = lm_head.weight.device
-            hidden, input_ids = hidden.to(head_device), input_ids.to(head_device)
-            # Position t predicts token t + 1: score the positions whose next token is marked.
-            scored = target_mask[:, 1:].to(head_device)
-            targets = input_ids[:, 1:][scored]
-            if not targets.numel():
-                continue
-            log_probs = ChunkedLogProbFunction.apply(
-                hidden[:, :-1][scored],
-                lm_head.weight,
-                lm_head.bias,
-                targets,
-                1.0,
-                vocab_chunk_size,
-                lm_head.softcap,
-                lm_head.logit_scale,
-                ("log_probs",),
-            )[0]
-            counts = scored.sum(dim=1).tolist()
-            for i, values in zip(batch, log_probs.float().split(counts), strict=True):
-                results[i] = values.tolist()
+            score(batch, hidden)
     finally:
         model.train(was_training)
     return results
+
+
+def _prefix_groups(
+    sequences: Sequence[Sequence[int]], prefix_lengths: Sequence[int], batch_size: int
+) -> list[tuple[int, list[int]]]:
+    """(prefix length, member indices) of each set of >= 2 sequences whose first `prefix_lengths[i]` tokens are the
+    same and which have tokens after them, in order of first appearance; a set larger than `batch_size` is cut into
+    groups of at most `batch_size` (each runs its prefix once)."""
+    by_prefix: dict[tuple[int, ...], list[int]] = {}
+    for i, (ids, n) in enumerate(zip(sequences, prefix_lengths, strict=True)):
+        n = int(n)
+        if 0 < n < len(ids):
+            by_prefix.setdefault(tuple(ids[:n]), []).append(i)
+    groups = []
+    for prefix, members in by_prefix.items():
+        if len(members) < 2:
+            continue
+        for k in range(0, len(members), batch_size):
+            chunk = members[k : k + batch_size]
+            if len(chunk) >= 2:
+                groups.append((len(prefix), chunk))
+    return groups
+
+
+def _pack_groups(groups: list[tuple[int, list[int]]], batch_size: int) -> list[list[tuple[int, list[int]]]]:
+    """Whole groups packed into batches of at most `batch_size` continuations."""
+    batches: list[list[tuple[int, list[int]]]] = []
+    size = 0
+    for group in groups:
+        if not batches or size + len(group[1]) > batch_size:
+            batches.append([])
+            size = 0
+        batches[-1].append(group)
+        size += len(group[1])
+    return batches
+
+
+def _shared_prefix_hidden(
+    backbone, sequences: Sequence[Sequence[int]], groups: list[tuple[int, list[int]]], pad_id: int, device
+) -> tuple[list[int], torch.Tensor]:
+    """Last hidden states of every member of `groups`, right-padded (member order), from two forwards: the groups'
+    distinct prefixes, left-padded into one batch, with `use_cache=True`; then every member's continuation,
+    right-padded, on that KV cache with its rows repeated over each group (`Cache.batch_select_indices`). Positions
+    are explicit (a prefix's first real token is position 0, a continuation goes on from its prefix's length) and
+    the attention mask covers the prefix padding, so each member sees exactly its own tokens."""
+    lengths = [n for n, _ in groups]
+    width_p = max(lengths)
+    prefix_ids = torch.full((len(groups), width_p), pad_id, dtype=torch.long)
+    prefix_mask = torch.zeros((len(groups), width_p), dtype=torch.long)
+    for k, (n, members) in enumerate(groups):
+        prefix_ids[k, width_p - n :] = torch.tensor(list(sequences[members[0]][:n]), dtype=torch.long)
+        prefix_mask[k, width_p - n :] = 1
+    prefix_pos = (prefix_mask.cumsum(dim=1) - 1).clamp(min=0)
+    prefix_hidden, cache = backbone_forward_with_cache(
+        backbone,
+        input_ids=prefix_ids.to(device),
+        attention_mask=prefix_mask.to(device),
+        position_ids=prefix_pos.to(device),
+    )
+
+    members = [i for _, group in groups for i in group]
+    group_of = [k for k, (_, group) in enumerate(groups) for _ in group]
+    suffix_len = [len(sequences[i]) - lengths[k] for i, k in zip(members, group_of, strict=True)]
+    width_s = max(suffix_len)
+    suffix_ids = torch.full((len(members), width_s), pad_id, dtype=torch.long)
+    suffix_mask = torch.zeros((len(members), width_s), dtype=torch.long)
+    for row, (i, k) in enumerate(zip(members, group_of, strict=True)):
+        suffix_ids[row, : suffix_len[row]] = torch.tensor(list(sequences[i][lengths[k] :]), dtype=torch.long)
+        suffix_mask[row, : suffix_len[row]] = 1
+    index = torch.tensor(group_of, dtype=torch.long)
+    cache.batch_select_indices(index.to(device))  # row r of the cache = its group's prefix
+    suffix_pos = torch.tensor([lengths[k] for k in group_of])[:, None] + torch.arange(width_s)[None, :]
+    suffix_hidden, _ = backbone_forward_with_cache(
+        backbone,
+        cache,
+        input_ids=suffix_ids.to(device),
+        attention_mask=torch.cat([prefix_mask[index], suffix_mask], dim=1).to(device),
+        position_ids=suffix_pos.to(device),
+    )
+
+    width = max(len(sequences[i]) for i in members)
+    hidden = suffix_hidden.new_zeros((len(members), width, suffix_hidden.shape[-1]))
+    for row, k in enumerate(group_of):
+        n = lengths[k]
+        hidden[row, :n] = prefix_hidden[k, width_p - n :].to(hidden.device)
+        hidden[row, n : n + suffix_len[row]] = suffix_hidden[row, : suffix_len[row]]
+    return members, hidden
 
 
 @functools.lru_cache(maxsize=2)
