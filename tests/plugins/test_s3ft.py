@@ -104,7 +104,8 @@ def test_card_numeric_match():
 def test_card_limits_always_false_is_sft_always_true_is_self():
     rows = _rows()
     never = s3ft_build(Dataset.from_list(rows), generator=_card_generator(), judge=lambda p, c, g: False)
-    assert json.dumps(list(never["completion"])) == json.dumps([r["completion"] for r in rows])  # byte-identical: S3FT = SFT
+    # Byte-identical: S3FT = SFT.
+    assert json.dumps(list(never["completion"])) == json.dumps([r["completion"] for r in rows])
     assert never["s3ft_source"] == ["gold"] * 3
     gen = _card_generator()
     always = s3ft_build(Dataset.from_list(rows), generator=gen, judge=lambda p, c, g: True)
@@ -161,7 +162,10 @@ def test_generation_sees_the_training_prompt():
     assert gen.prompts[0] == [[system, {"role": "user", "content": "q1"}], [system, {"role": "user", "content": "q2"}]]
     assert out["prompt"] == gen.prompts[0]  # the rows carry exactly the prompt the answer was generated from
     assert gen.prompts[1][0][0] == system and "Reference answer:\n#### 7" in gen.prompts[1][0][1]["content"]
-    assert out["completion"] == [[{"role": "assistant", "content": "#### 42"}], [{"role": "assistant", "content": "#### 7"}]]
+    assert out["completion"] == [
+        [{"role": "assistant", "content": "#### 42"}],
+        [{"role": "assistant", "content": "#### 7"}],
+    ]
     assert out["s3ft_source"] == ["self", "paraphrase"]
     plain = MockGenerator(own={"q1": "#### 42"})
     text = s3ft_build(Dataset.from_list(rows[:1]), generator=plain, conversational=False)
@@ -203,7 +207,9 @@ def test_code_rows_judged_by_the_sandboxed_unit_tests():
 
 
 def test_interrupted_run_resumes_without_regenerating(tmp_path):
-    rows = _rows() + [dict(r, prompt=[{"role": "user", "content": c}]) for r, c in zip(_rows(), ["q4", "q5", "q6"])]
+    rows = _rows() + [
+        dict(r, prompt=[{"role": "user", "content": c}]) for r, c in zip(_rows(), ["q4", "q5", "q6"], strict=True)
+    ]
     table = {"own": {"q1": "#### 42", "q2": "8", "q3": "6", "q4": "#### 42", "q5": "7", "q6": "0"},
              "rewrite": {"q2": "#### 7", "q3": "4", "q6": "#### 5"}}  # fmt: skip
     ref = s3ft_build(Dataset.from_list(rows), generator=MockGenerator(**table), batch_size=2,
@@ -256,7 +262,7 @@ def _transform(model_dir: str, data: Path, out: Path, nproc: int) -> None:
 def test_torchrun_transform_equals_one_process(tiny_model_dir, tmp_path):
     data = tmp_path / "rows.jsonl"
     rows = [dict(r, prompt=[{"role": "user", "content": f"{c} {i}"}]) for i in range(2) for r, c in
-            zip(_rows(), ["q1", "q2", "q3"])][:5]  # fmt: skip
+            zip(_rows(), ["q1", "q2", "q3"], strict=True)][:5]  # fmt: skip
     data.write_text("".join(json.dumps(row) + "\n" for row in rows))  # 5 rows: batches 2, 2, 1
     _transform(tiny_model_dir, data, tmp_path / "one" / "out.jsonl", nproc=1)
     _transform(tiny_model_dir, data, tmp_path / "two" / "out.jsonl", nproc=2)
