@@ -243,7 +243,8 @@ _WORD = re.compile(r"\w+")
 
 
 def _words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
+    """Content words, cut to 6 letters (a crude stem: "celebrates" and "celebrate" meet)."""
+    return {w[:6] for w in _WORD.findall(text.lower()) if w not in _STOP}
 
 
 def _match_template(question: str) -> tuple[str, str] | None:

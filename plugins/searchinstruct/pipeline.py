@@ -310,12 +310,13 @@ def searchinstruct_build(
             answer_temperature,
             workers,
         )
-        out = [{"answered": False} for _ in batch]
+        out = [{"answered": False, "duplicate_of": r["duplicate_of"]} for r in batch]
         for i, reply in zip(todo, replies, strict=True):
             context, used = contexts[i]
             answer = reply.strip() if isinstance(reply, str) else ""
             out[i] = {
                 "answered": True,
+                "duplicate_of": None,
                 "answer": answer,
                 "doc_ids": [d.doc_id for d in used],
                 "doc_scores": [float(d.score) for d in used],
@@ -332,7 +333,7 @@ def searchinstruct_build(
         decisions = []
         for row, s in zip(batch_rows, scores, strict=True):
             if row["duplicate_of"] is not None:
-                decisions.append(Decision(False, f"duplicate of question {row['duplicate_of']}"))
+                decisions.append(Decision(False, "duplicate question"))  # of the row in its score's duplicate_of
             elif row["is_seed"]:
                 decisions.append(Decision(False, "equals a seed question"))
             elif not s.get("context"):

@@ -188,9 +188,10 @@ def test_duplicates_seed_copies_and_refusals_are_dropped_with_reasons(tmp_path):
     assert [r["reason"] for r in records] == [
         "equals a seed question",
         "kept",
-        "duplicate of question 1",
+        "duplicate question",
         "answer says not in context",
     ]
+    assert records[2]["duplicate_of"] == 1 and records[1]["duplicate_of"] is None
     assert summary["si/n_generated"] == 4 and summary["si/n_kept"] == 1
     assert summary["si/dup_rate"] == 0.5 and summary["si/empty_answer_rate"] == 0.5
     assert summary["si/mean_ctx_chars"] == len("text 0\ntext 1\ntext 2")

@@ -162,8 +162,11 @@ def summarize(
     )
     histograms = {}
     for key in numeric:
-        values = [float(s[key]) for s in scores if isinstance(s.get(key), int | float)]
-        kept_values = [float(s[key]) for s, d in zip(scores, decisions, strict=True) if d.kept and key in s]
+        def number(s: Scores) -> bool:  # a score missing, None or a bool on some rows is left out of the histogram
+            return isinstance(s.get(key), int | float) and not isinstance(s.get(key), bool)
+
+        values = [float(s[key]) for s in scores if number(s)]
+        kept_values = [float(s[key]) for s, d in zip(scores, decisions, strict=True) if d.kept and number(s)]
         histograms[key] = {"all": _histogram(values), "kept": _histogram(kept_values)}
     n_out = sum(d.kept for d in decisions)
     return {
