@@ -28,6 +28,7 @@ from trl_ext_plugins.searchinstruct.pipeline import (
 )
 
 SEEDS = [f"What is fact {i}?" for i in range(6)]
+DATA = "builtin:searchinstruct_world"
 
 
 class MockLLM:
@@ -341,3 +342,17 @@ def test_torchrun_transform_equals_one_process(tiny_model_dir, tmp_path):
     for stage in ("expand", "answer"):
         for name in ("scores.jsonl", "summary.json", "manifest.json"):
             assert (two / record / stage / name).read_text() == (one / record / stage / name).read_text()
+
+
+def test_cli_training_on_the_built_set_with_its_provenance_columns(tiny_model_dir, tmp_path):
+    code = main(["train", "sft", "--model_name_or_path", tiny_model_dir, "--dataset_name", DATA,
+                 "--dataset_config", "seeds", "--transforms", "searchinstruct:llm=template:iterations=3:sample_size=5", "--output_dir",
+                 str(tmp_path / "run"), "--max_steps", "1", "--per_device_train_batch_size", "2", "--max_length", "128",
+                 "--report_to", "none", "--save_strategy", "no"])  # fmt: skip
+    assert code == 0
+    out = tmp_path / "si.jsonl"
+    assert main(_cli_args(tiny_model_dir, "builtin:searchinstruct_world", out)) == 0
+    code = main(["train", "sft", "--model_name_or_path", tiny_model_dir, "--dataset_name", str(out), "--output_dir",
+                 str(tmp_path / "run2"), "--max_steps", "1", "--per_device_train_batch_size", "2", "--max_length",
+                 "128", "--report_to", "none", "--save_strategy", "no"])  # fmt: skip
+    assert code == 0
