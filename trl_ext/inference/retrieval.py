@@ -85,8 +85,8 @@ def load_documents(
         path = Path(source).expanduser()
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
-            docs = [Document(p.relative_to(path).as_posix(), p.read_text(errors="replace"), "") for p in files]
-            docs = [d._replace(source=d.doc_id) for d in docs]
+            names = [p.relative_to(path).as_posix() for p in files]
+            docs = [Document(n, p.read_text(errors="replace"), n) for n, p in zip(names, files, strict=True)]
         elif path.is_file() and path.suffix.lower() in TEXT_SUFFIXES:
             docs = [Document(path.name, path.read_text(errors="replace"), path.name)]
         elif path.is_file() and path.suffix.lower() in TABLE_SUFFIXES:
