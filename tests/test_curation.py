@@ -123,6 +123,10 @@ def test_summary_of_nothing_kept_and_rewritten_rows():
     decisions = [Decision(True, row={"a": 10}), Decision(False, "bad")]
     summary = summarize(rows, scores, decisions)
     assert summary["rows_out"] == 1 and summary["score_histograms"]["s"]["all"]["non_finite"] == 1
+    # a score that is a number on some rows and None on others (a kept row's None included) is histogrammed over
+    # the numbers only
+    mixed = summarize(rows, [{"s": None}, {"s": 2}], [Decision(True), Decision(True)])
+    assert mixed["score_histograms"]["s"]["all"]["count"] == 1 and mixed["score_histograms"]["s"]["kept"]["max"] == 2
     out = run_curation(Dataset.from_list(rows), lambda r: [{"s": 0.0}] * len(r), lambda r, s: decisions,
                        key="k", progress=False)  # fmt: skip
     assert out.dataset.to_list() == [{"a": 10}] and out.directory is None

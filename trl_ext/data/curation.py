@@ -148,6 +148,10 @@ def _histogram(values: list[float], bins: int = 10) -> dict[str, Any]:
     return out
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def summarize(
     rows: Sequence[Row], scores: Sequence[Scores], decisions: Sequence[Decision], source_column: str | None = None
 ) -> dict[str, Any]:
@@ -162,8 +166,11 @@ def summarize(
     )
     histograms = {}
     for key in numeric:
-        values = [float(s[key]) for s in scores if isinstance(s.get(key), int | float)]
-        kept_values = [float(s[key]) for s, d in zip(scores, decisions, strict=True) if d.kept and key in s]
+        # a score missing, None or a bool on some rows is left out of the histogram
+        values = [float(s[key]) for s in scores if _is_number(s.get(key))]
+        kept_values = [
+            float(s[key]) for s, d in zip(scores, decisions, strict=True) if d.kept and _is_number(s.get(key))
+        ]
         histograms[key] = {"all": _histogram(values), "kept": _histogram(kept_values)}
     n_out = sum(d.kept for d in decisions)
     return {
