@@ -56,8 +56,7 @@ SYNTH_PROMPT = (
     "Reply with one question per line, each line starting with 'Question:'."
 )
 SOLVE_PROMPT = (
-    "Question: {question}\n"
-    "Write worked solution {k} of {n} to this question and end with 'The answer is N.'"
+    "Question: {question}\nWrite worked solution {k} of {n} to this question and end with 'The answer is N.'"
 )
 
 
@@ -450,9 +449,14 @@ def stat_build(
 
     # 3. diagnoses and the MSP
     prompts = [
-        DIAGNOSE_PROMPT.format(catalogue=cat_text, question=val_rows[i]["problem"], answer=val_rows[i].get("answer"),
-                               response=result.scores[i]["responses"][0] if result.scores[i]["responses"] else "",
-                               low=low, high=high)  # fmt: skip
+        DIAGNOSE_PROMPT.format(
+            catalogue=cat_text,
+            question=val_rows[i]["problem"],
+            answer=val_rows[i].get("answer"),
+            response=result.scores[i]["responses"][0] if result.scores[i]["responses"] else "",
+            low=low,
+            high=high,
+        )  # fmt: skip
         for i in hard
     ]
     diagnoses = []
