@@ -643,7 +643,7 @@ def make_stat_transform(
         teacher_name = f"model:{teacher}:{teacher_max_new_tokens}"
     scorer_fn = _import(scorer) if scorer else None
     judge_fn = _import(judge) if judge else default_judge
-    student = model_name_or_path or getattr(getattr(model, "config", None), "_name_or_path", "")
+    student = model_name_or_path or getattr(model, "name_or_path", "")
     val_key = "|".join(map(str, ("stat-val", student, instruction, conversational, max_new_tokens, n_samples,
                                  temperature if n_samples > 1 else None, seed if n_samples > 1 else None, scorer,
                                  judge)))  # fmt: skip
