@@ -1,0 +1,1 @@
+"""irac_sft (placeholder while being written)."""
