@@ -128,7 +128,11 @@ def make_branch_filter_transform(
             decisions.append(Decision(kept, reason, new if kept else None))
         return decisions
 
-    name = classifier if isinstance(classifier, str) else getattr(classifier, "__qualname__", repr(classifier))
+    name = (
+        classifier
+        if isinstance(classifier, str)
+        else getattr(classifier, "__qualname__", type(classifier).__qualname__)
+    )
     key = "|".join(
         map(str, ("branch_filter", name, min_step_chars, count_returns, completion_column, tokenizer is not None))
     )
