@@ -208,3 +208,31 @@ def test_cli_transform_and_training_with_the_callback(tiny_model_dir, tmp_path, 
                  "--max_length", "256", "--report_to", "none", "--save_strategy", "no"])  # fmt: skip
     assert code == 0
     assert "branch_rate at step 1: eval/branch_rate=" in capsys.readouterr().out
+
+
+def test_interrupted_filter_resumes_to_the_same_output(tmp_path):
+    from trl_ext_plugins.branch_filter import make_branch_filter_transform
+
+    ds = _rows([(_text_with_rate(b % 4, 4), b) for b in range(7)])  # batches of 3: rows 0-2, 3-5, 6
+    ref = make_branch_filter_transform(batch_size=3, curation_dir=str(tmp_path / "ref"))(ds)
+    calls = []
+
+    def flaky(step, context):
+        calls.append(step)
+        if len(calls) > 12:  # dies inside the second batch (3 rows x 4 steps per batch)
+            raise KeyboardInterrupt
+        return step.startswith("Alternatively")
+
+    with pytest.raises(KeyboardInterrupt):
+        make_branch_filter_transform(batch_size=3, classifier=flaky, curation_dir=str(tmp_path / "run"))(ds)
+    assert sorted(p.name for p in (tmp_path / "run" / "batches").iterdir()) == ["000000.json"]
+    calls.clear()
+
+    def counted(step, context):
+        calls.append(step)
+        return step.startswith("Alternatively")
+
+    counted.__qualname__ = flaky.__qualname__  # the same classifier name: the same run key
+    out = make_branch_filter_transform(batch_size=3, classifier=counted, curation_dir=str(tmp_path / "run"))(ds)
+    assert len(calls) == 4 * 4, "only the unfinished batches (rows 3-6) are scored again"
+    assert out.to_list() == ref.to_list()  # the same branch steps as the lexical markers here
