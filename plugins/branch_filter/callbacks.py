@@ -1,0 +1,144 @@
+"""`branch_rate`: the card's eval-time diagnostic as a TrainerCallback. On held-out prompts it generates (greedy),
+then logs the mean branch rate of the generations (the same `branch_score` as the filter), the accuracy (a
+pluggable judge; default: the last number of the answer equals the gold answer) and the mean generation length in
+tokens, as `eval/branch_rate`, `eval/accuracy` and `eval/len`. Students trained on branchy data should show the
+higher generated branch rate."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from transformers import TrainerCallback
+
+from .score import MIN_STEP_CHARS, branch_score
+
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def final_number(text: str) -> str | None:
+    """The number after the last "answer is", else the last number after </think> (else in the whole text)."""
+    if not isinstance(text, str):
+        return None
+    tail = text.rsplit("</think>", 1)[-1]
+    match = re.findall(r"answer is\s*\$?\s*(-?\d[\d,]*(?:\.\d+)?)", tail, flags=re.IGNORECASE)
+    numbers = match or _NUMBER.findall(tail) or _NUMBER.findall(text)
+    if not numbers:
+        return None
+    return numbers[-1].replace(",", "").rstrip(".")
+
+
+def numeric_judge(completion: str, answer: Any) -> bool:
+    """True when the completion's final number equals the gold answer numerically."""
+    got = final_number(completion)
+    try:
+        return got is not None and float(got) == float(str(answer).replace(",", ""))
+    except ValueError:
+        return False
+
+
+def generation_metrics(
+    texts: Sequence[str],
+    answers: Sequence[Any] | None = None,
+    lengths: Sequence[int] | None = None,
+    judge: Callable[[str, Any], bool] = numeric_judge,
+    classifier: Callable[[str, list[str]], bool] | None = None,
+    min_step_chars: int = MIN_STEP_CHARS,
+) -> dict[str, float]:
+    """eval/branch_rate (mean over the generations), eval/accuracy (when answers are given), eval/len (mean
+    generated tokens when `lengths` are given, else whitespace words)."""
+    if not texts:
+        return {}
+    rates = [branch_score(t, classifier, min_step_chars)["branch_rate"] for t in texts]
+    sizes = list(lengths) if lengths is not None else [len(t.split()) for t in texts]
+    out = {"eval/branch_rate": sum(rates) / len(rates), "eval/len": sum(sizes) / len(sizes)}
+    if answers is not None:
+        out["eval/accuracy"] = sum(bool(judge(t, a)) for t, a in zip(texts, answers, strict=True)) / len(texts)
+    return out
+
+
+class BranchRateCallback(TrainerCallback):
+    """Generate on `eval_prompts` every `every_n_steps` optimizer steps (and at each evaluation, and when training
+    ends unless `at_train_end=False`) and log eval/branch_rate, eval/accuracy and eval/len.
+
+    `eval_prompts`: a list of prompts (strings or messages), a `datasets.Dataset` with `prompt` (and `answer`), or a
+    dataset name (default builtin:branch_traces, its `split`). `answers`: gold answers for a list of prompts.
+    """
+
+    def __init__(
+        self,
+        eval_prompts: Any = "builtin:branch_traces",
+        answers: Sequence[Any] | None = None,
+        max_new_tokens: int = 2048,
+        every_n_steps: int | None = None,
+        split: str = "test",
+        num_samples: int | None = None,
+        batch_size: int = 8,
+        judge: Callable[[str, Any], bool] | None = None,
+        classifier: Callable[[str, list[str]], bool] | None = None,
+        at_train_end: bool = True,
+    ) -> None:
+        for name, value in (("max_new_tokens", max_new_tokens), ("batch_size", batch_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"branch_rate: {name}={value!r} must be an integer >= 1")
+        if every_n_steps is not None and (not isinstance(every_n_steps, int) or every_n_steps < 1):
+            raise ValueError(f"branch_rate: every_n_steps={every_n_steps!r} must be an integer >= 1")
+        self.source, self.answers, self.split, self.num_samples = eval_prompts, answers, split, num_samples
+        self.max_new_tokens, self.every_n_steps, self.batch_size = max_new_tokens, every_n_steps, batch_size
+        self.judge, self.classifier, self.at_train_end = judge or numeric_judge, classifier, at_train_end
+        self._items: tuple[list[Any], list[Any] | None] | None = None
+        self.history: list[dict[str, float]] = []
+
+    def items(self) -> tuple[list[Any], list[Any] | None]:
+        if self._items is None:
+            source, answers = self.source, self.answers
+            if isinstance(source, str):
+                from trl_ext.data import load_dataset
+
+                data = load_dataset(source)
+                if self.split not in data:
+                    raise ValueError(f"branch_rate: {source} has no split {self.split!r}; splits: {list(data)}")
+                source = data[self.split]
+            if hasattr(source, "column_names"):
+                if "prompt" not in source.column_names:
+                    raise ValueError("branch_rate: the eval dataset needs a 'prompt' column")
+                answers = list(source["answer"]) if "answer" in source.column_names else answers
+                source = list(source["prompt"])
+            prompts = list(source)
+            answers = list(answers) if answers is not None else None
+            if self.num_samples is not None:
+                prompts = prompts[: self.num_samples]
+                answers = answers[: self.num_samples] if answers is not None else None
+            self._items = (prompts, answers)
+        return self._items
+
+    def evaluate(self, model: Any, tokenizer: Any) -> dict[str, float]:
+        from trl_ext.inference.generation import generate_completions
+
+        prompts, answers = self.items()
+        outs = generate_completions(model, tokenizer, prompts, self.max_new_tokens, self.batch_size, progress=False)
+        return generation_metrics(
+            [g.text for g in outs], answers, [g.num_tokens for g in outs], self.judge, self.classifier
+        )
+
+    def _run(self, state: Any, model: Any, tokenizer: Any, metrics: dict | None = None) -> None:
+        if model is None or tokenizer is None or not state.is_world_process_zero:
+            return
+        figures = self.evaluate(model, tokenizer)
+        print(f"branch_rate at step {state.global_step}: " + ", ".join(f"{k}={v:.4g}" for k, v in figures.items()))
+        self.history.append({**figures, "step": state.global_step})
+        state.log_history.append({**figures, "step": state.global_step})
+        if metrics is not None:
+            metrics.update(figures)
+
+    def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+        if self.every_n_steps and state.global_step % self.every_n_steps == 0:
+            self._run(state, model, processing_class)
+
+    def on_evaluate(self, args, state, control, model=None, processing_class=None, metrics=None, **kwargs):
+        self._run(state, model, processing_class, metrics)
+
+    def on_train_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+        if self.at_train_end and not (self.history and self.history[-1]["step"] == state.global_step):
+            self._run(state, model, processing_class)
