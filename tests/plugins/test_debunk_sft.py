@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 from datasets import Dataset
@@ -20,12 +21,10 @@ from trl_ext_plugins.debunk_sft.rewards import (
 )
 from trl_ext_plugins.debunk_sft.sokoban import Board
 from trl_ext_plugins.debunk_sft.transforms import (
-    STANDARD_WORDS,
     decode_actions,
     diversify_action_vocab,
     diversify_rule_values,
     encode_actions,
-    example_words,
     needs_explanation,
     standard_points_prompt,
     standard_sokoban_prompt,
@@ -35,6 +34,7 @@ from trl_ext_plugins.debunk_sft.words import DEFAULT_POOL
 
 GRID = ("#####", "#_XO#", "#_P_#", "#___#", "#####")  # player below the box; the target right of the box
 MAP = {1: "cat", 2: "dog", 3: "bird", 4: "fish"}
+STD_MAP = '{"1": "Up", "2": "Down", "3": "Left", "4": "Right"}'
 
 
 def _sokoban_rows(n: int = 12) -> Dataset:
@@ -51,7 +51,7 @@ def test_remap_round_trip():
 def test_transform_round_trips_prompt_and_target():
     ds = Dataset.from_list([{"prompt": standard_sokoban_prompt(GRID, multi_step=True), "actions": [3, 1, 4]}])
     row = diversify_action_vocab(ds, seed=7)[0]
-    words = example_words(0, DEFAULT_POOL, 7)
+    words = random.Random(7 + 0).sample(list(DEFAULT_POOL), 4)  # the card's rule: seed = base_seed + index
     assert row["action_words"] == words
     assert json.loads(row["action_mapping"]) == {"1": words[0], "2": words[1], "3": words[2], "4": words[3]}
     assert row["completion"] == f"<answer> {words[2]} {words[0]} {words[3]} </answer>"
@@ -225,7 +225,7 @@ def test_rewards_registered_with_columns():
     assert get("reward", "remapped_action_reward").required_columns == ("action_mapping", "actions")
     fn = get("reward", "remapped_action_reward").build()
     assert fn.__name__ == "remapped_action_reward"
-    assert fn(completions=[None, 5, "", "<answer>" * 10_000], action_mapping=[json.dumps(dict(zip("1234", STANDARD_WORDS)))] * 4,
+    assert fn(completions=[None, 5, "", "<answer>" * 10_000], action_mapping=[STD_MAP] * 4,
               actions=[[1]] * 4) == [0.0] * 4  # fmt: skip
 
 
@@ -236,7 +236,7 @@ def test_cli_transforms(tmp_path):
                  "--seed", "5", "--output", str(out)]) == 0  # fmt: skip
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 100 and all(len(set(r["action_words"])) == 4 for r in rows)
-    assert rows[0]["action_words"] == example_words(0, DEFAULT_POOL, 5)
+    assert rows[3]["action_words"] == random.Random(5 + 3).sample(list(DEFAULT_POOL), 4)
     out = tmp_path / "rules.jsonl"
     assert main(["transform", "debunk_rule_values", "--dataset_name", "builtin:debunk_points", "--split", "test",
                  "--output", str(out)]) == 0  # fmt: skip
