@@ -211,3 +211,17 @@ def test_cli_transform_and_train(tiny_model_dir, tmp_path):
     assert (
         main(["train", "sft", *common, "--output_dir", str(tmp_path / "s"), "--transforms", "maskft:n_copies=1"]) == 0
     )
+
+
+def test_cli_sft_mode_on_instruction_data(tiny_model_dir, tmp_path):
+    code = main(["train", "maskft", "--model_name_or_path", tiny_model_dir, "--dataset_name", "builtin:arith",
+                 "--maskft_mode", "sft", "--maskft_p_plain", "0.5", "--max_steps", "1", "--max_length", "512",
+                 "--per_device_train_batch_size", "2", "--report_to", "none", "--save_strategy", "no",
+                 "--output_dir", str(tmp_path / "sft")])  # fmt: skip
+    assert code == 0
+
+
+def test_method_refuses_missing_column(tiny_model_dir, tmp_path, no_model_load):
+    code = main(["train", "maskft", "--model_name_or_path", tiny_model_dir, "--dataset_name", "builtin:arith",
+                 "--max_steps", "1", "--output_dir", str(tmp_path / "x")])  # fmt: skip
+    assert code != 0  # knowledge mode needs `text`; refused before the model loads
