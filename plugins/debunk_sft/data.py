@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import random
@@ -28,7 +29,8 @@ from .transforms import (
 FORMS = ("sft", "grpo")
 
 
-def _all_small_states(size: int = 5) -> list[tuple[str, ...]]:
+@functools.lru_cache(maxsize=4)
+def _all_small_states(size: int = 5) -> tuple[tuple[str, ...], ...]:
     """Every solvable, unsolved one-box state of a `size` x `size` grid with border walls, in a fixed order."""
     inner = [(r, c) for r in range(1, size - 1) for c in range(1, size - 1)]
     grids = []
@@ -38,7 +40,7 @@ def _all_small_states(size: int = 5) -> list[tuple[str, ...]]:
         rows = tuple("".join(row) for row in grid)
         if sokoban.Board(rows).plan():
             grids.append(rows)
-    return grids
+    return tuple(grids)
 
 
 def sokoban_row(grid: tuple[str, ...], form: str) -> dict:
@@ -63,7 +65,7 @@ def build_sokoban(form: str | None = None, seed: int = 0, n_train: int = 300, n_
     if form not in FORMS:
         raise ValueError(f"debunk_sokoban comes in the forms {FORMS}, not {form!r}.")
     rng = random.Random(seed)
-    grids = _all_small_states(6)
+    grids = list(_all_small_states(6))
     rng.shuffle(grids)
     train, test = grids[:n_train], grids[n_train : n_train + n_test]
     hard = [sokoban.random_puzzle(rng, 7, 1) for _ in range(n_hard)]

@@ -251,3 +251,17 @@ def test_cli_train_sft_with_transforms(tiny_model_dir, tmp_path):
                  "--report_to", "none", "--save_strategy", "no"])  # fmt: skip
     assert code == 0
     assert (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_variant_eval_callback_logs_each_variant(tiny_model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerState
+
+    callback = get("callback", "debunk_variant_eval").build(variants="standard|cardinal|hard", n=2, max_new_tokens=4)
+    assert list(callback.envs) == ["standard", "cardinal", "hard"]
+    assert callback.envs["cardinal"][0]["action_words"] == ["North", "South", "West", "East"]
+    state = TrainerState()
+    model, tok = AutoModelForCausalLM.from_pretrained(tiny_model_dir), AutoTokenizer.from_pretrained(tiny_model_dir)
+    callback.on_train_end(None, state, None, model=model, processing_class=tok)
+    logged = state.log_history[-1]
+    assert set(logged) == {"eval/success/standard", "eval/success/cardinal", "eval/success/hard", "step"}
+    assert all(0.0 <= logged[k] <= 1.0 for k in logged if k != "step")

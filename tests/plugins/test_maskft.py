@@ -225,3 +225,16 @@ def test_method_refuses_missing_column(tiny_model_dir, tmp_path, no_model_load):
     code = main(["train", "maskft", "--model_name_or_path", tiny_model_dir, "--dataset_name", "builtin:arith",
                  "--max_steps", "1", "--output_dir", str(tmp_path / "x")])  # fmt: skip
     assert code != 0  # knowledge mode needs `text`; refused before the model loads
+
+
+def test_qa_callback_logs_both_directions(tiny_model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerState
+
+    from trl_ext import get
+
+    callback = get("callback", "maskft_qa_eval").build(n=4, max_new_tokens=4)
+    assert callback.qa["direction"] == ["forward", "backward", "forward", "backward"]
+    state = TrainerState()
+    model, tok = AutoModelForCausalLM.from_pretrained(tiny_model_dir), AutoTokenizer.from_pretrained(tiny_model_dir)
+    callback.on_train_end(None, state, None, model=model, processing_class=tok)
+    assert set(state.log_history[-1]) == {"eval/qa_acc_forward", "eval/qa_acc_backward", "step"}
