@@ -84,6 +84,9 @@ GOOD_COLUMN_VALUES: dict[str, Any] = {
     "init_board": "[[1,0,0,4],[0,4,1,0],[2,0,0,3],[0,3,0,0]]",
     "game": "sudoku",
     "side_info": "{}",
+    "action_mapping": '{"1": "Up", "2": "Down", "3": "Left", "4": "Right"}',  # debunk_sft
+    "actions": [1],
+    "card_values": [11, 3, 4, 13],
 }
 # Optional columns a reward reads when present; fuzzed like its required ones.
 OPTIONAL_COLUMNS = ("task", "demo_action")

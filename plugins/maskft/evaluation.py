@@ -1,0 +1,88 @@
+"""Knowledge-mode evaluation: forward and backward QA on facts of the documents, greedy answers scored by a
+normalised answer match (the gold answer, lower-cased without punctuation, appears as whole words in the first line
+of the answer), through `trl_ext.evaluation.metrics.exact_match`."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+
+from transformers import TrainerCallback
+
+logger = logging.getLogger(__name__)
+DIRECTIONS = ("forward", "backward")
+
+
+def normalize(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", str(text).lower()).split())
+
+
+def answer_match(text: str, gold: str) -> bool:
+    """Whether the normalised gold answer appears as whole words in the normalised first non-empty line of `text`."""
+    lines = [line for line in str(text or "").splitlines() if line.strip()]
+    gold_n = normalize(gold)
+    if not lines or not gold_n:
+        return False
+    return f" {gold_n} " in f" {normalize(lines[0])} "
+
+
+def qa_prompts(qa, conversational: bool = True):
+    """QA rows (question, answer, direction) -> rows with `prompt` (a user turn, or the bare question)."""
+    return qa.map(
+        lambda row: {"prompt": [{"role": "user", "content": row["question"]}] if conversational else row["question"]},
+        load_from_cache_file=False,
+    )
+
+
+def qa_accuracy(model, tokenizer, qa, directions: Sequence[str] = DIRECTIONS, max_new_tokens: int = 24,
+                conversational: bool = True, batch_size: int = 16) -> dict[str, float]:  # fmt: skip
+    """{"eval/qa_acc_forward": ..., "eval/qa_acc_backward": ...} on the QA rows of each direction."""
+    from trl_ext.evaluation.metrics import exact_match
+
+    rows = qa_prompts(qa, conversational)
+    out = {}
+    for direction in directions:
+        part = rows.filter(lambda r, d=direction: r["direction"] == d, load_from_cache_file=False)
+        if len(part):
+            acc = exact_match(model, tokenizer, part, answer_match, max_new_tokens, batch_size)
+            out[f"eval/qa_acc_{direction}"] = acc
+    return out
+
+
+class QAAccuracyCallback(TrainerCallback):
+    """Logs `eval/qa_acc_forward` and `eval/qa_acc_backward` on held-out QA rows (`question`, `answer`,
+    `direction`) at each evaluation and at the end of training."""
+
+    def __init__(self, qa, max_new_tokens: int = 24, conversational: bool = True):
+        self.qa = qa
+        self.max_new_tokens = max_new_tokens
+        self.conversational = conversational
+        self.results: dict[str, float] = {}
+
+    def _run(self, state, model, tokenizer) -> None:
+        if model is None or tokenizer is None or not state.is_world_process_zero:
+            return
+        was_training = model.training
+        self.results = qa_accuracy(model, tokenizer, self.qa, DIRECTIONS, self.max_new_tokens, self.conversational)
+        model.train(was_training)
+        state.log_history.append({**self.results, "step": state.global_step})
+        logger.info("maskft QA accuracy: %s", self.results)
+        print(self.results)
+
+    def on_evaluate(self, args, state, control, model=None, processing_class=None, **kwargs):
+        self._run(state, model, processing_class)
+
+    def on_train_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+        self._run(state, model, processing_class)
+
+
+def make_qa_callback(dataset: str = "builtin:maskft_bios", split: str = "test", n: int | None = None,
+                     max_new_tokens: int = 24, conversational: bool = True) -> QAAccuracyCallback:  # fmt: skip
+    """The registry's factory: QA rows of a dataset's `qa` form (default the built-in biographies)."""
+    from trl_ext.data import load_dataset
+
+    qa = load_dataset(dataset, "qa")[split]
+    if n is not None:
+        qa = qa.select(range(min(int(n), len(qa))))
+    return QAAccuracyCallback(qa, int(max_new_tokens), bool(conversational))
