@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from transformers import TrainerCallback
+from trl_ext.evaluation.callback import GenerationEvalCallback, eval_rows
 
 from .score import MIN_STEP_CHARS, branch_score
 
@@ -58,13 +58,15 @@ def generation_metrics(
     return out
 
 
-class BranchRateCallback(TrainerCallback):
+class BranchRateCallback(GenerationEvalCallback):
     """Generate on `eval_prompts` every `every_n_steps` optimizer steps (and at each evaluation, and when training
     ends unless `at_train_end=False`) and log eval/branch_rate, eval/accuracy and eval/len.
 
     `eval_prompts`: a list of prompts (strings or messages), a `datasets.Dataset` with `prompt` (and `answer`), or a
     dataset name (default builtin:branch_traces, its `split`). `answers`: gold answers for a list of prompts.
     """
+
+    label = "branch_rate"
 
     def __init__(
         self,
@@ -82,29 +84,19 @@ class BranchRateCallback(TrainerCallback):
         for name, value in (("max_new_tokens", max_new_tokens), ("batch_size", batch_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"branch_rate: {name}={value!r} must be an integer >= 1")
-        if every_n_steps is not None and (not isinstance(every_n_steps, int) or every_n_steps < 1):
-            raise ValueError(f"branch_rate: every_n_steps={every_n_steps!r} must be an integer >= 1")
+        super().__init__(every_n_steps, at_train_end)
         self.source, self.answers, self.split, self.num_samples = eval_prompts, answers, split, num_samples
-        self.max_new_tokens, self.every_n_steps, self.batch_size = max_new_tokens, every_n_steps, batch_size
-        self.judge, self.classifier, self.at_train_end = judge or numeric_judge, classifier, at_train_end
+        self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+        self.judge, self.classifier = judge or numeric_judge, classifier
         self._items: tuple[list[Any], list[Any] | None] | None = None
-        self.history: list[dict[str, float]] = []
 
     def items(self) -> tuple[list[Any], list[Any] | None]:
         if self._items is None:
             source, answers = self.source, self.answers
-            if isinstance(source, str):
-                from trl_ext.data import load_dataset
-
-                data = load_dataset(source)
-                if self.split not in data:
-                    raise ValueError(f"branch_rate: {source} has no split {self.split!r}; splits: {list(data)}")
-                source = data[self.split]
-            if hasattr(source, "column_names"):
-                if "prompt" not in source.column_names:
-                    raise ValueError("branch_rate: the eval dataset needs a 'prompt' column")
-                answers = list(source["answer"]) if "answer" in source.column_names else answers
-                source = list(source["prompt"])
+            if isinstance(source, str) or hasattr(source, "column_names"):
+                rows = eval_rows(source, self.split, "branch_rate", required=("prompt",))
+                answers = [row["answer"] for row in rows] if rows and "answer" in rows[0] else answers
+                source = [row["prompt"] for row in rows]
             prompts = list(source)
             answers = list(answers) if answers is not None else None
             if self.num_samples is not None:
@@ -121,24 +113,3 @@ class BranchRateCallback(TrainerCallback):
         return generation_metrics(
             [g.text for g in outs], answers, [g.num_tokens for g in outs], self.judge, self.classifier
         )
-
-    def _run(self, state: Any, model: Any, tokenizer: Any, metrics: dict | None = None) -> None:
-        if model is None or tokenizer is None or not state.is_world_process_zero:
-            return
-        figures = self.evaluate(model, tokenizer)
-        print(f"branch_rate at step {state.global_step}: " + ", ".join(f"{k}={v:.4g}" for k, v in figures.items()))
-        self.history.append({**figures, "step": state.global_step})
-        state.log_history.append({**figures, "step": state.global_step})
-        if metrics is not None:
-            metrics.update(figures)
-
-    def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
-        if self.every_n_steps and state.global_step % self.every_n_steps == 0:
-            self._run(state, model, processing_class)
-
-    def on_evaluate(self, args, state, control, model=None, processing_class=None, metrics=None, **kwargs):
-        self._run(state, model, processing_class, metrics)
-
-    def on_train_end(self, args, state, control, model=None, processing_class=None, **kwargs):
-        if self.at_train_end and not (self.history and self.history[-1]["step"] == state.global_step):
-            self._run(state, model, processing_class)

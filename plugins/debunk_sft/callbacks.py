@@ -3,16 +3,13 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
-from transformers import TrainerCallback
+from trl_ext.evaluation.callback import GenerationEvalCallback
 
 from .rewards import action_success, last_answer, points_success
 from .transforms import diversify_action_vocab
-
-logger = logging.getLogger(__name__)
 
 # Unseen vocabularies (Up, Down, Left, Right order). "fake" swaps the meanings (explained in the prompt).
 VOCAB_VARIANTS: dict[str, tuple[str, ...]] = {
@@ -49,32 +46,23 @@ def success_rate(model, tokenizer, ds, max_new_tokens: int = 96, batch_size: int
     return sum(row_success(t, row) for t, row in zip(texts, ds, strict=True)) / max(len(texts), 1)
 
 
-class VariantEvalCallback(TrainerCallback):
+class VariantEvalCallback(GenerationEvalCallback):
     """Logs `eval/success/<variant>` for each dataset of `envs` (rows with `prompt` and the verifier's columns) at
     each evaluation and at the end of training."""
 
+    label = "debunk_variant_eval"
+
     def __init__(self, envs: Mapping[str, Any], max_new_tokens: int = 96, batch_size: int = 16):
+        super().__init__()
         self.envs = dict(envs)
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
-        self.results: dict[str, float] = {}
 
-    def _run(self, state, model, tokenizer) -> None:
-        if model is None or tokenizer is None or not state.is_world_process_zero:
-            return
-        self.results = {
+    def evaluate(self, model: Any, tokenizer: Any) -> dict[str, float]:
+        return {
             f"eval/success/{name}": success_rate(model, tokenizer, ds, self.max_new_tokens, self.batch_size)
             for name, ds in self.envs.items()
         }
-        state.log_history.append({**self.results, "step": state.global_step})
-        logger.info("variant success: %s", self.results)
-        print(self.results)
-
-    def on_evaluate(self, args, state, control, model=None, processing_class=None, **kwargs):
-        self._run(state, model, processing_class)
-
-    def on_train_end(self, args, state, control, model=None, processing_class=None, **kwargs):
-        self._run(state, model, processing_class)
 
 
 def make_variant_eval_callback(variants: str = "standard,cardinal,random", split: str = "test", n: int = 50,

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from transformers import TrainerCallback
+from trl_ext.evaluation.callback import GenerationEvalCallback, eval_rows
 
 from .mcq import FORMATS, ORDERS, mcq_metrics, option_list, parse_answer, render_prompt
 
 
-class MCQEvalCallback(TrainerCallback):
+class MCQEvalCallback(GenerationEvalCallback):
     """`eval_ds`: rows with question, options, answer (a letter) and optionally domain — a `datasets.Dataset`, a
     list of dicts, or a dataset name (default builtin:irac_mcq, its `split`)."""
+
+    label = "mcq_eval"
 
     def __init__(
         self,
@@ -44,27 +46,15 @@ class MCQEvalCallback(TrainerCallback):
             num_samples,
             batch_size,
         )
-        self.seed, self.every_n_steps, self.at_train_end = seed, every_n_steps, at_train_end
+        super().__init__(every_n_steps, at_train_end)
+        self.seed = seed
         self._rows: list[dict[str, Any]] | None = None
-        self.history: list[dict[str, float]] = []
         self.last_texts: list[str] = []
 
     def rows(self) -> list[dict[str, Any]]:
         if self._rows is None:
-            source = self.source
-            if isinstance(source, str):
-                from trl_ext.data import load_dataset
-
-                data = load_dataset(source)
-                if self.split not in data:
-                    raise ValueError(f"mcq_eval: {source} has no split {self.split!r}; splits: {list(data)}")
-                source = data[self.split]
-            rows = source.to_list() if hasattr(source, "to_list") else [dict(r) for r in source]
-            for row in rows[:1]:
-                missing = [c for c in ("question", "options", "answer") if c not in row]
-                if missing:
-                    raise ValueError(f"mcq_eval: the eval rows lack {missing}")
-            self._rows = rows[: self.num_samples] if self.num_samples is not None else rows
+            required = ("question", "options", "answer")
+            self._rows = eval_rows(self.source, self.split, "mcq_eval", required, self.num_samples)
         return self._rows
 
     def generate(self, model: Any, tokenizer: Any) -> list[str]:
@@ -93,24 +83,5 @@ class MCQEvalCallback(TrainerCallback):
         domains = [r.get("domain", "all") for r in rows]
         return {**mcq_metrics(predicted, gold, domains), "eval/temperature": self.temperature}
 
-    def _run(self, state: Any, model: Any, tokenizer: Any, metrics: dict | None = None) -> None:
-        if model is None or tokenizer is None or not state.is_world_process_zero:
-            return
-        figures = self.evaluate(model, tokenizer)
-        head = {k: figures[k] for k in ("eval/mcq_acc", "eval/parse_rate", "eval/letter_tv")}
-        print(f"mcq_eval at step {state.global_step}: " + ", ".join(f"{k}={v:.4g}" for k, v in head.items()))
-        self.history.append({**figures, "step": state.global_step})
-        state.log_history.append({**figures, "step": state.global_step})
-        if metrics is not None:
-            metrics.update(figures)
-
-    def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
-        if self.every_n_steps and state.global_step % self.every_n_steps == 0:
-            self._run(state, model, processing_class)
-
-    def on_evaluate(self, args, state, control, model=None, processing_class=None, metrics=None, **kwargs):
-        self._run(state, model, processing_class, metrics)
-
-    def on_train_end(self, args, state, control, model=None, processing_class=None, **kwargs):
-        if self.at_train_end and not (self.history and self.history[-1]["step"] == state.global_step):
-            self._run(state, model, processing_class)
+    def printed(self, figures: dict[str, float]) -> dict[str, float]:
+        return {k: figures[k] for k in ("eval/mcq_acc", "eval/parse_rate", "eval/letter_tv")}

@@ -4,13 +4,12 @@ of the answer), through `trl_ext.evaluation.metrics.exact_match`."""
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Sequence
+from typing import Any
 
-from transformers import TrainerCallback
+from trl_ext.evaluation.callback import GenerationEvalCallback
 
-logger = logging.getLogger(__name__)
 DIRECTIONS = ("forward", "backward")
 
 
@@ -50,31 +49,20 @@ def qa_accuracy(model, tokenizer, qa, directions: Sequence[str] = DIRECTIONS, ma
     return out
 
 
-class QAAccuracyCallback(TrainerCallback):
+class QAAccuracyCallback(GenerationEvalCallback):
     """Logs `eval/qa_acc_forward` and `eval/qa_acc_backward` on held-out QA rows (`question`, `answer`,
     `direction`) at each evaluation and at the end of training."""
 
+    label = "maskft_qa_eval"
+
     def __init__(self, qa, max_new_tokens: int = 24, conversational: bool = True):
+        super().__init__()
         self.qa = qa
         self.max_new_tokens = max_new_tokens
         self.conversational = conversational
-        self.results: dict[str, float] = {}
 
-    def _run(self, state, model, tokenizer) -> None:
-        if model is None or tokenizer is None or not state.is_world_process_zero:
-            return
-        was_training = model.training
-        self.results = qa_accuracy(model, tokenizer, self.qa, DIRECTIONS, self.max_new_tokens, self.conversational)
-        model.train(was_training)
-        state.log_history.append({**self.results, "step": state.global_step})
-        logger.info("maskft QA accuracy: %s", self.results)
-        print(self.results)
-
-    def on_evaluate(self, args, state, control, model=None, processing_class=None, **kwargs):
-        self._run(state, model, processing_class)
-
-    def on_train_end(self, args, state, control, model=None, processing_class=None, **kwargs):
-        self._run(state, model, processing_class)
+    def evaluate(self, model: Any, tokenizer: Any) -> dict[str, float]:
+        return qa_accuracy(model, tokenizer, self.qa, DIRECTIONS, self.max_new_tokens, self.conversational)
 
 
 def make_qa_callback(dataset: str = "builtin:maskft_bios", split: str = "test", n: int | None = None,

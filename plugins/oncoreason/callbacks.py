@@ -11,14 +11,12 @@ patient summaries or the generated text (the card's privacy pitfall).
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from transformers import TrainerCallback
+from trl_ext.evaluation.callback import GenerationEvalCallback
 
 from .scoring import gold_months, gold_status, parse_prediction, reasoning_span, rouge_l_f1, survival_metrics
 
-logger = logging.getLogger(__name__)
 PREFIX = "onco_eval/"
 
 
@@ -63,8 +61,10 @@ def score_answers(
     return out
 
 
-class OncoEvalCallback(TrainerCallback):
+class OncoEvalCallback(GenerationEvalCallback):
     """Generate greedy answers for `num_samples` cases of `dataset_name`'s `split` and log OncoReason's metrics."""
+
+    label = "onco_eval"
 
     def __init__(
         self,
@@ -84,9 +84,9 @@ class OncoEvalCallback(TrainerCallback):
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r} must be an integer >= 1")
-        for name, flag in (("at_train_end", at_train_end), ("bleu", bleu)):
-            if not isinstance(flag, bool):
-                raise ValueError(f"{name}={flag!r} must be true or false")
+        super().__init__(at_train_end=at_train_end)
+        if not isinstance(bleu, bool):
+            raise ValueError(f"bleu={bleu!r} must be true or false")
         if bleu:
             import importlib.util
 
@@ -99,7 +99,6 @@ class OncoEvalCallback(TrainerCallback):
         self.bleu, self.bertscore_encoder = bleu, bertscore_encoder
         self.dataset_name, self.split = dataset_name, split
         self.num_samples, self.max_new_tokens, self.batch_size = num_samples, max_new_tokens, batch_size
-        self.at_train_end = at_train_end
         self._rows: list[dict[str, Any]] | None = None
 
     def rows(self) -> list[dict[str, Any]]:
@@ -125,22 +124,5 @@ class OncoEvalCallback(TrainerCallback):
             PREFIX + key: value for key, value in score_answers(texts, rows, self.bleu, self.bertscore_encoder).items()
         }
 
-    def _run(self, state: Any, model: Any, tokenizer: Any, metrics: dict | None = None) -> None:
-        if model is None or tokenizer is None or not state.is_world_process_zero:
-            return
-        figures = self.evaluate(model, tokenizer)
-        print(
-            f"onco_eval at step {state.global_step}: "
-            + ", ".join(f"{k[len(PREFIX) :]}={v:.4g}" for k, v in figures.items()),
-            flush=True,
-        )
-        state.log_history.append({**figures, "step": state.global_step})
-        if metrics is not None:
-            metrics.update(figures)
-
-    def on_evaluate(self, args, state, control, model=None, processing_class=None, metrics=None, **kwargs):
-        self._run(state, model, processing_class, metrics)
-
-    def on_train_end(self, args, state, control, model=None, processing_class=None, **kwargs):
-        if self.at_train_end:
-            self._run(state, model, processing_class)
+    def printed(self, figures: dict[str, float]) -> dict[str, float]:
+        return {key[len(PREFIX) :]: value for key, value in figures.items()}

@@ -452,9 +452,12 @@ def test_callback_logs_figures_without_text(monkeypatch):
     state, metrics = TrainerState(), {"eval_loss": 1.0}
     callback.on_evaluate(None, state, None, model=object(), processing_class=object(), metrics=metrics)
     callback.on_train_end(None, state, None, model=object(), processing_class=object())
-    assert len(state.log_history) == 2 and "onco_eval/macro_f1" in metrics
+    assert len(state.log_history) == 1 and "onco_eval/macro_f1" in metrics  # not run twice at one step
+    state.global_step = 3
+    callback.on_train_end(None, state, None, model=object(), processing_class=object())
+    assert len(state.log_history) == 2 and state.log_history[-1]["step"] == 3
     entry = state.log_history[-1]
-    assert entry["onco_eval/num_cases"] == 2.0 and entry["step"] == 0
+    assert entry["onco_eval/num_cases"] == 2.0 and entry["step"] == 3
     assert not any(isinstance(value, str) for value in entry.values())  # only figures, never patient text
     with pytest.raises(ValueError, match="num_samples"):
         OncoEvalCallback(num_samples=0)
