@@ -6,36 +6,22 @@ higher generated branch rate."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from trl_ext.evaluation.callback import GenerationEvalCallback, eval_rows
+from trl_ext.evaluation.judges import final_number, numeric_match
 
 from .score import MIN_STEP_CHARS, branch_score
 
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-
-
-def final_number(text: str) -> str | None:
-    """The number after the last "answer is", else the last number after </think> (else in the whole text)."""
-    if not isinstance(text, str):
-        return None
-    tail = text.rsplit("</think>", 1)[-1]
-    match = re.findall(r"answer is\s*\$?\s*(-?\d[\d,]*(?:\.\d+)?)", tail, flags=re.IGNORECASE)
-    numbers = match or _NUMBER.findall(tail) or _NUMBER.findall(text)
-    if not numbers:
-        return None
-    return numbers[-1].replace(",", "").rstrip(".")
-
 
 def numeric_judge(completion: str, answer: Any) -> bool:
-    """True when the completion's final number equals the gold answer numerically."""
-    got = final_number(completion)
-    try:
-        return got is not None and float(got) == float(str(answer).replace(",", ""))
-    except ValueError:
+    """True when the final number of the completion's answer (the text after </think> when it holds one) equals the
+    gold answer: the shared `numeric_match` judge."""
+    if not isinstance(completion, str):
         return False
+    tail = completion.rsplit("</think>", 1)[-1]
+    return numeric_match(None, tail if final_number(tail) is not None else completion, answer)
 
 
 def generation_metrics(

@@ -14,8 +14,8 @@ from trl_ext_plugins.branch_filter import (
     BranchRateCallback,
     branch_filter,
     branch_score,
-    final_number,
     generation_metrics,
+    numeric_judge,
     reasoning_part,
     select_rows,
     split_steps,
@@ -168,7 +168,7 @@ def test_builtin_dataset_separates_the_styles():
             assert s["n_branch"] == 0
         else:  # each detour: one branch step and one return step
             assert s["n_branch"] == 2 * row["n_detours"] and 1 <= row["n_detours"] <= 3
-        assert final_number(row["completion"][0]["content"]) == row["answer"]
+        assert numeric_judge(row["completion"][0]["content"], row["answer"])
     kept = branch_filter(train, drop_frac=0.5)
     assert set(kept["style"]) == {"convergent"} and len(set(kept["problem_id"])) == 200
 
@@ -179,7 +179,8 @@ def test_generation_metrics_and_judge():
     m = generation_metrics(texts, ["12", "8", "1"], lengths=[10, 20, 30])
     assert m["eval/branch_rate"] == pytest.approx((0.5 + 0 + 0) / 3)
     assert m["eval/accuracy"] == pytest.approx(1 / 3) and m["eval/len"] == 20
-    assert final_number("The answer is 1,440.") == "1440"
+    assert numeric_judge("<think>3 + 4 = 7</think>The answer is 1,440.", "1440")
+    assert not numeric_judge("<think>The answer is 1440</think>So it is 12.", "1440")  # the answer part decides
     with pytest.raises(ValueError):
         BranchRateCallback(max_new_tokens=0)
 
