@@ -52,8 +52,8 @@ OPTIONS = {
     "teacher_max_new_tokens": "Local-model teacher: tokens per reply (ours; default 256).",
     "scorer": "'module:callable' score(problem, response) -> float, e.g. a PRM's minimum step score; a response's "
     "score is min(scorer, answer correct). Default: the answer check alone.",
-    "judge": "'module:callable' judge(response, answer) -> bool (default: number after 'The answer is' equals the "
-    "gold answer, trl_ext.data.arith.is_correct).",
+    "judge": "A shared judge name (numeric_match, exact_match) or 'module:callable' judge(problem, response, answer) "
+    "-> bool (default: number after 'The answer is' equals the gold answer, trl_ext.data.arith.is_correct).",
     "n_hard": "At most this many hard validation questions, the lowest-scoring (paper: 500).",
     "skills_min": "Diagnosis asks for skills_min-skills_max missing skills (paper: 2).",
     "skills_max": "... and keeps at most skills_max of those named (paper: 3).",

@@ -261,9 +261,9 @@ def student_prompt(problem: str, instruction: str = INSTRUCTION, conversational:
     return [{"role": "user", "content": text}] if conversational else text
 
 
-def default_judge(response: str, answer: str) -> bool:
-    """The default answer check: the number after the last "The answer is" (else the last number) equals the gold
-    answer, as `trl_ext.data.arith.is_correct` reads it."""
+def default_judge(prompt: Any, response: str, answer: str) -> bool:
+    """The default answer check (a `trl_ext.evaluation.judges` judge): the number after the last "The answer is"
+    (else the last number) equals the gold answer, as `trl_ext.data.arith.is_correct` reads it."""
     from trl_ext.data.arith import is_correct
 
     return is_correct(str(response), str(answer))
@@ -280,7 +280,7 @@ def detect_difficulty(
     student_generate: Callable[[list[Any]], list[Any]],
     *,
     scorer: Callable[[str, str], float] | None = None,
-    judge: Callable[[str, str], bool] = default_judge,
+    judge: Callable[[Any, str, str], bool] = default_judge,
     difficulty_threshold: float = 0.5,
     n_hard: int = 500,
     instruction: str = INSTRUCTION,
@@ -292,7 +292,7 @@ def detect_difficulty(
 ):
     """Card step 2 through `run_curation`: the student answers each validation question (`student_generate(prompts)
     -> one response, or a list of sampled responses, per prompt`); each response's score is min(scorer(problem,
-    response), 1 if `judge(response, answer)` else 0) (without a scorer: the answer check alone; without an
+    response), 1 if `judge(problem, response, answer)` else 0) (without a scorer: the answer check alone; without an
     `answer` column: the scorer alone); a question's score is the mean over its responses. A question is hard when
     its score < `difficulty_threshold`; the `n_hard` lowest-scoring hard ones are kept (ties: earlier row).
     Returns the `CurationResult` (its decisions: kept = hard and kept)."""
@@ -308,7 +308,7 @@ def detect_difficulty(
             for response in responses:
                 value = 1.0
                 if "answer" in row and row["answer"] is not None:
-                    ok = bool(judge(response, str(row["answer"])))
+                    ok = bool(judge(row["problem"], response, str(row["answer"])))
                     correct.append(ok)
                     value = 1.0 if ok else 0.0
                 if scorer is not None:
@@ -366,7 +366,7 @@ def stat_build(
     seed: int = 0,
     cache_dir: str | os.PathLike | None = None,
     *,
-    judge: Callable[[str, str], bool] = default_judge,
+    judge: Callable[[Any, str, str], bool] = default_judge,
     extract_answer: Callable[[str], Any] = default_extract_answer,
     catalogue: Sequence[str] | None = None,
     skills_column: str | None = "skills",
@@ -484,7 +484,7 @@ def stat_build(
             solutions = [str(pool[i]["solution"])]
             for _ in range(extra):
                 reply = next(replies)
-                if judge(reply, str(pool[i]["answer"])) and reply not in solutions:
+                if judge(pool[i]["problem"], reply, str(pool[i]["answer"])) and reply not in solutions:
                     solutions.append(reply)
             pairs += [{"question": pool[i]["problem"], "solution": s, "answer": str(pool[i]["answer"]),
                        "skill": skill_of[i], "origin": "sel", "source": i} for s in solutions]  # fmt: skip
@@ -642,7 +642,9 @@ def make_stat_transform(
         teacher_fn = model_teacher(load_model(teacher), load_tokenizer(teacher), teacher_max_new_tokens, batch_size)
         teacher_name = f"model:{teacher}:{teacher_max_new_tokens}"
     scorer_fn = _import(scorer) if scorer else None
-    judge_fn = _import(judge) if judge else default_judge
+    from trl_ext.evaluation.judges import resolve_judge
+
+    judge_fn = resolve_judge(judge) if judge else default_judge
     student = model_name_or_path or getattr(model, "name_or_path", "")
     val_key = "|".join(map(str, ("stat-val", student, instruction, conversational, max_new_tokens, n_samples,
                                  temperature if n_samples > 1 else None, seed if n_samples > 1 else None, scorer,

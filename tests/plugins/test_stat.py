@@ -332,3 +332,24 @@ def test_torchrun_transform_equals_one_process(tiny_model_dir, tmp_path):
     for name in ("scores.jsonl", "summary.json", "manifest.json", "stat.json"):
         assert (two / record / name).read_text() == (one / record / name).read_text(), name
     assert len(list((two / record / "batches").iterdir())) == 4
+
+
+def test_a_shared_judge_receives_the_problem_and_decides_difficulty():
+    from trl_ext.evaluation.judges import resolve_judge
+
+    train, val = _data()
+    seen = []
+
+    def judge(problem, response, gold):  # the shared (prompt, candidate, gold) signature
+        seen.append(problem)
+        return resolve_judge("numeric_match")(problem, response, gold)
+
+    info: dict = {}
+    stat_build(
+        train, val, _student("multiply"), ArithTeacher(), judge=judge, target_size=40, info=info, progress=False
+    )
+    # Every validation question is judged by its problem text (and Sel's teacher solutions by their pool question's).
+    assert set(val["problem"]) <= set(seen) <= set(val["problem"]) | set(train["problem"])
+    # Hard = exactly the validation questions that need multiplication (the mock student is off by one there).
+    expected = sum("multiply" in skills_of(p) for p in val["problem"])
+    assert info["stats"]["stat/n_hard"] == expected > 0
