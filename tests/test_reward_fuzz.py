@@ -19,6 +19,7 @@ import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -87,6 +88,11 @@ GOOD_COLUMN_VALUES: dict[str, Any] = {
     "action_mapping": '{"1": "Up", "2": "Down", "3": "Left", "4": "Right"}',  # debunk_sft
     "actions": [1],
     "card_values": [11, 3, 4, 13],
+}
+# Options a reward cannot be built without (it refuses at build time); merged into every options set it is fuzzed with.
+REQUIRED_OPTIONS: dict[str, dict[str, Any]] = {
+    # An existing folder passes the build-time check; it is never loaded (the fuzzed rows have no visual column).
+    "vrft_semantic_reward": {"encoder_name_or_path": str(Path(__file__).parent)},
 }
 # Optional columns a reward reads when present; fuzzed like its required ones.
 OPTIONAL_COLUMNS = ("task", "demo_action")
@@ -224,7 +230,8 @@ def _rewards() -> list[tuple[str, Any, dict[str, Any]]]:
         registry = Registry().load_entry_points()
     builds = []
     for record in registry.components("reward"):
-        for options in [{}, *EXTRA_OPTIONS.get(record.name, [])]:
+        for extra in [{}, *EXTRA_OPTIONS.get(record.name, [])]:
+            options = {**REQUIRED_OPTIONS.get(record.name, {}), **extra}
             label = ",".join(f"{k}={v}" for k, v in options.items())
             builds.append((f"{record.name}[{label}]" if label else record.name, record, options))
     return builds

@@ -99,24 +99,35 @@ class VRFTLengthBonus(_VRFTReward):
 class VRFTSemanticReward(_VRFTReward):
     """R_sem = mean over frames of min(1, w·max(u(f)·t(T'), 0)), gated by R_acc; None for a row without a visual
     input (`frames`, `video` or `image`) or whose visual input cannot be read. The encoder (option
-    `encoder_name_or_path`, required) loads on the first batch that has visual input."""
+    `encoder_name_or_path`, required: a missing option or local folder is refused when the reward is built, before
+    training) loads on the first batch that has visual input."""
 
     name = "vrft_semantic_reward"
 
     def __init__(self, config: VideoRFTRewardConfig | None = None, **fields: Any) -> None:
         super().__init__(config, **fields)
+        self._check_encoder_option()
         self._frame_cache: collections.OrderedDict[str, Any] = collections.OrderedDict()
         self._warned_visual = self._warned_no_visual = False
 
-    @property
-    def encoder(self):
-        from trl_ext.inference import load_dual_encoder
+    def _check_encoder_option(self) -> None:
+        from trl_ext.models import ModelLoadError, check_model_path
 
         if not self.config.encoder_name_or_path:
             raise RewardSetupError(
                 f"reward {self.__name__!r} needs the option encoder_name_or_path: a local SigLIP/CLIP folder or Hub "
                 "id, e.g. --rewards vrft_semantic_reward:encoder_name_or_path=/models/siglip-so400m-patch14-384"
             )
+        try:
+            check_model_path(self.config.encoder_name_or_path)
+        except ModelLoadError as err:
+            raise RewardSetupError(f"reward {self.__name__!r}: {err}") from None
+
+    @property
+    def encoder(self):
+        from trl_ext.inference import load_dual_encoder
+
+        self._check_encoder_option()
         return load_dual_encoder(self.config.encoder_name_or_path, self.config.device)
 
     def __getstate__(self) -> dict[str, Any]:

@@ -62,6 +62,7 @@ def sim_image(s):
 def stub(monkeypatch):
     encoder = StubEncoder()
     monkeypatch.setattr(rewards_module.VRFTSemanticReward, "encoder", property(lambda self: encoder))
+    monkeypatch.setattr(rewards_module.VRFTSemanticReward, "_check_encoder_option", lambda self: None)
     return encoder
 
 
@@ -118,11 +119,14 @@ def test_frames_are_encoded_once_per_prompt_and_rows_without_visuals_are_not_app
     assert stub.texts == ["The picture shows a red square."] * 4  # T': first sentence dropped
 
 
-def test_semantic_reward_without_encoder_or_visual_column():
+def test_semantic_reward_without_encoder_or_visual_column(tmp_path):
     cols = {"solution": ["<answer>A</answer>"], "problem_type": ["multiple choice"]}
     with pytest.raises(RewardSetupError, match="encoder_name_or_path"):
-        reward("vrft_semantic_reward")(None, [GOOD], image=[sim_image(0.5)], **cols)
-    assert reward("vrft_semantic_reward", encoder_name_or_path="x")(None, [GOOD], **cols) == [None]
+        reward("vrft_semantic_reward")  # refused when built, before any batch
+    with pytest.raises(RewardSetupError, match="/no/such/siglip"):
+        reward("vrft_semantic_reward", encoder_name_or_path="/no/such/siglip")
+    # A folder that exists passes the build-time check; a row without visual input never loads it.
+    assert reward("vrft_semantic_reward", encoder_name_or_path=str(tmp_path))(None, [GOOD], **cols) == [None]
 
 
 # --- card test 4 and the official text quirks --------------------------------------------------------------------
