@@ -4,7 +4,8 @@ weight update and every process's selections, scores and memory to argv[1].
 Usage: `uds_step.py OUT ENGINE` with ENGINE `none` (DDP under torchrun), `zero3` (DeepSpeed, DS_ACCELERATOR=cpu) or
 `fsdp2` (torch `fully_shard`). The LM head is trained, so the second step's scores must come from the updated head
 (the Gram factor recomputed from the gathered weight, not a cached one), and the second step's inter scores read the
-memory each process filled at the first (tests/test_distributed_uds.py)."""
+memory each process filled at the first (tests/test_distributed_uds.py). The DDP reference never caches the Gram terms,
+so a cache key that missed the head's update under a sharded engine shows as other scores."""
 
 import sys
 
@@ -48,6 +49,10 @@ trainer = UDSSFTTrainer(
 )
 if engine == "fsdp2":
     shard_trainer_with_fsdp2(trainer)
+if engine == "none":  # the reference recomputes the Gram terms at every scoring pass: no cache key involved
+    scorer = trainer.scorer
+    uncached = scorer.score
+    scorer.score = lambda hidden, rows, head, head_key=None: uncached(hidden, rows, head, head_key=None)
 
 seen = []
 uds_scores = trainer.uds_scores
