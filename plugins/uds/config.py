@@ -60,9 +60,9 @@ class UDSConfig(FusedSFTConfig):
     uds_per_process_selection: bool = field(
         default=False,
         metadata={
-            "help": "Under several processes (DDP, ZeRO-1/2), let each process select from its own micro-batch with "
-            "its own memory, as the official code does. That is not the 1-process result for the same global batch, "
-            "so several processes are refused unless this is set (ours)."
+            "help": "Under several processes (DDP, DeepSpeed ZeRO-1/2/3, FSDP2), let each process select from its own "
+            "micro-batch with its own memory, as the official code does. That is not the 1-process result for the "
+            "same global batch, so several processes are refused unless this is set (ours)."
         },
     )
     per_device_train_batch_size: int = field(

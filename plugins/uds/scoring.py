@@ -21,6 +21,7 @@ import torch
 from trl_ext.losses.token_loss import LMHead
 
 FLOAT64_ELEMENTS = 1 << 22  # N_i * d at or below this: the SVD runs in float64
+_FROM_WEIGHT = object()  # UDSScorer.score's default head_key: derived from the head weight tensor itself
 
 
 def nuclear_norm(matrix: torch.Tensor) -> torch.Tensor:
@@ -121,7 +122,7 @@ class UDSScorer:
 
     `path`: "gram" (exact from H and W, a linear head without bias or soft-capping), "logits" (one sample's logits
     at a time) or "auto" (gram where exact). The Gram factor and c W^T B are cached while the head weight is
-    frozen (LoRA that does not train the head: computed once)."""
+    frozen (LoRA that does not train the head: computed once; see `score`'s `head_key`)."""
 
     def __init__(self, t_max: int, vocab: int, r_time: int, r_vocab: int, seed: int, path: str = "auto"):
         self.t_max, self.vocab = t_max, vocab
@@ -146,12 +147,15 @@ class UDSScorer:
             )
         return self.path
 
-    def _gram_terms(self, head: LMHead, device, dtype):
+    def _gram_terms(self, head: LMHead, device, dtype, head_key):
         w = head.weight
-        key = (w.data_ptr(), w._version, tuple(w.shape), device, dtype, head.logit_scale)
-        # A trained head (full fine-tuning, tied embeddings) changes at every step, and optimizers' in-place foreach
-        # updates need not bump the version counter: recompute it then; a frozen head (LoRA) is factorised once.
-        if key != self._cache_key or w.requires_grad:
+        if head_key is _FROM_WEIGHT:
+            # A trained head (full fine-tuning, tied embeddings) changes at every step, and optimizers' in-place
+            # foreach updates need not bump the version counter: recompute it then; a frozen head (LoRA) is factorised
+            # once, while its storage and version counter stay the same.
+            head_key = None if w.requires_grad else (w.data_ptr(), w._version)
+        key = None if head_key is None else (head_key, tuple(w.shape), w.dtype, device, dtype, head.logit_scale)
+        if key is None or key != self._cache_key:
             factor = gram_factor(w, head.logit_scale)
             wd = w.detach()
             wd = wd.float() if wd.dtype in (torch.float16, torch.bfloat16) else wd  # float64 only for a float64 head
@@ -160,8 +164,14 @@ class UDSScorer:
             self._cache_key = key
         return self._factor, self._e
 
-    def score(self, hidden: torch.Tensor, rows: torch.Tensor, head: LMHead) -> SampleScores:
-        """hidden [b, T, d] (no grad), rows [b, T] bool: the positions of each sample scored, in order."""
+    def score(self, hidden: torch.Tensor, rows: torch.Tensor, head: LMHead, head_key=_FROM_WEIGHT) -> SampleScores:
+        """hidden [b, T, d] (no grad), rows [b, T] bool: the positions of each sample scored, in order.
+
+        `head_key`: what the cached Gram terms are valid for, a hashable that changes whenever the head's values may
+        change, or None to recompute them. By default it comes from `head.weight` itself (its storage and version
+        counter; None when it requires grad), which holds only when `head.weight` is the model's own parameter: a
+        copy gathered from shards (FSDP2's `full_tensor`, a fresh tensor each step that requires no grad under
+        no_grad, possibly at a reused address) needs the caller's key (`UDSSFTTrainer.head_cache_key`)."""
         path = self.resolve_path(head)
         b = hidden.shape[0]
         intra = torch.zeros(b, dtype=torch.float64)
@@ -169,7 +179,7 @@ class UDSScorer:
         dtype = torch.float64 if hidden.dtype == torch.float64 else torch.float32
         a = self.a.to(hidden.device, dtype)
         if path == "gram":
-            factor, e = self._gram_terms(head, hidden.device, dtype)
+            factor, e = self._gram_terms(head, hidden.device, dtype, head_key)
         else:
             bmat = self.b.to(hidden.device, dtype)
         for i in range(b):

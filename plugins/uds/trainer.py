@@ -8,9 +8,15 @@ accumulation steps, as the official code does; their sketches enter the memory. 
 the sketch's seed and sizes) and the recent selections are saved into each checkpoint, one file per process, and
 restored on resume.
 
-Several processes (DDP, DeepSpeed ZeRO-1/2) are refused before training unless `uds_per_process_selection` is set:
-then each process selects from its own micro-batch with its own memory, as the official code does, which is not the
-1-process result for the same global batch (see README). ZeRO-3 / FSDP are refused before training.
+Several processes (DDP, DeepSpeed ZeRO-1/2/3, FSDP2) are refused before training unless `uds_per_process_selection`
+is set: then each process selects from its own micro-batch with its own memory, as the official code does, which is
+not the 1-process result for the same global batch (see README). Under an engine that holds parameters in shards
+(DeepSpeed ZeRO-3, FSDP2) the scoring pass runs as the wrapped model's forward (`run_inside_forward`, so the engine's
+hooks gather each decoder layer as the backbone reaches it) with the LM head gathered whole (`gathered_lm_head` under
+ZeRO-3; FSDP2 holds it unsharded after the final norm's forward, or `LMHead.of` all-gathers it), and the cached Gram
+factor is keyed on the head parameter object and its version counter, never on a gathered copy
+(`head_cache_key`). Every process scores every micro-batch in the same order, so the gathers match up. Under DDP and
+ZeRO-1/2 the scoring forward calls the backbone directly, as on one process.
 """
 
 from __future__ import annotations
@@ -24,9 +30,11 @@ from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from trl_ext.compat.models import backbone
+from trl_ext.compat.sharding import gathered_lm_head, run_inside_forward
 from trl_ext.compat.trainer import prepare_inputs
 from trl_ext.losses.token_loss import LMHead
 from trl_ext.training.sft import FusedSFTTrainer
+from trl_ext.training.sharding import full_shape, is_sharded
 
 from .config import UDSConfig
 from .paper import PAPER
@@ -77,10 +85,6 @@ class UDSSFTTrainer(FusedSFTTrainer):
     """UDS online batch selection (arXiv 2510.16882) on TRL's SFTTrainer; its loss is SFTTrainer's."""
 
     config_class = UDSConfig
-    unsharded_only = (
-        "its scoring pass reads the LM head weight whole (Gram factor and sketch projection) outside the head's "
-        "forward"
-    )
     _name = "UDS"
     _tag_names = ["trl", "sft", "uds", "trl-ext"]
     paper = PAPER
@@ -103,15 +107,33 @@ class UDSSFTTrainer(FusedSFTTrainer):
     def scorer(self) -> UDSScorer:
         if self._scorer is None:
             args: UDSConfig = self.args
-            vocab = self.policy_head.weight.shape[0]
+            vocab = self.head_rows()
             self._scorer = UDSScorer(
                 args.sketch_rows, vocab, args.uds_r_time, args.uds_r_vocab, args.uds_seed, args.uds_exact_path
             )
         return self._scorer
 
-    def uds_scores(self, inputs: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def head_rows(self) -> int:
+        """V, the LM head's output rows, without gathering it (ZeRO-3 holds it empty outside its forward)."""
+        return int(full_shape(self._policy.get_output_embeddings().weight)[0])
+
+    def head_cache_key(self) -> tuple | None:
+        """What the scorer's cached Gram factor is valid for: the LM head's parameter objects and their version
+        counters while none is trained (a frozen head, e.g. LoRA), None (recompute) when one is. Read from the module's
+        own parameters, which persist across steps, never from the values gathered for this step: a gathered copy is a
+        new tensor each step (FSDP2's `full_tensor`; ZeRO-3 swaps the storage of the same object), so its address
+        and version say nothing about a change. The objects are kept referenced so their ids are not reused."""
+        params = list(self._policy.get_output_embeddings().parameters())
+        if any(p.requires_grad for p in params):
+            return None
+        self._head_params = params
+        return tuple((id(p), p._version) for p in params)
+
+    def uds_scores(self, inputs: dict, model=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(intra [b], inter [b], sketches [b, r1 r2]) of a prepared micro-batch, from one no-grad forward in eval
-        mode (no dropout, no RNG drawn: the training forward that follows is the one plain SFT would run)."""
+        mode (no dropout, no RNG drawn: the training forward that follows is the one plain SFT would run). `model`:
+        the wrapped model (DeepSpeed engine, FSDP2 root) whose forward the scoring runs as under a sharded engine;
+        default the trainer's."""
         args: UDSConfig = self.args
         rows = scored_rows(inputs, args.uds_include_prompt_rows)
         if not self._warned_long and int(rows.sum(1).max()) > args.sketch_rows:
@@ -126,15 +148,29 @@ class UDSSFTTrainer(FusedSFTTrainer):
         policy.eval()
         try:
             with torch.no_grad():
-                hidden = backbone(policy)(**self.forward_inputs(inputs)).last_hidden_state
-                scores = self.scorer.score(hidden, rows.to(hidden.device), LMHead.of(policy))
+                if is_sharded(policy):
+                    wrapper = self.model_wrapped if model is None else model
+                    unwrapped = self.accelerator.unwrap_model(wrapper)
+                    scores = run_inside_forward(wrapper, unwrapped, self._score_in_forward, inputs, rows)
+                else:
+                    scores = self._score_in_forward(inputs, rows)
         finally:
             policy.train(was_training)
         inter = inter_scores(scores.sketches, self.uds_memory.filled())
         return scores.intra, inter, scores.sketches
 
-    def select(self, inputs: dict) -> torch.Tensor:
-        """Indices of the rows to train on (highest score first); pushes their sketches into the memory."""
+    def _score_in_forward(self, inputs: dict, rows: torch.Tensor):
+        """The scoring pass: the decoder stack (never the root model again: inside an engine's forward that would
+        nest it), then the scores from the LM head read whole (gathered under ZeRO-3)."""
+        hidden = backbone(self._policy)(**self.forward_inputs(inputs)).last_hidden_state
+        module = self._policy.get_output_embeddings()
+        with gathered_lm_head(module.weight, getattr(module, "bias", None)):
+            head = LMHead.of(self._policy)  # FSDP2: all-gathered here if the head is still a sharded DTensor
+            return self.scorer.score(hidden, rows.to(hidden.device), head, head_key=self.head_cache_key())
+
+    def select(self, inputs: dict, model=None) -> torch.Tensor:
+        """Indices of the rows to train on (highest score first); pushes their sketches into the memory. `model`: the
+        wrapped model (see `uds_scores`)."""
         args: UDSConfig = self.args
         b = inputs["input_ids"].shape[0]
         k = min(args.uds_k, b)
@@ -142,7 +178,7 @@ class UDSSFTTrainer(FusedSFTTrainer):
             gen = self.micro_step_generator("uds_random")
             return torch.randperm(b, generator=gen)[:k]
         start = time.perf_counter()
-        intra, inter, sketches = self.uds_scores(inputs)
+        intra, inter, sketches = self.uds_scores(inputs, model)
         chosen = top_k(intra + args.uds_alpha * inter, k)
         self.uds_memory.push(sketches[chosen])
         self.log_metric("uds/intra_mean", intra.mean().item())
@@ -158,7 +194,7 @@ class UDSSFTTrainer(FusedSFTTrainer):
         self._last_step = step
         if step >= args.uds_start_step and min(args.uds_k, b) < b:
             inputs = prepare_inputs(self, inputs)
-            chosen = self.select(inputs)
+            chosen = self.select(inputs, model)
             self.uds_history = [*self.uds_history, [step, self._micro, chosen.tolist()]][-HISTORY:]
             inputs = select_rows(inputs, chosen)
         self.log_metric("uds/selected_frac", inputs["input_ids"].shape[0] / b)
@@ -182,7 +218,7 @@ class UDSSFTTrainer(FusedSFTTrainer):
             "r_time": args.uds_r_time,
             "r_vocab": args.uds_r_vocab,
             "t_max": args.sketch_rows,
-            "vocab": int(self.policy_head.weight.shape[0]),
+            "vocab": self.head_rows(),
             "memory_size": args.uds_memory_size,
         }
 

@@ -255,10 +255,40 @@ def test_refusals(tmp_path, sft_rows):
         refuse_several_processes(2, per_process_selection=False)
     refuse_several_processes(2, per_process_selection=True)  # the official per-process selection, asked for
     refuse_several_processes(1, per_process_selection=False)
+    # ZeRO-3 / FSDP2 are served (tests/test_distributed_uds.py), not refused before training
+    assert UDSSFTTrainer.unsharded_only is None
+
+
+def test_gram_cache_follows_the_head_key():
+    """The cached Gram terms are reused while the key is the same, recomputed when it changes or is None (a trained
+    head, or a copy gathered from shards: a new tensor each step, whose address may be reused)."""
+    torch.manual_seed(0)
+    hidden, rows = torch.randn(1, 5, 3), torch.ones(1, 5, dtype=torch.bool)
+    w1, w2 = torch.randn(7, 3), torch.randn(7, 3)
+
+    def fresh(w):  # independently: a new scorer, nothing cached
+        return UDSScorer(8, 7, 2, 4, 0, path="gram").score(hidden, rows, LMHead(w)).intra
+
+    scorer = UDSScorer(8, 7, 2, 4, 0, path="gram")
+    assert torch.allclose(scorer.score(hidden, rows, LMHead(w1), head_key=("head", 0)).intra, fresh(w1))
+    stale = scorer.score(hidden, rows, LMHead(w2), head_key=("head", 0)).intra  # same key: the cache is read
+    assert torch.allclose(stale, fresh(w1))
+    assert torch.allclose(scorer.score(hidden, rows, LMHead(w2), head_key=("head", 1)).intra, fresh(w2))
+    assert torch.allclose(scorer.score(hidden, rows, LMHead(w1), head_key=None).intra, fresh(w1))
+    assert torch.allclose(scorer.score(hidden, rows, LMHead(w2), head_key=None).intra, fresh(w2))
+
+
+def test_head_cache_key_is_the_frozen_head_parameter(tmp_path, sft_rows):
     trainer = _trainer(tmp_path, sft_rows)
-    trainer.is_fsdp_enabled = True
-    with pytest.raises(ValueError, match="cannot train under FSDP"):
-        trainer.train()
+    head = trainer.model.get_output_embeddings()
+    assert trainer.head_cache_key() is None  # a trained head: recomputed at every scoring pass
+    head.weight.requires_grad_(False)
+    key = trainer.head_cache_key()
+    assert key is not None and trainer.head_cache_key() == key  # stable while nothing writes the head
+    with torch.no_grad():
+        head.weight.mul_(2.0)
+    assert trainer.head_cache_key() != key  # an in-place write bumps the version counter
+    assert trainer.head_rows() == head.weight.shape[0]
 
 
 # --- checkpoints: the memory through the real CLI ----------------------------------------------------------------
