@@ -31,7 +31,7 @@ class QTuningTrainer(FusedSFTTrainer):
     """Q-Tuning (arXiv 2509.23873) on TRL's SFTTrainer: Error-Uncertainty sample pruning + Q2 token pruning."""
 
     config_class = QTuningConfig
-    _name = "QTuning"
+    _name = "Q-Tuning"
     _tag_names = ["trl", "sft", "qtuning", "trl-ext"]
     paper = PAPER
     # compute_loss returns the micro-batch's kept-token mean already divided by the accumulation steps
