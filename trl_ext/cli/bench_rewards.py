@@ -24,7 +24,8 @@ from typing import Any
 LIMIT = 0.05  # a reward above 5% of the step is a defect
 
 
-def _cpu_seconds() -> float:
+def cpu_seconds() -> float:
+    """User + system CPU-seconds of this process and of the children it has waited for."""
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
 
@@ -55,13 +56,13 @@ def timed_reward(
     else:
 
         def timed(*args: Any, **kwargs: Any) -> Any:
-            start, cpu_start = time.perf_counter(), _cpu_seconds()
+            start, cpu_start = time.perf_counter(), cpu_seconds()
             try:
                 return func(*args, **kwargs)
             finally:
                 spent[key] += time.perf_counter() - start
                 if cpu is not None:
-                    cpu[key] += _cpu_seconds() - cpu_start
+                    cpu[key] += cpu_seconds() - cpu_start
 
     timed.__name__ = timed.__qualname__ = name
     return timed
@@ -119,14 +120,14 @@ def run(args, method_flags: list[str]) -> dict[str, Any]:
 
         class StepClock(TrainerCallback):
             def on_step_begin(self, args_, state, control, **kwargs):
-                self.start = (time.perf_counter(), _cpu_seconds(), dict(spent), dict(cpu_spent))
+                self.start = (time.perf_counter(), cpu_seconds(), dict(spent), dict(cpu_spent))
 
             def on_step_end(self, args_, state, control, **kwargs):
                 wall, cpu, before, cpu_before = self.start
                 steps.append(
                     {
                         "wall_s": time.perf_counter() - wall,
-                        "cpu_s": _cpu_seconds() - cpu,
+                        "cpu_s": cpu_seconds() - cpu,
                         "rewards_s": {k: spent[k] - before.get(k, 0.0) for k in spent},
                         "rewards_cpu_s": {k: cpu_spent[k] - cpu_before.get(k, 0.0) for k in cpu_spent},
                     }

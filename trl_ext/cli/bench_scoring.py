@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from trl_ext.cli.bench_rewards import cpu_seconds
+
 LIMIT = 0.90  # scoring below 90% of the bare forward's tokens/s is a defect
 
 
@@ -43,16 +45,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _cpu_seconds() -> float:
-    t = os.times()
-    return t.user + t.system
-
-
 def timed(func: Callable[[], Any]) -> tuple[float, float]:
     """(wall seconds, CPU-seconds user+sys) of `func()`."""
-    wall, cpu = time.perf_counter(), _cpu_seconds()
+    wall, cpu = time.perf_counter(), cpu_seconds()
     func()
-    return time.perf_counter() - wall, _cpu_seconds() - cpu
+    return time.perf_counter() - wall, cpu_seconds() - cpu
 
 
 def compare(tokens: int, scoring: Callable[[], Any], forward: Callable[[], Any], repeats: int = 3) -> dict[str, Any]:
