@@ -74,3 +74,27 @@ def test_failed_arm_ends_the_demo_with_the_cli_exit_code(tmp_path):
     with pytest.raises(SystemExit) as stop:
         train_arm("no_such_method", tmp_path / "arm", dataset_name="builtin:arith")
     assert stop.value.code == 2
+
+
+def test_load_tuned_merges_an_adapter_into_its_base_and_loads_a_full_model_as_is(tmp_path):
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from trl_ext.devtools.demo import load_tuned
+    from trl_ext.models import load_model
+    from trl_ext.testing import save_tiny_model
+
+    base = save_tiny_model(tmp_path / "base")
+    peft_model = get_peft_model(
+        load_model(str(base)), LoraConfig(r=2, target_modules=["q_proj"], init_lora_weights=False)
+    )
+    peft_model.save_pretrained(tmp_path / "adapter")
+    ids = torch.tensor([[1, 5, 9, 13]])
+    with torch.no_grad():
+        expected = peft_model(input_ids=ids).logits  # the adapter applied on the fly, not merged
+        merged = load_tuned(tmp_path / "adapter", base=str(base))
+        assert not hasattr(merged, "peft_config")
+        assert torch.allclose(merged(input_ids=ids).logits, expected, atol=1e-5)
+        plain = load_tuned(base)
+        assert torch.allclose(plain(input_ids=ids).logits, load_model(str(base))(input_ids=ids).logits)
+        assert not torch.allclose(plain(input_ids=ids).logits, expected, atol=1e-5)

@@ -18,7 +18,7 @@ import statistics
 from pathlib import Path
 
 from trl_ext.data import arith, load_dataset
-from trl_ext.devtools.demo import train_arm
+from trl_ext.devtools.demo import load_tuned, train_arm
 from trl_ext.evaluation import completion_nll, exact_match
 from trl_ext.models import load_model, load_tokenizer
 
@@ -41,15 +41,6 @@ def paraphrased(eval_set, template: str):
         return {"prompt": [{"role": "user", "content": f"{question} {template}"}]}
 
     return eval_set.map(swap)
-
-
-def load_tuned(path: str):
-    """A trained output folder: LoRA adapters are merged into the built-in base model."""
-    if (Path(path) / "adapter_config.json").exists():
-        from peft import PeftModel
-
-        return PeftModel.from_pretrained(load_model(BASE), path).merge_and_unload()
-    return load_model(path)
 
 
 def evaluate(model, tokenizer, eval_sets, generic) -> dict:
@@ -106,7 +97,7 @@ def main() -> None:
     for method, extra in (("sft", []), ("lfu", ["--lfu_alpha", "0.1", "--lfu_lambda", "5"])):
         minutes = train_arm(method, out / method, extra, **common)
         results[method] = {
-            **evaluate(load_tuned(str(out / method)), tokenizer, eval_sets, generic),
+            **evaluate(load_tuned(out / method, BASE), tokenizer, eval_sets, generic),
             "train_minutes": minutes,
         }
         print(method, json.dumps(results[method]), flush=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 from datasets import Dataset
 
 from trl_ext.data import load_dataset
-from trl_ext.devtools.demo import markdown_table, train_arm
+from trl_ext.devtools.demo import load_tuned, markdown_table, train_arm
 from trl_ext.evaluation import completion_nll
 from trl_ext.models import load_model, load_tokenizer
 
@@ -61,12 +61,6 @@ def placement(model, data: Dataset, flags: list[bool], tokenizer, batch_size: in
             c[1] += int(s.q2[j])
             c[2] += 1
     return {k: {"kept": v[0] / max(v[2], 1), "q2": v[1] / max(v[2], 1), "rows": v[2]} for k, v in counts.items()}
-
-
-def load_tuned(path: str):
-    from peft import PeftModel
-
-    return PeftModel.from_pretrained(load_model(BASE), path).merge_and_unload()
 
 
 def main() -> None:
@@ -122,7 +116,7 @@ def main() -> None:
             continue
         folder = out / key
         minutes = train_arm(method, folder, extra, **common)
-        tuned = load_tuned(str(folder))
+        tuned = load_tuned(folder, BASE)
         results[name] = {"held_out_nll": completion_nll(tuned, tokenizer, held_out), "train_minutes": minutes}
         if key == "qtuning":
             placements["Q-Tuning model"] = placement(

@@ -20,7 +20,7 @@ import json
 
 from trl_ext import get
 from trl_ext.data import load_dataset
-from trl_ext.devtools.demo import markdown_table, train_arm
+from trl_ext.devtools.demo import load_tuned, markdown_table, train_arm
 from trl_ext.inference import generate_completions
 from trl_ext.models import load_model, load_tokenizer
 from trl_ext_plugins.tldr.rewards import verify_boxed
@@ -91,7 +91,7 @@ def main() -> None:
         logging_steps=1,
     )
 
-    models = {"SFT": load_model(sft_dir), "TLDR": _merged(sft_dir, grpo_dir)}
+    models = {"SFT": load_model(sft_dir), "TLDR": load_tuned(grpo_dir, base=sft_dir)}
     rows, results = [], {}
     for name, model in models.items():
         for level in LEVELS:
@@ -130,12 +130,6 @@ def _ts_sweep(model, name, test, tokenizer, read) -> None:
 def _thinking_tokens(tokenizer, generation) -> int:
     head, found, _ = generation.text.partition("</think>")
     return len(tokenizer(head, add_special_tokens=False)["input_ids"]) if found else generation.num_tokens
-
-
-def _merged(base_dir: str, adapter_dir: str):
-    from peft import PeftModel
-
-    return PeftModel.from_pretrained(load_model(base_dir), adapter_dir).merge_and_unload()
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from pathlib import Path
 from datasets import Dataset, concatenate_datasets
 
 from trl_ext.data import load_dataset
-from trl_ext.devtools.demo import markdown_table, train_arm
+from trl_ext.devtools.demo import load_tuned, markdown_table, train_arm
 from trl_ext.evaluation import completion_nll
 from trl_ext.models import load_model, load_tokenizer
 
@@ -72,12 +72,6 @@ def duplicate_share(folder: Path, mixed: Dataset, tokenizer, args) -> tuple[floa
     return chosen / max(n_chosen, 1), candidates / max(n_candidates, 1)
 
 
-def load_tuned(path: str):
-    from peft import PeftModel
-
-    return PeftModel.from_pretrained(load_model(BASE), path).merge_and_unload()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--train_size", type=int, default=400, help="rows in all, half of them near-duplicates")
@@ -129,7 +123,7 @@ def main() -> None:
         folder = out / name.split()[0].lower()
         minutes = train_arm(method, folder, extra, **common)
         results[name] = {
-            "held_out_nll": completion_nll(load_tuned(str(folder)), tokenizer, held_out),
+            "held_out_nll": completion_nll(load_tuned(folder, BASE), tokenizer, held_out),
             "train_minutes": minutes,
         }
         if name == "UDS":
