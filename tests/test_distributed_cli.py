@@ -74,6 +74,42 @@ def test_torchrun_cli_trains_like_one_process(tiny_model_dir, tmp_path, method, 
     assert diff < 1e-5 * max(1.0, moved), f"{method}: 2 processes differ from 1 by {diff:g}"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "method,zero_stage,flags",
+    [
+        pytest.param("maskft", None, ["--maskft_mode", "sft"], id="maskft"),
+        pytest.param("maskft", 3, ["--maskft_mode", "sft"], id="maskft-zero3"),
+        pytest.param("qtuning", None, ["--qt_sample_ratio", "0.5"], id="qtuning"),
+        pytest.param("qtuning", 3, ["--qt_sample_ratio", "0.5"], id="qtuning-zero3"),
+        pytest.param("uds", 3, ["--uds_per_process_selection", "true", "--uds_alpha", "1"], id="uds-zero3"),
+    ],
+)
+def test_torchrun_cli_trains_per_micro_batch_methods_like_one_process(
+    tiny_model_dir, tmp_path, method, zero_stage, flags
+):
+    """Methods that work on each micro-batch (qtuning prunes within it, uds selects from it, maskft masks each row
+    by its index): two processes of two rows end with the weights of one process accumulating the same two
+    micro-batches of two (the sampler deals rank r the r-th batch, the one the single process sees r-th)."""
+    extra = list(flags)
+    if zero_stage is not None:
+        pytest.importorskip("deepspeed", reason="DeepSpeed is the `deepspeed` extra (make env installs it)")
+        config = tmp_path / "zero.json"
+        config.write_text(json.dumps(deepspeed_config(zero_stage)))
+        extra += ["--deepspeed", str(config)]
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in uneven_rows() * 2))
+    initial = load_file(Path(tiny_model_dir) / "model.safetensors")
+    single = _train(
+        method, tiny_model_dir, data, tmp_path / "single", 1, 2, "--gradient_accumulation_steps", "2", *flags
+    )
+    ddp = _train(method, tiny_model_dir, data, tmp_path / "ddp", 2, 2, *extra)
+    moved = max((single[k] - initial[k]).abs().max().item() for k in single)
+    assert moved > 1e-4, "the two steps barely moved the weights: the comparison would be void"
+    diff = max((single[k] - ddp[k]).abs().max().item() for k in single)
+    assert diff < 1e-5 * max(1.0, moved), f"{method}: 2 processes differ from 1 by {diff:g}"
+
+
 def test_a_launch_the_trainer_does_not_see_is_refused(monkeypatch):
     from types import SimpleNamespace
 
