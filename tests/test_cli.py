@@ -178,12 +178,13 @@ def test_two_stage_recipe_feeds_the_next_stage(tiny_model_dir, tmp_path):
     assert "kl_weight: 0.2" in card
 
 
-def test_grpo_composes_registered_rewards(tiny_model_dir, tmp_path):
-    out = tmp_path / "grpo"
+@pytest.mark.parametrize("method, trainer_name", [("grpo", "GRPO"), ("rloo", "RLOO")])
+def test_reward_trainers_compose_registered_rewards(tiny_model_dir, tmp_path, method, trainer_name):
+    out = tmp_path / method
     code = main(
         [
             "train",
-            "grpo",
+            method,
             "--model_name_or_path",
             tiny_model_dir,
             "--dataset_name",
@@ -213,6 +214,7 @@ def test_grpo_composes_registered_rewards(tiny_model_dir, tmp_path):
     )
     assert code == 0
     assert (out / "model.safetensors").exists()
+    assert f"trained with {trainer_name}" in (out / "README.md").read_text()  # TRL's own trainer ran
 
 
 def test_broken_plugin_is_reported_and_list_still_works(tmp_path):

@@ -35,6 +35,17 @@ def register_methods(register):
     )
     register(
         Method(
+            name="rloo",
+            trainer="trl:RLOOTrainer",
+            config="trl:RLOOConfig",
+            base="rloo",
+            family="trl",
+            description="TRL's RLOOTrainer, unchanged; rewards from --rewards and --reward_funcs (as trl rloo).",
+            example="trl-ext train rloo --dataset_name builtin:json_extract --rewards json_validity --max_steps 5",
+        )
+    )
+    register(
+        Method(
             name="dpo",
             trainer="trl:DPOTrainer",
             config="trl:DPOConfig",

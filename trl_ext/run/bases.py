@@ -31,6 +31,9 @@ class TrainingBase:
         takes_rewards: whether the trainer takes `reward_funcs` (then `--rewards`, `--reward_funcs` or
             `--reward_model_name_or_path` is required, else refused).
         cli_defaults: flag defaults for this base's parser (e.g. a shorter completion for GRPO on CPU).
+        extra_kwargs: "module:function" called as `function(stage, model, tokenizer) -> dict` for trainer arguments
+            that are neither config fields nor rewards (a teacher model, an expert dataset: objects a config would
+            pickle into every checkpoint). Imported on use.
     """
 
     name: str
@@ -39,6 +42,7 @@ class TrainingBase:
     dataset_form: str
     takes_rewards: bool = False
     cli_defaults: dict[str, Any] = field(default_factory=dict)
+    extra_kwargs: str | None = None
 
     def shapes_for(self, config: Any) -> list[tuple[str, ...]]:
         """The accepted column shapes under `config` (SFT reads its text column's name from the config)."""
@@ -49,11 +53,18 @@ class TrainingBase:
         module, _, name = self.trainer.partition(":")
         return getattr(importlib.import_module(module), name)
 
-    def trainer_kwargs(self, rewards: Sequence[Any]) -> dict[str, Any]:
+    def trainer_kwargs(
+        self, rewards: Sequence[Any], stage: Any = None, model: Any = None, tokenizer: Any = None
+    ) -> dict[str, Any]:
         """Keyword arguments this base's trainer takes beyond model/args/datasets/processing class/PEFT/callbacks.
         `rewards` are the built rewards in --reward_weights order: callables, and reward-model ids (str) that TRL's
-        trainer loads itself, as `trl grpo` passes them."""
-        return {"reward_funcs": list(rewards)} if self.takes_rewards else {}
+        trainer loads itself, as `trl grpo` passes them. `stage`, `model`, `tokenizer`: what `extra_kwargs` builds
+        from."""
+        kwargs: dict[str, Any] = {"reward_funcs": list(rewards)} if self.takes_rewards else {}
+        if self.extra_kwargs:
+            module, _, name = self.extra_kwargs.partition(":")
+            kwargs.update(getattr(importlib.import_module(module), name)(stage, model, tokenizer))
+        return kwargs
 
 
 _BASES: dict[str, TrainingBase] = {}
@@ -87,6 +98,15 @@ GRPO = register_base(
     TrainingBase(
         name="grpo",
         trainer="trl:GRPOTrainer",
+        column_shapes=(("prompt",),),
+        dataset_form="grpo",
+        takes_rewards=True,
+    )
+)
+RLOO = register_base(
+    TrainingBase(
+        name="rloo",
+        trainer="trl:RLOOTrainer",
         column_shapes=(("prompt",),),
         dataset_form="grpo",
         takes_rewards=True,

@@ -187,7 +187,12 @@ def build_trainer(stage: Stage, dataset):
         processing_class=tokenizer,
         peft_config=get_peft_config(stage.model_args),
         callbacks=[record.build(**options) for record, options in stage.callbacks] or None,
-        **stage.base.trainer_kwargs([record.build(**options) for record, options in stage.rewards]),
+        **stage.base.trainer_kwargs(
+            [record.build(**options) for record, options in stage.rewards],
+            stage=stage,
+            model=model,
+            tokenizer=tokenizer,
+        ),
     )
     return trainer, tokenizer
 
