@@ -14,6 +14,7 @@ from trl_ext.plugin.records import (  # noqa: E402
     LogitsProcessor,
     Method,
     Paper,
+    Recipe,
     Reward,
     Transform,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "LogitsProcessor",
     "Method",
     "Paper",
+    "Recipe",
     "Reward",
     "Transform",
     "UnknownComponentError",

@@ -6,7 +6,7 @@ user-supplied CLIP-like encoder) and `builtin:cls_animals` (a 10-way text classi
 Training is TRL's GRPOTrainer; examples/recipes/clsrl_think.yaml and clsrl_no_think.yaml run both variants.
 """
 
-from trl_ext import Dataset, Reward, Transform, hookimpl
+from trl_ext import Dataset, Recipe, Reward, Transform, hookimpl
 from trl_ext.plugin.lazy import lazy_exports
 
 from .paper import PAPER
@@ -139,5 +139,29 @@ def register_datasets(register):
             description="10-way text classification (an animal described by 2 of its 6 clues, pick it from the list), "
             "4 shots per class: 40 train / 20 held-out test; CLS-RL (think) prompts. For the clsrl rewards.",
             columns={"grpo": ("prompt", "solution", "class_names", "label", "context", "question")},
+        )
+    )
+
+
+@hookimpl
+def register_recipes(register):
+    register(
+        Recipe(
+            name="clsrl_think",
+            source="trl_ext_plugins.clsrl:recipes/think.yaml",
+            paper=PAPER,
+            family="recipe",
+            description="CLS-RL: GRPO with think/answer prompts and the accuracy + format rewards, as the official run.",
+            example="trl-ext train clsrl_think",
+        )
+    )
+    register(
+        Recipe(
+            name="clsrl_no_think",
+            source="trl_ext_plugins.clsrl:recipes/no_think.yaml",
+            paper=PAPER,
+            family="recipe",
+            description="No-Thinking-RL: GRPO with answer-only prompts and the exact-match reward.",
+            example="trl-ext train clsrl_no_think",
         )
     )

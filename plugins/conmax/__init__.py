@@ -7,7 +7,7 @@ SFT data), and `builtin:conmax_traces` (verbose arithmetic traces). See README.m
 examples/recipes/conmax.yaml.
 """
 
-from trl_ext import Dataset, Reward, Transform, hookimpl
+from trl_ext import Dataset, Recipe, Reward, Transform, hookimpl
 from trl_ext.plugin.lazy import lazy_exports
 
 from .paper import PAPER
@@ -158,5 +158,19 @@ def register_datasets(register):
                 "traces": ("prompt", "trace", "answer"),
                 "sft": ("prompt", "completion", "answer"),
             },
+        )
+    )
+
+
+@hookimpl
+def register_recipes(register):
+    register(
+        Recipe(
+            name="conmax",
+            source="trl_ext_plugins.conmax:recipes/conmax.yaml",
+            paper=PAPER,
+            family="recipe",
+            description="GRPO-train a trace compressor against the frozen scorer, compress and select the traces with it, then SFT the target model on them.",
+            example="trl-ext train conmax",
         )
     )

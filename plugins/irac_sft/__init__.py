@@ -5,7 +5,7 @@ Training is plain SFT with LoRA (QLoRA with --load_in_4bit); see README.md and e
 
 from __future__ import annotations
 
-from trl_ext import Callback, Dataset, Paper, Transform, hookimpl
+from trl_ext import Callback, Dataset, Paper, Recipe, Transform, hookimpl
 from trl_ext.plugin.lazy import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(
@@ -170,5 +170,19 @@ def register_datasets(register):
             "periods, writing requirements, comparative negligence), template rule+application explanations; "
             "80 train + 20 test per domain. For irac_sft.",
             columns={"mcq": ("question", "options", "answer", "explanation", "domain", "id")},
+        )
+    )
+
+
+@hookimpl
+def register_recipes(register):
+    register(
+        Recipe(
+            name="irac_sft",
+            source="trl_ext_plugins.irac_sft:recipes/irac_sft.yaml",
+            paper=PAPER,
+            family="recipe",
+            description="IRAC distillation of the explanations, then SFT with LoRA on the legal multiple-choice items, evaluated by mcq_eval.",
+            example="trl-ext train irac_sft",
         )
     )

@@ -7,7 +7,7 @@ Adds the GRPO reward components `onco_format_reward`, `onco_status_reward`, `onc
 (`trl-ext train --config examples/recipes/oncoreason_sft_grpo.yaml`). See README.md.
 """
 
-from trl_ext import Callback, Dataset, Reward, Transform, hookimpl
+from trl_ext import Callback, Dataset, Recipe, Reward, Transform, hookimpl
 from trl_ext.plugin.lazy import lazy_exports
 
 from .paper import PAPER
@@ -203,5 +203,19 @@ def register_datasets(register):
                 ),
                 "grpo": ("prompt", "patient_summary", "survival_status", "survival_months", "expert_cot"),
             },
+        )
+    )
+
+
+@hookimpl
+def register_recipes(register):
+    register(
+        Recipe(
+            name="oncoreason_sft_grpo",
+            source="trl_ext_plugins.oncoreason:recipes/sft_grpo.yaml",
+            paper=PAPER,
+            family="recipe",
+            description="SFT with chain-of-thought on the cohort, then GRPO with the four OncoReason rewards from the SFT model.",
+            example="trl-ext train oncoreason_sft_grpo",
         )
     )

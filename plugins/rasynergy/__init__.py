@@ -6,7 +6,7 @@ multi-turn tool-use dialogue) and `builtin:ra_tool_dialogues`. Training is stage
 GRPOTrainer with thinking (examples/recipes/rasynergy.yaml). See README.md.
 """
 
-from trl_ext import Dataset, Reward, Transform, hookimpl
+from trl_ext import Dataset, Recipe, Reward, Transform, hookimpl
 from trl_ext.plugin.lazy import lazy_exports
 
 from .paper import PAPER
@@ -151,5 +151,19 @@ def register_datasets(register):
                 "sft": (*turn_columns, "completion"),
                 "conversations": ("messages", "tools"),
             },
+        )
+    )
+
+
+@hookimpl
+def register_recipes(register):
+    register(
+        Recipe(
+            name="rasynergy",
+            source="trl_ext_plugins.rasynergy:recipes/rasynergy.yaml",
+            paper=PAPER,
+            family="recipe",
+            description="SFT on the gold turns without thinking, then GRPO with thinking and the four RA-Synergy rewards.",
+            example="trl-ext train rasynergy",
         )
     )

@@ -7,7 +7,7 @@ import dataclasses
 import json
 import sys
 
-from trl_ext.plugin.records import Component, Method
+from trl_ext.plugin.records import Component, Method, Recipe
 from trl_ext.plugin.registry import UnknownComponentError, registry
 
 
@@ -125,6 +125,8 @@ def cmd_info(args: argparse.Namespace) -> int:
                 )
                 print(f"  --{f.name} (default: {default})\n      {f.metadata.get('help', '')}")
         print(f"\nExample:\n  {record.example or f'trl-ext train {record.name} --max_steps 10'}")
+    elif isinstance(record, Recipe):
+        _print_recipe(record)
     else:
         columns_for = getattr(record, "columns_for", None)
         cols = columns_for() if columns_for else list(getattr(record, "required_columns", ()) or ())
@@ -153,6 +155,25 @@ def cmd_info(args: argparse.Namespace) -> int:
     if record.paper and record.paper.citation:
         print(f"\nCitation:\n{record.paper.citation}")
     return 0
+
+
+def _print_recipe(record: Recipe) -> None:
+    """The stages in order (method and output of each), then the recipe itself as the YAML `--config` takes."""
+    import yaml
+
+    from trl_ext.run.recipe import checked_recipe, stages
+
+    recipe = checked_recipe(record.load(), f"recipe {record.name!r}")
+    plan = stages(recipe)
+    print(f"\nStages ({len(plan)}; each trains the previous one's output unless it names a model):")
+    for i, stage in enumerate(plan):
+        print(f"  {i + 1}. {stage['method']}" + (f" -> {stage['output_dir']}" if "output_dir" in stage else ""))
+    print("\nRecipe (flags given on the command line apply to every stage):")
+    print("  " + yaml.safe_dump(recipe, sort_keys=False).rstrip().replace("\n", "\n  "))
+    if isinstance(record.source, str):
+        print(f"\nShipped in the plugin as {record.source}.")
+    print(f"\nExample:\n  {record.example or f'trl-ext train {record.name}'}")
+    print("A rerun of the same command keeps the finished stages and resumes the interrupted one.")
 
 
 def _method_columns(method: Method) -> list[str]:

@@ -13,7 +13,7 @@ from trl_ext.plugin.registry import registry
 
 def cmd_train(argv: list[str]) -> int:
     from trl_ext.run.arguments import parse_stage
-    from trl_ext.run.recipe import load_recipe, stages
+    from trl_ext.run.recipe import checked_recipe, load_recipe, stages
     from trl_ext.run.stage import run_stages
 
     method_name = argv[0] if argv and not argv[0].startswith("-") else None
@@ -25,11 +25,17 @@ def cmd_train(argv: list[str]) -> int:
             raise CLIError("--config needs a path to a YAML recipe")
         recipe = load_recipe(flags[i + 1])
         flags = flags[:i] + flags[i + 2 :]
+    if method_name and _is_registered_recipe(method_name):  # `trl-ext train NAME`: a plugin's recipe
+        if recipe is not None:
+            raise CLIError(f"{method_name!r} is a registered recipe; give either its name or --config, not both.")
+        recipe = checked_recipe(registry().get("recipe", method_name).load(), f"recipe {method_name!r}")
+        method_name = None
     if method_name is None and recipe is None:
         if "-h" in flags or "--help" in flags or not flags:
             print(
-                "usage: trl-ext train METHOD [flags] | trl-ext train --config recipe.yaml [flags]\n"
-                "Methods: " + ", ".join(r.name for r in registry().components("method"))
+                "usage: trl-ext train METHOD|RECIPE [flags] | trl-ext train --config recipe.yaml [flags]\n"
+                "Methods: " + ", ".join(r.name for r in registry().components("method")) + "\n"
+                "Recipes: " + (", ".join(r.name for r in registry().components("recipe")) or "none installed")
             )
             return 0 if flags else EXIT_USAGE
         raise CLIError("Name a method (`trl-ext train asft ...`) or a recipe (`--config recipe.yaml`).")
@@ -39,7 +45,7 @@ def cmd_train(argv: list[str]) -> int:
     for i, values in enumerate(plan):
         values = dict(values)
         name = values.pop("method")
-        parsed.append(parse_stage(name, flags, values, first=i == 0))
+        parsed.append(parse_stage(name, flags, values, first=i == 0, in_recipe=len(plan) > 1))
     try:
         output = run_stages(parsed)
     finally:
@@ -49,6 +55,12 @@ def cmd_train(argv: list[str]) -> int:
             close_process_group()
     print(f"Model saved to {output}")
     return 0
+
+
+def _is_registered_recipe(name: str) -> bool:
+    """A registered recipe, and no method of that name (a method wins: `trl-ext train sft` stays TRL's SFT)."""
+    names = {kind: {r.name for r in registry().components(kind)} for kind in ("method", "recipe")}
+    return name in names["recipe"] and name not in names["method"]
 
 
 def cmd_transform(argv: list[str]) -> int:

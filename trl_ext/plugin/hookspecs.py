@@ -69,6 +69,11 @@ def register_logits_processors(register: Callable) -> None:
     """Register `trl_ext.LogitsProcessor` records: decoding interventions for `trl-ext generate` and evaluation."""
 
 
+@hookspec
+def register_recipes(register: Callable) -> None:
+    """Register `trl_ext.Recipe` records: multi-stage runs as data, run by `trl-ext train NAME`."""
+
+
 HOOKS = {
     "method": "register_methods",
     "reward": "register_rewards",
@@ -77,4 +82,5 @@ HOOKS = {
     "adapter": "register_adapters",
     "dataset": "register_datasets",
     "logits_processor": "register_logits_processors",
+    "recipe": "register_recipes",
 }

@@ -1,5 +1,5 @@
-"""Records of what a plugin contributes: methods, rewards, transforms, callbacks, adapters, datasets and logits
-processors.
+"""Records of what a plugin contributes: methods, rewards, transforms, callbacks, adapters, datasets, logits
+processors and recipes.
 
 Every record carries its paper so that `trl-ext info`, the docs and the model card can cite it, and the name of the
 plugin that registered it (filled in by the registry). A record's heavy parts (a method's trainer and config, a
@@ -9,6 +9,7 @@ that registering a plugin imports no torch.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -16,7 +17,7 @@ from typing import Any
 
 from trl_ext.plugin.lazy import LazyImport
 
-KINDS = ("method", "reward", "transform", "callback", "adapter", "dataset", "logits_processor")
+KINDS = ("method", "reward", "transform", "callback", "adapter", "dataset", "logits_processor", "recipe")
 
 
 class Family(str, Enum):
@@ -252,6 +253,36 @@ class LogitsProcessor(_Built):
         self._validate("logits_processor")
 
 
+@dataclass
+class Recipe(Component):
+    """A multi-stage run, as data: what a `trl-ext train --config` YAML file holds (top-level keys apply to every
+    stage, `stages:` lists the stages, each naming its `method`), runnable as `trl-ext train NAME`.
+
+    `source` is the mapping itself or a YAML file shipped inside the plugin's package, as "package:path/in/it.yaml"
+    (read on use, so registering reads no file); `examples/recipes/` may link to the same file for `--config`."""
+
+    source: dict[str, Any] | str = field(default_factory=dict)
+    example: str = ""
+
+    def __post_init__(self) -> None:
+        self._validate("recipe")
+        if isinstance(self.source, str) and ":" not in self.source:
+            raise TypeError(
+                f"recipe {self.name!r}: source must be a mapping or 'package:path.yaml', got {self.source!r}"
+            )
+
+    def load(self) -> Any:
+        """The recipe's mapping (a fresh copy: a run may change it). Checked by `trl_ext.run.recipe.checked_recipe`."""
+        if not isinstance(self.source, str):
+            return copy.deepcopy(self.source)
+        import importlib.resources
+
+        import yaml
+
+        package, _, path = self.source.partition(":")
+        return yaml.safe_load(importlib.resources.files(package).joinpath(path).read_text())
+
+
 def _lazy_fields(cls: type) -> dict[str, LazyImport]:
     return {
         name: attr
@@ -269,4 +300,5 @@ RECORD_TYPES: dict[str, type[Component]] = {
     "adapter": Adapter,
     "dataset": Dataset,
     "logits_processor": LogitsProcessor,
+    "recipe": Recipe,
 }

@@ -21,9 +21,10 @@ from trl_ext.run.checks import (
     check_test_split_size,
     check_training_flags,
 )
+from trl_ext.run.progress import recorded_state, stage_settings
 from trl_ext.run.recipe import RecipeError
 from trl_ext.run.specs import parse_spec_list
-from trl_ext.training.checkpoints import resolve_resume
+from trl_ext.training.checkpoints import latest_complete, resolve_resume
 
 DEFAULT_MODEL = "smollm2-135m"
 
@@ -102,6 +103,10 @@ class Stage:
     asked: dict[str, Any]  # the recipe's keys and the flags given: the recipe recorded in the model card
     plugin_versions: dict[str, str]  # of the plugins this stage uses, for the model card
     model_given: bool = True  # False: a later stage of a recipe trains the previous stage's output
+    # Of a multi-stage recipe (trl_ext.run.progress): the settings its record matches on, and whether an earlier run
+    # of the same command finished it (then it is kept, unless a stage before it trains again).
+    settings: dict[str, Any] | None = None
+    finished_earlier: bool = False
     dataset_args: Any = None  # trl.DatasetMixtureConfig: a `datasets:` mixture, `test_split_size`
 
     @property
@@ -151,9 +156,14 @@ def _tailor_component_help(parser: Any, base: TrainingBase) -> None:
 
 
 def parse_stage(
-    method_name: str, flags: list[str], recipe_values: dict[str, Any] | None = None, first: bool = True
+    method_name: str,
+    flags: list[str],
+    recipe_values: dict[str, Any] | None = None,
+    first: bool = True,
+    in_recipe: bool = False,
 ) -> Stage:
-    """Parse one stage; `first` is False for a recipe's later stages (they continue from the previous output)."""
+    """Parse one stage; `first` is False for a recipe's later stages (they continue from the previous output).
+    `in_recipe`: a stage of a multi-stage recipe, which a rerun keeps when finished and resumes when interrupted."""
     recipe_values = dict(recipe_values or {})
     method: Method = get("method", method_name)
     base = training_base(method.base)
@@ -192,11 +202,16 @@ def parse_stage(
         check_options(record, options)
     check_training_flags(config)
     check_model_flags(model_args)
+    settings = stage_settings(method.name, asked) if in_recipe else None
+    state = recorded_state(config.output_dir, settings) if settings is not None else None
+    if state == "started" and not config.resume_from_checkpoint and latest_complete(config.output_dir)[0]:
+        config.resume_from_checkpoint = "latest"  # an interrupted stage of this recipe goes on where it stopped
     # `true`/`latest` -> the latest complete checkpoint; an incomplete one is refused here, before the model loads
     config.resume_from_checkpoint = resolve_resume(
         config.resume_from_checkpoint, config.output_dir, ext.resume_with_fresh_optimizer
     )
-    check_output_dir(config.output_dir, ext.overwrite_output_dir, resuming=bool(config.resume_from_checkpoint))
+    if state != "finished":
+        check_output_dir(config.output_dir, ext.overwrite_output_dir, resuming=bool(config.resume_from_checkpoint))
     used = {method.plugin, *(record.plugin for records in steps.values() for record, _ in records)}
     versions = {name: info.version for name, info in registry().plugins.items() if name in used}
     return Stage(
@@ -213,6 +228,8 @@ def parse_stage(
         plugin_versions=versions,
         model_given=model_given,
         dataset_args=dataset_args,
+        settings=settings,
+        finished_earlier=state == "finished",
     )
 
 

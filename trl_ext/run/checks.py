@@ -223,11 +223,16 @@ _MODEL_FILES = (
 )
 
 
+def saved_model_files(output_dir: str | Path) -> list[str]:
+    """The files of a saved model (weights or adapter) in `output_dir`."""
+    return [name for name in _MODEL_FILES if (Path(output_dir) / name).is_file()]
+
+
 def check_output_dir(output_dir: str, overwrite: bool, resuming: bool = False) -> None:
     """Refuse to train over a finished model unless the user said --overwrite_output_dir (or resumes in place)."""
     if overwrite or resuming:
         return
-    found = [name for name in _MODEL_FILES if (Path(output_dir) / name).is_file()]
+    found = saved_model_files(output_dir)
     if found:
         raise BadInputError(
             f"--output_dir {output_dir} already holds a trained model ({found[0]}); pass --overwrite_output_dir to "

@@ -32,17 +32,20 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
         recipe = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise RecipeError(f"Recipe {path} is not valid YAML: {exc}") from None
+    return checked_recipe(recipe, f"Recipe {path}")
+
+
+def checked_recipe(recipe: Any, where: str) -> dict[str, Any]:
+    """`recipe` (a YAML file's content or a registered recipe's mapping) if well-formed; RecipeError naming `where`."""
     if not isinstance(recipe, dict):
-        raise RecipeError(
-            f"Recipe {path} must be a YAML mapping of flags (or hold `stages:`), got {type(recipe).__name__}."
-        )
+        raise RecipeError(f"{where} must be a YAML mapping of flags (or hold `stages:`), got {type(recipe).__name__}.")
     if "stages" in recipe:
         stages = recipe["stages"]
         if not isinstance(stages, list) or not stages or not all(isinstance(s, dict) for s in stages):
-            raise RecipeError(f"Recipe {path}: `stages` must be a non-empty list of mappings.")
+            raise RecipeError(f"{where}: `stages` must be a non-empty list of mappings.")
         for i, stage in enumerate(stages):
             if "method" not in stage and "method" not in recipe:
-                raise RecipeError(f"Recipe {path}: stage {i + 1} names no `method`.")
+                raise RecipeError(f"{where}: stage {i + 1} names no `method`.")
     return recipe
 
 

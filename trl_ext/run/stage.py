@@ -22,6 +22,7 @@ from trl_ext.run.checks import (
     reward_columns,
 )
 from trl_ext.run.lock import hold_output_lock, release_output_lock
+from trl_ext.run.progress import write_state
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +147,8 @@ def run_stage(stage: Stage, dataset=None) -> str:
     hold_output_lock(config.output_dir)  # one run per output folder, taken before the model loads
     form_process_group(config)
     trainer, tokenizer = build_trainer(stage, dataset)
+    if stage.settings is not None and trainer.is_world_process_zero():
+        write_state(config.output_dir, stage.settings, "started")
     check_process_group(trainer)
     protect_checkpoints(trainer)  # a kill during a save leaves no checkpoint that looks complete
     stop_on_non_finite_loss(trainer)  # a NaN/inf loss raises before its step is saved; save_model below never runs
@@ -155,6 +158,8 @@ def run_stage(stage: Stage, dataset=None) -> str:
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(config.output_dir)
         trainer.create_model_card(model_name=Path(config.hub_model_id or config.output_dir).name)  # as pushed
+        if stage.settings is not None:
+            write_state(config.output_dir, stage.settings, "finished")
     trainer.accelerator.wait_for_everyone()
     return config.output_dir
 
@@ -199,17 +204,42 @@ def build_trainer(stage: Stage, dataset):
 
 def run_stages(stages: Sequence[Stage]) -> str:
     """Train the stages in order, each from the previous one's output unless it names its own model. Every stage's
-    data is loaded and checked before the first trains, so a bad file in stage 3 fails in seconds, not hours."""
-    datasets = [load_checked_dataset(stage) for stage in stages]
+    data is loaded and checked before the first trains, so a bad file in stage 3 fails in seconds, not hours.
+
+    Of a multi-stage recipe, a stage that an earlier run of the same command finished is kept (not reloaded or
+    retrained) as long as every stage before it was kept too; a failing stage is named, and the stages before it stay
+    finished for the rerun."""
+    keep = _kept_prefix(stages)
+    datasets = [None if i < keep else load_checked_dataset(stage) for i, stage in enumerate(stages)]
     output = None
     for i, (stage, dataset) in enumerate(zip(stages, datasets, strict=True)):
         if output is not None:
             stage = stage.after(output)
+        where = f"stage {i + 1}/{len(stages)}: {stage.method.name} -> {stage.config.output_dir}"
+        if i < keep:
+            print(f"=== {where} (finished by an earlier run of this recipe: kept)", flush=True)
+            output = stage.config.output_dir
+            continue
         if len(stages) > 1:
-            print(f"=== stage {i + 1}/{len(stages)}: {stage.method.name} -> {stage.config.output_dir}", flush=True)
+            resumed = stage.config.resume_from_checkpoint
+            print(f"=== {where}" + (f" (resuming from {resumed})" if resumed else ""), flush=True)
         try:
             output = run_stage(stage, dataset)
+        except BaseException:
+            if len(stages) > 1:
+                logger.error("%s failed; rerun the same command to resume from this stage.", where.capitalize())
+            raise
         finally:
             release_output_lock(stage.config.output_dir)
     assert output is not None, "no stage to run"
     return output
+
+
+def _kept_prefix(stages: Sequence[Stage]) -> int:
+    """How many leading stages an earlier run finished with the same settings (kept, not trained again)."""
+    count = 0
+    for stage in stages:
+        if not stage.finished_earlier:
+            break
+        count += 1
+    return count

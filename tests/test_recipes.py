@@ -1,0 +1,158 @@
+"""Recipes as registered contributions (`trl-ext train NAME`, `list`, `info`) and a rerun that keeps finished stages
+and resumes the interrupted one with the model an unbroken run gives."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import TrainerCallback
+
+from trl_ext import Recipe
+from trl_ext.cli import main
+from trl_ext.plugin.registry import registry
+from trl_ext.run import stage as stage_module
+from trl_ext.run.progress import MARKER
+from trl_ext.run.recipe import load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_registered_recipe_is_listed_and_its_shipped_copy_is_the_same_file(capsys):
+    recipes = registry().components("recipe")
+    assert {"oncoreason_sft_grpo", "conmax", "clsrl_think", "rasynergy", "irac_sft"} <= {r.name for r in recipes}
+    assert main(["list", "--kind", "recipe"]) == 0
+    listed = capsys.readouterr().out
+    for record in recipes:
+        assert record.name in listed and record.paper is not None
+        package, _, path = record.source.partition(":")
+        shipped = ROOT / "examples" / "recipes" / f"{record.name}.yaml"
+        if shipped.exists():  # the --config copy is a link to the packaged file, not a second copy
+            assert shipped.resolve() == (ROOT / "plugins" / package.split(".")[1] / path).resolve()
+            assert load_recipe(shipped) == record.load()
+
+
+def test_info_shows_a_recipes_stages_in_order(capsys):
+    assert main(["info", "oncoreason_sft_grpo"]) == 0
+    out = capsys.readouterr().out
+    assert "Stages (2;" in out
+    assert out.index("1. sft -> outputs/oncoreason/stage-1-sft") < out.index("2. grpo -> outputs/oncoreason/stage-2")
+    assert "onco_format_reward" in out and "arXiv:2510.17532" in out
+
+
+def _two_stage_recipe(model_dir: str, output_dir: Path) -> dict:
+    return {
+        "model_name_or_path": model_dir,
+        "dataset_name": "builtin:arith",
+        "output_dir": str(output_dir),
+        "per_device_train_batch_size": 2,
+        "learning_rate": 1e-3,
+        "report_to": "none",
+        "logging_steps": 1,
+        "stages": [
+            {"method": "sft", "max_steps": 2, "save_strategy": "no"},
+            {"method": "sft", "max_steps": 4, "save_strategy": "steps", "save_steps": 2},
+        ],
+    }
+
+
+@pytest.fixture
+def registered_recipe(tiny_model_dir, tmp_path):
+    """A two-stage SFT recipe registered as `tiny_two_stage`, writing under `tmp_path/<run>`."""
+    reg = registry()
+    records = []
+
+    def register(run: str) -> str:
+        record = Recipe(name=f"tiny_two_stage_{run}", source=_two_stage_recipe(tiny_model_dir, tmp_path / run))
+        reg._register_fn("recipe", "tests", [])(record)
+        records.append(record)
+        return record.name
+
+    yield register
+    for record in records:
+        reg._remove(record)
+
+
+class _KilledAt(TrainerCallback):
+    """Raises at the end of optimizer step `step`, as a killed job stops (the checkpoints saved before it stay)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise KeyboardInterrupt(f"killed at step {self.step}")
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_a_recipe_interrupted_in_stage_2_resumes_there_and_ends_with_the_unbroken_runs_model(
+    registered_recipe, tmp_path, monkeypatch, capsys
+):
+    unbroken = registered_recipe("unbroken")
+    assert main(["train", unbroken]) == 0
+    expected = _weights(tmp_path / "unbroken" / "stage-2-sft")
+
+    name = registered_recipe("broken")
+    build = stage_module.build_trainer
+
+    def build_with_a_kill(stage, dataset):
+        trainer, tokenizer = build(stage, dataset)
+        if stage.config.output_dir.endswith("stage-2-sft"):
+            trainer.add_callback(_KilledAt(3))  # after checkpoint-2 was saved
+        return trainer, tokenizer
+
+    monkeypatch.setattr(stage_module, "build_trainer", build_with_a_kill)
+    with pytest.raises(KeyboardInterrupt):
+        main(["train", name])
+    first, second = tmp_path / "broken" / "stage-1-sft", tmp_path / "broken" / "stage-2-sft"
+    assert '"state": "finished"' in (first / MARKER).read_text()
+    assert '"state": "started"' in (second / MARKER).read_text()
+    assert not (second / "model.safetensors").exists() and (second / "checkpoint-2").is_dir()
+    stage_1_written = (first / "model.safetensors").stat().st_mtime_ns
+    monkeypatch.setattr(stage_module, "build_trainer", build)
+    capsys.readouterr()
+
+    assert main(["train", name]) == 0  # the same command again
+    out = capsys.readouterr().out
+    assert "stage 1/2: sft" in out and "kept" in out  # not retrained
+    assert (first / "model.safetensors").stat().st_mtime_ns == stage_1_written
+    assert f"resuming from {second / 'checkpoint-2'}" in out
+    resumed = _weights(second)
+    assert resumed.keys() == expected.keys()
+    for key in expected:
+        torch.testing.assert_close(resumed[key], expected[key], rtol=0, atol=1e-6, msg=key)
+    assert '"state": "finished"' in (second / MARKER).read_text()
+
+
+def test_a_stage_whose_settings_changed_is_not_kept(registered_recipe, tmp_path, tiny_model_dir):
+    name = registered_recipe("changed")
+    assert main(["train", name]) == 0
+    # Stage 1 with another learning rate: its finished model no longer matches, and is not silently replaced.
+    assert main(["train", name, "--learning_rate", "5e-4"]) == 2
+    assert main(["train", name, "--learning_rate", "5e-4", "--overwrite_output_dir", "true"]) == 0
+
+
+def test_a_failing_stage_is_named_and_the_stages_before_it_stay_finished(
+    registered_recipe, tmp_path, monkeypatch, caplog
+):
+    name = registered_recipe("failing")
+    build = stage_module.build_trainer
+
+    def failing_in_stage_2(stage, dataset):
+        if stage.config.output_dir.endswith("stage-2-sft"):
+            raise ValueError("the data of stage 2 is bad")
+        return build(stage, dataset)
+
+    monkeypatch.setattr(stage_module, "build_trainer", failing_in_stage_2)
+    assert main(["train", name]) == 2
+    assert f"Stage 2/2: sft -> {tmp_path / 'failing' / 'stage-2-sft'} failed" in caplog.text
+    assert '"state": "finished"' in (tmp_path / "failing" / "stage-1-sft" / MARKER).read_text()
+
+
+def test_a_registered_recipe_and_a_config_file_are_not_taken_together(registered_recipe, tmp_path):
+    name = registered_recipe("both")
+    (tmp_path / "r.yaml").write_text("method: sft\n")
+    assert main(["train", name, "--config", str(tmp_path / "r.yaml")]) == 2
