@@ -3,16 +3,23 @@
 A plugin subclasses `GenerationEvalCallback` and writes only `evaluate(model, tokenizer) -> {name: figure}`; the base
 decides when it runs (each evaluation, every `every_n_steps` optimizer steps when set, and once when training ends
 unless it has just run at that step), runs it on the main process only, restores the model's train/eval mode, and
-puts the figures in the evaluation's metrics, the trainer state's log history and `history`. `eval_rows` loads the
+puts the figures in the evaluation's metrics, the trainer state's log history and `history`. When training ends it
+draws each figure over the steps it was measured at into `<output_dir>/plots/<label>.png` (with the `eval` extra's
+matplotlib; without it, a log line says so). `eval_rows` loads the
 held-out rows a callback names (a dataset name, a `datasets.Dataset` or a list of dicts) and checks their columns.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
+
+logger = logging.getLogger(__name__)
 
 
 def eval_rows(
@@ -91,3 +98,23 @@ class GenerationEvalCallback(TrainerCallback):
     def on_train_end(self, args, state, control, model=None, processing_class=None, **kwargs):
         if self.at_train_end and not (self.history and self.history[-1]["step"] == state.global_step):
             self.run(state, model, processing_class)
+        if self.history and state.is_world_process_zero and getattr(args, "output_dir", None):
+            self.plot(Path(args.output_dir) / "plots" / f"{self.label}.png")
+
+    def plot(self, path: Path) -> Path | None:
+        """Each figure of `history` over its steps, one line per figure, saved as a PNG; None without matplotlib."""
+        from trl_ext.evaluation.plots import PlotUnavailableError, plot_over_steps
+
+        names = [k for k in self.history[-1] if k != "step"]
+        series = {name: [(h["step"], h[name]) for h in self.history if _is_number(h.get(name))] for name in names}
+        try:
+            return plot_over_steps(series, path, title=self.label, ylabel="value")
+        except PlotUnavailableError as exc:
+            logger.info("%s: no plot written (%s)", self.label, exc)
+        except ValueError:  # no figure was a number
+            pass
+        return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
