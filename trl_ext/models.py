@@ -214,6 +214,23 @@ def load_model(name_or_path: str, **kwargs: Any):
     return model
 
 
+def load_trained(path: str | Path, base: str | None = None, **kwargs: Any):
+    """A training run's output folder as a plain model: a LoRA (or other peft) adapter merged into its base (`base`,
+    else the one its adapter_config.json names), a full model loaded as is."""
+    folder = Path(path)
+    config = folder / "adapter_config.json"
+    if not config.exists():
+        return load_model(str(folder), **kwargs)
+    import json
+
+    from peft import PeftModel
+
+    base = base or json.loads(config.read_text()).get("base_model_name_or_path")
+    if not base:
+        raise ModelLoadError(f"{folder} holds an adapter whose base model is not named; pass the base model.")
+    return PeftModel.from_pretrained(load_model(base, **kwargs), str(folder)).merge_and_unload()
+
+
 def load_tokenizer(name_or_path: str, **kwargs: Any):
     from transformers import AutoTokenizer
 

@@ -1,5 +1,5 @@
-"""`trl-ext`: list | info | plugins | train | transform | generate | new-plugin | bench (one module per command
-group)."""
+"""`trl-ext`: list | info | plugins | train | transform | generate | new-plugin | bench | compare (one module per
+command group)."""
 
 from __future__ import annotations
 
@@ -60,6 +60,7 @@ def make_parser() -> argparse.ArgumentParser:
         ("train", "Train METHOD with TRL-style flags, or a YAML recipe (--config)."),
         ("transform", "Run a registered transform on a dataset and write the result."),
         ("bench", "Time METHOD's step and memory against TRL's own trainer; GRPO: each reward's share of a step."),
+        ("compare", "Train several methods on the same model, data and budget; one table, plot and CSV."),
     ):
         sub.add_parser(name, help=help_text, add_help=False)
     return parser
@@ -70,6 +71,7 @@ PASSTHROUGH = {
     "train": "trl_ext.cli.train:cmd_train",
     "transform": "trl_ext.cli.train:cmd_transform",
     "bench": "trl_ext.cli.bench:main",
+    "compare": "trl_ext.cli.compare:main",
 }
 
 

@@ -54,10 +54,6 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def load_tuned(path: str | Path, base: str = "smollm2-135m"):
     """A trained arm's output folder as a plain model: LoRA adapters merged into `base`, a full model loaded as is."""
-    from trl_ext.models import load_model
+    from trl_ext.models import load_trained
 
-    if (Path(path) / "adapter_config.json").exists():
-        from peft import PeftModel
-
-        return PeftModel.from_pretrained(load_model(base), str(path)).merge_and_unload()
-    return load_model(str(path))
+    return load_trained(path, base)

@@ -1,0 +1,163 @@
+"""`trl-ext compare`: arms, metrics, and the table, CSV and plot of a run that was interrupted after its second arm
+and resumed (the same table as an unbroken run, finished arms not retrained)."""
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from trl_ext.cli import main
+from trl_ext.compare.arms import parse_arm, parse_arms
+from trl_ext.compare.metrics import mean_and_interval, measure, parse_metric, pass_at_k
+from trl_ext.compare.run import COLUMNS, table_rows
+from trl_ext.run import stage as stage_module
+from trl_ext.run.recipe import RecipeError
+
+
+def test_arms_name_a_method_or_are_labelled_by_the_one_method_whose_config_has_their_keys():
+    assert parse_arm("sft").method == "sft" and parse_arm("sft").label == "sft"
+    arm = parse_arm("dft:asft_loss=dft")  # the issue's form: asft_loss is a field of ASFT's config only
+    assert (arm.label, arm.method, arm.options) == ("dft", "asft", {"asft_loss": "dft"})
+    arm = parse_arm("base_dft=sft:loss_type=dft")
+    assert (arm.label, arm.method, arm.options) == ("base_dft", "sft", {"loss_type": "dft"})
+    assert parse_arm({"label": "x", "method": "otr"}).method == "otr"
+    with pytest.raises(RecipeError, match="do not pick one"):
+        parse_arm("mystery:learning_rate=0.1")  # every method's config has it
+    with pytest.raises(RecipeError, match="not a method"):
+        parse_arm("a=nosuchmethod")
+    with pytest.raises(RecipeError, match="repeated: sft"):
+        parse_arms(["sft", "sft:learning_rate=1e-4"])
+
+
+def test_pass_at_k_is_the_unbiased_estimator():
+    # 1 - C(n-c, k) / C(n, k), by hand
+    assert pass_at_k(5, 2, 1) == pytest.approx(2 / 5)
+    assert pass_at_k(5, 2, 2) == pytest.approx(1 - 3 / 10)
+    assert pass_at_k(5, 0, 3) == 0.0
+    assert pass_at_k(4, 2, 3) == 1.0  # fewer failures than k: some draw of k always passes
+
+
+def test_mean_and_interval_by_hand():
+    mean, low, high = mean_and_interval([0.0, 1.0, 1.0, 0.0, math.nan])
+    half = 1.96 * math.sqrt(1 / 3) / 2  # sample std sqrt(4 * 0.25 / 3), n = 4
+    assert (mean, low, high) == pytest.approx((0.5, 0.5 - half, 0.5 + half))
+    assert mean_and_interval([0.3]) == (0.3, 0.3, 0.3)
+
+
+def test_metric_specs_and_errors():
+    assert parse_metric("pass@k:k=4:samples=8").label == "pass@4"
+    assert parse_metric("reward:json_validity").name == "reward:json_validity"
+    assert not parse_metric("perplexity").higher_is_better
+    with pytest.raises(RecipeError, match="Unknown --eval metric"):
+        parse_metric("bleu")
+
+
+def test_perplexity_per_row_equals_a_full_logits_computation(tiny_model_dir):
+    from trl_ext.inference.scoring import tokenize_pair
+    from trl_ext.models import load_model, load_tokenizer
+
+    model, tokenizer = load_model(tiny_model_dir), load_tokenizer(tiny_model_dir)
+    rows = [{"prompt": "2+2=", "completion": " 4"}, {"prompt": "What is 3 times 5?", "completion": " It is 15."}]
+    values, figures = measure(parse_metric("perplexity"), model, tokenizer, rows)
+    for row, value in zip(rows, values, strict=True):
+        ids, mask = tokenize_pair(tokenizer, row["prompt"], row["completion"])
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids])).logits[0, :-1].double()
+        logprobs = torch.log_softmax(logits, -1).gather(-1, torch.tensor(ids[1:])[:, None])[:, 0]
+        scored = torch.tensor(mask[1:], dtype=torch.bool)
+        assert value == pytest.approx(math.exp(-logprobs[scored].mean().item()), rel=1e-5)
+    assert figures["perplexity"] == pytest.approx(sum(values) / 2)
+
+
+def _argv(model_dir, out):
+    return [
+        "compare",
+        "sft",
+        "dft:asft_loss=dft",
+        "otr",
+        "--model_name_or_path",
+        model_dir,
+        "--dataset_name",
+        "builtin:arith",
+        "--max_steps",
+        "2",
+        "--per_device_train_batch_size",
+        "2",
+        "--learning_rate",
+        "1e-3",
+        "--report_to",
+        "none",
+        "--save_strategy",
+        "no",
+        "--logging_steps",
+        "1",
+        "--eval",
+        "perplexity",
+        "--eval_rows",
+        "6",
+        "--eval_every",
+        "1",
+        "--output_dir",
+        str(out),
+    ]
+
+
+# Columns that measure this machine at this moment, not the arms: left out of the equality.
+_TIMING = {"s/step", "CPU-s", "peak MiB"}
+
+
+def _table(out: Path):
+    report = json.loads((out / "compare.json").read_text())
+    header, rows = table_rows(report)
+    keep = [i for i, title in enumerate(header) if title not in _TIMING]
+    return report, [header[i] for i in keep], [[row[i] for i in keep] for row in rows]
+
+
+@pytest.mark.slow
+def test_interrupted_after_the_second_arm_and_resumed_gives_the_unbroken_runs_table(
+    tiny_model_dir, tmp_path, monkeypatch, capsys
+):
+    assert main(_argv(tiny_model_dir, tmp_path / "unbroken")) == 0
+    _, header, unbroken = _table(tmp_path / "unbroken")
+
+    out = tmp_path / "broken"
+    build = stage_module.build_trainer
+
+    def killed_in_arm_3(stage, dataset):
+        if stage.config.output_dir.endswith("otr"):
+            raise KeyboardInterrupt("killed before the third arm trained")
+        return build(stage, dataset)
+
+    monkeypatch.setattr(stage_module, "build_trainer", killed_in_arm_3)
+    with pytest.raises(KeyboardInterrupt):
+        main(_argv(tiny_model_dir, out))
+    assert not (out / "compare.json").exists()
+    first_arm = (out / "sft" / "model.safetensors").stat().st_mtime_ns
+    monkeypatch.setattr(stage_module, "build_trainer", build)
+    capsys.readouterr()
+
+    assert main(_argv(tiny_model_dir, out)) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("kept") == 2  # sft and dft were not retrained
+    assert (out / "sft" / "model.safetensors").stat().st_mtime_ns == first_arm
+    report, resumed_header, resumed = _table(out)
+    assert resumed_header == header and resumed == unbroken
+    assert [arm["arm"] for arm in report["arms"]] == ["sft", "dft", "otr"]
+    assert all([step for step, _ in arm["history"]] == [0, 1, 2] for arm in report["arms"])  # every step, then final
+    assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # The CSV holds the table's numbers, unformatted.
+    with (out / "compare.csv").open() as handle:
+        csv_rows = list(csv.DictReader(handle))
+    header_all, table = table_rows(report)
+    for csv_row, table_row in zip(csv_rows, table, strict=True):
+        cells = dict(zip(header_all, table_row, strict=True))
+        assert cells["perplexity"] == f"{float(csv_row['perplexity']):.4f}"
+        assert cells["95% CI"] == f"[{float(csv_row['ci_low']):.4f}, {float(csv_row['ci_high']):.4f}]"
+        assert cells["train loss"] == f"{float(csv_row['train_loss']):.4f}"
+        assert cells["trainable"] == f"{int(csv_row['trainable_params']):,}"
+        assert cells["steps"] == csv_row["steps"] == "2"
+    assert len(COLUMNS) == len(header_all)

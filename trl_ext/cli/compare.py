@@ -1,0 +1,117 @@
+"""`trl-ext compare ARM [ARM ...] --eval METRIC [flags]` or `trl-ext compare --config compare.yaml`.
+
+Every flag that `trl-ext train` takes applies to every arm (model, data, seed, budget, optimiser); the `--eval*`
+flags say how the final models are measured. A YAML holds the same: `arms:` (each `LABEL=METHOD:key=value` or a
+mapping with `method`, `label` and keys), `eval:`, the `eval_*` keys, and any training key shared by the arms.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from trl_ext.cli.errors import CLIError
+
+EVAL_KEYS = {
+    "eval": (
+        "exact_match",
+        str,
+        "the metric: exact_match, numeric_match, pass@k:k=K, perplexity, reward:NAME, "
+        "callback:NAME (see trl_ext.compare.metrics)",
+    ),
+    "eval_dataset": (None, str, "the dataset evaluated on (default: the arms' --dataset_name)"),
+    "eval_dataset_config": (None, str, "its config / built-in form"),
+    "eval_split": ("test", str, "the held-out split"),
+    "eval_rows": (64, int, "how many of its rows (the first ones)"),
+    "eval_every": (0, int, "also measure every N optimiser steps while training, for the plot (0: the final model)"),
+    "eval_max_new_tokens": (64, int, "generation length at evaluation, the same for every arm"),
+    "eval_batch_size": (16, int, "rows per generation / scoring batch"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trl-ext compare",
+        description="Train several methods on the same model, data and budget; one table, one plot, one CSV.",
+        epilog="Other flags go to every arm as `trl-ext train` takes them (--model_name_or_path, --dataset_name, "
+        "--max_steps, --learning_rate, --seed, ...). A rerun of the same command keeps the finished arms.",
+        allow_abbrev=False,
+    )
+    parser.add_argument("arms", nargs="*", help="LABEL=METHOD:key=value, METHOD, or METHOD:key=value")
+    parser.add_argument("--config", help="A YAML with arms:, eval: and shared training keys.")
+    parser.add_argument(
+        "--output_dir", default=None, help="Where the arms and the report go (default outputs/compare)."
+    )
+    for key, (default, kind, help_text) in EVAL_KEYS.items():
+        parser.add_argument(f"--{key}", type=kind, default=None, help=f"{help_text} (default {default})")
+    return parser
+
+
+def comparison_from(argv: list[str]):
+    """The Comparison a command line (and its --config YAML) asks for."""
+    from trl_ext.compare.arms import parse_arms
+    from trl_ext.compare.metrics import parse_metric
+    from trl_ext.compare.run import Comparison
+    from trl_ext.run.recipe import load_recipe
+
+    args, flags = build_parser().parse_known_args(argv)
+    config: dict[str, Any] = dict(load_recipe(args.config)) if args.config else {}
+    specs = list(args.arms) or list(config.pop("arms", []) or [])
+    if args.arms and "arms" in config:
+        raise CLIError("Give the arms on the command line or in the YAML's arms:, not both.")
+    config.pop("arms", None)
+    if not specs:
+        raise CLIError("Name the arms: trl-ext compare sft asft ... (or arms: in --config).")
+    values = {}
+    for key, (default, _kind, _) in EVAL_KEYS.items():
+        given = getattr(args, key)
+        values[key] = given if given is not None else config.pop(key, default)
+        config.pop(key, None)
+    metric = values["eval"]
+    if isinstance(metric, dict):  # eval: {name: pass@k, k: 4}
+        metric = ":".join([str(metric["name"])] + [f"{k}={v}" for k, v in metric.items() if k != "name"])
+    seed = _seed(flags, config)
+    return Comparison(
+        arms=parse_arms(specs),
+        metric=parse_metric(str(metric)),
+        output_dir=args.output_dir or config.pop("output_dir", "outputs/compare"),
+        common=config,
+        flags=flags,
+        eval_dataset=values["eval_dataset"],
+        eval_dataset_config=values["eval_dataset_config"],
+        eval_split=values["eval_split"],
+        eval_rows=int(values["eval_rows"]),
+        eval_every=int(values["eval_every"]),
+        max_new_tokens=int(values["eval_max_new_tokens"]),
+        eval_batch_size=int(values["eval_batch_size"]),
+        seed=seed,
+    )
+
+
+def _seed(flags: list[str], config: dict[str, Any]) -> int:
+    from trl_ext.compare.run import _flag
+
+    value = _flag(flags, "seed")
+    return int(value) if value is not None else int(config.get("seed", 42))  # TrainingArguments' default seed
+
+
+def main(argv: list[str]) -> int:
+    import os
+
+    from trl_ext.compare.run import format_table, run_comparison
+
+    if not argv or argv[0] in ("-h", "--help"):
+        build_parser().print_help()
+        return 0 if argv else 2
+    comparison = comparison_from(argv)
+    try:
+        report = run_comparison(comparison)
+    finally:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            from trl_ext.training.sharding import close_process_group
+
+            close_process_group()
+    if report is not None:
+        print(format_table(report))
+        print(f"\nWrote {comparison.output_dir}/compare.json, compare.csv, compare.md and compare.png")
+    return 0

@@ -1,0 +1,96 @@
+"""The arms of a comparison: `trl-ext compare sft asft dft:asft_loss=dft otr` or a YAML `arms:` list.
+
+An arm is `[LABEL=]METHOD[:key=value...]`. When the first word names no method (`dft:asft_loss=dft`), the arm is
+labelled by it and trained by the one method whose config has every key given (`asft_loss` is ASFT's): none or
+several is an error naming the candidates. Labels are unique; each arm becomes one stage of a recipe whose common
+keys (model, data, seed, budget, optimiser) every arm shares.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from trl_ext.plugin.registry import registry
+from trl_ext.run.recipe import RecipeError
+from trl_ext.run.specs import parse_spec
+
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass
+class Arm:
+    label: str
+    method: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def stage(self) -> dict[str, Any]:
+        return {"method": self.method, **self.options}
+
+
+def parse_arm(spec: str | dict[str, Any]) -> Arm:
+    """One arm from its command-line form or a YAML mapping (`{label: dft, method: asft, asft_loss: dft}`)."""
+    if isinstance(spec, dict):
+        values = dict(spec)
+        method = values.pop("method", None)
+        label = str(values.pop("label", method or ""))
+        if not method:
+            return _by_config_keys(label, values)
+        return _checked(Arm(label, str(method), values))
+    label, _, rest = spec.partition("=") if "=" in spec.split(":", 1)[0] else ("", "", spec)
+    name, options = parse_spec(rest)
+    if name in _methods():
+        return _checked(Arm(label or name, name, options))
+    if label:
+        raise RecipeError(f"Arm {spec!r}: {name!r} is not a method ({_method_list()}).")
+    return _by_config_keys(name, options)
+
+
+def parse_arms(specs: list[str | dict[str, Any]]) -> list[Arm]:
+    arms = [parse_arm(spec) for spec in specs]
+    if len(arms) < 1:
+        raise RecipeError("Name at least one arm: trl-ext compare sft asft ...")
+    labels = [arm.label for arm in arms]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise RecipeError(f"Arm labels must differ; repeated: {', '.join(repeated)} (name them LABEL=METHOD:...).")
+    return arms
+
+
+def _checked(arm: Arm) -> Arm:
+    if not _LABEL.match(arm.label):
+        raise RecipeError(f"Arm label {arm.label!r} must be letters, digits, '_', '-' or '.' (it names a folder).")
+    if arm.method not in _methods():
+        raise RecipeError(f"Arm {arm.label!r}: unknown method {arm.method!r} ({_method_list()}).")
+    return arm
+
+
+def _by_config_keys(label: str, options: dict[str, Any]) -> Arm:
+    """The arm `label` trained by the only method whose config has every key of `options`."""
+    if not options:
+        raise RecipeError(f"Arm {label!r} names no method ({_method_list()}).")
+    owners = []
+    for record in registry().components("method"):
+        try:
+            names = {f.name for f in dataclasses.fields(record.config)}
+        except Exception:  # a plugin whose config does not import is reported by `trl-ext plugins`
+            continue
+        if set(options) <= names and record.family is not None and str(record.family) != "trl":
+            owners.append(record.name)
+    if len(owners) != 1:
+        found = f"methods with all of them: {', '.join(owners)}" if owners else "no method has them all"
+        raise RecipeError(
+            f"Arm {label!r} is not a method, and its keys {', '.join(options)} do not pick one ({found}); "
+            f"write it as {label}=METHOD:key=value."
+        )
+    return _checked(Arm(label, owners[0], options))
+
+
+def _methods() -> set[str]:
+    return {record.name for record in registry().components("method")}
+
+
+def _method_list() -> str:
+    return "methods: " + ", ".join(sorted(_methods()))

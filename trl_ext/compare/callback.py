@@ -1,0 +1,150 @@
+"""What `trl-ext compare` records while an arm trains: the metric every `eval_every` steps (for the plot), and the
+arm's cost (step time and CPU-seconds with the evaluations taken out, peak memory, trainable parameters, tokens).
+
+The metric is measured on the main process between optimiser steps, so it needs the whole model there: under
+ZeRO-3 or FSDP (parameters sharded) the arm is refused before its first step unless `eval_every` is 0, and the
+final model is measured from its saved weights instead. The history goes into every checkpoint, so an arm resumed
+after an interruption keeps the points measured before it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from trl_ext.compare.metrics import MetricSpec, measure
+
+HISTORY = "compare_history.json"
+TRAIN_RECORD = "compare_train.json"
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def reset_peak_memory() -> None:
+    """Start the peak-memory count afresh: CUDA's allocator peak, or the process's resident-set peak (Linux)."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+        return
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current resident size
+    except OSError:
+        pass
+
+
+def peak_memory_mib() -> float:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+class CompareEvalCallback(TrainerCallback):
+    def __init__(
+        self,
+        metric: MetricSpec,
+        rows: list[dict[str, Any]],
+        eval_every: int = 0,
+        max_new_tokens: int = 64,
+        batch_size: int = 16,
+        seed: int = 0,
+    ) -> None:
+        self.metric, self.rows, self.eval_every = metric, rows, eval_every
+        self.generation = {"max_new_tokens": max_new_tokens, "batch_size": batch_size, "seed": seed}
+        self.history: list[dict[str, float]] = []
+        self.eval_wall = self.eval_cpu = 0.0
+        self.generated_tokens = 0.0
+        self._last_logged_step = 0
+
+    def _measure(self, state, model, tokenizer) -> None:
+        if not state.is_world_process_zero or model is None or tokenizer is None:
+            return
+        wall, cpu = time.perf_counter(), cpu_seconds()
+        was_training = model.training
+        try:
+            _, figures = measure(self.metric, model, tokenizer, self.rows, **self.generation)
+        finally:
+            model.train(was_training)
+        self.history.append({"step": state.global_step, **figures})
+        self.eval_wall += time.perf_counter() - wall
+        self.eval_cpu += cpu_seconds() - cpu
+
+    def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
+        from trl_ext.training.sharding import is_sharded
+
+        if self.eval_every and model is not None and is_sharded(model):
+            raise ValueError(
+                "trl-ext compare: --eval_every needs the whole model on the main process, but this engine shards "
+                "the parameters (ZeRO-3 / FSDP); pass --eval_every 0 (each arm's final model is measured from its "
+                "saved weights)."
+            )
+        resumed = getattr(args, "resume_from_checkpoint", None)
+        if resumed and (Path(resumed) / HISTORY).is_file():
+            self.history = json.loads((Path(resumed) / HISTORY).read_text())["history"]
+        self.trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) if model is not None else 0
+        self.start_step = state.global_step
+        self._last_logged_step = state.global_step
+        if self.eval_every and state.global_step == 0 and not self.history:
+            self._measure(state, model, processing_class)  # step 0: the starting point every arm shares
+        reset_peak_memory()
+        self.wall, self.cpu = time.perf_counter(), cpu_seconds()
+
+    def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+        if self.eval_every and state.global_step % self.eval_every == 0 and state.global_step < state.max_steps:
+            self._measure(state, model, processing_class)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        """GRPO/RLOO: generated tokens = mean completion length x completions per optimiser step x steps since the
+        previous log (exact with logging_steps 1)."""
+        length = (logs or {}).get("completions/mean_length")
+        if length is not None:
+            per_step = args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps
+            self.generated_tokens += float(length) * per_step * (state.global_step - self._last_logged_step)
+        self._last_logged_step = state.global_step
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if folder.is_dir():
+                (folder / HISTORY).write_text(json.dumps({"history": self.history}))
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        steps = state.global_step - self.start_step
+        wall = time.perf_counter() - self.wall - self.eval_wall
+        losses = [entry["loss"] for entry in state.log_history if "loss" in entry]
+        tokens = [entry["num_tokens"] for entry in state.log_history if "num_tokens" in entry]
+        record = {
+            "history": self.history,
+            "steps": state.global_step,
+            "steps_timed": steps,
+            "train_loss": losses[-1] if losses else None,
+            "step_time_s": wall / steps if steps else None,
+            "cpu_s": cpu_seconds() - self.cpu - self.eval_cpu,
+            "peak_memory_mib": peak_memory_mib(),
+            "trainable_params": self.trainable,
+            "num_tokens": tokens[-1] if tokens else None,
+            "generated_tokens": self.generated_tokens or None,
+            "world_size": args.world_size,
+            "pid": os.getpid(),
+        }
+        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+        (Path(args.output_dir) / TRAIN_RECORD).write_text(json.dumps(record, indent=2))

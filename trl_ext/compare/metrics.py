@@ -1,0 +1,191 @@
+"""What an arm is measured with on the held-out rows: one number per row, so the table can give a confidence
+interval over the rows. Every metric generates (or scores) with the core's batched `inference/` code and the same
+settings for every arm.
+
+| `--eval` | per row | needs |
+| --- | --- | --- |
+| `exact_match` / `numeric_match` / any judge (`judge=pkg.mod:fn`) | 1 if the greedy answer matches the gold | prompt, gold (`answer`) |
+| `pass@k` (`:k=4:samples=8:temperature=0.8:judge=python_unittest`) | the unbiased pass@k of `samples` samples | prompt, gold (tests) |
+| `perplexity` | exp(token-mean NLL of the reference completion) | prompt, completion |
+| `reward:NAME` (a registered reward, its options after `:`) | the reward of the greedy completion | prompt, the reward's columns |
+| `callback:NAME` (a registered evaluation callback; `figure=` picks its figure) | one figure, no interval | the callback's |
+
+Rewards, judges and evaluation callbacks come from the registry, so a plugin that adds one adds a metric here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from trl_ext.run.recipe import RecipeError
+
+_JUDGED = ("exact_match", "numeric_match")
+
+
+@dataclass
+class MetricSpec:
+    """A parsed `--eval NAME[:key=value...]`: the metric's name and options, plus what every arm generates with."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        if self.name == "pass@k":
+            return f"pass@{int(self.options.get('k', 1))}"
+        return self.name
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.name != "perplexity"
+
+    @property
+    def per_row(self) -> bool:
+        return not self.name.startswith("callback:")
+
+
+def parse_metric(spec: str) -> MetricSpec:
+    """`exact_match`, `pass@k:k=4`, `reward:think2sql_qatch:db_column=db`, `callback:mcq_eval:figure=accuracy`."""
+    from trl_ext.run.specs import parse_spec
+
+    kind, _, rest = spec.partition(":")
+    if kind in ("reward", "callback"):
+        if not rest:
+            raise RecipeError(f"--eval {spec}: name the {kind}, e.g. --eval {kind}:NAME")
+        name, options = parse_spec(rest)
+        return MetricSpec(f"{kind}:{name}", options)
+    name, options = parse_spec(spec)
+    if name not in (*_JUDGED, "judge", "pass@k", "perplexity"):
+        raise RecipeError(
+            f"Unknown --eval metric {name!r}: exact_match, numeric_match, judge:judge=pkg.mod:fn, pass@k, perplexity, "
+            "reward:NAME or callback:NAME."
+        )
+    return MetricSpec(name, options)
+
+
+def measure(
+    spec: MetricSpec,
+    model: Any,
+    tokenizer: Any,
+    rows: Sequence[dict[str, Any]],
+    *,
+    max_new_tokens: int = 64,
+    batch_size: int = 16,
+    seed: int = 0,
+) -> tuple[list[float], dict[str, float]]:
+    """(one value per row, or [] for a callback figure; the figures to report: the metric's mean under its label)."""
+    import torch
+
+    from trl_ext.inference.generation import generate
+
+    options = dict(spec.options)
+    gold_column = options.pop("gold_column", "answer")
+    prompts = [row["prompt"] for row in rows]
+    if spec.name in (*_JUDGED, "judge"):
+        from trl_ext.evaluation.judges import judge_all, resolve_judge
+
+        judge = resolve_judge(options.pop("judge", spec.name if spec.name != "judge" else "exact_match"), **options)
+        answers = generate(model, tokenizer, prompts, max_new_tokens, batch_size)
+        values = [float(v) for v in judge_all(judge, prompts, answers, [row[gold_column] for row in rows])]
+    elif spec.name == "pass@k":
+        from trl_ext.evaluation.judges import judge_all, resolve_judge
+
+        k = int(options.pop("k", 1))
+        samples = int(options.pop("samples", max(k, 1)))
+        temperature = float(options.pop("temperature", 0.8))
+        judge = resolve_judge(options.pop("judge", "python_unittest"), **options)
+        if not 1 <= k <= samples:
+            raise RecipeError(f"pass@k: need 1 <= k <= samples, got k={k}, samples={samples}.")
+        torch.manual_seed(seed)  # the same samples for a given model, whatever ran before
+        texts = generate(
+            model,
+            tokenizer,
+            prompts,
+            max_new_tokens,
+            batch_size,
+            num_return_sequences=samples,
+            temperature=temperature,
+        )
+        golds = [row[gold_column] for row in rows for _ in range(samples)]
+        verdicts = judge_all(judge, [p for p in prompts for _ in range(samples)], texts, golds)
+        values = [pass_at_k(samples, sum(verdicts[i * samples : (i + 1) * samples]), k) for i in range(len(rows))]
+    elif spec.name == "perplexity":
+        from trl_ext.inference.scoring import sequence_logprobs
+
+        scores = sequence_logprobs(model, tokenizer, prompts, [row["completion"] for row in rows], batch_size)
+        values = [math.exp(-s["mean_logprob"]) if s["num_tokens"] else math.nan for s in scores]
+    elif spec.name.startswith("reward:"):
+        values = _reward_values(
+            spec.name.split(":", 1)[1], options, model, tokenizer, rows, max_new_tokens, batch_size
+        )
+    else:
+        return [], _callback_figure(spec.name.split(":", 1)[1], options, model, tokenizer)
+    finite = [v for v in values if math.isfinite(v)]
+    return values, {spec.label: sum(finite) / len(finite) if finite else math.nan}
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """The unbiased estimator 1 - C(n-c, k) / C(n, k) of the chance that one of k samples of n passes."""
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def _reward_values(name, options, model, tokenizer, rows, max_new_tokens, batch_size) -> list[float]:
+    from trl_ext.inference.generation import generate_completions
+    from trl_ext.plugin.registry import get
+
+    reward = get("reward", name).build(**options)
+    prompts = [row["prompt"] for row in rows]
+    outputs = generate_completions(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    conversational = isinstance(prompts[0], list)
+    completions = [[{"role": "assistant", "content": o.text}] if conversational else o.text for o in outputs]
+    columns = {key: [row[key] for row in rows] for key in rows[0] if key not in ("prompt", "completion")}
+    result = reward(
+        prompts=prompts,
+        completions=completions,
+        completion_ids=[tokenizer(o.text, add_special_tokens=False)["input_ids"] for o in outputs],
+        trainer_state=None,
+        log_metric=lambda *a, **k: None,
+        log_extra=lambda *a, **k: None,
+        **columns,
+    )
+    if inspect.isawaitable(result):
+        result = asyncio.run(result)
+    return [math.nan if v is None else float(v) for v in result]
+
+
+def _callback_figure(name, options, model, tokenizer) -> dict[str, float]:
+    from trl_ext.evaluation.callback import GenerationEvalCallback
+    from trl_ext.plugin.registry import get
+
+    figure = options.pop("figure", None)
+    callback = get("callback", name).build(**options)
+    if not isinstance(callback, GenerationEvalCallback):
+        raise RecipeError(f"--eval callback:{name}: not an evaluation callback (GenerationEvalCallback).")
+    figures = callback.evaluate(model, tokenizer)
+    if figure is None:
+        figure = next(iter(figures))
+    if figure not in figures:
+        raise RecipeError(f"--eval callback:{name}: no figure {figure!r}; it gives {', '.join(figures)}.")
+    return {f"{name}/{figure}": float(figures[figure])}
+
+
+def mean_and_interval(values: Sequence[float], z: float = 1.96) -> tuple[float, float, float]:
+    """Mean and the normal-approximation 95% interval mean ± z·s/√n over the finite values (s: sample std; the
+    interval is the mean itself for fewer than two values)."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return math.nan, math.nan, math.nan
+    n = len(finite)
+    mean = sum(finite) / n
+    if n < 2:
+        return mean, mean, mean
+    std = math.sqrt(sum((v - mean) ** 2 for v in finite) / (n - 1))
+    half = z * std / math.sqrt(n)
+    return mean, mean - half, mean + half

@@ -1,0 +1,269 @@
+"""`trl-ext compare`: every arm trained as one stage of a recipe (the same model, data, seed, budget and optimiser
+settings; a rerun keeps the finished arms), each final model measured on the same held-out rows with the same
+generation settings, and one table, plot, JSON and CSV of every number."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trl_ext.compare.arms import Arm
+from trl_ext.compare.callback import TRAIN_RECORD, CompareEvalCallback
+from trl_ext.compare.metrics import MetricSpec, mean_and_interval, measure
+
+FINAL_RECORD = "compare_final.json"
+
+
+@dataclass
+class Comparison:
+    arms: list[Arm]
+    metric: MetricSpec
+    output_dir: str = "outputs/compare"
+    common: dict[str, Any] = field(default_factory=dict)  # recipe keys every arm shares (a YAML's top level)
+    flags: list[str] = field(default_factory=list)  # command-line flags, applied to every arm
+    eval_dataset: str | None = None  # default: the arms' dataset_name
+    eval_dataset_config: str | None = None
+    eval_split: str = "test"
+    eval_rows: int = 64
+    eval_every: int = 0
+    max_new_tokens: int = 64
+    eval_batch_size: int = 16
+    seed: int = 0
+
+    def recipe(self, model: str) -> dict[str, Any]:
+        """The recipe whose stages are the arms: each arm starts from `model` (arms never chain)."""
+        stages = [
+            {**arm.stage(), "output_dir": str(Path(self.output_dir) / arm.label), "model_name_or_path": model}
+            for arm in self.arms
+        ]
+        return {**self.common, "stages": stages}
+
+    def generation(self) -> dict[str, Any]:
+        return {"max_new_tokens": self.max_new_tokens, "batch_size": self.eval_batch_size, "seed": self.seed}
+
+
+def run_comparison(comparison: Comparison) -> dict[str, Any] | None:
+    """Train (or keep) every arm, measure the final models, write compare.{json,csv,png} in the output folder and
+    return the report (None on processes other than the main one)."""
+    import os
+
+    from trl_ext.plugin.records import Callback
+    from trl_ext.run.arguments import DEFAULT_MODEL, parse_stage
+    from trl_ext.run.recipe import stages as recipe_stages
+    from trl_ext.run.stage import run_stages
+
+    model = (
+        _flag(comparison.flags, "model_name_or_path") or comparison.common.get("model_name_or_path") or DEFAULT_MODEL
+    )
+    plan = recipe_stages(comparison.recipe(model))
+    parsed = []
+    for i, values in enumerate(plan):
+        values = dict(values)
+        parsed.append(parse_stage(values.pop("method"), comparison.flags, values, first=i == 0, in_recipe=True))
+    dataset_name = comparison.eval_dataset or parsed[0].script_args.dataset_name
+    rows = eval_rows(comparison, dataset_name)
+    for stage in parsed:  # not a registered component: compare's own recorder, built per arm
+        recorder = Callback(
+            name="compare_eval",
+            factory=lambda: CompareEvalCallback(
+                comparison.metric, rows, comparison.eval_every, **comparison.generation()
+            ),
+        )
+        stage.callbacks.append((recorder, {}))
+    run_stages(parsed)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return None
+    key = _evaluation_key(comparison, dataset_name, rows)
+    results = [
+        arm_result(comparison, arm, stage, rows, key) for arm, stage in zip(comparison.arms, parsed, strict=True)
+    ]
+    report = {
+        "metric": comparison.metric.label,
+        "higher_is_better": comparison.metric.higher_is_better,
+        "eval": {
+            "dataset": dataset_name,
+            "split": comparison.eval_split,
+            "rows": len(rows),
+            **comparison.generation(),
+        },
+        "model": model,
+        "arms": results,
+    }
+    write_report(report, Path(comparison.output_dir))
+    return report
+
+
+def eval_rows(comparison: Comparison, dataset_name: str) -> list[dict[str, Any]]:
+    from trl_ext.data import load_dataset
+
+    form = "sft" if comparison.metric.name == "perplexity" else "grpo"
+    data = load_dataset(dataset_name, comparison.eval_dataset_config, form=form)
+    if comparison.eval_split not in data:
+        raise ValueError(
+            f"trl-ext compare: {dataset_name} has no split {comparison.eval_split!r} to evaluate on (splits: "
+            f"{', '.join(data)}); pass --eval_split, or --eval_dataset."
+        )
+    split = data[comparison.eval_split]
+    rows = split.select(range(min(comparison.eval_rows, len(split)))).to_list()
+    if not rows:
+        raise ValueError(f"trl-ext compare: {dataset_name} [{comparison.eval_split}] has no rows.")
+    need = {"perplexity": ["prompt", "completion"]}.get(comparison.metric.name, ["prompt"])
+    missing = [c for c in need if c not in rows[0]]
+    if missing:
+        raise ValueError(
+            f"trl-ext compare: the evaluation rows lack {', '.join(missing)} (have {', '.join(rows[0])})."
+        )
+    return rows
+
+
+def _evaluation_key(comparison: Comparison, dataset_name: str, rows: list[dict[str, Any]]) -> str:
+    """What a cached final measurement must match: the metric, its options, the rows and the generation settings."""
+    text = json.dumps(
+        [comparison.metric.name, comparison.metric.options, dataset_name, rows, comparison.generation()],
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def arm_result(comparison: Comparison, arm: Arm, stage: Any, rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """The arm's row of the table: its final model measured (or the cached measurement of the same evaluation)."""
+    from trl_ext.models import load_tokenizer, load_trained
+
+    folder = Path(stage.config.output_dir)
+    cached = folder / FINAL_RECORD
+    final = json.loads(cached.read_text()) if cached.is_file() else None
+    if not final or final.get("key") != key:
+        model = load_trained(folder)
+        tokenizer = load_tokenizer(str(folder))
+        values, figures = measure(comparison.metric, model, tokenizer, rows, **comparison.generation())
+        final = {"key": key, "values": values, "figures": figures}
+        cached.write_text(json.dumps(final))
+        del model
+    train = json.loads((folder / TRAIN_RECORD).read_text()) if (folder / TRAIN_RECORD).is_file() else {}
+    label = comparison.metric.label
+    if final["values"]:
+        mean, low, high = mean_and_interval(final["values"])
+    else:  # a callback's figure: no per-row values, no interval
+        mean, low, high = next(iter(final["figures"].values())), math.nan, math.nan
+    history = [(h["step"], h[label]) for h in train.get("history", []) if label in h]
+    history.append((train.get("steps", stage.config.max_steps), mean))
+    return {
+        "arm": arm.label,
+        "method": arm.method,
+        "options": arm.options,
+        label: mean,
+        "ci_low": low,
+        "ci_high": high,
+        "per_row": final["values"],
+        "history": history,
+        **{k: v for k, v in train.items() if k != "history"},
+        "output_dir": str(folder),
+    }
+
+
+COLUMNS = (
+    ("arm", "arm", "{}"),
+    ("method", "method", "{}"),
+    (None, "{metric}", "{:.4f}"),
+    ("ci", "95% CI", "{}"),
+    ("train_loss", "train loss", "{:.4f}"),
+    ("steps", "steps", "{}"),
+    ("tokens", "tokens", "{:,.0f}"),
+    ("step_time_s", "s/step", "{:.2f}"),
+    ("cpu_s", "CPU-s", "{:.1f}"),
+    ("peak_memory_mib", "peak MiB", "{:.0f}"),
+    ("trainable_params", "trainable", "{:,}"),
+)
+
+
+def table_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The table as strings: the header, then one row per arm (numbers formatted; '-' where unknown)."""
+    metric = report["metric"]
+    header = [title.format(metric=metric) for _, title, _ in COLUMNS]
+    rows = []
+    for arm in report["arms"]:
+        cells = []
+        for key, _, fmt in COLUMNS:
+            if key is None:
+                value = arm[metric]
+            elif key == "ci":
+                low, high = arm["ci_low"], arm["ci_high"]
+                value = None if _missing(low) else f"[{low:.4f}, {high:.4f}]"
+                fmt = "{}"
+            elif key == "tokens":  # GRPO/RLOO: generated tokens; others: tokens trained on
+                value = arm.get("generated_tokens") or arm.get("num_tokens")
+            else:
+                value = arm.get(key)
+            cells.append("-" if _missing(value) else fmt.format(value))
+        rows.append(cells)
+    return header, rows
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def format_table(report: dict[str, Any]) -> str:
+    header, rows = table_rows(report)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
+    return "\n".join(lines)
+
+
+def write_report(report: dict[str, Any], folder: Path) -> None:
+    """compare.json (every number), compare.csv (the table's numbers, unformatted), compare.png (the metric over
+    steps per arm) and compare.md (the table as Markdown, for a README)."""
+    import csv
+
+    from trl_ext.evaluation.plots import PlotUnavailableError, plot_over_steps
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "compare.json").write_text(json.dumps(report, indent=2, default=str))
+    metric = report["metric"]
+    keys = [
+        "arm",
+        "method",
+        metric,
+        "ci_low",
+        "ci_high",
+        "train_loss",
+        "steps",
+        "num_tokens",
+        "generated_tokens",
+        "step_time_s",
+        "cpu_s",
+        "peak_memory_mib",
+        "trainable_params",
+    ]
+    with (folder / "compare.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(keys)
+        for arm in report["arms"]:
+            writer.writerow(["" if _missing(arm.get(k)) else arm.get(k) for k in keys])
+    header, rows = table_rows(report)
+    markdown = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    markdown += ["| " + " | ".join(row) + " |" for row in rows]
+    (folder / "compare.md").write_text("\n".join(markdown) + "\n")
+    try:
+        plot_over_steps(
+            {arm["arm"]: arm["history"] for arm in report["arms"]},
+            folder / "compare.png",
+            title=f"{metric} on {report['eval']['dataset']} [{report['eval']['split']}], {report['eval']['rows']} rows",
+            ylabel=metric,
+        )
+    except PlotUnavailableError as exc:
+        print(f"trl-ext compare: no plot ({exc})")
+
+
+def _flag(flags: list[str], name: str) -> str | None:
+    for i, flag in enumerate(flags):
+        if flag == f"--{name}" and i + 1 < len(flags):
+            return flags[i + 1]
+        if flag.startswith(f"--{name}="):
+            return flag.split("=", 1)[1]
+    return None
