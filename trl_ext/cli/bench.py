@@ -20,6 +20,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from trl_ext.training.cost import PeakMemory
+
 if TYPE_CHECKING:  # imported where used: `trl-ext bench --help` starts without torch
     import torch
 
@@ -41,43 +43,6 @@ def _reexec_with_pinned_malloc(argv: list[str]) -> None:
     if sys.platform.startswith("linux") and _MMAP_ENV not in os.environ and not torch.cuda.is_available():
         env = {**os.environ, _MMAP_ENV: "131072"}
         os.execve(sys.executable, [sys.executable, "-m", "trl_ext", "bench", *argv], env)
-
-
-class PeakMemory:
-    """Peak memory of what runs inside `with`, above what was allocated when it started (bytes)."""
-
-    def __init__(self, device: torch.device):
-        self.cuda = device.type == "cuda"
-
-    def __enter__(self):
-        import torch
-
-        if self.cuda:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self.base = torch.cuda.memory_allocated()
-        else:
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")  # resets VmHWM to the current resident set
-            self.base = _status_kib("VmRSS") * 1024
-        return self
-
-    def __exit__(self, *exc):
-        import torch
-
-        if self.cuda:
-            torch.cuda.synchronize()
-            self.peak = torch.cuda.max_memory_allocated() - self.base
-        else:
-            self.peak = _status_kib("VmHWM") * 1024 - self.base
-
-
-def _status_kib(key: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{key} not in /proc/self/status")
 
 
 def _sync(device: torch.device) -> None:

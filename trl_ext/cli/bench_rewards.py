@@ -21,13 +21,9 @@ import time
 from collections import defaultdict
 from typing import Any
 
+from trl_ext.training.cost import cpu_seconds
+
 LIMIT = 0.05  # a reward above 5% of the step is a defect
-
-
-def cpu_seconds() -> float:
-    """User + system CPU-seconds of this process and of the children it has waited for."""
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
 
 
 def _is_async(func: Any) -> bool:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from trl_ext.cli.bench_rewards import cpu_seconds
+from trl_ext.training.cost import cpu_seconds
 
 LIMIT = 0.90  # scoring below 90% of the bare forward's tokens/s is a defect
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import time
 from pathlib import Path
 from typing import Any
@@ -19,41 +18,10 @@ from typing import Any
 from transformers import TrainerCallback
 
 from trl_ext.compare.metrics import MetricSpec, measure
+from trl_ext.training.cost import PeakMemory, cpu_seconds
 
 HISTORY = "compare_history.json"
 TRAIN_RECORD = "compare_train.json"
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def reset_peak_memory() -> None:
-    """Start the peak-memory count afresh: CUDA's allocator peak, or the process's resident-set peak (Linux)."""
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-        return
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current resident size
-    except OSError:
-        pass
-
-
-def peak_memory_mib() -> float:
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
 
 
 class CompareEvalCallback(TrainerCallback):
@@ -103,7 +71,7 @@ class CompareEvalCallback(TrainerCallback):
         self._last_logged_step = state.global_step
         if self.eval_every and state.global_step == 0 and not self.history:
             self._measure(state, model, processing_class)  # step 0: the starting point every arm shares
-        reset_peak_memory()
+        self.memory = PeakMemory(args.device).start()
         self.wall, self.cpu = time.perf_counter(), cpu_seconds()
 
     def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
@@ -139,7 +107,7 @@ class CompareEvalCallback(TrainerCallback):
             "train_loss": losses[-1] if losses else None,
             "step_time_s": wall / steps if steps else None,
             "cpu_s": cpu_seconds() - self.cpu - self.eval_cpu,
-            "peak_memory_mib": peak_memory_mib(),
+            "peak_memory_mib": (self.memory.stop().base + self.memory.peak) / 2**20,  # all in use, not the rise
             "trainable_params": self.trainable,
             "num_tokens": tokens[-1] if tokens else None,
             "generated_tokens": self.generated_tokens or None,
