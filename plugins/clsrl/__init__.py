@@ -150,9 +150,7 @@ def register_recipes(register):
             name="clsrl_think",
             source="trl_ext_plugins.clsrl:recipes/think.yaml",
             paper=PAPER,
-            family="recipe",
             description="CLS-RL: GRPO with think/answer prompts and the accuracy + format rewards, as the official run.",
-            example="trl-ext train clsrl_think",
         )
     )
     register(
@@ -160,8 +158,6 @@ def register_recipes(register):
             name="clsrl_no_think",
             source="trl_ext_plugins.clsrl:recipes/no_think.yaml",
             paper=PAPER,
-            family="recipe",
             description="No-Thinking-RL: GRPO with answer-only prompts and the exact-match reward.",
-            example="trl-ext train clsrl_no_think",
         )
     )

@@ -169,8 +169,6 @@ def register_recipes(register):
             name="conmax",
             source="trl_ext_plugins.conmax:recipes/conmax.yaml",
             paper=PAPER,
-            family="recipe",
             description="GRPO-train a trace compressor against the frozen scorer, compress and select the traces with it, then SFT the target model on them.",
-            example="trl-ext train conmax",
         )
     )

@@ -181,8 +181,6 @@ def register_recipes(register):
             name="irac_sft",
             source="trl_ext_plugins.irac_sft:recipes/irac_sft.yaml",
             paper=PAPER,
-            family="recipe",
             description="IRAC distillation of the explanations, then SFT with LoRA on the legal multiple-choice items, evaluated by mcq_eval.",
-            example="trl-ext train irac_sft",
         )
     )

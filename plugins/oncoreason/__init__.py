@@ -214,8 +214,6 @@ def register_recipes(register):
             name="oncoreason_sft_grpo",
             source="trl_ext_plugins.oncoreason:recipes/sft_grpo.yaml",
             paper=PAPER,
-            family="recipe",
             description="SFT with chain-of-thought on the cohort, then GRPO with the four OncoReason rewards from the SFT model.",
-            example="trl-ext train oncoreason_sft_grpo",
         )
     )

@@ -162,8 +162,6 @@ def register_recipes(register):
             name="rasynergy",
             source="trl_ext_plugins.rasynergy:recipes/rasynergy.yaml",
             paper=PAPER,
-            family="recipe",
             description="SFT on the gold turns without thinking, then GRPO with thinking and the four RA-Synergy rewards.",
-            example="trl-ext train rasynergy",
         )
     )

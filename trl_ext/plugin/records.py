@@ -259,8 +259,10 @@ class Recipe(Component):
     stage, `stages:` lists the stages, each naming its `method`), runnable as `trl-ext train NAME`.
 
     `source` is the mapping itself or a YAML file shipped inside the plugin's package, as "package:path/in/it.yaml"
-    (read on use, so registering reads no file); `examples/recipes/` may link to the same file for `--config`."""
+    (read on use, so registering reads no file); `examples/recipes/` may link to the same file for `--config`.
+    `example` defaults to `trl-ext train NAME` where shown."""
 
+    family: Family | None = Family.RECIPE
     source: dict[str, Any] | str = field(default_factory=dict)
     example: str = ""
 
