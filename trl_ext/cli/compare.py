@@ -64,9 +64,9 @@ def comparison_from(argv: list[str]):
         raise CLIError("Name the arms: trl-ext compare sft asft ... (or arms: in --config).")
     values = {}
     for key, (default, _kind, _) in EVAL_KEYS.items():
+        in_config = config.pop(key, default)  # never left for the arms: it is compare's, not a training key
         given = getattr(args, key)
-        values[key] = given if given is not None else config.pop(key, default)
-        config.pop(key, None)
+        values[key] = given if given is not None else in_config
     metric = values["eval"]
     if isinstance(metric, dict):  # eval: {name: pass@k, k: 4}
         metric = ":".join([str(metric["name"])] + [f"{k}={v}" for k, v in metric.items() if k != "name"])
@@ -89,9 +89,9 @@ def comparison_from(argv: list[str]):
 
 
 def _seed(flags: list[str], config: dict[str, Any]) -> int:
-    from trl_ext.compare.run import _flag
+    from trl_ext.compare.run import flag_value
 
-    value = _flag(flags, "seed")
+    value = flag_value(flags, "seed")
     return int(value) if value is not None else int(config.get("seed", 42))  # TrainingArguments' default seed
 
 

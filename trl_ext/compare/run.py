@@ -57,7 +57,9 @@ def run_comparison(comparison: Comparison) -> dict[str, Any] | None:
     from trl_ext.run.stage import run_stages
 
     model = (
-        _flag(comparison.flags, "model_name_or_path") or comparison.common.get("model_name_or_path") or DEFAULT_MODEL
+        flag_value(comparison.flags, "model_name_or_path")
+        or comparison.common.get("model_name_or_path")
+        or DEFAULT_MODEL
     )
     plan = recipe_stages(comparison.recipe(model))
     parsed = []
@@ -260,7 +262,8 @@ def write_report(report: dict[str, Any], folder: Path) -> None:
         print(f"trl-ext compare: no plot ({exc})")
 
 
-def _flag(flags: list[str], name: str) -> str | None:
+def flag_value(flags: list[str], name: str) -> str | None:
+    """The value of `--name V` or `--name=V` among command-line flags (None when absent)."""
     for i, flag in enumerate(flags):
         if flag == f"--{name}" and i + 1 < len(flags):
             return flags[i + 1]

@@ -12,7 +12,6 @@ held-out rows a callback names (a dataset name, a `datasets.Dataset` or a list o
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -103,10 +102,9 @@ class GenerationEvalCallback(TrainerCallback):
 
     def plot(self, path: Path) -> Path | None:
         """Each figure of `history` over its steps, one line per figure, saved as a PNG; None without matplotlib."""
-        from trl_ext.evaluation.plots import PlotUnavailableError, plot_over_steps
+        from trl_ext.evaluation.plots import PlotUnavailableError, plot_over_steps, series_from_log
 
-        names = [k for k in self.history[-1] if k != "step"]
-        series = {name: [(h["step"], h[name]) for h in self.history if _is_number(h.get(name))] for name in names}
+        series = {name: series_from_log(self.history, name) for name in self.history[-1] if name != "step"}
         try:
             return plot_over_steps(series, path, title=self.label, ylabel="value")
         except PlotUnavailableError as exc:
@@ -114,7 +112,3 @@ class GenerationEvalCallback(TrainerCallback):
         except ValueError:  # no figure was a number
             pass
         return None
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -9,10 +9,11 @@ a base is used, so listing and help stay fast.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from trl_ext.plugin.lazy import import_object
 
 
 class UnknownBaseError(ValueError):
@@ -50,8 +51,7 @@ class TrainingBase:
         return [tuple(text_field if c == "text" else c for c in shape) for shape in self.column_shapes]
 
     def reference_trainer(self) -> type:
-        module, _, name = self.trainer.partition(":")
-        return getattr(importlib.import_module(module), name)
+        return import_object(self.trainer)
 
     def trainer_kwargs(
         self, rewards: Sequence[Any], stage: Any = None, model: Any = None, tokenizer: Any = None
@@ -62,8 +62,7 @@ class TrainingBase:
         from."""
         kwargs: dict[str, Any] = {"reward_funcs": list(rewards)} if self.takes_rewards else {}
         if self.extra_kwargs:
-            module, _, name = self.extra_kwargs.partition(":")
-            kwargs.update(getattr(importlib.import_module(module), name)(stage, model, tokenizer))
+            kwargs.update(import_object(self.extra_kwargs)(stage, model, tokenizer))
         return kwargs
 
 
