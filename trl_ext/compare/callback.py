@@ -55,7 +55,7 @@ class CompareEvalCallback(TrainerCallback):
         self.eval_cpu += cpu_seconds() - cpu
 
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
-        from trl_ext.training.sharding import is_sharded
+        from trl_ext.training.sharding import full_shape, is_sharded
 
         if self.eval_every and model is not None and is_sharded(model):
             raise ValueError(
@@ -66,7 +66,10 @@ class CompareEvalCallback(TrainerCallback):
         resumed = getattr(args, "resume_from_checkpoint", None)
         if resumed and (Path(resumed) / HISTORY).is_file():
             self.history = json.loads((Path(resumed) / HISTORY).read_text())["history"]
-        self.trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) if model is not None else 0
+        # full_shape: a ZeRO-3 / FSDP2 parameter's whole size, not this process's shard
+        self.trainable = (
+            sum(full_shape(p).numel() for p in model.parameters() if p.requires_grad) if model is not None else 0
+        )
         self.start_step = state.global_step
         self._last_logged_step = state.global_step
         if self.eval_every and state.global_step == 0 and not self.history:

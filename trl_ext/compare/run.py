@@ -134,13 +134,15 @@ def _evaluation_key(comparison: Comparison, dataset_name: str, rows: list[dict[s
 
 def arm_result(comparison: Comparison, arm: Arm, stage: Any, rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
     """The arm's row of the table: its final model measured (or the cached measurement of the same evaluation)."""
+    from trl_ext.compat.sharding import whole_model_loading
     from trl_ext.models import load_tokenizer, load_trained
 
     folder = Path(stage.config.output_dir)
     cached = folder / FINAL_RECORD
     final = json.loads(cached.read_text()) if cached.is_file() else None
     if not final or final.get("key") != key:
-        model = load_trained(folder)
+        with whole_model_loading():  # after a ZeRO-3 run, the main process measures the whole saved model alone
+            model = load_trained(folder)
         tokenizer = load_tokenizer(str(folder))
         values, figures = measure(comparison.metric, model, tokenizer, rows, **comparison.generation())
         final = {"key": key, "values": values, "figures": figures}

@@ -33,3 +33,13 @@ def time_reward_computation(trainer, record: Callable[[float], None]) -> None:
             record(time.perf_counter() - start)
 
     trainer._calculate_rewards = timed
+
+
+def forget_accelerator_state() -> None:
+    """Let the next trainer of this process build its own `Accelerator` (a recipe's next stage under DeepSpeed):
+    accelerate keeps the first one's plugins in a process-wide state and refuses a second DeepSpeed plugin. The
+    process group (PartialState) stays."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from trl_ext.compat.trainer import forget_accelerator_state
 from trl_ext.data import load_dataset
 from trl_ext.data.curation import curation_scope
 from trl_ext.run import cards
@@ -231,6 +232,8 @@ def run_stages(stages: Sequence[Stage]) -> str:
             raise
         finally:
             release_output_lock(stage.config.output_dir)
+        if i + 1 < len(stages):
+            forget_accelerator_state()  # the next stage's trainer may bring its own DeepSpeed config
     assert output is not None, "no stage to run"
     return output
 
