@@ -7,6 +7,7 @@ by the first step) and memory, the loss and the weight update must be DDP's."""
 from pathlib import Path
 
 import pytest
+import torch
 
 from trl_ext.testing import assert_same_step, run_layout
 
@@ -39,5 +40,11 @@ def test_sharded_engines_select_and_step_as_ddp(engine, wrapper, ddp, tmp_path, 
             assert a["ids"] == b["ids"], f"rank {rank} step {step}: another micro-batch"
             assert b["intra"] == pytest.approx(a["intra"], rel=1e-5), f"rank {rank} step {step}: intra"
             assert b["inter"] == pytest.approx(a["inter"], rel=1e-5, abs=1e-6), f"rank {rank} step {step}: inter"
-        assert got["slots"] == pytest.approx(expected["slots"], rel=1e-4, abs=1e-5), f"rank {rank}'s memory"
+        assert len(got["slots"]) == len(expected["slots"]), f"rank {rank}'s memory fill"
+        for slot, (a, b) in enumerate(zip(expected["slots"], got["slots"], strict=True)):
+            # A sketch entry is a sum over the whole [T, V] logits, so its float32 rounding scales with the sketch's
+            # norm, not with the entry: a near-cancelled entry (0.156 among entries of 80) differs by 4e-4 relative
+            # between engines on some CPUs. Compare each sketch as a vector, as the inter score (an L2 distance) uses it.
+            error = torch.linalg.vector_norm(torch.tensor(b) - torch.tensor(a))
+            assert error <= 1e-5 * torch.linalg.vector_norm(torch.tensor(a)), f"rank {rank}'s memory slot {slot}"
     assert_same_step(ddp, run, tolerance=1e-5, name=f"uds on 2 processes ({engine})")

@@ -69,7 +69,7 @@ result = train_one_sharded_step(trainer)
 mine = {
     "history": trainer.uds_history,
     "scores": seen,
-    "slots": trainer.uds_memory.filled().flatten().tolist(),
+    "slots": trainer.uds_memory.filled().tolist(),  # one sketch per row
     "sharded": type(trainer.model_wrapped).__name__,
 }
 ranks = [None] * trainer.accelerator.num_processes
