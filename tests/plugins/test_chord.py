@@ -14,9 +14,11 @@ from datasets import Dataset
 from trl_ext.cli import main
 from trl_ext.testing import (
     SGD_STEP_ARGS,
+    assert_same_step,
     check_same_step_in_every_layout,
     interrupted_and_resumed,
     logged,
+    run_layout,
     tiny_model,
     tiny_tokenizer,
 )
@@ -488,12 +490,17 @@ def test_cli_refuses_chord_without_an_expert_dataset(tiny_model_dir, tmp_path, c
 
 # --- 2 processes equal 1 (slow) ------------------------------------------------------------------------------------------
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ["none", "zero3"])
-def test_two_processes_equal_one(engine, tmp_path, monkeypatch):
-    if engine == "zero3":
-        pytest.importorskip("deepspeed")
-        monkeypatch.setenv("DS_ACCELERATOR", "cpu")
-    layouts = {"single": (1, 4, 1), "two_processes": (2, 2, 1)}
-    if engine == "none":
-        layouts["accumulated"] = (1, 2, 2)
-    check_same_step_in_every_layout(DISTRIBUTED_SCRIPT, tmp_path, engine, layouts=layouts, tolerance=1e-5)
+def test_two_processes_and_accumulation_equal_one_process(tmp_path):
+    """DDP (2 x 2) and 2 accumulated micro-batches of 2 take the step of one process with the batch of 4 (card
+    test 5: equal-length expert rows), GRPO and SFT terms both active (mu = 0.5)."""
+    layouts = {"single": (1, 4, 1), "accumulated": (1, 2, 2), "ddp": (2, 2, 1)}
+    check_same_step_in_every_layout(DISTRIBUTED_SCRIPT, tmp_path, "none", layouts=layouts, tolerance=1e-5)
+
+
+@pytest.mark.slow
+def test_zero3_on_two_processes_equals_one_process(tmp_path, monkeypatch):
+    pytest.importorskip("deepspeed")
+    single = run_layout(DISTRIBUTED_SCRIPT, tmp_path / "single.json", 4, 1, "none")
+    monkeypatch.setenv("DS_ACCELERATOR", "cpu")
+    zero3 = run_layout(DISTRIBUTED_SCRIPT, tmp_path / "zero3.json", 2, 1, "zero3", nproc=2)
+    assert_same_step(single, zero3, tolerance=1e-5, name="chord under ZeRO-3 on 2 processes")
