@@ -33,6 +33,8 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--max_completion_length", type=int, default=48)
+    parser.add_argument("--batch", type=int, default=8, help="Completions per step (prompts x G=4); expert rows too.")
+    parser.add_argument("--learning_rate", default="2e-4")
     parser.add_argument("--eval_size", type=int, default=32)
     parser.add_argument("--variant", default="nll", choices=["nll", "phi", "is"])
     parser.add_argument("--mu_peak", type=float, default=0.9)
@@ -53,9 +55,9 @@ def main() -> None:
         lora_alpha=32,
         lora_target_modules="all-linear",
         num_generations=4,
-        per_device_train_batch_size=8,
+        per_device_train_batch_size=args.batch,
         max_completion_length=args.max_completion_length,
-        learning_rate="2e-4",
+        learning_rate=args.learning_rate,
         loss_type="bnpo",
         max_steps=args.steps,
         logging_steps=1,
@@ -72,7 +74,7 @@ def main() -> None:
         mu_decay_steps=args.steps,
         mu_peak=args.mu_peak,
         mu_valley=args.mu_valley,
-        expert_batch_size=8,
+        expert_batch_size=args.batch,
     )
 
     tokenizer = load_tokenizer(args.model)
@@ -89,7 +91,7 @@ def main() -> None:
         print(name, results[name], flush=True)
     wall, cpu = time.time() - start_wall, cpu_seconds() - start_cpu
     print(
-        f"\n{args.steps} steps per arm, G=4, 8 completions/step, LoRA r=16, greedy on {args.eval_size} held-out "
+        f"\n{args.steps} steps per arm, G=4, {args.batch} completions/step, lr {args.learning_rate}, LoRA r=16, greedy on {args.eval_size} held-out "
         f"problems, max {args.max_completion_length} tokens; CHORD {args.variant}, mu {args.mu_peak} -> "
         f"{args.mu_valley} over {args.steps} steps. Total wall {wall / 60:.1f} min, CPU {cpu:.0f} s."
     )

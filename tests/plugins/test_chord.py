@@ -406,6 +406,26 @@ def test_mu_one_trains_the_expert_term_only(tmp_path):
         torch.testing.assert_close(p.detach(), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_trains_with_lora(tmp_path):
+    """--use_peft: the adapters move, the base weights do not, and the expert term is logged."""
+    from peft import LoraConfig
+
+    trainer = ChordTrainer(
+        model=tiny_model(),
+        reward_funcs=[varied_reward],
+        args=chord_config(tmp_path, mu_peak=0.5, mu_valley=0.5, learning_rate=0.5),
+        train_dataset=Dataset.from_list(prompt_rows()),
+        processing_class=tiny_tokenizer(),
+        expert_dataset=Dataset.from_list(expert_rows()),
+        peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]),
+    )
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.train()
+    changed = {n for n, p in trainer.model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and all("lora_" in n for n in changed)
+    assert logged(trainer, "chord/sft_loss")[1] > 0
+
+
 # --- resume -----------------------------------------------------------------------------------------------------------
 def test_resume_restores_the_expert_stream(tmp_path):
     def make(folder):
