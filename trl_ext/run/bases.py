@@ -119,3 +119,13 @@ DPO = register_base(
         dataset_form="dpo",
     )
 )
+SFT_GRPO = register_base(
+    TrainingBase(
+        name="sft_grpo",
+        trainer="trl:GRPOTrainer",
+        column_shapes=(("prompt",),),
+        dataset_form="grpo",
+        takes_rewards=True,
+        extra_kwargs="trl_ext.training.expert:expert_trainer_kwargs",
+    )
+)
