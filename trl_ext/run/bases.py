@@ -120,3 +120,12 @@ DPO = register_base(
         dataset_form="dpo",
     )
 )
+DISTILLATION = register_base(
+    TrainingBase(
+        name="distillation",
+        trainer="trl:DistillationTrainer",
+        column_shapes=(("prompt",),),
+        dataset_form="grpo",
+        extra_kwargs="trl_ext.training.teacher:teacher_kwargs",
+    )
+)
