@@ -294,13 +294,25 @@ def _argv(method, student, out, *extra):
 
 @pytest.mark.parametrize(
     "method, extra",
-    [("vla_opd", []), ("vla_opd", ["--divergence", "hard_ce"]), ("distillation", [])],
+    [
+        ("vla_opd", []),
+        ("vla_opd", ["--divergence", "hard_ce"]),
+        (
+            "vla_opd",
+            ["--estimator", "sampled", "--use_peft", "--lora_r", "4", "--lora_target_modules", "q_proj", "v_proj"],
+        ),
+        ("distillation", []),
+    ],
 )
 def test_cli_trains_from_a_saved_tiny_teacher(tiny_model_dir, tiny_teacher_dir, tmp_path, method, extra):
     from safetensors.torch import load_file
 
     out = tmp_path / method
     assert main(_argv(method, tiny_model_dir, out, "--teacher_model_name_or_path", tiny_teacher_dir, *extra)) == 0
+    if "--use_peft" in extra:  # LoRA B starts at 0: a trained adapter has moved it
+        adapter = load_file(out / "adapter_model.safetensors")
+        assert max(v.abs().max().item() for k, v in adapter.items() if "lora_B" in k) > 1e-4
+        return
     before = load_file(f"{tiny_model_dir}/model.safetensors")
     after = load_file(out / "model.safetensors")
     assert max((after[k] - before[k]).abs().max().item() for k in before) > 1e-4  # the student was trained
