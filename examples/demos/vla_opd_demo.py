@@ -3,12 +3,12 @@
 1. teacher: the built-in model fine-tuned briefly by SFT on builtin:arith's worked solutions ("... The answer is N.");
 2. student A (VLA-OPD): the base model distilled on-policy from that teacher (reverse KL, no reward, no labels);
 3. student B (plain GRPO): the base model trained with a task reward (1 for the right answer, 0.1 for the format
-   alone) on the same prompts, steps, learning rate and completions per step (OPD: 4 prompts x 1 completion; GRPO:
-   1 prompt x 4 completions, GRPO needs a group);
+   alone) on the same prompts, steps, learning rate and completions per step (OPD: `batch` prompts x 1 completion;
+   GRPO: 1 prompt x `batch` completions, GRPO needs a group);
 4. greedy evaluation on held-out problems: format rate ("The answer is N." present), accuracy, mean length; the
    base model and the teacher as references. Wall time and CPU-seconds per stage.
 
-    python examples/demos/vla_opd_demo.py [--sft_steps 30] [--steps 12] [--eval_size 24]
+    python examples/demos/vla_opd_demo.py [--sft_steps 30] [--sft_batch 8] [--steps 12] [--batch 4] [--eval_size 24]
 
 Run it alone on the machine with one torch thread (OMP_NUM_THREADS=1); the figures in the README came from a machine
 shared with other jobs, so wall times are upper bounds.
@@ -46,7 +46,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--sft_steps", type=int, default=30)
+    parser.add_argument("--sft_batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--batch", type=int, default=4, help="completions per step in both arms (GRPO: 1 prompt x G)")
     parser.add_argument("--learning_rate", default="1e-5")
     parser.add_argument("--max_completion_length", type=int, default=40)
     parser.add_argument("--eval_size", type=int, default=24)
@@ -59,7 +61,7 @@ def main() -> None:
         max_steps=args.steps,
         learning_rate=args.learning_rate,
         max_completion_length=args.max_completion_length,
-        per_device_train_batch_size=4,
+        per_device_train_batch_size=args.batch,
         gradient_checkpointing=False,
     )
     cost = {}
@@ -78,7 +80,7 @@ def main() -> None:
             **common,
             max_steps=args.sft_steps,
             learning_rate="1e-4",
-            per_device_train_batch_size=8,
+            per_device_train_batch_size=args.sft_batch,
             gradient_checkpointing=False,
         ),
     )
@@ -89,7 +91,12 @@ def main() -> None:
     measured(
         "GRPO",
         lambda: train_arm(
-            "grpo", f"{out}/grpo", **common, **arms, num_generations=4, reward_funcs="vla_opd_demo.arith_answer_reward"
+            "grpo",
+            f"{out}/grpo",
+            **common,
+            **arms,
+            num_generations=args.batch,
+            reward_funcs="vla_opd_demo.arith_answer_reward",
         ),
     )
 
