@@ -28,6 +28,7 @@ def register_methods(register):
             base="distillation",
             family="distillation",
             paper=PAPER,
+            extra_forwards="trl_ext_plugins.vla_opd.trainer:extra_head_forwards",  # the opd/* metrics pass
             description="On-policy distillation: the student samples, a frozen same-vocabulary teacher scores every "
             "completion token, loss = token-mean reverse KL(student || teacher) (forward_kl / hard_ce ablations, "
             "sampled estimator).",

@@ -29,13 +29,19 @@ from trl_ext.compat.distillation import divergence_override, trl_divergence_loss
 from trl_ext.compat.sharding import gathered_lm_head
 from trl_ext.compat.trainer import record_metric
 from trl_ext.losses.divergence import divergence_stats, hard_ce_loss, sampled_reverse_kl_loss, tempered
-from trl_ext.losses.token_loss import LMHead
+from trl_ext.losses.token_loss import LMHead, head_share
 from trl_ext.training.teacher import TeacherError, load_teacher
 
 from .config import VlaOpdConfig
 from .paper import PAPER
 
 METRICS = ("reverse_kl", "forward_kl", "student_entropy", "teacher_entropy", "teacher_top1_agreement")
+
+
+def extra_head_forwards(config: VlaOpdConfig, model) -> float:
+    """Intrinsic cost over DistillationTrainer, in forwards (for `trl-ext bench`): the `opd/*` metrics project both
+    LM heads once more without gradient; hard CE and the sampled estimator project fewer heads than TRL's kernel."""
+    return 2 * head_share(model) if config.log_opd_metrics else 0.0
 
 
 def repeat_rows(dataset, times: int):
