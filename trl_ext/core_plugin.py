@@ -46,6 +46,19 @@ def register_methods(register):
     )
     register(
         Method(
+            name="distillation",
+            trainer="trl:DistillationTrainer",
+            config="trl:DistillationConfig",
+            base="distillation",
+            family="trl",
+            description="TRL's DistillationTrainer, unchanged: on-policy generalized JSD to a teacher "
+            "(--teacher_model_name_or_path, same vocabulary; beta 1 = reverse KL, 0 = forward KL).",
+            example="trl-ext train distillation --teacher_model_name_or_path ./teacher --max_completion_length 64 "
+            "--max_steps 5",
+        )
+    )
+    register(
+        Method(
             name="dpo",
             trainer="trl:DPOTrainer",
             config="trl:DPOConfig",

@@ -129,3 +129,12 @@ SFT_GRPO = register_base(
         extra_kwargs="trl_ext.training.expert:expert_trainer_kwargs",
     )
 )
+DISTILLATION = register_base(
+    TrainingBase(
+        name="distillation",
+        trainer="trl:DistillationTrainer",
+        column_shapes=(("prompt",),),
+        dataset_form="grpo",
+        extra_kwargs="trl_ext.training.teacher:teacher_kwargs",
+    )
+)
