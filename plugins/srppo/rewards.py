@@ -148,7 +148,10 @@ class SelfRewardLogRatio(RewardFunction):
                 rewards[i] = float(cfg.no_eos_reward)
                 continue
             todo.append((i, prompt_ids, ids))
-        if todo:
+        if todo and cfg.sft_model_name_or_path == cfg.base_model_name_or_path:
+            for i, _, _ in todo:  # π_sft = π_pt: every log-ratio is 0, no forward needed
+                rewards[i] = 0.0
+        elif todo:
             try:
                 self._score(todo, rewards, kwargs)
             except RewardSetupError:

@@ -59,12 +59,18 @@ def naive_log_ratio(sft_path: str, base_path: str, prompt_ids: list[int], ids: l
 
 
 # --- card test 1: π_sft = π_pt -------------------------------------------------------------------------------------
-def test_same_model_gives_exactly_zero(models):
+@pytest.mark.parametrize("same_path", [True, False], ids=["one_path", "two_copies"])
+def test_same_model_gives_exactly_zero(models, tmp_path, same_path):
     sft, _ = models
-    reward = reward_for(sft, sft)
+    copy = sft if same_path else str(save_tiny_model(tmp_path / "copy", seed=1))  # same weights, scored twice
+    reward = reward_for(sft, copy)
     texts = [ANSWER, "x", "The answer is 48.", ""]
-    out = reward(prompts=[PROMPT] * 4, completions=texts, completion_ids=[completion_ids(t) for t in texts])
+    logs = {}
+    ids = [completion_ids(t) for t in texts]
+    out = reward(prompts=[PROMPT] * 4, completions=texts, completion_ids=ids, log_metric=logs.__setitem__)
     assert out == [0.0, 0.0, 0.0, 0.0]
+    if not same_path:  # the forwards ran: the log-likelihoods are real and equal
+        assert logs["srppo/logp_sft"] == logs["srppo/logp_base"] < 0
 
 
 # --- card test 2: hand-set logits ------------------------------------------------------------------------------------
