@@ -13,8 +13,8 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForCausalLM
 
-from trl_ext.training.sharding import form_process_group
 from trl_ext.testing import SGD_STEP_ARGS, deepspeed_config, save_step_result, tiny_tokenizer, train_one_sharded_step
+from trl_ext.training.sharding import form_process_group
 from trl_ext_plugins.srppo import SRPPOConfig, SRPPOTrainer
 
 out_path, per_device, accumulation, engine, sft_dir, base_dir = sys.argv[1:7]
@@ -23,7 +23,9 @@ tokenizer = tiny_tokenizer()
 PROMPTS = ["What is 3 + 4?", "A box holds 12 pens. 5 are taken out. How many are left?"]
 CANNED = {
     p: [tokenizer(t, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for t in texts]
-    for p, texts in zip(PROMPTS, [["3 + 4 = 7.", "The answer is 48."], ["12 - 5 = 7. The answer is 7.", "7"]])
+    for p, texts in zip(
+        PROMPTS, [["3 + 4 = 7.", "The answer is 48."], ["12 - 5 = 7. The answer is 7.", "7"]], strict=True
+    )
 }
 
 
