@@ -47,11 +47,16 @@ def main() -> None:
     parser.add_argument("--max_completion_length", type=int, default=48)
     parser.add_argument("--eval_size", type=int, default=32)
     parser.add_argument("--output_dir", default="outputs/srppo-demo")
+    parser.add_argument("--eval_only", action="store_true", help="Evaluate the arms a previous run trained.")
+    parser.add_argument("--with_base", action="store_true", help="Also evaluate π_pt.")
     args = parser.parse_args()
     torch.set_num_threads(1)
     wall, cpu = time.time(), time.process_time()
 
     sft_dir = f"{args.output_dir}/sft"
+    if args.eval_only:
+        evaluate(args, sft_dir, wall, cpu, None)
+        return
     minutes = {
         "SFT": train_arm(
             "sft",
@@ -80,24 +85,30 @@ def main() -> None:
     minutes["SRPPO"] = train_arm("srppo", f"{args.output_dir}/srppo", base_model_name_or_path=args.model, **rl)
     minutes["RLOO"] = train_arm("rloo", f"{args.output_dir}/rloo", rewards="srppo_demo.answer_reward", **rl)
 
+    evaluate(args, sft_dir, wall, cpu, minutes)
+
+
+def evaluate(args, sft_dir: str, wall: float, cpu: float, minutes: dict[str, float] | None) -> None:
     from trl_ext_plugins.srppo import SelfRewardLogRatio
 
     tokenizer = load_tokenizer(sft_dir)
     test = load_dataset("builtin:arith", form="grpo")["test"].select(range(args.eval_size))
+    prompts, golds = list(test["prompt"]), list(test["answer"])  # lists, as TRL passes them
     self_reward = SelfRewardLogRatio.from_options(sft_model_name_or_path=sft_dir, base_model_name_or_path=args.model)
     models = {
-        "π_pt (base)": lambda: load_model(args.model),
         "SFT": lambda: load_model(sft_dir),
         "SFT + SRPPO": lambda: load_tuned(f"{args.output_dir}/srppo", base=sft_dir),
         "SFT + RLOO (answer reward)": lambda: load_tuned(f"{args.output_dir}/rloo", base=sft_dir),
     }
+    if args.with_base:
+        models = {"π_pt (base)": lambda: load_model(args.model), **models}
     rows, results = [], {}
     for name, load in models.items():
-        outs = generate_completions(load(), tokenizer, test["prompt"], max_new_tokens=args.max_completion_length)
+        outs = generate_completions(load(), tokenizer, prompts, max_new_tokens=args.max_completion_length)
         answers = [final_answer(o.text) for o in outs]
-        rewards = self_reward(prompts=test["prompt"], completions=[o.text for o in outs])
+        rewards = self_reward(prompts=prompts, completions=[o.text for o in outs])
         results[name] = {
-            "accuracy": sum(a == g for a, g in zip(answers, test["answer"], strict=True)) / len(outs),
+            "accuracy": sum(a == g for a, g in zip(answers, golds, strict=True)) / len(outs),
             "format": sum(a is not None for a in answers) / len(outs),
             "tokens": sum(o.num_tokens for o in outs) / len(outs),
             "self_reward": sum(rewards) / len(rewards),
@@ -108,12 +119,14 @@ def main() -> None:
         )
         print(name, json.dumps(r), flush=True)
     wall, cpu = time.time() - wall, time.process_time() - cpu
-    print(
-        f"\nSFT {args.sft_steps} steps x 8 ({minutes['SFT']:.1f} min); SRPPO and RLOO {args.rl_steps} steps x "
-        f"{2 * args.num_generations} completions (k={args.num_generations}, LoRA r=16, lr 1e-4): SRPPO "
-        f"{minutes['SRPPO']:.1f} min, RLOO {minutes['RLOO']:.1f} min; greedy on {args.eval_size} held-out problems, "
-        f"max {args.max_completion_length} tokens. Total wall {wall / 60:.1f} min, CPU {cpu:.0f} s."
-    )
+    if minutes is not None:
+        print(
+            f"\nSFT {args.sft_steps} steps x 8 ({minutes['SFT']:.1f} min); SRPPO and RLOO {args.rl_steps} steps x "
+            f"{2 * args.num_generations} completions (k={args.num_generations}, LoRA r=16, lr 1e-4): SRPPO "
+            f"{minutes['SRPPO']:.1f} min, RLOO {minutes['RLOO']:.1f} min; greedy on {args.eval_size} held-out problems, "
+            f"max {args.max_completion_length} tokens."
+        )
+    print(f"Wall {wall / 60:.1f} min, CPU {cpu:.0f} s (this process).")
     print(markdown_table(["model", "accuracy", "format", "tokens", "self-reward (nats)"], rows))
 
 
