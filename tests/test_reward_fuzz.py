@@ -93,6 +93,8 @@ GOOD_COLUMN_VALUES: dict[str, Any] = {
 REQUIRED_OPTIONS: dict[str, dict[str, Any]] = {
     # An existing folder passes the build-time check; it is never loaded (the fuzzed rows have no visual column).
     "vrft_semantic_reward": {"encoder_name_or_path": str(Path(__file__).parent)},
+    # π_sft = π_pt: the built-in model (loaded once per process, as conmax_confidence's scorer); rewards are 0.0.
+    "self_reward_log_ratio": {"sft_model_name_or_path": "smollm2-135m", "base_model_name_or_path": "smollm2-135m"},
 }
 # Optional columns a reward reads when present; fuzzed like its required ones.
 OPTIONAL_COLUMNS = ("task", "demo_action")

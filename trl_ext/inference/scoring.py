@@ -310,10 +310,13 @@ def load_scorer(name_or_path: str, dtype: str = "float32", device: str | None = 
     """A frozen scoring model and its tokenizer, loaded once per process (`name_or_path`, `dtype`, `device`) through
     `trl_ext.models` (Hub ids, local folders, built-in aliases): eval mode, `requires_grad=False` on every parameter,
     on `device` (default: this process's accelerator when there is one, else the CPU). It is held by this cache, not
-    by a trainer, so no optimizer, accelerator wrapper or checkpoint ever sees it."""
+    by a trainer, so no optimizer, accelerator wrapper or checkpoint ever sees it; it is whole on every process, even
+    under DeepSpeed ZeRO-3."""
+    from trl_ext.compat.sharding import whole_model_loading
     from trl_ext.models import load_model, load_tokenizer
 
-    model = load_model(name_or_path, dtype=dtype)
+    with whole_model_loading():  # under a live ZeRO-3 config a partitioned scorer would have nothing to gather it
+        model = load_model(name_or_path, dtype=dtype)
     tokenizer = load_tokenizer(name_or_path)
     model.requires_grad_(False)
     model.eval()

@@ -156,6 +156,9 @@ class Method(Component):
     extra_forwards: Callable[[Any, Any], float] | float | str = LazyImport(
         lambda obj: callable(obj) or isinstance(obj, (int, float)), "a number, a callable", default=0.0
     )
+    # The trainer builds a reward of its own from its config (srppo's self-reward): a rewards-taking base then runs
+    # without --rewards, rewards given are added after it, and --reward_weights counts it first.
+    builds_rewards: bool = False
 
     def __post_init__(self) -> None:
         self._validate("method")

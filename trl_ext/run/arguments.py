@@ -248,7 +248,7 @@ def _reward_steps(ext: ExtArguments) -> list[Step]:
 
 
 def _check_rewards(method: Method, base: TrainingBase, config: Any, rewards: list[Step]) -> None:
-    if base.takes_rewards and not rewards:
+    if base.takes_rewards and not rewards and not method.builds_rewards:
         names = ", ".join(r.name for r in registry().components("reward")) or "none installed"
         raise ValueError(
             f"Method {method.name!r} is {base.name.upper()}-based and needs --rewards NAME[,NAME] or "
@@ -261,9 +261,11 @@ def _check_rewards(method: Method, base: TrainingBase, config: Any, rewards: lis
             f"rewards; {method.name!r} is {base.name}-based."
         )
     weights = getattr(config, "reward_weights", None)
-    if weights is not None and len(weights) != len(rewards):
-        order = ", ".join(record.name for record, _ in rewards)
-        raise ValueError(f"--reward_weights has {len(weights)} values for {len(rewards)} rewards (in order: {order}).")
+    names = [f"{method.name}'s own"] * method.builds_rewards + [record.name for record, _ in rewards]
+    if weights is not None and len(weights) != len(names):
+        raise ValueError(
+            f"--reward_weights has {len(weights)} values for {len(names)} rewards (in order: {', '.join(names)})."
+        )
 
 
 def mixture_name(dataset_args: Any) -> str:
