@@ -18,6 +18,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+TESTED_TRL = "1.16"
 SEAMS = ("_generate_and_score_completions", "_generate_single_turn", "_calculate_rewards")
 
 
