@@ -13,7 +13,14 @@ import torch
 from accelerate.utils import gather_object
 from datasets import Dataset
 
-from trl_ext.testing import SGD_STEP_ARGS, deepspeed_config, save_step_result, tiny_model, train_one_sharded_step
+from trl_ext.testing import (
+    SGD_STEP_ARGS,
+    deepspeed_config,
+    save_step_result,
+    tiny_model,
+    tiny_tokenizer,
+    train_one_sharded_step,
+)
 from trl_ext_plugins.prefix_rft import PrefixRFTConfig, PrefixRFTTrainer
 from trl_ext_plugins.prefix_rft.data import reverse_rows
 
@@ -42,7 +49,11 @@ config = PrefixRFTConfig(
 )
 config.learning_rate = 0.1  # lr 1 on a tiny model: an update of ~10; 0.1 keeps it O(1)
 trainer = PrefixRFTTrainer(
-    model=tiny_model(), reward_funcs=char_reward, args=config, train_dataset=Dataset.from_list(reverse_rows(8))
+    model=tiny_model(),
+    reward_funcs=char_reward,
+    args=config,
+    train_dataset=Dataset.from_list(reverse_rows(8)),
+    processing_class=tiny_tokenizer(),
 )
 result = train_one_sharded_step(trainer)
 result["completions"] = gather_object(seen)
