@@ -374,3 +374,10 @@ def test_two_processes_equal_one(engine, one_process, tmp_path, monkeypatch):
     run = run_layout(SCRIPT, tmp_path / f"{engine}.json", 4, engine, nproc=2)
     assert run["completions"] == one_process["completions"]
     assert_same_step(one_process, run, name=f"prefix_rft on 2 processes ({engine if engine != 'none' else 'ddp'})")
+
+
+def test_cli_refuses_a_dataset_without_demonstrations(tmp_path, capfd, no_model_load):
+    args = ["train", "prefix_rft", "--dataset_name", "builtin:arith", "--dataset_config", "grpo"]
+    code = main([*args, "--rewards", "prefix_answer", "--output_dir", str(tmp_path / "x")])
+    assert code != 0
+    assert "demonstration" in "".join(capfd.readouterr())
