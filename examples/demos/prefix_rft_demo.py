@@ -2,8 +2,8 @@
 reverse a 6-digit string ("483920. Reverse the order of the digits. End with 'The answer is N.'" -> "The answer is
 029384."), a task the model does not solve unaided, with a binary reward (`prefix_answer`).
 
-Two arms from the same model, on the same rows, seed and steps (G = 8 rollouts per prompt, one prompt per step, full
-fine-tuning, loss_type dr_grpo and scale_rewards none in both):
+Two arms from the same model, on the same rows, seed and steps (G = 8 rollouts per prompt, one prompt per step,
+LoRA r=16 on all linear layers at lr 2e-4, loss_type dr_grpo and scale_rewards none in both):
 1. plain GRPO (`trl-ext train grpo`);
 2. Prefix-RFT (`trl-ext train prefix_rft`, m = 2 of 8 rollouts start from a demonstration prefix; the band's high end
    decays 0.95 -> 0.05 over the run).
@@ -36,8 +36,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--learning_rate", default="2e-5")
-    parser.add_argument("--max_completion_length", type=int, default=16)
+    parser.add_argument("--learning_rate", default="2e-4")
+    parser.add_argument("--max_completion_length", type=int, default=12)
     parser.add_argument("--eval_size", type=int, default=32)
     parser.add_argument("--output_dir", default="outputs/prefix-rft-demo")
     args = parser.parse_args()
@@ -66,6 +66,10 @@ def main() -> None:
         loss_type="dr_grpo",
         scale_rewards="none",
         logging_steps=1,
+        use_peft=True,
+        lora_r=16,
+        lora_alpha=32,
+        lora_target_modules="all-linear",
     )
     results, logs = {}, {}
     start, cpu = time.time(), cpu_seconds()
