@@ -101,6 +101,13 @@ def test_card_1_prefixed_rollouts_start_with_the_demo(tmp_path, tiny_model_dir):
         assert batch["prefix_mask"][i, :n].all() and not batch["prefix_mask"][i, n:].any()
 
 
+def test_rows_without_a_demonstration_stay_plain(tmp_path, tiny_model_dir):
+    data = [dict(r, demonstration="" if i == 0 else r["demonstration"]) for i, r in enumerate(reverse_rows(8))]
+    batch = generated(make(tmp_path, tiny_model_dir, data=Dataset.from_list(data), shuffle_dataset=False))
+    # dataset row 0 (the first group of 4 rollouts) has no demonstration: only the second group is prefixed
+    assert int(batch["prefix_mask"].any(1).sum()) == 1
+
+
 # --- card test 2: advantages --------------------------------------------------------------------------------------
 def test_card_2_official_advantages_by_hand():
     # member 0 prefixed (its own sub-group of one: mean 0), members 1-3 plain (mean 1/3)
