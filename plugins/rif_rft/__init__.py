@@ -160,11 +160,11 @@ def register_datasets(register):
         Dataset(
             name="rif_tasks",
             factory="trl_ext_plugins.rif_rft.data:build",
-            forms=("all", "upper", "add", "reverse"),
+            forms=("all", "first", "add", "last"),
             family="builtin",
             paper=PAPER,
-            description="The card's toy continual tasks: upper (uppercase a word), add (two 2-digit numbers), reverse "
-            "(a 4-letter word); 48 train / 16 test each (disjoint words). For rif_rft.",
-            columns={f: ("prompt", "answer", "task") for f in ("all", "upper", "add", "reverse")},
+            description="Toy continual tasks a 135M model partly solves: first (first letter of a word, capital), add "
+            "(two one-digit numbers), last (last letter, capital); 48 train / 16 test each (disjoint words). For rif_rft.",
+            columns={f: ("prompt", "answer", "task") for f in ("all", "first", "add", "last")},
         )
     )

@@ -1,5 +1,7 @@
-"""`builtin:rif_tasks`: the card's toy continual-learning tasks, generated in code: `upper` (uppercase a word), `add`
-(add two 2-digit numbers) and `reverse` (reverse a 4-letter word). Rows: `prompt` (a user message), `answer` and
+"""`builtin:rif_tasks`: toy continual-learning tasks in the card's spirit, generated in code, sized so that
+SmolLM2-135M-Instruct solves some of each (the card's uppercase / 2-digit sums / reversal are beyond it: 0/16 greedy):
+`first` (the first letter of a word, as a capital), `add` (two one-digit numbers) and `last` (the last letter, as a
+capital). Rows: `prompt` (a user message), `answer` and
 `task`; 48 train / 16 test rows per task (disjoint). Form `all` interleaves the tasks; a task's name as the form gives
 that task alone. `rif_task_reward` scores them (1 if the completion's final answer is the row's `answer`)."""
 
@@ -13,7 +15,7 @@ from datasets import Dataset, DatasetDict
 from trl_ext.evaluation.judges import numeric_match
 from trl_ext.rewards.toolkit import reward_function
 
-TASKS = ("upper", "add", "reverse")
+TASKS = ("first", "add", "last")
 FORMS = ("all", *TASKS)
 _WORDS = (
     "bird cake door fish gold hand iron jump kite lamp moon nest oven park rain ship star tree wolf yard "
@@ -22,15 +24,21 @@ _WORDS = (
 
 
 def _row(task: str, rng: random.Random, word: str) -> dict:
-    if task == "upper":
-        question, answer = f"Write the word '{word}' in uppercase letters.", word.upper()
-    elif task == "reverse":
-        question, answer = f"Write the word '{word}' backwards, letter by letter reversed.", word[::-1]
+    if task == "first":
+        question, answer = (
+            f"What is the first letter of the word '{word}'? Reply with the capital letter only.",
+            word[0].upper(),
+        )
+    elif task == "last":
+        question, answer = (
+            f"What is the last letter of the word '{word}'? Reply with the capital letter only.",
+            word[-1].upper(),
+        )
     else:
-        a, b = rng.randint(10, 99), rng.randint(10, 99)
-        question, answer = f"What is {a} + {b}?", str(a + b)
+        a, b = rng.randint(1, 9), rng.randint(1, 9)
+        question, answer = f"What is {a} + {b}? Reply with the answer only.", str(a + b)
     return {
-        "prompt": [{"role": "user", "content": f"{question} Reply with the answer only."}],
+        "prompt": [{"role": "user", "content": question}],
         "answer": answer,
         "task": task,
     }
@@ -59,7 +67,7 @@ _TOKENS = re.compile(r"[A-Za-z0-9]+")
 
 def answer_matches(text: str, answer: str) -> bool:
     """The completion's final answer equals `answer`: numerically for a number; else its last alphanumeric word
-    equals the answer exactly (case matters: 'bird' is no answer to uppercase 'bird')."""
+    equals the answer exactly (case matters: 'b' is no answer to 'B')."""
     answer = str(answer).strip()
     if re.fullmatch(r"-?\d+", answer):
         return numeric_match(None, text, answer)

@@ -254,24 +254,25 @@ def test_builtin_tasks_and_reward():
 
     data = load_dataset("builtin:rif_tasks")
     assert (len(data["train"]), len(data["test"])) == (144, 48)
-    assert data["train"]["task"][:3] == ["upper", "add", "reverse"]
+    assert data["train"]["task"][:3] == ["first", "add", "last"]
     for row in data["test"]:
-        word = row["prompt"][0]["content"].split("'")[1] if row["task"] != "add" else None
-        if row["task"] == "upper":
-            assert row["answer"] == word.upper()
-        elif row["task"] == "reverse":
-            assert row["answer"] == "".join(reversed(word))
+        question = row["prompt"][0]["content"]
+        if row["task"] == "add":  # independently: the two digits of the question summed
+            a, b = question.split("What is ")[1].split("?")[0].split(" + ")
+            assert int(row["answer"]) == int(a) + int(b) and 1 <= int(a) <= 9
         else:
-            a, b = row["prompt"][0]["content"].split("What is ")[1].split("?")[0].split(" + ")
-            assert int(row["answer"]) == int(a) + int(b)
-    assert not set(data["test"]["prompt"].__str__().split()) >= {"'bird'"}  # test words are not train words
-    assert answer_matches("The answer is 57.", "57") and not answer_matches("56", "57")
-    assert answer_matches("'BIRD'", "BIRD") and not answer_matches("bird", "BIRD")
-    assert answer_matches("Reversed: drib", "drib") and not answer_matches("drib is it", "drib")
+            word = question.split("'")[1]
+            assert row["answer"] == (word[0] if row["task"] == "first" else word[-1]).upper()
+    words = {r["prompt"][0]["content"].split("'")[1] for split in data.values() for r in split if r["task"] != "add"}
+    train_words = {r["prompt"][0]["content"].split("'")[1] for r in data["train"] if r["task"] != "add"}
+    assert len(train_words) == 24 and len(words) == 40  # 16 test words unseen in training
+    assert answer_matches("The answer is 7.", "7") and not answer_matches("6", "7")
+    assert answer_matches("'B'", "B") and not answer_matches("b", "B")
+    assert answer_matches("It is D", "D") and not answer_matches("D is it", "D")
     from trl_ext import get
 
     reward = get("reward", "rif_task_reward").build()
-    assert reward(prompts=[None] * 2, completions=["BIRD", "bird"], answer=["BIRD", "BIRD"]) == [1.0, 0.0]
+    assert reward(prompts=[None] * 2, completions=["It is B.", "b"], answer=["B", "B"]) == [1.0, 0.0]
 
 
 def test_cli_transform_resume_and_grpo_with_the_callback(tiny_model_dir, tmp_path, capsys):
@@ -281,13 +282,15 @@ def test_cli_transform_resume_and_grpo_with_the_callback(tiny_model_dir, tmp_pat
             "--batch_size", "16", "--drop_all_wrong", "false", "--output", str(out)]  # fmt: skip
     assert main(argv) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(rows) == 48  # a random tiny model solves nothing: every instance all wrong, kept here
-    assert set(rows[0]) == {"prompt", "answer", "task", "rif_acc", "rif_var"} and rows[0]["rif_acc"] == 0.0
-    printed = capsys.readouterr().out
-    assert "rif/kept_frac: 1" in printed and "rif/all_wrong_frac: 1" in printed
+    assert len(rows) == 48  # drop_all_wrong=false: a random tiny model solves (almost) nothing, all kept
+    assert set(rows[0]) == {"prompt", "answer", "task", "rif_acc", "rif_var"}
     record = tmp_path / "kept.jsonl.curation" / "rif_rft" / "test"
     scores = [json.loads(line) for line in (record / "scores.jsonl").read_text().splitlines()]
-    assert len(scores) == 48 and len(scores[0]["rollouts"]) == 2 and scores[0]["reason"] == "kept"
+    assert len(scores) == 48 and all(len(s["rollouts"]) == 2 and s["reason"] == "kept" for s in scores)
+    assert [r["rif_acc"] for r in rows] == [sum(s["rewards"]) / 2 for s in scores]
+    all_wrong = sum(max(s["rewards"]) == 0 for s in scores) / 48
+    printed = capsys.readouterr().out
+    assert "rif/kept_frac: 1\n" in printed and f"rif/all_wrong_frac: {all_wrong:.4g}\n" in printed
     summary = json.loads((record / "summary.json").read_text())
     assert summary["kept_per_source"]["add"] == {"kept": 16, "total": 16}
     stamps = {p.name: p.stat().st_mtime_ns for p in (record / "batches").iterdir()}
@@ -306,9 +309,9 @@ def test_cli_transform_resume_and_grpo_with_the_callback(tiny_model_dir, tmp_pat
                  "--max_completion_length", "4", "--report_to", "none", "--save_strategy", "no"])  # fmt: skip
     assert code == 0
     printed = capsys.readouterr().out
-    assert "rif_forgetting base: upper=0" in printed and "rif_forgetting at step 1: cl/acc/upper=0" in printed
+    assert "rif_forgetting base: first=0" in printed and "rif_forgetting at step 1: cl/acc/first=0" in printed
     saved = json.loads((run / "rif_forgetting.json").read_text())
-    assert saved["tasks"] == ["upper", "add", "reverse"] and set(saved["rows"]) == {"upper"}
+    assert saved["tasks"] == ["first", "add", "last"] and set(saved["rows"]) == {"first"}
 
 
 def _transform(model_dir, data, out, nproc):
