@@ -22,6 +22,7 @@ from typing import Any
 
 from trl_ext.data.curation import Decision, output_dir_for, run_curation
 from trl_ext.evaluation.judges import judge_all, judge_name, resolve_judge
+from trl_ext.inference.curation import model_fingerprint  # noqa: F401 (re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -63,23 +64,6 @@ def _question(prompt: Any) -> str:
         users = [m.get("content", "") for m in prompt if m.get("role") == "user"]
         return str(users[-1]) if users else ""
     return str(prompt)
-
-
-def model_fingerprint(model: Any) -> str:
-    """A short hash of a model's config and a strided sample of its weights: a cache key that changes when the
-    checkpoint does (the card: cache generations by model hash and prompt hash)."""
-    import torch
-
-    digest = hashlib.sha256()
-    config = getattr(model, "config", None)
-    digest.update((config.to_json_string() if hasattr(config, "to_json_string") else repr(config)).encode())
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            flat = param.detach().reshape(-1)
-            sample = flat[:: max(1, flat.numel() // 1024)].float().cpu()
-            digest.update(name.encode())
-            digest.update(sample.numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def _default_generator(model, tokenizer, batch_size: int) -> Generator:

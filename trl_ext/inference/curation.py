@@ -4,11 +4,29 @@ likely, or unlikely), run by `trl_ext.data.curation.run_curation`."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
 from trl_ext.data.curation import Decision, output_dir_for, run_curation
 from trl_ext.inference.scoring import sequence_logprobs
+
+
+def model_fingerprint(model: Any) -> str:
+    """A short hash of a model's config and a strided sample of its weights: a cache key that changes when the
+    checkpoint does (curation transforms key their saved generations with it)."""
+    import torch
+
+    digest = hashlib.sha256()
+    config = getattr(model, "config", None)
+    digest.update((config.to_json_string() if hasattr(config, "to_json_string") else repr(config)).encode())
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            flat = param.detach().reshape(-1)
+            sample = flat[:: max(1, flat.numel() // 1024)].float().cpu()
+            digest.update(name.encode())
+            digest.update(sample.numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def loglik_scores(
