@@ -154,6 +154,11 @@ def parse_args(argv: list[str]):
     parser.add_argument(
         "--threads", type=int, default=1, help="GRPO methods: torch threads on a CPU (default 1, as measured)."
     )
+    parser.add_argument(
+        "--only_rewards",
+        action="store_true",
+        help="Methods whose base takes rewards: only each reward's share of the method's steps (no reference run).",
+    )
     parser.add_argument("--json", action="store_true")
     return parser.parse_known_args(argv)
 
@@ -215,11 +220,11 @@ def build_trainers(args, method_flags: list[str]):
     return method, config, base, other, tokenizer
 
 
-def _takes_rewards(method_name: str) -> bool:
+def _base_of(method_name: str):
     from trl_ext.plugin.registry import get
     from trl_ext.run.bases import training_base
 
-    return training_base(get("method", method_name).base).takes_rewards
+    return training_base(get("method", method_name).base)
 
 
 def run(argv: list[str]) -> dict[str, Any]:
@@ -228,10 +233,17 @@ def run(argv: list[str]) -> dict[str, Any]:
     from trl_ext.compat.trainer import prepare_inputs
 
     args, method_flags = parse_args(argv)
-    if _takes_rewards(args.method):
+    base = _base_of(args.method)
+    if args.only_rewards:
+        if not base.takes_rewards:
+            raise SystemExit(f"--only_rewards: {args.method!r} is {base.name}-based, which takes no rewards.")
         from trl_ext.cli import bench_rewards
 
         return bench_rewards.run(args, method_flags)
+    if base.name != "sft":  # the method's trainer against its base's reference trainer (see bench_rl)
+        from trl_ext.cli import bench_rl
+
+        return bench_rl.run(args, method_flags)
     method, config, base, other, tokenizer = build_trainers(args, method_flags)
     device = base.args.device
     # The method's collated batch (with any columns it needs), and the same rows for SFTTrainer without them
@@ -335,6 +347,10 @@ def main(argv: list[str]) -> int:
     report = run(argv)
     if "--json" in argv:
         print(json.dumps(report, indent=2))
+    elif "reference" in report:
+        from trl_ext.cli.bench_rl import format_report as format_rl_report
+
+        print(format_rl_report(report))
     elif "rewards" in report:
         from trl_ext.cli.bench_rewards import format_report as format_rewards_report
 
