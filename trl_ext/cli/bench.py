@@ -1,9 +1,11 @@
 """`trl-ext bench METHOD`: step time and peak memory of a method against TRL's own trainer of the same base, on the
 same model, data and batch, interleaved in one process; and the memory slope per 1k tokens of sequence, measured
 at two lengths, since at small scale the logits are a few percent of memory and only the slope shows a
-full-logits path. For a GRPO-based method (`trl-ext bench grpo --rewards R1,R2`): each reward's share of a GRPO
-step, flagged above 5% (see `bench_rewards`). `trl-ext bench scoring`: tokens/s of a scoring transform against a
-bare no-grad forward, flagged below 90% (see `bench_scoring`).
+full-logits path. For a method on another base (GRPO, RLOO, DPO, ...): its step wall time, CPU-seconds and peak
+memory against the base's TRL trainer, each built as `trl-ext train` builds it (see `bench_rl`), with each reward's
+share of the method's step where the base takes rewards; `--only_rewards`: the shares alone, flagged above 5% (see
+`bench_rewards`). `trl-ext bench scoring`: tokens/s of a scoring transform against a bare no-grad forward, flagged
+below 90% (see `bench_scoring`).
 
 Peak memory is `torch.cuda.max_memory_allocated` on a GPU and the peak resident set (VmHWM, reset through
 /proc/self/clear_refs) on a CPU, with glibc's mmap threshold pinned so freed activations go back to the OS."""
@@ -152,7 +154,7 @@ def parse_args(argv: list[str]):
     parser.add_argument("--load_in_4bit", action="store_true", help="QLoRA: 4-bit base (bitsandbytes) + LoRA.")
     parser.add_argument("--use_peft", action="store_true")
     parser.add_argument(
-        "--threads", type=int, default=1, help="GRPO methods: torch threads on a CPU (default 1, as measured)."
+        "--threads", type=int, default=1, help="Non-SFT methods: torch threads on a CPU (default 1, as measured)."
     )
     parser.add_argument(
         "--only_rewards",

@@ -23,6 +23,22 @@ in CPU-seconds, the figure that a machine shared with other jobs leaves intact).
 
 For a base that takes rewards, the method's reward functions are timed as `--only_rewards` times them
 (`bench_rewards`), and the report carries its `rewards`, `total` and `limit` entries for the method's steps.
+
+The report (`--json`; the table prints the same figures):
+- `method`, `base`, `reference` ("GRPOTrainer (trl)"), `reference_drops`, `model`, `dataset`, `device`, `dtype`;
+- `batch` (`completions`, `num_generations`, `max_completion_length` for GRPO-like configs, else `rows`),
+  `step_tokens` ([rows, tokens] of the forward unit's batch), `steps` (timed), `warmup`;
+- `results`: [reference, method], each `name`, `trainer` (class name), `step_s`, `step_cpu_s` (medians),
+  `peak_mib`, `steps_s` (each timed step's wall time);
+- `time_ratio`, `cpu_ratio`, `peak_ratio` (method / reference);
+- `forward_s`, `forward_cpu_s`, `extra_forwards`, `budget_s`, `cpu_budget_s`, `time_vs_budget`, `cpu_vs_budget`,
+  `tolerance` (1.1), `within_budget`, `cpu_within_budget`;
+- with rewards: `reward_weights`, `step_s`, `step_cpu_s` (the method's), `rewards`, `total`, `limit`.
+
+Caveats: the two trainers run one after the other, not interleaved step by step as the SFT bench does (each
+`train()` owns its loop and generation), so a change in the machine's load between them shows in the wall-time
+ratio; the CPU-seconds ratio is the steadier figure on a shared machine. Generation is part of each step, so a
+method whose rollouts end earlier or later than the reference's (other sampled tokens) changes its step time.
 """
 
 from __future__ import annotations
