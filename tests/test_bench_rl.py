@@ -9,6 +9,7 @@ from trl import GRPOTrainer
 
 from trl_ext import Method, hookimpl, registry
 from trl_ext.cli import bench, bench_rl
+from trl_ext.run.bases import TrainingBase, register_base
 
 REPORT_KEYS = {
     "method", "base", "reference", "reference_drops", "model", "dataset", "device", "dtype", "batch", "step_tokens",
@@ -20,6 +21,18 @@ REWARD_KEYS = {"reward_weights", "step_s", "step_cpu_s", "rewards", "total", "li
 RESULT_KEYS = {"name", "trainer", "step_s", "step_cpu_s", "peak_mib", "steps_s"}
 
 EXTRA_FORWARDS: list[tuple[int, int]] = []  # (rows, tokens) of each extra forward the test method ran
+EXPERT_ROWS_SEEN: list[list[str]] = []
+
+
+def expert_rows(stage, model, tokenizer):
+    """A hybrid base's `extra_kwargs` builder: an argument only the method's trainer takes (as an expert dataset)."""
+    return {"expert_rows": ["an expert answer"]}
+
+
+class ExpertGRPO(GRPOTrainer):
+    def __init__(self, *args, expert_rows, **kwargs):
+        EXPERT_ROWS_SEEN.append(expert_rows)
+        super().__init__(*args, **kwargs)
 
 
 class ExtraForwardGRPO(GRPOTrainer):
@@ -47,14 +60,26 @@ class BenchTestPlugin:
                 description="test: GRPO plus one extra forward per step",
             )
         )
+        register(Method(name="bench_hybrid", trainer=ExpertGRPO, config="trl:GRPOConfig", base="bench_test_hybrid"))
 
 
 @pytest.fixture
 def bench_plugin():
+    register_base(  # a base whose trainer arguments the reference does not take, as an SFT+GRPO hybrid's
+        TrainingBase(
+            name="bench_test_hybrid",
+            trainer="trl:GRPOTrainer",
+            column_shapes=(("prompt",),),
+            dataset_form="grpo",
+            takes_rewards=True,
+            extra_kwargs=f"{__name__}:expert_rows",
+        )
+    )
     reg = registry()
     if "bench-rl-test" not in reg.plugins:
         reg.add_plugin(BenchTestPlugin(), "bench-rl-test")
     EXTRA_FORWARDS.clear()
+    EXPERT_ROWS_SEEN.clear()
     yield
 
 
@@ -66,10 +91,10 @@ def _grpo_flags(model_dir: str) -> list[str]:
     ]  # fmt: skip
 
 
-def _check_structure(report: dict, method: str, reference: str, trainer: str) -> None:
+def _check_structure(report: dict, method: str, reference: str, trainer: str, drops=()) -> None:
     assert set(report) == REPORT_KEYS | REWARD_KEYS
     assert report["method"] == method and report["reference"] == f"{reference} (trl)"
-    assert report["reference_drops"] == [] and report["steps"] == 2 and report["warmup"] == 1
+    assert report["reference_drops"] == list(drops) and report["steps"] == 2 and report["warmup"] == 1
     assert report["batch"] == {"completions": 2, "num_generations": 2, "max_completion_length": 8}
     assert report["device"] == "cpu (1 thread)" and report["dtype"] == "float32"
     ref, meth = report["results"]
@@ -106,6 +131,13 @@ def test_bench_reports_the_declared_intrinsic_cost(bench_plugin, tiny_model_dir)
     # reference's last one, the batch the unit is timed on (same seed, same prompts, same completion length)
     assert len(EXTRA_FORWARDS) == 3 and EXTRA_FORWARDS[-1] == tuple(report["step_tokens"])
     assert "+ 1 forward(s)" in bench_rl.format_report(report)
+
+
+def test_a_hybrid_base_argument_goes_to_the_method_only(bench_plugin, tiny_model_dir):
+    report = bench.run(["bench_hybrid", *_grpo_flags(tiny_model_dir)])
+    _check_structure(report, "bench_hybrid", "GRPOTrainer", "ExpertGRPO", drops=["expert_rows"])
+    assert EXPERT_ROWS_SEEN == [["an expert answer"]]  # built once per trainer; only the method's takes it
+    assert "takes no expert_rows" in bench_rl.format_report(report)
 
 
 def test_only_rewards_keeps_the_reward_share_report_and_is_refused_without_rewards(tiny_model_dir):

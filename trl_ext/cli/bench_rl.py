@@ -153,6 +153,10 @@ def _run_timed(trainer, warmup: int, rewards: bool) -> dict[str, Any]:
             if len(steps) == total:
                 mem.__exit__(None, None, None)
 
+        def on_train_end(self, args_, state, control, **kwargs):
+            if warmup < len(steps) < total:  # stopped before max_steps (e.g. a callback): the peak so far
+                mem.__exit__(None, None, None)
+
     trainer.add_callback(StepClock())
     trainer.train()
     timed = steps[warmup:]
