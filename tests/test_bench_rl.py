@@ -114,8 +114,22 @@ def _check_structure(report: dict, method: str, reference: str, trainer: str, dr
 
 
 @pytest.mark.parametrize(("method", "reference"), [("grpo", "GRPOTrainer"), ("rloo", "RLOOTrainer")])
-def test_bench_a_trl_trainer_against_its_own_base(tiny_model_dir, method, reference):
+def test_bench_a_trl_trainer_against_its_own_base(tiny_model_dir, method, reference, monkeypatch):
+    last_inputs = []
+    run_interleaved = bench_rl._run_interleaved
+
+    def recording(*args, **kwargs):
+        runs = run_interleaved(*args, **kwargs)
+        last_inputs.extend(run["inputs"] for run in runs)
+        return runs
+
+    monkeypatch.setattr(bench_rl, "_run_interleaved", recording)
     report = bench.run([method, *_grpo_flags(tiny_model_dir)])
+    # steps alternate between the two trainers, each on its own random streams: the same trainer twice samples the
+    # same completions at the last step, as two separate runs with one seed would
+    ref_inputs, method_inputs = last_inputs
+    assert torch.equal(ref_inputs["completion_ids"], method_inputs["completion_ids"])
+    assert torch.equal(ref_inputs["prompt_ids"], method_inputs["prompt_ids"])
     _check_structure(report, method, reference, reference)
     assert report["extra_forwards"] == 0.0 and report["budget_s"] == report["results"][0]["step_s"]
 

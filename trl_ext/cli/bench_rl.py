@@ -6,17 +6,19 @@ Both trainers are built as `trl-ext train METHOD` builds them, from the same fla
 `build_trainer`): the same model, data, transforms, rewards, seed, config (the method's own config class, so the
 generation settings are equal) and base trainer arguments (`TrainingBase.extra_kwargs`: a teacher, an expert dataset;
 those the reference trainer's constructor does not take are dropped for it and listed as `reference_drops`). Each
-runs `trainer.train()` for `--warmup` + `--steps` optimizer steps, one after the other (reference first; each model
-freed before the next loads), on one torch thread by default; the warm-up steps are excluded. Per trainer: the median
-step's wall time and CPU-seconds (user + sys of the process and its waited-for children), and the peak memory of the
-timed steps above what was held when they began (`torch.cuda.max_memory_allocated` on a GPU, the peak resident set
-on a CPU, as `bench` measures it). The ratios are method / reference.
+runs `trainer.train()` for `--warmup` + `--steps` optimizer steps in its own thread, the two
+handing over after every step (reference step 1, method step 1, reference step 2, ...; one thread runs at a time,
+and each keeps its own python/numpy/torch random streams across the hand-overs, so the method's rollouts are those it
+would sample alone), on one torch thread by default; the warm-up steps are excluded. Per trainer: the median step's
+wall time and CPU-seconds (user + sys of the process and its waited-for children), and the largest peak memory of a
+timed step above what was held when the step began (`torch.cuda.max_memory_allocated` on a GPU, the peak resident
+set on a CPU, as `bench` measures it). The ratios are method / reference.
 
 Intrinsic cost (the contract a method declares): `Method(extra_forwards=...)`, the field SFT methods already give,
 a number or a callable `(config, model) -> float` (or its import path), 0 by default. For a non-SFT base its unit is
 one no-grad forward of the trained model over one reference step's batch as its loss sees it (prompt + completion
 tokens of the per-device batch for GRPO/RLOO/distillation, the chosen + rejected rows for DPO), which the bench
-times after the reference's steps (`forward_s`). A teacher's forward on the same rollouts is 1; an expert SFT term
+times after the trainers' steps (`forward_s`). A teacher's forward on the same rollouts is 1; an expert SFT term
 (forward + backward, about 3 forwards) on a batch half the size is 1.5. The budget is reference step +
 extra_forwards x forward_s; `within_budget` is method step <= 1.1 x budget (wall time; `cpu_within_budget` the same
 in CPU-seconds, the figure that a machine shared with other jobs leaves intact).
@@ -35,10 +37,9 @@ The report (`--json`; the table prints the same figures):
   `tolerance` (1.1), `within_budget`, `cpu_within_budget`;
 - with rewards: `reward_weights`, `step_s`, `step_cpu_s` (the method's), `rewards`, `total`, `limit`.
 
-Caveats: the two trainers run one after the other, not interleaved step by step as the SFT bench does (each
-`train()` owns its loop and generation), so a change in the machine's load between them shows in the wall-time
-ratio; the CPU-seconds ratio is the steadier figure on a shared machine. Generation is part of each step, so a
-method whose rollouts end earlier or later than the reference's (other sampled tokens) changes its step time.
+Caveats: both models (and their optimizer states) are held at once. On a machine shared with other jobs the
+CPU-seconds ratio is the steadier figure. Generation is part of each step, so a method whose rollouts end earlier
+or later than the reference's (other sampled tokens) changes its step time for that reason too.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ import inspect
 import os
 import statistics
 import tempfile
+import threading
 import time
 from typing import Any
 
@@ -116,58 +118,124 @@ def _time_forward(model, batch: dict[str, Any], repeats: int) -> tuple[float, fl
     return statistics.median(walls), statistics.median(cpus)
 
 
-def _run_timed(trainer, warmup: int, rewards: bool) -> dict[str, Any]:
-    """Train `trainer` for its max_steps and return the timed (post-warm-up) steps, their peak memory and the last
-    step's loss inputs."""
+def _rng_state() -> tuple:
+    import random
+
+    import numpy as np
+    import torch
+
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    return random.getstate(), np.random.get_state(), torch.get_rng_state(), cuda
+
+
+def _set_rng_state(state: tuple) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    py, npy, cpu, cuda = state
+    random.setstate(py)
+    np.random.set_state(npy)
+    torch.set_rng_state(cpu)
+    if cuda is not None:
+        torch.cuda.set_rng_state_all(cuda)
+
+
+class _Baton:
+    """Lets one of several threads run at a time, in turn: each trainer's `train()` runs in its own thread and hands
+    over after each optimizer step, so the trainers' steps alternate (A B A B ...) as the SFT bench's do."""
+
+    def __init__(self, n: int):
+        self.cond = threading.Condition()
+        self.turn, self.n, self.done = 0, n, set()
+
+    def wait(self, i: int) -> None:
+        with self.cond:
+            self.cond.wait_for(lambda: self.turn == i)
+
+    def pass_on(self, i: int, finished: bool = False) -> None:
+        with self.cond:
+            if finished:
+                self.done.add(i)
+            following = [(i + k) % self.n for k in range(1, self.n + 1)]
+            self.turn = next((j for j in following if j not in self.done), -1)
+            self.cond.notify_all()
+
+
+def _run_interleaved(trainers: list, warmup: int, rewards: list[bool]) -> list[dict[str, Any]]:
+    """Train each trainer for its max_steps, their optimizer steps alternating (one thread runs at a time, so a
+    step's wall time and the process's CPU-seconds are its own; each trainer keeps its own random streams across
+    the hand-overs). Returns per trainer: the timed (post-warm-up) steps, the largest per-step peak memory above
+    what was held when the step began, and the last step's loss inputs."""
     from transformers import TrainerCallback
 
-    from trl_ext.cli.bench import PeakMemory
+    from trl_ext.cli.bench import PeakMemory, _sync
     from trl_ext.cli.bench_rewards import RewardClock, cpu_seconds
 
-    clock = RewardClock(trainer) if rewards else None
-    steps: list[dict[str, Any]] = []
-    captured: dict[str, Any] = {}
-    mem = PeakMemory(trainer.args.device)
-    total = trainer.args.max_steps
+    baton = _Baton(len(trainers))
+    runs: list[dict[str, Any]] = []
+    for i, (trainer, timed_rewards) in enumerate(zip(trainers, rewards, strict=True)):
+        run: dict[str, Any] = {"steps": [], "peaks": [], "inputs": None, "error": None, "rng": _rng_state()}
+        run["clock"] = RewardClock(trainer) if timed_rewards else None
+        runs.append(run)
+        compute_loss = trainer.compute_loss  # public: every trainer's loss inputs pass through it
 
-    compute_loss = trainer.compute_loss  # public: every trainer's loss inputs pass through it
+        def capturing(model, inputs, *args: Any, _run=run, _inner=compute_loss, **kwargs: Any):
+            _run["inputs"] = inputs
+            return _inner(model, inputs, *args, **kwargs)
 
-    def capturing(model, inputs, *args: Any, **kwargs: Any):
-        captured["inputs"] = inputs
-        return compute_loss(model, inputs, *args, **kwargs)
+        trainer.compute_loss = capturing
 
-    trainer.compute_loss = capturing
+        class StepClock(TrainerCallback):
+            def __init__(self, index: int, run: dict[str, Any], device):
+                self.index, self.run, self.device = index, run, device
 
-    class StepClock(TrainerCallback):
-        def on_step_begin(self, args_, state, control, **kwargs):
-            if len(steps) == warmup:
-                mem.__enter__()
-            self.start = (time.perf_counter(), cpu_seconds(), clock.snapshot() if clock else None)
+            def on_step_begin(self, args_, state, control, **kwargs):
+                self.mem = PeakMemory(self.device).__enter__()
+                _sync(self.device)
+                clock = self.run["clock"]
+                self.start = (time.perf_counter(), cpu_seconds(), clock.snapshot() if clock else None)
 
-        def on_step_end(self, args_, state, control, **kwargs):
-            wall, cpu, before = self.start
-            step = {"wall_s": time.perf_counter() - wall, "cpu_s": cpu_seconds() - cpu}
-            if clock:
-                step.update(clock.since(before))
-            steps.append(step)
-            if len(steps) == total:
-                mem.__exit__(None, None, None)
+            def on_step_end(self, args_, state, control, **kwargs):
+                _sync(self.device)
+                wall, cpu, before = self.start
+                step = {"wall_s": time.perf_counter() - wall, "cpu_s": cpu_seconds() - cpu}
+                self.mem.__exit__(None, None, None)
+                if self.run["clock"]:
+                    step.update(self.run["clock"].since(before))
+                self.run["steps"].append(step)
+                self.run["peaks"].append(self.mem.peak / 2**20)
+                self.run["rng"] = _rng_state()  # hand over: the next trainer resumes its own streams
+                baton.pass_on(self.index)
+                baton.wait(self.index)
+                _set_rng_state(self.run["rng"])
 
-        def on_train_end(self, args_, state, control, **kwargs):
-            if warmup < len(steps) < total:  # stopped before max_steps (e.g. a callback): the peak so far
-                mem.__exit__(None, None, None)
+        trainer.add_callback(StepClock(i, run, trainer.args.device))
 
-    trainer.add_callback(StepClock())
-    trainer.train()
-    timed = steps[warmup:]
-    if not timed:
-        raise SystemExit(f"no step was timed: {len(steps)} step(s) ran, --warmup {warmup}")
-    return {
-        "timed": timed,
-        "peak_mib": mem.peak / 2**20 if hasattr(mem, "peak") else float("nan"),
-        "inputs": captured.get("inputs"),
-        "clock": clock,
-    }
+    def train(i: int) -> None:
+        baton.wait(i)
+        try:
+            _set_rng_state(runs[i]["rng"])
+            trainers[i].train()
+        except BaseException as error:  # re-raised in the calling thread
+            runs[i]["error"] = error
+        finally:
+            baton.pass_on(i, finished=True)
+
+    threads = [threading.Thread(target=train, args=(i,), name=f"bench-{i}") for i in range(len(trainers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for run in runs:
+        if run["error"] is not None:
+            raise run["error"]
+        run["timed"] = run["steps"][warmup:]
+        if not run["timed"]:
+            raise SystemExit(f"no step was timed: {len(run['steps'])} step(s) ran, --warmup {warmup}")
+        run["peak_mib"] = max(run["peaks"][warmup:])
+    return runs
 
 
 def _summary(name: str, trainer_name: str, run: dict[str, Any]) -> dict[str, Any]:
@@ -231,7 +299,10 @@ def run(args, method_flags: list[str]) -> dict[str, Any]:
         else:
             ref_stage.method = dataclasses.replace(method, trainer=reference)
         ref_trainer, _ = build_trainer(ref_stage, DatasetDict(dict(dataset)))  # transforms replace splits: a copy
-        ref_run = _run_timed(ref_trainer, args.warmup, rewards=False)
+        trainer, _ = build_trainer(stage, DatasetDict(dict(dataset)))
+        ref_run, method_run = _run_interleaved(
+            [ref_trainer, trainer], args.warmup, rewards=[False, base.takes_rewards]
+        )
         batch = _forward_inputs(ref_run["inputs"] or {})
         if batch is None:
             raise SystemExit(
@@ -240,14 +311,11 @@ def run(args, method_flags: list[str]) -> dict[str, Any]:
         forward_s, forward_cpu_s = _time_forward(ref_trainer.model, batch, max(args.steps, 1))
         step_tokens = list(batch["input_ids"].shape)
         dtype = str(ref_trainer.model.dtype).replace("torch.", "")
-        _free(ref_trainer)
-        del ref_run["inputs"], batch
-
-        trainer, _ = build_trainer(stage, DatasetDict(dict(dataset)))
-        method_run = _run_timed(trainer, args.warmup, rewards=base.takes_rewards)
         extra = method.forwards_for(trainer.args, trainer.model)
         config = trainer.args
         method_trainer = type(trainer).__name__
+        del ref_run["inputs"], method_run["inputs"], batch
+        _free(ref_trainer)
         _free(trainer)
 
     ref = _summary(f"{base.name} ({reference.__name__})", reference.__name__, ref_run)
