@@ -223,7 +223,7 @@ def _run_interleaved(trainers: list, warmup: int, rewards: list[bool]) -> list[d
         finally:
             baton.pass_on(i, finished=True)
 
-    threads = [threading.Thread(target=train, args=(i,), name=f"bench-{i}") for i in range(len(trainers))]
+    threads = [threading.Thread(target=train, args=(i,), name=f"bench-{i}", daemon=True) for i in range(len(trainers))]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -248,16 +248,6 @@ def _summary(name: str, trainer_name: str, run: dict[str, Any]) -> dict[str, Any
         "peak_mib": run["peak_mib"],
         "steps_s": [s["wall_s"] for s in timed],
     }
-
-
-def _free(trainer) -> None:
-    import torch
-
-    trainer.accelerator.free_memory()
-    del trainer
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def _batch_entry(config) -> dict[str, Any]:
@@ -315,8 +305,8 @@ def run(args, method_flags: list[str]) -> dict[str, Any]:
         config = trainer.args
         method_trainer = type(trainer).__name__
         del ref_run["inputs"], method_run["inputs"], batch
-        _free(ref_trainer)
-        _free(trainer)
+        del ref_trainer, trainer  # the models and optimizer states, before the report is assembled
+        gc.collect()
 
     ref = _summary(f"{base.name} ({reference.__name__})", reference.__name__, ref_run)
     meth = _summary(args.method, method_trainer, method_run)
