@@ -1,9 +1,11 @@
 """`trl-ext bench METHOD`: step time and peak memory of a method against TRL's own trainer of the same base, on the
 same model, data and batch, interleaved in one process; and the memory slope per 1k tokens of sequence, measured
 at two lengths, since at small scale the logits are a few percent of memory and only the slope shows a
-full-logits path. For a GRPO-based method (`trl-ext bench grpo --rewards R1,R2`): each reward's share of a GRPO
-step, flagged above 5% (see `bench_rewards`). `trl-ext bench scoring`: tokens/s of a scoring transform against a
-bare no-grad forward, flagged below 90% (see `bench_scoring`).
+full-logits path. For a method on another base (GRPO, RLOO, DPO, ...): its step wall time, CPU-seconds and peak
+memory against the base's TRL trainer, each built as `trl-ext train` builds it (see `bench_rl`), with each reward's
+share of the method's step where the base takes rewards; `--only_rewards`: the shares alone, flagged above 5% (see
+`bench_rewards`). `trl-ext bench scoring`: tokens/s of a scoring transform against a bare no-grad forward, flagged
+below 90% (see `bench_scoring`).
 
 Peak memory is `torch.cuda.max_memory_allocated` on a GPU and the peak resident set (VmHWM, reset through
 /proc/self/clear_refs) on a CPU, with glibc's mmap threshold pinned so freed activations go back to the OS."""
@@ -117,7 +119,12 @@ def parse_args(argv: list[str]):
     parser.add_argument("--load_in_4bit", action="store_true", help="QLoRA: 4-bit base (bitsandbytes) + LoRA.")
     parser.add_argument("--use_peft", action="store_true")
     parser.add_argument(
-        "--threads", type=int, default=1, help="GRPO methods: torch threads on a CPU (default 1, as measured)."
+        "--threads", type=int, default=1, help="Non-SFT methods: torch threads on a CPU (default 1, as measured)."
+    )
+    parser.add_argument(
+        "--only_rewards",
+        action="store_true",
+        help="Methods whose base takes rewards: only each reward's share of the method's steps (no reference run).",
     )
     parser.add_argument("--json", action="store_true")
     return parser.parse_known_args(argv)
@@ -180,11 +187,11 @@ def build_trainers(args, method_flags: list[str]):
     return method, config, base, other, tokenizer
 
 
-def _takes_rewards(method_name: str) -> bool:
+def _base_of(method_name: str):
     from trl_ext.plugin.registry import get
     from trl_ext.run.bases import training_base
 
-    return training_base(get("method", method_name).base).takes_rewards
+    return training_base(get("method", method_name).base)
 
 
 def run(argv: list[str]) -> dict[str, Any]:
@@ -193,10 +200,17 @@ def run(argv: list[str]) -> dict[str, Any]:
     from trl_ext.compat.trainer import prepare_inputs
 
     args, method_flags = parse_args(argv)
-    if _takes_rewards(args.method):
+    base = _base_of(args.method)
+    if args.only_rewards:
+        if not base.takes_rewards:
+            raise SystemExit(f"--only_rewards: {args.method!r} is {base.name}-based, which takes no rewards.")
         from trl_ext.cli import bench_rewards
 
         return bench_rewards.run(args, method_flags)
+    if base.name != "sft":  # the method's trainer against its base's reference trainer (see bench_rl)
+        from trl_ext.cli import bench_rl
+
+        return bench_rl.run(args, method_flags)
     method, config, base, other, tokenizer = build_trainers(args, method_flags)
     device = base.args.device
     # The method's collated batch (with any columns it needs), and the same rows for SFTTrainer without them
@@ -300,6 +314,10 @@ def main(argv: list[str]) -> int:
     report = run(argv)
     if "--json" in argv:
         print(json.dumps(report, indent=2))
+    elif "reference" in report:
+        from trl_ext.cli.bench_rl import format_report as format_rl_report
+
+        print(format_rl_report(report))
     elif "rewards" in report:
         from trl_ext.cli.bench_rewards import format_report as format_rewards_report
 

@@ -87,12 +87,72 @@ def _stage_flags(args, method_flags: list[str], output_dir: str) -> list[str]:
     return flags
 
 
+class RewardClock:
+    """Times a GRPO-family trainer's rewards in place: each reward function (a reward model runs inside TRL's loop and
+    is only in the total) wrapped by `timed_reward`, and TRL's whole reward computation. `snapshot()` before a step
+    and `since(snapshot)` after it give that step's seconds per reward (keys: the reward's index, "__all__")."""
+
+    def __init__(self, trainer: Any):
+        from torch import nn
+
+        from trl_ext.compat.trainer import time_reward_computation
+
+        self.spent: dict[str, float] = defaultdict(float)
+        self.cpu_spent: dict[str, float] = defaultdict(float)
+        self.names = list(trainer.reward_func_names)
+        self.timed_keys: set[str] = set()
+        for i, (func, name) in enumerate(zip(trainer.reward_funcs, self.names, strict=True)):
+            if not isinstance(func, nn.Module):
+                trainer.reward_funcs[i] = timed_reward(func, name, self.spent, key=str(i), cpu=self.cpu_spent)
+                self.timed_keys.add(str(i))
+        time_reward_computation(trainer, lambda s: self.spent.__setitem__("__all__", self.spent["__all__"] + s))
+
+    def snapshot(self) -> tuple[dict[str, float], dict[str, float]]:
+        return dict(self.spent), dict(self.cpu_spent)
+
+    def since(self, snapshot: tuple[dict[str, float], dict[str, float]]) -> dict[str, dict[str, float]]:
+        before, cpu_before = snapshot
+        return {
+            "rewards_s": {k: self.spent[k] - before.get(k, 0.0) for k in self.spent},
+            "rewards_cpu_s": {k: self.cpu_spent[k] - cpu_before.get(k, 0.0) for k in self.cpu_spent},
+        }
+
+    def report(self, timed: list[dict[str, Any]]) -> dict[str, Any]:
+        """The `rewards`, `total` and `limit` entries of the report, from timed steps carrying `since()`'s keys and
+        their `wall_s` and `cpu_s`."""
+        wall = sum(s["wall_s"] for s in timed)
+        cpu_total = sum(s["cpu_s"] for s in timed)
+
+        def row(name: str, key: str) -> dict[str, Any]:
+            seconds = sum(s["rewards_s"].get(key, 0.0) for s in timed)
+            share = seconds / wall if wall > 0 else 0.0
+            cpu = sum(s["rewards_cpu_s"].get(key, 0.0) for s in timed) if key in self.cpu_spent else None
+            return {
+                "name": name,
+                "seconds_per_step": seconds / len(timed),
+                "share": share,
+                # CPU-seconds inside a sync reward / the step's: the share a machine shared with other jobs leaves
+                "cpu_seconds_per_step": None if cpu is None else cpu / len(timed),
+                "cpu_share": None if cpu is None or cpu_total <= 0 else cpu / cpu_total,
+                "over_limit": share > LIMIT,
+            }
+
+        return {
+            "rewards": [
+                row(name, str(i))
+                if str(i) in self.timed_keys
+                else {"name": name, "seconds_per_step": None, "share": None, "over_limit": False}
+                for i, name in enumerate(self.names)
+            ],
+            "total": row("all rewards", "__all__"),
+            "limit": LIMIT,
+        }
+
+
 def run(args, method_flags: list[str]) -> dict[str, Any]:
     import torch
-    from torch import nn
     from transformers import TrainerCallback
 
-    from trl_ext.compat.trainer import time_reward_computation
     from trl_ext.run.arguments import parse_stage
     from trl_ext.run.stage import build_trainer, load_checked_dataset
 
@@ -101,32 +161,17 @@ def run(args, method_flags: list[str]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="trl-ext-bench-") as tmp:
         stage = parse_stage(args.method, _stage_flags(args, method_flags, os.path.join(tmp, "out")))
         trainer, _ = build_trainer(stage, load_checked_dataset(stage))
-
-        spent: dict[str, float] = defaultdict(float)
-        cpu_spent: dict[str, float] = defaultdict(float)
-        names = list(trainer.reward_func_names)
-        timed_keys = set()
-        for i, (func, name) in enumerate(zip(trainer.reward_funcs, names, strict=True)):
-            if not isinstance(func, nn.Module):  # a reward model runs inside TRL's loop: only in the total
-                trainer.reward_funcs[i] = timed_reward(func, name, spent, key=str(i), cpu=cpu_spent)
-                timed_keys.add(str(i))
-        time_reward_computation(trainer, lambda seconds: spent.__setitem__("__all__", spent["__all__"] + seconds))
-
+        clock = RewardClock(trainer)
         steps: list[dict[str, Any]] = []
 
         class StepClock(TrainerCallback):
             def on_step_begin(self, args_, state, control, **kwargs):
-                self.start = (time.perf_counter(), cpu_seconds(), dict(spent), dict(cpu_spent))
+                self.start = (time.perf_counter(), cpu_seconds(), clock.snapshot())
 
             def on_step_end(self, args_, state, control, **kwargs):
-                wall, cpu, before, cpu_before = self.start
+                wall, cpu, before = self.start
                 steps.append(
-                    {
-                        "wall_s": time.perf_counter() - wall,
-                        "cpu_s": cpu_seconds() - cpu,
-                        "rewards_s": {k: spent[k] - before.get(k, 0.0) for k in spent},
-                        "rewards_cpu_s": {k: cpu_spent[k] - cpu_before.get(k, 0.0) for k in cpu_spent},
-                    }
+                    {"wall_s": time.perf_counter() - wall, "cpu_s": cpu_seconds() - cpu, **clock.since(before)}
                 )
 
         trainer.add_callback(StepClock())
@@ -135,31 +180,12 @@ def run(args, method_flags: list[str]) -> dict[str, Any]:
     timed = steps[args.warmup :]
     if not timed:
         raise SystemExit(f"no step was timed: {len(steps)} step(s) ran, --warmup {args.warmup}")
-    wall = sum(s["wall_s"] for s in timed)
-    cpu_total = sum(s["cpu_s"] for s in timed)
-
-    def row(name: str, key: str) -> dict[str, Any]:
-        seconds = sum(s["rewards_s"].get(key, 0.0) for s in timed)
-        share = seconds / wall if wall > 0 else 0.0
-        cpu = sum(s["rewards_cpu_s"].get(key, 0.0) for s in timed) if key in cpu_spent else None
-        return {
-            "name": name,
-            "seconds_per_step": seconds / len(timed),
-            "share": share,
-            # CPU-seconds inside a sync reward / the step's: the share a machine shared with other jobs leaves intact
-            "cpu_seconds_per_step": None if cpu is None else cpu / len(timed),
-            "cpu_share": None if cpu is None or cpu_total <= 0 else cpu / cpu_total,
-            "over_limit": share > LIMIT,
-        }
-
     config = trainer.args
     return {
         "method": args.method,
         "model": args.model_name_or_path,
         "dataset": stage.script_args.dataset_name,
-        "device": torch.cuda.get_device_name(0)
-        if torch.cuda.is_available()
-        else f"cpu ({torch.get_num_threads()} thread{'s' if torch.get_num_threads() > 1 else ''})",
+        "device": device_name(),
         "dtype": str(trainer.model.dtype).replace("torch.", ""),
         "batch": {
             "completions": config.per_device_train_batch_size,
@@ -170,15 +196,17 @@ def run(args, method_flags: list[str]) -> dict[str, Any]:
         "steps": len(timed),
         "step_s": statistics.median(s["wall_s"] for s in timed),
         "step_cpu_s": statistics.median(s["cpu_s"] for s in timed),
-        "rewards": [
-            row(name, str(i))
-            if str(i) in timed_keys
-            else {"name": name, "seconds_per_step": None, "share": None, "over_limit": False}
-            for i, name in enumerate(names)
-        ],
-        "total": row("all rewards", "__all__"),
-        "limit": LIMIT,
+        **clock.report(timed),
     }
+
+
+def device_name() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    n = torch.get_num_threads()
+    return f"cpu ({n} thread{'s' if n > 1 else ''})"
 
 
 def format_report(r: dict[str, Any]) -> str:

@@ -229,8 +229,9 @@ because neither the paper nor the code gives them.
 ## Measured demo
 
 TODO: a short run (command, model, data, steps) with its numbers against plain SFT, and
-`trl-ext bench {slug}` (time per step and peak memory relative to SFTTrainer). For GRPO rewards:
-`trl-ext bench grpo --rewards NAME[,NAME]` (each reward's share of a step; above 5% is a defect to fix).
+`trl-ext bench {slug}` (time per step and peak memory relative to its base's TRL trainer: SFTTrainer, GRPOTrainer,
+...). For GRPO rewards: `trl-ext bench grpo --rewards NAME[,NAME] --only_rewards` (each reward's share of a step;
+above 5% is a defect to fix).
 
 ## Citation
 

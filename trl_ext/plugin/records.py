@@ -152,7 +152,9 @@ class Method(Component):
     example: str = ""
     # The method's intrinsic cost over its base trainer, in extra no-grad forward passes, for a config and the model
     # it trains (some costs scale with the architecture); `trl-ext bench` holds the measured step time to
-    # (base step + this many forwards) x 1.1. A callable may be given as an import path.
+    # (base step + this many forwards) x 1.1. A callable may be given as an import path. For a non-SFT base
+    # (GRPO, RLOO, DPO, distillation, ...) one forward is a no-grad forward over one reference step's batch, prompt +
+    # completion (see `trl_ext.cli.bench_rl`): a teacher's forward on the rollouts is 1.
     extra_forwards: Callable[[Any, Any], float] | float | str = LazyImport(
         lambda obj: callable(obj) or isinstance(obj, (int, float)), "a number, a callable", default=0.0
     )
