@@ -243,6 +243,8 @@ class SSFNorm(nn.Module, SSFLayer):
     ) -> None:
         """w' = gamma * w; the shift goes into the norm's bias if it has one, else into each consumer linear's bias
         (b_L += W_L beta). Without consumers a non-zero shift cannot be merged."""
+        if adapter_names is None and set(self.active_adapters) <= set(self.merged_adapters):
+            return  # folded already by merge_and_unload, which merges norms first
         adapter_names = [n for n in check_adapters_to_merge(self, adapter_names) if n in self.ssf_scale]
         if not adapter_names:
             return
