@@ -227,3 +227,25 @@ def test_two_processes_ddp_and_zero3_equal_one(tmp_path, monkeypatch):
     monkeypatch.setenv("DS_ACCELERATOR", "cpu")
     zero3 = run_layout(SCRIPT, tmp_path / "zero3.json", 2, 1, "zero3", nproc=2)
     assert_same_step(reference, zero3, name="ssf on 2 processes (zero3)")
+
+
+def test_4bit_base_trains_and_refuses_to_merge(tiny_model_dir):
+    """The card allows SSF on a bnb 4-bit base (output-side affine on Linear4bit); merging into it raises."""
+    bnb = pytest.importorskip("bitsandbytes")
+    from transformers import BitsAndBytesConfig
+
+    from trl_ext.models import load_model
+    from trl_ext_plugins.ssf.adapter import make_ssf_adapter
+
+    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.float32)
+    base = load_model(tiny_model_dir, quantization_config=quant, device_map={"": "cpu"})
+    torch.manual_seed(0)
+    model = make_ssf_adapter()(base)
+    wrapped = [m for m in model.modules() if isinstance(m, SSFLinear)]
+    assert len(wrapped) == 2 * 7 and all(isinstance(m.get_base_layer(), bnb.nn.Linear4bit) for m in wrapped)
+    model.train()
+    model(IDS, labels=IDS).loss.backward()
+    grads = [p.grad for n, p in model.named_parameters() if p.requires_grad]
+    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
+    with pytest.raises(ValueError, match="quantised base"):
+        model.merge_and_unload()
