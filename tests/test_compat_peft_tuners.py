@@ -100,3 +100,31 @@ def test_loading_without_trl_ext_says_to_import_it(tmp_path, tiny_model_dir):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "ERROR" in proc.stdout and "run `import trl_ext` before PeftModel.from_pretrained" in proc.stdout
     assert "LOADED" in proc.stdout
+
+
+def test_tuner_base_hooks_sit_on_the_pinned_private_methods():
+    """TrlExtTuner overrides these BaseTuner methods (peft 0.21.2 signatures) and calls the last two."""
+    import inspect
+
+    from peft.tuners.tuners_utils import BaseTuner
+
+    from trl_ext.compat.peft_tuners import TrlExtTuner
+
+    assert issubclass(TrlExtTuner, BaseTuner)
+    params = {
+        "_create_and_replace": [
+            "self",
+            "peft_config",
+            "adapter_name",
+            "target",
+            "target_name",
+            "parent",
+            "current_key",
+        ],
+        "_unload_and_optionally_merge": ["self", "merge", "progressbar", "safe_merge", "adapter_names"],
+        "_check_target_module_exists": ["peft_config", "key"],
+        "_check_merge_allowed": ["self"],
+        "_replace_module": ["self", "parent", "child_name", "new_module", "child"],
+    }
+    for name, expected in params.items():
+        assert list(inspect.signature(getattr(BaseTuner, name)).parameters)[: len(expected)] == expected, name

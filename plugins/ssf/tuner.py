@@ -14,10 +14,10 @@ from typing import Any, Literal
 
 import torch
 from peft.config import PeftConfig
-from peft.tuners.tuners_utils import BaseTuner, BaseTunerLayer, check_adapters_to_merge
+from peft.tuners.tuners_utils import BaseTunerLayer, check_adapters_to_merge
 from torch import nn
 
-from trl_ext.compat.peft_tuners import tuner_type
+from trl_ext.compat.peft_tuners import TrlExtTuner, tuner_type
 
 SSF_PEFT_TYPE = tuner_type("ssf")
 DEFAULT_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -306,33 +306,27 @@ BIAS_FLAGS = {
 }
 
 
-class SSFModel(BaseTuner):
+class SSFModel(TrlExtTuner):
     """Wraps a transformers model with SSF layers (see SSFConfig). `merge_and_unload()` folds norm shifts into the
     next linears first, then every scale and shift into the preceding weights, and sets the Llama bias flags."""
 
     prefix: str = "ssf_"
     tuner_layer_cls = SSFLayer
-    target_module_mapping: dict = {}
 
-    @staticmethod
-    def _check_target_module_exists(ssf_config: SSFConfig, key: str) -> bool:
-        return _matches(ssf_config.target_modules, key) or _matches(ssf_config.adapted_norms(), key)
+    @classmethod
+    def is_target(cls, config: SSFConfig, key: str) -> bool:
+        return _matches(config.target_modules, key) or _matches(config.adapted_norms(), key)
 
-    def _create_and_replace(self, ssf_config, adapter_name, target, target_name, parent, current_key) -> None:
+    def create_layer(self, config: SSFConfig, adapter_name: str, target: nn.Module, key: str):
         if isinstance(target, SSFLayer):
-            target.update_layer(adapter_name, ssf_config)
-            return
-        is_norm = _matches(ssf_config.adapted_norms(), current_key)
+            target.update_layer(adapter_name, config)
+            return None
         base = target.get_base_layer() if isinstance(target, BaseTunerLayer) else target
-        if is_norm:
-            new_module = SSFNorm(target, adapter_name, ssf_config)
-        elif isinstance(base, nn.Linear):
-            new_module = SSFLinear(target, adapter_name, ssf_config)
-        else:
-            raise TypeError(f"SSF target {current_key!r} is a {type(base).__name__}; only Linear and norm layers")
-        if adapter_name not in self.active_adapters:
-            new_module.requires_grad_(False)  # an added adapter is not trainable until set active
-        self._replace_module(parent, target_name, new_module, target)
+        if _matches(config.adapted_norms(), key):
+            return SSFNorm(target, adapter_name, config)
+        if isinstance(base, nn.Linear):
+            return SSFLinear(target, adapter_name, config)
+        raise TypeError(f"SSF target {key!r} is a {type(base).__name__}; only Linear and norm layers")
 
     def _consumers(self, norm_key: str, config: SSFConfig) -> list[nn.Module]:
         parent_key, _, name = norm_key.rpartition(".")
@@ -347,20 +341,16 @@ class SSFModel(BaseTuner):
             raise ValueError(f"SSF: no `norm_consumers` entry for norm {name!r}; its shift has nowhere to fold")
         return [parent.get_submodule(c) for c in consumer_names]
 
-    def _unload_and_optionally_merge(self, merge=True, progressbar=False, safe_merge=False, adapter_names=None):
-        if merge:
-            self._check_merge_allowed()
-            for key, module in list(self.model.named_modules()):  # norms first: their shifts need unmerged linears
-                if isinstance(module, SSFNorm):
-                    names = adapter_names or module.active_adapters
-                    config = self.peft_config[names[0]]
-                    module.merge(safe_merge=safe_merge, adapter_names=names, consumers=self._consumers(key, config))
-        model = super()._unload_and_optionally_merge(
-            merge=merge, progressbar=progressbar, safe_merge=safe_merge, adapter_names=adapter_names
-        )
-        if merge:
-            set_bias_flags(model)
-        return model
+    def before_merge(self, adapter_names, safe_merge: bool) -> None:
+        """Norms first: their shifts fold into linears that must not be merged yet."""
+        for key, module in list(self.model.named_modules()):
+            if isinstance(module, SSFNorm):
+                names = adapter_names or module.active_adapters
+                config = self.peft_config[names[0]]
+                module.merge(safe_merge=safe_merge, adapter_names=names, consumers=self._consumers(key, config))
+
+    def after_merge(self, model: nn.Module) -> None:
+        set_bias_flags(model)
 
 
 def set_bias_flags(model: nn.Module) -> list[str]:

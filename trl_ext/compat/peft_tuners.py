@@ -64,3 +64,71 @@ def is_registered(name: str) -> bool:
     from peft.mapping import PEFT_TYPE_TO_TUNER_MAPPING
 
     return tuner_type(name) in PEFT_TYPE_TO_TUNER_MAPPING
+
+
+def _tuner_base():
+    """`TrlExtTuner`, built on first use (peft imported then, not at `import trl_ext.compat.peft_tuners`)."""
+    from peft.tuners.tuners_utils import BaseTuner
+
+    class TrlExtTuner(BaseTuner):
+        """peft's BaseTuner with public hooks, so a trl-ext tuner overrides no private peft method itself:
+
+        - `is_target(config, key) -> bool` (classmethod): does module `key` get a layer;
+        - `create_layer(config, adapter_name, target, key) -> nn.Module | None`: the tuner layer wrapping `target`,
+          or None after adding `adapter_name` to an existing tuner layer in place;
+        - `before_merge(adapter_names, safe_merge)`: runs before any layer merges in `merge_and_unload()` (cross-layer
+          folding, e.g. SSF's norm shifts into the next linears);
+        - `after_merge(model)`: runs on the unloaded model (config flags, e.g. SSF's bias flags).
+        """
+
+        target_module_mapping: dict = {}
+
+        @classmethod
+        def is_target(cls, config, key: str) -> bool:
+            raise NotImplementedError
+
+        def create_layer(self, config, adapter_name: str, target, key: str):
+            raise NotImplementedError
+
+        def before_merge(self, adapter_names, safe_merge: bool) -> None:
+            pass
+
+        def after_merge(self, model) -> None:
+            pass
+
+        @classmethod
+        def _check_target_module_exists(cls, peft_config, key):
+            return cls.is_target(peft_config, key)
+
+        def _create_and_replace(self, peft_config, adapter_name, target, target_name, parent, current_key):
+            new_module = self.create_layer(peft_config, adapter_name, target, current_key)
+            if new_module is None:
+                return
+            if adapter_name not in self.active_adapters:
+                new_module.requires_grad_(False)  # an added adapter is not trainable until set active
+            self._replace_module(parent, target_name, new_module, target)
+
+        def _unload_and_optionally_merge(self, merge=True, progressbar=False, safe_merge=False, adapter_names=None):
+            if merge:
+                self._check_merge_allowed()
+                self.before_merge(adapter_names, safe_merge)
+            model = super()._unload_and_optionally_merge(
+                merge=merge, progressbar=progressbar, safe_merge=safe_merge, adapter_names=adapter_names
+            )
+            if merge:
+                self.after_merge(model)
+            return model
+
+    return TrlExtTuner
+
+
+_TUNER_BASE = None
+
+
+def __getattr__(name: str):
+    global _TUNER_BASE
+    if name == "TrlExtTuner":
+        if _TUNER_BASE is None:
+            _TUNER_BASE = _tuner_base()
+        return _TUNER_BASE
+    raise AttributeError(name)
