@@ -29,6 +29,12 @@ from trl_ext.plugin.registry import (  # noqa: E402
 
 __version__ = "0.1.0"
 
+# The peft tuners trl-ext adds (ssf, ...) are registered with peft once it is imported: PeftModel.from_pretrained of
+# a saved one then works. Imports no peft itself.
+from trl_ext.adapters import install_peft_hook  # noqa: E402
+
+install_peft_hook()
+
 __all__ = [
     "Adapter",
     "Callback",
