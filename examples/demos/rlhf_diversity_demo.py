@@ -9,7 +9,7 @@
 The paper predicts the RL model has lower per-input diversity than SFT. Printed: a Markdown table for the README
 and one plot (per-input and across-input EAD over the cumulative steps) saved under plugins/rlhf_diversity/.
 
-    python examples/demos/rlhf_diversity_demo.py [--sft_steps 20] [--grpo_steps 16] [--num_prompts 8] [--k 8]
+    python examples/demos/rlhf_diversity_demo.py [--sft_steps 6] [--grpo_steps 4] [--num_prompts 6] [--k 6]
 """
 
 from __future__ import annotations
@@ -47,11 +47,11 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--sft_steps", type=int, default=20)
-    parser.add_argument("--grpo_steps", type=int, default=16)
-    parser.add_argument("--num_prompts", type=int, default=8)
-    parser.add_argument("--k", type=int, default=8)
-    parser.add_argument("--max_new_tokens", type=int, default=40)
+    parser.add_argument("--sft_steps", type=int, default=6)
+    parser.add_argument("--grpo_steps", type=int, default=4)
+    parser.add_argument("--num_prompts", type=int, default=6)
+    parser.add_argument("--k", type=int, default=6)
+    parser.add_argument("--max_new_tokens", type=int, default=24)
     parser.add_argument("--output_dir", default="outputs/rlhf_diversity_demo")
     args = parser.parse_args()
 
@@ -77,7 +77,7 @@ def main() -> None:
         model_name_or_path=args.model,
         dataset_name="builtin:arith",
         max_steps=args.sft_steps,
-        per_device_train_batch_size=8,
+        per_device_train_batch_size=4,
         learning_rate="1e-4",
     )
     figures["sft"] = measure("sft", str(sft_dir))
@@ -94,18 +94,20 @@ def main() -> None:
         lora_r=16,
         lora_alpha=32,
         num_generations=4,
-        per_device_train_batch_size=8,
+        per_device_train_batch_size=4,
         max_completion_length=args.max_new_tokens,
-        learning_rate="2e-4",
+        learning_rate="5e-4",
         max_steps=args.grpo_steps,
         logging_steps=1,
+        save_strategy="steps",  # one checkpoint at the end: its trainer_state.json keeps the rewards per step
+        save_steps=args.grpo_steps,
         extra=["--callbacks", f"{spec}:every_n_steps={every}:at_train_end=false"],
     )
     figures["grpo"] = measure("grpo", str(grpo_dir))
 
     # the GRPO run's own log: reward per step
     rewards = []
-    state = grpo_dir / "trainer_state.json"
+    state = grpo_dir / f"checkpoint-{args.grpo_steps}" / "trainer_state.json"
     if state.exists():
         rewards = [e["reward"] for e in json.loads(state.read_text())["log_history"] if "reward" in e]
 
