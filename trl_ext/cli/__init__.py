@@ -1,5 +1,5 @@
-"""`trl-ext`: list | info | plugins | train | transform | generate | new-plugin | bench | compare (one module per
-command group)."""
+"""`trl-ext`: list | info | plugins | train | transform | generate | evaluate | new-plugin | bench | compare (one
+module per command group)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import sys
 
 from trl_ext.cli.catalog import cmd_info, cmd_list, cmd_plugins
 from trl_ext.cli.errors import EXIT_USAGE, CLIError
+from trl_ext.cli.evaluate import add_arguments as add_evaluate_arguments
+from trl_ext.cli.evaluate import cmd_evaluate
 from trl_ext.cli.generate import add_arguments as add_generate_arguments
 from trl_ext.cli.generate import cmd_generate
 from trl_ext.cli.new_plugin import cmd_new_plugin
@@ -56,6 +58,12 @@ def make_parser() -> argparse.ArgumentParser:
     )
     add_generate_arguments(p)
     p.set_defaults(func=cmd_generate)
+    p = sub.add_parser(
+        "evaluate",
+        help="Run registered evaluation callbacks on a saved model or every checkpoint of a run (table, JSON, PNG).",
+    )
+    add_evaluate_arguments(p)
+    p.set_defaults(func=cmd_evaluate)
     for name, help_text in (
         ("train", "Train METHOD with TRL-style flags, or a YAML recipe (--config)."),
         ("transform", "Run a registered transform on a dataset and write the result."),
