@@ -71,6 +71,13 @@ def test_info_shows_fields_columns_and_example(capsys):
         assert needle in out, needle
 
 
+@pytest.mark.parametrize(("method", "command"), [("asft", "sft"), ("chord", "grpo"), ("vla_opd", "distillation")])
+def test_info_names_the_trl_subcommand_whose_flags_apply(method, command, capsys):
+    """A hybrid base (chord's sft_grpo) takes its TRL trainer's flags: `trl sft_grpo` does not exist."""
+    assert main(["info", method]) == 0
+    assert f"every `trl {command}` flag applies" in capsys.readouterr().out
+
+
 def test_train_asft_writes_model_and_card(tiny_model_dir, tmp_path):
     out = tmp_path / "run"
     assert main(["train", "asft", "--model_name_or_path", tiny_model_dir, "--output_dir", str(out), *TINY_FLAGS]) == 0

@@ -106,12 +106,13 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"\n{record.description}")
     if isinstance(record, Method):
         base_config = _trl_base(record.config)  # the config is imported (its fields are listed), the trainer is not
-        base_trainer = training_base(record.base).trainer.rpartition(":")[2]
+        base = training_base(record.base)
+        base_trainer = base.trainer.rpartition(":")[2]
         print(
-            f"\nBased on TRL's {base_trainer}: every `trl {record.base}` flag applies "
+            f"\nBased on TRL's {base_trainer}: every `trl {base.command}` flag applies "
             f"({base_config.__name__}, ModelConfig, ScriptArguments)."
         )
-        shapes = " | ".join("+".join(s) for s in training_base(record.base).column_shapes)
+        shapes = " | ".join("+".join(s) for s in base.column_shapes)
         extra = _method_columns(record)
         print(f"Dataset columns: {shapes}" + (f"; plus {', '.join(extra)}" if extra else ""))
         own = _own_fields(record.config, base_config)

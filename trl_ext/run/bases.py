@@ -25,7 +25,8 @@ class TrainingBase:
     """One TRL trainer family.
 
     Args:
-        name: the name methods give as `Method(base=...)`, and the `trl` subcommand whose flags apply.
+        name: the name methods give as `Method(base=...)`.
+        trl_command: the `trl` subcommand whose flags apply (default: `name`; a hybrid base names its TRL trainer's).
         trainer: TRL's own trainer, as "module:Class" (imported on use): the bench's reference and `trl-ext info`'s.
         column_shapes: each a set of columns the trainer accepts as its dataset (one of them must be present).
         dataset_form: the shape a built-in dataset is loaded in.
@@ -44,6 +45,12 @@ class TrainingBase:
     takes_rewards: bool = False
     cli_defaults: dict[str, Any] = field(default_factory=dict)
     extra_kwargs: str | None = None
+    trl_command: str | None = None
+
+    @property
+    def command(self) -> str:
+        """The `trl` subcommand whose flags this base's methods take."""
+        return self.trl_command or self.name
 
     def shapes_for(self, config: Any) -> list[tuple[str, ...]]:
         """The accepted column shapes under `config` (SFT reads its text column's name from the config)."""
@@ -127,6 +134,7 @@ SFT_GRPO = register_base(
         dataset_form="grpo",
         takes_rewards=True,
         extra_kwargs="trl_ext.training.expert:expert_trainer_kwargs",
+        trl_command="grpo",
     )
 )
 DISTILLATION = register_base(
