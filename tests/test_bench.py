@@ -147,11 +147,11 @@ def test_timed_reward_counts_cpu_seconds_of_a_sync_reward():
 
     def busy(completions, **kwargs):
         start = time.process_time()
-        while time.process_time() - start < 0.05:
+        while time.process_time() - start < 0.2:  # os.times() counts in 10 ms ticks, sampled: leave slack
             pass
         return [0.0] * len(completions)
 
     from trl_ext.cli.bench_rewards import timed_reward
 
     assert timed_reward(busy, "s", spent, cpu=cpu)(completions=["x"]) == [0.0]
-    assert cpu["s"] >= 0.04 and spent["s"] >= 0.04
+    assert cpu["s"] >= 0.1 and spent["s"] >= 0.1

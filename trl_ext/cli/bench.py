@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from trl_ext.training.cost import PeakMemory
+from trl_ext.training.cost import PeakMemory, synchronize
 
 if TYPE_CHECKING:  # imported where used: `trl-ext bench --help` starts without torch
     import torch
@@ -45,13 +45,6 @@ def _reexec_with_pinned_malloc(argv: list[str]) -> None:
     if sys.platform.startswith("linux") and _MMAP_ENV not in os.environ and not torch.cuda.is_available():
         env = {**os.environ, _MMAP_ENV: "131072"}
         os.execve(sys.executable, [sys.executable, "-m", "trl_ext", "bench", *argv], env)
-
-
-def _sync(device: torch.device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def _train_step(trainer, batch: dict[str, torch.Tensor]) -> None:
@@ -223,16 +216,16 @@ def run(argv: list[str]) -> dict[str, Any]:
     forward_times: list[float] = []
     for i in range(args.warmup + args.steps):
         for name, trainer in trainers.items():  # interleaved: drift in machine load hits both alike
-            _sync(device)
+            synchronize(device)
             start = time.perf_counter()
             _train_step(trainer, batches[name])
-            _sync(device)
+            synchronize(device)
             if i >= args.warmup:
                 times[name].append(time.perf_counter() - start)
-        _sync(device)
+        synchronize(device)
         start = time.perf_counter()
         _forward(base, batch)
-        _sync(device)
+        synchronize(device)
         if i >= args.warmup:
             forward_times.append(time.perf_counter() - start)
 

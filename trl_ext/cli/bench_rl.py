@@ -93,8 +93,7 @@ def _time_forward(model, batch: dict[str, Any], repeats: int) -> tuple[float, fl
     fused LM head where the trainer added one (no full logits), else a plain forward."""
     import torch
 
-    from trl_ext.cli.bench import _sync
-    from trl_ext.training.cost import cpu_seconds
+    from trl_ext.training.cost import cpu_seconds, synchronize
 
     labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
     was_training = model.training
@@ -102,14 +101,14 @@ def _time_forward(model, batch: dict[str, Any], repeats: int) -> tuple[float, fl
     walls, cpus = [], []
     try:
         for i in range(repeats + 1):  # the first call warms caches: not counted
-            _sync(batch["input_ids"].device)
+            synchronize(batch["input_ids"].device)
             start, cpu = time.perf_counter(), cpu_seconds()
             with torch.no_grad():
                 try:
                     model(**batch, labels=labels, fused_lm_head=True)
                 except TypeError:  # no fused head on this model: the plain forward
                     model(**batch)
-            _sync(batch["input_ids"].device)
+            synchronize(batch["input_ids"].device)
             if i:
                 walls.append(time.perf_counter() - start)
                 cpus.append(cpu_seconds() - cpu)
@@ -170,9 +169,8 @@ def _run_interleaved(trainers: list, warmup: int, rewards: list[bool]) -> list[d
     what was held when the step began, and the last step's loss inputs."""
     from transformers import TrainerCallback
 
-    from trl_ext.cli.bench import _sync
     from trl_ext.cli.bench_rewards import RewardClock
-    from trl_ext.training.cost import PeakMemory, cpu_seconds
+    from trl_ext.training.cost import PeakMemory, cpu_seconds, synchronize
 
     baton = _Baton(len(trainers))
     runs: list[dict[str, Any]] = []
@@ -194,12 +192,12 @@ def _run_interleaved(trainers: list, warmup: int, rewards: list[bool]) -> list[d
 
             def on_step_begin(self, args_, state, control, **kwargs):
                 self.mem = PeakMemory(self.device).start()
-                _sync(self.device)
+                synchronize(self.device)
                 clock = self.run["clock"]
                 self.start = (time.perf_counter(), cpu_seconds(), clock.snapshot() if clock else None)
 
             def on_step_end(self, args_, state, control, **kwargs):
-                _sync(self.device)
+                synchronize(self.device)
                 wall, cpu, before = self.start
                 step = {"wall_s": time.perf_counter() - wall, "cpu_s": cpu_seconds() - cpu}
                 self.mem.stop()

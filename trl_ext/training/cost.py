@@ -8,6 +8,14 @@ import os
 from typing import Any
 
 
+def synchronize(device: Any) -> None:
+    """Wait for the device's queued work, so a wall-clock reading covers it (a no-op off CUDA)."""
+    import torch
+
+    if getattr(device, "type", device) == "cuda":
+        torch.cuda.synchronize()
+
+
 def cpu_seconds() -> float:
     """User + system CPU-seconds of this process and of the children it has waited for."""
     t = os.times()
