@@ -167,3 +167,30 @@ def test_reference_model_copies_loads_or_defers_to_the_adapter_base(tmp_path):
     assert given is other and described == "given" and not given.training  # used as it is, frozen
     with pytest.raises(ValueError, match="different vocabulary size"):
         reference_model(policy, tiny_model(vocab_size=policy.config.vocab_size + 8))
+
+
+def test_num_tokens_is_counted_as_sft_trainer_counts_it(tmp_path):
+    # the fused methods' compute_loss replaces SFTTrainer's, which logs `num_tokens` (what `trl-ext compare` reports as
+    # a training budget): the same rows and steps give the same count, and by hand it is every attention-mask token
+    from trl import SFTConfig, SFTTrainer
+
+    rows = ROWS * 3 + [
+        {
+            "prompt": [{"role": "user", "content": "And 12 + 30?"}],
+            "completion": [{"role": "assistant", "content": "12 + 30 = 42, since 2 + 0 = 2 and 1 + 3 = 4."}],
+        }
+    ]
+    common = dict(use_cpu=True, bf16=False, report_to="none", max_steps=2, per_device_train_batch_size=2)
+    common.update(logging_steps=1, save_strategy="no", seed=3)
+    counts = {}
+    for name, cls, config in (
+        ("sft", SFTTrainer, SFTConfig(output_dir=str(tmp_path / "sft"), **common)),
+        ("asft", ASFTTrainer, ASFTConfig(output_dir=str(tmp_path / "asft"), **common)),
+    ):
+        trainer = cls(
+            model=tiny_model(), args=config, train_dataset=Dataset.from_list(rows), processing_class=tiny_tokenizer()
+        )
+        by_hand = sum(len(row["input_ids"]) for row in trainer.train_dataset)  # padding is not counted
+        trainer.train()
+        counts[name] = [entry["num_tokens"] for entry in trainer.state.log_history if "num_tokens" in entry]
+    assert counts["asft"] == counts["sft"] and counts["asft"][-1] == by_hand  # 2 steps x 2 rows: every row once

@@ -15,6 +15,19 @@ def record_metric(trainer, mode: str, key: str, value: float) -> None:
     trainer._metrics[mode][key].append(value)
 
 
+def count_train_tokens(trainer, inputs: dict[str, Any]) -> None:
+    """SFTTrainer's `num_tokens` metric (attention-mask tokens over all processes, cumulative) for a subclass whose
+    `compute_loss` does not call SFTTrainer's; a collective, so every process calls it for every micro-batch."""
+    mask = inputs.get("attention_mask")
+    if mask is None:  # padding-free batches: one packed row per process, as SFTTrainer counts them
+        local = inputs["position_ids"].new_tensor(inputs["position_ids"].size(1))
+    else:
+        local = mask.sum()
+    total = trainer.accelerator.gather_for_metrics(local.reshape(1)).sum().item()
+    trainer._total_train_tokens += total // getattr(trainer, "_tp_size", 1)
+    trainer._metrics["train"]["num_tokens"] = [trainer._total_train_tokens]
+
+
 def prepare_inputs(trainer, batch: dict[str, Any]) -> dict[str, Any]:
     """A collated batch moved to the trainer's device as `training_step` receives it (`Trainer._prepare_inputs`)."""
     return trainer._prepare_inputs(batch)

@@ -21,7 +21,7 @@ from trl import SFTConfig, SFTTrainer
 
 from trl_ext.compat.models import add_backbone_forward, backbone
 from trl_ext.compat.sharding import gathered_lm_head, run_inside_forward
-from trl_ext.compat.trainer import record_metric
+from trl_ext.compat.trainer import count_train_tokens, record_metric
 from trl_ext.losses.token_loss import LMHead, shifted_positions
 from trl_ext.training.rng import MicroStepCounter, step_generator
 from trl_ext.training.sharding import is_sharded
@@ -239,7 +239,10 @@ def _inside_model_forward(compute_loss):
                 self._loss_in_forward = False
 
         # Through `model.__call__` even when nothing wraps it: an FSDP2 root is its own wrapper, with forward hooks
-        return run_inside_forward(model, unwrapped, loss_in_forward)
+        result = run_inside_forward(model, unwrapped, loss_in_forward)
+        if model.training:  # SFTTrainer's num_tokens, which its compute_loss (not called here) would have counted
+            count_train_tokens(self, inputs)
+        return result
 
     return wrapped
 
