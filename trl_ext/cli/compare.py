@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--output_dir", default=None, help="Where the arms and the report go (default outputs/compare)."
     )
+    parser.add_argument(
+        "--dry_run",
+        action="store_true",
+        help="Check every arm's flags, options and data and the evaluation rows, print the plan, train nothing.",
+    )
     for key, (default, kind, help_text) in EVAL_KEYS.items():
         parser.add_argument(f"--{key}", type=kind, default=None, help=f"{help_text} (default {default})")
     return parser
@@ -98,12 +103,15 @@ def _seed(flags: list[str], config: dict[str, Any]) -> int:
 def main(argv: list[str]) -> int:
     import os
 
-    from trl_ext.compare.run import format_table, run_comparison
+    from trl_ext.compare.run import dry_run, format_table, run_comparison
 
     if not argv or argv[0] in ("-h", "--help"):
         build_parser().print_help()
         return 0 if argv else 2
     comparison = comparison_from(argv)
+    if build_parser().parse_known_args(argv)[0].dry_run:
+        print(dry_run(comparison))
+        return 0
     try:
         report = run_comparison(comparison)
     finally:

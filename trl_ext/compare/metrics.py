@@ -68,6 +68,43 @@ def parse_metric(spec: str) -> MetricSpec:
     return MetricSpec(name, options)
 
 
+def metric_columns(spec: MetricSpec) -> list[str]:
+    """The evaluation rows' columns the metric reads (a reward's or callback's own are checked when it runs)."""
+    if spec.name == "perplexity":
+        return ["prompt", "completion"]
+    if spec.name in (*_JUDGED, "judge", "pass@k"):
+        return ["prompt", str(spec.options.get("gold_column", "answer"))]
+    return ["prompt"]
+
+
+def check_metric(spec: MetricSpec) -> None:
+    """Resolve the metric's judge, reward or callback by name without building a model, so a typo fails before
+    any arm trains."""
+    from trl_ext.plugin.registry import get
+
+    if spec.name.startswith(("reward:", "callback:")):
+        kind, name = spec.name.split(":", 1)
+        get(kind, name)
+        return
+    if spec.name in (*_JUDGED, "judge", "pass@k"):
+        from trl_ext.evaluation.judges import JUDGES, resolve_judge
+
+        default = "python_unittest" if spec.name == "pass@k" else spec.name
+        judge = spec.options.get("judge", default if spec.name != "judge" else None)
+        if judge is None:
+            raise RecipeError("--eval judge: name it, e.g. --eval judge:judge=package.module:function")
+        if judge in JUDGES:
+            return
+        from trl_ext.plugin.lazy import import_object, is_import_path
+
+        if not is_import_path(judge):
+            resolve_judge(judge)  # raises JudgeError naming the closest built-in
+        try:
+            import_object(judge)  # imported, not built: a model judge loads its model when it runs
+        except (ImportError, AttributeError) as err:
+            raise RecipeError(f"--eval: judge {judge!r} could not be imported: {err}") from err
+
+
 def measure(
     spec: MetricSpec,
     model: Any,

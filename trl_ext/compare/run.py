@@ -13,7 +13,7 @@ from typing import Any
 
 from trl_ext.compare.arms import Arm
 from trl_ext.compare.callback import TRAIN_RECORD, CompareEvalCallback
-from trl_ext.compare.metrics import MetricSpec, mean_and_interval, measure
+from trl_ext.compare.metrics import MetricSpec, check_metric, mean_and_interval, measure, metric_columns
 
 FINAL_RECORD = "compare_final.json"
 
@@ -52,22 +52,12 @@ def run_comparison(comparison: Comparison) -> dict[str, Any] | None:
     import os
 
     from trl_ext.plugin.records import Callback
-    from trl_ext.run.arguments import DEFAULT_MODEL, parse_stage
-    from trl_ext.run.recipe import stages as recipe_stages
     from trl_ext.run.stage import run_stages
 
-    model = (
-        flag_value(comparison.flags, "model_name_or_path")
-        or comparison.common.get("model_name_or_path")
-        or DEFAULT_MODEL
-    )
-    plan = recipe_stages(comparison.recipe(model))
-    parsed = []
-    for i, values in enumerate(plan):
-        values = dict(values)
-        parsed.append(parse_stage(values.pop("method"), comparison.flags, values, first=i == 0, in_recipe=True))
+    model, parsed = plan_arms(comparison)
     dataset_name = comparison.eval_dataset or parsed[0].script_args.dataset_name
     rows = eval_rows(comparison, dataset_name)
+    check_metric(comparison.metric)  # a misspelt judge or reward fails now, not after every arm has trained
     for stage in parsed:  # not a registered component: compare's own recorder, built per arm
         recorder = Callback(
             name="compare_eval",
@@ -99,6 +89,50 @@ def run_comparison(comparison: Comparison) -> dict[str, Any] | None:
     return report
 
 
+def plan_arms(comparison: Comparison) -> tuple[str, list[Any]]:
+    """The model every arm starts from and each arm parsed as a recipe stage (every flag and option checked)."""
+    from trl_ext.run.arguments import DEFAULT_MODEL, parse_stage
+    from trl_ext.run.recipe import stages as recipe_stages
+
+    model = (
+        flag_value(comparison.flags, "model_name_or_path")
+        or comparison.common.get("model_name_or_path")
+        or DEFAULT_MODEL
+    )
+    parsed = []
+    for i, values in enumerate(recipe_stages(comparison.recipe(model))):
+        values = dict(values)
+        parsed.append(parse_stage(values.pop("method"), comparison.flags, values, first=i == 0, in_recipe=True))
+    return model, parsed
+
+
+def dry_run(comparison: Comparison) -> str:
+    """Everything `run_comparison` checks before a model loads (each arm's flags, options, data and columns, the
+    evaluation rows), and the plan as text; nothing is trained or written."""
+    from trl_ext.run.stage import load_checked_dataset
+
+    model, parsed = plan_arms(comparison)
+    dataset_name = comparison.eval_dataset or parsed[0].script_args.dataset_name
+    rows = eval_rows(comparison, dataset_name)
+    check_metric(comparison.metric)
+    lines = [
+        f"trl-ext compare (dry run): {len(parsed)} arms from {model}, measured by {comparison.metric.label} on "
+        f"{len(rows)} rows of {dataset_name} [{comparison.eval_split}]"
+    ]
+    for arm, stage in zip(comparison.arms, parsed, strict=True):
+        if stage.finished_earlier:
+            state = "finished earlier: kept"
+        else:
+            load_checked_dataset(stage)
+            state = "to train"
+        options = ", ".join(f"{k}={v}" for k, v in arm.options.items()) or "defaults"
+        lines.append(
+            f"  {arm.label}: {arm.method} ({stage.base.name} base; {options}), {stage.config.max_steps} steps on "
+            f"{stage.script_args.dataset_name} -> {stage.config.output_dir} ({state})"
+        )
+    return "\n".join(lines)
+
+
 def eval_rows(comparison: Comparison, dataset_name: str) -> list[dict[str, Any]]:
     from trl_ext.data import load_dataset
 
@@ -113,7 +147,7 @@ def eval_rows(comparison: Comparison, dataset_name: str) -> list[dict[str, Any]]
     rows = split.select(range(min(comparison.eval_rows, len(split)))).to_list()
     if not rows:
         raise ValueError(f"trl-ext compare: {dataset_name} [{comparison.eval_split}] has no rows.")
-    need = {"perplexity": ["prompt", "completion"]}.get(comparison.metric.name, ["prompt"])
+    need = metric_columns(comparison.metric)
     missing = [c for c in need if c not in rows[0]]
     if missing:
         raise ValueError(
