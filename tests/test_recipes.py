@@ -156,3 +156,40 @@ def test_a_registered_recipe_and_a_config_file_are_not_taken_together(registered
     name = registered_recipe("both")
     (tmp_path / "r.yaml").write_text("method: sft\n")
     assert main(["train", name, "--config", str(tmp_path / "r.yaml")]) == 2
+
+
+def test_command_line_output_dir_and_model_root_a_multi_stage_recipe(
+    registered_recipe, tmp_path, tiny_model_dir, monkeypatch
+):
+    # per stage, --output_dir would send every stage to one folder and --model_name_or_path would start every stage
+    # from the base model: they are the recipe's root folder and its first stage's model
+    name = registered_recipe("rooted")
+    seen = []
+    monkeypatch.setattr(stage_module, "run_stages", lambda parsed: seen.extend(parsed) or "done")
+    root = tmp_path / "elsewhere"
+    assert main(["train", name, f"--output_dir={root}", "--model_name_or_path", tiny_model_dir]) == 0
+    assert [s.config.output_dir for s in seen] == [str(root / "stage-1-sft"), str(root / "stage-2-sft")]
+    assert seen[0].model_args.model_name_or_path == tiny_model_dir and seen[0].model_given
+    assert not seen[1].model_given  # trained from stage 1's output
+    assert seen[1].after(str(root / "stage-1-sft")).model_args.model_name_or_path == str(root / "stage-1-sft")
+
+
+def test_a_stage_that_names_its_folder_keeps_the_name_under_the_command_lines_root():
+    from trl_ext.run.recipe import rooted_at_command_line, stages
+
+    recipe = {
+        "model_name_or_path": "base",
+        "stages": [
+            {"method": "sft", "model_name_or_path": "recipe-model", "output_dir": "runs/warmup"},
+            {"method": "grpo"},
+            {"method": "sft", "model_name_or_path": "another"},
+        ],
+    }
+    plan = stages(rooted_at_command_line(recipe, "/tmp/root", "mine"))
+    assert [s.get("output_dir") for s in plan] == [
+        "/tmp/root/warmup",
+        "/tmp/root/stage-2-grpo",
+        "/tmp/root/stage-3-sft",
+    ]
+    assert [s.get("model_name_or_path") for s in plan] == ["mine", None, "another"]
+    assert rooted_at_command_line(recipe, None, None)["stages"] == recipe["stages"]

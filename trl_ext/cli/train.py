@@ -13,7 +13,7 @@ from trl_ext.plugin.registry import registry
 
 def cmd_train(argv: list[str]) -> int:
     from trl_ext.run.arguments import parse_stage
-    from trl_ext.run.recipe import checked_recipe, load_recipe, stages
+    from trl_ext.run.recipe import checked_recipe, load_recipe, rooted_at_command_line, stages
     from trl_ext.run.stage import run_stages
 
     method_name = argv[0] if argv and not argv[0].startswith("-") else None
@@ -39,6 +39,10 @@ def cmd_train(argv: list[str]) -> int:
             )
             return 0 if flags else EXIT_USAGE
         raise CLIError("Name a method (`trl-ext train asft ...`) or a recipe (`--config recipe.yaml`).")
+    if recipe is not None and "stages" in recipe:  # recipe-level: not applied to each stage alone
+        output_dir, flags = _pop_flag(flags, "output_dir")
+        model, flags = _pop_flag(flags, "model_name_or_path")
+        recipe = rooted_at_command_line(recipe, output_dir, model)
     plan = stages(recipe, method_name) if recipe else [{"method": method_name}]
     # Parse every stage before training any, so a bad flag in stage 3 fails in seconds, not hours.
     parsed = []
@@ -55,6 +59,24 @@ def cmd_train(argv: list[str]) -> int:
             close_process_group()
     print(f"Model saved to {output}")
     return 0
+
+
+def _pop_flag(flags: list[str], name: str) -> tuple[str | None, list[str]]:
+    """The value of `--name V` / `--name=V` (the last one given, as argparse takes it) and the flags without it."""
+    value, rest, i = None, [], 0
+    while i < len(flags):
+        flag = flags[i]
+        if flag == f"--{name}":
+            if i + 1 >= len(flags):
+                raise CLIError(f"--{name} needs a value")
+            value, i = flags[i + 1], i + 2
+            continue
+        if flag.startswith(f"--{name}="):
+            value = flag.split("=", 1)[1]
+        else:
+            rest.append(flag)
+        i += 1
+    return value, rest
 
 
 def _is_registered_recipe(name: str) -> bool:

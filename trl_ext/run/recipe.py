@@ -69,3 +69,24 @@ def stages(recipe: dict[str, Any], method: str | None = None) -> list[dict[str, 
             merged["output_dir"] = str(Path(base_dir) / f"stage-{i + 1}-{merged['method']}")
         out.append(merged)
     return out
+
+
+def rooted_at_command_line(
+    recipe: dict[str, Any], output_dir: str | None, model_name_or_path: str | None
+) -> dict[str, Any]:
+    """A multi-stage recipe with the command line's `--output_dir` as the root of every stage's folder (a stage keeps
+    its own folder's name under it) and its `--model_name_or_path` as the first stage's model; later stages still
+    train from the stage before them unless they name their own model. Given per stage, either flag would make
+    every stage write one folder, or every stage start again from the base model."""
+    if "stages" not in recipe:
+        return recipe
+    recipe = {**recipe, "stages": [dict(stage) for stage in recipe["stages"]]}
+    if output_dir is not None:
+        recipe["output_dir"] = output_dir
+        for stage in recipe["stages"]:
+            if "output_dir" in stage:
+                stage["output_dir"] = str(Path(output_dir) / Path(stage["output_dir"]).name)
+    if model_name_or_path is not None:
+        recipe["model_name_or_path"] = model_name_or_path
+        recipe["stages"][0].pop("model_name_or_path", None)
+    return recipe
