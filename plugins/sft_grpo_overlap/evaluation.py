@@ -41,7 +41,9 @@ def pass_at_k_figures(verdicts: Mapping[str, Sequence[Sequence[bool]]], k_list: 
             )
     if "compile" in verdicts and "semantic" in verdicts:
         for k in k_list:
-            figures[f"eval/compile_semantic_gap@{k}"] = figures[f"eval/compile_pass@{k}"] - figures[f"eval/semantic_pass@{k}"]
+            figures[f"eval/compile_semantic_gap@{k}"] = (
+                figures[f"eval/compile_pass@{k}"] - figures[f"eval/semantic_pass@{k}"]
+            )
     return figures
 
 
@@ -93,7 +95,9 @@ def evaluate_pass_at_k(
 
 
 def _k_list(value: Any) -> list[int]:
-    items = value.split("+") if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else [value]
+    items = (
+        value.split("+") if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else [value]
+    )
     try:
         ks = [int(k) for k in items]
     except (TypeError, ValueError):
