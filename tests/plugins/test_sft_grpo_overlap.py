@@ -319,3 +319,12 @@ def test_recipe_runs_sft_then_grpo_through_the_cli(tiny_model_dir, tmp_path, cap
     assert "'overlap/actual': '1'" in out and "grpo/reward_in_sft_rows" in out
     assert "grpo/reward_fresh_rows" not in out
     assert "overlap_pass_at_k at step 1: eval/compile_pass@1=" in out and "eval/compile_semantic_gap@2" in out
+
+
+def test_trl_ext_evaluate_runs_the_callback_on_a_saved_model(tiny_model_dir, tmp_path):
+    spec = "overlap_pass_at_k:num_problems=2:n=2:k_list=1+2:max_new_tokens=4"
+    argv = ["evaluate", "--model_name_or_path", tiny_model_dir, "--callbacks", spec, "--output_dir", str(tmp_path)]
+    assert main(argv) == 0
+    text = (tmp_path / "evaluate.json").read_text()
+    for name in ("eval/compile_pass@1", "eval/semantic_pass@2", "eval/compile_semantic_gap@2"):
+        assert name in text
