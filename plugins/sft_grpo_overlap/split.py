@@ -143,6 +143,7 @@ class _SplitTransform:
     def __call__(self, dataset):
         split = current_split()
         if split not in (None, TRAIN_SPLIT):
+            self.summary = {}  # what `trl-ext transform` prints for this split: nothing was split
             return self._held_out(dataset)
         sft, grpo = overlap_split(
             dataset, self.n_sft, self.n_grpo, self.overlap, self.seed, self.overlap_key, self.hashed
