@@ -292,6 +292,10 @@ def test_callback_validates_its_options():
     assert set(formal_checks(compile_check)) == {"compile"}
 
 
+def test_registered_recipe_is_the_example_file():
+    assert trl_ext.get("recipe", "sft_grpo_overlap").load() == yaml.safe_load(RECIPE.read_text())
+
+
 def test_recipe_runs_sft_then_grpo_through_the_cli(tiny_model_dir, tmp_path, capfd):
     recipe = yaml.safe_load(RECIPE.read_text())
     sft, grpo = recipe["stages"]
