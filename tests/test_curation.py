@@ -194,3 +194,25 @@ def test_scoring_throughput_reports_both_rates(tiny_model_dir):
     assert out["tokens"] > 0 and out["scoring_tokens_per_s"] > 0 and out["forward_tokens_per_s"] > 0
     assert out["ratio"] == pytest.approx(out["scoring_tokens_per_s"] / out["forward_tokens_per_s"])
     assert model.training, "the model's mode is restored"
+
+
+def test_current_split_names_the_split_apply_transforms_is_on():
+    from datasets import DatasetDict
+
+    from trl_ext import Transform
+    from trl_ext.data.curation import current_split
+    from trl_ext.run.stage import apply_transforms
+
+    seen = []
+
+    def factory():
+        def fn(dataset):
+            seen.append((current_split(), len(dataset)))
+            return dataset
+
+        return fn
+
+    record = Transform(name="probe", factory=factory)
+    data = DatasetDict({"train": Dataset.from_list([{"x": 1}] * 3), "test": Dataset.from_list([{"x": 2}])})
+    apply_transforms([(record, {})], data, "probe-data")
+    assert seen == [("train", 3), ("test", 1)] and current_split() is None
