@@ -232,6 +232,16 @@ def load_trained(path: str | Path, base: str | None = None, **kwargs: Any):
     return PeftModel.from_pretrained(load_model(base, **kwargs), str(folder)).merge_and_unload()
 
 
+def default_device() -> str:
+    """This process's accelerator (`LOCAL_RANK` picks among several), or "cpu"."""
+    import torch
+
+    if not torch.accelerator.is_available():
+        return "cpu"
+    accelerator = torch.accelerator.current_accelerator()
+    return f"{accelerator.type}:{int(os.environ.get('LOCAL_RANK', '0'))}"
+
+
 @functools.lru_cache(maxsize=2)
 def load_reward_model(name_or_path: str, dtype: str = "float32", device: str | None = None):
     """A frozen reward model (a sequence classifier with one label, as GRPOTrainer and RewardTrainer use) and its own
@@ -239,8 +249,6 @@ def load_reward_model(name_or_path: str, dtype: str = "float32", device: str | N
     else the CPU). For scoring outside a trainer (decoding-time alignment, evaluation); the model may tokenize
     differently from the policy, so callers pass it text (`trl_ext.rewards.RewardModelScorer`)."""
     from transformers import AutoModelForSequenceClassification
-
-    from trl_ext.inference.scoring import default_device
 
     try:
         model = AutoModelForSequenceClassification.from_pretrained(resolve_model_path(name_or_path), dtype=dtype)

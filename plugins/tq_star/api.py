@@ -118,8 +118,13 @@ def _with_trace(out: Any, steps: list[Step | None], temperature: float) -> TQSta
         logprob = step.logprobs[step.candidates.index(token)] if token in step.candidates else -math.inf
         kl += step.decoding_logprob(token, temperature) - logprob
         trace.append(
-            {"token": token, "candidates": step.candidates, "logprobs": step.logprobs, "q": step.q,
-             "scores": step.scores}  # fmt: skip
+            {
+                "token": token,
+                "candidates": step.candidates,
+                "logprobs": step.logprobs,
+                "q": step.q,
+                "scores": step.scores,
+            }  # fmt: skip
         )
     return TQStarGeneration(out.text, out.num_tokens, tuple(out.token_ids), tuple(trace), kl)
 
@@ -227,7 +232,9 @@ def tq_star_processor(
 
         baseline, baseline_tokenizer = load_scorer(baseline_model)
         if baseline_tokenizer.get_vocab() != tokenizer.get_vocab():
-            raise ValueError(f"baseline_model {baseline_model!r} has another tokenizer than the model; they must share")
+            raise ValueError(
+                f"baseline_model {baseline_model!r} has another tokenizer than the model; they must share"
+            )
     return TransferQStarProcessor(
         baseline,
         resolve_reward_fn(reward),

@@ -177,8 +177,10 @@ class TransferQStarProcessor(LogitsProcessor):
     def _call_for(self, input_ids: torch.Tensor) -> _Call:
         """The state of this `generate` call; a new one when the batch or length says a new call began."""
         call = self.call
-        if call is not None and input_ids.shape[0] == call.prompt_mask.shape[0] and input_ids.shape[1] == (
-            call.last_length + 1
+        if (
+            call is not None
+            and input_ids.shape[0] == call.prompt_mask.shape[0]
+            and input_ids.shape[1] == (call.last_length + 1)
         ):
             return call
         length = input_ids.shape[1]
@@ -255,7 +257,9 @@ class TransferQStarProcessor(LogitsProcessor):
         from trl_ext.inference.scoring import token_logprobs
 
         full, targets = [], []
-        for ids, m, response in zip(sequences[:, :prompt_length].tolist(), prompt_mask.tolist(), responses, strict=True):
+        for ids, m, response in zip(
+            sequences[:, :prompt_length].tolist(), prompt_mask.tolist(), responses, strict=True
+        ):
             prompt = [t for t, keep in zip(ids, m, strict=True) if keep]
             full.append(prompt + response)
             targets.append([0] * len(prompt) + [1] * len(response))
