@@ -15,6 +15,7 @@ so decoding is token for token `generate(top_k=k)`.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -70,6 +71,9 @@ class _Call:
     prompt_mask: torch.Tensor  # (batch, prompt_length): 0 on the left padding
     steps: list[list[Step | None]] = field(default_factory=list)  # per row, per generated position
     last_length: int = 0
+    prefix_mask: Any = None  # (batch, length of s_t): the attention mask the cache was built with
+    cache: Any = None  # the baseline's KV cache over s_t for every row, advanced one token per step
+    cached_length: int = 0
 
 
 class TransferQStarProcessor(LogitsProcessor):
@@ -159,6 +163,7 @@ class TransferQStarProcessor(LogitsProcessor):
             out.scatter_(-1, candidates, top_logits)
             step_scores = logprobs.double()
         else:
+            call.prefix_mask = self._advance_prefix(input_ids, call)
             q[rows] = self.estimate_q(input_ids[rows], candidates[rows], call, rows)
             step_scores = transfer_scores(logprobs.double(), q, self.alpha)  # finished rows: q = 0, padded anyway
             out.scatter_(-1, candidates, step_scores.to(scores.dtype))
@@ -204,8 +209,9 @@ class TransferQStarProcessor(LogitsProcessor):
         n_rows, k = candidates.shape
         sequences = torch.cat([input_ids.repeat_interleave(k, 0), candidates.reshape(-1, 1)], dim=1).cpu()
         prompt_mask = call.prompt_mask[rows].repeat_interleave(k, 0)
-        mask = torch.cat([prompt_mask, torch.ones_like(sequences[:, call.prompt_length :])], dim=1)
-        responses = self._rollouts(sequences, mask, call.prompt_length)
+        taus = self._rollouts(call, torch.tensor(rows).repeat_interleave(k), candidates.reshape(-1).cpu())
+        generated = sequences[:, call.prompt_length :].tolist()
+        responses = [_until_stop(y + tau, self.stop_ids) for y, tau in zip(generated, taus, strict=True)]
         prompt_texts = [
             self.tokenizer.decode(ids[m.bool()].tolist(), skip_special_tokens=False)
             for ids, m in zip(sequences[:, : call.prompt_length], prompt_mask, strict=True)
@@ -222,33 +228,63 @@ class TransferQStarProcessor(LogitsProcessor):
             q = indirect_q(reward, baseline, self.importance_beta, self.exponent_clip)
         return q.reshape(n_rows, k)
 
-    def _rollouts(self, sequences: torch.Tensor, mask: torch.Tensor, prompt_length: int) -> list[list[int]]:
-        """Response tokens (y_<t, z, tau_z) of each sequence: tau_z = greedy baseline continuation, H tokens at most,
-        cut after the first stop token (none when z itself ends the text)."""
-        model = self.baseline_model
-        device = model.device
-        responses = []
-        for start in range(0, sequences.shape[0], self.batch_candidates):
-            ids = sequences[start : start + self.batch_candidates]
-            chunk_mask = mask[start : start + self.batch_candidates]
-            if self.horizon > 0:
-                out = model.generate(
-                    input_ids=ids.to(device),
-                    attention_mask=chunk_mask.to(device),
-                    max_new_tokens=self.horizon,
-                    do_sample=False,
-                    pad_token_id=self.pad_id,
-                    eos_token_id=sorted(self.stop_ids) or None,
-                    top_k=None,
-                    top_p=None,
-                    temperature=None,
-                ).cpu()
-            else:
-                out = ids
-            self.rollouts += ids.shape[0]
-            for row in out.tolist():
-                responses.append(_until_stop(row[prompt_length:], self.stop_ids))
-        return responses
+    def _advance_prefix(self, input_ids: torch.Tensor, call: _Call) -> torch.Tensor:
+        """Bring the baseline's KV cache over s_t up to date (the tokens since the last step, for every row) and
+        return the attention mask of s_t."""
+        from trl_ext.compat.models import backbone, backbone_forward_with_cache
+
+        length = input_ids.shape[1]
+        mask = torch.cat(
+            [call.prompt_mask, call.prompt_mask.new_ones(input_ids.shape[0], length - call.prompt_length)], 1
+        )
+        if call.cached_length < length:
+            device = self.baseline_model.device
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            _, call.cache = backbone_forward_with_cache(
+                backbone(self.baseline_model),
+                call.cache,
+                input_ids=input_ids[:, call.cached_length :].to(device),
+                attention_mask=mask.to(device),
+                position_ids=positions[:, call.cached_length :].to(device),
+            )
+            call.cached_length = length
+        return mask
+
+    def _rollouts(self, call: _Call, row_of: torch.Tensor, z: torch.Tensor) -> list[list[int]]:
+        """tau_z for each (row, z): the baseline's greedy continuation of [s_t, z], `horizon` tokens at most, cut
+        after its first stop token (empty when z itself ends the text). The cached s_t is shared by the row's k
+        candidates; chunks of `batch_candidates` continuations decode together, one token per forward."""
+        from trl_ext.compat.models import backbone, backbone_forward_with_cache
+
+        if self.horizon == 0:
+            return [[] for _ in range(len(z))]
+        model, device = self.baseline_model, self.baseline_model.device
+        head = model.get_output_embeddings()
+        prefix_mask = call.prefix_mask
+        taus: list[list[int]] = []
+        for start in range(0, len(z), self.batch_candidates):
+            index = row_of[start : start + self.batch_candidates]
+            tokens = z[start : start + self.batch_candidates, None].to(device)
+            cache = copy.deepcopy(call.cache)
+            cache.batch_select_indices(index.to(device))
+            mask = prefix_mask[index].to(device)
+            done = torch.tensor([t in self.stop_ids for t in tokens[:, 0].tolist()], device=device)
+            chunk: list[list[int]] = [[] for _ in range(len(index))]
+            for _ in range(self.horizon):
+                if bool(done.all()):
+                    break
+                mask = torch.cat([mask, mask.new_ones(len(index), 1)], dim=1)
+                hidden, cache = backbone_forward_with_cache(
+                    backbone(model), cache, input_ids=tokens, attention_mask=mask, position_ids=mask.sum(-1, True) - 1
+                )
+                tokens = head(hidden[:, -1:]).argmax(-1)
+                for i, (token, finished) in enumerate(zip(tokens[:, 0].tolist(), done.tolist(), strict=True)):
+                    if not finished:
+                        chunk[i].append(token)
+                done |= torch.tensor([t in self.stop_ids for t in tokens[:, 0].tolist()], device=device)
+            taus.extend(chunk)
+            self.rollouts += len(index)
+        return taus
 
     def _implicit_reward(
         self, sequences: torch.Tensor, prompt_mask: torch.Tensor, responses: list[list[int]], prompt_length: int
