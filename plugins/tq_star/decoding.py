@@ -164,7 +164,7 @@ class TransferQStarProcessor(LogitsProcessor):
             step_scores = logprobs.double()
         else:
             call.prefix_mask = self._advance_prefix(input_ids, call)
-            q[rows] = self.estimate_q(input_ids[rows], candidates[rows], call, rows)
+            q[rows] = self.estimate_q(input_ids[rows], candidates[rows], call, rows).to(q.device)
             step_scores = transfer_scores(logprobs.double(), q, self.alpha)  # finished rows: q = 0, padded anyway
             out.scatter_(-1, candidates, step_scores.to(scores.dtype))
         position = input_ids.shape[1] - call.prompt_length
