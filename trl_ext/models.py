@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
@@ -229,6 +230,40 @@ def load_trained(path: str | Path, base: str | None = None, **kwargs: Any):
     if not base:
         raise ModelLoadError(f"{folder} holds an adapter whose base model is not named; pass the base model.")
     return PeftModel.from_pretrained(load_model(base, **kwargs), str(folder)).merge_and_unload()
+
+
+def default_device() -> str:
+    """This process's accelerator (`LOCAL_RANK` picks among several), or "cpu"."""
+    import torch
+
+    if not torch.accelerator.is_available():
+        return "cpu"
+    accelerator = torch.accelerator.current_accelerator()
+    return f"{accelerator.type}:{int(os.environ.get('LOCAL_RANK', '0'))}"
+
+
+@functools.lru_cache(maxsize=2)
+def load_reward_model(name_or_path: str, dtype: str = "float32", device: str | None = None):
+    """A frozen reward model (a sequence classifier with one label, as GRPOTrainer and RewardTrainer use) and its own
+    tokenizer, loaded once per process: eval mode, no gradients, on `device` (default: this process's accelerator,
+    else the CPU). For scoring outside a trainer (decoding-time alignment, evaluation); the model may tokenize
+    differently from the policy, so callers pass it text (`trl_ext.rewards.RewardModelScorer`)."""
+    from transformers import AutoModelForSequenceClassification
+
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(resolve_model_path(name_or_path), dtype=dtype)
+    except OSError as exc:
+        raise ModelLoadError(f"Could not load reward model {name_or_path!r}: {exc}") from None
+    if model.config.num_labels != 1:
+        raise ModelLoadError(
+            f"Reward model {name_or_path!r} has {model.config.num_labels} labels; a reward model scores with one."
+        )
+    tokenizer = load_tokenizer(name_or_path)
+    if model.config.pad_token_id is None:  # batched scoring finds each row's last token through the pad id
+        model.config.pad_token_id = tokenizer.pad_token_id
+    model.requires_grad_(False)
+    model.eval()
+    return model.to(device or default_device()), tokenizer
 
 
 def load_tokenizer(name_or_path: str, **kwargs: Any):

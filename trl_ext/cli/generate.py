@@ -51,6 +51,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     for record, options in processors:
         if "tokenizer" in options:
             raise CLIError(f"logits processor {record.name!r}: the tokenizer is the model's, not an option")
+        if record.needs_model and "model" in options:
+            raise CLIError(f"logits processor {record.name!r}: the model is --model_name_or_path, not an option")
         check_options(record, options)
     rows = _load_rows(args)
 
@@ -62,6 +64,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     tokenizer = load_tokenizer(args.model_name_or_path)
     model = load_model(args.model_name_or_path)
+    processors = [
+        (record, {**options, "model": model} if record.needs_model else options) for record, options in processors
+    ]
     for record, options in processors:  # a bad option fails here, once, rather than at the first batch
         record.build(tokenizer=tokenizer, **options)
     sampling: dict[str, Any] = {"do_sample": args.do_sample}

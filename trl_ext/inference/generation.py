@@ -17,10 +17,11 @@ ProcessorFactory = Callable[[], Sequence[Any]]
 @dataclass(frozen=True)
 class Generation:
     """One completion: its text (special tokens removed) and its number of generated tokens, the EOS included and
-    the padding after it not."""
+    the padding after it not; `token_ids` are those tokens."""
 
     text: str
     num_tokens: int
+    token_ids: tuple[int, ...] = ()
 
 
 def generate(
@@ -90,7 +91,7 @@ def generate_completions(
             completion_ids = out[:, enc["input_ids"].shape[1] :].tolist()
             for ids in completion_ids:
                 ids = _until_stop(ids, stop_ids)
-                outputs.append(Generation(tokenizer.decode(ids, skip_special_tokens=True), len(ids)))
+                outputs.append(Generation(tokenizer.decode(ids, skip_special_tokens=True), len(ids), tuple(ids)))
     finally:
         tokenizer.padding_side = side
         model.train(was_training)

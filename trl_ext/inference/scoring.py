@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +24,7 @@ from trl.kernels import ChunkedLogProbFunction
 from trl_ext.compat.models import backbone as decoder_stack
 from trl_ext.compat.models import backbone_forward_with_cache
 from trl_ext.losses.token_loss import LMHead
+from trl_ext.models import default_device
 
 Messages = list[dict[str, Any]]
 
@@ -321,11 +321,3 @@ def load_scorer(name_or_path: str, dtype: str = "float32", device: str | None = 
     model.requires_grad_(False)
     model.eval()
     return model.to(device or default_device()), tokenizer
-
-
-def default_device() -> str:
-    """This process's accelerator (`LOCAL_RANK` picks among several), or "cpu"."""
-    if not torch.accelerator.is_available():
-        return "cpu"
-    accelerator = torch.accelerator.current_accelerator()
-    return f"{accelerator.type}:{int(os.environ.get('LOCAL_RANK', '0'))}"

@@ -252,7 +252,12 @@ class LogitsProcessor(_Built):
     """A decoding intervention: `build(tokenizer=..., **options)` returns a fresh `transformers.LogitsProcessor` (one
     per `generate` call, as processors may keep per-row state). Used by `trl-ext generate --logits_processors NAME`
     and evaluation code; not by GRPO rollouts, whose `generation_kwargs` become a `GenerationConfig`, which refuses a
-    `logits_processor`."""
+    `logits_processor`.
+
+    When `needs_model` is true, `trl-ext generate` also passes the loaded `model` (the one whose `generate` runs the
+    processor): a processor that scores with it (tq_star's implicit DPO reward) needs no second copy."""
+
+    needs_model: bool = False
 
     def __post_init__(self) -> None:
         self._validate("logits_processor")

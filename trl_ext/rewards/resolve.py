@@ -100,6 +100,20 @@ def resolve_reward(name: str, options: dict[str, Any] | None = None) -> Reward:
     raise RewardNameError(_none_of_the_kinds(name, "the name has no dot, so it is no dotted path module.function"))
 
 
+def build_reward(name: str, options: dict[str, Any] | None = None) -> Callable[..., list[float | None]]:
+    """The reward function a reward name stands for, ready to call as `(prompts, completions, **columns)`: what
+    `resolve_reward` finds, built with `options`; a reward model (which GRPOTrainer would load itself) is loaded
+    frozen through `trl_ext.models.load_reward_model` and scored on text. For scoring outside a trainer."""
+    built = resolve_reward(name, options).build(**(options or {}))
+    if isinstance(built, str):
+        from trl_ext.models import load_reward_model
+        from trl_ext.rewards.model import RewardModelScorer
+
+        model, tokenizer = load_reward_model(built)
+        return RewardModelScorer(model, tokenizer, name=built)
+    return built
+
+
 def trl_reward(name: str) -> Reward:
     spec = TRL_REWARDS[name]
     if spec.needs is not None and importlib.util.find_spec(spec.needs[0]) is None:
