@@ -96,6 +96,14 @@ def curation_scope(transform: str, split: str) -> Iterator[None]:
         _SCOPE.reset(token)
 
 
+def current_split() -> str | None:
+    """The split a transform is being applied to ("train", "test", ...) while `apply_transforms` runs it; None
+    outside a run. A transform that selects training data (a budget, a sample) reads it to leave held-out splits
+    whole."""
+    scope = _SCOPE.get()
+    return scope[1] if scope is not None else None
+
+
 def output_dir_for(default_name: str, explicit: str | os.PathLike | None = None) -> Path | None:
     """The directory a curation run writes to: `explicit` (a transform's `curation_dir` option) first, else
     `<curation_output root>/<transform>/<split>` when a root is set, else None (nothing is written)."""
