@@ -61,7 +61,7 @@ def register_transforms(register):
             paper=PAPER,
             required_columns=("prompt", "completion"),
             options=OPTIONS_HELP,
-            example="trl-ext transform budget_sft:budget=400:sft_fraction=0.1 --dataset_name builtin:budget_arith "
+            example="trl-ext transform budget_sft --budget 400 --sft_fraction 0.1 --dataset_name builtin:budget_arith "
             "--dataset_config pool --output sft.jsonl",
             description="The SFT stage's rows of an annotation pool: N_sft = floor(f·B/c_s) seeded draws, as "
             "prompt/completion (+ budget_id, the pool index); empty when the plan gives SFT nothing. " + _DRAW,
@@ -75,7 +75,7 @@ def register_transforms(register):
             paper=PAPER,
             required_columns=("prompt", "chosen", "rejected"),
             options=OPTIONS_HELP,
-            example="trl-ext transform budget_pref:budget=2000 --dataset_name builtin:budget_arith "
+            example="trl-ext transform budget_pref --budget 1200 --dataset_name builtin:budget_arith "
             "--dataset_config pool --output pairs.jsonl",
             description="The DPO stage's rows of an annotation pool: N_pref = floor((1-f)·B/c_p) pairs whose prompts "
             "the SFT draw did not use, as prompt/chosen/rejected (+ budget_id); empty when the plan gives "
