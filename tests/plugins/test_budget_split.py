@@ -277,3 +277,22 @@ def test_no_sft_share_skips_sft_and_dpo_starts_from_the_base_model_with_a_warnin
     assert "cold start" in caplog.text
     recipe = budget_recipe(options, model_name_or_path=tiny_model_dir)
     assert recipe["stages"][1]["transforms"][0] == {"name": "budget_pref", **vars(options)}
+
+
+def test_the_sweep_runs_one_pipeline_per_fraction_and_measures_each_final_model(tiny_model_dir, tmp_path):
+    from trl_ext_plugins.budget_split import sweep_sft_fraction
+
+    rows = sweep_sft_fraction(
+        [1.0, 0.0],
+        BudgetOptions(budget=6),
+        output_dir=str(tmp_path / "sweep"),
+        eval_samples=2,
+        flags=_FLAGS,
+        model_name_or_path=tiny_model_dir,
+    )
+    assert [(r["sft_fraction"], r["budget/n_sft"], r["budget/n_pref"]) for r in rows] == [(1.0, 6, 0), (0.0, 0, 6)]
+    # f = 1 ends with the SFT model (DPO skipped), f = 0 with the DPO model (SFT skipped).
+    assert rows[0]["model"] == str(tmp_path / "sweep" / "f=1.0" / "stage-1-sft")
+    assert rows[1]["model"] == str(tmp_path / "sweep" / "f=0.0" / "stage-2-dpo")
+    for row in rows:
+        assert 0.0 <= row["budget_eval/accuracy"] <= 1.0 and 0.0 <= row["budget_eval/step_rate"] <= 1.0
