@@ -19,6 +19,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=400)
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.0, 0.1, 1.0])
     parser.add_argument("--eval_samples", type=int, default=100)
+    parser.add_argument("--max_new_tokens", type=int, default=64)
     parser.add_argument("--sft_learning_rate", default="2e-5")  # TRL's SFT default
     parser.add_argument("--dpo_learning_rate", default="5e-6")  # 5x TRL's default: ~50 steps at 1e-6 barely move
     parser.add_argument("--output_dir", default="outputs/budget_split-demo")
@@ -32,10 +33,17 @@ def main() -> None:
     from trl_ext.evaluation.plots import plot_over_steps
     from trl_ext_plugins.budget_split import BudgetOptions, heldout_accuracy, run_budgeted_pipeline
 
-    common = {"per_device_train_batch_size": 8, "num_train_epochs": 1, "logging_steps": 5, "seed": 0}
+    # No activation checkpointing (TRL's DPO turns it on): a 135M model fits, and it costs a second forward per step.
+    common = {
+        "per_device_train_batch_size": 8,
+        "num_train_epochs": 1,
+        "logging_steps": 1,
+        "seed": 0,
+        "gradient_checkpointing": False,
+    }
     results = []
     start, cpu = time.time(), time.process_time()
-    base = heldout_accuracy("smollm2-135m", num_samples=args.eval_samples)
+    base = heldout_accuracy("smollm2-135m", num_samples=args.eval_samples, max_new_tokens=args.max_new_tokens)
     results.append(
         {
             "arm": "base (no training)",
@@ -59,7 +67,7 @@ def main() -> None:
             sft={"learning_rate": args.sft_learning_rate},
             dpo={"learning_rate": args.dpo_learning_rate},
         )
-        figures = heldout_accuracy(final, num_samples=args.eval_samples)
+        figures = heldout_accuracy(final, num_samples=args.eval_samples, max_new_tokens=args.max_new_tokens)
         results.append(
             {
                 "arm": f"f={f:g}",
