@@ -57,7 +57,10 @@ def cmd_train(argv: list[str]) -> int:
             from trl_ext.training.sharding import close_process_group
 
             close_process_group()
-    print(f"Model saved to {output}")
+    if any(output == stage.config.output_dir for stage in parsed):
+        print(f"Model saved to {output}")
+    else:  # every stage was skipped (skip_if_empty)
+        print(f"No stage trained (every stage was skipped); the model is still {output}")
     return 0
 
 

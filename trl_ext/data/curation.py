@@ -97,9 +97,9 @@ def curation_scope(transform: str, split: str) -> Iterator[None]:
 
 
 def current_split() -> str | None:
-    """The split a transform is being applied to by `apply_transforms` (`trl-ext train` / `trl-ext transform`), or
-    None when it is called directly. A transform that splits one pool (sft_grpo_overlap) splits the train split only
-    and leaves held-out rows as they are."""
+    """The split a transform is being applied to ("train", "test", ...) while `apply_transforms` runs it (`trl-ext
+    train` / `trl-ext transform`); None when called directly. A transform that selects or splits training data
+    (budget_split's budget, sft_grpo_overlap's split) reads it to leave held-out splits whole."""
     scope = _SCOPE.get()
     return scope[1] if scope is not None else None
 

@@ -22,7 +22,7 @@ from trl_ext.run.checks import (
     check_training_flags,
 )
 from trl_ext.run.progress import recorded_state, stage_settings
-from trl_ext.run.recipe import RecipeError
+from trl_ext.run.recipe import SKIP_IF_EMPTY, RecipeError
 from trl_ext.run.specs import parse_spec_list
 from trl_ext.training.checkpoints import latest_complete, resolve_resume
 
@@ -107,6 +107,10 @@ class Stage:
     # of the same command finished it (then it is kept, unless a stage before it trains again).
     settings: dict[str, Any] | None = None
     finished_earlier: bool = False
+    skipped_earlier: bool = False  # of the kept stages: one an earlier run skipped (its input model passes on)
+    # A recipe's `skip_if_empty: true`: a training split left empty (a budget that gave this stage nothing) skips
+    # the stage instead of failing the run.
+    skip_if_empty: bool = False
     dataset_args: Any = None  # trl.DatasetMixtureConfig: a `datasets:` mixture, `test_split_size`
 
     @property
@@ -165,6 +169,10 @@ def parse_stage(
     """Parse one stage; `first` is False for a recipe's later stages (they continue from the previous output).
     `in_recipe`: a stage of a multi-stage recipe, which a rerun keeps when finished and resumes when interrupted."""
     recipe_values = dict(recipe_values or {})
+    # A recipe key of the runner's, not a flag of the trainer's (it is in `asked`, so the record and card show it).
+    skip_if_empty = recipe_values.pop(SKIP_IF_EMPTY, False)
+    if not isinstance(skip_if_empty, bool):
+        raise RecipeError(f"`{SKIP_IF_EMPTY}` must be true or false, got {skip_if_empty!r}.")
     method: Method = get("method", method_name)
     base = training_base(method.base)
     parser = build_parser(method)
@@ -183,6 +191,8 @@ def parse_stage(
     script_args, config, model_args, ext, dataset_args = parser.parse_args_into_dataclasses(args=flags)
     asked = {k: plain(v) for k, v in recipe_values.items() if plain(v) is not None}
     asked.update({k: plain(v) for k, v in given.items() if v != defaults.get(k) and plain(v) is not None})
+    if skip_if_empty:
+        asked[SKIP_IF_EMPTY] = True
 
     model_given = first or "model_name_or_path" in recipe_values or "--model_name_or_path" in flags
     if not model_args.model_name_or_path:  # offline by default: the built-in model and the method's dataset
@@ -210,7 +220,7 @@ def parse_stage(
     config.resume_from_checkpoint = resolve_resume(
         config.resume_from_checkpoint, config.output_dir, ext.resume_with_fresh_optimizer
     )
-    if state != "finished":
+    if state not in ("finished", "skipped"):
         check_output_dir(config.output_dir, ext.overwrite_output_dir, resuming=bool(config.resume_from_checkpoint))
     used = {method.plugin, *(record.plugin for records in steps.values() for record, _ in records)}
     versions = {name: info.version for name, info in registry().plugins.items() if name in used}
@@ -229,7 +239,9 @@ def parse_stage(
         model_given=model_given,
         dataset_args=dataset_args,
         settings=settings,
-        finished_earlier=state == "finished",
+        finished_earlier=state in ("finished", "skipped"),
+        skipped_earlier=state == "skipped",
+        skip_if_empty=skip_if_empty,
     )
 
 

@@ -10,6 +10,9 @@ output_dir: runs/sft-then-grpo    # several stages; top-level keys apply to ever
 stages:
   - {method: sft, max_steps: 50}
   - {method: grpo, dataset_name: builtin:json_extract, rewards: json_validity,json_structure}
+
+A stage with `skip_if_empty: true` whose training split is empty once loaded and transformed (an allocation that gave
+it nothing) is skipped: recorded as such, its input model passed on to the next stage.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+SKIP_IF_EMPTY = "skip_if_empty"  # a stage key: an empty training split skips the stage (see trl_ext.run.stage)
 
 
 class RecipeError(ValueError):
@@ -46,6 +51,10 @@ def checked_recipe(recipe: Any, where: str) -> dict[str, Any]:
         for i, stage in enumerate(stages):
             if "method" not in stage and "method" not in recipe:
                 raise RecipeError(f"{where}: stage {i + 1} names no `method`.")
+            if not isinstance(stage.get(SKIP_IF_EMPTY, False), bool):
+                raise RecipeError(f"{where}: stage {i + 1}'s `{SKIP_IF_EMPTY}` must be true or false.")
+    if not isinstance(recipe.get(SKIP_IF_EMPTY, False), bool):
+        raise RecipeError(f"{where}: `{SKIP_IF_EMPTY}` must be true or false.")
     return recipe
 
 

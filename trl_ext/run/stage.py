@@ -4,7 +4,9 @@ adapters, train, save, and write the model card. `run_stages` chains a recipe's 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from trl_ext.data.curation import curation_scope
 from trl_ext.run import cards
 from trl_ext.run.arguments import Stage, Step
 from trl_ext.run.checks import (
+    BadInputError,
     DatasetColumnError,
     check_columns,
     check_eval_split,
@@ -29,6 +32,22 @@ logger = logging.getLogger(__name__)
 
 # (split, rows before, rows after, the built transform) after each transform of each split
 TransformReport = Callable[[str, Any, Any, Any], None]
+
+
+class StageSkipped(Exception):
+    """The outcome of a `skip_if_empty` stage whose training split is empty once loaded and transformed: nothing is
+    trained or saved, the stage is recorded as "skipped", and its input model passes on to the next stage."""
+
+    def __init__(self, stage: Stage, rows_before: int | None = None) -> None:
+        self.stage, self.model = stage, stage.model_args.model_name_or_path
+        self.output_dir = stage.config.output_dir
+        where = f"{stage.script_args.dataset_name} (split {stage.script_args.dataset_train_split!r})"
+        after = f" after its transforms ({rows_before} rows before them)" if rows_before is not None else ""
+        super().__init__(f"no training rows in {where}{after}: skipped; the model stays {self.model}")
+
+
+def _is_empty(split: Any) -> bool:
+    return hasattr(split, "__len__") and len(split) == 0  # a streamed split is never known to be empty
 
 
 def apply_transforms(
@@ -80,7 +99,8 @@ def load_checked_dataset(stage: Stage):
     text_columns = (
         [] if stage.transforms else sorted({c for s in stage.base.shapes_for(config) for c in s} - {"input_ids"})
     )
-    check_rows(dataset[train_split], text_columns, script_args.dataset_name, train_split)
+    if not (stage.skip_if_empty and _is_empty(dataset[train_split])):  # skipped when its turn comes
+        check_rows(dataset[train_split], text_columns, script_args.dataset_name, train_split)
     check_eval_split(config, list(dataset), script_args.dataset_name, script_args.dataset_test_split)
     return dataset
 
@@ -146,8 +166,21 @@ def run_stage(stage: Stage, dataset=None) -> str:
         dataset = load_checked_dataset(stage)
 
     hold_output_lock(config.output_dir)  # one run per output folder, taken before the model loads
+    built_from = stage
+    if stage.skip_if_empty and not any(getattr(record, "needs_model", False) for record, _ in stage.transforms):
+        # Known empty without a model: skipped before one loads (else build_trainer checks after the transforms).
+        train_split, name = stage.script_args.dataset_train_split, stage.script_args.dataset_name
+        before = len(dataset[train_split]) if hasattr(dataset[train_split], "__len__") else None
+        if stage.transforms:
+            apply_transforms(stage.transforms, dataset, name)
+            built_from = replace(stage, transforms=[])  # applied once, here
+        if _is_empty(dataset[train_split]):
+            raise StageSkipped(stage, before if stage.transforms else None)
+        if stage.transforms:
+            columns = dataset[train_split].column_names
+            check_columns(columns, stage.method, config, name, reward_columns(stage.rewards))
     form_process_group(config)
-    trainer, tokenizer = build_trainer(stage, dataset)
+    trainer, tokenizer = build_trainer(built_from, dataset)
     if stage.settings is not None and trainer.is_world_process_zero():
         write_state(config.output_dir, stage.settings, "started")
     check_process_group(trainer)
@@ -168,7 +201,8 @@ def run_stage(stage: Stage, dataset=None) -> str:
 def build_trainer(stage: Stage, dataset):
     """The stage's trainer and tokenizer, built as `run_stage` trains them (`trl-ext bench` times the same one):
     load the model, apply the transforms and check the columns they leave, wrap the adapters, build the rewards and
-    callbacks. `dataset`: the stage's data as `load_checked_dataset` returned it."""
+    callbacks. `dataset`: the stage's data as `load_checked_dataset` returned it. A `skip_if_empty` stage left with no
+    training rows raises StageSkipped."""
     from trl import get_peft_config
 
     from trl_ext.models import load_model_and_tokenizer
@@ -177,7 +211,16 @@ def build_trainer(stage: Stage, dataset):
     train_split = script_args.dataset_train_split
     model, tokenizer = load_model_and_tokenizer(stage.model_args, config)
     if stage.transforms:
+        before = len(dataset[train_split]) if hasattr(dataset[train_split], "__len__") else None
         apply_transforms(stage.transforms, dataset, script_args.dataset_name, model=model, tokenizer=tokenizer)
+        if _is_empty(dataset[train_split]):
+            if stage.skip_if_empty:
+                raise StageSkipped(stage, before)
+            names = ", ".join(record.name for record, _ in stage.transforms)
+            raise BadInputError(
+                f"Dataset {script_args.dataset_name} (split {train_split!r}) has no rows left after the "
+                f"transforms {names} ({before} before them); in a recipe, `skip_if_empty: true` skips such a stage."
+            )
         check_columns(
             dataset[train_split].column_names, method, config, script_args.dataset_name, reward_columns(stage.rewards)
         )
@@ -207,9 +250,10 @@ def run_stages(stages: Sequence[Stage]) -> str:
     """Train the stages in order, each from the previous one's output unless it names its own model. Every stage's
     data is loaded and checked before the first trains, so a bad file in stage 3 fails in seconds, not hours.
 
-    Of a multi-stage recipe, a stage that an earlier run of the same command finished is kept (not reloaded or
-    retrained) as long as every stage before it was kept too; a failing stage is named, and the stages before it stay
-    finished for the rerun."""
+    Of a multi-stage recipe, a stage that an earlier run of the same command finished (or skipped) is kept (not
+    reloaded or retrained) as long as every stage before it was kept too; a failing stage is named, and the stages
+    before it stay finished for the rerun. A skipped stage (`skip_if_empty`) passes its input model on: the result is
+    the last trained stage's output, or the first stage's model when none trained."""
     keep = _kept_prefix(stages)
     datasets = [None if i < keep else load_checked_dataset(stage) for i, stage in enumerate(stages)]
     output = None
@@ -218,14 +262,21 @@ def run_stages(stages: Sequence[Stage]) -> str:
             stage = stage.after(output)
         where = f"stage {i + 1}/{len(stages)}: {stage.method.name} -> {stage.config.output_dir}"
         if i < keep:
-            print(f"=== {where} (finished by an earlier run of this recipe: kept)", flush=True)
-            output = stage.config.output_dir
+            done = "skipped" if stage.skipped_earlier else "finished"
+            print(f"=== {where} ({done} by an earlier run of this recipe: kept)", flush=True)
+            output = stage.model_args.model_name_or_path if stage.skipped_earlier else stage.config.output_dir
             continue
         if len(stages) > 1:
             resumed = stage.config.resume_from_checkpoint
             print(f"=== {where}" + (f" (resuming from {resumed})" if resumed else ""), flush=True)
         try:
             output = run_stage(stage, dataset)
+        except StageSkipped as skipped:
+            print(f"=== {where}: {skipped}", flush=True)
+            if stage.settings is not None and int(os.environ.get("RANK", "0")) == 0:
+                write_state(stage.config.output_dir, stage.settings, "skipped")
+            output = skipped.model
+            continue
         except BaseException:
             if len(stages) > 1:
                 logger.error("%s failed; rerun the same command to resume from this stage.", where.capitalize())
