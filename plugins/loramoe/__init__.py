@@ -12,7 +12,9 @@ from .paper import PAPER
 _M = "trl_ext_plugins.loramoe"
 
 # Declared to peft through the `trl_ext.peft_tuners` entry point (pyproject.toml): registered once peft is imported.
-TUNER = PeftTuner(name="loramoe", config=f"{_M}.tuner:LoRAMoEConfig", model=f"{_M}.tuner:LoRAMoEModel", prefix="loramoe_")
+TUNER = PeftTuner(
+    name="loramoe", config=f"{_M}.tuner:LoRAMoEConfig", model=f"{_M}.tuner:LoRAMoEModel", prefix="loramoe_"
+)
 
 # These import torch, peft and TRL: named by path here, imported on first use.
 __getattr__, __dir__ = lazy_exports(

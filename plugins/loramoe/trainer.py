@@ -155,6 +155,8 @@ class LoRAMoETrainer(SFTTrainer):
             record_metric(self, "train", "loramoe/blc_loss", (values[0] / values[1]).item())
         for offset, t in ((2, 1), (4, 0)):
             if values[offset + 1] > 0:
-                record_metric(self, "train", f"loramoe/group1_share_type{t}", (values[offset] / values[offset + 1]).item())
+                record_metric(
+                    self, "train", f"loramoe/group1_share_type{t}", (values[offset] / values[offset + 1]).item()
+                )
         if tokens > 0:
             record_metric(self, "train", "loramoe/router_entropy", (values[6] / tokens).item())

@@ -227,7 +227,9 @@ class LoRAMoELayer(BaseTunerLayer):
         with torch.no_grad():
             entropy = -(probs * probs.clamp_min(torch.finfo(probs.dtype).tiny).log()).sum(-1, keepdim=True)
             entropy = (entropy * mask).sum((1, 2))
-        record.stats[(id(self), adapter_name)] = RouterStats(importance.float(), real.detach().float(), entropy.float())
+        record.stats[(id(self), adapter_name)] = RouterStats(
+            importance.float(), real.detach().float(), entropy.float()
+        )
 
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         if self.disable_adapters:
