@@ -54,7 +54,7 @@ def register_adapters(register):
             paper=PAPER,
             description="E LoRA experts per FFN linear (gate/up/down) mixed by a float32 token-wise softmax router; "
             "not mergeable. Trainable parameters = sum over targeted linears of E*r*(d_in+d_out) + E*d_in: "
-            "L*3*(E*r*(d_in+d_out)+E*d_in) on a Llama FFN, 2,820,096 on SmolLM2-135M (E=6, r=4).",
+            "L*3*(E*r*(d_in+d_out)+E*d_in) on a Llama FFN, 5,045,760 on SmolLM2-135M (E=6, r=4).",
             options=ADAPTER_OPTIONS,
             example="trl-ext train sft --model_name_or_path smollm2-135m --dataset_name builtin:loramoe_mix "
             "--adapter loramoe:num_experts=6 --learning_rate 2e-4 --max_steps 50",
