@@ -197,13 +197,6 @@ class LoRAMoELayer(BaseTunerLayer):
             if adapter_name in modules:
                 modules[adapter_name] = modules[adapter_name].to(device)
 
-    def expert_weights(self, adapter_name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """(A, B) of all experts stacked: A (E*r, d_in), B (d_out, E*r); sum_i w_i B_i A_i x is then
-        B ((A x) * w repeated r times)."""
-        a = torch.cat([m.weight for m in self.loramoe_A[adapter_name]], dim=0)
-        b = torch.cat([m.weight for m in self.loramoe_B[adapter_name]], dim=1)
-        return a, b
-
     def router_probs(self, x: torch.Tensor, adapter_name: str) -> torch.Tensor:
         """w(x) = softmax(W_g x) over the experts, computed in the router's dtype (float32 by default)."""
         router = self.loramoe_router[adapter_name]
@@ -242,10 +235,15 @@ class LoRAMoELayer(BaseTunerLayer):
             probs = self.router_probs(x, name)
             if self.routing is not None and self.training:
                 self._record(name, probs)
-            a, b = self.expert_weights(name)
-            h = nn.functional.linear(self.loramoe_dropout[name](x.to(a.dtype)), a)  # (..., E*r): A_i x of every expert
-            gates = probs.to(a.dtype).repeat_interleave(self.r[name], dim=-1)  # w_i on each of expert i's r columns
-            result = result + (nn.functional.linear(h * gates, b) * self.scaling[name]).to(dtype)
+            x_experts = self.loramoe_dropout[name](x.to(self.loramoe_A[name][0].weight.dtype))
+            gates = probs.to(x_experts.dtype)
+            # Each expert through its own modules' forward (sharded engines gather a module's weight there); the gate
+            # applied on the rank-r side, before B_i (B_i is linear: w_i * B_i(A_i x) = B_i(w_i * A_i x))
+            delta = sum(
+                b(a(x_experts) * gates[..., i : i + 1])
+                for i, (a, b) in enumerate(zip(self.loramoe_A[name], self.loramoe_B[name], strict=True))
+            )
+            result = result + (delta * self.scaling[name]).to(dtype)
         return result
 
     def merge(self, safe_merge: bool = False, adapter_names: list[str] | None = None) -> None:

@@ -4,6 +4,7 @@ router probabilities captured independently, save/load, the task_type column thr
 accumulation, and the CLI on a tiny model."""
 
 import logging
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,7 +13,15 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from trl import SFTConfig, SFTTrainer
 
 import trl_ext  # noqa: F401  (registers the tuner with peft)
-from trl_ext.testing import SGD_STEP_ARGS, first_batch, tiny_model, tiny_tokenizer, train_one_step
+from trl_ext.testing import (
+    SGD_STEP_ARGS,
+    assert_same_step,
+    first_batch,
+    run_layout,
+    tiny_model,
+    tiny_tokenizer,
+    train_one_step,
+)
 from trl_ext_plugins.loramoe.config import LoRAMoETrainerConfig
 from trl_ext_plugins.loramoe.loss import group_coefficients, localized_balance_loss
 from trl_ext_plugins.loramoe.trainer import LoRAMoETrainer
@@ -300,3 +309,17 @@ def test_cli_train_loramoe_and_sft_with_adapter(tiny_model_dir, tmp_path, capsys
                  "--adapter", "loramoe:num_experts=2:r=2"] + flags)  # fmt: skip
     assert code == 0
     assert "loramoe: " in capsys.readouterr().out and (out / "adapter_config.json").exists()
+
+
+SCRIPT = Path(__file__).parents[1] / "distributed" / "loramoe_step.py"
+
+
+@pytest.mark.slow
+def test_two_processes_ddp_and_zero3_equal_one(tmp_path, monkeypatch):
+    reference = run_layout(SCRIPT, tmp_path / "accumulated.json", 1, 2, "none")
+    ddp = run_layout(SCRIPT, tmp_path / "ddp.json", 1, 1, "none", nproc=2)
+    assert_same_step(reference, ddp, name="loramoe on 2 processes (ddp)")
+    pytest.importorskip("deepspeed")
+    monkeypatch.setenv("DS_ACCELERATOR", "cpu")
+    zero3 = run_layout(SCRIPT, tmp_path / "zero3.json", 1, 1, "zero3", nproc=2)
+    assert_same_step(reference, zero3, name="loramoe on 2 processes (zero3)")
