@@ -323,3 +323,29 @@ def test_two_processes_ddp_and_zero3_equal_one(tmp_path, monkeypatch):
     monkeypatch.setenv("DS_ACCELERATOR", "cpu")
     zero3 = run_layout(SCRIPT, tmp_path / "zero3.json", 1, 1, "zero3", nproc=2)
     assert_same_step(reference, zero3, name="loramoe on 2 processes (zero3)")
+
+
+def test_4bit_base_trains(tiny_model_dir):
+    """The experts read the input of a bnb Linear4bit and add to its output; every trainable parameter gets a
+    gradient (B_i made non-zero so A_i and the router do too)."""
+    bnb = pytest.importorskip("bitsandbytes")
+    from transformers import BitsAndBytesConfig
+
+    from trl_ext.models import load_model
+    from trl_ext_plugins.loramoe.adapter import make_loramoe_adapter
+
+    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.float32)
+    base = load_model(tiny_model_dir, quantization_config=quant, device_map={"": "cpu"})
+    model = make_loramoe_adapter(num_experts=4, lora_dropout=0.0)(base)
+    wrapped = [m for m in model.modules() if isinstance(m, LoRAMoELinear)]
+    assert len(wrapped) == 2 * 3 and all(isinstance(m.get_base_layer(), bnb.nn.Linear4bit) for m in wrapped)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "loramoe_B" in name:
+                p.normal_(0, 0.1)
+    model.train()
+    model(IDS, labels=IDS).loss.backward()
+    grads = [p.grad for n, p in model.named_parameters() if p.requires_grad]
+    assert len(grads) == 6 * (2 * 4 + 1) and all(g is not None and g.abs().sum() > 0 for g in grads)
+    with pytest.raises(ValueError, match="depends on the input"):
+        model.merge_and_unload()
