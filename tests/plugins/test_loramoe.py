@@ -3,6 +3,7 @@ peft LoRA, beta=0 equals SFTTrainer, router sums and the trainable count, paddin
 router probabilities captured independently, save/load, the task_type column through remove_unused_columns, gradient
 accumulation, and the CLI on a tiny model."""
 
+import json
 import logging
 from pathlib import Path
 
@@ -207,6 +208,9 @@ def test_save_load_forward_identical_and_merge_refused(tmp_path):
     model = _wrapped()
     model.eval()
     model.save_pretrained(tmp_path)
+    # what a process without `import trl_ext` gets as peft's KeyError: the saved type says what to do
+    saved_type = json.loads((tmp_path / "adapter_config.json").read_text())["peft_type"]
+    assert saved_type.startswith("LORAMOE") and "import trl_ext" in saved_type
     loaded = PeftModel.from_pretrained(tiny_model(), tmp_path)
     with torch.no_grad():
         assert torch.equal(loaded(IDS).logits, model(IDS).logits)
