@@ -113,3 +113,25 @@ def test_backbone_forward_with_cache_continues_a_sequence():
         head, cache = backbone_forward_with_cache(backbone(model), input_ids=ids[:, :4])
         tail, _ = backbone_forward_with_cache(backbone(model), cache, input_ids=ids[:, 4:])
     torch.testing.assert_close(torch.cat([head, tail], dim=1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_keep_columns_survives_remove_unused_columns(tmp_path):
+    """transformers drops dataset columns outside `_signature_columns` (SFTTrainer: input_ids, labels, seq_lengths)
+    when remove_unused_columns=True; keep_columns adds to that list."""
+    from trl_ext.compat.trainer import keep_columns
+
+    rows = [
+        {"prompt": [{"role": "user", "content": "1 + 1?"}], "completion": [{"role": "assistant", "content": "2"}],
+         "task_type": 1}
+    ]  # fmt: skip
+    trainer = SFTTrainer(
+        model=tiny_model(),
+        args=SFTConfig(output_dir=str(tmp_path), bf16=False, report_to="none", remove_unused_columns=True),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tiny_tokenizer(),
+    )
+    assert "task_type" in trainer.train_dataset.column_names  # SFTTrainer's preparation keeps extra columns
+    assert "task_type" not in trainer._remove_unused_columns(trainer.train_dataset).column_names
+    keep_columns(trainer, ["task_type"])
+    kept = trainer._remove_unused_columns(trainer.train_dataset).column_names
+    assert "task_type" in kept and "input_ids" in kept and "prompt" not in kept

@@ -28,6 +28,16 @@ def count_train_tokens(trainer, inputs: dict[str, Any]) -> None:
     trainer._metrics["train"]["num_tokens"] = [trainer._total_train_tokens]
 
 
+def keep_columns(trainer, columns: list[str]) -> None:
+    """Keep dataset `columns` through `remove_unused_columns=True` (transformers drops every column outside the
+    trainer's `_signature_columns`, which SFTTrainer sets to its collator's inputs), for a collator that reads them."""
+    trainer._set_signature_columns_if_needed()
+    trainer._signature_columns = [
+        *trainer._signature_columns,
+        *(c for c in columns if c not in trainer._signature_columns),
+    ]
+
+
 def prepare_inputs(trainer, batch: dict[str, Any]) -> dict[str, Any]:
     """A collated batch moved to the trainer's device as `training_step` receives it (`Trainer._prepare_inputs`)."""
     return trainer._prepare_inputs(batch)
