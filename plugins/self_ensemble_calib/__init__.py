@@ -23,8 +23,7 @@ __getattr__, __dir__ = lazy_exports(
 )
 
 PAPER = Paper(
-    title="Large Language Models are Miscalibrated In-Context Learners (On Task Performance and Model Calibration "
-    "with Supervised and Self-Ensembled In-Context Learning)",
+    title="Large Language Models are Miscalibrated In-Context Learners",
     arxiv="2312.13772",
     citation="""@inproceedings{li2025miscalibrated,
   title     = {Large Language Models are Miscalibrated In-Context Learners},
