@@ -14,6 +14,8 @@ from .classifier import TEMPLATES, SelfEnsembleClassifier, check_settings
 from .strategies import ensemble
 
 PLOTTED = ("acc", "ece", "single_acc", "single_ece")
+ENSEMBLE_FIGURES = ("acc", "ece", "mce", "macro_f1", "conf_mean", "brier", "nll")
+SINGLE_FIGURES = ("acc", "ece", "conf_mean")
 
 
 class CalibrationCallback(GenerationEvalCallback):
@@ -67,8 +69,8 @@ class CalibrationCallback(GenerationEvalCallback):
             "progress": progress,
         }
         try:  # refused now, not after training
-            check_settings(**{k: self.classifier_kwargs[k] for k in ("templates", "variation", "k", "strategy",
-                                                                     "n_demos", "batch_size")})  # fmt: skip
+            settings = ("templates", "variation", "k", "strategy", "n_demos", "batch_size")
+            check_settings(**{name: self.classifier_kwargs[name] for name in settings})
         except ValueError as exc:
             raise ValueError(f"self_ensemble_calib: {exc}") from None
         self._rows: list[dict[str, Any]] | None = None
@@ -111,10 +113,9 @@ class CalibrationCallback(GenerationEvalCallback):
             if not prefix:
                 self.last_predictions = y_pred
             report = calibration_report(y_true, y_pred, conf.tolist(), self.n_bins, dist.tolist(), clf.classes)
-            keys = ("accuracy", "ece", "mce", "macro_f1", "conf_mean", "brier", "nll") if not prefix else (
-                "accuracy", "ece", "conf_mean")  # fmt: skip
-            for key in keys:
-                figures[f"calib/{prefix}{'acc' if key == 'accuracy' else key}"] = float(report[key])
+            report["acc"] = report.pop("accuracy")
+            for key in ENSEMBLE_FIGURES if not prefix else SINGLE_FIGURES:
+                figures[f"calib/{prefix}{key}"] = float(report[key])
         figures.update({"calib/n": float(len(rows)), "calib/n_bins": float(self.n_bins), "calib/k": float(clf.k)})
         return figures
 
