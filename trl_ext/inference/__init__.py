@@ -3,7 +3,7 @@ embeddings from a frozen encoder (`load_text_encoder`) and frozen CLIP-like dual
 
 from trl_ext.inference.generation import Generation, generate, generate_completions
 from trl_ext.inference.image_encoder import DualEncoder, load_dual_encoder
-from trl_ext.inference.scoring import sequence_logprobs, tokenize_pair
+from trl_ext.inference.scoring import option_logprobs, sequence_logprobs, tokenize_option, tokenize_pair
 from trl_ext.inference.text_encoder import LazyTextEncoder, TextEncoder, load_text_encoder, mean_pool, pair_cosines
 
 __all__ = [
@@ -16,7 +16,9 @@ __all__ = [
     "load_dual_encoder",
     "load_text_encoder",
     "mean_pool",
+    "option_logprobs",
     "pair_cosines",
     "sequence_logprobs",
+    "tokenize_option",
     "tokenize_pair",
 ]

@@ -109,6 +109,90 @@ def sequence_logprobs(
     return results
 
 
+def tokenize_option(tokenizer, prompt: str | Messages, option: str) -> tuple[list[int], int]:
+    """Token ids of `prompt + option` (no EOS added: an option is a continuation, not an ending) and the number of
+    leading tokens that belong to the prompt alone (where the tokenized prompt and prompt+option diverge). A
+    conversational prompt is rendered with the chat template (`add_generation_prompt=True`) and `option` appended to
+    that text: the start of the assistant's reply."""
+    if is_conversational({"prompt": prompt}):
+        text = tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
+        prompt_ids = tokenizer(text=text, add_special_tokens=False)["input_ids"]
+        input_ids = tokenizer(text=text + option, add_special_tokens=False)["input_ids"]
+    else:
+        prompt_ids = tokenizer(text=prompt)["input_ids"]
+        input_ids = tokenizer(text=prompt + option)["input_ids"]
+    input_ids = list(input_ids)
+    eos = tokenizer.eos_token_id
+    ends_with_eos = bool(tokenizer.eos_token) and option.endswith(tokenizer.eos_token)
+    if eos is not None and input_ids and input_ids[-1] == eos and not ends_with_eos:
+        input_ids = input_ids[:-1]  # a tokenizer that appends EOS itself: the option must not be scored with it
+    n = common_prefix_length(list(prompt_ids), input_ids)
+    if n >= len(input_ids):
+        raise ValueError(f"The option {option!r} adds no token after its prompt.")
+    return input_ids, n
+
+
+@torch.no_grad()
+def option_logprobs(
+    model,
+    tokenizer,
+    prompts: Sequence[str | Messages],
+    options: Sequence[str] | Sequence[Sequence[str]],
+    batch_size: int = 8,
+    progress: bool = False,
+    vocab_chunk_size: int = 8192,
+    share_prompt: bool = True,
+    shared_prefixes: Sequence[str] | None = None,
+) -> list[list[float]]:
+    """`sum_t log p(option_t | prompt, option_<t)` of each option after each prompt: one list per prompt, in the
+    order of its options (`options` is one list for every prompt, or a list per prompt). This is how a causal LM
+    scores a fixed label set or the choices of a multiple-choice item.
+
+    Options are plain continuations (write " positive" with its leading space when it follows "Sentiment:"; no EOS
+    is added). With `share_prompt` (default) the options of one prompt are scored on one run of the prompt: the
+    prompt's KV cache is repeated over its options (`token_logprobs(prefix_lengths=...)`), which gives the same
+    values to float tolerance. `shared_prefixes[i]` (plain-text prompts) widens the sharing: the start of prompt `i`
+    that other prompts begin with too (in-context demos before the input), run once for every prompt that shares it
+    and every option of those prompts. Every log-prob comes from the chunked head: no `(batch, seq, vocab)` logits.
+    """
+    per_prompt = [list(options)] * len(prompts) if options and isinstance(options[0], str) else list(options)
+    if len(per_prompt) != len(prompts):
+        raise ValueError(f"Got {len(prompts)} prompts and {len(per_prompt)} option lists; they must pair up.")
+    if shared_prefixes is not None and len(shared_prefixes) != len(prompts):
+        raise ValueError(f"Got {len(shared_prefixes)} shared prefixes for {len(prompts)} prompts.")
+    sequences, masks, prefixes, owner = [], [], [], []
+    for i, (prompt, choices) in enumerate(zip(prompts, per_prompt, strict=True)):
+        if not choices:
+            raise ValueError(f"Prompt {i} has no option to score.")
+        encoded = [tokenize_option(tokenizer, prompt, str(choice)) for choice in choices]
+        shared = min(n for _, n in encoded)  # a boundary token merged into one option is left out of the prefix
+        if shared_prefixes is not None:
+            if not isinstance(prompt, str) or not prompt.startswith(shared_prefixes[i]):
+                raise ValueError(f"Prompt {i} does not start with its shared prefix {shared_prefixes[i]!r}.")
+            head = tokenizer(text=shared_prefixes[i])["input_ids"]
+            shared = min(shared, common_prefix_length(list(head), encoded[0][0]))
+        for ids, n in encoded:
+            sequences.append(ids)
+            masks.append([0] * n + [1] * (len(ids) - n))
+            prefixes.append(shared)
+            owner.append(i)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    values = token_logprobs(
+        model,
+        sequences,
+        masks,
+        pad_id=pad_id,
+        batch_size=batch_size,
+        progress=progress,
+        vocab_chunk_size=vocab_chunk_size,
+        prefix_lengths=prefixes if share_prompt else None,
+    )
+    results: list[list[float]] = [[] for _ in prompts]
+    for i, token_values in zip(owner, values, strict=True):
+        results[i].append(float(sum(token_values)))
+    return results
+
+
 @torch.no_grad()
 def token_logprobs(
     model,
