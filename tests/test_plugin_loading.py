@@ -253,7 +253,11 @@ def test_every_command_prints_each_problem_with_the_bypass(tmp_path):
     for command in (["list"], ["info", "asft"]):
         result = _cli(tmp_path, *command, **{ALLOW_LIST_ENV: plugins})
         assert result.returncode == 0, result.stderr[-2000:]
-        warnings = [line for line in result.stderr.splitlines() if line.startswith("trl-ext: warning:")]
+        warnings = [
+            line
+            for line in result.stderr.splitlines()
+            if line.startswith("trl-ext: warning:") and "still importing" not in line  # a slow machine's notice
+        ]
         assert len(warnings) == 3, result.stderr
         for bad, what in [
             ("exits", "SystemExit: exited with code 5"),
