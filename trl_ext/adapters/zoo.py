@@ -56,6 +56,8 @@ class ZooMethod:
     fixed: dict[str, Any] | Callable[[ModelShape], dict[str, Any]] = field(default_factory=dict)
     targets: bool = True
     count: Callable[[Any, ModelShape, Any], int] | None = None
+    # parameter-name parts peft freezes only in an init step the meta device skips (AdaLoRA's ranknum)
+    frozen: tuple[str, ...] = ()
     note: str = ""
 
     def __post_init__(self) -> None:
@@ -102,6 +104,7 @@ _TABLE: tuple[ZooMethod, ...] = (
         "reparameterization",
         knob="init_r",
         fixed={"total_step": 1000, "target_r": 1},
+        frozen=("ranknum",),
         note="budget at init_r; rank pruning needs update_and_allocate in the loop (TRL does not call it)",
     ),
     ZooMethod("loha", "LOHA", "reparameterization", **_R),
@@ -130,7 +133,15 @@ _TABLE: tuple[ZooMethod, ...] = (
     ZooMethod("fourierft", "FOURIERFT", "reparameterization", knob="n_frequency"),
     ZooMethod("waveft", "WAVEFT", "reparameterization", knob="n_frequency"),
     ZooMethod("shira", "SHIRA", "reparameterization", **_R, count=_shira_count),
-    ZooMethod("randlora", "RANDLORA", "reparameterization", **_R),
+    ZooMethod(
+        "randlora",
+        "RANDLORA",
+        "reparameterization",
+        knob="r",
+        # the bases are frozen and shared; their count, min(in, out) / r, scales the trainable factors: fewer for a
+        # larger r, so candidates go from the largest r down
+        candidates=lambda s: list(range(min(min(s.dims), 4096), 0, -1)),
+    ),
     ZooMethod("delora", "DELORA", "reparameterization", **_R),
     ZooMethod("gralora", "GRALORA", "reparameterization", **_R),
     ZooMethod("hira", "HIRA", "reparameterization", **_R),
@@ -319,11 +330,13 @@ def category_of(peft_config: Any) -> str | None:
     return None
 
 
-def model_shape(meta_model: Any) -> ModelShape:
-    """The config and the (in, out) features of the linears peft's "all-linear" selects (found by a LoRA build)."""
+def model_shape(meta_model: Any, target_modules: str | list[str] | None = "all-linear") -> ModelShape:
+    """The config and the (in, out) features of the linears `target_modules` selects (found by a LoRA build)."""
     from peft import LoraConfig, get_peft_model
 
-    peft_model = get_peft_model(copy.deepcopy(meta_model), LoraConfig(r=1, target_modules="all-linear"))
+    peft_model = get_peft_model(
+        copy.deepcopy(meta_model), LoraConfig(r=1, target_modules=target_modules or "all-linear")
+    )
     linears = tuple(
         (m.in_features, m.out_features)
         for name, m in peft_model.named_modules()
@@ -332,13 +345,20 @@ def model_shape(meta_model: Any) -> ModelShape:
     return ModelShape(config=meta_model.config, linears=linears)
 
 
-def count_trainable(model: Any, peft_config: Any) -> int:
-    """The trainable parameters `get_peft_model(model, peft_config)` gives, counted on a meta-device copy."""
+def count_trainable(model: Any, peft_config: Any, frozen: Sequence[str] = ()) -> int:
+    """The trainable parameters `get_peft_model(model, peft_config)` gives, counted on a meta-device copy; names
+    containing a part in `frozen` are not counted."""
     from peft import get_peft_model
 
     meta = model if _on_meta(model) else base_model_on_meta(model)
     peft_model = get_peft_model(copy.deepcopy(meta), copy.deepcopy(peft_config))
-    return trainable_parameters(peft_model)
+    if not frozen:
+        return trainable_parameters(peft_model)
+    return sum(
+        _numel(p)
+        for name, p in peft_model.named_parameters()
+        if p.requires_grad and not any(part in name for part in frozen)
+    )
 
 
 def _on_meta(model: Any) -> bool:
@@ -398,15 +418,17 @@ class _Counter:
                 if self.method.count is not None:
                     self.cache[value] = self.method.count(self.meta, self.shape, config)
                 else:
-                    self.cache[value] = count_trainable(self.meta, config)
+                    self.cache[value] = count_trainable(self.meta, config, self.method.frozen)
             except (ValueError, AssertionError, RuntimeError, TypeError):
                 self.cache[value] = None
         return self.cache[value]
 
 
-def _search_int(counter: _Counter, target: int, lo: int, cap: int = 1 << 16) -> Any:
+def _search_int(counter: _Counter, target: int, lo: int, cap: int = 1 << 22) -> Any:
     """The int knob value >= lo whose count is closest to `target` (ties: the smaller), for a count growing with the
-    value: gallop up to bracket the target, then interpolate/bisect."""
+    value: step up by extrapolating the last two counts (exact for the affine counts of most methods) until the
+    target is bracketed, then interpolate/bisect. Each probe is a peft build, so few probes matter (FourierFT draws
+    its random frequencies on the CPU even on the meta device)."""
     p_lo = counter(lo)
     if p_lo is None:  # e.g. HRA wants an even r
         lo += 1
@@ -415,14 +437,20 @@ def _search_int(counter: _Counter, target: int, lo: int, cap: int = 1 << 16) -> 
             return lo
     if p_lo >= target:
         return lo
-    hi, flat = lo * 2, 0
-    while hi < cap and (counter(hi) is None or counter(hi) < target):
-        if counter(hi) is not None:
-            flat = flat + 1 if counter(hi) == p_lo else 0
-            lo, p_lo = hi, counter(hi)
+    hi, flat = lo + 1, 0
+    while hi < cap:
+        p_hi = counter(hi)
+        if p_hi is None or p_hi >= target:
+            break
+        flat = flat + 1 if p_hi == p_lo else 0
         if flat >= 3:  # the knob stopped changing the count (e.g. LoKr's r below its factor sizes)
-            return lo
-        hi *= 2
+            return hi
+        slope = (p_hi - p_lo) / (hi - lo)
+        lo, p_lo = hi, p_hi
+        step = math.ceil(1.05 * (target - p_lo) / slope) + 1 if slope > 0 else hi
+        hi = min(cap, hi + max(1, min(step, 64 * hi)))
+    else:
+        return lo
     if counter(hi) is None:  # past what peft accepts for this model: the largest accepted below
         while hi - lo > 1:
             mid = (lo + hi) // 2
@@ -465,6 +493,8 @@ def _search_candidates(counter: _Counter, target: int, values: Sequence[Any]) ->
         else:
             hi = mid
     near = [valid[i] for i in (lo - 1, lo) if 0 <= i < len(valid) and counter(valid[i]) is not None]
+    if not near:
+        return valid[lo]
     return min(near, key=lambda v: (abs(counter(v) - target), valid.index(v)))
 
 
@@ -500,7 +530,7 @@ def solve(
         raise ValueError(f"unknown peft method {method!r}{hint}; one of: {', '.join(sorted(methods))}")
     spec = methods[method]
     meta = model_or_config if _on_meta(model_or_config) else base_model_on_meta(model_or_config)
-    shape = model_shape(meta)
+    shape = model_shape(meta, target_modules if spec.targets else "all-linear")
     total = count_parameters(meta)
     target = _resolve_budget(budget, total)
     kwargs: dict[str, Any] = {"task_type": "CAUSAL_LM", **spec.fixed_for(shape)}
@@ -518,7 +548,7 @@ def solve(
     trainable = counter(value)
     if trainable is None:
         config = counter.config(value)  # raises peft's own message
-        trainable = count_trainable(meta, config)
+        trainable = count_trainable(meta, config, spec.frozen)
     matched = target is None or abs(trainable - target) <= tol * target
     return ZooResult(method, spec.category, spec.knob, value, trainable, total, target, matched, counter.config(value))
 
