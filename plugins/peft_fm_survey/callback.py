@@ -65,7 +65,7 @@ class PeftBudgetCallback(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self._pending and logs is not None:
-            logs.update({k: v for k, v in self.measured.items() if k != "peft/category"})
-            if state.log_history and state.log_history[-1] is not logs:
+            logs.update({k: v for k, v in self.measured.items() if k != "peft/category"})  # numbers for trackers
+            if state.log_history:  # Trainer.log appended its copy of `logs` before calling on_log
                 state.log_history[-1].update(self.measured)
             self._pending = False

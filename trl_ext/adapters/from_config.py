@@ -44,8 +44,9 @@ def make_peft_adapter(config: str, adapter_name: str = "default"):
             model.set_adapter(adapter_name)
         else:
             model = get_peft_model(model, peft_config, adapter_name=adapter_name)
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        total = sum(p.numel() for p in model.get_base_model().parameters())
+        from trl_ext.adapters.zoo import budget_of
+
+        trainable, total = budget_of(model)
         kind = str(getattr(peft_config.peft_type, "value", peft_config.peft_type)).split(" ")[0]
         print(f"peft adapter {kind} from {config}: {trainable:,} trainable parameters ({trainable / total:.4%})")
         return model
