@@ -450,14 +450,15 @@ def _search_int(counter: _Counter, target: int, lo: int, cap: int = 1 << 22) -> 
             return lo
     if p_lo >= target:
         return lo
-    hi, flat = lo + 1, 0
+    hi, flat, first = lo + 1, 0, {p_lo: lo}
     while hi < cap:
         p_hi = counter(hi)
         if p_hi is None or p_hi >= target:
             break
+        first.setdefault(p_hi, hi)
         flat = flat + 1 if p_hi == p_lo else 0
-        if flat >= 3:  # the knob stopped changing the count (e.g. LoKr's r below its factor sizes)
-            return hi
+        if flat >= 3:  # the knob stopped changing the count (LoKr's r past its factor sizes): its smallest value
+            return first[p_hi]
         slope = (p_hi - p_lo) / (hi - lo)
         lo, p_lo = hi, p_hi
         step = math.ceil(1.05 * (target - p_lo) / slope) + 1 if slope > 0 else hi
