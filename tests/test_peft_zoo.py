@@ -199,3 +199,9 @@ def test_adapter_peft_config_names_the_folders_with_a_config(tmp_path):
     with pytest.raises(FileNotFoundError, match="subfolders with one: lora"):
         load_peft_config(tmp_path)
     assert load_peft_config(tmp_path / "lora").r == 2
+
+
+def test_an_override_of_the_knob_skips_the_search():
+    result = zoo.solve("lora", tiny_model(), budget=5000, r=7, lora_alpha=14)
+    assert (result.value, result.trainable) == (7, 7 * LAYERS * IN_PLUS_OUT)
+    assert result.config.lora_alpha == 14 and not result.budget_matched  # 7168 vs 5000
