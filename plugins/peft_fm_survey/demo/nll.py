@@ -1,6 +1,6 @@
 """Token-mean NLL of the reference completions, as `trl-ext compare --eval perplexity` scores them (log of each row's
 perplexity, averaged over rows), for the base model and for the arms of a finished comparison. Usage:
-    python plugins/peft_fm_survey/demo/nll.py OUT_DIR_OF_COMPARE [--rows 32]"""
+    python plugins/peft_fm_survey/demo/nll.py [OUT_DIR_OF_COMPARE] [--rows 32]"""
 
 import argparse
 import json
@@ -12,7 +12,7 @@ import torch
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("compare_dir")
+    parser.add_argument("compare_dir", nargs="?", help="a finished comparison's --output_dir (default: base only)")
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--rows", type=int, default=32)
     args = parser.parse_args()
@@ -26,6 +26,8 @@ def main() -> None:
     model, tokenizer = load_model(args.model), load_tokenizer(args.model)
     values, _ = measure(parse_metric("perplexity"), model, tokenizer, rows)
     print(f"base      NLL {sum(math.log(v) for v in values) / len(values):.4f}")
+    if args.compare_dir is None:
+        return
     report = json.loads((Path(args.compare_dir) / "compare.json").read_text())
     for arm in report["arms"]:
         nll = sum(math.log(v) for v in arm["per_row"]) / len(arm["per_row"])
