@@ -205,3 +205,14 @@ def test_an_override_of_the_knob_skips_the_search():
     result = zoo.solve("lora", tiny_model(), budget=5000, r=7, lora_alpha=14)
     assert (result.value, result.trainable) == (7, 7 * LAYERS * IN_PLUS_OUT)
     assert result.config.lora_alpha == 14 and not result.budget_matched  # 7168 vs 5000
+
+
+def test_ia3_on_all_linear_saves_a_config_that_loads(tmp_path):
+    from peft import PeftConfig
+
+    config = zoo.build_peft_config("ia3", tiny_model())
+    model = get_peft_model(tiny_model(), config)
+    model.save_pretrained(str(tmp_path))
+    loaded = PeftConfig.from_pretrained(str(tmp_path))  # peft refused the resolved all-linear here
+    assert set(loaded.target_modules) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert list(loaded.feedforward_modules) == ["down_proj"]

@@ -30,6 +30,7 @@ class ModelShape:
 
     config: Any
     linears: tuple[tuple[int, int], ...]
+    names: tuple[str, ...] = ()  # the targeted linears' own names (q_proj, ...), sorted
 
     @property
     def dims(self) -> list[int]:
@@ -199,7 +200,9 @@ _TABLE: tuple[ZooMethod, ...] = (
     ),
     ZooMethod("ln_tuning", "LN_TUNING", "selective", targets=False),
     ZooMethod("beft", "BEFT", "selective"),
-    ZooMethod("ia3", "IA3", "additive"),
+    # peft saves IA3's resolved "all-linear" as full module paths beside feedforward_modules=["down_proj"], a
+    # config its own check then refuses to load; the linears' own names give the same targets and load back
+    ZooMethod("ia3", "IA3", "additive", fixed=lambda s: {"target_modules": list(s.names)}),
     ZooMethod("peanut", "PEANUT", "additive", **_R),
     ZooMethod("prompt_tuning", "PROMPT_TUNING", "prompt", knob="num_virtual_tokens", targets=False),
     ZooMethod("prefix_tuning", "PREFIX_TUNING", "prompt", knob="num_virtual_tokens", targets=False),
@@ -350,12 +353,12 @@ def model_shape(meta_model: Any, target_modules: str | list[str] | None = "all-l
     peft_model = get_peft_model(
         copy.deepcopy(meta_model), LoraConfig(r=1, target_modules=target_modules or "all-linear")
     )
-    linears = tuple(
-        (m.in_features, m.out_features)
-        for name, m in peft_model.named_modules()
-        if type(m).__name__ == "Linear" and hasattr(m, "lora_A")
-    )
-    return ModelShape(config=meta_model.config, linears=linears)
+    targeted = [
+        (name, m) for name, m in peft_model.named_modules() if type(m).__name__ == "Linear" and hasattr(m, "lora_A")
+    ]
+    linears = tuple((m.in_features, m.out_features) for _, m in targeted)
+    names = tuple(sorted({name.rsplit(".", 1)[-1] for name, _ in targeted}))
+    return ModelShape(config=meta_model.config, linears=linears, names=names)
 
 
 def count_trainable(model: Any, peft_config: Any, frozen: Sequence[str] = ()) -> int:
@@ -547,10 +550,11 @@ def solve(
     shape = model_shape(meta, target_modules if spec.targets else "all-linear")
     total = count_parameters(meta)
     target = _resolve_budget(budget, total)
-    kwargs: dict[str, Any] = {"task_type": "CAUSAL_LM", **spec.fixed_for(shape)}
+    kwargs: dict[str, Any] = {"task_type": "CAUSAL_LM"}
     fields = {f.name for f in dataclasses.fields(_peft_types()[spec.peft_type])}
     if spec.targets and target_modules is not None and "target_modules" in fields:
         kwargs["target_modules"] = target_modules
+    kwargs.update(spec.fixed_for(shape))  # the shape is of these targets: a fixed field may restate them
     kwargs.update(overrides)
     counter = _Counter(spec, meta, shape, {k: v for k, v in kwargs.items() if k != spec.knob})
     value = kwargs.get(spec.knob) if spec.knob else None
