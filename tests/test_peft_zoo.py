@@ -1,13 +1,14 @@
 """trl_ext.adapters.zoo (`trl-ext peft-zoo`, peft-fm-survey card): the budget solver against hand counts of the
-parameters (LoRA, supertuning, IA3, prefix tuning), meta-device counts equal to real ones, every listed method builds
-and runs a forward on a tiny model, the CLI table and saved configs, and `--adapter peft:config=DIR` training."""
+parameters (LoRA, supertuning, IA3, prefix tuning), meta-device counts equal to real ones, every listed method builds,
+runs a forward and reloads to the same outputs on a tiny model, the CLI table and saved configs, and `--adapter
+peft:config=DIR` training."""
 
 import json
 import math
 
 import pytest
 import torch
-from peft import IA3Config, LoraConfig, PromptTuningConfig, get_peft_model
+from peft import IA3Config, LoraConfig, PeftModel, PromptTuningConfig, get_peft_model
 from transformers import LlamaConfig
 
 from trl_ext.adapters import zoo
@@ -100,7 +101,7 @@ def test_meta_count_equals_real_count(config):
     assert zoo.count_trainable(tiny_model(), config) == sum(p.numel() for p in real.parameters() if p.requires_grad)
 
 
-def test_every_listed_method_builds_and_runs_a_forward():
+def test_every_listed_method_builds_runs_and_reloads(tmp_path):
     methods = zoo.list_methods()
     assert {"lora", "dora", "ia3", "prompt_tuning", "prefix_tuning", "loha", "lokr", "oft", "vera", "ssf"} <= set(
         methods
@@ -114,9 +115,17 @@ def test_every_listed_method_builds_and_runs_a_forward():
         model = get_peft_model(tiny_model(), result.config)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         assert trainable == result.trainable, name
+        for p in model.parameters():  # move off the init (LoRA's B = 0 would hide a lost tensor)
+            if p.requires_grad:
+                p.data.add_(0.01 * torch.randn_like(p))
+        model.eval()  # PVeRA samples in train mode
         with torch.no_grad():
             logits = model(input_ids=ids).logits
         assert logits.shape[-1] == model.config.vocab_size and torch.isfinite(logits).all(), name
+        model.save_pretrained(str(tmp_path / name))
+        loaded = PeftModel.from_pretrained(tiny_model(), str(tmp_path / name))
+        with torch.no_grad():
+            assert torch.allclose(loaded(input_ids=ids).logits, logits, atol=1e-5), name
 
 
 def test_unknown_method_names_close_matches():
