@@ -121,3 +121,19 @@ def test_qlora_trains_asft_on_cpu(tmp_path, rows_file, monkeypatch):
     for name, module in quantized.items():
         assert module.weight.dtype == torch.uint8 and module.weight.quant_state is not None
         assert torch.equal(module.weight, seen["base"][name])  # frozen
+
+
+def test_load_trained_keeps_a_prompt_learning_adapter_unmerged(tiny_model_dir, tmp_path):
+    from peft import LoraConfig, PeftModel, PrefixTuningConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from trl_ext.models import load_trained
+
+    for name, config in (
+        ("prefix", PrefixTuningConfig(num_virtual_tokens=3, task_type="CAUSAL_LM")),
+        ("lora", LoraConfig(r=2, task_type="CAUSAL_LM")),
+    ):
+        model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), config)
+        model.save_pretrained(str(tmp_path / name))
+    assert isinstance(load_trained(tmp_path / "prefix"), PeftModel)  # nothing to merge a prefix into
+    assert not isinstance(load_trained(tmp_path / "lora"), PeftModel)  # merged

@@ -4,7 +4,7 @@ dataset builders are named by import path, imported on first use: registering im
 
 from __future__ import annotations
 
-from trl_ext import Dataset, Method, Transform, hookimpl
+from trl_ext import Adapter, Dataset, Method, Transform, hookimpl
 
 TRL_PAPER = None  # TRL's own trainers cite their papers through TRL's model card
 
@@ -155,5 +155,24 @@ def register_transforms(register):
             "with torchrun, per-row scores and a summary saved next to the output.",
             example="trl-ext transform loglik_filter --dataset_name builtin:arith --split train --keep_fraction 0.5 "
             "--output kept.jsonl",
+        )
+    )
+
+
+@hookimpl
+def register_adapters(register):
+    register(
+        Adapter(
+            name="peft",
+            factory="trl_ext.adapters.from_config:make_peft_adapter",
+            family="parameter-efficient",
+            description="Any peft method from a saved config (a folder with adapter_config.json), e.g. one that "
+            "`trl-ext peft-zoo --output DIR` wrote at a matched trainable-parameter budget.",
+            options={
+                "config": "folder holding adapter_config.json (required)",
+                "adapter_name": "peft adapter name (default); on a PeftModel, adds another",
+            },
+            example="trl-ext peft-zoo --model_name_or_path smollm2-135m --budget 0.005 --methods lora --output zoo && "
+            "trl-ext train sft --model_name_or_path smollm2-135m --adapter peft:config=zoo/lora --max_steps 20",
         )
     )

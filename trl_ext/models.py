@@ -217,7 +217,8 @@ def load_model(name_or_path: str, **kwargs: Any):
 
 def load_trained(path: str | Path, base: str | None = None, **kwargs: Any):
     """A training run's output folder as a plain model: a LoRA (or other peft) adapter merged into its base (`base`,
-    else the one its adapter_config.json names), a full model loaded as is."""
+    else the one its adapter_config.json names), a full model loaded as is. A prompt-learning adapter (prompt, prefix,
+    P-tuning) has no weights to merge into: the PeftModel itself is returned."""
     folder = Path(path)
     config = folder / "adapter_config.json"
     if not config.exists():
@@ -229,7 +230,10 @@ def load_trained(path: str | Path, base: str | None = None, **kwargs: Any):
     base = base or json.loads(config.read_text()).get("base_model_name_or_path")
     if not base:
         raise ModelLoadError(f"{folder} holds an adapter whose base model is not named; pass the base model.")
-    return PeftModel.from_pretrained(load_model(base, **kwargs), str(folder)).merge_and_unload()
+    model = PeftModel.from_pretrained(load_model(base, **kwargs), str(folder))
+    if model.active_peft_config.is_prompt_learning:
+        return model
+    return model.merge_and_unload()
 
 
 def default_device() -> str:

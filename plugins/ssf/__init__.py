@@ -11,7 +11,11 @@ from .paper import PAPER
 
 # Declared to peft through the `trl_ext.peft_tuners` entry point (pyproject.toml): registered once peft is imported.
 TUNER = PeftTuner(
-    name="ssf", config="trl_ext_plugins.ssf.tuner:SSFConfig", model="trl_ext_plugins.ssf.tuner:SSFModel", prefix="ssf_"
+    name="ssf",
+    config="trl_ext_plugins.ssf.tuner:SSFConfig",
+    model="trl_ext_plugins.ssf.tuner:SSFModel",
+    prefix="ssf_",
+    category="additive",
 )
 
 # These import torch and peft: named by path here, imported on first use.

@@ -30,12 +30,16 @@ ENTRY_POINT_GROUP = "trl_ext.peft_tuners"
 @dataclass(frozen=True)
 class PeftTuner:
     """A peft tuner type trl-ext adds: its name (lower case), config and model classes as "module:Name" import paths
-    (imported once peft is), and the prefix its parameter names carry."""
+    (imported once peft is), and the prefix its parameter names carry. `category` (the PEFT survey's: selective,
+    additive, prompt, reparameterization, hybrid) and `knob` (the int config field that sets its size, if any) place
+    it in `trl-ext peft-zoo` (trl_ext.adapters.zoo)."""
 
     name: str
     config: str
     model: str
     prefix: str
+    category: str | None = None
+    knob: str | None = None
 
     def register(self) -> None:
         from trl_ext.compat.peft_tuners import register_tuner

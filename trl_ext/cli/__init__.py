@@ -1,5 +1,5 @@
-"""`trl-ext`: list | info | plugins | train | transform | generate | evaluate | new-plugin | bench | compare (one
-module per command group)."""
+"""`trl-ext`: list | info | plugins | train | transform | generate | evaluate | new-plugin | bench | compare |
+peft-zoo (one module per command group)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from trl_ext.cli.evaluate import cmd_evaluate
 from trl_ext.cli.generate import add_arguments as add_generate_arguments
 from trl_ext.cli.generate import cmd_generate
 from trl_ext.cli.new_plugin import cmd_new_plugin
+from trl_ext.cli.peft_zoo import add_arguments as add_peft_zoo_arguments
+from trl_ext.cli.peft_zoo import cmd_peft_zoo
 from trl_ext.plugin.records import KINDS, Family
 from trl_ext.plugin.registry import ComponentError, registry
 
@@ -64,6 +66,12 @@ def make_parser() -> argparse.ArgumentParser:
     )
     add_evaluate_arguments(p)
     p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser(
+        "peft-zoo",
+        help="Every peft method at one trainable-parameter budget: knob solved, survey category (configs to a dir).",
+    )
+    add_peft_zoo_arguments(p)
+    p.set_defaults(func=cmd_peft_zoo)
     for name, help_text in (
         ("train", "Train METHOD with TRL-style flags, or a YAML recipe (--config)."),
         ("transform", "Run a registered transform on a dataset and write the result."),
