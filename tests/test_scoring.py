@@ -105,6 +105,30 @@ def test_peft_model_matches_full_logits(tokenizer):
     assert abs(plain["sum_logprob"] - result["sum_logprob"]) > 1e-3
 
 
+@pytest.mark.parametrize("kind", ["PromptTuningConfig", "PrefixTuningConfig"])
+def test_prompt_learning_adapters_are_scored_with_their_virtual_tokens(tokenizer, kind):
+    # the backbone alone never sees a prompt-learning adapter's virtual tokens or key/value prefixes: the scores must
+    # come from the PeftModel's own forward (here against its full logits, the real tokens' rows, by hand)
+    peft = pytest.importorskip("peft")
+    torch.manual_seed(0)
+    model = peft.get_peft_model(tiny_model(seed=2), getattr(peft, kind)(task_type="CAUSAL_LM", num_virtual_tokens=3))
+    for param in model.parameters():
+        if param.requires_grad:
+            param.data.normal_()  # a trained-looking adapter, so it changes the scores
+    prompts, completions = [p for p, _ in PAIRS[:3]], [c for _, c in PAIRS[:3]]
+    results = sequence_logprobs(model, tokenizer, prompts, completions, batch_size=2, progress=False)
+    for result, prompt, completion in zip(results, prompts, completions, strict=True):
+        input_ids, mask = tokenize_pair(tokenizer, prompt, completion)
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([input_ids])).logits[0, -len(input_ids) :].double()
+        log_probs = torch.log_softmax(logits[:-1], dim=-1).gather(1, torch.tensor(input_ids[1:])[:, None])[:, 0]
+        expected = float(log_probs[torch.tensor(mask[1:], dtype=torch.bool)].sum())
+        assert result["sum_logprob"] == pytest.approx(expected, rel=1e-5, abs=1e-5)
+    with model.disable_adapter():
+        plain = sequence_logprobs(model, tokenizer, prompts[:1], completions[:1], progress=False)
+    assert abs(plain[0]["sum_logprob"] - results[0]["sum_logprob"]) > 1e-3
+
+
 def test_final_logit_softcapping_is_applied(tokenizer):
     from transformers import Gemma2Config, Gemma2ForCausalLM
 

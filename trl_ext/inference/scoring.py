@@ -233,7 +233,9 @@ def token_logprobs(
     lm_head = LMHead.of(model_)
     device = model_.get_input_embeddings().weight.device
 
-    groups = _prefix_groups(sequences, prefix_lengths, batch_size) if prefix_lengths is not None else []
+    prompt_learning = is_prompt_learning(model)  # its virtual tokens live in the PeftModel's forward, not the backbone
+    share = prefix_lengths is not None and not prompt_learning
+    groups = _prefix_groups(sequences, prefix_lengths, batch_size) if share else []
     grouped = {i for _, members in groups for i in members}
     order = sorted(
         (i for i in range(len(sequences)) if len(sequences[i]) and i not in grouped), key=lambda i: -len(sequences[i])
@@ -295,11 +297,37 @@ def token_logprobs(
                 input_ids[row, : len(ids)] = torch.tensor(list(ids), dtype=torch.long)
                 attention_mask[row, : len(ids)] = 1
             input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
-            hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+            if prompt_learning:
+                hidden = _prompt_learning_hidden(model, input_ids, attention_mask)
+            else:
+                hidden = backbone(
+                    input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+                ).last_hidden_state
             score(batch, hidden)
     finally:
         model.train(was_training)
     return results
+
+
+def is_prompt_learning(model) -> bool:
+    """A PeftModel whose active adapter is prompt, prefix or p-tuning: virtual tokens or key/value prefixes that only
+    the PeftModel's own forward adds (the backbone alone would score the base model)."""
+    config = getattr(model, "active_peft_config", None)
+    return bool(getattr(config, "is_prompt_learning", False))
+
+
+def _prompt_learning_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The final (normed) hidden states of the real tokens through the PeftModel's forward, which prepends the
+    virtual tokens (prompt tuning) or the key/value prefixes (prefix tuning); the head is applied to the last
+    position only (`logits_to_keep=1`), so no (batch, seq, vocab) logits are built."""
+    out = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        output_hidden_states=True,
+        logits_to_keep=1,
+        use_cache=False,
+    )
+    return out.hidden_states[-1][:, -input_ids.shape[1] :]  # virtual tokens, where prepended, come first
 
 
 def _prefix_groups(
