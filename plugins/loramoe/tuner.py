@@ -24,6 +24,7 @@ from peft.config import PeftConfig
 from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
+from trl_ext.adapters.targets import matches_target
 from trl_ext.compat.peft_tuners import TrlExtTuner, tuner_type
 
 LORAMOE_PEFT_TYPE = tuner_type("loramoe")
@@ -121,16 +122,6 @@ def routing_record(
         for layer in layers:
             layer.routing = None
         record.clear()
-
-
-def _matches(names, key: str) -> bool:
-    if names is None:
-        return False
-    if isinstance(names, str):
-        import re
-
-        return re.fullmatch(names, key) is not None
-    return any(key == n or key.endswith("." + n) for n in names)
 
 
 class LoRAMoELayer(BaseTunerLayer):
@@ -280,7 +271,7 @@ class LoRAMoEModel(TrlExtTuner):
 
     @classmethod
     def is_target(cls, config: LoRAMoEConfig, key: str) -> bool:
-        return _matches(config.target_modules, key)
+        return matches_target(config.target_modules, key)
 
     def create_layer(self, config: LoRAMoEConfig, adapter_name: str, target: nn.Module, key: str):
         if isinstance(target, LoRAMoELayer):
@@ -302,7 +293,7 @@ def trainable_count(model: nn.Module, config: LoRAMoEConfig) -> int:
     return sum(
         e * r * (m.in_features + m.out_features) + e * m.in_features
         for key, m in model.named_modules()
-        if _matches(config.target_modules, key) and isinstance(m, nn.Linear)
+        if matches_target(config.target_modules, key) and isinstance(m, nn.Linear)
     )
 
 

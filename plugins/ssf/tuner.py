@@ -17,6 +17,7 @@ from peft.config import PeftConfig
 from peft.tuners.tuners_utils import BaseTunerLayer, check_adapters_to_merge
 from torch import nn
 
+from trl_ext.adapters.targets import matches_target
 from trl_ext.compat.peft_tuners import TrlExtTuner, tuner_type
 
 SSF_PEFT_TYPE = tuner_type("ssf")
@@ -75,16 +76,6 @@ class _Vector(nn.Module):
     def __init__(self, size: int, device=None):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(size, dtype=torch.float32, device=device))
-
-
-def _matches(names, key: str) -> bool:
-    if names is None:
-        return False
-    if isinstance(names, str):
-        import re
-
-        return re.fullmatch(names, key) is not None
-    return any(key == n or key.endswith("." + n) for n in names)
 
 
 class SSFLayer(BaseTunerLayer):
@@ -315,14 +306,14 @@ class SSFModel(TrlExtTuner):
 
     @classmethod
     def is_target(cls, config: SSFConfig, key: str) -> bool:
-        return _matches(config.target_modules, key) or _matches(config.adapted_norms(), key)
+        return matches_target(config.target_modules, key) or matches_target(config.adapted_norms(), key)
 
     def create_layer(self, config: SSFConfig, adapter_name: str, target: nn.Module, key: str):
         if isinstance(target, SSFLayer):
             target.update_layer(adapter_name, config)
             return None
         base = target.get_base_layer() if isinstance(target, BaseTunerLayer) else target
-        if _matches(config.adapted_norms(), key):
+        if matches_target(config.adapted_norms(), key):
             return SSFNorm(target, adapter_name, config)
         if isinstance(base, nn.Linear):
             return SSFLinear(target, adapter_name, config)
@@ -377,9 +368,9 @@ def trainable_count(model: nn.Module, config: SSFConfig) -> int:
     read from the unwrapped model's modules."""
     total = 0
     for key, module in model.named_modules():
-        if _matches(config.adapted_norms(), key) and getattr(module, "weight", None) is not None:
+        if matches_target(config.adapted_norms(), key) and getattr(module, "weight", None) is not None:
             total += module.weight.shape[0]
-        elif _matches(config.target_modules, key) and isinstance(module, nn.Linear):
+        elif matches_target(config.target_modules, key) and isinstance(module, nn.Linear):
             total += module.out_features
     return 2 * total
 
