@@ -128,9 +128,9 @@ class EntropyTargetCallback(BoundCallback, ExportableState):
     # --- binding to a GRPO trainer --------------------------------------------------------------------------------
     def bind(self, trainer: Any) -> None:
         """Start from the trainer's temperature (unless given) and apply a changed T before each generation batch."""
-        from trl_ext.compat.grpo_seams import around_generate_and_score, rollout_temperature
+        from trl_ext.compat.grpo_seams import around_generate_and_score, rollout_temperature, samples_rollouts
 
-        if not hasattr(trainer, "_generate_and_score_completions") or not hasattr(trainer, "temperature"):
+        if not samples_rollouts(trainer):
             raise TypeError(
                 f"acereason_temp watches GRPO rollouts; {type(trainer).__name__} does not generate any "
                 "(use it with a GRPO-based method)."

@@ -251,3 +251,38 @@ def test_the_selector_runs_before_the_first_rollout(tmp_path):
     assert saved["temperature"] == cb.temperature and len(saved["table"]) == 2
     assert logged(trainer, "acetemp/temperature")[1] == pytest.approx(cb.temperature)
     assert cb.temperature in {row["temperature"] for row in saved["table"]}
+
+
+# --- the recipe through the CLI ------------------------------------------------------------------------------------
+def test_the_recipe_selects_then_trains_each_stage_at_the_selected_temperature(tiny_model_dir, tmp_path):
+    from transformers import TrainerState
+
+    from trl_ext.cli import main
+    from trl_ext.plugin.registry import registry
+
+    recipe = registry().get("recipe", "acereason_temp").load()
+    assert [s["method"] for s in recipe["stages"]] == ["grpo", "grpo"]
+    assert all("select=true" in s["callbacks"] for s in recipe["stages"])
+    out = tmp_path / "run"
+    flags = ["--max_steps", "1", "--max_completion_length", "8", "--num_generations", "2"]
+    flags += ["--per_device_train_batch_size", "2", "--save_strategy", "steps", "--save_steps", "1"]
+    flags += ["--callbacks", "acereason_temp:select=true:n_prompts=2:max_evals=2"]
+    with pytest.warns(UserWarning, match="closest is"):  # a random tiny model: H is near log V at any T
+        code = main(
+            ["train", "acereason_temp", "--model_name_or_path", tiny_model_dir, "--output_dir", str(out), *flags]
+        )
+    assert code == 0
+    for stage in ("stage-1-grpo", "stage-2-grpo"):
+        selection = json.loads((out / stage / "acetemp_selection.json").read_text())
+        chosen = selection["temperature"]
+        assert chosen in {row["temperature"] for row in selection["table"]}
+        state = TrainerState.load_from_json(str(out / stage / "checkpoint-1" / "trainer_state.json"))
+        assert state.log_history[0]["acetemp/temperature"] == chosen  # trained at the selected T
+        assert state.stateful_callbacks["EntropyTargetCallback"]["attributes"]["temperature"] == chosen
+
+
+def test_binding_to_a_trainer_without_rollouts_is_refused():
+    with pytest.raises(TypeError, match="GRPO-based"):
+        EntropyTargetCallback().bind(object())
+    with pytest.raises(ValueError, match="t_min"):
+        EntropyTargetCallback(t_min=1.3)

@@ -102,3 +102,8 @@ def _repatch_fused_head(model: Any, add_fused_lm_head: Callable, temperature: fl
         )
     vars(model).pop("forward")
     add_fused_lm_head(model, temperature=temperature, cast_lm_head_to_fp32=cast, outputs=outputs)
+
+
+def samples_rollouts(trainer: Any) -> bool:
+    """Whether `trainer` generates rollouts through GRPOTrainer's seams and temperature (GRPO and its subclasses)."""
+    return hasattr(trainer, "_generate_and_score_completions") and hasattr(trainer, "temperature")
