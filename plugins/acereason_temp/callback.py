@@ -10,6 +10,7 @@ selection table) is an `ExportableState`, saved in each checkpoint's `trainer_st
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -187,7 +188,8 @@ class EntropyTargetCallback(BoundCallback, ExportableState):
             raise RuntimeError(
                 "acereason_temp: select=true needs the callback bound to a GRPO trainer (bind_callbacks)"
             )
-        prompts = list(trainer.train_dataset.select(range(min(self.n_prompts, len(trainer.train_dataset))))["prompt"])
+        # the first rows, as the probe (a streamed dataset has no select: read its first rows)
+        prompts = [row["prompt"] for row in itertools.islice(iter(trainer.train_dataset), self.n_prompts)]
         budget = self.max_new_tokens or getattr(args, "max_completion_length", None) or 512
         chosen, table = select_rl_temperature(
             model,

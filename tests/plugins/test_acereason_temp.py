@@ -39,22 +39,6 @@ def test_entropy_by_hand():
     assert entropy_at_temperature(torch.tensor([0.3, 1.1, -0.4]), 0.05).item() < 1e-3
 
 
-def test_chunked_entropy_scorer_equals_the_full_softmax():
-    """The core's chunked scorer (what the selector uses) against H(softmax(z / T)) from the full logits."""
-    from trl_ext.inference.scoring import token_entropies
-
-    model = tiny_model()
-    sequences = [[5, 9, 17, 3, 40, 41], [7, 8, 9, 10]]
-    masks = [[0, 0, 1, 1, 1, 1], [0, 1, 1, 1]]
-    with torch.no_grad():
-        for temperature in (0.6, 1.3):
-            got = token_entropies(model, sequences, masks, temperature=temperature, vocab_chunk_size=64)
-            for ids, mask, values in zip(sequences, masks, got, strict=True):
-                logits = model(torch.tensor([ids])).logits[0, :-1]
-                want = entropy_at_temperature(logits, temperature)[torch.tensor(mask[1:]).bool()]
-                assert values == pytest.approx(want.tolist(), abs=1e-5)
-
-
 # --- 3./4. the selection rule ---------------------------------------------------------------------------------------
 def test_bisection_finds_the_target_on_a_synthetic_entropy_curve():
     calls = []
