@@ -122,7 +122,7 @@ def test_generate_on_smollm2_with_temperature_scaling(tmp_path):
 
 
 def test_generations_carry_the_token_ids_they_were_decoded_from():
-    """`Generation.prompt_ids` are the chat-templated prompt's tokens without padding, `completion_ids` the
+    """`Generation.prompt_ids` are the chat-templated prompt's tokens without padding, `token_ids` the
     `num_tokens` sampled tokens (EOS included); with n return sequences each row keeps its own prompt's ids."""
     import torch
 
@@ -139,5 +139,5 @@ def test_generations_carry_the_token_ids_they_were_decoded_from():
     for row, g in enumerate(out):
         text = tokenizer.apply_chat_template(prompts[row // 2], add_generation_prompt=True, tokenize=False)
         assert list(g.prompt_ids) == tokenizer(text, add_special_tokens=False)["input_ids"]
-        assert len(g.completion_ids) == g.num_tokens
-        assert tokenizer.decode(list(g.completion_ids), skip_special_tokens=True) == g.text
+        assert len(g.token_ids) == g.num_tokens
+        assert tokenizer.decode(list(g.token_ids), skip_special_tokens=True) == g.text

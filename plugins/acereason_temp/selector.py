@@ -182,7 +182,7 @@ def measure_entropy(
         num_return_sequences=num_generations,
     )
     h, _ = rollout_entropy(
-        model, [g.prompt_ids for g in rollouts], [g.completion_ids for g in rollouts], temperature, batch_size
+        model, [g.prompt_ids for g in rollouts], [g.token_ids for g in rollouts], temperature, batch_size
     )
     mean_len = sum(g.num_tokens for g in rollouts) / max(len(rollouts), 1)
     return h, mean_len

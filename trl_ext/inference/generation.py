@@ -17,13 +17,13 @@ ProcessorFactory = Callable[[], Sequence[Any]]
 @dataclass(frozen=True)
 class Generation:
     """One completion: its text (special tokens removed) and its number of generated tokens, the EOS included and
-    the padding after it not; the token ids of its prompt (padding removed) and of the completion (those
-    `num_tokens`), for scoring exactly the tokens that were sampled."""
+    the padding after it not; `token_ids` are those tokens, `prompt_ids` its prompt's (padding removed), for
+    scoring exactly the tokens that were sampled."""
 
     text: str
     num_tokens: int
+    token_ids: tuple[int, ...] = ()
     prompt_ids: tuple[int, ...] = ()
-    completion_ids: tuple[int, ...] = ()
 
 
 def generate(
@@ -104,8 +104,8 @@ def generate_completions(
                     Generation(
                         tokenizer.decode(ids, skip_special_tokens=True),
                         len(ids),
-                        prompt_ids[row // per_prompt],
                         tuple(ids),
+                        prompt_ids[row // per_prompt],
                     )
                 )
     finally:
