@@ -119,3 +119,25 @@ def test_generate_on_smollm2_with_temperature_scaling(tmp_path):
     assert len(rows) == 2 and all(r["num_completion_tokens"] == 6 for r in rows)
     # τ_stop = 0.25 quadruples a positive "</" logit: the untrained model closes the thinking block at once
     assert all(r["completion"].startswith("</think>") for r in rows)
+
+
+def test_generations_carry_the_token_ids_they_were_decoded_from():
+    """`Generation.prompt_ids` are the chat-templated prompt's tokens without padding, `token_ids` the
+    `num_tokens` sampled tokens (EOS included); with n return sequences each row keeps its own prompt's ids."""
+    import torch
+
+    from trl_ext.inference.generation import generate_completions
+    from trl_ext.testing import tiny_model, tiny_tokenizer
+
+    model, tokenizer = tiny_model(), tiny_tokenizer()
+    prompts = [[{"role": "user", "content": "hi"}], [{"role": "user", "content": "a much longer question here"}]]
+    torch.manual_seed(0)
+    out = generate_completions(
+        model, tokenizer, prompts, max_new_tokens=5, do_sample=True, temperature=1.0, num_return_sequences=2
+    )
+    assert len(out) == 4
+    for row, g in enumerate(out):
+        text = tokenizer.apply_chat_template(prompts[row // 2], add_generation_prompt=True, tokenize=False)
+        assert list(g.prompt_ids) == tokenizer(text, add_special_tokens=False)["input_ids"]
+        assert len(g.token_ids) == g.num_tokens
+        assert tokenizer.decode(list(g.token_ids), skip_special_tokens=True) == g.text

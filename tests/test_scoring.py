@@ -237,3 +237,37 @@ def test_fully_truncated_completion_scores_minus_inf(model, tokenizer):
     )
     [result] = sequence_logprobs(model, tokenizer, [prompt], ["7"], max_length=prompt_len, progress=False)
     assert result["num_tokens"] == 0 and result["sum_logprob"] == 0.0 and result["mean_logprob"] == -math.inf
+
+
+def test_token_scores_at_a_temperature_equal_the_full_softmax():
+    """Entropy and log-probs of softmax(z / T) from the chunked head (vocabulary chunks of 64, shared prompt prefix
+    or not) against the full (seq, vocab) logits divided by T."""
+    from trl_ext.inference.scoring import token_entropies, token_scores
+
+    model = tiny_model()
+    sequences = [[5, 9, 17, 3, 40, 41], [5, 9, 17, 8, 2], [7, 8, 9, 10]]
+    masks = [[0, 0, 0, 1, 1, 1], [0, 0, 0, 1, 1], [0, 1, 1, 1]]
+    for temperature in (0.6, 1.3):
+        for prefixes in (None, [3, 3, 1]):
+            got = token_scores(
+                model,
+                sequences,
+                masks,
+                temperature=temperature,
+                outputs=("log_probs", "entropy"),
+                vocab_chunk_size=64,
+                prefix_lengths=prefixes,
+            )
+            entropies = token_entropies(model, sequences, masks, temperature=temperature, prefix_lengths=prefixes)
+            for i, (ids, mask) in enumerate(zip(sequences, masks, strict=True)):
+                with torch.no_grad():
+                    logits = model(torch.tensor([ids])).logits[0, :-1].double() / temperature
+                log_p = torch.log_softmax(logits, dim=-1)
+                scored = torch.tensor(mask[1:]).bool()
+                want_h = -(log_p.exp() * log_p).sum(-1)[scored]
+                want_lp = log_p[torch.arange(len(ids) - 1), torch.tensor(ids[1:])][scored]
+                assert got["entropy"][i] == pytest.approx(want_h.tolist(), abs=1e-5)
+                assert entropies[i] == pytest.approx(want_h.tolist(), abs=1e-5)
+                assert got["log_probs"][i] == pytest.approx(want_lp.tolist(), abs=1e-5)
+    with pytest.raises(ValueError, match="outputs"):
+        token_scores(model, sequences, masks, outputs=("logits",))

@@ -17,11 +17,13 @@ ProcessorFactory = Callable[[], Sequence[Any]]
 @dataclass(frozen=True)
 class Generation:
     """One completion: its text (special tokens removed) and its number of generated tokens, the EOS included and
-    the padding after it not; `token_ids` are those tokens."""
+    the padding after it not; `token_ids` are those tokens, `prompt_ids` its prompt's (padding removed), for
+    scoring exactly the tokens that were sampled."""
 
     text: str
     num_tokens: int
     token_ids: tuple[int, ...] = ()
+    prompt_ids: tuple[int, ...] = ()
 
 
 def generate(
@@ -88,10 +90,24 @@ def generate_completions(
                 out = model.generate(
                     **enc, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, **kwargs
                 )
-            completion_ids = out[:, enc["input_ids"].shape[1] :].tolist()
-            for ids in completion_ids:
+            width = enc["input_ids"].shape[1]
+            completion_ids = out[:, width:].tolist()
+            # With n return sequences, row r continues prompt r // n of the batch.
+            per_prompt = len(completion_ids) // enc["input_ids"].shape[0]
+            prompt_ids = [
+                tuple(ids[mask.bool()].tolist())
+                for ids, mask in zip(enc["input_ids"], enc["attention_mask"], strict=True)
+            ]
+            for row, ids in enumerate(completion_ids):
                 ids = _until_stop(ids, stop_ids)
-                outputs.append(Generation(tokenizer.decode(ids, skip_special_tokens=True), len(ids), tuple(ids)))
+                outputs.append(
+                    Generation(
+                        tokenizer.decode(ids, skip_special_tokens=True),
+                        len(ids),
+                        tuple(ids),
+                        prompt_ids[row // per_prompt],
+                    )
+                )
     finally:
         tokenizer.padding_side = side
         model.train(was_training)

@@ -204,7 +204,66 @@ def token_logprobs(
     vocab_chunk_size: int = 8192,
     prefix_lengths: Sequence[int] | None = None,
 ) -> list[list[float]]:
-    """`log p(token_t | tokens_<t)` of the tokens each mask marks, per sequence, in token order.
+    """`log p(token_t | tokens_<t)` of the tokens each mask marks, per sequence, in token order (`token_scores`'s
+    `log_probs` at temperature 1; see there).
+    """
+    return token_scores(
+        model,
+        sequences,
+        target_masks,
+        pad_id=pad_id,
+        batch_size=batch_size,
+        progress=progress,
+        vocab_chunk_size=vocab_chunk_size,
+        prefix_lengths=prefix_lengths,
+    )["log_probs"]
+
+
+@torch.no_grad()
+def token_entropies(
+    model,
+    sequences: Sequence[Sequence[int]],
+    target_masks: Sequence[Sequence[int | bool]],
+    temperature: float = 1.0,
+    pad_id: int = 0,
+    batch_size: int = 8,
+    progress: bool = False,
+    vocab_chunk_size: int = 8192,
+    prefix_lengths: Sequence[int] | None = None,
+) -> list[list[float]]:
+    """Entropy (nats) of `softmax(z_t / temperature)`, the next-token distribution that predicts each token a mask
+    marks, per sequence, in token order: the full-softmax entropy GRPOTrainer logs as `entropy` for its rollouts
+    sampled at `temperature` (same chunked kernel, same temperature convention). See `token_scores`."""
+    return token_scores(
+        model,
+        sequences,
+        target_masks,
+        pad_id=pad_id,
+        batch_size=batch_size,
+        progress=progress,
+        vocab_chunk_size=vocab_chunk_size,
+        prefix_lengths=prefix_lengths,
+        temperature=temperature,
+        outputs=("entropy",),
+    )["entropy"]
+
+
+@torch.no_grad()
+def token_scores(
+    model,
+    sequences: Sequence[Sequence[int]],
+    target_masks: Sequence[Sequence[int | bool]],
+    pad_id: int = 0,
+    batch_size: int = 8,
+    progress: bool = False,
+    vocab_chunk_size: int = 8192,
+    prefix_lengths: Sequence[int] | None = None,
+    temperature: float = 1.0,
+    outputs: Sequence[str] = ("log_probs",),
+) -> dict[str, list[list[float]]]:
+    """Per-token statistics of the tokens each mask marks, per sequence, in token order, one list per name in
+    `outputs`: `log_probs` (`log p(token_t | tokens_<t)`) and/or `entropy` (of the whole next-token distribution),
+    both of `softmax(z / temperature)`.
 
     `target_masks[i][t]` truthy marks token `t` of `sequences[i]` as scored; token 0 has no context and is never
     scored. One forward per batch of sequences (sorted by length, right-padded with `pad_id` under an attention
@@ -227,7 +286,14 @@ def token_logprobs(
             raise ValueError(f"sequence {i} has {len(ids)} tokens but its mask has {len(mask)} entries.")
     if prefix_lengths is not None and len(prefix_lengths) != len(sequences):
         raise ValueError(f"Got {len(prefix_lengths)} prefix lengths for {len(sequences)} sequences.")
-    results: list[list[float]] = [[] for _ in sequences]
+    unknown = set(outputs) - {"log_probs", "entropy"}
+    if unknown or not outputs:
+        raise ValueError(f"outputs must name 'log_probs' and/or 'entropy', got {tuple(outputs)}.")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}.")
+    results: dict[str, list[list[float]]] = {name: [[] for _ in sequences] for name in outputs}
+    # The kernel always computes log-probs; entropy is an extra output it folds into the same pass.
+    kernel_outputs = ("log_probs", "entropy") if "entropy" in outputs else ("log_probs",)
     model_ = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT: LoRA lives inside
     backbone = decoder_stack(model_)
     lm_head = LMHead.of(model_)
@@ -261,20 +327,22 @@ def token_logprobs(
         targets = input_ids[:, 1:][scored]
         if not targets.numel():
             return
-        log_probs = ChunkedLogProbFunction.apply(
+        per_token = ChunkedLogProbFunction.apply(
             hidden[:, :-1][scored],
             lm_head.weight,
             lm_head.bias,
             targets,
-            1.0,
+            float(temperature),
             vocab_chunk_size,
             lm_head.softcap,
             lm_head.logit_scale,
-            ("log_probs",),
-        )[0]
+            kernel_outputs,
+        )
         counts = scored.sum(dim=1).tolist()
-        for i, values in zip(batch, log_probs.float().split(counts), strict=True):
-            results[i] = values.tolist()
+        for name, values in (("log_probs", per_token[0]), ("entropy", per_token[1])):
+            if name in results:
+                for i, row in zip(batch, values.float().split(counts), strict=True):
+                    results[name][i] = row.tolist()
 
     was_training = model.training
     model.eval()

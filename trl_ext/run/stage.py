@@ -206,6 +206,7 @@ def build_trainer(stage: Stage, dataset):
     from trl import get_peft_config
 
     from trl_ext.models import load_model_and_tokenizer
+    from trl_ext.training.bound_callbacks import bind_callbacks
 
     method, config, script_args = stage.method, stage.config, stage.script_args
     train_split = script_args.dataset_train_split
@@ -243,6 +244,7 @@ def build_trainer(stage: Stage, dataset):
             tokenizer=tokenizer,
         ),
     )
+    bind_callbacks(trainer)  # callbacks that act on the trainer itself (a GRPO run's rollout temperature)
     return trainer, tokenizer
 
 
