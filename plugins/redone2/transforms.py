@@ -31,7 +31,7 @@ DIAGNOSIS_FILE = "redone_diagnosis.json"
 
 def default_diagnosis_path(model: Any) -> Path | None:
     """`<folder above the model's folder>/redone_diagnosis.json`, or None when the model is not a local folder."""
-    name = getattr(getattr(model, "config", None), "_name_or_path", None) or getattr(model, "name_or_path", None)
+    name = getattr(getattr(model, "config", None), "name_or_path", None) or getattr(model, "name_or_path", None)
     if not name or not Path(name).is_dir():
         return None
     return Path(name).resolve().parent / DIAGNOSIS_FILE
@@ -151,7 +151,7 @@ class DiagnoseSFT:
                 "gain_delta": self.selection.gain_delta,
             },
             "eval": {"dataset": name, "config": config, "split": split, "rows": len(rows)},
-            "model": getattr(self.model.config, "_name_or_path", None),
+            "model": getattr(self.model.config, "name_or_path", None),
             "base_model": self.base,
         }
         logger.info("redone2: task scores %s (base %s); weak tasks %s", scores, baseline, weak)
