@@ -7,7 +7,7 @@ rows), the routed reward `redone_sns_reward`, `builtin:redone_sns` (three toy SN
 the recipe `redone2` (`trl-ext train redone2`). See README.md.
 """
 
-from trl_ext import Dataset, Recipe, Reward, Transform, hookimpl
+from trl_ext import Callback, Dataset, Recipe, Reward, Transform, hookimpl
 from trl_ext.plugin.lazy import lazy_exports
 
 from .paper import PAPER
@@ -19,6 +19,8 @@ __getattr__, __dir__ = lazy_exports(
         "mix_general": ".selection",
         "DiagnoseSFT": ".transforms",
         "RefineUpsample": ".transforms",
+        "RedoneMetricsCallback": ".callbacks",
+        "general_nll": ".callbacks",
         "task_scores": ".transforms",
         "build_redone_sns": ".data:build",
         "make_sns_reward": ".rewards",
@@ -28,11 +30,13 @@ __getattr__, __dir__ = lazy_exports(
 __all__ = [
     "PAPER",
     "DiagnoseSFT",
+    "RedoneMetricsCallback",
     "RefineUpsample",
     "RoutedReward",
     "WeakSelection",
     "build_redone_sns",
     "general_count",
+    "general_nll",
     "make_sns_reward",
     "mix_general",
     "route_rewards",
@@ -104,6 +108,39 @@ def register_transforms(register):
             example="trl-ext train redone2",
             description="RedOne 2.0's stage-3 data: the RL rows with the diagnosed weak tasks' rows repeated "
             "refine_weak_upsample times (floor copies + a seeded fractional share); held-out splits unchanged.",
+        )
+    )
+
+
+@hookimpl
+def register_callbacks(register):
+    register(
+        Callback(
+            name="redone_metrics",
+            factory="trl_ext_plugins.redone2.callbacks:RedoneMetricsCallback",
+            family="recipe",
+            paper=PAPER,
+            options={
+                "stage": "The stage's name in the metric names (default: the stage's output folder name).",
+                "base_model_name_or_path": "The base model, for redone/general_delta (default none: not logged).",
+                "eval_dataset": "Held-out task rows (default builtin:redone_sns).",
+                "eval_config": "Its config (default rl).",
+                "eval_split": "Its split (default test).",
+                "num_eval": "Rows per task (default 16; 0: all).",
+                "max_new_tokens": "Greedy answer length (default 32).",
+                "batch_size": "Generation batch size (default 16).",
+                "reward": "The registered routed reward that grades them (default redone_sns_reward).",
+                "general_dataset": "Held-out general chat pairs (default builtin:redone_sns; empty: no general NLL).",
+                "general_config": "Its config (default general).",
+                "general_split": "Its split (default test).",
+                "num_general": "General pairs scored (default 32).",
+                "every_n_steps": "Also evaluate every N optimizer steps (default: at evaluations and the end).",
+                "at_train_end": "Evaluate when training ends (default true).",
+            },
+            example="trl-ext train redone2",
+            description="RedOne 2.0's per-stage report: redone/<stage>/<task> and redone/<stage>/mean (mean rule "
+            "reward of greedy answers on held-out task rows), redone/general_nll (per-token NLL of held-out general "
+            "answers) and, with a base model, redone/general_delta (this model's general NLL minus the base's).",
         )
     )
 

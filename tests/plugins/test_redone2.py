@@ -163,7 +163,7 @@ def test_the_recipe_runs_three_stages_and_stage_two_starts_from_stage_one(tiny_m
     def recording(stage, dataset):
         trainer, tokenizer = build(stage, dataset)
         key = f"{len(built) + 1}-{stage.method.name}"
-        built[key] = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}, dataset
+        built[key] = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}, dataset, trainer
         return trainer, tokenizer
 
     monkeypatch.setattr(stage_module, "build_trainer", recording)
@@ -173,6 +173,10 @@ def test_the_recipe_runs_three_stages_and_stage_two_starts_from_stage_one(tiny_m
         stage.update(max_steps=1, per_device_train_batch_size=4, learning_rate=1e-3)
         if stage["method"] == "grpo":
             stage.update(num_generations=2, max_completion_length=6)
+    for stage in recipe["stages"]:
+        stage["callbacks"][0].update(
+            base_model_name_or_path=tiny_model_dir, num_eval=1, max_new_tokens=4, num_general=4
+        )
     diagnose = recipe["stages"][1]["transforms"][0]
     diagnose.update(base_model_name_or_path=tiny_model_dir, num_eval=2, max_new_tokens=4)
     recipe["stages"][2]["transforms"][0]["refine_weak_upsample"] = 2.0
@@ -189,7 +193,7 @@ def test_the_recipe_runs_three_stages_and_stage_two_starts_from_stage_one(tiny_m
     assert diagnosis["model"] == str(dirs[0])
     # Stage 2 starts from stage 1's saved weights.
     saved = load_file(str(dirs[0] / "model.safetensors"))
-    start, data = built["2-sft"]
+    start, data, _ = built["2-sft"]
     for key, value in saved.items():
         torch.testing.assert_close(start[key], value, rtol=0, atol=0, msg=key)
     train = data["train"]
@@ -198,6 +202,13 @@ def test_the_recipe_runs_three_stages_and_stage_two_starts_from_stage_one(tiny_m
     n_domain = train["source"].count("domain")
     assert n_domain == 240 and train["source"].count("general") == general_count(n_domain, 0.1)
     # Stage 3 trains from stage 2's output with the weak tasks' rows doubled.
-    _, data3 = built["3-grpo"]
+    _, data3, _ = built["3-grpo"]
     tasks = list(data3["train"]["task"])
     assert len(tasks) == 360 + 240 and all(tasks.count(t) == 240 for t in weak)
+    # Each stage reports its per-task scores and the general NLL against the base (the first stage's input).
+    for key, (_, _, trainer) in built.items():
+        name = dirs[int(key[0]) - 1].name
+        logged = {k: v for entry in trainer.state.log_history for k, v in entry.items() if k.startswith("redone/")}
+        assert {f"redone/{name}/{t}" for t in ("hashtags", "sentiment", "tone_reply", "mean")} <= set(logged)
+        assert "redone/general_nll" in logged and "redone/general_delta" in logged
+    assert json.loads((root / "redone_diagnosis.json").read_text())["weak_tasks"] == diagnosis["weak_tasks"]
