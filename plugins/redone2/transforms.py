@@ -63,6 +63,14 @@ def task_scores(
     return {task: sum(v) / len(v) for task, v in sorted(sums.items())}
 
 
+def row_tokens(tokenizer: Any, prompt: Any, completion: Any) -> int:
+    """Tokens of one SFT row as the trainer sees it (chat template for conversations)."""
+    from trl_ext.inference.scoring import tokenize_pair
+
+    ids, _ = tokenize_pair(tokenizer, prompt, completion)
+    return len(ids)
+
+
 def eval_rows(dataset: Dataset, num_eval: int) -> Dataset:
     """The first `num_eval` rows of each task (all with 0)."""
     if num_eval <= 0:
@@ -176,8 +184,13 @@ class DiagnoseSFT:
         general = load_dataset(name, config)[general_split]
         mixed = mix_general(kept, general, self.ratio, self.seed)
         logger.info("redone2: SFT rows %d of weak tasks + %d general", len(kept), len(mixed) - len(kept))
+        tokens = {"domain": 0, "general": 0}
+        for row in mixed:
+            tokens[row["source"]] += row_tokens(self.tokenizer, row["prompt"], row["completion"])
+        self.diagnosis["sft_rows"] = {"domain": len(kept), "general": len(mixed) - len(kept)}
+        self.diagnosis["sft_tokens"] = {**tokens, "general_share": tokens["general"] / max(sum(tokens.values()), 1)}
+        logger.info("redone2: SFT tokens %s (the share r is in examples; long general rows weigh more)", tokens)
         if self.path is not None:
-            self.diagnosis["sft_rows"] = {"domain": len(kept), "general": len(mixed) - len(kept)}
             self.path.write_text(json.dumps(self.diagnosis, indent=2))
         return mixed
 

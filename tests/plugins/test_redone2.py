@@ -201,6 +201,9 @@ def test_the_recipe_runs_three_stages_and_stage_two_starts_from_stage_one(tiny_m
     assert set(train["task"]) <= weak | {"general"}
     n_domain = train["source"].count("domain")
     assert n_domain == 240 and train["source"].count("general") == general_count(n_domain, 0.1)
+    tokens = diagnosis["sft_tokens"]
+    assert tokens["domain"] > 0 and tokens["general"] > 0
+    assert tokens["general_share"] == pytest.approx(tokens["general"] / (tokens["domain"] + tokens["general"]))
     # Stage 3 trains from stage 2's output with the weak tasks' rows doubled.
     _, data3, _ = built["3-grpo"]
     tasks = list(data3["train"]["task"])
