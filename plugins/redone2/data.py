@@ -168,17 +168,21 @@ def task_row(task: str, rng: random.Random) -> dict:
     }
 
 
-def general_rows(n: int = 200, seed: int = 0) -> list[dict]:
-    """`n` generic chat pairs (capitals, synonyms, sums, translations), the same for the same seed."""
-    rng = random.Random(seed)
+def general_rows(n: int = 200, seed: int = 0, held_out: bool = False) -> list[dict]:
+    """`n` generic chat pairs (capitals, synonyms, sums, translations), the same for the same seed. Train pairs use
+    the first 8 facts of each template and sums of numbers below 50; `held_out` pairs the last 2 facts and numbers from
+    50 up, so a held-out general NLL is not taught by the mixed-in train pairs."""
+    rng = random.Random(seed + int(held_out))
+    low, high = (50, 99) if held_out else (2, 49)
     rows = []
     for i in range(n):
         question, reply, pairs = _GENERAL[i % len(_GENERAL)]
         if pairs is None:
-            a, b = rng.randint(2, 99), rng.randint(2, 99)
+            a, b = rng.randint(low, high), rng.randint(low, high)
             prompt, completion = question.format(a, b), reply.format(a, b, a + b)
         else:
-            x, y = pairs[(i // len(_GENERAL)) % len(pairs)]
+            facts = pairs[8:] if held_out else pairs[:8]
+            x, y = facts[(i // len(_GENERAL)) % len(facts)]
             prompt, completion = question.format(x), reply.format(x, y)
         rows.append({"task": "general", "prompt": _user(prompt), "completion": _assistant(completion)})
     return rows
@@ -186,13 +190,13 @@ def general_rows(n: int = 200, seed: int = 0) -> list[dict]:
 
 def build(form: str = "rl", seed: int = 0, n_train: int = 120, n_test: int = 30, n_general: int = 200) -> DatasetDict:
     """Train and test splits in the shape of `form`: per task `n_train` / `n_test` rows (tasks interleaved), or
-    `n_general` chat pairs (the last 20% as test) for `general`."""
+    `n_general` chat pairs (20% as test, on facts and numbers the train pairs do not use) for `general`."""
     if form not in FORMS:
         raise ValueError(f"redone_sns has no form {form!r}; available: {', '.join(FORMS)}")
     if form == "general":
-        rows = general_rows(n_general, seed)
-        cut = n_general - n_general // 5
-        return DatasetDict({"train": Dataset.from_list(rows[:cut]), "test": Dataset.from_list(rows[cut:])})
+        n_test = n_general // 5
+        train, test = general_rows(n_general - n_test, seed), general_rows(n_test, seed, held_out=True)
+        return DatasetDict({"train": Dataset.from_list(train), "test": Dataset.from_list(test)})
     rng = random.Random(seed + 1)
     splits = {}
     for split, n in (("train", n_train), ("test", n_test)):

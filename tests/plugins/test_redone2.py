@@ -124,6 +124,8 @@ def test_the_builtin_data_and_its_routed_reward_agree():
     rl, sft, general = build_redone_sns("rl"), build_redone_sns("sft"), build_redone_sns("general")
     assert (len(rl["train"]), len(rl["test"]), len(general["train"]) + len(general["test"])) == (360, 90, 200)
     assert set(rl["train"]["task"]) == {"hashtags", "sentiment", "tone_reply"}
+    seen = {m[0]["content"] for m in general["train"]["prompt"]}
+    assert not seen & {m[0]["content"] for m in general["test"]["prompt"]}  # held-out general pairs are new
     rows = sft["train"].select(range(9))
     reward = make_sns_reward()
     assert reward.__name__ == "redone_sns_reward"
