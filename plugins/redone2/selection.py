@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from trl_ext.rewards.toolkit import completion_text
+
 WEAK_SELECTIONS = ("fraction", "threshold", "gain")
 
 
@@ -112,11 +114,11 @@ class RoutedReward:
         self.__name__ = name
 
     def __call__(self, prompts: Sequence[Any] = (), completions: Sequence[Any] = (), **kwargs: Any) -> list:
-        tasks = kwargs.get("task")
-        if tasks is None:
-            raise ValueError("redone2: a routed reward needs a `task` column in the dataset.")
         n = len(completions)
         out: list[float | None] = [None] * n
+        tasks = kwargs.get("task")
+        if isinstance(tasks, (str, bytes)) or _len(tasks) != n:  # no usable `task` column: no row can be routed
+            tasks = [None] * n
         for task, func in self.reward_funcs_by_task.items():
             rows = [i for i, t in enumerate(tasks) if t == task]
             if not rows:
@@ -125,7 +127,8 @@ class RoutedReward:
             scored = func(prompts=_take(prompts, rows, n), completions=_take(completions, rows, n), **sub)
             for i, value in zip(rows, scored, strict=True):
                 out[i] = value
-        return out
+        # "Not applicable" is for a well-formed completion of another task; one that holds no text scores 0.0
+        return [0.0 if v is None and completion_text(c) is None else v for v, c in zip(out, completions, strict=False)]
 
 
 def _take(values: Any, rows: list[int], n: int) -> Any:
