@@ -360,3 +360,17 @@ def test_builtin_rewards_return_floats_or_none_for_garbage(record, options):
     assert len(out) == n and all(v is None or (type(v) is float and math.isfinite(v)) for v in out)
     assert out[: len(NOT_TEXT)] == [0.0] * len(NOT_TEXT)
     assert all(type(v) is float for v in logged.values())
+
+
+def test_per_row_and_take_rows_split_a_batch_and_pass_batch_values_through():
+    from trl_ext.rewards import per_row, take_rows
+
+    assert per_row(["a", "b"], 2) == ["a", "b"]
+    assert per_row(("a", "b"), 2) == ["a", "b"]
+    assert per_row("ab", 2) == [None, None]  # a string is not a column
+    assert per_row(["a"], 2) == [None, None]  # the wrong length is not this batch's column
+    assert per_row(None, 3) == [None, None, None]
+    state = object()
+    assert take_rows(["a", "b", "c"], [2, 0], 3) == ["c", "a"]
+    assert take_rows(state, [0], 3) is state
+    assert take_rows(["a", "b"], [0], 3) == ["a", "b"]  # not a per-row column of this batch: unchanged

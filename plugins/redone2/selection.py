@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from trl_ext.rewards.toolkit import completion_text
+from trl_ext.rewards.toolkit import completion_text, per_row, take_rows
 
 WEAK_SELECTIONS = ("fraction", "threshold", "gain")
 
@@ -116,32 +116,17 @@ class RoutedReward:
     def __call__(self, prompts: Sequence[Any] = (), completions: Sequence[Any] = (), **kwargs: Any) -> list:
         n = len(completions)
         out: list[float | None] = [None] * n
-        tasks = kwargs.get("task")
-        if isinstance(tasks, (str, bytes)) or _len(tasks) != n:  # no usable `task` column: no row can be routed
-            tasks = [None] * n
+        tasks = per_row(kwargs.get("task"), n)  # no usable `task` column: no row can be routed
         for task, func in self.reward_funcs_by_task.items():
             rows = [i for i, t in enumerate(tasks) if t == task]
             if not rows:
                 continue
-            sub = {k: _take(v, rows, n) for k, v in kwargs.items()}
-            scored = func(prompts=_take(prompts, rows, n), completions=_take(completions, rows, n), **sub)
+            sub = {k: take_rows(v, rows, n) for k, v in kwargs.items()}
+            scored = func(prompts=take_rows(prompts, rows, n), completions=take_rows(completions, rows, n), **sub)
             for i, value in zip(rows, scored, strict=True):
                 out[i] = value
         # "Not applicable" is for a well-formed completion of another task; one that holds no text scores 0.0
         return [0.0 if v is None and completion_text(c) is None else v for v, c in zip(out, completions, strict=False)]
-
-
-def _take(values: Any, rows: list[int], n: int) -> Any:
-    if not isinstance(values, (str, bytes, dict)) and hasattr(values, "__getitem__") and _len(values) == n:
-        return [values[i] for i in rows]
-    return values  # batch-level values (trainer_state, log_metric) pass through
-
-
-def _len(values: Any) -> int | None:
-    try:
-        return len(values)
-    except TypeError:
-        return None
 
 
 def route_rewards(reward_funcs_by_task: Mapping[str, RewardFunc], name: str = "redone_routed_reward") -> RoutedReward:

@@ -14,8 +14,10 @@ from trl_ext.rewards.toolkit import (
     completion_text,
     log_extra,
     log_metric,
+    per_row,
     reward_function,
     reward_name,
+    take_rows,
 )
 
 __all__ = [
@@ -30,6 +32,8 @@ __all__ = [
     "completion_text",
     "log_extra",
     "log_metric",
+    "per_row",
     "reward_function",
     "reward_name",
+    "take_rows",
 ]

@@ -203,8 +203,8 @@ class RewardFunction:
             for key, values in kwargs.items()
             if key not in TRAINER_KWARGS and isinstance(values, (list, tuple)) and len(values) == n
         }
-        columns["prompt"] = _per_item(prompts, n)
-        columns["completion_ids"] = _per_item(completion_ids, n)
+        columns["prompt"] = per_row(prompts, n)
+        columns["completion_ids"] = per_row(completion_ids, n)
         rows = [{key: values[i] for key, values in columns.items()} for i in range(n)]
         texts = [completion_text(c) for c in completions]
         texts = [cap_text(t, self.max_chars) for t in texts]
@@ -273,10 +273,30 @@ class AsyncRewardFunction(RewardFunction):
             return self._failed(exc)
 
 
-def _per_item(values: Any, n: int) -> list[Any]:
-    if isinstance(values, (list, tuple)) and len(values) == n:
+def per_row(values: Any, n: int) -> list[Any]:
+    """A per-row argument of a TRL reward call as a list of n items; anything else (absent, batch-level, the wrong
+    length) as n Nones, so a reward can index it without checking."""
+    if _is_column(values, n):
         return list(values)
     return [None] * n
+
+
+def take_rows(values: Any, rows: Sequence[int], n: int) -> Any:
+    """The items `rows` of a per-row argument (a list of n); batch-level arguments (trainer_state, log_metric, ...)
+    pass through unchanged. How a router hands part of a batch to another reward."""
+    if _is_column(values, n):
+        return [values[i] for i in rows]
+    return values
+
+
+def _is_column(values: Any, n: int) -> bool:
+    """A list, tuple or other sized sequence (a `datasets` Column) of n items; not text, not a mapping."""
+    if isinstance(values, (str, bytes, Mapping)) or not hasattr(values, "__getitem__"):
+        return False
+    try:
+        return len(values) == n
+    except TypeError:
+        return False
 
 
 class _FunctionReward(RewardFunction):
