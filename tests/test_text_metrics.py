@@ -45,3 +45,14 @@ def test_bertscore_with_the_builtin_encoder():
     assert score.precision[1] == pytest.approx(score.recall[2], abs=1e-5)  # P(a, b) = R(b, a)
     assert score.f1[1] == pytest.approx(score.f1[2], abs=1e-5) and score.f1[1] < 0.99
     assert score.mean()["bertscore_f1"] == pytest.approx(sum(score.f1) / 3)
+
+
+def test_distinct_n_pools_the_ngrams_of_every_text():
+    from trl_ext.evaluation.diversity import distinct_n
+
+    # bigrams: (a b), (b a), (a b) | (a b) -> 2 unique of 4
+    assert distinct_n(["a b a b", "a b"], 2) == 0.5
+    assert distinct_n(["x", "y"], 2) == 0.0  # no bigram at all
+    assert distinct_n(["a,b a"], 1, split=lambda t: t.replace(",", " ").split()) == 2 / 3
+    with pytest.raises(ValueError, match="n=0"):
+        distinct_n(["a"], 0)

@@ -26,6 +26,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from trl_ext.evaluation.diversity import distinct_n as pooled_distinct_n
+
 VOCAB_SIZE = 50257
 NLI_WEIGHTS = {"CONTRADICTION": 1.0, "NEUTRAL": 0.0, "ENTAILMENT": -1.0}
 METRICS = ("ead", "distinct", "ngram_cos", "embedding", "nli")
@@ -51,9 +53,8 @@ def _pooled(texts: Sequence[str], n: int) -> list[tuple[str, ...]]:
 
 
 def distinct_n(texts: Sequence[str], n: int) -> float:
-    """|unique n-grams| / |n-grams| over the texts pooled; 0 when they have no n-gram."""
-    grams = _pooled(texts, n)
-    return len(set(grams)) / len(grams) if grams else 0.0
+    """|unique n-grams| / |n-grams| over the texts pooled, in the original's words; 0 when they have no n-gram."""
+    return pooled_distinct_n(_texts(texts), n, split=words)
 
 
 def ead_n(texts: Sequence[str], n: int, vocab_size: int = VOCAB_SIZE) -> float:

