@@ -193,3 +193,18 @@ def test_a_stage_that_names_its_folder_keeps_the_name_under_the_command_lines_ro
     ]
     assert [s.get("model_name_or_path") for s in plan] == ["mine", None, "another"]
     assert rooted_at_command_line(recipe, None, None)["stages"] == recipe["stages"]
+
+
+def test_dry_run_checks_every_stage_prints_the_plan_and_writes_nothing(
+    registered_recipe, tmp_path, monkeypatch, capsys
+):
+    name = registered_recipe("dry")
+    monkeypatch.setattr(stage_module, "build_trainer", lambda *a: pytest.fail("a dry run built a trainer"))
+    assert main(["train", name, "--dry_run"]) == 0
+    out = capsys.readouterr().out
+    assert "2 stages" in out and "2 steps on builtin:arith" in out and "4 steps on builtin:arith" in out
+    assert "the previous stage's model" in out and out.count("to train") == 2
+    assert not (tmp_path / "dry").exists()
+    # a stage's data problem fails the dry run as it would fail the real one, before any model loads
+    assert main(["train", "grpo", "--dry_run", "--dataset_name", "builtin:arith", "--rewards", "think2sql_qatch"]) == 2
+    assert "think2sql_qatch" in capsys.readouterr().err

@@ -14,10 +14,12 @@ from trl_ext.plugin.registry import registry
 def cmd_train(argv: list[str]) -> int:
     from trl_ext.run.arguments import parse_stage
     from trl_ext.run.recipe import checked_recipe, load_recipe, rooted_at_command_line, stages
-    from trl_ext.run.stage import run_stages
+    from trl_ext.run.stage import describe_plan, run_stages
 
     method_name = argv[0] if argv and not argv[0].startswith("-") else None
     flags = argv[1:] if method_name else list(argv)
+    dry_run = "--dry_run" in flags  # check everything that needs no model, print the plan, train nothing
+    flags = [f for f in flags if f != "--dry_run"]
     recipe = None
     if "--config" in flags:
         i = flags.index("--config")
@@ -33,7 +35,8 @@ def cmd_train(argv: list[str]) -> int:
     if method_name is None and recipe is None:
         if "-h" in flags or "--help" in flags or not flags:
             print(
-                "usage: trl-ext train METHOD|RECIPE [flags] | trl-ext train --config recipe.yaml [flags]\n"
+                "usage: trl-ext train METHOD|RECIPE [flags] [--dry_run] | trl-ext train --config recipe.yaml [flags]\n"
+                "--dry_run: parse every stage and check its data, print the plan; nothing is trained or written.\n"
                 "Methods: " + ", ".join(r.name for r in registry().components("method")) + "\n"
                 "Recipes: " + (", ".join(r.name for r in registry().components("recipe")) or "none installed")
             )
@@ -50,6 +53,9 @@ def cmd_train(argv: list[str]) -> int:
         values = dict(values)
         name = values.pop("method")
         parsed.append(parse_stage(name, flags, values, first=i == 0, in_recipe=len(plan) > 1))
+    if dry_run:
+        print(describe_plan(parsed))
+        return 0
     try:
         output = run_stages(parsed)
     finally:

@@ -299,3 +299,39 @@ def _kept_prefix(stages: Sequence[Stage]) -> int:
             break
         count += 1
     return count
+
+
+def describe_plan(stages: Sequence[Stage]) -> str:
+    """What `run_stages` would do, after every check that needs no model: each stage's flags and options (already
+    parsed), its data's splits, columns and text rows (`load_checked_dataset`), and whether an earlier run of the same
+    command finished it. Nothing is trained or written: `trl-ext train ... --dry_run`."""
+    lines = [f"trl-ext train (dry run): {len(stages)} stage{'s' if len(stages) != 1 else ''}"]
+    for i, stage in enumerate(stages, 1):
+        args = stage.script_args
+        if stage.finished_earlier:
+            state = "finished earlier: kept"
+        else:
+            rows = len(load_checked_dataset(stage)[args.dataset_train_split])
+            state = f"{rows} training rows before transforms: to train"
+        budget = (
+            f"{stage.config.max_steps} steps"
+            if stage.config.max_steps and stage.config.max_steps > 0
+            else f"{stage.config.num_train_epochs:g} epoch{'s' if stage.config.num_train_epochs != 1 else ''}"
+        )
+        extras = [
+            f"{kind} {', '.join(record.name for record, _ in steps)}"
+            for kind, steps in (
+                ("transforms", stage.transforms),
+                ("rewards", stage.rewards),
+                ("callbacks", stage.callbacks),
+                ("adapters", stage.adapters),
+            )
+            if steps
+        ]
+        model = stage.model_args.model_name_or_path if stage.model_given else "the previous stage's model"
+        lines.append(
+            f"  {i}. {stage.method.name} ({stage.base.name} base) on {model}, {budget} on {args.dataset_name} "
+            f"[{args.dataset_train_split}]{'; ' + '; '.join(extras) if extras else ''} -> {stage.config.output_dir} "
+            f"({state})"
+        )
+    return "\n".join(lines)
