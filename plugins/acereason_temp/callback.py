@@ -19,6 +19,7 @@ from typing import Any
 from transformers.trainer_callback import ExportableState
 
 from trl_ext.training.bound_callbacks import BoundCallback
+from trl_ext.training.log_figures import add_to_log
 
 logger = logging.getLogger(__name__)
 
@@ -236,9 +237,7 @@ class EntropyTargetCallback(BoundCallback, ExportableState):
         extra = {"acetemp/entropy_gap": entropy - self.target_entropy}
         if self.applied_temperature is not None:
             extra["acetemp/temperature"] = self.applied_temperature
-        logs.update(extra)
-        if state.log_history and state.log_history[-1].get("step") == state.global_step:
-            state.log_history[-1].update(extra)  # Trainer.log recorded the logs before the callbacks saw them
+        add_to_log(state, logs, extra)
         if state.global_step - self.last_check_step >= self.check_every:
             self.check(entropy, state.global_step)
 

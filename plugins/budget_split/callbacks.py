@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from trl_ext.evaluation.callback import GenerationEvalCallback, eval_rows
+from trl_ext.training.log_figures import add_to_log
 
 from .config import BudgetOptions
 
@@ -58,12 +59,7 @@ class BudgetMetricsCallback(GenerationEvalCallback):
             (folder / PLAN_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        # The Trainer appends `logs` (plus the step) to log_history before the callbacks run: both get the figures,
-        # as do the reporters listed after this callback.
-        if logs is not None:
-            logs.update(self.plan.metrics())
-            if state.log_history and state.log_history[-1].get("step") == state.global_step:
-                state.log_history[-1].update(self.plan.metrics())
+        add_to_log(state, logs, self.plan.metrics())
 
     def run(self, state: Any, model: Any, tokenizer: Any, metrics: dict | None = None) -> dict[str, float] | None:
         return super().run(state, model, tokenizer, metrics) if self.num_samples else None

@@ -8,6 +8,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from trl_ext.adapters.zoo import budget_of, category_of
+from trl_ext.training.log_figures import add_to_log
 
 
 class PeftBudgetCallback(TrainerCallback):
@@ -65,7 +66,7 @@ class PeftBudgetCallback(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self._pending and logs is not None:
-            logs.update({k: v for k, v in self.measured.items() if k != "peft/category"})  # numbers for trackers
-            if state.log_history:  # Trainer.log appended its copy of `logs` before calling on_log
-                state.log_history[-1].update(self.measured)
+            add_to_log(state, logs, {k: v for k, v in self.measured.items() if k != "peft/category"})
+            if state.log_history:  # the category (text) goes to the history only, trackers take numbers
+                state.log_history[-1]["peft/category"] = self.measured["peft/category"]
             self._pending = False
