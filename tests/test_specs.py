@@ -1,0 +1,30 @@
+"""Component specs on the command line: NAME:key=value..., comma-separated lists, quoted and bracketed values."""
+
+import pytest
+
+from trl_ext.run.specs import SpecError, parse_spec, parse_spec_list
+
+
+def test_plain_specs_and_typed_values():
+    assert parse_spec("grape:top_k=2:batch_size=4") == ("grape", {"top_k": 2, "batch_size": 4})
+    assert parse_spec({"name": "grape", "top_k": 2}) == ("grape", {"top_k": 2})
+    assert parse_spec_list("a, b:x=true") == [("a", {}), ("b", {"x": True})]
+
+
+def test_quoted_and_bracketed_values_keep_their_separators():
+    assert parse_spec("judge:url='http://host:8000/v1':n=2") == ("judge", {"url": "http://host:8000/v1", "n": 2})
+    assert parse_spec('t:path="C:\\\\data\\\\x.jsonl"') == ("t", {"path": "C:\\data\\x.jsonl"})
+    assert parse_spec_list("mix:weights=[0.25,0.75],grape:top_k=1") == [
+        ("mix", {"weights": [0.25, 0.75]}),
+        ("grape", {"top_k": 1}),
+    ]
+    assert parse_spec_list("r:labels='a,b',s") == [("r", {"labels": "a,b"}), ("s", {})]
+
+
+def test_malformed_specs_say_how_to_write_them():
+    with pytest.raises(SpecError, match="quote a value"):
+        parse_spec("judge:url=http://host:8000")  # the unquoted colon leaves "//host" without a key
+    with pytest.raises(SpecError, match="Unclosed quote"):
+        parse_spec("a:b='x")
+    with pytest.raises(SpecError, match="needs a 'name'"):
+        parse_spec({"top_k": 2})
