@@ -377,3 +377,14 @@ def test_dpo_first_step_loss_is_log_two(tiny_model_dir, tmp_path):
     trainer.train()
     first = next(e for e in trainer.state.log_history if "loss" in e)
     assert first["loss"] == pytest.approx(0.693147, abs=1e-3)  # -log sigmoid(0): policy == reference
+
+
+def test_info_lists_the_columns_a_component_reads_when_present(capsys):
+    from trl_ext.plugin.records import Reward
+
+    assert main(["info", "think2sql_ex"]) == 0
+    out = capsys.readouterr().out
+    assert "Dataset columns: target_sql, db_id" in out
+    assert "Optional columns (read when present):\n  sql_execution_time:" in out
+    with pytest.raises(TypeError, match="optional_columns"):
+        Reward(name="r", optional_columns={"a": 1})._validate("reward")

@@ -85,6 +85,9 @@ def register_transforms(register):
             "markers or a pluggable step classifier) and drops the most branch-heavy (top drop_frac, a threshold, or "
             "all but the least branching per problem); adds branch_rate, n_branch, n_steps; scores saved.",
             required_columns=lambda options: (options.get("completion_column", "completion"),),
+            optional_columns={
+                "style": "each trajectory's source (the source_column option): the summary counts kept rows per source"
+            },
             options=OPTIONS,
             example="trl-ext transform branch_filter --dataset_name builtin:branch_traces --split train "
             "--drop_frac 0.5 --output branch_filtered.jsonl",

@@ -73,6 +73,10 @@ def register_methods(register):
             family="parameter-efficient",
             paper=PAPER,
             default_dataset="builtin:loramoe_mix",
+            optional_columns={
+                "task_type": "1 world knowledge / 0 other, per row (the column named by --task_type_column): "
+                "without it the balancing loss is skipped, with a warning"
+            },
             description="SFT of LoRAMoE experts (wrapped with the default LoRAMoE adapter unless --adapter loramoe "
             "gives options) plus beta * the localized balancing loss on the dataset's task_type column (1: world "
             "knowledge -> experts 0..E/2-1; 0: other tasks -> the rest); beta=0.1, delta=0.1.",

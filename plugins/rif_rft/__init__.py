@@ -97,6 +97,9 @@ def register_transforms(register):
             "drops the prompts with no reward variance (all wrong, all correct): zero GRPO advantage. Adds rif_acc, "
             "rif_var; rollouts, rewards and decisions saved; resumable, shardable.",
             required_columns=rif_columns,
+            optional_columns={
+                "task": "each row's source (the source_column option): the summary counts kept rows per source"
+            },
             options=OPTIONS,
             example="trl-ext transform rif_rft --model_name_or_path smollm2-135m --dataset_name builtin:rif_tasks "
             "--split train --rewards rif_task_reward --num_rollouts 4 --max_new_tokens 16 --output kept.jsonl",

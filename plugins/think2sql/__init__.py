@@ -81,6 +81,7 @@ def register_rewards(register):
             factory="trl_ext_plugins.think2sql.rewards:QatchReward.from_options",
             required_columns=("target_sql", "db_id"),
             options=_EXECUTION_OPTIONS,
+            optional_columns={"sql_execution_time": "the gold query's time in seconds: sets the row's timeout"},
             description="QATCH: (cell precision + cell recall + tuple cardinality)/3 of the rows. " + _EXECUTION,
             **common,
         )
@@ -92,6 +93,7 @@ def register_rewards(register):
             factory="trl_ext_plugins.think2sql.rewards:ExecutionAccuracyReward.from_options",
             required_columns=("target_sql", "db_id"),
             options=_EXECUTION_OPTIONS,
+            optional_columns={"sql_execution_time": "the gold query's time in seconds: sets the row's timeout"},
             description="EX: 1 if the rows equal the gold rows as sets, else 0. " + _EXECUTION,
             **common,
         )

@@ -115,6 +115,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         shapes = " | ".join("+".join(s) for s in base.column_shapes)
         extra = _method_columns(record)
         print(f"Dataset columns: {shapes}" + (f"; plus {', '.join(extra)}" if extra else ""))
+        _print_optional_columns(record)
         own = _own_fields(record.config, base_config)
         if own:
             print(f"\nConfig fields ({record.config.__name__}, beyond {base_config.__name__}):")
@@ -133,6 +134,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         cols = columns_for() if columns_for else list(getattr(record, "required_columns", ()) or ())
         if cols:
             print(f"Dataset columns: {', '.join(cols)}")
+        _print_optional_columns(record)
         options = getattr(record, "options", {}) or {}
         if options:
             print("\nOptions (NAME:key=value or a YAML mapping):")
@@ -207,3 +209,10 @@ def _own_fields(config_cls: type, base: type) -> list[dataclasses.Field]:
         if f.name not in base_defaults
         or (f.default != base_defaults[f.name] and f.name in config_cls.__dict__.get("__annotations__", {}))
     ]
+
+
+def _print_optional_columns(record: Component) -> None:
+    if record.optional_columns:
+        print("Optional columns (read when present):")
+        for column, effect in record.optional_columns.items():
+            print(f"  {column}: {effect}")

@@ -94,6 +94,8 @@ class Component:
     paper: Paper | None = None
     family: Family | None = None
     plugin: str = ""
+    # Dataset columns read when present (column -> what it changes), shown by `trl-ext info`; a missing one is no error.
+    optional_columns: dict[str, str] = field(default_factory=dict)
     kind: str = field(default="", init=False)
 
     def _validate(self, kind: str) -> None:
@@ -107,6 +109,10 @@ class Component:
                 f"{kind} {self.name!r}: paper must be a trl_ext.Paper or None, got {type(self.paper).__name__}"
             )
         self.family = as_family(self.family, f"{kind} {self.name!r}")
+        if not isinstance(self.optional_columns, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in self.optional_columns.items()
+        ):
+            raise TypeError(f"{kind} {self.name!r}: optional_columns must map column names to descriptions (str)")
         self._check_lazy()
 
     def import_paths(self) -> dict[str, str]:
