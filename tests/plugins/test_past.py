@@ -431,3 +431,41 @@ def test_the_recipe_gives_theta_sft_t_plus_lambda_v_on_a_tiny_model(tiny_model_d
     assert inject["past/lam"] == 2.0
     assert {"past/target_acc_before", "past/target_acc_after", "past/target_doc_nll_before"} <= set(inject)
     assert 0.0 <= state["extract:stage-2-grpo"]["past/mean_abs_cos"] <= 1.0
+
+
+def test_the_module_cli_extracts_and_injects_saved_checkpoints(tmp_path, capsys):
+    from trl_ext.testing import tiny_tokenizer
+    from trl_ext_plugins.past.__main__ import main as past_main
+
+    for name, value in (("sft", 1.0), ("rl", 1.25), ("target", 2.0)):
+        _filled(value).save_pretrained(tmp_path / name)
+        tiny_tokenizer().save_pretrained(tmp_path / name)
+    out = tmp_path / "v.safetensors"
+    assert past_main(["extract", "--rl", str(tmp_path / "rl"), "--sft", str(tmp_path / "sft"), "--out", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["tensors"] > 0
+    args = ["inject", "--model", str(tmp_path / "target"), "--skill", str(out), "--lam", "2", "--out"]
+    assert past_main([*args, str(tmp_path / "final")]) == 0
+    final = load_file(str(tmp_path / "final" / "model.safetensors"))
+    for name, value in final.items():
+        assert torch.equal(value, torch.full_like(value, 2.0 if _is_embedding(name) else 2.5)), name
+    assert (tmp_path / "final" / "tokenizer_config.json").exists()
+
+
+# --- two processes
+
+
+@pytest.mark.slow
+def test_two_processes_ddp_and_zero3_equal_one(tmp_path, monkeypatch):
+    """Extraction (a gather of every parameter) and injection (a write into ZeRO-3 shards) on 2 processes give the
+    same step, injected update and skill vector as one process accumulating the same global batch."""
+    from trl_ext.testing import assert_same_step, run_layout
+
+    script = ROOT / "tests" / "distributed" / "past_step.py"
+    reference = run_layout(script, tmp_path / "accumulated.json", 2, 2, "none")
+    assert any(k.startswith("v:") for k in reference["update"])
+    ddp = run_layout(script, tmp_path / "ddp.json", 2, 1, "none", nproc=2)
+    assert_same_step(reference, ddp, name="past on 2 processes (ddp)")
+    pytest.importorskip("deepspeed")
+    monkeypatch.setenv("DS_ACCELERATOR", "cpu")
+    zero3 = run_layout(script, tmp_path / "zero3.json", 2, 1, "zero3", nproc=2)
+    assert_same_step(reference, zero3, name="past on 2 processes (zero3)")
