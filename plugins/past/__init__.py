@@ -147,7 +147,7 @@ def register_datasets(register):
             forms=("source_docs", "source_qa", "target_docs", "target_qa"),
             family="builtin",
             paper=PAPER,
-            description="Fictional people and the city each lives in: 64 source and 32 target people (disjoint "
+            description="Fictional people and the city each lives in: 32 source and 16 target people (disjoint "
             "names). Docs: three phrasings per person (train), one held-out phrasing (test). QA: 'Where does <name> "
             "live? Answer with the city.' (train), a rephrased question (test).",
             columns={

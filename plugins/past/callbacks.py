@@ -256,12 +256,15 @@ class SkillInjectCallback(TrainerCallback):
         )
 
     def measure(self, model: Any, tokenizer: Any) -> dict[str, float]:
-        """Greedy exact-match accuracy on the held-out target questions and per-token NLL of held-out target docs
-        (keys with "@" where before/after goes)."""
+        """Greedy exact-match accuracy on the held-out target questions, the share of answers that hold the city
+        (correct but maybe verbose), and per-token NLL of held-out target docs (keys with "@" where before/after
+        goes)."""
         from trl_ext.data import load_dataset
         from trl_ext.evaluation.judges import exact_match
         from trl_ext.inference.generation import generate
         from trl_ext.inference.scoring import sequence_logprobs
+
+        from .rewards import contains_answer
 
         was_training = model.training
         model.eval()
@@ -271,8 +274,12 @@ class SkillInjectCallback(TrainerCallback):
             if num_eval:
                 rows = rows.select(range(min(num_eval, len(rows))))
             texts = generate(model, tokenizer, list(rows["prompt"]), progress=False, **self.generation)
-            hits = [exact_match(p, t, a) for p, t, a in zip(rows["prompt"], texts, rows["answer"], strict=True)]
-            figures = {"past/target_acc@": sum(hits) / max(len(hits), 1)}
+            pairs = list(zip(rows["prompt"], texts, rows["answer"], strict=True))
+            n = max(len(pairs), 1)
+            figures = {
+                "past/target_acc@": sum(exact_match(p, t, a) for p, t, a in pairs) / n,
+                "past/target_contains@": sum(contains_answer(t, a) for _, t, a in pairs) / n,
+            }
             docs_config, docs_split = self.docs
             if docs_config:
                 docs = load_dataset(name, docs_config)[docs_split]["text"]

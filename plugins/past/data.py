@@ -62,7 +62,7 @@ def _qa(name: str, city: str, template: str, index: int) -> dict:
     return {"prompt": [{"role": "user", "content": template.format(name=name)}], "answer": city, "person": index}
 
 
-def build(form: str = "source_docs", seed: int = 0, n_source: int = 64, n_target: int = 32) -> DatasetDict:
+def build(form: str = "source_docs", seed: int = 0, n_source: int = 32, n_target: int = 16) -> DatasetDict:
     """Train and test splits of `form` (see the module docstring); source people are the first `n_source` of the
     seeded list, target people the next `n_target` (disjoint names)."""
     if form not in FORMS:

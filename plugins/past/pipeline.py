@@ -26,17 +26,18 @@ DEFAULT_MODEL = "smollm2-135m"
 DATASET = "builtin:past_facts"
 
 # Ours: the card gives the paper's setups (Qwen2.5-7B, verl), not values for a 135M model on CPU. SFT must store the
-# facts (a high rate, several epochs); GRPO teaches the answer format from exact-match rewards.
+# facts (a high rate, several epochs: 3 epochs at 1e-4 left smollm2-135m naming wrong cities); GRPO teaches the answer
+# format from exact-match rewards, with half credit for a verbose correct answer so that it has reward variance.
 SFT_DEFAULTS: dict[str, Any] = {
-    "num_train_epochs": 3,
+    "num_train_epochs": 8,
     "per_device_train_batch_size": 8,
-    "learning_rate": 1.0e-4,
+    "learning_rate": 3.0e-4,
 }
 GRPO_DEFAULTS: dict[str, Any] = {
     "num_generations": 4,
     "per_device_train_batch_size": 8,
     "max_completion_length": 16,
-    "learning_rate": 5.0e-6,
+    "learning_rate": 1.0e-5,
     "max_steps": 100,
 }
 
@@ -56,7 +57,7 @@ class PaSTOptions:
     )
     sft: dict[str, Any] = field(default_factory=lambda: dict(SFT_DEFAULTS))
     grpo: dict[str, Any] = field(default_factory=lambda: dict(GRPO_DEFAULTS))
-    rewards: str = "normalized_exact_match"
+    rewards: str = "normalized_exact_match:partial=0.5"
     lam: float = 1.0
     refine_rounds: int = 1
     exclude_embeddings: bool = True

@@ -327,6 +327,10 @@ def test_normalized_exact_match():
     reward = normalized_exact_match
     completions = ["Porto.", "the porto", "  PORTO ", "Alice lives in Porto.", "Lisbon", None]
     assert reward(prompts=[None] * 6, completions=completions, answer=["Porto"] * 6) == [1, 1, 1, 0, 0, 0]
+    half = reward.from_options(partial=0.5)
+    more = ["Porto", "Alice lives in Porto.", "Alice lives in Portofino.", "Lisbon"]
+    assert half(prompts=[None] * 4, completions=more, answer=["Porto"] * 4) == [1.0, 0.5, 0.0, 0.0]
+    assert half.__name__ != reward.__name__
 
 
 def test_past_facts_source_and_target_are_disjoint_and_aligned():
@@ -334,7 +338,7 @@ def test_past_facts_source_and_target_are_disjoint_and_aligned():
     target_qa = build_past_facts("target_qa")
     names = {row["prompt"][0]["content"].split("does ")[1].split(" live")[0] for row in source_qa["train"]}
     target_names = {row["prompt"][0]["content"].split("does ")[1].split(" live")[0] for row in target_qa["train"]}
-    assert len(names) == 64 and len(target_names) == 32 and not names & target_names
+    assert len(names) == 32 and len(target_names) == 16 and not names & target_names
     for doc, qa in zip(source_docs["train"], source_qa["train"], strict=True):
         name = qa["prompt"][0]["content"].split("does ")[1].split(" live")[0]
         assert doc["text"].startswith(f"{name} lives in {qa['answer']}.")
@@ -404,7 +408,7 @@ def test_the_recipe_gives_theta_sft_t_plus_lambda_v_on_a_tiny_model(tiny_model_d
         stage.pop("num_train_epochs", None)
         if stage["method"] == "grpo":
             stage.update(num_generations=2, max_completion_length=4, learning_rate=1e-3, temperature=1.5)
-            stage["rewards"] = "normalized_exact_match,past_test_rewards.varied"
+            stage["rewards"] = "normalized_exact_match:partial=0.5,past_test_rewards.varied"
         else:
             stage.update(max_length=32)
     recipe["stages"][1]["callbacks"][0]["base_model_name_or_path"] = tiny_model_dir
@@ -429,7 +433,8 @@ def test_the_recipe_gives_theta_sft_t_plus_lambda_v_on_a_tiny_model(tiny_model_d
     state = json.loads((root / "past_state.json").read_text())
     inject = state["inject:stage-3-sft"]
     assert inject["past/lam"] == 2.0
-    assert {"past/target_acc_before", "past/target_acc_after", "past/target_doc_nll_before"} <= set(inject)
+    assert {"past/target_acc_before", "past/target_acc_after", "past/target_contains_after"} <= set(inject)
+    assert {"past/target_doc_nll_before", "past/target_doc_nll_after"} <= set(inject)
     assert 0.0 <= state["extract:stage-2-grpo"]["past/mean_abs_cos"] <= 1.0
 
 
