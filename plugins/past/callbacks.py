@@ -116,7 +116,18 @@ class SkillExtractCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if model is None or _is_peft(model):
             return  # a LoRA stage's delta is its adapter's, read when training ends
-        self._start = full_state(model, self._selection(model))
+        names = self._selection(model)
+        if state.global_step > 0:
+            # Resumed from a checkpoint: the weights in memory are the checkpoint's, not theta_sft_S. The stage's
+            # input model (the folder it was loaded from) is.
+            from trl_ext.models import load_model
+
+            start = getattr(model, "name_or_path", None)
+            if not start:
+                raise SkillVectorError("past_extract: resumed, and the stage's input model is not known")
+            self._start = full_state(load_model(start), names)
+        else:
+            self._start = full_state(model, names)
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
         if model is None:

@@ -260,6 +260,18 @@ def test_extract_saves_end_minus_start_plus_previous(tmp_path):
     assert entry["past/skill_norm"] == pytest.approx(v.norm())
 
 
+def test_a_resumed_extraction_starts_from_the_stages_input_model_not_the_checkpoint(tmp_path):
+    _filled(1.0).save_pretrained(tmp_path / "sft")
+    model, state = _filled(1.25), TrainerState()  # the checkpoint's weights, halfway
+    model.name_or_path = str(tmp_path / "sft")
+    state.global_step = 3
+    callback = SkillExtractCallback()
+    callback.on_train_begin(_args(tmp_path), state, None, model=model)
+    _trained(model, 1.5)
+    callback.on_train_end(_args(tmp_path), state, None, model=model)
+    assert all(torch.equal(d, torch.full_like(d, 0.5)) for d in callback.skill.deltas.values())
+
+
 def test_extract_logs_the_orthogonality_of_the_sft_and_rl_deltas(tmp_path):
     base = tiny_model(seed=0)
     base_dir = tmp_path / "base"
