@@ -399,6 +399,28 @@ def test_refinement_rounds_chain_the_vectors():
         PaSTOptions(refine_rounds=0)
 
 
+@pytest.mark.parametrize("rounds", [1, 2])
+def test_every_stage_of_the_built_recipe_parses_and_builds_its_components(rounds, tiny_model_dir, tmp_path):
+    """A dry run: each stage's flags, transforms, rewards and callbacks are looked up and built, nothing trained."""
+    from trl_ext.run.arguments import parse_stage
+    from trl_ext.run.recipe import checked_recipe
+
+    recipe = past_recipe(PaSTOptions(base_model=tiny_model_dir, refine_rounds=rounds, output_dir=str(tmp_path)))
+    plan = stages(checked_recipe(recipe, "past"))
+    parsed = []
+    for i, values in enumerate(plan):
+        values = dict(values)
+        parsed.append(parse_stage(values.pop("method"), [], values, first=i == 0, in_recipe=True))
+    assert [s.method.name for s in parsed] == ["sft", "grpo"] * rounds + ["sft"]
+    assert [type(record.build(**options)).__name__ for record, options in parsed[-1].callbacks] == [
+        "SkillInjectCallback"
+    ]
+    assert [record.name for record, _ in parsed[1].rewards] == ["normalized_exact_match"]
+    assert parsed[1].rewards[0][1] == {"partial": 0.5}
+    if rounds > 1:
+        assert [record.name for record, _ in parsed[2].transforms] == ["past_subset"]
+
+
 def test_the_recipe_gives_theta_sft_t_plus_lambda_v_on_a_tiny_model(tiny_model_dir, tmp_path, monkeypatch):
     seen = {}
     original = SkillInjectCallback.on_train_end
