@@ -160,12 +160,21 @@ class LTAThinkerModel(nn.Module):
     def num_trainable_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
-    def gradient_checkpointing_enable(self, *args: Any, **kwargs: Any) -> None:
+    def activation_checkpointing_enable(self, *args: Any, **kwargs: Any) -> None:
         """On the base's decoder layers (the generator is one block: not checkpointed)."""
-        self.base.gradient_checkpointing_enable(*args, **kwargs)
+        self.base.activation_checkpointing_enable(*args, **kwargs)
 
-    def gradient_checkpointing_disable(self) -> None:
-        self.base.gradient_checkpointing_disable()
+    def activation_checkpointing_disable(self) -> None:
+        self.base.activation_checkpointing_disable()
+
+    @property
+    def _keys_to_ignore_on_save(self) -> list[str]:
+        """The frozen base's weights: absent from a checkpoint by design, so Trainer's resume (which loads the
+        generator non-strictly) does not warn about them."""
+        return [f"base.{k}" for k in self.base.state_dict()]
+
+    def tie_weights(self, *args: Any, **kwargs: Any) -> None:
+        self.base.tie_weights(*args, **kwargs)
 
     def add_model_tags(self, tags) -> None:
         self.base.add_model_tags(tags)

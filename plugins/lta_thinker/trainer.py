@@ -5,8 +5,10 @@ thought-filled embeddings), L_kl and L_con (training only) from the generator's 
 from __future__ import annotations
 
 import logging
+import os
 
 import torch
+from transformers.utils import SAFE_WEIGHTS_NAME
 from trl import SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
@@ -107,12 +109,18 @@ class LTAThinkerTrainer(SFTTrainer):
         return {"title": PAPER.title, "id": PAPER.arxiv, "citation": PAPER.citation}
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        """Only the thought generator (the base is frozen): `thought_generator.safetensors` + `lta_thinker.json`."""
+        """Only the thought generator (the base is frozen): `thought_generator.safetensors` + `lta_thinker.json`. A
+        checkpoint also gets the same tensors as `model.safetensors` (wrapper names), the file Trainer's
+        `resume_from_checkpoint` loads (non-strictly: the frozen base is not in it)."""
         output_dir = output_dir or self.args.output_dir
         model = self.accelerator.unwrap_model(self.model)
         state = model.trainable_state()  # a collective under ZeRO-3: every process calls it
         if self.is_world_process_zero():
             model.save_pretrained(output_dir, state)
+            if _internal_call:
+                from safetensors.torch import save_file
+
+                save_file(state, os.path.join(output_dir, SAFE_WEIGHTS_NAME))
             if self.processing_class is not None:
                 self.processing_class.save_pretrained(output_dir)
         self.accelerator.wait_for_everyone()
@@ -125,7 +133,7 @@ class LTAThinkerTrainer(SFTTrainer):
         mask = outputs.label_mask
         per_token = -outputs.log_probs  # zero on ignored positions
         # Under gradient accumulation, Trainer leaves the scaling to the loss when it passes num_items_in_batch
-        steps = self.current_gradient_accumulation_steps if num_items_in_batch is not None else 1
+        steps = getattr(self, "current_gradient_accumulation_steps", 1) if num_items_in_batch is not None else 1
         if args.sft_normalization == "official" or num_items_in_batch is None:
             sft = per_token.sum() / mask.sum().clamp(min=1)
             sft_scaled = sft / steps
