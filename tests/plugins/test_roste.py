@@ -448,3 +448,4 @@ def test_two_processes_ddp_and_zero3_equal_one(tmp_path, monkeypatch):
     zero3 = run_layout(SCRIPT, tmp_path / "zero3.json", 2, 1, "zero3", nproc=2)
     assert_same_step(reference, zero3, name="roste on 2 processes (zero3)")
     assert reference["rotation_config"] == zero3["rotation_config"]
+    assert zero3["partitioned_at_load"] and not ddp["partitioned_at_load"]
