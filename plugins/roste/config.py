@@ -68,7 +68,10 @@ class RoSTEConfig(SFTConfig):
     )
     search_sites: list[str] = field(
         default_factory=lambda: list(SITES),
-        metadata={"help": "Optional rotations searched per layer: R2 (o_proj input, per head), R4 (down_proj input)."},
+        metadata={
+            "help": "Optional rotations searched per layer: R2 (o_proj input, per head), R4 (down_proj input); "
+            "'none': no search, both off."
+        },
     )
     calib_samples: int = field(
         default=8, metadata={"help": "Training sequences (the first ones) on which the search measures the errors."}
@@ -89,7 +92,8 @@ class RoSTEConfig(SFTConfig):
     )
 
     def __post_init__(self) -> None:
-        self.search_sites = list(self.search_sites or [])
+        sites = [self.search_sites] if isinstance(self.search_sites, str) else list(self.search_sites or [])
+        self.search_sites = [] if [s.lower() for s in sites] == ["none"] else sites  # the CLI's way to say "none"
         self.roste_spec()  # validates the bits and sites, naming the field
         if self.kv_group != "head":
             raise ValueError(f"kv_group={self.kv_group!r}: only 'head' is implemented (the card's default).")
