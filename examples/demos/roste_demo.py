@@ -63,7 +63,7 @@ def main() -> None:
     nll_fp, _ = eval_nll(base, tokenizer, held_out, f"{cli.output_dir}/eval")
     apply_roste(base, RTN, rotation_config={})
     nll_q, trainer = eval_nll(base, tokenizer, held_out, f"{cli.output_dir}/eval")
-    rows.append(["base model, no training (fp NLL %.3f)" % nll_fp, "-", f"{nll_q:.3f}",
+    rows.append([f"base model, no training (fp NLL {nll_fp:.3f})", "-", f"{nll_q:.3f}",
                  f"{activation_error(base, trainer):.4f}", "-"])  # fmt: skip
 
     arms = [
