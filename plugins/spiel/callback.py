@@ -105,6 +105,12 @@ class SpIELCallback(BoundCallback):
         self.selector = Selector(layers, self.adapter_name, group)
         if trainer.optimizer is None and not getattr(trainer, "_spiel_creates_optimizer", False):
             trainer.optimizer = spiel_optimizer(model, trainer.args)
+        elif trainer.optimizer is not None and not isinstance(trainer.optimizer, SpIELAdamW):
+            logger.warning(
+                "spiel: the trainer brings its own %s; regrown deltas keep that optimizer's state (not reseeded "
+                "from their accumulated gradients as SpIEL does). Let the callback install SpIELAdamW instead.",
+                type(trainer.optimizer).__name__,
+            )
         original_train = trainer.train
 
         def train(resume_from_checkpoint=None, *args, **kwargs):
