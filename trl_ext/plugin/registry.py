@@ -274,10 +274,12 @@ class Registry:
             raise ComponentError(f"Unknown kind {kind!r}; kinds are: {', '.join(KINDS)}")
         if (kind, name) in self._conflicts:
             raise DuplicateComponentError(kind, name, self._conflicts[(kind, name)])
-        try:
-            return self._components[kind][name]
-        except KeyError:
-            raise UnknownComponentError(kind, name, self._components[kind]) from None
+        found = self._components[kind].get(name)
+        if found is None and "-" in name:  # `trl-ext train lt-sft` finds `lt_sft`: names are registered with "_"
+            found = self._components[kind].get(name.replace("-", "_"))
+        if found is None:
+            raise UnknownComponentError(kind, name, self._components[kind])
+        return found
 
     def components(self, kind: str | None = None, family: str | None = None) -> list[Component]:
         kinds = [kind] if kind else list(KINDS)
