@@ -125,7 +125,7 @@ class LTAThinkerModel(nn.Module):
             num_heads=generator_heads,
             eps=float(getattr(text, "rms_norm_eps", None) or getattr(text, "layer_norm_eps", None) or 1e-6),
             vocab_rows=vocab_rows,
-            base_model_name_or_path=getattr(base.config, "_name_or_path", None) or None,
+            base_model_name_or_path=getattr(base.config, "name_or_path", None) or None,
         )
         if len(spec.thought_token_ids) != num_thought_tokens:
             raise ValueError(f"thought_token_ids needs {num_thought_tokens} ids, got {len(spec.thought_token_ids)}")

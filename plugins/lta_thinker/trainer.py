@@ -13,7 +13,7 @@ from trl import SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from trl_ext.compat.models import drop_instance_forward
-from trl_ext.compat.trainer import count_train_tokens, keep_columns, record_metric
+from trl_ext.compat.trainer import count_train_tokens, keep_columns, prepare_inputs, record_metric
 
 from .config import LTAThinkerConfig
 from .data import INDEX_COLUMNS, LTACollator, format_dataset
@@ -73,7 +73,7 @@ class LTAThinkerTrainer(SFTTrainer):
         if processing_class is None:
             from trl_ext.models import load_tokenizer
 
-            processing_class = load_tokenizer(model.config._name_or_path)
+            processing_class = load_tokenizer(model.config.name_or_path)
         if processing_class.pad_token_id is None:
             raise ValueError("LTA-Thinker pads its extra columns with the tokenizer's pad token; it has none.")
         if args.ddp_find_unused_parameters is None:  # every generator parameter is used when K > 0
@@ -187,7 +187,7 @@ class LTAThinkerTrainer(SFTTrainer):
         record_metric(self, mode, "mean_token_accuracy", (correct / count).item() if count > 0 else 0.0)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
-        inputs = self._prepare_inputs(inputs)
+        inputs = prepare_inputs(self, inputs)
         with torch.no_grad(), self.compute_loss_context_manager():
             loss = self.compute_loss(model, inputs)
         return loss.detach(), None, None
