@@ -97,3 +97,12 @@ class LTSFTConfig(SFTConfig):
                 "(or full_ft_epochs / sparse_ft_epochs) and leave max_steps unset."
             )
         super().__post_init__()
+
+    def budget_description(self) -> str:
+        """The run's length for `--dry_run` plans: per phase, since `max_steps` is unset."""
+
+        def phase(steps: int, epochs: float | None) -> str:
+            return f"{epochs:g} epochs" if epochs is not None else f"{steps} steps"
+
+        one = f"{phase(self.full_ft_steps, self.full_ft_epochs)} full + {phase(self.sparse_ft_steps, self.sparse_ft_epochs)} sparse"
+        return one if self.n_iterations == 1 else f"{self.n_iterations} x ({one})"

@@ -5,6 +5,7 @@ save -> load -> forward, refusals, and the CLI on a tiny model."""
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -331,3 +332,14 @@ def test_two_processes_ddp_equal_one_and_zero3_is_refused(tmp_path, monkeypatch)
     monkeypatch.setenv("DS_ACCELERATOR", "cpu")
     zero3 = run_layout(SCRIPT, tmp_path / "zero3.json", 2, 1, "zero3", nproc=2)
     assert "cannot train under DeepSpeed" in zero3["error"]
+
+
+def test_dry_run_plan_states_the_per_phase_budget(tmp_path):
+    """max_steps is unset for LT-SFT, so the plan must name the phases instead of '-1 steps'."""
+    from trl_ext.run.stage import describe_budget
+
+    assert describe_budget(_args(tmp_path, full_ft_steps=30, sparse_ft_steps=20)) == "30 steps full + 20 steps sparse"
+    two = _args(tmp_path, n_iterations=2, full_ft_epochs=5.0, sparse_ft_steps=7)
+    assert describe_budget(two) == "2 x (5 epochs full + 7 steps sparse)"
+    assert describe_budget(SimpleNamespace(max_steps=12, num_train_epochs=3.0)) == "12 steps"
+    assert describe_budget(SimpleNamespace(max_steps=-1, num_train_epochs=1.0)) == "1 epoch"

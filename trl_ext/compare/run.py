@@ -109,7 +109,7 @@ def plan_arms(comparison: Comparison) -> tuple[str, list[Any]]:
 def dry_run(comparison: Comparison) -> str:
     """Everything `run_comparison` checks before a model loads (each arm's flags, options, data and columns, the
     evaluation rows), and the plan as text; nothing is trained or written."""
-    from trl_ext.run.stage import load_checked_dataset
+    from trl_ext.run.stage import describe_budget, load_checked_dataset
 
     model, parsed = plan_arms(comparison)
     dataset_name = comparison.eval_dataset or parsed[0].script_args.dataset_name
@@ -127,7 +127,7 @@ def dry_run(comparison: Comparison) -> str:
             state = "to train"
         options = ", ".join(f"{k}={v}" for k, v in arm.options.items()) or "defaults"
         lines.append(
-            f"  {arm.label}: {arm.method} ({stage.base.name} base; {options}), {stage.config.max_steps} steps on "
+            f"  {arm.label}: {arm.method} ({stage.base.name} base; {options}), {describe_budget(stage.config)} on "
             f"{stage.script_args.dataset_name} -> {stage.config.output_dir} ({state})"
         )
     return "\n".join(lines)

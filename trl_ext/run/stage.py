@@ -303,6 +303,17 @@ def _kept_prefix(stages: Sequence[Stage]) -> int:
     return count
 
 
+def describe_budget(config: Any) -> str:
+    """A stage's training length in words: `max_steps`, else epochs; a config whose length is set another way (LT-SFT's
+    phases) says it through a `budget_description()` method."""
+    custom = getattr(config, "budget_description", None)
+    if callable(custom):
+        return str(custom())
+    if config.max_steps and config.max_steps > 0:
+        return f"{config.max_steps} steps"
+    return f"{config.num_train_epochs:g} epoch{'s' if config.num_train_epochs != 1 else ''}"
+
+
 def describe_plan(stages: Sequence[Stage]) -> str:
     """What `run_stages` would do, after every check that needs no model: each stage's flags and options (already
     parsed), its data's splits, columns and text rows (`load_checked_dataset`), and whether an earlier run of the same
@@ -315,11 +326,7 @@ def describe_plan(stages: Sequence[Stage]) -> str:
         else:
             rows = len(load_checked_dataset(stage)[args.dataset_train_split])
             state = f"{rows} training rows before transforms: to train"
-        budget = (
-            f"{stage.config.max_steps} steps"
-            if stage.config.max_steps and stage.config.max_steps > 0
-            else f"{stage.config.num_train_epochs:g} epoch{'s' if stage.config.num_train_epochs != 1 else ''}"
-        )
+        budget = describe_budget(stage.config)
         extras = [
             f"{kind} {', '.join(record.name for record, _ in steps)}"
             for kind, steps in (
