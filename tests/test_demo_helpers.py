@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from trl_ext.devtools.demo import arm_argv, markdown_table, train_arm
+from trl_ext.devtools.demo import arm_argv, markdown_table, mean_with_interval, train_arm
 
 
 def test_arm_argv_spells_flags_like_a_user_would():
@@ -98,3 +98,9 @@ def test_load_tuned_merges_an_adapter_into_its_base_and_loads_a_full_model_as_is
         plain = load_tuned(base)
         assert torch.allclose(plain(input_ids=ids).logits, load_model(str(base))(input_ids=ids).logits)
         assert not torch.allclose(plain(input_ids=ids).logits, expected, atol=1e-5)
+
+
+def test_mean_with_interval_is_compare_s_normal_interval():
+    # [0, 1]: mean 0.5, s = sqrt(0.5), half-width 1.96 * s / sqrt(2) = 0.98
+    assert mean_with_interval([0.0, 1.0]) == "0.500 [-0.480, 1.480]"
+    assert mean_with_interval([1.0, 1.0, 1.0]) == "1.000 [1.000, 1.000]"

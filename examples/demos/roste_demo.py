@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--max_steps", type=int, default=30)
     parser.add_argument("--eval_size", type=int, default=64)
     parser.add_argument("--learning_rate", type=float, default=2e-5)
-    parser.add_argument("--output_dir", default="roste-demo")
+    parser.add_argument("--output_dir", default="outputs/roste-demo")
     cli = parser.parse_args()
     torch.set_num_threads(1)
     tokenizer = load_tokenizer("smollm2-135m")

@@ -57,3 +57,11 @@ def load_tuned(path: str | Path, base: str = "smollm2-135m"):
     from trl_ext.models import load_trained
 
     return load_trained(path, base)
+
+
+def mean_with_interval(values: Sequence[float]) -> str:
+    """'mean [lo, hi]': the 95% interval `trl-ext compare` reports, for demo tables that compare cannot produce."""
+    from trl_ext.compare.metrics import mean_and_interval
+
+    mean, low, high = mean_and_interval(values)
+    return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
