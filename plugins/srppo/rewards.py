@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Sequence
 from typing import Any
 
 from trl.data_utils import is_conversational
 
 from trl_ext.inference.scoring import load_scorer, token_logprobs
+from trl_ext.models import resolve_model_path
 from trl_ext.rewards import RewardFunction, RewardSetupError, log_metric
 
 from .config import SelfRewardConfig
@@ -76,6 +78,7 @@ class SelfRewardLogRatio(RewardFunction):
         self.config = config if config is not None else SelfRewardConfig(**options)
         self.tokenizer = tokenizer
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
+        self._one_model: bool | None = None
 
     def bind(self, tokenizer: Any, chat_template_kwargs: dict[str, Any] | None = None) -> SelfRewardLogRatio:
         """Render prompts with the trainer's processing class and chat-template arguments."""
@@ -100,6 +103,17 @@ class SelfRewardLogRatio(RewardFunction):
                 f"({len(self.render_tokenizer())} tokens) must share one vocabulary."
             )
         return sft, base
+
+    def one_model(self) -> bool:
+        """π_sft and π_pt name the same weights (a built-in alias and its cached folder count as one), so every
+        log-ratio is 0 without a forward."""
+        if self._one_model is None:
+            sft, base = (
+                os.path.realpath(resolve_model_path(name))
+                for name in (self.config.sft_model_name_or_path, self.config.base_model_name_or_path)
+            )
+            self._one_model = sft == base
+        return self._one_model
 
     def render_tokenizer(self):
         if self.tokenizer is None:
@@ -148,7 +162,7 @@ class SelfRewardLogRatio(RewardFunction):
                 rewards[i] = float(cfg.no_eos_reward)
                 continue
             todo.append((i, prompt_ids, ids))
-        if todo and cfg.sft_model_name_or_path == cfg.base_model_name_or_path:
+        if todo and self.one_model():
             for i, _, _ in todo:  # π_sft = π_pt: every log-ratio is 0, no forward needed
                 rewards[i] = 0.0
         elif todo:
