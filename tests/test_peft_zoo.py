@@ -225,3 +225,12 @@ def test_ia3_on_all_linear_saves_a_config_that_loads(tmp_path):
     loaded = PeftConfig.from_pretrained(str(tmp_path))  # peft refused the resolved all-linear here
     assert set(loaded.target_modules) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
     assert list(loaded.feedforward_modules) == ["down_proj"]
+
+
+def test_loramoe_is_solved_by_its_expert_rank():
+    """LoRAMoE declares `r` as its knob. On the one-layer model its default targets gate/up (64 -> 128) and down
+    (128 -> 64) each hold 6 experts of r * (in + out) = 192 r and a router of in x 6 (no bias):
+    3 * 6 * 192 r + 6 * (64 + 64 + 128) = 3456 r + 1536; a budget of 11,904 is r = 3 exactly."""
+    result = zoo.solve("loramoe", _one_layer_config(), budget=3456 * 3 + 1536)
+    assert (result.value, result.trainable) == (3, 11904) and result.budget_matched
+    assert result.config.r == 3

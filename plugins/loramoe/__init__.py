@@ -13,7 +13,12 @@ _M = "trl_ext_plugins.loramoe"
 
 # Declared to peft through the `trl_ext.peft_tuners` entry point (pyproject.toml): registered once peft is imported.
 TUNER = PeftTuner(
-    name="loramoe", config=f"{_M}.tuner:LoRAMoEConfig", model=f"{_M}.tuner:LoRAMoEModel", prefix="loramoe_"
+    name="loramoe",
+    config=f"{_M}.tuner:LoRAMoEConfig",
+    model=f"{_M}.tuner:LoRAMoEModel",
+    prefix="loramoe_",
+    category="additive",
+    knob="r",  # every expert's rank: what `trl-ext peft-zoo` solves for a budget
 )
 
 # These import torch, peft and TRL: named by path here, imported on first use.
