@@ -73,6 +73,20 @@ def test_same_model_gives_exactly_zero(models, tmp_path, same_path):
         assert logs["srppo/logp_sft"] == logs["srppo/logp_base"] < 0
 
 
+def test_two_names_of_one_folder_skip_the_forwards(models, tmp_path):
+    """A second name for the same weights (here a symlink; a built-in alias and its cache folder alike) is π_sft = π_pt:
+    0 without scoring, so no log-likelihood metric is logged."""
+    sft, _ = models
+    link = tmp_path / "same-weights"
+    link.symlink_to(sft, target_is_directory=True)
+    logs = {}
+    out = reward_for(sft, str(link))(
+        prompts=[PROMPT], completions=[ANSWER], completion_ids=[completion_ids(ANSWER)], log_metric=logs.__setitem__
+    )
+    assert out == [0.0]
+    assert "srppo/logp_sft" not in logs
+
+
 # --- card test 2: hand-set logits ------------------------------------------------------------------------------------
 def constant_logit_model(logits: torch.Tensor):
     """A tiny model whose every position predicts softmax(`logits`): a zero LM head with `logits` as its bias."""
