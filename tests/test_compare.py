@@ -55,6 +55,35 @@ def test_metric_specs_and_errors():
         parse_metric("bleu")
 
 
+def test_a_method_training_in_phases_gets_one_record_covering_every_phase(tmp_path):
+    """LT-SFT calls train() once per phase, each from step 0 and with args.output_dir on the phase's folder: the arm's
+    record (in the arm's folder) sums the phases' steps, and its history continues their step count."""
+    from types import SimpleNamespace
+
+    from trl_ext.compare.callback import TRAIN_RECORD, CompareEvalCallback
+
+    arm = tmp_path / "arm"
+    recorder = CompareEvalCallback(parse_metric("perplexity"), rows=[], eval_every=0, output_dir=str(arm))
+    recorder._measure = lambda state, model, tokenizer: recorder.history.append(  # no model needed here
+        {"step": recorder.earlier["steps"] + state.global_step, "perplexity": 1.0}
+    )
+    model = torch.nn.Linear(3, 2)  # 8 trainable parameters
+    # TRL logs num_tokens as the trainer's running total, which goes on across train() calls: 1000, then 1700
+    for phase, (steps, tokens, loss) in enumerate([(30, 1000.0, 0.5), (20, 1700.0, 0.25)]):
+        args = SimpleNamespace(output_dir=str(tmp_path / f"phase{phase}"), device="cpu", world_size=1)
+        state = SimpleNamespace(global_step=0, is_world_process_zero=True, log_history=[])
+        recorder.on_train_begin(args, state, None, model=model)
+        state.global_step = steps
+        recorder._measure(state, model, None)
+        state.log_history = [{"loss": loss, "num_tokens": tokens}]
+        recorder.on_train_end(args, state, None)
+    record = json.loads((arm / TRAIN_RECORD).read_text())
+    assert (record["steps"], record["steps_timed"], record["num_tokens"]) == (50, 50, 1700.0)
+    assert record["train_loss"] == 0.25 and record["trainable_params"] == 8
+    assert [h["step"] for h in record["history"]] == [30, 50]
+    assert not (tmp_path / "phase1" / TRAIN_RECORD).exists()
+
+
 def test_perplexity_per_row_equals_a_full_logits_computation(tiny_model_dir):
     from trl_ext.inference.scoring import tokenize_pair
     from trl_ext.models import load_model, load_tokenizer

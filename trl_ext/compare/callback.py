@@ -33,13 +33,19 @@ class CompareEvalCallback(TrainerCallback):
         max_new_tokens: int = 64,
         batch_size: int = 16,
         seed: int = 0,
+        output_dir: str | None = None,
     ) -> None:
         self.metric, self.rows, self.eval_every = metric, rows, eval_every
         self.generation = {"max_new_tokens": max_new_tokens, "batch_size": batch_size, "seed": seed}
+        # The arm's folder: a method that trains in phases (LT-SFT) points args.output_dir at each phase's folder.
+        self.output_dir = output_dir
         self.history: list[dict[str, float]] = []
         self.eval_wall = self.eval_cpu = 0.0
         self.generated_tokens = 0.0
         self._last_logged_step = 0
+        # Totals of the earlier train() calls of this arm: a phased method calls train() once per phase, each
+        # starting again from step 0, and its record covers them all.
+        self.earlier = {"steps": 0, "steps_timed": 0, "wall": 0.0, "cpu": 0.0, "tokens": 0.0, "peak": 0.0}
 
     def _measure(self, state, model, tokenizer) -> None:
         if not state.is_world_process_zero or model is None or tokenizer is None:
@@ -50,7 +56,7 @@ class CompareEvalCallback(TrainerCallback):
             _, figures = measure(self.metric, model, tokenizer, self.rows, **self.generation)
         finally:
             model.train(was_training)
-        self.history.append({"step": state.global_step, **figures})
+        self.history.append({"step": self.earlier["steps"] + state.global_step, **figures})
         self.eval_wall += time.perf_counter() - wall
         self.eval_cpu += cpu_seconds() - cpu
 
@@ -74,6 +80,7 @@ class CompareEvalCallback(TrainerCallback):
         self._last_logged_step = state.global_step
         if self.eval_every and state.global_step == 0 and not self.history:
             self._measure(state, model, processing_class)  # step 0: the starting point every arm shares
+        self.eval_wall = self.eval_cpu = 0.0  # this call's evaluations, taken out of its cost
         self.memory = PeakMemory(args.device).start()
         self.wall, self.cpu = time.perf_counter(), cpu_seconds()
 
@@ -99,23 +106,30 @@ class CompareEvalCallback(TrainerCallback):
     def on_train_end(self, args, state, control, **kwargs):
         if not state.is_world_process_zero:
             return
-        steps = state.global_step - self.start_step
-        wall = time.perf_counter() - self.wall - self.eval_wall
+        done = self.earlier
+        done["steps"] += state.global_step
+        done["steps_timed"] += state.global_step - self.start_step
+        done["wall"] += time.perf_counter() - self.wall - self.eval_wall
+        done["cpu"] += cpu_seconds() - self.cpu - self.eval_cpu
+        done["peak"] = max(done["peak"], (self.memory.stop().base + self.memory.peak) / 2**20)  # in use, not the rise
         losses = [entry["loss"] for entry in state.log_history if "loss" in entry]
         tokens = [entry["num_tokens"] for entry in state.log_history if "num_tokens" in entry]
+        done["tokens"] = max(done["tokens"], tokens[-1] if tokens else 0.0)  # TRL's count runs on across calls
+        steps = done["steps_timed"]
         record = {
             "history": self.history,
-            "steps": state.global_step,
+            "steps": done["steps"],
             "steps_timed": steps,
             "train_loss": losses[-1] if losses else None,
-            "step_time_s": wall / steps if steps else None,
-            "cpu_s": cpu_seconds() - self.cpu - self.eval_cpu,
-            "peak_memory_mib": (self.memory.stop().base + self.memory.peak) / 2**20,  # all in use, not the rise
+            "step_time_s": done["wall"] / steps if steps else None,
+            "cpu_s": done["cpu"],
+            "peak_memory_mib": done["peak"],
             "trainable_params": self.trainable,
-            "num_tokens": tokens[-1] if tokens else None,
+            "num_tokens": done["tokens"] or None,
             "generated_tokens": self.generated_tokens or None,
             "world_size": args.world_size,
             "pid": os.getpid(),
         }
-        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
-        (Path(args.output_dir) / TRAIN_RECORD).write_text(json.dumps(record, indent=2))
+        folder = Path(self.output_dir or args.output_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / TRAIN_RECORD).write_text(json.dumps(record, indent=2))

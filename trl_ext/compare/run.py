@@ -61,8 +61,8 @@ def run_comparison(comparison: Comparison) -> dict[str, Any] | None:
     for stage in parsed:  # not a registered component: compare's own recorder, built per arm
         recorder = Callback(
             name="compare_eval",
-            factory=lambda: CompareEvalCallback(
-                comparison.metric, rows, comparison.eval_every, **comparison.generation()
+            factory=lambda folder=stage.config.output_dir: CompareEvalCallback(
+                comparison.metric, rows, comparison.eval_every, **comparison.generation(), output_dir=folder
             ),
         )
         stage.callbacks.append((recorder, {}))
