@@ -24,6 +24,15 @@ def test_row_columns_are_carried_and_token_columns_left_out():
     assert out["scores"].tolist() == [[1.0, 2.0], [3.0, 4.0], [1.0, 2.0]]  # rows cycle
 
 
+def test_a_method_with_its_own_batch_layout_is_refused_with_the_reason():
+    same = {"input_ids": torch.tensor([[1, 2, 9]]), "attention_mask": torch.ones(1, 3)}
+    bench._check_same_layout("asft", same, ["input_ids", "attention_mask"], vocab=10)  # fits: no error
+    with pytest.raises(SystemExit, match="token ids outside the model's 9-token vocabulary"):
+        bench._check_same_layout("lta-thinker", same, ["input_ids", "attention_mask"], vocab=9)  # id 9 was added
+    with pytest.raises(SystemExit, match="no attention_mask, input_ids"):
+        bench._check_same_layout("lta-thinker", {"assistant_input_ids": same["input_ids"]}, same.keys(), vocab=10)
+
+
 @pytest.mark.parametrize("method", ["asft", "poft"])  # poft needs its score column in every batch
 def test_bench_reports_a_method_against_sft(tiny_model_dir, method):
     report = bench.run(

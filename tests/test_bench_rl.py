@@ -162,6 +162,14 @@ def test_only_rewards_keeps_the_reward_share_report_and_is_refused_without_rewar
         bench.run(["dpo", "--model_name_or_path", tiny_model_dir, "--only_rewards"])
 
 
+def test_a_refusal_through_the_cli_prints_its_reason(tiny_model_dir, capsys, monkeypatch):
+    from trl_ext.cli import main
+
+    monkeypatch.setenv(bench._MMAP_ENV, "131072")  # as after the bench's re-exec: this process, not a new one
+    assert main(["bench", "dpo", "--model_name_or_path", tiny_model_dir, "--only_rewards"]) == 2
+    assert "trl-ext: error: --only_rewards: 'dpo' is dpo-based, which takes no rewards" in capsys.readouterr().err
+
+
 def test_reference_drops_only_the_arguments_its_constructor_does_not_take():
     class Reference:
         def __init__(self, model=None, args=None):

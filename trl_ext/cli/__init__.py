@@ -124,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
             return getattr(importlib.import_module(module), function)(argv[1:])
         args = make_parser().parse_args(argv)
         return args.func(args)
-    except SystemExit as exc:  # argparse has printed its usage error (or --help)
+    except SystemExit as exc:  # argparse has printed its usage error (or --help); a message of ours has not
+        if isinstance(exc.code, str):
+            print(f"trl-ext: error: {exc.code}", file=sys.stderr)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except Exception as exc:
         if not isinstance(exc, expected_errors()) or os.environ.get("TRL_EXT_DEBUG"):  # a traceback for a bug report

@@ -187,6 +187,20 @@ def _base_of(method_name: str):
     return training_base(get("method", method_name).base)
 
 
+def _check_same_layout(method: str, batch: dict[str, Any], sft_keys, vocab: int) -> None:
+    """The SFT comparison feeds SFTTrainer the method's own batch (the same tokens); a method whose batches have
+    another layout (other columns, or token ids it added to the vocabulary) cannot be compared that way."""
+    missing = sorted(set(sft_keys) - set(batch))
+    ids = batch.get("input_ids")
+    added = ids is not None and int(ids.max()) >= vocab
+    if missing or added:
+        reason = f"no {', '.join(missing)}" if missing else f"token ids outside the model's {vocab}-token vocabulary"
+        raise SystemExit(
+            f"bench {method}: its batches have their own layout ({reason}), so SFTTrainer cannot run the same "
+            "batch as the reference; this method is not benchable against SFTTrainer yet."
+        )
+
+
 def run(argv: list[str]) -> dict[str, Any]:
     import torch
 
@@ -210,6 +224,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     method_batch = prepare_inputs(other, next(iter(other.get_train_dataloader())))
     sft_keys = next(iter(base.get_train_dataloader())).keys()
     batch = {k: v for k, v in method_batch.items() if k in sft_keys}
+    _check_same_layout(args.method, batch, sft_keys, base.model.get_input_embeddings().num_embeddings)
     batches = {"sft (TRL)": batch, args.method: method_batch}
     trainers = {"sft (TRL)": base, args.method: other}
     times: dict[str, list[float]] = {name: [] for name in trainers}
