@@ -19,12 +19,13 @@ import logging
 import math
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from trl.data_utils import is_conversational
 
 from trl_ext.inference.scoring import load_scorer, token_logprobs
-from trl_ext.models import resolve_model_path
+from trl_ext.models import BUILTIN_MODELS, resolve_model_path
 from trl_ext.rewards import RewardFunction, RewardSetupError, log_metric
 
 from .config import SelfRewardConfig
@@ -57,6 +58,13 @@ def _valid_ids(ids: Any, vocab_size: int) -> list[int] | None:
     if not all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < vocab_size for t in ids):
         return None
     return list(ids)
+
+
+def _weights_folder(name: str) -> str:
+    """Where `name`'s weights are: a built-in alias's cache folder or a local folder, symlinks resolved; a Hub id as
+    given (nothing is looked up)."""
+    path = Path(resolve_model_path(name) if name in BUILTIN_MODELS else name).expanduser()
+    return os.path.realpath(path) if path.is_dir() else name
 
 
 class SelfRewardLogRatio(RewardFunction):
@@ -108,11 +116,8 @@ class SelfRewardLogRatio(RewardFunction):
         """π_sft and π_pt name the same weights (a built-in alias and its cached folder count as one), so every
         log-ratio is 0 without a forward."""
         if self._one_model is None:
-            sft, base = (
-                os.path.realpath(resolve_model_path(name))
-                for name in (self.config.sft_model_name_or_path, self.config.base_model_name_or_path)
-            )
-            self._one_model = sft == base
+            sft, base = self.config.sft_model_name_or_path, self.config.base_model_name_or_path
+            self._one_model = sft == base or _weights_folder(sft) == _weights_folder(base)
         return self._one_model
 
     def render_tokenizer(self):
