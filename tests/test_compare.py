@@ -55,18 +55,17 @@ def test_metric_specs_and_errors():
         parse_metric("bleu")
 
 
-def test_a_method_training_in_phases_gets_one_record_covering_every_phase(tmp_path):
+def test_a_method_training_in_phases_gets_one_record_covering_every_phase(tmp_path, monkeypatch):
     """LT-SFT calls train() once per phase, each from step 0 and with args.output_dir on the phase's folder: the arm's
     record (in the arm's folder) sums the phases' steps, and its history continues their step count."""
     from types import SimpleNamespace
 
+    from trl_ext.compare import callback as callback_module
     from trl_ext.compare.callback import TRAIN_RECORD, CompareEvalCallback
 
     arm = tmp_path / "arm"
     recorder = CompareEvalCallback(parse_metric("perplexity"), rows=[], eval_every=0, output_dir=str(arm))
-    recorder._measure = lambda state, model, tokenizer: recorder.history.append(  # no model needed here
-        {"step": recorder.earlier["steps"] + state.global_step, "perplexity": 1.0}
-    )
+    monkeypatch.setattr(callback_module, "measure", lambda *a, **k: ([], {"perplexity": 1.0}))  # no real model
     model = torch.nn.Linear(3, 2)  # 8 trainable parameters
     # TRL logs num_tokens as the trainer's running total, which goes on across train() calls: 1000, then 1700
     for phase, (steps, tokens, loss) in enumerate([(30, 1000.0, 0.5), (20, 1700.0, 0.25)]):
@@ -74,7 +73,7 @@ def test_a_method_training_in_phases_gets_one_record_covering_every_phase(tmp_pa
         state = SimpleNamespace(global_step=0, is_world_process_zero=True, log_history=[])
         recorder.on_train_begin(args, state, None, model=model)
         state.global_step = steps
-        recorder._measure(state, model, None)
+        recorder._measure(state, model, tokenizer=object())  # the real recorder: offset by the earlier phases
         state.log_history = [{"loss": loss, "num_tokens": tokens}]
         recorder.on_train_end(args, state, None)
     record = json.loads((arm / TRAIN_RECORD).read_text())

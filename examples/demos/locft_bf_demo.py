@@ -38,9 +38,9 @@ from pathlib import Path
 import torch
 from datasets import Dataset
 
-from trl_ext.cli.bench_rewards import cpu_seconds
 from trl_ext.devtools.demo import load_tuned, markdown_table, train_arm
 from trl_ext.models import load_model, load_tokenizer
+from trl_ext.training.cost import cpu_seconds
 from trl_ext_plugins.locft_bf import EditMetrics, LocFTConfig, LocFTTrainer
 from trl_ext_plugins.locft_bf.data import edit_requests
 

@@ -9,7 +9,6 @@ and each run's wall and CPU time; draws the zero-variance fraction over steps.
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -18,12 +17,8 @@ import torch
 from trl_ext.devtools.demo import markdown_table, train_arm
 from trl_ext.evaluation.plots import plot_over_steps, series_from_log
 from trl_ext.models import load_model, load_tokenizer
+from trl_ext.training.cost import cpu_seconds
 from trl_ext_plugins.sft_grpo_overlap import build_formal_arith, evaluate_pass_at_k
-
-
-def cpu_seconds() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
 
 
 def pass_at_k(path: str, prompts: list, n: int, max_new_tokens: int) -> dict[str, float]:
