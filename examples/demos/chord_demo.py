@@ -20,12 +20,12 @@ import time
 
 import torch
 
-from trl_ext.cli.bench_rewards import cpu_seconds
 from trl_ext.data import load_dataset
 from trl_ext.data.arith import is_correct
 from trl_ext.devtools.demo import load_tuned, markdown_table, train_arm
 from trl_ext.inference import generate_completions
 from trl_ext.models import load_model, load_tokenizer
+from trl_ext.training.cost import cpu_seconds
 
 
 def main() -> None:

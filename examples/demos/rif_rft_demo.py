@@ -19,10 +19,10 @@ from pathlib import Path
 
 import torch
 
-from trl_ext.cli.bench_rewards import cpu_seconds
 from trl_ext.data import load_dataset
 from trl_ext.devtools.demo import markdown_table, train_arm
 from trl_ext.models import load_model, load_tokenizer
+from trl_ext.training.cost import cpu_seconds
 from trl_ext_plugins.rif_rft.data import rif_task_judge
 from trl_ext_plugins.rif_rft.filter import make_rif_transform
 from trl_ext_plugins.rif_rft.forgetting import average_accuracy, forgetting_measure, generation_accuracy

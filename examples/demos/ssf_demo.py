@@ -15,11 +15,11 @@ from pathlib import Path
 
 import torch
 
-from trl_ext.cli.bench_rewards import cpu_seconds
 from trl_ext.data import load_dataset
 from trl_ext.devtools.demo import markdown_table, train_arm
 from trl_ext.evaluation import completion_nll
 from trl_ext.models import load_model, load_tokenizer
+from trl_ext.training.cost import cpu_seconds
 
 BASE = "smollm2-135m"
 

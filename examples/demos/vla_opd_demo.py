@@ -23,11 +23,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
-from trl_ext.cli.bench_rewards import cpu_seconds  # noqa: E402
 from trl_ext.data import load_dataset  # noqa: E402
 from trl_ext.devtools.demo import markdown_table, train_arm  # noqa: E402
 from trl_ext.inference import generate_completions  # noqa: E402
 from trl_ext.models import load_model, load_tokenizer  # noqa: E402
+from trl_ext.training.cost import cpu_seconds  # noqa: E402
 
 ANSWER = re.compile(r"The answer is (-?\d+)")
 
