@@ -234,3 +234,33 @@ def test_loramoe_is_solved_by_its_expert_rank():
     result = zoo.solve("loramoe", _one_layer_config(), budget=3456 * 3 + 1536)
     assert (result.value, result.trainable) == (3, 11904) and result.budget_matched
     assert result.config.r == 3
+
+
+def test_prefix_tuning_under_gradient_checkpointing_is_refused_before_training(tiny_model_dir, tmp_path, capsys):
+    """The checkpointed decoder layers drop the prefix cache while the mask keeps the virtual tokens: without the
+    check the first step fails on a shape mismatch. With checkpointing off the same adapter trains."""
+    from peft import PrefixTuningConfig, PromptTuningConfig
+
+    from trl_ext.cli import main
+
+    PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4).save_pretrained(str(tmp_path / "prefix"))
+    flags = ["--max_steps", "1", "--per_device_train_batch_size", "2", "--report_to", "none", "--save_strategy", "no"]
+    base = ["train", "sft", "--model_name_or_path", tiny_model_dir, "--adapter", f"peft:config={tmp_path / 'prefix'}"]
+    code = main(base + ["--output_dir", str(tmp_path / "refused"), "--gradient_checkpointing", "true"] + flags)
+    err = capsys.readouterr().err
+    assert code == 2 and "--gradient_checkpointing false" in err and "PREFIX_TUNING" in err
+    assert not (tmp_path / "refused" / "adapter_model.safetensors").exists()
+    code = main(base + ["--output_dir", str(tmp_path / "trained"), "--gradient_checkpointing", "false"] + flags)
+    assert code == 0 and (tmp_path / "trained" / "adapter_model.safetensors").is_file()
+    # prompt tuning prepends embeddings, which checkpointing keeps: not refused
+    PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4).save_pretrained(str(tmp_path / "prompt"))
+    prompt = [
+        "train",
+        "sft",
+        "--model_name_or_path",
+        tiny_model_dir,
+        "--adapter",
+        f"peft:config={tmp_path / 'prompt'}",
+    ]
+    code = main(prompt + ["--output_dir", str(tmp_path / "prompt_run"), "--gradient_checkpointing", "true"] + flags)
+    assert code == 0 and (tmp_path / "prompt_run" / "adapter_model.safetensors").is_file()

@@ -156,6 +156,23 @@ def check_model_flags(model_args: Any) -> None:
         raise BadInputError(f"--lora_dropout must be in [0, 1), got {dropout!r}.")
 
 
+# peft types whose virtual tokens enter as a key/value cache prefix (prompt and P-tuning prepend embeddings instead)
+_KV_PREFIX_TYPES = frozenset({"PREFIX_TUNING", "CARTRIDGE"})
+
+
+def check_adapted_model(model: Any, config: Any) -> None:
+    """Refuse a key/value-prefix adapter (prefix tuning, cartridges) under gradient checkpointing: transformers'
+    checkpointed decoder layers drop the cache that carries the prefix while the attention mask keeps the virtual
+    tokens, so the first step would fail on a shape mismatch."""
+    peft_config = getattr(model, "active_peft_config", None)
+    kind = str(getattr(getattr(peft_config, "peft_type", None), "value", ""))
+    if kind in _KV_PREFIX_TYPES and getattr(config, "gradient_checkpointing", False):
+        raise BadInputError(
+            f"The {kind} adapter cannot train under gradient checkpointing (the checkpointed layers drop its "
+            "key/value prefix): pass --gradient_checkpointing false (in a compare config, on that arm)."
+        )
+
+
 def check_test_split_size(size: float | None) -> None:
     """`--test_split_size` carves an evaluation split: a share in (0, 1) or a row count >= 1."""
     if size is None:

@@ -18,6 +18,7 @@ from trl_ext.run.arguments import Stage, Step
 from trl_ext.run.checks import (
     BadInputError,
     DatasetColumnError,
+    check_adapted_model,
     check_columns,
     check_eval_split,
     check_inputs,
@@ -228,6 +229,7 @@ def build_trainer(stage: Stage, dataset):
         )
     for record, options in stage.adapters:
         model = record.build(**options)(model)
+    check_adapted_model(model, config)
 
     eval_dataset = dataset[script_args.dataset_test_split] if config.eval_strategy != "no" else None
     trainer = method.trainer(
