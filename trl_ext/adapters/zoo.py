@@ -117,7 +117,7 @@ _TABLE: tuple[ZooMethod, ...] = (
         knob="init_r",
         fixed={"total_step": 1000, "target_r": 1},
         frozen=("ranknum",),
-        note="budget at init_r; rank pruning needs update_and_allocate in the loop (TRL does not call it)",
+        note="budget at init_r; trl-ext train prunes it to target_r over the run (total_step = max_steps)",
     ),
     ZooMethod("loha", "LOHA", "reparameterization", **_R),
     ZooMethod("lokr", "LOKR", "reparameterization", **_R),

@@ -209,6 +209,7 @@ def build_trainer(stage: Stage, dataset):
     from trl_ext.models import load_model_and_tokenizer
     from trl_ext.training.bound_callbacks import bind_callbacks
     from trl_ext.training.log_figures import log_before_reporters
+    from trl_ext.training.rank_allocation import attach_rank_allocation
 
     method, config, script_args = stage.method, stage.config, stage.script_args
     train_split = script_args.dataset_train_split
@@ -248,6 +249,7 @@ def build_trainer(stage: Stage, dataset):
         ),
     )
     bind_callbacks(trainer)  # callbacks that act on the trainer itself (a GRPO run's rollout temperature)
+    attach_rank_allocation(trainer)  # an AdaLoRA adapter prunes its ranks only when the loop asks it to
     log_before_reporters(trainer)  # figures the callbacks add in on_log reach wandb/tensorboard/...
     return trainer, tokenizer
 
