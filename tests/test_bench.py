@@ -164,3 +164,25 @@ def test_timed_reward_counts_cpu_seconds_of_a_sync_reward():
 
     assert timed_reward(busy, "s", spent, cpu=cpu)(completions=["x"]) == [0.0]
     assert cpu["s"] >= 0.1 and spent["s"] >= 0.1
+
+
+def test_an_adapter_is_benched_against_trl_lora(tiny_model_dir):
+    """`--adapter ssf --use_peft --lora_r 1 --lora_target_modules all-linear`: the method side trains SSF alone, the
+    reference TRL's LoRA r=1 on every linear. By hand on the tiny model (hidden 32, MLP 64, 4 heads of 8, 2 KV heads:
+    k/v out 16; 2 layers), LoRA r=1 holds r (in + out) per linear: q 64 + k 48 + v 48 + o 64 + gate 96 + up 96
+    + down 96 = 512 per layer, 1,024 in all. SSF's count comes from wrapping the same model with it directly."""
+    from transformers import AutoModelForCausalLM
+
+    from trl_ext.plugin.registry import get
+
+    flags = ["--steps", "1", "--warmup", "0", "--per_device_train_batch_size", "2", "--lengths", "16,32"]
+    report = bench.run(
+        ["sft", "--model_name_or_path", tiny_model_dir, "--adapter", "ssf", "--use_peft", "--lora_r", "1"]
+        + ["--lora_target_modules", "all-linear", *flags]
+    )
+    ssf = get("adapter", "ssf").build()(AutoModelForCausalLM.from_pretrained(tiny_model_dir))
+    expected_ssf = sum(p.numel() for p in ssf.parameters() if p.requires_grad)
+    assert [r["name"] for r in report["results"]] == ["sft (TRL)", "sft+ssf"]
+    assert report["trainable"] == {"sft (TRL)": 1024, "sft+ssf": expected_ssf}
+    assert expected_ssf != 1024
+    assert "trainable parameters: sft (TRL) 1,024, sft+ssf" in bench.format_report(report)

@@ -95,7 +95,10 @@ def parse_args(argv: list[str]):
         prog="trl-ext bench",
         description=__doc__.split("\n\n")[0],
         epilog="Other flags go to the method as `trl-ext train` takes them, e.g. for GRPO: --rewards, "
-        "--reward_weights, --num_generations, --max_completion_length. `trl-ext bench scoring`: tokens/s of the "
+        "--reward_weights, --num_generations, --max_completion_length. SFT methods with --adapter NAME: the method trains "
+        "through that adapter and the reference through TRL's LoRA (--use_peft, shaped by --lora_r, --lora_alpha, "
+        "--lora_target_modules), e.g. `trl-ext bench sft --adapter ssf --use_peft --lora_r 1 --lora_target_modules "
+        "all-linear`; both trainable counts are reported. `trl-ext bench scoring`: tokens/s of the "
         "loglik_filter scoring transform against a bare no-grad forward (see `trl-ext bench scoring --help`).",
     )
     parser.add_argument("method")
@@ -152,7 +155,7 @@ def build_trainers(args, method_flags: list[str]):
     parsed = build_parser(method).parse_args_into_dataclasses(
         args=method_flags + [f"--{k}={v}" for k, v in common.items()]
     )
-    config = parsed[1]
+    config, given_model_args, ext = parsed[1], parsed[2], parsed[3]
     model_args = ModelConfig(
         model_name_or_path=args.model_name_or_path,
         dtype=args.dtype or "float32",
@@ -160,6 +163,10 @@ def build_trainers(args, method_flags: list[str]):
         use_peft=args.use_peft or args.load_in_4bit,
         lora_target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
     )
+    for name in _LORA_FLAGS:  # the reference's LoRA as the user shaped it (an adapter-vs-LoRA comparison)
+        if any(flag.split("=")[0] == f"--{name}" for flag in method_flags):
+            setattr(model_args, name, getattr(given_model_args, name))
+    adapters = _adapters(ext.adapter)
     if args.dtype is None and cuda:
         model_args.dtype = "bfloat16"
     dataset = load_dataset(args.dataset_name or method.default_dataset, form="sft")["train"]
@@ -167,6 +174,8 @@ def build_trainers(args, method_flags: list[str]):
     peft_config = get_peft_config(model_args)
     base_model, tokenizer = load_model_and_tokenizer(model_args, config)
     method_model = copy.deepcopy(base_model) if not args.load_in_4bit else load_model_and_tokenizer(model_args)[0]
+    for record, options in adapters:  # the method side trains through its adapters instead of the reference's LoRA
+        method_model = record.build(**options)(method_model)
     base = SFT.reference_trainer()(
         model=base_model,
         args=SFTConfig(**common),
@@ -175,9 +184,42 @@ def build_trainers(args, method_flags: list[str]):
         peft_config=peft_config,
     )
     other = method.trainer(
-        model=method_model, args=config, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config
+        model=method_model,
+        args=config,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=None if adapters else peft_config,
     )
     return method, config, base, other, tokenizer
+
+
+_LORA_FLAGS = ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules")
+
+
+def _adapters(spec: str | None) -> list[tuple[Any, dict[str, Any]]]:
+    """`--adapter NAME[:k=v...]` as `trl-ext train` resolves it (options checked)."""
+    from trl_ext.plugin.registry import get
+    from trl_ext.run.checks import check_options
+    from trl_ext.run.specs import parse_spec_list
+
+    adapters = [(get("adapter", name), options) for name, options in parse_spec_list(spec)]
+    for record, options in adapters:
+        check_options(record, options)
+    return adapters
+
+
+def trainable_parameters(model) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def method_label(method: str, method_flags: list[str]) -> str:
+    """The method side's name in the report: `sft+ssf` when it trains through an adapter (`--adapter ssf`)."""
+    from trl_ext.run.specs import parse_spec_list
+
+    flags = argparse.ArgumentParser(add_help=False)
+    flags.add_argument("--adapter")
+    spec = flags.parse_known_args(method_flags)[0].adapter
+    return "+".join([method] + [name for name, _ in parse_spec_list(spec)])
 
 
 def _base_of(method_name: str):
@@ -225,8 +267,9 @@ def run(argv: list[str]) -> dict[str, Any]:
     sft_keys = next(iter(base.get_train_dataloader())).keys()
     batch = {k: v for k, v in method_batch.items() if k in sft_keys}
     _check_same_layout(args.method, batch, sft_keys, base.model.get_input_embeddings().num_embeddings)
-    batches = {"sft (TRL)": batch, args.method: method_batch}
-    trainers = {"sft (TRL)": base, args.method: other}
+    label = method_label(args.method, method_flags)
+    batches = {"sft (TRL)": batch, label: method_batch}
+    trainers = {"sft (TRL)": base, label: other}
     times: dict[str, list[float]] = {name: [] for name in trainers}
     forward_times: list[float] = []
     for i in range(args.warmup + args.steps):
@@ -279,6 +322,7 @@ def run(argv: list[str]) -> dict[str, Any]:
         "batch": {"size": args.per_device_train_batch_size, "tokens": int(batch["input_ids"].shape[1])},
         "steps": args.steps,
         "results": [asdict(r) for r in results],
+        "trainable": {name: trainable_parameters(trainer.model) for name, trainer in trainers.items()},
         "time_ratio": meth.step_s / sft.step_s,
         "peak_ratio": meth.peak_mib / sft.peak_mib if sft.peak_mib > 0 else float("nan"),
         "slope_ratio": meth.slope_mib_per_1k_tokens / sft.slope_mib_per_1k_tokens
@@ -304,6 +348,8 @@ def format_report(r: dict[str, Any]) -> str:
     for m in r["results"]:
         lines.append(f"{m['name']:<14}{m['step_s']:>10.3f}{m['peak_mib']:>18.1f}{m['slope_mib_per_1k_tokens']:>18.2f}")
     lines.append(f"{'ratio':<14}{r['time_ratio']:>9.2f}x{r['peak_ratio']:>17.2f}x{r['slope_ratio']:>17.2f}x")
+    if "trainable" in r:
+        lines.append("trainable parameters: " + ", ".join(f"{k} {v:,}" for k, v in r["trainable"].items()))
     lines.append(
         f"intrinsic budget: SFT step + {r['extra_forwards']:g} forward(s) of {r['forward_s']:.3f} s = "
         f"{r['budget_s']:.3f} s; {r['method']} / budget = {r['time_vs_budget']:.2f} "
