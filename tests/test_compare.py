@@ -189,3 +189,106 @@ def test_interrupted_after_the_second_arm_and_resumed_gives_the_unbroken_runs_ta
         assert cells["trainable"] == f"{int(csv_row['trainable_params']):,}"
         assert cells["steps"] == csv_row["steps"] == "2"
     assert len(COLUMNS) == len(header_all)
+
+
+def _chain_config(tmp_path: Path, model_dir: str, out: Path) -> str:
+    """Plain SFT for 2 steps against an arm of two 1-step SFT stages at different learning rates (the second trains
+    the first's model), every arm evaluated each step."""
+    import yaml
+
+    config = {
+        "arms": [
+            "sft",
+            {
+                "label": "two_stage",
+                "stages": [
+                    {"method": "sft", "max_steps": 1, "learning_rate": 1e-3},
+                    {"method": "sft", "max_steps": 1, "learning_rate": 3e-4},
+                ],
+            },
+        ],
+        "eval": "perplexity",
+        "eval_rows": 6,
+        "eval_every": 1,
+        "model_name_or_path": model_dir,
+        "dataset_name": "builtin:arith",
+        "max_steps": 2,
+        "per_device_train_batch_size": 2,
+        "learning_rate": 1e-3,
+        "report_to": "none",
+        "save_strategy": "no",
+        "logging_steps": 1,
+        "output_dir": str(out),
+    }
+    path = tmp_path / f"{out.name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_a_chained_arm_trains_its_stages_in_turn_and_reports_them_as_one(
+    tiny_model_dir, tmp_path, monkeypatch, capsys
+):
+    from safetensors.torch import load_file
+
+    from trl_ext.compare.metrics import measure as measure_metric
+    from trl_ext.compare.run import Comparison, eval_rows
+    from trl_ext.models import load_tokenizer, load_trained
+
+    assert parse_arm({"label": "x", "stages": [{"method": "sft"}, {"method": "asft"}]}).methods == "sft -> asft"
+    with pytest.raises(RecipeError, match="drop its model_name_or_path"):
+        parse_arm({"label": "x", "stages": [{"method": "sft"}, {"method": "sft", "model_name_or_path": "m"}]})
+
+    out = tmp_path / "unbroken"
+    assert main(["compare", "--config", _chain_config(tmp_path, tiny_model_dir, out)]) == 0
+    report = json.loads((out / "compare.json").read_text())
+    chain = next(arm for arm in report["arms"] if arm["arm"] == "two_stage")
+    assert chain["method"] == "sft -> sft" and chain["steps"] == 2
+    first_stage = out / "two_stage" / "stage-1-sft"
+    assert [step for step, _ in chain["history"]] == [0, 1, 2]
+    # the point at step 1 is the first stage's final model, measured on its own here
+    metric = parse_metric("perplexity")
+    rows = eval_rows(Comparison(arms=[], metric=metric, eval_rows=6), "builtin:arith")
+    _, figures = measure_metric(metric, load_trained(first_stage), load_tokenizer(str(first_stage)), rows)
+    assert chain["history"][1][1] == pytest.approx(figures["perplexity"], rel=1e-5)
+
+    # the same two stages as a plain recipe end with the same model
+    import yaml
+
+    recipe = {
+        "model_name_or_path": tiny_model_dir,
+        "dataset_name": "builtin:arith",
+        "per_device_train_batch_size": 2,
+        "report_to": "none",
+        "save_strategy": "no",
+        "logging_steps": 1,
+        "output_dir": str(tmp_path / "recipe"),
+        "stages": [
+            {"method": "sft", "max_steps": 1, "learning_rate": 1e-3},
+            {"method": "sft", "max_steps": 1, "learning_rate": 3e-4},
+        ],
+    }
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    assert main(["train", "--config", str(tmp_path / "recipe.yaml")]) == 0
+    arm_weights = load_file(str(out / "two_stage" / "model.safetensors"))
+    recipe_weights = load_file(str(tmp_path / "recipe" / "stage-2-sft" / "model.safetensors"))
+    assert max((arm_weights[k] - recipe_weights[k]).abs().max().item() for k in arm_weights) < 1e-6
+
+    # killed as the second stage starts; the rerun keeps stage 1 and reports the unbroken run's table
+    broken = tmp_path / "broken"
+    build = stage_module.build_trainer
+
+    def killed_in_stage_2(stage, dataset):
+        if stage.config.output_dir.endswith("two_stage"):
+            raise KeyboardInterrupt("killed before the chain's second stage trained")
+        return build(stage, dataset)
+
+    monkeypatch.setattr(stage_module, "build_trainer", killed_in_stage_2)
+    with pytest.raises(KeyboardInterrupt):
+        main(["compare", "--config", _chain_config(tmp_path, tiny_model_dir, broken)])
+    monkeypatch.setattr(stage_module, "build_trainer", build)
+    capsys.readouterr()
+    assert main(["compare", "--config", _chain_config(tmp_path, tiny_model_dir, broken)]) == 0
+    assert capsys.readouterr().out.count("kept") == 2  # the sft arm and the chain's first stage
+    _, header, unbroken = _table(out)
+    _, resumed_header, resumed = _table(broken)
+    assert resumed_header == header and resumed == unbroken

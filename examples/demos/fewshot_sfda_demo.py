@@ -22,10 +22,10 @@ Card scale: k = 1 and 3, 100 steps, lr 1e-5..1e-4, 3 seeds (the paper: batch 32,
 Default here: k = 1 and 3, 100 FT steps, 40 LP steps (the official 400:1000 ratio), seed 0, batch 32 (every step sees
 all k x 3 rows), arms (0), (a), (c); about 13 CPU-minutes on one thread. More seeds: --seeds 0 1 2 (3x the time).
 
-Why a script and not a `trl-ext compare` YAML: compare trains each arm as one stage started from the base model
-("arms never chain", trl_ext/compare/run.py Comparison.recipe), so LP-FT's head-only stage -> full stage cannot be
-one arm; and compare measures raw rows of the dataset's own splits (no transforms), while the held-out part here
-is few_shot_split's `test` share of builtin:fewshot_sentiment, which has only a `train` split and no `grpo` form.
+Why a script and not a `trl-ext compare` YAML: compare can now chain LP-FT's head-only and full stages in one arm
+(an arm with `stages:`), but it measures raw rows of the dataset's own splits (no transforms), while the held-out
+part here is few_shot_split's `test` share of builtin:fewshot_sentiment, which has only a `train` split and no `grpo`
+form; and its metrics have no rank classification over label words (`option_logprobs`).
 
     OMP_NUM_THREADS=1 python examples/demos/fewshot_sfda_demo.py [--ks 1 3] [--max_steps 100] [--seeds 0]
     OMP_NUM_THREADS=1 python examples/demos/fewshot_sfda_demo.py --ks 3 --max_steps 2 --lp_steps 2 --val_freq 1 \

@@ -4,6 +4,10 @@ An arm is `[LABEL=]METHOD[:key=value...]`. When the first word names no method (
 labelled by it and trained by the one method whose config has every key given (`asft_loss` is ASFT's): none or
 several is an error naming the candidates. Labels are unique; each arm becomes one stage of a recipe whose common
 keys (model, data, seed, budget, optimiser) every arm shares.
+
+In a YAML, an arm may chain stages, each trained from the one before (LP-FT: a head-only stage, then full SFT):
+`{label: lp_ft, stages: [{method: sft, adapter: fewshot_head_only, max_steps: 40}, {method: sft, max_steps: 100}]}`.
+Its stages become consecutive stages of the recipe; its budget is the sum of theirs.
 """
 
 from __future__ import annotations
@@ -25,13 +29,22 @@ class Arm:
     label: str
     method: str
     options: dict[str, Any] = field(default_factory=dict)
+    # Stages trained after the first, each from the previous stage's model (an arm that chains stages)
+    then: list[Arm] = field(default_factory=list)
 
-    def stage(self) -> dict[str, Any]:
-        return {"method": self.method, **self.options}
+    def stages(self) -> list[dict[str, Any]]:
+        return [{"method": arm.method, **arm.options} for arm in (self, *self.then)]
+
+    @property
+    def methods(self) -> str:
+        """The arm's method, or its stages' methods in order (`sft -> sft`)."""
+        return " -> ".join(arm.method for arm in (self, *self.then))
 
 
 def parse_arm(spec: str | dict[str, Any]) -> Arm:
     """One arm from its command-line form or a YAML mapping (`{label: dft, method: asft, asft_loss: dft}`)."""
+    if isinstance(spec, dict) and "stages" in spec:
+        return _chain(spec)
     if isinstance(spec, dict):
         values = dict(spec)
         method = values.pop("method", None)
@@ -46,6 +59,27 @@ def parse_arm(spec: str | dict[str, Any]) -> Arm:
     if label:
         raise RecipeError(f"Arm {spec!r}: {name!r} is not a method ({_method_list()}).")
     return _by_config_keys(name, options)
+
+
+def _chain(spec: dict[str, Any]) -> Arm:
+    values = dict(spec)
+    stages, label = values.pop("stages"), values.pop("label", None)
+    if values:
+        raise RecipeError(
+            f"Arm {label!r}: with `stages`, give every other key inside a stage (found {', '.join(values)})."
+        )
+    if not label:
+        raise RecipeError("An arm with `stages` needs a `label` (it names the arm's folder).")
+    if not isinstance(stages, list) or not stages or not all(isinstance(stage, dict) for stage in stages):
+        raise RecipeError(f"Arm {label!r}: `stages` must be a list of mappings, each with a `method`.")
+    for i, stage in enumerate(stages[1:], start=2):
+        if "model_name_or_path" in stage:
+            raise RecipeError(
+                f"Arm {label!r}: stage {i} trains from stage {i - 1}'s model; drop its model_name_or_path."
+            )
+    first, *then = (parse_arm({**stage, "label": str(label)}) for stage in stages)
+    first.then = then
+    return first
 
 
 def parse_arms(specs: list[str | dict[str, Any]]) -> list[Arm]:

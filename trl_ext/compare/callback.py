@@ -5,11 +5,16 @@ The metric is measured on the main process between optimiser steps, so it needs 
 ZeRO-3 or FSDP (parameters sharded) the arm is refused before its first step unless `eval_every` is 0, and the
 final model is measured from its saved weights instead. The history goes into every checkpoint, so an arm resumed
 after an interruption keeps the points measured before it.
+
+An arm that chains stages gets one recorder per stage (`stage_index`), each writing the arm's record: a later stage
+starts from the record its predecessor left (steps, costs, tokens and history run on across the stages; the metric
+is measured again at its start, on the previous stage's model), also when a rerun kept the earlier stages.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -19,6 +24,8 @@ from transformers import TrainerCallback
 
 from trl_ext.compare.metrics import MetricSpec, measure
 from trl_ext.training.cost import PeakMemory, cpu_seconds
+
+logger = logging.getLogger(__name__)
 
 HISTORY = "compare_history.json"
 TRAIN_RECORD = "compare_train.json"
@@ -34,6 +41,7 @@ class CompareEvalCallback(TrainerCallback):
         batch_size: int = 16,
         seed: int = 0,
         output_dir: str | None = None,
+        stage_index: int = 0,
     ) -> None:
         self.metric, self.rows, self.eval_every = metric, rows, eval_every
         self.generation = {"max_new_tokens": max_new_tokens, "batch_size": batch_size, "seed": seed}
@@ -46,6 +54,9 @@ class CompareEvalCallback(TrainerCallback):
         # Totals of the earlier train() calls of this arm: a phased method calls train() once per phase, each
         # starting again from step 0, and its record covers them all.
         self.earlier = {"steps": 0, "steps_timed": 0, "wall": 0.0, "cpu": 0.0, "tokens": 0.0, "peak": 0.0}
+        # Of an arm's later stage: what its earlier stages used (another trainer: its token count started at 0)
+        self.stage_index, self.train_calls = stage_index, 0
+        self.before = {"tokens": 0.0, "trainable": 0}
 
     def _measure(self, state, model, tokenizer) -> None:
         if not state.is_world_process_zero or model is None or tokenizer is None:
@@ -69,6 +80,10 @@ class CompareEvalCallback(TrainerCallback):
                 "the parameters (ZeRO-3 / FSDP); pass --eval_every 0 (each arm's final model is measured from its "
                 "saved weights)."
             )
+        continues_arm = self.stage_index > 0 and self.train_calls == 0
+        self.train_calls += 1
+        if continues_arm:
+            self._continue_arm(args)
         resumed = getattr(args, "resume_from_checkpoint", None)
         if resumed and (Path(resumed) / HISTORY).is_file():
             self.history = json.loads((Path(resumed) / HISTORY).read_text())["history"]
@@ -78,11 +93,28 @@ class CompareEvalCallback(TrainerCallback):
         )
         self.start_step = state.global_step
         self._last_logged_step = state.global_step
-        if self.eval_every and state.global_step == 0 and not self.history:
-            self._measure(state, model, processing_class)  # step 0: the starting point every arm shares
+        if self.eval_every and state.global_step == 0 and (not self.history or continues_arm):
+            # step 0: the starting point every arm shares; a later stage's start: the previous stage's final model
+            self._measure(state, model, processing_class)
         self.eval_wall = self.eval_cpu = 0.0  # this call's evaluations, taken out of its cost
         self.memory = PeakMemory(args.device).start()
         self.wall, self.cpu = time.perf_counter(), cpu_seconds()
+
+    def _continue_arm(self, args) -> None:
+        """Start from the record the arm's previous stage wrote (it covers stages 0..stage_index-1)."""
+        path = Path(self.output_dir or args.output_dir) / TRAIN_RECORD
+        record = json.loads(path.read_text()) if path.is_file() else {}
+        if record.get("stages") != self.stage_index:
+            logger.warning(
+                "trl-ext compare: %s holds no record of this arm's first %d stage(s); its costs start here",
+                path,
+                self.stage_index,
+            )
+            return
+        self.history = record["history"]
+        self.earlier.update({key: record["totals"][key] for key in ("steps", "steps_timed", "wall", "cpu", "peak")})
+        self.before = {"tokens": record.get("num_tokens") or 0.0, "trainable": record.get("trainable_params") or 0}
+        self.generated_tokens = record.get("generated_tokens") or 0.0
 
     def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
         if self.eval_every and state.global_step % self.eval_every == 0 and state.global_step < state.max_steps:
@@ -124,11 +156,14 @@ class CompareEvalCallback(TrainerCallback):
             "step_time_s": done["wall"] / steps if steps else None,
             "cpu_s": done["cpu"],
             "peak_memory_mib": done["peak"],
-            "trainable_params": self.trainable,
-            "num_tokens": done["tokens"] or None,
+            # of a chained arm: the most any stage trained (LP-FT: the full stage, not the head-only one)
+            "trainable_params": max(self.trainable, self.before["trainable"]),
+            "num_tokens": self.before["tokens"] + done["tokens"] or None,
             "generated_tokens": self.generated_tokens or None,
             "world_size": args.world_size,
             "pid": os.getpid(),
+            "stages": self.stage_index + 1,  # the arm's stages this record covers
+            "totals": {key: done[key] for key in ("steps", "steps_timed", "wall", "cpu", "peak")},
         }
         folder = Path(self.output_dir or args.output_dir)
         folder.mkdir(parents=True, exist_ok=True)

@@ -35,12 +35,21 @@ class Comparison:
     seed: int = 0
 
     def recipe(self, model: str) -> dict[str, Any]:
-        """The recipe whose stages are the arms: each arm starts from `model` (arms never chain)."""
-        stages = [
-            {**arm.stage(), "output_dir": str(Path(self.output_dir) / arm.label), "model_name_or_path": model}
-            for arm in self.arms
-        ]
+        """The recipe whose stages are the arms' stages: each arm starts from `model`; a chained arm's later stages
+        train from the stage before them, in folders under the arm's, and its last stage writes the arm's folder."""
+        stages = []
+        for arm, index, values in self.arm_stages():
+            folder = Path(self.output_dir) / arm.label
+            last = index == len(arm.then)
+            stage = {**values, "output_dir": str(folder if last else folder / f"stage-{index + 1}-{values['method']}")}
+            if index == 0:
+                stage["model_name_or_path"] = model
+            stages.append(stage)
         return {**self.common, "stages": stages}
+
+    def arm_stages(self) -> list[tuple[Arm, int, dict[str, Any]]]:
+        """(arm, the stage's index in the arm, the stage's method and options), in training order."""
+        return [(arm, i, values) for arm in self.arms for i, values in enumerate(arm.stages())]
 
     def generation(self) -> dict[str, Any]:
         return {"max_new_tokens": self.max_new_tokens, "batch_size": self.eval_batch_size, "seed": self.seed}
@@ -58,11 +67,20 @@ def run_comparison(comparison: Comparison) -> dict[str, Any] | None:
     dataset_name = comparison.eval_dataset or parsed[0].script_args.dataset_name
     rows = eval_rows(comparison, dataset_name)
     check_metric(comparison.metric)  # a misspelt judge or reward fails now, not after every arm has trained
-    for stage in parsed:  # not a registered component: compare's own recorder, built per arm
+    finals = {}
+    for (arm, _, _), stage in zip(comparison.arm_stages(), parsed, strict=True):
+        finals[arm.label] = stage  # the arm's last stage: its output is the arm's model and folder
+    for (arm, index, _), stage in zip(comparison.arm_stages(), parsed, strict=True):
+        # not a registered component: compare's own recorder, one per stage, writing the arm's record
         recorder = Callback(
             name="compare_eval",
-            factory=lambda folder=stage.config.output_dir: CompareEvalCallback(
-                comparison.metric, rows, comparison.eval_every, **comparison.generation(), output_dir=folder
+            factory=lambda folder=finals[arm.label].config.output_dir, index=index: CompareEvalCallback(
+                comparison.metric,
+                rows,
+                comparison.eval_every,
+                **comparison.generation(),
+                output_dir=folder,
+                stage_index=index,
             ),
         )
         stage.callbacks.append((recorder, {}))
@@ -70,9 +88,7 @@ def run_comparison(comparison: Comparison) -> dict[str, Any] | None:
     if int(os.environ.get("RANK", "0")) != 0:
         return None
     key = _evaluation_key(comparison, dataset_name, rows)
-    results = [
-        arm_result(comparison, arm, stage, rows, key) for arm, stage in zip(comparison.arms, parsed, strict=True)
-    ]
+    results = [arm_result(comparison, arm, finals[arm.label], rows, key) for arm in comparison.arms]
     report = {
         "metric": comparison.metric.label,
         "higher_is_better": comparison.metric.higher_is_better,
@@ -99,10 +115,15 @@ def plan_arms(comparison: Comparison) -> tuple[str, list[Any]]:
         or comparison.common.get("model_name_or_path")
         or DEFAULT_MODEL
     )
+    # a chained arm's later stages train from the stage before: a command-line model would restart them from it
+    later_flags = without_flag(comparison.flags, "model_name_or_path")
     parsed = []
-    for i, values in enumerate(recipe_stages(comparison.recipe(model))):
+    for i, (values, (_, index, _)) in enumerate(
+        zip(recipe_stages(comparison.recipe(model)), comparison.arm_stages(), strict=True)
+    ):
         values = dict(values)
-        parsed.append(parse_stage(values.pop("method"), comparison.flags, values, first=i == 0, in_recipe=True))
+        flags = comparison.flags if index == 0 else later_flags
+        parsed.append(parse_stage(values.pop("method"), flags, values, first=i == 0, in_recipe=True))
     return model, parsed
 
 
@@ -116,19 +137,21 @@ def dry_run(comparison: Comparison) -> str:
     rows = eval_rows(comparison, dataset_name)
     check_metric(comparison.metric)
     lines = [
-        f"trl-ext compare (dry run): {len(parsed)} arms from {model}, measured by {comparison.metric.label} on "
+        f"trl-ext compare (dry run): {len(comparison.arms)} arms ({len(parsed)} stages) from {model}, measured by {comparison.metric.label} on "
         f"{len(rows)} rows of {dataset_name} [{comparison.eval_split}]"
     ]
-    for arm, stage in zip(comparison.arms, parsed, strict=True):
+    for (arm, index, values), stage in zip(comparison.arm_stages(), parsed, strict=True):
         if stage.finished_earlier:
             state = "finished earlier: kept"
         else:
             load_checked_dataset(stage)
             state = "to train"
-        options = ", ".join(f"{k}={v}" for k, v in arm.options.items()) or "defaults"
+        options = ", ".join(f"{k}={v}" for k, v in values.items() if k != "method") or "defaults"
+        name = f"{arm.label}" if not arm.then else f"{arm.label} stage {index + 1}/{len(arm.then) + 1}"
+        start = "" if index == 0 else f" from stage {index}'s model,"
         lines.append(
-            f"  {arm.label}: {arm.method} ({stage.base.name} base; {options}), {describe_budget(stage.config)} on "
-            f"{stage.script_args.dataset_name} -> {stage.config.output_dir} ({state})"
+            f"  {name}: {values['method']} ({stage.base.name} base; {options}),{start} {describe_budget(stage.config)}"
+            f" on {stage.script_args.dataset_name} -> {stage.config.output_dir} ({state})"
         )
     return "\n".join(lines)
 
@@ -192,8 +215,8 @@ def arm_result(comparison: Comparison, arm: Arm, stage: Any, rows: list[dict[str
     history.append((train.get("steps", stage.config.max_steps), mean))
     return {
         "arm": arm.label,
-        "method": arm.method,
-        "options": arm.options,
+        "method": arm.methods,
+        "options": arm.options if not arm.then else [values for values in arm.stages()],
         label: mean,
         "ci_low": low,
         "ci_high": high,
@@ -296,6 +319,19 @@ def write_report(report: dict[str, Any], folder: Path) -> None:
         )
     except PlotUnavailableError as exc:
         print(f"trl-ext compare: no plot ({exc})")
+
+
+def without_flag(flags: list[str], name: str) -> list[str]:
+    """`flags` less `--name V` / `--name=V`."""
+    out, skip = [], False
+    for i, flag in enumerate(flags):
+        if skip:
+            skip = False
+        elif flag == f"--{name}":
+            skip = i + 1 < len(flags)
+        elif not flag.startswith(f"--{name}="):
+            out.append(flag)
+    return out
 
 
 def flag_value(flags: list[str], name: str) -> str | None:
