@@ -124,6 +124,42 @@ def test_ste_gradient_is_exactly_the_upstream_gradient(symmetric):
     assert torch.equal(x.grad, c)
 
 
+def _composed_linear(x, weight, bias, clip_grad):
+    """The quantised linear written out with autograd: Q_w by hand (per output channel, symmetric 4-bit) and the STE
+    as `w + (q - w).detach()` (masked to the grid when clipped)."""
+    scale = (weight.detach().abs().amax(dim=-1, keepdim=True) / 7).clamp(min=1e-8)
+    level = torch.round(weight.detach() / scale)
+    q = scale * level.clamp(-8, 7)
+    inside = ((level >= -8) & (level <= 7)).float() if clip_grad else 1.0
+    return torch.nn.functional.linear(x, q + inside * (weight - weight.detach()), bias)
+
+
+@pytest.mark.parametrize("clip_grad", [False, True])
+def test_quantized_weight_linear_matches_the_composed_form_and_keeps_no_weight_copy(clip_grad):
+    from trl_ext_plugins.roste.quant import quantized_weight_linear
+
+    torch.manual_seed(0)
+    weight = torch.nn.Parameter(torch.randn(6, 8))
+    bias = torch.nn.Parameter(torch.randn(6))
+    x = torch.randn(2, 3, 8, requires_grad=True)
+    c = torch.randn(2, 3, 6)
+    grads = []
+    for linear in (_composed_linear, lambda *a: quantized_weight_linear(*a[:3], 4, True, a[3])):
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+            out = linear(x, weight, bias, clip_grad)
+        (out * c).sum().backward()
+        grads.append((out.detach(), x.grad.clone(), weight.grad.clone(), bias.grad.clone(), saved))
+        for t in (x, weight, bias):
+            t.grad = None
+    (*reference, _), (*fused, saved) = grads
+    for a, b in zip(reference, fused, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-6)
+    # what the backward keeps: the input and the weight itself, not a quantised copy of the weight
+    weight_sized = [t for t in saved if t.shape == weight.shape]
+    assert weight_sized and all(t.data_ptr() == weight.data_ptr() for t in weight_sized)
+
+
 # --- Hadamard (card test 4) ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("dim", "block"), [(64, 64), (576, 64), (1536, 512), (8, 8)])
 def test_hadamard_is_orthogonal(dim, block):
