@@ -292,3 +292,48 @@ def test_a_chained_arm_trains_its_stages_in_turn_and_reports_them_as_one(
     _, header, unbroken = _table(out)
     _, resumed_header, resumed = _table(broken)
     assert resumed_header == header and resumed == unbroken
+
+
+def test_choice_is_rank_classification_against_a_full_logits_computation(tiny_model_dir):
+    """Each row scores both options by a plain full-vocabulary forward here; the gold is set to the more likely
+    option on rows 0-1 and to the other on row 2, so the metric must give [1, 1, 0]."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    options = [" yes", " no"]
+    prompts = ["Is 2 even?", "Is 7 odd?", "Is 4 odd?"]
+
+    def loglik(prompt: str, option: str) -> float:
+        p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        o_ids = tokenizer(option, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([p_ids + o_ids])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(ids).logits[0].double(), dim=-1)
+        return sum(logp[len(p_ids) + i - 1, t].item() for i, t in enumerate(o_ids))
+
+    best = [max(options, key=lambda o, p=p: loglik(p, o)) for p in prompts]
+    gold = [best[0], best[1], next(o for o in options if o != best[2])]
+    rows = [{"prompt": p, "completion": g.strip()} for p, g in zip(prompts, gold, strict=True)]
+    values, figures = measure(parse_metric("choice:options=[' yes',' no']"), model, tokenizer, rows)
+    assert values == [1.0, 1.0, 0.0] and figures["choice"] == pytest.approx(2 / 3)
+    per_row = [{**row, "choices": options, "label": row["completion"]} for row in rows]
+    values, _ = measure(parse_metric("choice:options_column=choices:gold_column=label"), model, tokenizer, per_row)
+    assert values == [1.0, 1.0, 0.0]
+    with pytest.raises(RecipeError, match="give the options once"):
+        parse_metric("choice")
+
+
+def test_eval_transforms_pick_the_rows_a_split_transform_holds_out():
+    """builtin:fewshot_sentiment has one split of 180 rows; few_shot_split's test part is its seeded 20%: 36 rows."""
+    from trl_ext.compare.run import Comparison, eval_rows
+
+    metric = parse_metric("choice:options=[' positive',' negative',' neutral']")
+    comparison = Comparison(
+        arms=[], metric=metric, eval_split="train", eval_rows=1000, eval_transforms="few_shot_split:part=test:k=3"
+    )
+    rows = eval_rows(comparison, "builtin:fewshot_sentiment")
+    assert len(rows) == 36 and {row["completion"] for row in rows} <= {" positive", " negative", " neutral"}
+    comparison.eval_transforms = [{"name": "loglik_filter", "keep_fraction": 0.5}]
+    with pytest.raises(ValueError, match="needs a model"):
+        eval_rows(comparison, "builtin:fewshot_sentiment")

@@ -17,11 +17,17 @@ EVAL_KEYS = {
         "exact_match",
         str,
         "the metric: exact_match, numeric_match, pass@k:k=K, perplexity, reward:NAME, "
-        "callback:NAME (see trl_ext.compare.metrics)",
+        "choice:options=[...] (rank classification), callback:NAME (see trl_ext.compare.metrics)",
     ),
     "eval_dataset": (None, str, "the dataset evaluated on (default: the arms' --dataset_name)"),
     "eval_dataset_config": (None, str, "its config / built-in form"),
     "eval_split": ("test", str, "the held-out split"),
+    "eval_transforms": (
+        None,
+        str,
+        "model-free transforms applied to the evaluation dataset before its rows are picked, e.g. the test part "
+        "of a split the arms train on (few_shot_split:part=test:k=3)",
+    ),
     "eval_rows": (64, int, "how many of its rows (the first ones)"),
     "eval_every": (0, int, "also measure every N optimiser steps while training, for the plot (0: the final model)"),
     "eval_max_new_tokens": (64, int, "generation length at evaluation, the same for every arm"),
@@ -85,6 +91,7 @@ def comparison_from(argv: list[str]):
         eval_dataset=values["eval_dataset"],
         eval_dataset_config=values["eval_dataset_config"],
         eval_split=values["eval_split"],
+        eval_transforms=values["eval_transforms"],
         eval_rows=int(values["eval_rows"]),
         eval_every=int(values["eval_every"]),
         max_new_tokens=int(values["eval_max_new_tokens"]),

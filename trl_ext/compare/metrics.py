@@ -7,6 +7,7 @@ settings for every arm.
 | `exact_match` / `numeric_match` / any judge (`judge=pkg.mod:fn`) | 1 if the greedy answer matches the gold | prompt, gold (`answer`) |
 | `pass@k` (`:k=4:samples=8:temperature=0.8:judge=python_unittest`) | the unbiased pass@k of `samples` samples | prompt, gold (tests) |
 | `perplexity` | exp(token-mean NLL of the reference completion) | prompt, completion |
+| `choice` (`:options=[' yes',' no']` or `:options_column=C`) | 1 if the most likely option is the gold one (rank classification, no generation) | prompt, gold (`completion`) |
 | `reward:NAME` (a registered reward, its options after `:`) | the reward of the greedy completion | prompt, the reward's columns |
 | `callback:NAME` (a registered evaluation callback; `figure=` picks its figure) | one figure, no interval | the callback's |
 
@@ -60,10 +61,15 @@ def parse_metric(spec: str) -> MetricSpec:
         name, options = parse_spec(rest)
         return MetricSpec(f"{kind}:{name}", options)
     name, options = parse_spec(spec)
-    if name not in (*_JUDGED, "judge", "pass@k", "perplexity"):
+    if name not in (*_JUDGED, "judge", "pass@k", "perplexity", "choice"):
         raise RecipeError(
             f"Unknown --eval metric {name!r}: exact_match, numeric_match, judge:judge=pkg.mod:fn, pass@k, perplexity, "
-            "reward:NAME or callback:NAME."
+            "choice:options=[...], reward:NAME or callback:NAME."
+        )
+    if name == "choice" and ("options" in options) == ("options_column" in options):
+        raise RecipeError(
+            "--eval choice: give the options once, as a list (choice:options=[' positive',' negative']) or as a "
+            "column holding each row's (choice:options_column=choices)."
         )
     return MetricSpec(name, options)
 
@@ -72,6 +78,9 @@ def metric_columns(spec: MetricSpec) -> list[str]:
     """The evaluation rows' columns the metric reads (a reward's or callback's own are checked when it runs)."""
     if spec.name == "perplexity":
         return ["prompt", "completion"]
+    if spec.name == "choice":
+        extra = [str(spec.options["options_column"])] if "options_column" in spec.options else []
+        return ["prompt", str(spec.options.get("gold_column", "completion")), *extra]
     if spec.name in (*_JUDGED, "judge", "pass@k"):
         return ["prompt", str(spec.options.get("gold_column", "answer"))]
     return ["prompt"]
@@ -156,6 +165,8 @@ def measure(
 
         scores = sequence_logprobs(model, tokenizer, prompts, [row["completion"] for row in rows], batch_size)
         values = [math.exp(-s["mean_logprob"]) if s["num_tokens"] else math.nan for s in scores]
+    elif spec.name == "choice":
+        values = _choice_values(spec.options, model, tokenizer, rows, prompts, batch_size)
     elif spec.name.startswith("reward:"):
         values = _reward_values(
             spec.name.split(":", 1)[1], options, model, tokenizer, rows, max_new_tokens, batch_size
@@ -171,6 +182,23 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     if n - c < k:
         return 1.0
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def _choice_values(options, model, tokenizer, rows, prompts, batch_size) -> list[float]:
+    """Rank classification: each option's log-likelihood after the prompt (the chunked scorer), the argmax against the
+    gold text (both stripped of surrounding spaces, so gold "negative" matches the option " negative")."""
+    from trl_ext.inference.scoring import option_logprobs
+
+    gold_column = options.get("gold_column", "completion")
+    column = options.get("options_column")
+    choices = [list(row[column]) for row in rows] if column else [str(o) for o in options["options"]]
+    scores = option_logprobs(model, tokenizer, prompts, choices, batch_size=batch_size)
+    per_row = choices if column else [choices] * len(rows)
+    values = []
+    for row, row_choices, row_scores in zip(rows, per_row, scores, strict=True):
+        best = max(range(len(row_scores)), key=row_scores.__getitem__)
+        values.append(float(str(row_choices[best]).strip() == str(row[gold_column]).strip()))
+    return values
 
 
 def _reward_values(name, options, model, tokenizer, rows, max_new_tokens, batch_size) -> list[float]:

@@ -28,6 +28,8 @@ class Comparison:
     eval_dataset: str | None = None  # default: the arms' dataset_name
     eval_dataset_config: str | None = None
     eval_split: str = "test"
+    # transforms applied to the evaluation dataset before its rows are picked (the test part of a split transform)
+    eval_transforms: Any = None
     eval_rows: int = 64
     eval_every: int = 0
     max_new_tokens: int = 64
@@ -159,8 +161,10 @@ def dry_run(comparison: Comparison) -> str:
 def eval_rows(comparison: Comparison, dataset_name: str) -> list[dict[str, Any]]:
     from trl_ext.data import load_dataset
 
-    form = "sft" if comparison.metric.name == "perplexity" else "grpo"
+    form = "sft" if comparison.metric.name in ("perplexity", "choice") else "grpo"
     data = load_dataset(dataset_name, comparison.eval_dataset_config, form=form)
+    if comparison.eval_transforms:
+        data = _transformed(comparison.eval_transforms, data, dataset_name)
     if comparison.eval_split not in data:
         raise ValueError(
             f"trl-ext compare: {dataset_name} has no split {comparison.eval_split!r} to evaluate on (splits: "
@@ -177,6 +181,25 @@ def eval_rows(comparison: Comparison, dataset_name: str) -> list[dict[str, Any]]
             f"trl-ext compare: the evaluation rows lack {', '.join(missing)} (have {', '.join(rows[0])})."
         )
     return rows
+
+
+def _transformed(spec: Any, data: Any, dataset_name: str) -> Any:
+    """`data` after the evaluation transforms (each checked as `trl-ext train` checks a stage's); a transform that
+    needs the model cannot run here, before any arm has trained."""
+    from trl_ext.plugin.registry import get
+    from trl_ext.run.checks import check_options
+    from trl_ext.run.specs import parse_spec_list
+    from trl_ext.run.stage import apply_transforms
+
+    steps = [(get("transform", name), options) for name, options in parse_spec_list(spec)]
+    for record, options in steps:
+        check_options(record, options)
+        if getattr(record, "needs_model", False):
+            raise ValueError(
+                f"trl-ext compare: --eval_transforms {record.name} needs a model; evaluation rows are picked before "
+                "any arm trains, so only model-free transforms apply (a split, a filter by column)."
+            )
+    return apply_transforms(steps, data, dataset_name)
 
 
 def _evaluation_key(comparison: Comparison, dataset_name: str, rows: list[dict[str, Any]]) -> str:
