@@ -145,8 +145,8 @@ def test_quantized_weight_linear_matches_the_composed_form_and_keeps_no_weight_c
     c = torch.randn(2, 3, 6)
     grads = []
     for linear in (_composed_linear, lambda *a: quantized_weight_linear(*a[:3], 4, True, a[3])):
-        saved = []
-        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        saved: list[torch.Tensor] = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t, saved=saved: saved.append(t) or t, lambda t: t):
             out = linear(x, weight, bias, clip_grad)
         (out * c).sum().backward()
         grads.append((out.detach(), x.grad.clone(), weight.grad.clone(), bias.grad.clone(), saved))
