@@ -41,8 +41,8 @@ def _clue_bounds(num_clues: Any) -> tuple[int, int] | None:
 
 def default_clue_range(game: str, n: int) -> tuple[int, int]:
     """num_clues="random": a uniform draw in this range (ours; the official generator takes the count as an
-    argument): Sudoku 40-75% of the cells, Binairo 35-65%, Futoshiki 20-50%."""
-    lo, hi = {"sudoku": (0.40, 0.75), "binairo": (0.35, 0.65), "futoshiki": (0.20, 0.50)}[game]
+    argument): the game's `clue_fraction` of the cells (Sudoku 40-75%, Binairo 35-65%, Futoshiki 20-50%, ...)."""
+    lo, hi = get_game(game).clue_fraction
     return max(1, math.ceil(lo * n * n)), max(1, math.floor(hi * n * n))
 
 
@@ -57,7 +57,9 @@ class VGRPConfig:
     )
     sizes: list[int] = field(
         default_factory=lambda: [4],
-        metadata={"help": "Grid sizes, cycled with the games (Sudoku 4/9, Binairo even >= 4, Futoshiki 3-9)."},
+        metadata={
+            "help": "Grid sizes, cycled with the games (Sudoku 4/9, Binairo even >= 4, Futoshiki 3-9; see the README)."
+        },
     )
     num_clues: Any = field(
         default="random",

@@ -62,7 +62,10 @@ def generate_puzzle(cfg: VGRPConfig, index: int) -> dict[str, Any]:
     game = get_game(name)
     rng = random.Random(f"vgrp:{cfg.seed}:{name}:{n}:{index}")
     solution = game.random_solution(n, rng)
-    side = game.random_side_info(solution, rng, cfg.futoshiki_density) if name == "futoshiki" else {}
+    if name == "futoshiki":
+        side = game.random_side_info(solution, rng, cfg.futoshiki_density)
+    else:  # cages, regions, view clues, ...; Sudoku and Binairo have none (and draw nothing)
+        side = game.random_side_info(solution, rng)
     lo, hi = cfg.clue_range(name, n)
     k = rng.randint(lo, hi)
     init = sample_hints(solution, k, rng)
@@ -84,7 +87,8 @@ def render_board(game: Game, init: Board, side: dict, style: str = "rows") -> st
         return grid + (f"\n{extra}" if extra else "")
     cells = [["." if cell == EMPTY else str(cell) for cell in row] for row in init]
     if game.name != "futoshiki":
-        return "\n".join(" ".join(row) for row in cells)
+        extra = game.render_extra(init, side)
+        return "\n".join(" ".join(row) for row in cells) + (f"\n{extra}" if extra else "")
     row_signs, col_signs = side.get("row") or [], side.get("col") or []
     lines = []
     for r in range(n):

@@ -41,6 +41,8 @@ class Game:
     name: str = ""
     title: str = ""
     single_rule: str = ""
+    # num_clues="random": the share of cells given, drawn uniformly in this range (ours)
+    clue_fraction: tuple[float, float] = (0.2, 0.5)
 
     def check_size(self, n: int) -> None:
         raise NotImplementedError
@@ -85,6 +87,7 @@ def _no_repeat(cells: list[Any], ignore_empty: bool = True) -> bool:
 
 class Sudoku(Game):
     name, title = "sudoku", "Sudoku"
+    clue_fraction = (0.40, 0.75)
     single_rule = "only value its row, column and box allow"
 
     def check_size(self, n: int) -> None:
@@ -140,6 +143,7 @@ class Sudoku(Game):
 
 class Binairo(Game):
     name, title = "binairo", "Binairo"
+    clue_fraction = (0.35, 0.65)
     single_rule = "the other colour would unbalance its row or column or make three in a line"
 
     def check_size(self, n: int) -> None:
@@ -205,6 +209,7 @@ class Binairo(Game):
 
 class Futoshiki(Game):
     name, title = "futoshiki", "Futoshiki"
+    clue_fraction = (0.20, 0.50)
     single_rule = "only value its row, column and inequalities allow"
 
     def check_size(self, n: int) -> None:
@@ -289,6 +294,14 @@ class Futoshiki(Game):
 
 
 GAMES: dict[str, Game] = {game.name: game for game in (Sudoku(), Binairo(), Futoshiki())}
+
+
+def register_game(game: Game) -> Game:
+    """Add a puzzle type (the other VGRP-Bench games live in their own modules, which call this at import)."""
+    if game.name in GAMES:
+        raise ValueError(f"vgrp game {game.name!r} is registered twice")
+    GAMES[game.name] = game
+    return game
 
 
 def get_game(name: str) -> Game:
@@ -381,3 +394,7 @@ def solve(
 
 def count_solutions(game: Game, init: Board, side: dict, limit: int = 2, max_nodes: int = 200_000) -> int:
     return len(solve(game, init, side, limit=limit, max_nodes=max_nodes))
+
+
+# The other VGRP-Bench games: their modules subclass Game and register_game at import (after Game exists above).
+from . import games_clue_grids, games_sudoku_variants  # noqa: E402, F401

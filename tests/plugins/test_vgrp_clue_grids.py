@@ -8,7 +8,6 @@ import json
 
 import pytest
 
-import trl_ext_plugins.vgrp.games_clue_grids  # noqa: F401  (registers the games)
 from trl_ext_plugins.vgrp.config import VGRPConfig
 from trl_ext_plugins.vgrp.data import make_vgrp_dataset
 from trl_ext_plugins.vgrp.puzzles import count_solutions, get_game

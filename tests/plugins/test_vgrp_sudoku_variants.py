@@ -9,7 +9,6 @@ import math
 
 import pytest
 
-import trl_ext_plugins.vgrp.games_sudoku_variants  # noqa: F401  (registers the games until the package imports it)
 from trl_ext_plugins.vgrp.config import VGRPConfig
 from trl_ext_plugins.vgrp.data import make_vgrp_dataset
 from trl_ext_plugins.vgrp.puzzles import EMPTY, count_solutions, get_game
