@@ -15,6 +15,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from trl_ext.losses import fused_token_loss
 from trl_ext.training.normalization import SequenceCountMixin, sequence_token_weights
 from trl_ext.training.sft import FusedSFTTrainer
+from trl_ext.training.sharding import engine_name
 
 from .config import LocFTConfig
 from .evaluation import EditMetrics
@@ -123,8 +124,8 @@ class LocFTTrainer(SequenceCountMixin, FusedSFTTrainer):
         return self.loss_output(model, scored, loss * multiplier, return_outputs)
 
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
-        if self.args.skip_loss_below > 0 and (self.is_deepspeed_enabled or self.is_fsdp_enabled):
-            engine = "DeepSpeed" if self.is_deepspeed_enabled else "FSDP"
+        engine = engine_name(self)
+        if self.args.skip_loss_below > 0 and engine:
             raise ValueError(
                 f"LocFT-BF's skip rule (skip_loss_below={self.args.skip_loss_below}) withholds the optimizer step of a "
                 f"fitted batch, which {engine} takes inside backward or on sharded gradients where the rule cannot "

@@ -17,6 +17,7 @@ from trl import SFTTrainer
 
 from trl_ext.adapters.sparse import DIFF_FILE, SparseDiff, global_top_k, per_tensor_top_k
 from trl_ext.compat.trainer import record_metric
+from trl_ext.training.sharding import engine_name
 
 from .config import LTSFTConfig
 from .paper import PAPER
@@ -189,7 +190,7 @@ class LTSFTTrainer(SFTTrainer):
         return result
 
     def _refuse_engines(self) -> None:
-        engine = "DeepSpeed" if self.is_deepspeed_enabled else "FSDP" if self.is_fsdp_enabled else None
+        engine = engine_name(self)
         if engine:
             raise ValueError(
                 f"LTSFTTrainer cannot train under {engine}: it rewinds the parameters in place between phases, selects "

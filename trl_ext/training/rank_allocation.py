@@ -25,6 +25,7 @@ import torch
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from trl_ext.training.bound_callbacks import BoundCallback
+from trl_ext.training.sharding import engine_name
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class AdaLoraAllocation(BoundCallback):
 
     def bind(self, trainer: Any) -> None:
         super().bind(trainer)
-        engine = "DeepSpeed" if trainer.is_deepspeed_enabled else "FSDP" if trainer.is_fsdp_enabled else None
+        engine = engine_name(trainer)
         if engine:
             # the importance scores are |w * grad| over whole matrices and the pruning threshold a top-k across every
             # layer: shards (FSDP) or gradients moved into the engine's flat buffers (ZeRO) give each rank its own

@@ -27,6 +27,14 @@ def full_shape(param: torch.Tensor) -> torch.Size:
     return param.ds_shape if is_zero3_partitioned(param) else param.shape
 
 
+def engine_name(trainer) -> str | None:
+    """ "DeepSpeed" or "FSDP" when `trainer` trains under that engine (which keeps its own flat or partitioned copies of
+    parameters and gradients), else None (one process or DDP): what a method that needs whole tensors refuses."""
+    if getattr(trainer, "is_deepspeed_enabled", False):
+        return "DeepSpeed"
+    return "FSDP" if getattr(trainer, "is_fsdp_enabled", False) else None
+
+
 def is_sharded(model: torch.nn.Module) -> bool:
     """Whether any parameter of `model` is held in shards (ZeRO-3 or FSDP2)."""
     return any(is_zero3_partitioned(p) or is_dtensor(p) for p in model.parameters())
