@@ -345,6 +345,8 @@ class _ShadingGame(Game):
     """Cells are 's' (shaded) or 'e' (unshaded); 0 is listed as a value only so the strict verifier accepts its
     reading of 'e' (and '0'); `allowed` never lets the solver place it."""
 
+    unshaded_is_value = True
+
     def values(self, n: int) -> list[Any]:
         return [SHADED, UNSHADED, EMPTY]
 

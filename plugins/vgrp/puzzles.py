@@ -43,6 +43,10 @@ class Game:
     single_rule: str = ""
     # num_clues="random": the share of cells given, drawn uniformly in this range (ours)
     clue_fraction: tuple[float, float] = (0.2, 0.5)
+    # Shading games: 'e' is an answer value (an unshaded cell), so a given 'e' binds the answer in strict mode
+    unshaded_is_value: bool = False
+    # The official evaluator skips givens written 0/'0'/'e'; Hitori's compares 'e' givens too
+    official_skips_e_givens: bool = True
 
     def check_size(self, n: int) -> None:
         raise NotImplementedError
@@ -397,4 +401,4 @@ def count_solutions(game: Game, init: Board, side: dict, limit: int = 2, max_nod
 
 
 # The other VGRP-Bench games: their modules subclass Game and register_game at import (after Game exists above).
-from . import games_clue_grids, games_sudoku_variants  # noqa: E402, F401
+from . import games_clue_grids, games_sudoku_variants, games_sums_and_shading  # noqa: E402, F401

@@ -109,7 +109,8 @@ def answer_ok_official(answer: list[list[str]] | None, puzzle: Puzzle) -> bool:
     for i in range(n):
         for j in range(n):
             given = puzzle.init[i][j]
-            if given not in (0, "0", "e") and str(given) != str(answer[i][j]):
+            skipped = (0, "0", "e") if puzzle.game.official_skips_e_givens else (0, "0")
+            if given not in skipped and str(given) != str(answer[i][j]):
                 return False
     try:
         return bool(puzzle.game.official_check([list(row) for row in answer], puzzle.side))
@@ -190,14 +191,20 @@ def perception_ok_strict(perceived: list[list[Any]] | None, init: Board) -> bool
 
 
 def valid_cells(answer: list[list[Any]], puzzle: Puzzle) -> list[list[bool]]:
-    """Per cell: holds a value of the game and agrees with the given, if any."""
+    """Per cell: holds a value of the game and agrees with the given, if any (in a shading game a given 'e' is an
+    unshaded cell, which the answer must keep unshaded: 'e', or 0 as the strict parser reads it)."""
     values = set(puzzle.game.values(puzzle.size))
+    shading = puzzle.game.unshaded_is_value
+
+    def agrees(given: Any, cell: Any) -> bool:
+        if given in (0, "0"):
+            return True
+        if given == "e":
+            return not shading or cell in (EMPTY, "e")
+        return _norm_given(given) == cell
+
     return [
-        [
-            answer[i][j] in values
-            and (puzzle.init[i][j] in (0, "0", "e") or _norm_given(puzzle.init[i][j]) == answer[i][j])
-            for j in range(puzzle.size)
-        ]
+        [answer[i][j] in values and agrees(puzzle.init[i][j], answer[i][j]) for j in range(puzzle.size)]
         for i in range(puzzle.size)
     ]
 
