@@ -401,4 +401,4 @@ def count_solutions(game: Game, init: Board, side: dict, limit: int = 2, max_nod
 
 
 # The other VGRP-Bench games: their modules subclass Game and register_game at import (after Game exists above).
-from . import games_clue_grids, games_sudoku_variants, games_sums_and_shading  # noqa: E402, F401
+from . import games_clue_grids, games_placement, games_sudoku_variants, games_sums_and_shading  # noqa: E402, F401
