@@ -355,3 +355,16 @@ def test_a_path_that_fails_to_import_is_reported_by_check_and_on_use_not_by_list
     assert "cannot import the config of method 'broken_m' of plugin 'lazybroken' from 'cli_lazy_target:Config'" in (
         info.stderr
     )
+
+
+def test_a_method_saving_its_own_format_names_marker_and_loader_together(tmp_path):
+    """`output_marker` without `load_output` (or the reverse) is refused at registration (an lta-thinker folder read
+    through `load_trained` is tested in tests/plugins/test_lta_thinker.py)."""
+    with pytest.raises(TypeError, match="output_marker and load_output together"):
+        Method(name="half", trainer=SFTTrainer, config=SFTConfig, output_marker="mine.json")
+    with pytest.raises(TypeError, match="output_marker and load_output together"):
+        Method(name="half", trainer=SFTTrainer, config=SFTConfig, load_output=lambda folder: folder)
+    method = Method(
+        name="own-format", trainer=SFTTrainer, config=SFTConfig, output_marker="mine.json", load_output=str
+    )
+    assert method.output_marker == "mine.json" and method.load_output("x") == "x"

@@ -218,8 +218,14 @@ def load_model(name_or_path: str, **kwargs: Any):
 def load_trained(path: str | Path, base: str | None = None, **kwargs: Any):
     """A training run's output folder as a plain model: a LoRA (or other peft) adapter merged into its base (`base`,
     else the one its adapter_config.json names), a full model loaded as is. A prompt-learning adapter (prompt, prefix,
-    P-tuning) has no weights to merge into: the PeftModel itself is returned."""
+    P-tuning) has no weights to merge into: the PeftModel itself is returned. A folder of a method that saves its own
+    format (its record's `output_marker` is there) is loaded by that method's `load_output`."""
     folder = Path(path)
+    from trl_ext.plugin.registry import registry
+
+    for method in registry().components("method"):
+        if method.output_marker and (folder / method.output_marker).is_file():
+            return method.load_output(folder, **kwargs)
     config = folder / "adapter_config.json"
     if not config.exists():
         return load_model(str(folder), **kwargs)

@@ -12,10 +12,9 @@ the K thought rows of H, averaged). The card expects full LTA >= SFT-only though
 thought variance for full LTA. Note: (a) trains all 134.5M weights, (b) and (c) only the 3.4M-parameter generator;
 (b) keeps sft_weight 0.33 (the same SFT term as in (c); Adam makes the scale nearly irrelevant).
 
-A script, not a `trl-ext compare` YAML: compare measures each arm's folder through `trl_ext.models.load_trained` and
-the core's `generate`, which cannot load an LTA folder (thought_generator.safetensors + lta_thinker.json, no base
-weights) nor fill the thought slots before generating; here the LTA arms go through `LTAThinkerModel.from_pretrained`
-and the plugin's `generate_answers`.
+The numeric-match comparison of these arms is also `trl-ext compare --config examples/compare/lta_vs_sft.yaml` (an LTA
+folder loads through the method's `load_output`, and generation fills the thoughts); this script adds the boxed
+exact match, the untrained base and the held-out thought variance, which compare does not measure.
 
 Card's full scale: 1k synthetic two-step problems, 2 epochs (250 steps of 8), lr 1e-4, K = 8, 200 held-out problems;
 the paper's own runs: Qwen3-8B on GSM8K, K = 32, 10 epochs. Here by default: 25 steps of 8 rows (200 problems, one

@@ -41,6 +41,8 @@ def register_methods(register):
             paper=PAPER,
             default_dataset="builtin:lta_steps",
             required_columns=("question", "steps", "answer"),
+            output_marker="lta_thinker.json",
+            load_output=f"{_M}.model:load_output",
             description="Frozen base; a trainable thought generator (1 post-norm Transformer block T + linear P on "
             "the base's input embeddings) writes K=32 latent thoughts into the prompt; loss 0.33 SFT (fused head) + "
             "0.33 KL(softmax H[q] || softmax H[thought]) + 0.33 InfoNCE(question vs answer-closest step, tau 0.1). "

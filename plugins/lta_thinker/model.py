@@ -272,6 +272,14 @@ class LTAThinkerModel(nn.Module):
             attention_mask = torch.ones_like(input_ids)
         return self.base.generate(inputs_embeds=embeds, attention_mask=attention_mask, **generate_kwargs)
 
+    def generate_completions(self, tokenizer, prompts, max_new_tokens: int = 64, batch_size: int = 16, **kwargs: Any):
+        """`trl_ext.inference.generate_completions`'s protocol for a wrapper model: each prompt's question answered
+        with the thought slots filled (so `trl-ext compare` and `evaluate` measure an lta-thinker output folder)."""
+        from .generation import generate_question_completions, question_of
+
+        questions = [question_of(p) for p in prompts]
+        return generate_question_completions(self, tokenizer, questions, max_new_tokens, batch_size, **kwargs)
+
     # --- save / load --------------------------------------------------------------------------------------------
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """The generator's parameters and the prior table, whole (gathered under ZeRO-3: a collective)."""
@@ -314,6 +322,11 @@ class LTAThinkerModel(nn.Module):
         model = cls(base, spec, state.pop(PRIOR, None))
         model.generator.load_state_dict({k.removeprefix("generator."): v for k, v in state.items()})
         return model.to(base.get_input_embeddings().weight.device)
+
+
+def load_output(folder: str | Path, **base_kwargs: Any) -> LTAThinkerModel:
+    """An `lta-thinker` run's output folder (its generator on the base it names): the method's `load_output`."""
+    return LTAThinkerModel.from_pretrained(folder, **base_kwargs)
 
 
 def _add_fused_head(base: nn.Module) -> None:

@@ -25,6 +25,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import LogitsProcessor
 
+from trl_ext.inference.generation import cut_at_stop, stop_token_ids
+
 RewardFn = Callable[..., Sequence[float | None]]
 TRANSFERS = ("direct", "indirect")
 MODES = ("greedy", "sample")
@@ -140,7 +142,7 @@ class TransferQStarProcessor(LogitsProcessor):
         self.prompt_attention_mask = prompt_attention_mask
         self.progress = progress
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        self.stop_ids = _stop_ids(tokenizer, baseline_model)
+        self.stop_ids = stop_token_ids(baseline_model, tokenizer)
         self.call: _Call | None = None
         self._bar: Any = None
         self.rollouts = 0  # baseline continuations run, for cost accounting
@@ -211,7 +213,7 @@ class TransferQStarProcessor(LogitsProcessor):
         prompt_mask = call.prompt_mask[rows].repeat_interleave(k, 0)
         taus = self._rollouts(call, torch.tensor(rows).repeat_interleave(k), candidates.reshape(-1).cpu())
         generated = sequences[:, call.prompt_length :].tolist()
-        responses = [_until_stop(y + tau, self.stop_ids) for y, tau in zip(generated, taus, strict=True)]
+        responses = [cut_at_stop(y + tau, self.stop_ids) for y, tau in zip(generated, taus, strict=True)]
         prompt_texts = [
             self.tokenizer.decode(ids[m.bool()].tolist(), skip_special_tokens=False)
             for ids, m in zip(sequences[:, : call.prompt_length], prompt_mask, strict=True)
@@ -340,19 +342,3 @@ def _left_padding_mask(input_ids: torch.Tensor, pad_id: int | None) -> torch.Ten
     if pad_id is None:
         return torch.ones_like(input_ids)
     return (input_ids != pad_id).long().cummax(dim=1).values
-
-
-def _stop_ids(tokenizer: Any, model: Any) -> set[int]:
-    ids: set[int] = set()
-    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    ids.update([eos] if isinstance(eos, int) else list(eos or []))
-    if tokenizer.eos_token_id is not None:
-        ids.add(tokenizer.eos_token_id)
-    return ids
-
-
-def _until_stop(ids: list[int], stop_ids: set[int]) -> list[int]:
-    for i, token in enumerate(ids):
-        if token in stop_ids:
-            return ids[: i + 1]
-    return ids

@@ -394,3 +394,43 @@ def test_two_processes_ddp_and_zero3_equal_one(tmp_path, monkeypatch):
     monkeypatch.setenv("DS_ACCELERATOR", "cpu")
     zero3 = run_layout(SCRIPT, tmp_path / "zero3.json", 2, 1, "zero3", nproc=2)
     assert_same_step(reference, zero3, name="lta-thinker on 2 processes (zero3)")
+
+
+def test_the_core_generates_through_the_wrapper_protocol():
+    """`trl_ext.inference.generate` on an LTAThinkerModel fills the thoughts: the same texts as the plugin's own
+    `generate_answers` on each prompt's question (conversational prompts: the last user turn)."""
+    from trl_ext.inference.generation import generate
+
+    torch.manual_seed(0)
+    model = LTAThinkerModel.wrap(tiny_model(), num_thought_tokens=K)
+    tok = tiny_tokenizer()
+    questions = [ROWS[0]["question"], ROWS[1]["question"]]
+    prompts = [[{"role": "user", "content": q}] for q in questions]
+    assert generate(model, tok, prompts, max_new_tokens=6) == generate_answers(model, tok, questions, 6)
+    assert generate(model, tok, questions, max_new_tokens=6) == generate_answers(model, tok, questions, 6)
+
+
+def test_compare_loads_and_measures_an_lta_arm(tiny_model_dir, tmp_path):
+    """An lta-thinker arm beside plain SFT in `trl-ext compare`: its folder (generator only) is loaded through the
+    method's `load_output` and measured with the thoughts filled; the final figure equals a measurement by hand."""
+    from trl_ext.cli import main
+    from trl_ext.compare.metrics import measure, parse_metric
+    from trl_ext.compare.run import Comparison, eval_rows
+    from trl_ext.models import load_tokenizer, load_trained
+
+    out = tmp_path / "cmp"
+    code = main(
+        ["compare", "sft", "lta-thinker:num_thought_tokens=2", "--model_name_or_path", tiny_model_dir,
+         "--dataset_name", "builtin:lta_steps", "--max_steps", "1", "--per_device_train_batch_size", "2",
+         "--report_to", "none", "--save_strategy", "no", "--eval", "numeric_match", "--eval_rows", "3",
+         "--eval_max_new_tokens", "4", "--output_dir", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    loaded = load_trained(out / "lta-thinker")
+    assert isinstance(loaded, LTAThinkerModel) and loaded.num_thought_tokens == 2
+    report = json.loads((out / "compare.json").read_text())
+    assert [arm["arm"] for arm in report["arms"]] == ["sft", "lta-thinker"]
+    metric = parse_metric("numeric_match")
+    rows = eval_rows(Comparison(arms=[], metric=metric, eval_rows=3), "builtin:lta_steps")
+    values, _ = measure(metric, loaded, load_tokenizer(str(out / "lta-thinker")), rows, max_new_tokens=4)
+    assert report["arms"][1]["per_row"] == values

@@ -162,6 +162,11 @@ def eval_rows(comparison: Comparison, dataset_name: str) -> list[dict[str, Any]]
     from trl_ext.data import load_dataset
 
     form = "sft" if comparison.metric.name in ("perplexity", "choice") else "grpo"
+    if dataset_name.startswith("builtin:"):  # a built-in with no prompt-only form: its own rows hold the prompts
+        from trl_ext.plugin.registry import get
+
+        forms = get("dataset", dataset_name.removeprefix("builtin:")).forms
+        form = form if form in forms else forms[0]
     data = load_dataset(dataset_name, comparison.eval_dataset_config, form=form)
     if comparison.eval_transforms:
         data = _transformed(comparison.eval_transforms, data, dataset_name)

@@ -65,7 +65,22 @@ def generate_completions(
 ) -> list[Generation]:
     """Completions of conversational (chat-template) or plain prompts, left-padded in batches: greedy unless
     `generate_kwargs` say otherwise (`do_sample=True, temperature=...`, `num_return_sequences=n`: the n completions
-    of a prompt follow one another). `logits_processors()` is called once per batch for that batch's processors."""
+    of a prompt follow one another). `logits_processors()` is called once per batch for that batch's processors.
+
+    A wrapper model that must prepare its own inputs (lta-thinker fills its thought slots first) generates through
+    its `generate_completions(tokenizer, prompts, max_new_tokens=, batch_size=, progress=, **generate_kwargs)`."""
+    own = getattr(model, "generate_completions", None)
+    if callable(own):
+        if logits_processors is not None:
+            raise ValueError(f"{type(model).__name__} generates its own way; it takes no logits processors.")
+        return own(
+            tokenizer,
+            prompts,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            progress=progress,
+            **generate_kwargs,
+        )
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     was_training = model.training
@@ -74,7 +89,7 @@ def generate_completions(
         tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) if isinstance(p, list) else p
         for p in prompts
     ]
-    stop_ids = _stop_ids(model, tokenizer)
+    stop_ids = stop_token_ids(model, tokenizer)
     outputs: list[Generation] = []
     kwargs = {"do_sample": False, **generate_kwargs}
     try:
@@ -99,7 +114,7 @@ def generate_completions(
                 for ids, mask in zip(enc["input_ids"], enc["attention_mask"], strict=True)
             ]
             for row, ids in enumerate(completion_ids):
-                ids = _until_stop(ids, stop_ids)
+                ids = cut_at_stop(ids, stop_ids)
                 outputs.append(
                     Generation(
                         tokenizer.decode(ids, skip_special_tokens=True),
@@ -114,15 +129,16 @@ def generate_completions(
     return outputs
 
 
-def _stop_ids(model, tokenizer) -> set[int]:
-    eos = getattr(model.generation_config, "eos_token_id", None)
+def stop_token_ids(model, tokenizer) -> set[int]:
+    """The ids that end a completion: the model's generation-config EOS id(s) and the tokenizer's."""
+    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     eos = [eos] if isinstance(eos, int) else list(eos or [])
     if tokenizer.eos_token_id is not None:
         eos.append(tokenizer.eos_token_id)
     return set(eos)
 
 
-def _until_stop(ids: list[int], stop_ids: set[int]) -> list[int]:
+def cut_at_stop(ids: list[int], stop_ids: set[int]) -> list[int]:
     # generate pads a finished row (with the pad id, often the EOS id itself): keep up to the first stop token.
     for i, token in enumerate(ids):
         if token in stop_ids:

@@ -167,9 +167,16 @@ class Method(Component):
     # The trainer builds a reward of its own from its config (srppo's self-reward): a rewards-taking base then runs
     # without --rewards, rewards given are added after it, and --reward_weights counts it first.
     builds_rewards: bool = False
+    # A method whose output folder is not a model `from_pretrained` loads (a wrapper around a frozen base, saved as
+    # its own files): `output_marker` names a file only its folders hold, and `load_output(folder, **kwargs)` loads
+    # one, so that `trl_ext.models.load_trained` (compare, evaluate, generate) reads it like any run's output.
+    output_marker: str = ""
+    load_output: Callable[..., Any] | str | None = LazyImport(callable, "callable")
 
     def __post_init__(self) -> None:
         self._validate("method")
+        if bool(self.output_marker) != ("load_output" in self.import_paths() or self.load_output is not None):
+            raise TypeError(f"method {self.name!r}: give output_marker and load_output together")
 
     def forwards_for(self, config: Any, model: Any) -> float:
         cost = self.extra_forwards
