@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from datasets import Dataset
+from transformers import AutoTokenizer
 
 from trl_ext.testing import (
     assert_same_step,
@@ -347,6 +348,15 @@ def test_cli_train_then_load(tiny_model_dir, tmp_path):
     assert spec["num_thought_tokens"] == 2 and Path(spec["base_model_name_or_path"]).name == "model"
     model = LTAThinkerModel.from_pretrained(out)
     assert model.num_thought_tokens == 2
+    # `trl-ext generate` reads the folder through the method's loader and fills the thoughts
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"prompt": [{"role": "user", "content": ROWS[0]["question"]}]}) + "\n")
+    written = tmp_path / "out.jsonl"
+    argv = ["generate", "--model_name_or_path", str(out), "--dataset_name", str(rows), "--max_new_tokens", "4"]
+    assert main([*argv, "--output", str(written)]) == 0
+    completion = json.loads(written.read_text().splitlines()[0])["completion"]
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert completion == generate_answers(model, tokenizer, [ROWS[0]["question"]], max_new_tokens=4)[0]
 
 
 def test_resume_equals_unbroken(tmp_path):

@@ -75,21 +75,19 @@ def _final_step(checkpoints: list[tuple[int, Path]]) -> int | None:
 
 
 def load_for_eval(path: str | Path) -> tuple[Any, Any]:
-    """(model, tokenizer) of a saved model; a LoRA folder merged into the base its adapter_config.json names."""
-    from trl_ext.models import load_model, load_tokenizer
+    """(model, tokenizer) of a saved model as `trl_ext.models.load_trained` reads it: a LoRA folder merged into the
+    base its adapter_config.json names, a method's own format (lta-thinker) through its loader."""
+    from trl_ext.models import load_tokenizer, load_trained
 
     path_str = str(path)
     adapter = Path(path_str) / "adapter_config.json"
     if adapter.exists():
-        from peft import PeftModel
-
         base = json.loads(adapter.read_text()).get("base_model_name_or_path")
         if not base:
             raise CLIError(f"{adapter} names no base_model_name_or_path")
-        model = PeftModel.from_pretrained(load_model(base), path_str).merge_and_unload()
         has_tokenizer = any((Path(path_str) / f).exists() for f in ("tokenizer.json", "tokenizer_config.json"))
-        return model, load_tokenizer(path_str if has_tokenizer else base)
-    return load_model(path_str), load_tokenizer(path_str)
+        return load_trained(path_str, base), load_tokenizer(path_str if has_tokenizer else base)
+    return load_trained(path_str), load_tokenizer(path_str)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

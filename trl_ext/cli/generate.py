@@ -59,11 +59,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     import torch
 
     from trl_ext.inference.generation import generate_completions
-    from trl_ext.models import load_model, load_tokenizer
+    from trl_ext.models import load_tokenizer, load_trained
 
     torch.manual_seed(args.seed)
     tokenizer = load_tokenizer(args.model_name_or_path)
-    model = load_model(args.model_name_or_path)
+    model = load_trained(args.model_name_or_path)  # a run's folder too: LoRA merged, a method's own format
     processors = [
         (record, {**options, "model": model} if record.needs_model else options) for record, options in processors
     ]
