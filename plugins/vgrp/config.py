@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .puzzles import GAMES, get_game
+from .games import GAMES, get_game
 
 WEIGHT_KEYS = ("solve", "percept", "partial", "fmt")
 DEFAULT_WEIGHTS = {"solve": 1.0, "percept": 0.2, "partial": 0.2, "fmt": 0.1}

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from .config import VGRPConfig
-from .puzzles import EMPTY, Board, Game, count_solutions, get_game
+from .games import get_game
+from .puzzles import EMPTY, Board, Game, count_solutions
 from .verify import format_grid
 
 MAX_PROMPT_CHARS = 2000

@@ -26,7 +26,7 @@ import itertools
 import random
 from typing import Any
 
-from .puzzles import EMPTY, Board, Game, register_game
+from .puzzles import EMPTY, OFFICIAL_ERRORS, Board, Game, board_lines, register_game, spaced
 
 SHADED, UNSHADED = "s", "e"
 _UNSHADED_MARKS = (UNSHADED, EMPTY)  # an answer's unshaded cell: 'e', or 0 as the strict parser reads 'e'/'0'
@@ -35,7 +35,7 @@ _UNSHADED_MARKS = (UNSHADED, EMPTY)  # an answer's unshaded cell: 'e', or 0 as t
 # --- shared helpers ---
 
 
-def _random_latin(n: int, rng: random.Random) -> Board:
+def random_latin(n: int, rng: random.Random) -> Board:
     """A random Latin square by randomised backtracking (more varied than the cyclic squares of Futoshiki)."""
     board = [[EMPTY] * n for _ in range(n)]
 
@@ -56,15 +56,10 @@ def _random_latin(n: int, rng: random.Random) -> Board:
     return board
 
 
-def _lines(board: Board) -> list[list[Any]]:
-    n = len(board)
-    return [list(row) for row in board] + [[board[r][c] for r in range(n)] for c in range(n)]
-
-
 def _latin_units(board: Board) -> list[bool]:
     """Each row and column holds 1..n exactly once."""
     full = set(range(1, len(board) + 1))
-    return [len(line) == len(full) and set(line) == full for line in _lines(board)]
+    return [len(line) == len(full) and set(line) == full for line in board_lines(board)]
 
 
 def _no_repeat_in_line(board: Board, r: int, c: int, v: Any) -> bool:
@@ -75,7 +70,7 @@ def _no_repeat_in_line(board: Board, r: int, c: int, v: Any) -> bool:
 def _official_no_repeat(board: list[list[Any]]) -> bool:
     """The official ConstraintRowNoRepeat / ConstraintColNoRepeat: raw cells, only the integer 0 skipped (an
     answer's cells are strings, so "0" counts as a value and " 1" differs from "1")."""
-    for line in _lines(board):
+    for line in board_lines(board):
         vals = [x for x in line if x != 0]
         if len(vals) != len(set(vals)):
             return False
@@ -84,13 +79,6 @@ def _official_no_repeat(board: list[list[Any]]) -> bool:
 
 def _rc(r: int, c: int) -> str:
     return f"r{r + 1}c{c + 1}"
-
-
-def _nums(values: list[Any]) -> str:
-    return " ".join(str(v) for v in values)
-
-
-_OFFICIAL_ERRORS = (ValueError, TypeError, IndexError, KeyError, AttributeError)
 
 
 # --- Skyscraper ---
@@ -159,7 +147,7 @@ class Skyscraper(Game):
         return [(i, c) for c in range(n - 1, -1, -1)]
 
     def random_solution(self, n: int, rng: random.Random) -> Board:
-        return _random_latin(n, rng)
+        return random_latin(n, rng)
 
     def random_side_info(self, solution: Board, rng: random.Random, *_: Any) -> dict:
         """Every view clue of the solution (ours: the official generator's clue selection is not released)."""
@@ -207,16 +195,16 @@ class Skyscraper(Game):
                         if 0 not in line and visible(line) != clue:
                             return False
             return True
-        except _OFFICIAL_ERRORS:
+        except OFFICIAL_ERRORS:
             return False
 
     def render_extra(self, board: Board, side: dict) -> str:
         return (
             "View clues (0 = no clue):\n"
-            f"top (looking down each column, left to right): {_nums(side.get('top') or [])}\n"
-            f"bottom (looking up each column, left to right): {_nums(side.get('bottom') or [])}\n"
-            f"left (looking along each row from the left, top to bottom): {_nums(side.get('left') or [])}\n"
-            f"right (looking along each row from the right, top to bottom): {_nums(side.get('right') or [])}"
+            f"top (looking down each column, left to right): {spaced(side.get('top') or [])}\n"
+            f"bottom (looking up each column, left to right): {spaced(side.get('bottom') or [])}\n"
+            f"left (looking along each row from the left, top to bottom): {spaced(side.get('left') or [])}\n"
+            f"right (looking along each row from the right, top to bottom): {spaced(side.get('right') or [])}"
         )
 
 
@@ -255,7 +243,7 @@ class Renzoku(Game):
         )
 
     def random_solution(self, n: int, rng: random.Random) -> Board:
-        return _random_latin(n, rng)
+        return random_latin(n, rng)
 
     def random_side_info(self, solution: Board, rng: random.Random, *_: Any) -> dict:
         """A dot between every pair of consecutive neighbours (the Renzoku convention; ours, as the official
@@ -320,7 +308,7 @@ class Renzoku(Game):
                     if col[r][c] == "1" and a != 0 and b != 0 and abs(a - b) != 1:
                         return False
             return True
-        except _OFFICIAL_ERRORS:
+        except OFFICIAL_ERRORS:
             return False
 
     def render_extra(self, board: Board, side: dict) -> str:
@@ -332,16 +320,16 @@ class Renzoku(Game):
 # --- Kakurasu and Thermometers: shade cells ---
 
 
-def _shaded(cell: Any) -> bool:
+def is_shaded(cell: Any) -> bool:
     return cell == SHADED
 
 
-def _shade_ok(cell: Any) -> bool:
+def is_shading_value(cell: Any) -> bool:
     """An answer cell that is a value of a shading game ('s', 'e', or 0 as the strict parser reads 'e')."""
     return cell == SHADED or cell in _UNSHADED_MARKS
 
 
-class _ShadingGame(Game):
+class ShadingGame(Game):
     """Cells are 's' (shaded) or 'e' (unshaded); 0 is listed as a value only so the strict verifier accepts its
     reading of 'e' (and '0'); `allowed` never lets the solver place it."""
 
@@ -366,7 +354,7 @@ def _subset_sums(weights: tuple[int, ...]) -> frozenset[int]:
     return frozenset(sums)
 
 
-class Kakurasu(_ShadingGame):
+class Kakurasu(ShadingGame):
     name, title = "kakurasu", "Kakurasu"
     single_rule = "the other choice would make a row or column sum unreachable"
     clue_fraction = (0.0, 0.2)  # ours
@@ -388,15 +376,15 @@ class Kakurasu(_ShadingGame):
     def random_side_info(self, solution: Board, rng: random.Random, *_: Any) -> dict:
         n = len(solution)
         return {
-            "row_clues": [sum(c + 1 for c in range(n) if _shaded(solution[r][c])) for r in range(n)],
-            "col_clues": [sum(r + 1 for r in range(n) if _shaded(solution[r][c])) for c in range(n)],
+            "row_clues": [sum(c + 1 for c in range(n) if is_shaded(solution[r][c])) for r in range(n)],
+            "col_clues": [sum(r + 1 for r in range(n) if is_shaded(solution[r][c])) for c in range(n)],
         }
 
     @staticmethod
     def _line_reachable(cells: list[Any], clue: int) -> bool:
         """Some subset of the undecided cells' weights brings the shaded weight to the clue exactly (stronger than
         the official partial check, shaded <= clue <= shaded + undecided, and still never wrong)."""
-        done = sum(k + 1 for k, x in enumerate(cells) if _shaded(x))
+        done = sum(k + 1 for k, x in enumerate(cells) if is_shaded(x))
         return clue - done in _subset_sums(tuple(k + 1 for k, x in enumerate(cells) if x == EMPTY))
 
     def allowed(self, board: Board, r: int, c: int, v: Any, side: dict) -> bool:
@@ -410,8 +398,8 @@ class Kakurasu(_ShadingGame):
     def units(self, board: Board, side: dict) -> list[bool]:
         clues = list(side["row_clues"]) + list(side["col_clues"])
         return [
-            all(_shade_ok(x) for x in line) and sum(k + 1 for k, x in enumerate(line) if _shaded(x)) == clue
-            for line, clue in zip(_lines(board), clues, strict=True)
+            all(is_shading_value(x) for x in line) and sum(k + 1 for k, x in enumerate(line) if is_shaded(x)) == clue
+            for line, clue in zip(board_lines(board), clues, strict=True)
         ]
 
     def official_check(self, board: list[list[str]], side: dict) -> bool:
@@ -428,13 +416,13 @@ class Kakurasu(_ShadingGame):
                 if sum(j + 1 for j in range(n) if cells[j][i] == SHADED) != side["col_clues"][i]:
                     return False
             return True
-        except _OFFICIAL_ERRORS:
+        except OFFICIAL_ERRORS:
             return False
 
     def render_extra(self, board: Board, side: dict) -> str:
         return (
-            f"Row clues (top to bottom): {_nums(side.get('row_clues') or [])}\n"
-            f"Column clues (left to right): {_nums(side.get('col_clues') or [])}"
+            f"Row clues (top to bottom): {spaced(side.get('row_clues') or [])}\n"
+            f"Column clues (left to right): {spaced(side.get('col_clues') or [])}"
         )
 
 
@@ -443,7 +431,7 @@ def _thermo_index(side: dict) -> dict[tuple[int, int], tuple[int, int]]:
     return {(r, c): (t, k) for t, therm in enumerate(side.get("thermometers") or []) for k, (r, c) in enumerate(therm)}
 
 
-class Thermometers(_ShadingGame):
+class Thermometers(ShadingGame):
     name, title = "thermometers", "Thermometers"
     single_rule = "the other choice would break a thermometer or a row or column count"
     clue_fraction = (0.0, 0.2)  # ours
@@ -471,8 +459,8 @@ class Thermometers(_ShadingGame):
         therms = self._tiling(solution, rng)
         return {
             "thermometers": therms,
-            "row_counts": [sum(_shaded(x) for x in solution[r]) for r in range(n)],
-            "col_counts": [sum(_shaded(solution[r][c]) for r in range(n)) for c in range(n)],
+            "row_counts": [sum(is_shaded(x) for x in solution[r]) for r in range(n)],
+            "col_counts": [sum(is_shaded(solution[r][c]) for r in range(n)) for c in range(n)],
         }
 
     def _tiling(self, solution: Board, rng: random.Random) -> list[list[list[int]]]:
@@ -509,8 +497,8 @@ class Thermometers(_ShadingGame):
         path: list[tuple[int, int]], solution: Board, rng: random.Random | None = None
     ) -> list[tuple[int, int]] | None:
         """The path oriented so its filled cells come first (a random way round when both fit); None if neither."""
-        fill = [_shaded(solution[r][c]) for r, c in path]
-        ways = [way for way in (path, path[::-1]) if [_shaded(solution[r][c]) for r, c in way] == sorted(fill)[::-1]]
+        fill = [is_shaded(solution[r][c]) for r, c in path]
+        ways = [way for way in (path, path[::-1]) if [is_shaded(solution[r][c]) for r, c in way] == sorted(fill)[::-1]]
         if not ways:
             return None
         return rng.choice(ways) if rng is not None else ways[0]
@@ -533,7 +521,7 @@ class Thermometers(_ShadingGame):
         row = [v if j == c else board[r][j] for j in range(n)]
         col = [v if i == r else board[i][c] for i in range(n)]
         for line, count in ((row, side["row_counts"][r]), (col, side["col_counts"][c])):
-            filled = sum(_shaded(x) for x in line)
+            filled = sum(is_shaded(x) for x in line)
             if not filled <= count <= filled + sum(x == EMPTY for x in line):
                 return False
         return True
@@ -542,13 +530,13 @@ class Thermometers(_ShadingGame):
         n = len(board)
         counts = list(side["row_counts"]) + list(side["col_counts"])
         out = [
-            all(_shade_ok(x) for x in line) and sum(_shaded(x) for x in line) == count
-            for line, count in zip(_lines(board), counts, strict=True)
+            all(is_shading_value(x) for x in line) and sum(is_shaded(x) for x in line) == count
+            for line, count in zip(board_lines(board), counts, strict=True)
         ]
         for therm in side.get("thermometers") or []:
             cells = [board[r][c] for r, c in therm]
-            fill = [_shaded(x) for x in cells]
-            out.append(all(_shade_ok(x) for x in cells) and fill == sorted(fill, reverse=True))
+            fill = [is_shaded(x) for x in cells]
+            out.append(all(is_shading_value(x) for x in cells) and fill == sorted(fill, reverse=True))
         inside = _thermo_index(side)
         outside = [board[r][c] for r in range(n) for c in range(n) if (r, c) not in inside]
         if outside:
@@ -582,7 +570,7 @@ class Thermometers(_ShadingGame):
                     elif not filled <= count <= filled + sum(1 for x in line if x == 0):
                         return False
             return True
-        except _OFFICIAL_ERRORS:
+        except OFFICIAL_ERRORS:
             return False
 
     def render_extra(self, board: Board, side: dict) -> str:
@@ -591,8 +579,8 @@ class Thermometers(_ShadingGame):
         return (
             "Thermometers (cells listed from the bulb to the end):\n"
             f"{listed}\n"
-            f"Row counts (top to bottom): {_nums(side.get('row_counts') or [])}\n"
-            f"Column counts (left to right): {_nums(side.get('col_counts') or [])}"
+            f"Row counts (top to bottom): {spaced(side.get('row_counts') or [])}\n"
+            f"Column counts (left to right): {spaced(side.get('col_counts') or [])}"
         )
 
 

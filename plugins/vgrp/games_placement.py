@@ -32,13 +32,12 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from .puzzles import EMPTY, Board, Game, register_game
+from .puzzles import EMPTY, OFFICIAL_ERRORS, Board, Game, board_lines, register_game, spaced
 
 STAR, UNMARKED, WALL, TENT, TREE = "s", "e", "w", "tt", "tr"
 _EMPTY_MARKS = (UNMARKED, EMPTY)  # an answer's empty cell: 'e', or 0 as the strict parser reads 'e'/'0'
 _ORTHO = ((-1, 0), (1, 0), (0, -1), (0, 1))
 _KING = tuple((dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if (dr, dc) != (0, 0))
-_OFFICIAL_ERRORS = (ValueError, TypeError, IndexError, KeyError, AttributeError)
 
 
 # --- shared helpers ---
@@ -46,11 +45,6 @@ _OFFICIAL_ERRORS = (ValueError, TypeError, IndexError, KeyError, AttributeError)
 
 def _neighbours(n: int, r: int, c: int, steps: tuple[tuple[int, int], ...]) -> list[tuple[int, int]]:
     return [(r + dr, c + dc) for dr, dc in steps if 0 <= r + dr < n and 0 <= c + dc < n]
-
-
-def _lines(board: Board) -> list[list[Any]]:
-    n = len(board)
-    return [list(row) for row in board] + [[board[r][c] for r in range(n)] for c in range(n)]
 
 
 def _windows(board: Board) -> list[list[Any]]:
@@ -65,10 +59,6 @@ def _cells(side: dict, key: str) -> set[tuple[int, int]]:
 
 def _rc(r: int, c: int) -> str:
     return f"r{r + 1}c{c + 1}"
-
-
-def _nums(values: list[Any]) -> str:
-    return " ".join(str(v) for v in values)
 
 
 def _legend(marks: str) -> str:
@@ -173,7 +163,7 @@ class StarBattle(Game):
     def units(self, board: Board, side: dict) -> list[bool]:
         """Rows, columns and regions with exactly one star (and only valid cells); every 2x2 block with at most
         one star (no two stars touch)."""
-        groups = _lines(board) + [[board[r][c] for r, c in cells] for cells in self._region_cells(side).values()]
+        groups = board_lines(board) + [[board[r][c] for r, c in cells] for cells in self._region_cells(side).values()]
         out = [all(x == STAR or x in _EMPTY_MARKS for x in g) and g.count(STAR) == 1 for g in groups]
         return out + [block.count(STAR) <= 1 for block in _windows(board)]
 
@@ -184,7 +174,7 @@ class StarBattle(Game):
         try:
             n = len(board)
             cells = [["e" if x in (0, "0") else x for x in row] for row in board]
-            for line in _lines(cells):
+            for line in board_lines(cells):
                 if sum(x == STAR for x in line) != 1:
                     return False
             regions = side["regions"]
@@ -200,7 +190,7 @@ class StarBattle(Game):
                     if cells[i][j] == STAR and any(cells[a][b] == STAR for a, b in _neighbours(n, i, j, _KING)):
                         return False
             return True
-        except _OFFICIAL_ERRORS:
+        except OFFICIAL_ERRORS:
             return False
 
     def render_extra(self, board: Board, side: dict) -> str:
@@ -369,7 +359,7 @@ class LightUp(Game):
                             if near != numbers[r][c]:
                                 return False
             return True
-        except _OFFICIAL_ERRORS:
+        except OFFICIAL_ERRORS:
             return False
 
     def render_extra(self, board: Board, side: dict) -> str:
@@ -480,7 +470,7 @@ class TreesAndTents(Game):
         clues = list(side["row_clues"]) + list(side["col_clues"])
         out = [
             all(x in (TENT, TREE) or x in _EMPTY_MARKS for x in line) and line.count(TENT) == clue
-            for line, clue in zip(_lines(board), clues, strict=True)
+            for line, clue in zip(board_lines(board), clues, strict=True)
         ]
         for r, c in sorted(trees):
             tents = sum(board[a][b] == TENT for a, b in _neighbours(n, r, c, _ORTHO))
@@ -524,7 +514,7 @@ class TreesAndTents(Game):
                     if cells[r][c] == TENT and any(cells[a][b] == TENT for a, b in _neighbours(n, r, c, _KING)):
                         return False
             return sum(row.count(TENT) for row in cells) == sum(row.count(TREE) for row in cells)
-        except _OFFICIAL_ERRORS:
+        except OFFICIAL_ERRORS:
             return False
 
     def render_extra(self, board: Board, side: dict) -> str:
@@ -533,8 +523,8 @@ class TreesAndTents(Game):
         rows = "\n".join(" ".join("T" if (r, c) in trees else "." for c in range(n)) for r in range(n))
         return (
             f"Tree map (T = tree):\n{rows}\n"
-            f"Row clues (tents, top to bottom): {_nums(side.get('row_clues') or [])}\n"
-            f"Column clues (tents, left to right): {_nums(side.get('col_clues') or [])}"
+            f"Row clues (tents, top to bottom): {spaced(side.get('row_clues') or [])}\n"
+            f"Column clues (tents, left to right): {spaced(side.get('col_clues') or [])}"
         )
 
 
@@ -664,7 +654,7 @@ class Battleships(Game):
         hints = list(side["row_hints"]) + list(side["col_hints"])
         out = [
             all(x == STAR or x in _EMPTY_MARKS for x in line) and line.count(STAR) == hint
-            for line, hint in zip(_lines(board), hints, strict=True)
+            for line, hint in zip(board_lines(board), hints, strict=True)
         ]
         blocks = _windows(board)
         diagonal_free = [not (b[0] == b[3] == STAR or b[1] == b[2] == STAR) for b in blocks]
@@ -703,15 +693,15 @@ class Battleships(Game):
             for cells, _ in _runs(board):
                 found[len(cells)] = found.get(len(cells), 0) + 1
             return all(found.get(int(k), 0) == int(v) for k, v in ships.items())
-        except _OFFICIAL_ERRORS:
+        except OFFICIAL_ERRORS:
             return False
 
     def render_extra(self, board: Board, side: dict) -> str:
         fleet = ", ".join(f"{v} of length {k}" for k, v in self._fleet(side).items())
         return (
             f"Fleet: {fleet}\n"
-            f"Row hints (ship cells, top to bottom): {_nums(side.get('row_hints') or [])}\n"
-            f"Column hints (ship cells, left to right): {_nums(side.get('col_hints') or [])}"
+            f"Row hints (ship cells, top to bottom): {spaced(side.get('row_hints') or [])}\n"
+            f"Column hints (ship cells, left to right): {spaced(side.get('col_hints') or [])}"
         )
 
 

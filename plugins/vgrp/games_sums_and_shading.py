@@ -36,17 +36,14 @@ from collections.abc import Callable
 from typing import Any
 
 from .games_clue_grids import (
-    _OFFICIAL_ERRORS,
     SHADED,
     UNSHADED,
-    _lines,
-    _nums,
-    _random_latin,
-    _shade_ok,
-    _shaded,
-    _ShadingGame,
+    ShadingGame,
+    is_shaded,
+    is_shading_value,
+    random_latin,
 )
-from .puzzles import EMPTY, Board, Game, register_game
+from .puzzles import EMPTY, OFFICIAL_ERRORS, Board, Game, board_lines, register_game, spaced
 
 Cell = tuple[int, int]
 _STEPS = ((-1, 0), (1, 0), (0, -1), (0, 1))
@@ -126,7 +123,7 @@ class Kakuro(Game):
         n = len(board)
         targets = list(side["row"]) + list(side["col"])
         out = []
-        for line, target in zip(_lines(board), targets, strict=True):
+        for line, target in zip(board_lines(board), targets, strict=True):
             numbers = all(isinstance(x, int) and 1 <= x <= n for x in line)
             out.append(numbers and sum(line) == target)
             out.append(numbers and all(line[k] != line[k + 1] for k in range(n - 1)))
@@ -154,13 +151,13 @@ class Kakuro(Game):
                     if cells[r][c] != 0 and any(cells[rr][cc] == cells[r][c] for rr, cc in _neighbours(n, r, c)):
                         return False
             return True
-        except _OFFICIAL_ERRORS:
+        except OFFICIAL_ERRORS:
             return False
 
     def render_extra(self, board: Board, side: dict) -> str:
         return (
-            f"Row sums (top to bottom): {_nums(side.get('row') or [])}\n"
-            f"Column sums (left to right): {_nums(side.get('col') or [])}"
+            f"Row sums (top to bottom): {spaced(side.get('row') or [])}\n"
+            f"Column sums (left to right): {spaced(side.get('col') or [])}"
         )
 
 
@@ -173,8 +170,8 @@ def _aquarium_of(side: dict) -> dict[Cell, int]:
 
 def _levels_ok(cells: list[tuple[int, Any]]) -> bool:
     """(row, cell) pairs of one aquarium: no unshaded cell at or below (row >= ) the highest water row."""
-    water = [r for r, x in cells if _shaded(x)]
-    return not water or not any(r >= min(water) and not _shaded(x) for r, x in cells)
+    water = [r for r, x in cells if is_shaded(x)]
+    return not water or not any(r >= min(water) and not is_shaded(x) for r, x in cells)
 
 
 def _compatible(rows_water: list[int], rows_dry: list[int]) -> bool:
@@ -182,7 +179,7 @@ def _compatible(rows_water: list[int], rows_dry: list[int]) -> bool:
     return not rows_water or not rows_dry or max(rows_dry) < min(rows_water)
 
 
-class Aquarium(_ShadingGame):
+class Aquarium(ShadingGame):
     name, title = "aquarium", "Aquarium"
     single_rule = "the other choice would break an aquarium's water level or a row or column count"
     clue_fraction = (0.0, 0.2)  # ours
@@ -219,14 +216,15 @@ class Aquarium(_ShadingGame):
         def fits(region: list[Cell], cell: Cell) -> bool:
             cells = [*region, cell]
             return _compatible(
-                [r for r, c in cells if _shaded(solution[r][c])], [r for r, c in cells if not _shaded(solution[r][c])]
+                [r for r, c in cells if is_shaded(solution[r][c])],
+                [r for r, c in cells if not is_shaded(solution[r][c])],
             )
 
         regions = _grow_regions(n, rng, fits)
         return {
             "aquariums": [[[r, c] for r, c in sorted(region)] for region in regions],
-            "row_counts": [sum(_shaded(x) for x in solution[r]) for r in range(n)],
-            "col_counts": [sum(_shaded(solution[r][c]) for r in range(n)) for c in range(n)],
+            "row_counts": [sum(is_shaded(x) for x in solution[r]) for r in range(n)],
+            "col_counts": [sum(is_shaded(solution[r][c]) for r in range(n)) for c in range(n)],
         }
 
     def allowed(self, board: Board, r: int, c: int, v: Any, side: dict) -> bool:
@@ -244,7 +242,7 @@ class Aquarium(_ShadingGame):
         row = [v if j == c else board[r][j] for j in range(n)]
         col = [v if i == r else board[i][c] for i in range(n)]
         for line, count in ((row, side["row_counts"][r]), (col, side["col_counts"][c])):
-            filled = sum(_shaded(x) for x in line)
+            filled = sum(is_shaded(x) for x in line)
             if not filled <= count <= filled + sum(x == EMPTY for x in line):
                 return False
         return True
@@ -253,12 +251,12 @@ class Aquarium(_ShadingGame):
         """Row and column counts (2n), then one unit per aquarium: its water lies level."""
         counts = list(side["row_counts"]) + list(side["col_counts"])
         out = [
-            all(_shade_ok(x) for x in line) and sum(_shaded(x) for x in line) == count
-            for line, count in zip(_lines(board), counts, strict=True)
+            all(is_shading_value(x) for x in line) and sum(is_shaded(x) for x in line) == count
+            for line, count in zip(board_lines(board), counts, strict=True)
         ]
         for cells in side.get("aquariums") or []:
             pairs = [(r, board[r][c]) for r, c in cells]
-            out.append(all(_shade_ok(x) for _, x in pairs) and _levels_ok(pairs))
+            out.append(all(is_shading_value(x) for _, x in pairs) and _levels_ok(pairs))
         return out
 
     def official_check(self, board: list[list[str]], side: dict) -> bool:
@@ -280,7 +278,7 @@ class Aquarium(_ShadingGame):
                 if row.count(SHADED) != side["row_counts"][i] or col.count(SHADED) != side["col_counts"][i]:
                     return False
             return True
-        except _OFFICIAL_ERRORS:
+        except OFFICIAL_ERRORS:
             return False
 
     def render_extra(self, board: Board, side: dict) -> str:
@@ -294,8 +292,8 @@ class Aquarium(_ShadingGame):
         return (
             "Aquariums (cells with the same letter form one aquarium):\n"
             f"{grid}\n"
-            f"Row counts (top to bottom): {_nums(side.get('row_counts') or [])}\n"
-            f"Column counts (left to right): {_nums(side.get('col_counts') or [])}"
+            f"Row counts (top to bottom): {spaced(side.get('row_counts') or [])}\n"
+            f"Column counts (left to right): {spaced(side.get('col_counts') or [])}"
         )
 
 
@@ -341,7 +339,7 @@ def _connected(n: int, open_cells: set[Cell]) -> bool:
     return len(seen) == len(open_cells)
 
 
-class Hitori(_ShadingGame):
+class Hitori(ShadingGame):
     name, title = "hitori", "Hitori"
     official_skips_e_givens = False  # its official check compares the whole initial board, 'e' cells too
     single_rule = "the other choice would repeat a number, shade two touching cells or cut the unshaded area"
@@ -377,13 +375,13 @@ class Hitori(_ShadingGame):
         """A random Latin square for the unshaded cells (so they never repeat); each shaded cell takes the number
         of a random unshaded cell of its row or column, so it repeats one (ours)."""
         n = len(solution)
-        latin = _random_latin(n, rng)
+        latin = random_latin(n, rng)
         numbers = [list(row) for row in latin]
         for r in range(n):
             for c in range(n):
-                if _shaded(solution[r][c]):
-                    seen = [latin[r][j] for j in range(n) if not _shaded(solution[r][j])]
-                    seen += [latin[i][c] for i in range(n) if not _shaded(solution[i][c])]
+                if is_shaded(solution[r][c]):
+                    seen = [latin[r][j] for j in range(n) if not is_shaded(solution[r][j])]
+                    seen += [latin[i][c] for i in range(n) if not is_shaded(solution[i][c])]
                     numbers[r][c] = rng.choice(sorted(set(seen)))
         return {"numbers": numbers}
 
@@ -404,18 +402,18 @@ class Hitori(_ShadingGame):
         (2n); one unit for the connected unshaded area."""
         n = len(board)
         numbers = side["numbers"]
-        number_lines = _lines(numbers)
+        number_lines = board_lines(numbers)
         out = []
-        for line, nums in zip(_lines(board), number_lines, strict=True):
+        for line, nums in zip(board_lines(board), number_lines, strict=True):
             kept = [x for x, cell in zip(nums, line, strict=True) if _unshaded(cell)]
-            out.append(all(_shade_ok(x) for x in line) and len(kept) == len(set(kept)))
-        for line in _lines(board):
+            out.append(all(is_shading_value(x) for x in line) and len(kept) == len(set(kept)))
+        for line in board_lines(board):
             out.append(
-                all(_shade_ok(x) for x in line)
-                and not any(_shaded(line[k]) and _shaded(line[k + 1]) for k in range(n - 1))
+                all(is_shading_value(x) for x in line)
+                and not any(is_shaded(line[k]) and is_shaded(line[k + 1]) for k in range(n - 1))
             )
         cells = [(r, c) for r in range(n) for c in range(n)]
-        valid = all(_shade_ok(board[r][c]) for r, c in cells)
+        valid = all(is_shading_value(board[r][c]) for r, c in cells)
         out.append(valid and _connected(n, {(r, c) for r, c in cells if _unshaded(board[r][c])}))
         return out
 
@@ -438,12 +436,12 @@ class Hitori(_ShadingGame):
                     if cells[r][c] == SHADED and any(cells[rr][cc] == SHADED for rr, cc in _neighbours(n, r, c)):
                         return False
             return _connected(n, {(r, c) for r in range(n) for c in range(n) if cells[r][c] in (UNSHADED, 0)})
-        except _OFFICIAL_ERRORS:
+        except OFFICIAL_ERRORS:
             return False
 
     def render_extra(self, board: Board, side: dict) -> str:
         numbers = side.get("numbers") or []
-        return "Numbers:\n" + "\n".join(_nums(row) for row in numbers)
+        return "Numbers:\n" + "\n".join(spaced(row) for row in numbers)
 
 
 # --- Nonogram ---
@@ -458,7 +456,7 @@ def runs(line: list[Any]) -> list[int]:
     """Lengths of the runs of shaded cells, in order."""
     out, count = [], 0
     for x in [*line, None]:
-        if _shaded(x):
+        if is_shaded(x):
             count += 1
         elif count:
             out.append(count)
@@ -509,7 +507,7 @@ def _official_line(line: list[Any], hints: list[int]) -> bool:
     return found == hints
 
 
-class Nonogram(_ShadingGame):
+class Nonogram(ShadingGame):
     name, title = "nonogram", "Nonogram"
     single_rule = "the other choice would break a row or column clue"
     clue_fraction = (0.0, 0.2)  # ours
@@ -531,7 +529,7 @@ class Nonogram(_ShadingGame):
     def random_side_info(self, solution: Board, rng: random.Random, *_: Any) -> dict:
         return {
             "row_hints": [runs(line) or [0] for line in solution],
-            "col_hints": [runs(line) or [0] for line in _lines(solution)[len(solution) :]],
+            "col_hints": [runs(line) or [0] for line in board_lines(solution)[len(solution) :]],
         }
 
     def allowed(self, board: Board, r: int, c: int, v: Any, side: dict) -> bool:
@@ -545,8 +543,8 @@ class Nonogram(_ShadingGame):
     def units(self, board: Board, side: dict) -> list[bool]:
         clues = list(side["row_hints"]) + list(side["col_hints"])
         return [
-            all(_shade_ok(x) for x in line) and tuple(runs(line)) == _clue(hints)
-            for line, hints in zip(_lines(board), clues, strict=True)
+            all(is_shading_value(x) for x in line) and tuple(runs(line)) == _clue(hints)
+            for line, hints in zip(board_lines(board), clues, strict=True)
         ]
 
     def official_check(self, board: list[list[str]], side: dict) -> bool:
@@ -559,7 +557,7 @@ class Nonogram(_ShadingGame):
             return all(_official_line(line, side["row_hints"][i]) for i, line in enumerate(rows)) and all(
                 _official_line(line, side["col_hints"][j]) for j, line in enumerate(cols)
             )
-        except _OFFICIAL_ERRORS:
+        except OFFICIAL_ERRORS:
             return False
 
     def render_extra(self, board: Board, side: dict) -> str:

@@ -79,7 +79,17 @@ class Game:
         return ""
 
 
-def _lines(board: Board) -> list[list[Any]]:
+# What an official checker may raise on a malformed answer (a bad int(), a missing key): the answer then fails.
+OFFICIAL_ERRORS = (ValueError, TypeError, IndexError, KeyError, AttributeError)
+
+
+def spaced(values: list[Any]) -> str:
+    """Clue numbers as the prompts print them: "1 2 3"."""
+    return " ".join(str(v) for v in values)
+
+
+def board_lines(board: Board) -> list[list[Any]]:
+    """The rows, then the columns, of a square board."""
     n = len(board)
     return [list(row) for row in board] + [[board[r][c] for r in range(n)] for c in range(n)]
 
@@ -139,10 +149,10 @@ class Sudoku(Game):
 
     def units(self, board: Board, side: dict) -> list[bool]:
         full = set(range(1, len(board) + 1))
-        return [set(unit) == full and len(unit) == len(full) for unit in _lines(board) + self._boxes(board)]
+        return [set(unit) == full and len(unit) == len(full) for unit in board_lines(board) + self._boxes(board)]
 
     def official_check(self, board: list[list[str]], side: dict) -> bool:
-        return all(_no_repeat(unit) for unit in _lines(board) + self._boxes(board))
+        return all(_no_repeat(unit) for unit in board_lines(board) + self._boxes(board))
 
 
 class Binairo(Game):
@@ -198,12 +208,12 @@ class Binairo(Game):
         return [
             line.count("w") == line.count("b") == n // 2
             and not any(line[i] == line[i + 1] == line[i + 2] for i in range(n - 2))
-            for line in _lines(board)
+            for line in board_lines(board)
         ]
 
     def official_check(self, board: list[list[str]], side: dict) -> bool:
         n = len(board)
-        for line in _lines(board):
+        for line in board_lines(board):
             if EMPTY not in line and not (line.count("w") == line.count("b") == n // 2):
                 return False
             if any(line[i] != EMPTY and line[i] == line[i + 1] == line[i + 2] for i in range(n - 2)):
@@ -281,12 +291,12 @@ class Futoshiki(Game):
 
     def units(self, board: Board, side: dict) -> list[bool]:
         full = set(range(1, len(board) + 1))
-        lines = [set(line) == full for line in _lines(board)]
+        lines = [set(line) == full for line in board_lines(board)]
         return lines + [board[r1][c1] < board[r2][c2] for r1, c1, r2, c2 in self._pairs(len(board), side)]
 
     def official_check(self, board: list[list[str]], side: dict) -> bool:
         # The official ConstraintInequality compares the answer's raw strings: lexicographic order, as it ran.
-        if not all(_no_repeat(line) for line in _lines(board)):
+        if not all(_no_repeat(line) for line in board_lines(board)):
             return False
         return all(board[r1][c1] < board[r2][c2] for r1, c1, r2, c2 in self._pairs(len(board), side))
 
@@ -398,7 +408,3 @@ def solve(
 
 def count_solutions(game: Game, init: Board, side: dict, limit: int = 2, max_nodes: int = 200_000) -> int:
     return len(solve(game, init, side, limit=limit, max_nodes=max_nodes))
-
-
-# The other VGRP-Bench games: their modules subclass Game and register_game at import (after Game exists above).
-from . import games_clue_grids, games_placement, games_sudoku_variants, games_sums_and_shading  # noqa: E402, F401

@@ -19,7 +19,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .puzzles import EMPTY, Board, Game, get_game
+from .games import get_game
+from .puzzles import EMPTY, Board, Game
 
 MODES = ("official", "strict")
 MAX_SIDE = 32  # a grid larger than this is not a board of any puzzle here; parsing stops

@@ -10,7 +10,8 @@ import pytest
 
 from trl_ext_plugins.vgrp.config import VGRPConfig
 from trl_ext_plugins.vgrp.data import make_vgrp_dataset
-from trl_ext_plugins.vgrp.puzzles import count_solutions, get_game
+from trl_ext_plugins.vgrp.games import get_game
+from trl_ext_plugins.vgrp.puzzles import count_solutions
 from trl_ext_plugins.vgrp.transforms import to_r_sft
 from trl_ext_plugins.vgrp.verify import Puzzle, partial_score, verify
 
