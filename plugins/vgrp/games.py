@@ -4,7 +4,13 @@ registry is complete wherever a name is resolved."""
 
 from __future__ import annotations
 
-from . import games_clue_grids, games_placement, games_sudoku_variants, games_sums_and_shading  # noqa: F401
+from . import (  # noqa: F401
+    games_clue_grids,
+    games_field_explore,
+    games_placement,
+    games_sudoku_variants,
+    games_sums_and_shading,
+)
 from .puzzles import GAMES, get_game
 
 __all__ = ["GAMES", "get_game"]
