@@ -150,7 +150,7 @@ def build_trainers(args, method_flags: list[str]):
         gradient_checkpointing=False,
         dataloader_num_workers=0,
     )
-    from trl_ext.run.arguments import build_parser
+    from trl_ext.run.arguments import build_parser, resolve_steps
 
     parsed = build_parser(method).parse_args_into_dataclasses(
         args=method_flags + [f"--{k}={v}" for k, v in common.items()]
@@ -166,7 +166,7 @@ def build_trainers(args, method_flags: list[str]):
     for name in _LORA_FLAGS:  # the reference's LoRA as the user shaped it (an adapter-vs-LoRA comparison)
         if any(flag.split("=")[0] == f"--{name}" for flag in method_flags):
             setattr(model_args, name, getattr(given_model_args, name))
-    adapters = _adapters(ext.adapter)
+    adapters = resolve_steps("adapter", ext.adapter)
     if args.dtype is None and cuda:
         model_args.dtype = "bfloat16"
     dataset = load_dataset(args.dataset_name or method.default_dataset, form="sft")["train"]
@@ -194,18 +194,6 @@ def build_trainers(args, method_flags: list[str]):
 
 
 _LORA_FLAGS = ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules")
-
-
-def _adapters(spec: str | None) -> list[tuple[Any, dict[str, Any]]]:
-    """`--adapter NAME[:k=v...]` as `trl-ext train` resolves it (options checked)."""
-    from trl_ext.plugin.registry import get
-    from trl_ext.run.checks import check_options
-    from trl_ext.run.specs import parse_spec_list
-
-    adapters = [(get("adapter", name), options) for name, options in parse_spec_list(spec)]
-    for record, options in adapters:
-        check_options(record, options)
-    return adapters
 
 
 def trainable_parameters(model) -> int:

@@ -191,14 +191,11 @@ def eval_rows(comparison: Comparison, dataset_name: str) -> list[dict[str, Any]]
 def _transformed(spec: Any, data: Any, dataset_name: str) -> Any:
     """`data` after the evaluation transforms (each checked as `trl-ext train` checks a stage's); a transform that
     needs the model cannot run here, before any arm has trained."""
-    from trl_ext.plugin.registry import get
-    from trl_ext.run.checks import check_options
-    from trl_ext.run.specs import parse_spec_list
+    from trl_ext.run.arguments import resolve_steps
     from trl_ext.run.stage import apply_transforms
 
-    steps = [(get("transform", name), options) for name, options in parse_spec_list(spec)]
-    for record, options in steps:
-        check_options(record, options)
+    steps = resolve_steps("transform", spec)
+    for record, _ in steps:
         if getattr(record, "needs_model", False):
             raise ValueError(
                 f"trl-ext compare: --eval_transforms {record.name} needs a model; evaluation rows are picked before "

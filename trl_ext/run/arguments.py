@@ -205,10 +205,10 @@ def parse_stage(
         script_args.dataset_name = method.default_dataset
     check_test_split_size(dataset_args.test_split_size)
 
-    steps = {kind: [(get(kind, n), o) for n, o in parse_spec_list(spec)] for kind, spec in _specs(ext).items()}
+    steps = {kind: resolve_steps(kind, spec) for kind, spec in _specs(ext).items()}
     steps["reward"] = _reward_steps(ext)
     _check_rewards(method, base, config, steps["reward"])
-    for record, options in (step for records in steps.values() for step in records):
+    for record, options in steps["reward"]:
         check_options(record, options)
     check_training_flags(config)
     check_model_flags(model_args)
@@ -243,6 +243,15 @@ def parse_stage(
         skipped_earlier=state == "skipped",
         skip_if_empty=skip_if_empty,
     )
+
+
+def resolve_steps(kind: str, spec: str | list | None) -> list[Step]:
+    """`--transforms` / `--callbacks` / `--adapter` as given (NAME[:key=value...], comma-separated or a YAML list):
+    each registered component of `kind` with its options, every option checked against what it accepts."""
+    steps = [(get(kind, name), options) for name, options in parse_spec_list(spec)]
+    for record, options in steps:
+        check_options(record, options)
+    return steps
 
 
 def _specs(ext: ExtArguments) -> dict[str, Any]:
