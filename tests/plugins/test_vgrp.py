@@ -10,6 +10,7 @@ import pickle
 import re
 
 import pytest
+from vgrp_boards import board_output, grid_text, with_cell
 
 import trl_ext
 from trl_ext.cli import main
@@ -32,10 +33,6 @@ def sudoku(init=G0):
 
 def output(perception: str, answer: str) -> str:
     return f"Perception\n{perception}\nAnswer\n{answer}"
-
-
-def grid_text(board) -> str:  # written here, independently of verify.format_grid
-    return "[" + ",".join("[" + ",".join(map(str, row)) + "]" for row in board) + "]"
 
 
 # --- independent checkers and brute-force solvers ---
@@ -187,16 +184,10 @@ def test_official_perception_compares_every_cell_and_reads_star_as_empty():
     assert verify(output(dots, S_TEXT), sudoku(), "strict").answer_ok
 
 
-def _with(board, r, c, value):
-    out = [[str(v) for v in row] for row in board]
-    out[r][c] = value
-    return "[" + ",".join("[" + ",".join(row) + "]" for row in out) + "]"
-
-
 @pytest.mark.parametrize("cell", ["9", "0", "x", "1x"])
 def test_official_gaps_value_range_and_glued_text_strict_closes_them(cell):
     # (0, 1) is empty in G0; the value is distinct from its row/column/box, so the official no-repeat check passes.
-    answer = _with(S, 0, 1, cell)
+    answer = grid_text(with_cell(S, 0, 1, cell))
     assert verify(output(G0_TEXT, answer), sudoku(), "official").answer_ok
     assert not verify(output(G0_TEXT, answer), sudoku(), "strict").answer_ok
 
@@ -356,7 +347,7 @@ def test_card_5_r_sft_trace_replays_to_the_solution(cfg):
         init, solution = json.loads(row["init_board"]), json.loads(row["solution"])
         board, lines = replay(init, target)
         assert board == solution
-        assert target.endswith(f"Perception\n{grid_text(init)}\nAnswer\n{grid_text(solution)}")
+        assert target.endswith(board_output(init, solution))
         undos += sum(" undo " in f" {line} " for line in lines)
         puzzle = Puzzle.from_row(row["game"], row["init_board"], row["side_info"])
         assert verify(target, puzzle, "official").answer_ok and verify(target, puzzle, "strict").answer_ok
@@ -367,9 +358,8 @@ def test_card_5_r_sft_trace_replays_to_the_solution(cfg):
 def test_r_sft_drops_long_traces_instead_of_truncating():
     row = make_vgrp_rows(VGRPConfig(games=["sudoku"], sizes=[4], num_clues=[8, 10]), 1, "train")[0]
     assert to_r_sft(row, max_steps=1) is None
-    assert to_s_sft(row)["completion"][0]["content"] == (
-        f"Perception\n{grid_text(json.loads(row['init_board']))}\nAnswer\n{grid_text(json.loads(row['solution']))}"
-    )
+    init, solution = json.loads(row["init_board"]), json.loads(row["solution"])
+    assert to_s_sft(row)["completion"][0]["content"] == board_output(init, solution)
 
 
 # --- rewards ---
@@ -407,7 +397,7 @@ def test_rewards_adversarial_completions():
         output(G0_TEXT, "[[1,2,3,4],[3,4,1,2],[2,1,4,3]]"),  # 3 rows
         output(G0_TEXT, "[[1,2,3,4],[3,4,1,2],[2,1,4,3],[4,3,2,1,5]]"),  # ragged
         output(G0_TEXT, "[[5,6,7,8],[7,8,5,6],[6,5,8,7],[8,7,6,5]]"),  # no repeats, wrong symbols
-        output(G0_TEXT, _with(S, 0, 1, "0")),  # official gap: '0'
+        output(G0_TEXT, grid_text(with_cell(S, 0, 1, "0"))),  # official gap: '0'
         output(G0_TEXT, "[[1,4,4,4],[4,4,1,4],[2,4,4,3],[4,3,4,4]]"),  # givens kept, everything else a 4
         None,
         42,
@@ -478,7 +468,7 @@ def test_rewards_are_named_picklable_and_validate_options():
     official = trl_ext.get("reward", "vgrp_solve_reward").build(verifier="official")
     assert official.__name__ != "vgrp_solve_reward"
     clone = pickle.loads(pickle.dumps(official))
-    assert clone(completions=[output(G0_TEXT, _with(S, 0, 1, "0"))], **columns(1)) == [1.0]
+    assert clone(completions=[output(G0_TEXT, grid_text(with_cell(S, 0, 1, "0")))], **columns(1)) == [1.0]
     with pytest.raises(ValueError, match="verifier"):
         SolveReward(verifier="lenient")
     with pytest.raises(ValueError, match="reward_weights"):
@@ -534,9 +524,7 @@ def test_transforms_through_the_cli(tmp_path, capfd):
     for row, s_row, r_row in zip(test, s_rows, r_rows, strict=True):
         assert set(s_row) == {"prompt", "completion"} and s_row["prompt"] == row["prompt"]
         init, solution = json.loads(row["init_board"]), json.loads(row["solution"])
-        assert s_row["completion"] == [
-            {"role": "assistant", "content": f"Perception\n{grid_text(init)}\nAnswer\n{grid_text(solution)}"}
-        ]
+        assert s_row["completion"] == [{"role": "assistant", "content": board_output(init, solution)}]
         assert replay(init, r_row["completion"][0]["content"])[0] == solution
     assert (
         main(["transform", "vgrp_r_sft", "--dataset_name", "builtin:vgrp", "--output", str(r_out), "--max_steps", "0"])

@@ -4,35 +4,15 @@ through the public dataset path (unique, verified in both modes, R-SFT trace end
 
 from __future__ import annotations
 
-import json
-
 import pytest
+from vgrp_boards import check_generated_puzzles, strs, with_cell
 
-from trl_ext_plugins.vgrp.config import VGRPConfig
-from trl_ext_plugins.vgrp.data import make_vgrp_dataset
 from trl_ext_plugins.vgrp.games import get_game
-from trl_ext_plugins.vgrp.puzzles import count_solutions
-from trl_ext_plugins.vgrp.transforms import to_r_sft
-from trl_ext_plugins.vgrp.verify import Puzzle, verify
-
-
-def strs(board):
-    return [[str(x) for x in row] for row in board]
-
-
-def grid_text(board) -> str:  # written here, independently of verify.format_grid
-    return "[" + ",".join("[" + ",".join(map(str, row)) + "]" for row in board) + "]"
 
 
 def swap_rows(board, a, b):
     out = [list(row) for row in board]
     out[a], out[b] = out[b], out[a]
-    return out
-
-
-def with_cell(board, r, c, v):
-    out = [list(row) for row in board]
-    out[r][c] = v
     return out
 
 
@@ -200,19 +180,4 @@ GAMES = ["skyscraper", "renzoku", "kakurasu", "thermometers"]
 @pytest.mark.parametrize("name", GAMES)
 @pytest.mark.parametrize("size", [4, 5])
 def test_generated_puzzles_unique_verified_and_traced(name, size):
-    cfg = VGRPConfig(games=[name], sizes=[size], num_clues=[0, 4], seed=3)
-    rows = make_vgrp_dataset(cfg, n=3, split="train")
-    game = get_game(name)
-    for row in rows:
-        side = json.loads(row["side_info"])
-        assert side, "the game's side info must reach the side_info column"
-        init, solution = json.loads(row["init_board"]), json.loads(row["solution"])
-        assert count_solutions(game, init, side) == 1
-        assert all(game.units(solution, side)) and game.official_check(strs(solution), side)
-        puzzle = Puzzle.from_row(row["game"], row["init_board"], row["side_info"])
-        text = f"Perception\n{grid_text(init)}\nAnswer\n{grid_text(solution)}"
-        for mode in ("official", "strict"):
-            assert verify(text, puzzle, mode=mode).answer_ok, (mode, text)
-        completion = to_r_sft(row, max_steps=100_000)["completion"][0]["content"]
-        assert completion.endswith(f"Answer\n{grid_text(solution)}")
-        assert game.render_extra(init, side).splitlines()[0] in row["prompt"][0]["content"]
+    check_generated_puzzles(name, size, num_clues=[0, 4])

@@ -4,31 +4,13 @@ path (unique, verified in both modes, R-SFT trace ending at the solution)."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
+from vgrp_boards import board_output, check_generated_puzzles, replace, with_cell
 
 from trl_ext_plugins.vgrp.config import VGRPConfig
-from trl_ext_plugins.vgrp.data import make_vgrp_dataset
 from trl_ext_plugins.vgrp.games import get_game
 from trl_ext_plugins.vgrp.puzzles import count_solutions
-from trl_ext_plugins.vgrp.transforms import to_r_sft
 from trl_ext_plugins.vgrp.verify import Puzzle, partial_score, verify
-
-
-def grid_text(board) -> str:  # written here, independently of verify.format_grid
-    return "[" + ",".join("[" + ",".join(map(str, row)) + "]" for row in board) + "]"
-
-
-def with_cell(board, r, c, v):
-    out = [list(row) for row in board]
-    out[r][c] = v
-    return out
-
-
-def replace(board, old, new):
-    return [[new if x == old else x for x in row] for row in board]
-
 
 # Mines at r1c1, r2c3, r4c4. Counts by hand (neighbours include diagonals):
 #   r1: c2 touches r1c1, r2c3 -> 2; c3 touches r2c3 -> 1; c4 touches r2c3 -> 1
@@ -67,27 +49,26 @@ def test_hand_field_and_violations():
 def test_official_checker_quirks():
     game = get_game("fieldexplore")
     puzzle = Puzzle(game, INIT, {})
-    perception = grid_text(INIT)
     # The official check_answer returns True after its givens loop: the counts are never checked, so wrong counts,
     # junk values and a copy of the initial board (hidden cells left 0) all pass; strict checks the counts. (The
     # hidden r1c4 written 3 beside its one mine; the hidden r1c1 written x.)
     for answer in (with_cell(FIELD, 0, 3, 3), with_cell(FIELD, 0, 0, "x"), INIT):
         assert game.official_check(answer, {})
-        text = f"Perception\n{perception}\nAnswer\n{grid_text(answer)}"
+        text = board_output(INIT, answer)
         assert verify(text, puzzle, "official").answer_ok
         assert not verify(text, puzzle, "strict").answer_ok
     # A given mine must stay a mine in both modes.
-    lost_mine = f"Perception\n{perception}\nAnswer\n{grid_text(with_cell(FIELD, 1, 2, 1))}"
+    lost_mine = board_output(INIT, with_cell(FIELD, 1, 2, 1))
     assert not verify(lost_mine, puzzle, "official").answer_ok and not verify(lost_mine, puzzle, "strict").answer_ok
     # A given blank (the official int 0) is not enforced by the official code, not even against a mine.
-    mined_blank = f"Perception\n{perception}\nAnswer\n{grid_text(with_cell(FIELD, 2, 0, 's'))}"
+    mined_blank = board_output(INIT, with_cell(FIELD, 2, 0, "s"))
     assert verify(mined_blank, puzzle, "official").answer_ok
     assert not verify(mined_blank, puzzle, "strict").answer_ok
     # Deviation (shared givens check): a given number must be copied; the official code only forbids a mine there.
-    dropped = f"Perception\n{perception}\nAnswer\n{grid_text(with_cell(FIELD, 0, 1, 'e'))}"
+    dropped = board_output(INIT, with_cell(FIELD, 0, 1, "e"))
     assert not verify(dropped, puzzle, "official").answer_ok
     # A revealed blank is perceived as e: 0 is the hidden cell in the official form, strict reads both as empty.
-    blank_as_zero = f"Perception\n{grid_text(replace(INIT, 'e', 0))}\nAnswer\n{grid_text(FIELD)}"
+    blank_as_zero = board_output(replace(INIT, "e", 0), FIELD)
     assert not verify(blank_as_zero, puzzle, "official").perception_ok
     assert verify(blank_as_zero, puzzle, "strict").answer_ok
 
@@ -103,22 +84,9 @@ def test_partial_score_reads_counts_and_givens():
 
 @pytest.mark.parametrize("size", [4, 5, 6])
 def test_generated_puzzles_unique_verified_and_traced(size):
-    cfg = VGRPConfig(games=["fieldexplore"], sizes=[size], seed=3)
-    rows = make_vgrp_dataset(cfg, n=3, split="train")
-    game = get_game("fieldexplore")
-    for row in rows:
-        side = json.loads(row["side_info"])
-        assert side == {}  # everything is on the board
-        init, solution = json.loads(row["init_board"]), json.loads(row["solution"])
-        assert count_solutions(game, init, side) == 1
-        assert all(game.units(solution, side)) and game.official_check(solution, side)
-        puzzle = Puzzle.from_row(row["game"], row["init_board"], row["side_info"])
-        text = f"Perception\n{grid_text(init)}\nAnswer\n{grid_text(solution)}"
-        for mode in ("official", "strict"):
-            assert verify(text, puzzle, mode=mode).answer_ok, (mode, text)
-        completion = to_r_sft(row, max_steps=100_000)["completion"][0]["content"]
-        assert completion.endswith(f"Answer\n{grid_text(solution)}")
-        assert "s is a revealed mine" in row["prompt"][0]["content"]
+    check_generated_puzzles(
+        "fieldexplore", size, has_side_info=False, official_as_strings=False, prompt_text="s is a revealed mine"
+    )
 
 
 def test_sizes_outside_the_supported_range_are_refused():

@@ -8,6 +8,7 @@ import json
 import math
 
 import pytest
+from vgrp_boards import board_output, grid_text, strs, with_cell
 
 from trl_ext_plugins.vgrp.config import VGRPConfig
 from trl_ext_plugins.vgrp.data import make_vgrp_dataset
@@ -15,18 +16,6 @@ from trl_ext_plugins.vgrp.games import get_game
 from trl_ext_plugins.vgrp.puzzles import EMPTY, count_solutions
 from trl_ext_plugins.vgrp.transforms import to_r_sft
 from trl_ext_plugins.vgrp.verify import Puzzle, verify
-
-
-def strs(board):
-    return [[str(x) for x in row] for row in board]
-
-
-def grid_text(board) -> str:  # written here, independently of verify.format_grid
-    return "[" + ",".join("[" + ",".join(map(str, row)) + "]" for row in board) + "]"
-
-
-def output(init, answer) -> str:
-    return f"Perception\n{grid_text(init)}\nAnswer\n{grid_text(answer)}"
 
 
 def puzzle(game: str, init, side) -> Puzzle:
@@ -85,12 +74,6 @@ COLORS = [list("ABCD"), list("CDAB"), list("ABCD"), list("CDAB")]
 L_SWAP = [[2, 3, 4, 1], [1, 2, 3, 4], [3, 4, 1, 2], [4, 1, 2, 3]]
 
 
-def changed(board, r, c, v):
-    out = [list(row) for row in board]
-    out[r][c] = v
-    return out
-
-
 # (game, side, solution, [(broken board, rule broken, units expected by hand)])
 HAND = {
     "oddevensudoku": (
@@ -99,7 +82,7 @@ HAND = {
         [
             # r1c1 = 3: row 1, column 1 and box 1 repeat 3 (3 is odd like the 1 it replaces: parity holds)
             (
-                changed(S, 0, 0, 3),
+                with_cell(S, 0, 0, 3),
                 "sudoku",
                 [False, True, True, True, False, True, True, True] + [False, True, True, True] + [True] * 4,
             ),
@@ -113,7 +96,7 @@ HAND = {
         [
             # r1c1 = 2: row 1, column 1 and region A repeat 2
             (
-                changed(J, 0, 0, 2),
+                with_cell(J, 0, 0, 2),
                 "row/column",
                 [False, True, True, True, False, True, True, True] + [False, True, True, True],
             ),
@@ -134,7 +117,7 @@ HAND = {
         [
             # r1c1 = 2: row 1, column 1 and colour A (1 -> 2 next to the 2 at r4c3) repeat 2
             (
-                changed(L, 0, 0, 2),
+                with_cell(L, 0, 0, 2),
                 "row/column",
                 [False, True, True, True, False, True, True, True] + [False, True, True, True],
             ),
@@ -152,10 +135,10 @@ def test_hand_made_solution_accepted_and_each_rule_violation_rejected(name):
     assert game.official_check(strs(solution), side)
     p = puzzle(name, empty_board(4), side)
     for mode in ("official", "strict"):
-        assert verify(output(p.init, solution), p, mode).answer_ok
+        assert verify(board_output(p.init, solution), p, mode).answer_ok
     for board, rule, expected_units in broken:
         assert game.units(board, side) == expected_units, rule
-        assert verify(output(p.init, board), p, "strict").answer_ok is False, rule
+        assert verify(board_output(p.init, board), p, "strict").answer_ok is False, rule
         official = game.official_check(strs(board), side)
         # the official Jigsaw checker never sees the regions: a region violation passes (see the quirk test)
         assert official is (name == "jigsawsudoku" and rule == "region"), rule
@@ -182,10 +165,10 @@ def test_hand_made_puzzles_have_one_solution_and_a_changed_given_fails():
     assert count_solutions(kil.game, kil.init, kil.side) == 1
     for p, solution in ((oe, S), (jig, J)):
         r, c = next((r, c) for r in range(4) for c in range(4) if p.init[r][c] != EMPTY)
-        wrong = changed(solution, r, c, solution[r][c] % 4 + 1)
+        wrong = with_cell(solution, r, c, solution[r][c] % 4 + 1)
         for mode in ("official", "strict"):
-            assert verify(output(p.init, solution), p, mode).answer_ok
-            assert not verify(output(p.init, wrong), p, mode).answer_ok
+            assert verify(board_output(p.init, solution), p, mode).answer_ok
+            assert not verify(board_output(p.init, wrong), p, mode).answer_ok
 
 
 # --- generated puzzles through the public path ---
@@ -273,7 +256,7 @@ def test_generated_puzzles_unique_verified_and_r_sft_replays(name, sizes, clues)
         p = Puzzle.from_row(row["game"], row["init_board"], row["side_info"])
         assert count_solutions(p.game, p.init, p.side) == 1
         for mode in ("official", "strict"):
-            assert verify(output(init, solution), p, mode).answer_ok
+            assert verify(board_output(init, solution), p, mode).answer_ok
         completion = to_r_sft(row, max_steps=10_000)["completion"][0]["content"]
         assert completion.endswith(f"Answer\n{grid_text(solution)}")
         assert _replay(completion, init) == solution
@@ -343,27 +326,27 @@ def test_official_oddeven_and_killer_convert_with_int():
 def test_official_oddeven_and_killer_read_0_as_empty_and_have_no_value_range():
     oe, kil = get_game("oddevensudoku"), get_game("killersudoku")
     # A 0 is an empty cell after int(): it repeats nothing, has no parity and adds nothing to its cage.
-    zero = strs(changed(S, 2, 2, 0))
+    zero = strs(with_cell(S, 2, 2, 0))
     assert oe.official_check(zero, {"cell_types": S_TYPES})
     assert kil.official_check(zero, {"cages": CAGES})
     # An all-zero answer passes Killer officially (every cage is under its sum and has an empty cell).
     assert kil.official_check([["0"] * 4 for _ in range(4)], {"cages": CAGES})
     # ... unless a cage's filled cells already exceed its sum: cage b (sum 7) as r1c3 = 9, r1c4 = 0 (9 repeats
     # nothing in row 1, column 3 or box 2).
-    assert kil.official_check(strs(changed(changed(S, 0, 3, 0), 0, 2, 9)), {"cages": CAGES}) is False
+    assert kil.official_check(strs(with_cell(with_cell(S, 0, 3, 0), 0, 2, 9)), {"cages": CAGES}) is False
     # Out-of-range numbers: cage a (sum 3) as 5 + (-2) repeats nothing and reaches its sum.
-    assert kil.official_check(strs(changed(changed(S, 0, 0, 5), 0, 1, -2)), {"cages": CAGES})
+    assert kil.official_check(strs(with_cell(with_cell(S, 0, 0, 5), 0, 1, -2)), {"cages": CAGES})
     # Odd-Even: a 5 on an odd ('b') cell that repeats nothing passes; a 6 on the same cell fails its parity.
-    assert oe.official_check(strs(changed(S, 0, 0, 5)), {"cell_types": S_TYPES})
-    assert not oe.official_check(strs(changed(S, 0, 0, 6)), {"cell_types": S_TYPES})
+    assert oe.official_check(strs(with_cell(S, 0, 0, 5)), {"cell_types": S_TYPES})
+    assert not oe.official_check(strs(with_cell(S, 0, 0, 6)), {"cell_types": S_TYPES})
     # strict (units) rejects all of these
-    assert not all(kil.units(changed(changed(S, 0, 0, 5), 0, 1, -2), {"cages": CAGES}))
-    assert not all(oe.units(changed(S, 2, 2, 0), {"cell_types": S_TYPES}))
+    assert not all(kil.units(with_cell(with_cell(S, 0, 0, 5), 0, 1, -2), {"cages": CAGES}))
+    assert not all(oe.units(with_cell(S, 2, 2, 0), {"cell_types": S_TYPES}))
 
 
 def test_official_jigsaw_ignores_regions_strict_does_not():
     p = puzzle("jigsawsudoku", empty_board(4), {"regions": REGIONS})
-    text = output(p.init, J_SWAP)
+    text = board_output(p.init, J_SWAP)
     assert verify(text, p, "official").answer_ok  # rows and columns hold, every region repeats
     assert not verify(text, p, "strict").answer_ok
 
@@ -371,13 +354,13 @@ def test_official_jigsaw_ignores_regions_strict_does_not():
 def test_official_grouped_games_compare_raw_strings():
     jig, col = get_game("jigsawsudoku"), get_game("coloredsudoku")
     # a '0' string is a value, not an empty cell, in the raw-string checks: two of them in a row repeat
-    zeros = strs(changed(changed(J, 0, 0, 0), 1, 1, 0))  # r1c1 and r2c2: different rows and columns
+    zeros = strs(with_cell(with_cell(J, 0, 0, 0), 1, 1, 0))  # r1c1 and r2c2: different rows and columns
     assert jig.official_check(zeros, {"regions": REGIONS})
-    assert not jig.official_check(strs(changed(changed(J, 0, 0, 0), 0, 1, 0)), {"regions": REGIONS})
+    assert not jig.official_check(strs(with_cell(with_cell(J, 0, 0, 0), 0, 1, 0)), {"regions": REGIONS})
     # no value range: an 'x' that repeats nothing passes Colored Sudoku officially; a colour repeat fails
-    assert col.official_check(strs(changed(L, 0, 0, "x")), {"colors": COLORS})
+    assert col.official_check(strs(with_cell(L, 0, 0, "x")), {"colors": COLORS})
     # r1c1 'x' and r2c3 'x' (colour A both, rows and columns differ) repeat inside colour A
-    assert not col.official_check(strs(changed(changed(L, 0, 0, "x"), 1, 2, "x")), {"colors": COLORS})
+    assert not col.official_check(strs(with_cell(with_cell(L, 0, 0, "x"), 1, 2, "x")), {"colors": COLORS})
 
 
 def test_partial_reward_counts_the_variant_units():
@@ -387,7 +370,7 @@ def test_partial_reward_counts_the_variant_units():
     p = puzzle("killersudoku", empty_board(4), {"cages": CAGES})
     assert partial_score(S_12, p) == pytest.approx(15 / 21)
     # An invalid cell (a 7 in a 4x4) breaks its row, column, box and cage (cage a): 21 - 4 = 17 / 21.
-    assert partial_score(changed(S, 0, 0, 7), p) == pytest.approx(17 / 21)
+    assert partial_score(with_cell(S, 0, 0, 7), p) == pytest.approx(17 / 21)
     # Odd-Even: the invalid 7 breaks row 1, column 1, box 1 and row 1's parity: 12 / 16.
     p = puzzle("oddevensudoku", empty_board(4), {"cell_types": S_TYPES})
-    assert partial_score(changed(S, 0, 0, 7), p) == pytest.approx(12 / 16)
+    assert partial_score(with_cell(S, 0, 0, 7), p) == pytest.approx(12 / 16)

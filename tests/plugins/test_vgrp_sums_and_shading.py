@@ -7,28 +7,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from vgrp_boards import board_output, check_generated_puzzles, strs, with_cells
 
-from trl_ext_plugins.vgrp.config import VGRPConfig
-from trl_ext_plugins.vgrp.data import make_vgrp_dataset
 from trl_ext_plugins.vgrp.games import get_game
 from trl_ext_plugins.vgrp.puzzles import count_solutions
-from trl_ext_plugins.vgrp.transforms import to_r_sft
 from trl_ext_plugins.vgrp.verify import Puzzle, verify
-
-
-def strs(board):
-    return [[str(x) for x in row] for row in board]
-
-
-def grid_text(board) -> str:  # written here, independently of verify.format_grid
-    return "[" + ",".join("[" + ",".join(map(str, row)) + "]" for row in board) + "]"
-
-
-def with_cells(board, *changes):
-    out = [list(row) for row in board]
-    for r, c, v in changes:
-        out[r][c] = v
-    return out
 
 
 def grid(text: str):
@@ -166,10 +149,10 @@ def test_an_unshaded_given_binds_the_answer():
     init = with_cells([[0] * 4 for _ in range(4)], (0, 0, "e"))
     puzzle = Puzzle.from_row("hitori", json.dumps(init), json.dumps(LATIN))
     answer = with_cells(grid("eeee eeee eeee eeee"), (0, 0, "s"))
-    text = f"Perception\n{grid_text(init)}\nAnswer\n{grid_text(answer)}"
+    text = board_output(init, answer)
     assert not verify(text, puzzle, mode="official").answer_ok
     assert not verify(text, puzzle, mode="strict").answer_ok
-    kept = f"Perception\n{grid_text(init)}\nAnswer\n{grid_text(grid('eeee eeee eeee eeee'))}"
+    kept = board_output(init, grid("eeee eeee eeee eeee"))
     assert verify(kept, puzzle, mode="official").answer_ok and verify(kept, puzzle, mode="strict").answer_ok
 
 
@@ -216,22 +199,7 @@ GAMES = ["kakuro", "aquarium", "hitori", "nonogram"]
 @pytest.mark.parametrize("name", GAMES)
 @pytest.mark.parametrize("size", [4, 5])
 def test_generated_puzzles_unique_verified_and_traced(name, size):
-    cfg = VGRPConfig(games=[name], sizes=[size], seed=3)
-    rows = make_vgrp_dataset(cfg, n=3, split="train")
-    game = get_game(name)
-    for row in rows:
-        side = json.loads(row["side_info"])
-        assert side, "the game's side info must reach the side_info column"
-        init, solution = json.loads(row["init_board"]), json.loads(row["solution"])
-        assert count_solutions(game, init, side) == 1
-        assert all(game.units(solution, side)) and game.official_check(strs(solution), side)
-        puzzle = Puzzle.from_row(row["game"], row["init_board"], row["side_info"])
-        text = f"Perception\n{grid_text(init)}\nAnswer\n{grid_text(solution)}"
-        for mode in ("official", "strict"):
-            assert verify(text, puzzle, mode=mode).answer_ok, (mode, text)
-        completion = to_r_sft(row, max_steps=100_000)["completion"][0]["content"]
-        assert completion.endswith(f"Answer\n{grid_text(solution)}")
-        assert game.render_extra(init, side).splitlines()[0] in row["prompt"][0]["content"]
+    check_generated_puzzles(name, size)
 
 
 @pytest.mark.parametrize(
