@@ -3,13 +3,10 @@ global batch (a second arm under DeepSpeed builds its own engine; the main proce
 under ZeRO-3 measuring during training is refused before the first step."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from trl_ext.testing import deepspeed_config, uneven_rows
+from trl_ext.testing import deepspeed_config, run_cli, uneven_rows
 
 FLAGS = [
     "--max_steps", "2",
@@ -27,15 +24,10 @@ FLAGS = [
 
 
 def _compare(model_dir, data, out, nproc, per_device, *extra):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "DS_ACCELERATOR": "cpu"}
-    launcher = [sys.executable]
-    if nproc > 1:
-        port = str(29500 + (os.getpid() + len(str(out)) * 31) % 2000)
-        launcher += ["-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", port]
-    cmd = launcher + ["-m", "trl_ext", "compare", "sft", "dft:asft_loss=dft", "--model_name_or_path", model_dir]
-    cmd += ["--dataset_name", str(data), "--eval_dataset", str(data), "--eval_split", "train"]
-    cmd += ["--output_dir", str(out), "--per_device_train_batch_size", str(per_device), *FLAGS, *extra]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    cmd = ["compare", "sft", "dft:asft_loss=dft", "--model_name_or_path", model_dir]
+    cmd += ["--dataset_name", data, "--eval_dataset", data, "--eval_split", "train"]
+    cmd += ["--output_dir", out, "--per_device_train_batch_size", per_device, *FLAGS, *extra]
+    return run_cli(*cmd, nproc=nproc, timeout=900, check=False)
 
 
 @pytest.mark.slow

@@ -3,16 +3,14 @@ the per-row record and summary written next to the data, and a 2-process `torchr
 process; and the core `loglik_filter` transform built on it."""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from datasets import Dataset
 
 from trl_ext.data.curation import Decision, run_curation, summarize
-from trl_ext.testing import uneven_rows
+from trl_ext.testing import run_cli, uneven_rows
 
 
 class Interrupt(RuntimeError):
@@ -156,16 +154,8 @@ def test_loglik_filter_keeps_the_most_likely_rows(tiny_model_dir, tmp_path):
 
 
 def _transform(model_dir: str, data: Path, out: Path, nproc: int) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    launcher = [sys.executable]
-    if nproc > 1:
-        port = str(29500 + (os.getpid() * 7 + 13) % 2000)
-        launcher += ["-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", port]
-    cmd = launcher + ["-m", "trl_ext", "transform", "loglik_filter", "--model_name_or_path", model_dir]
-    cmd += ["--dataset_name", str(data), "--output", str(out), "--keep_fraction", "0.5", "--batch_size", "3"]
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
+    cmd = ["transform", "loglik_filter", "--model_name_or_path", model_dir, "--dataset_name", data, "--output", out]
+    return run_cli(*cmd, "--keep_fraction", "0.5", "--batch_size", "3", nproc=nproc)
 
 
 @pytest.mark.slow

@@ -3,16 +3,13 @@ processes of two rows each end with the weights of one process of four rows, and
 process is refused."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from trl_ext.testing import deepspeed_config, uneven_rows
+from trl_ext.testing import deepspeed_config, run_cli, uneven_rows
 
 STEP_FLAGS = [
     "--max_steps", "2",
@@ -30,15 +27,8 @@ STEP_FLAGS = [
 def _train(
     method: str, model_dir: str, data: Path, out: Path, nproc: int, per_device: int, *extra: str
 ) -> dict[str, torch.Tensor]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "DS_ACCELERATOR": "cpu"}
-    launcher = [sys.executable]
-    if nproc > 1:
-        port = str(29500 + (os.getpid() + len(method) * 97) % 2000)
-        launcher += ["-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", port]
-    cmd = launcher + ["-m", "trl_ext", "train", method, "--model_name_or_path", model_dir]
-    cmd += ["--dataset_name", str(data), "--output_dir", str(out), "--per_device_train_batch_size", str(per_device)]
-    result = subprocess.run(cmd + STEP_FLAGS + list(extra), env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    cmd = ["train", method, "--model_name_or_path", model_dir, "--dataset_name", data, "--output_dir", out]
+    run_cli(*cmd, "--per_device_train_batch_size", per_device, *STEP_FLAGS, *extra, nproc=nproc)
     return load_file(out / "model.safetensors")
 
 

@@ -189,15 +189,40 @@ def save_step_result(trainer, result: dict[str, Any], path: str | Path) -> None:
         torch.distributed.destroy_process_group()
 
 
+def free_port() -> int:
+    """A TCP port nothing listens on now, for a `torchrun --master_port` (no hash of the pid that two runs can share)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run_cli(
+    *args: Any, nproc: int = 1, timeout: int = 600, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run `python -m trl_ext *args` as one process, or under `torchrun --nproc_per_node nproc`, the way users launch
+    it: one thread per process, no GPU, DeepSpeed on CPU, `env` on top. With `check`, a non-zero exit fails with
+    stderr's tail."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "DS_ACCELERATOR": "cpu", **(env or {})}
+    launcher = [sys.executable]
+    if nproc > 1:
+        launcher += ["-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", str(free_port())]
+    cmd = [*launcher, "-m", "trl_ext", *map(str, args)]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {result.returncode}:\n{result.stderr[-3000:]}")
+    return result
+
+
 def run_layout(script: str | Path, out: str | Path, *args: Any, nproc: int = 1, timeout: int = 600) -> dict:
     """Run `script out *args` as one process, or under `torchrun --nproc_per_node nproc` (gloo on CPU, one thread
     each), and return the JSON the script wrote to `out`."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     cmd = [sys.executable, str(script)]
     if nproc > 1:
-        port = 29500 + (os.getpid() * 7 + len(str(script)) + len(str(out))) % 2000
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc)]
-        cmd += ["--master_port", str(port), str(script)]
+        cmd += ["--master_port", str(free_port()), str(script)]
     result = subprocess.run(
         cmd + [str(out), *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout
     )

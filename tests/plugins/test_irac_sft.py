@@ -4,15 +4,13 @@ resume after an interruption, 2 processes == 1), the eval callback, and the real
 irac_distill`, `trl-ext train --config examples/recipes/irac_sft.yaml --max_steps 1`)."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from datasets import Dataset
 
 from trl_ext.cli import main
+from trl_ext.testing import run_cli
 from trl_ext_plugins.irac_sft import (
     MCQEvalCallback,
     irac_distill,
@@ -215,16 +213,8 @@ def test_cli_transform_and_recipe(tiny_model_dir, tmp_path, capsys):
 
 
 def _distill_cli(model_dir: str, data: Path, out: Path, nproc: int) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    launcher = [sys.executable]
-    if nproc > 1:
-        port = str(29500 + (os.getpid() * 11 + 17) % 2000)
-        launcher += ["-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", port]
-    cmd = launcher + ["-m", "trl_ext", "transform", "irac_distill", "--dataset_name", str(data), "--teacher",
-                      "model", "--teacher_model", model_dir, "--max_new_tokens", "6", "--batch_size", "2",
-                      "--output", str(out)]  # fmt: skip
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_cli("transform", "irac_distill", "--dataset_name", data, "--teacher", "model", "--teacher_model", model_dir,
+            "--max_new_tokens", "6", "--batch_size", "2", "--output", out, nproc=nproc)  # fmt: skip
 
 
 @pytest.mark.slow

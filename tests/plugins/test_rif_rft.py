@@ -6,9 +6,6 @@ rif_rft --callbacks rif_forgetting`)."""
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,6 +15,7 @@ from datasets import Dataset
 
 from trl_ext.cli import main
 from trl_ext.rewards.toolkit import completion_text
+from trl_ext.testing import run_cli
 from trl_ext_plugins.rif_rft import (
     ContinualEvalCallback,
     answer_matches,
@@ -315,16 +313,9 @@ def test_cli_transform_resume_and_grpo_with_the_callback(tiny_model_dir, tmp_pat
 
 
 def _transform(model_dir, data, out, nproc):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    launcher = [sys.executable]
-    if nproc > 1:
-        port = str(29500 + (os.getpid() * 13 + 5) % 2000)
-        launcher += ["-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", port]
-    cmd = launcher + ["-m", "trl_ext", "transform", "rif_rft", "--model_name_or_path", model_dir, "--dataset_name",
-                      str(data), "--output", str(out), "--rewards", "rif_task_reward", "--num_rollouts", "3",
-                      "--max_new_tokens", "4", "--batch_size", "2", "--drop_all_wrong", "false"]  # fmt: skip
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_cli("transform", "rif_rft", "--model_name_or_path", model_dir, "--dataset_name", data, "--output", out,
+            "--rewards", "rif_task_reward", "--num_rollouts", "3", "--max_new_tokens", "4", "--batch_size", "2",
+            "--drop_all_wrong", "false", nproc=nproc)  # fmt: skip
 
 
 @pytest.mark.slow

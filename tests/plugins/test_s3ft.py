@@ -4,9 +4,6 @@ regenerating and a 2-process run equal to one, the code judge through the sandbo
 CLI (`trl-ext transform s3ft`, `trl-ext train sft --transforms s3ft`)."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,7 @@ from datasets import Dataset
 from trl_ext.cli import main
 from trl_ext.evaluation.judges import numeric_match
 from trl_ext.inference.generation import Generation
+from trl_ext.testing import run_cli
 from trl_ext_plugins.s3ft import make_s3ft_transform, model_fingerprint, s3ft_build, strip_preamble
 
 
@@ -247,15 +245,8 @@ def test_model_fingerprint_follows_the_weights():
 
 
 def _transform(model_dir: str, data: Path, out: Path, nproc: int) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    launcher = [sys.executable]
-    if nproc > 1:
-        port = str(29500 + (os.getpid() * 11 + 17) % 2000)
-        launcher += ["-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", port]
-    cmd = launcher + ["-m", "trl_ext", "transform", "s3ft", "--model_name_or_path", model_dir, "--dataset_name",
-                      str(data), "--output", str(out), "--max_new_tokens", "6", "--batch_size", "2"]  # fmt: skip
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_cli("transform", "s3ft", "--model_name_or_path", model_dir, "--dataset_name", data, "--output", out,
+            "--max_new_tokens", "6", "--batch_size", "2", nproc=nproc)  # fmt: skip
 
 
 @pytest.mark.slow

@@ -3,9 +3,6 @@ seed_as_instructions, determinism, BM25 on the built-in corpus), the post-proces
 and 2-process runs of the transform, and the real CLI (`trl-ext transform searchinstruct`)."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +11,7 @@ from datasets import Dataset
 from trl_ext.cli import main
 from trl_ext.data import load_dataset
 from trl_ext.inference.retrieval import BM25Retriever, Doc
+from trl_ext.testing import run_cli
 from trl_ext_plugins.searchinstruct.data import NOT_IN_CONTEXT, documents, held_out, seeds, template_llm
 from trl_ext_plugins.searchinstruct.pipeline import (
     LocalLLM,
@@ -320,14 +318,7 @@ def test_cli_transform_writes_provenance_and_resumes(tiny_model_dir, tmp_path, c
 
 
 def _torchrun(model_dir, docs, out, nproc):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    launcher = [sys.executable]
-    if nproc > 1:
-        port = str(29500 + (os.getpid() * 11 + 17) % 2000)
-        launcher += ["-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", port]
-    result = subprocess.run([*launcher, "-m", "trl_ext", *_cli_args(model_dir, docs, out)], env=env,
-                            capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_cli(*_cli_args(model_dir, docs, out), nproc=nproc)
 
 
 @pytest.mark.slow

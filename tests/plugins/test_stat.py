@@ -3,9 +3,6 @@ mocked pipeline's teacher-call count), the pitfalls (catalogue-only labels, no v
 resume after an interruption and a 2-process torchrun run equal to one process, and the real CLI."""
 
 import json
-import os
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -14,6 +11,7 @@ from datasets import Dataset
 
 from trl_ext.cli import main
 from trl_ext.data import load_dataset
+from trl_ext.testing import run_cli
 from trl_ext_plugins.stat import (
     ArithTeacher,
     CachedTeacher,
@@ -309,16 +307,9 @@ def test_cli_requires_a_validation_set(tiny_model_dir, tmp_path, capsys):
 
 
 def _transform(model_dir: str, val: Path, out: Path, nproc: int) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    launcher = [sys.executable]
-    if nproc > 1:
-        port = str(29500 + (os.getpid() * 11 + 17) % 2000)
-        launcher += ["-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", port]
-    cmd = launcher + ["-m", "trl_ext", "transform", "stat", "--model_name_or_path", model_dir, "--dataset_name",
-                      "builtin:stat_skills", "--split", "train", "--val_dataset", str(val), "--val_split", "train",
-                      "--target_size", "30", "--max_new_tokens", "4", "--batch_size", "3", "--output", str(out)]  # fmt: skip
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_cli("transform", "stat", "--model_name_or_path", model_dir, "--dataset_name", "builtin:stat_skills",
+            "--split", "train", "--val_dataset", val, "--val_split", "train", "--target_size", "30",
+            "--max_new_tokens", "4", "--batch_size", "3", "--output", out, nproc=nproc)  # fmt: skip
 
 
 @pytest.mark.slow

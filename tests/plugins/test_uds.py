@@ -370,18 +370,13 @@ def test_cli_train_uds_two_steps(tiny_model_dir, tmp_path, sft_rows):
 @pytest.mark.slow
 def test_torchrun_refuses_several_processes_before_training(tiny_model_dir, tmp_path, sft_rows):
     """Two processes would each select on their own: refused through the real launch unless asked for."""
-    import os
-    import subprocess
-    import sys
+    from trl_ext.testing import run_cli
 
     data = tmp_path / "train.jsonl"
     Dataset.from_list(sft_rows).to_json(str(data), lines=True)
-    port = str(29500 + os.getpid() % 2000)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port]
-    cmd += ["-m", "trl_ext", "train", "uds", "--model_name_or_path", tiny_model_dir, "--dataset_name", str(data)]
-    cmd += ["--output_dir", str(tmp_path / "out"), "--max_steps", "1", "--report_to", "none"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    cmd = ["train", "uds", "--model_name_or_path", tiny_model_dir, "--dataset_name", data]
+    cmd += ["--output_dir", tmp_path / "out", "--max_steps", "1", "--report_to", "none"]
+    result = run_cli(*cmd, nproc=2, check=False)
     assert result.returncode != 0
     assert "--uds_per_process_selection true" in result.stderr
     assert not (tmp_path / "out" / "model.safetensors").exists()
