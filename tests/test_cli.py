@@ -1,6 +1,7 @@
 """The CLI from a user's side: listing, info, plugins, training a tiny local model, recipes, and bad input refused
 before training with a message naming the problem."""
 
+import functools
 import json
 import os
 import subprocess
@@ -8,8 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
+from trl_ext import testing
 from trl_ext.cli import main
 
 TINY_FLAGS = [
@@ -26,14 +29,7 @@ TINY_FLAGS = [
 ]
 
 
-def run_cli(*args, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "trl_ext", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, **(env or {})},
-    )
+run_cli = functools.partial(testing.run_cli, check=False)
 
 
 def test_list_json_has_the_issue_components(capsys):
@@ -388,3 +384,28 @@ def test_info_lists_the_columns_a_component_reads_when_present(capsys):
     assert "Optional columns (read when present):\n  sql_execution_time:" in out
     with pytest.raises(TypeError, match="optional_columns"):
         Reward(name="r", optional_columns={"a": 1})._validate("reward")
+
+
+@pytest.mark.parametrize("adapter", ["--use_peft", "--adapter"])
+def test_seed_fixes_the_adapter_init(tiny_model_dir, tmp_path, adapter):
+    """An `--adapter`'s random init used to be drawn before transformers' Trainer seeded, so two runs of one command
+    (or one and two processes) started from different adapters (TRL's `--use_peft` path was seeded); the learning rate
+    here is too small to move them."""
+    from peft import LoraConfig
+    from safetensors.torch import load_file
+
+    LoraConfig(r=2, target_modules=["q_proj", "v_proj"]).save_pretrained(str(tmp_path / "lora"))
+    flags = (
+        ["--use_peft", "--lora_r", "2"] if adapter == "--use_peft" else ["--adapter", f"peft:config={tmp_path}/lora"]
+    )
+
+    def lora_a(name: str, seed: int) -> list:
+        out = tmp_path / name
+        args = ["train", "sft", "--model_name_or_path", tiny_model_dir, "--output_dir", str(out), "--seed", str(seed)]
+        assert main(args + flags + TINY_FLAGS[2:] + ["--max_steps", "1", "--learning_rate", "1e-30"]) == 0
+        weights = load_file(str(out / "adapter_model.safetensors"))
+        return [weights[k] for k in sorted(weights) if "lora_A" in k]
+
+    first, again, other = lora_a("a", 3), lora_a("b", 3), lora_a("c", 4)
+    assert all(torch.equal(x, y) for x, y in zip(first, again, strict=True))
+    assert not torch.equal(first[0], other[0])

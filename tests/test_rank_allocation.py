@@ -172,3 +172,31 @@ def test_the_trainer_loss_gets_the_penalty_once_per_optimizer_step(tmp_path, sft
         penalty = orthogonality_penalty(trainer.model.base_model)
     assert trainer.loss_is_scaled_for_ga or trainer.model_accepts_loss_kwargs  # TRL's SFT: scaled over the batch
     assert abs((total - plain).item() - 0.5 * penalty.item() / accumulation) < 1e-5
+
+
+@pytest.mark.slow
+def test_two_ddp_processes_prune_like_one(tiny_model_dir, tmp_path):
+    """Under `torchrun` each process scores the ranks from the gradients DDP has already averaged, so two processes of
+    two rows keep the ranks, and end with the adapter, of one process of four rows (24 rows: 6 steps, one epoch)."""
+    from trl_ext.testing import run_cli, uneven_rows
+
+    _adalora(total_step=6).save_pretrained(str(tmp_path / "adalora"))
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in uneven_rows() * 6))
+    flags = ["--adapter", f"peft:config={tmp_path / 'adalora'}", "--max_steps", "6", "--optim", "sgd"]
+    flags += ["--learning_rate", "0.5", "--lr_scheduler_type", "constant", "--max_grad_norm", "0", "--seed", "0"]
+    flags += ["--save_strategy", "no", "--report_to", "none", "--gradient_checkpointing", "false"]
+    runs = {}
+    for nproc, per_device in ((1, 4), (2, 2)):
+        out = tmp_path / f"nproc{nproc}"
+        run_cli("train", "sft", "--model_name_or_path", tiny_model_dir, "--dataset_name", data, "--output_dir", out,
+                "--per_device_train_batch_size", per_device, *flags, nproc=nproc)  # fmt: skip
+        pattern = json.loads((out / "adapter_config.json").read_text())["rank_pattern"]
+        runs[nproc] = pattern, load_file(str(out / "adapter_model.safetensors"))
+    (one_pattern, one), (two_pattern, two) = runs[1], runs[2]
+    assert sum(sum(kept) for kept in one_pattern.values()) == MATRICES  # pruned to the target: the test is not void
+    assert two_pattern == one_pattern
+    assert one.keys() == two.keys()
+    kept = [k for k in one if one[k].numel()]  # a matrix pruned to no rank saves an empty lora_E
+    scale = max(one[k].abs().max().item() for k in kept)
+    assert max((one[k] - two[k]).abs().max().item() for k in kept) < 1e-5 * max(1.0, scale)

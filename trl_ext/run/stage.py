@@ -204,6 +204,7 @@ def build_trainer(stage: Stage, dataset):
     load the model, apply the transforms and check the columns they leave, wrap the adapters, build the rewards and
     callbacks. `dataset`: the stage's data as `load_checked_dataset` returned it. A `skip_if_empty` stage left with no
     training rows raises StageSkipped."""
+    from transformers import set_seed
     from trl import get_peft_config
 
     from trl_ext.models import load_model_and_tokenizer
@@ -213,6 +214,10 @@ def build_trainer(stage: Stage, dataset):
 
     method, config, script_args = stage.method, stage.config, stage.script_args
     train_split = script_args.dataset_train_split
+    # transformers seeds in `Trainer.__init__`, after the model and its `--adapter`s exist: without this an adapter's
+    # random init (and any head the checkpoint lacks) ignored --seed, so two runs of one command differed, and one
+    # process differed from two
+    set_seed(config.seed)
     model, tokenizer = load_model_and_tokenizer(stage.model_args, config)
     if stage.transforms:
         before = len(dataset[train_split]) if hasattr(dataset[train_split], "__len__") else None
@@ -228,6 +233,7 @@ def build_trainer(stage: Stage, dataset):
         check_columns(
             dataset[train_split].column_names, method, config, script_args.dataset_name, reward_columns(stage.rewards)
         )
+    set_seed(config.seed)  # the adapters' init, whatever the transforms drew
     for record, options in stage.adapters:
         model = record.build(**options)(model)
     check_adapted_model(model, config)
