@@ -94,15 +94,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import torch
 
     from trl_ext.evaluation.callback import GenerationEvalCallback
-    from trl_ext.plugin.registry import get
-    from trl_ext.run.checks import check_options
-    from trl_ext.run.specs import parse_spec_list
+    from trl_ext.run.arguments import resolve_steps
 
-    steps = [(get("callback", name), options) for name, options in parse_spec_list(args.callbacks)]
+    steps = resolve_steps("callback", args.callbacks)
     if not steps:
         raise CLIError("--callbacks names no callback")
-    for record, options in steps:
-        check_options(record, options)
     callbacks = [record.build(**options) for record, options in steps]
     for record, callback in zip((r for r, _ in steps), callbacks, strict=True):
         if not isinstance(callback, GenerationEvalCallback):
