@@ -5,7 +5,9 @@ placeholders with distinct prior embeddings) and outputs H; rows a0..a1 of H ove
 input's embeddings, and the base runs on those `inputs_embeds`. `fused_lm_head=True` is passed through to the base
 (patched with TRL's `add_fused_lm_head`), so training scores tokens in chunks and never builds (B, T, V) logits.
 Only T, P (and the frozen prior table when the vocabulary has no reserved ids) are saved:
-`thought_generator.safetensors` beside `lta_thinker.json`."""
+`thought_generator.safetensors` beside `lta_thinker.json`. With the official optional `train_base_lora`, the base
+also carries a LoRA (the official r=16, alpha 32, dropout 0.1 on q_proj and v_proj), trained with the generator and
+saved in the same file under `base.`."""
 
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from trl_ext.training.sharding import full_parameters
 WEIGHTS_NAME = "thought_generator.safetensors"
 CONFIG_NAME = "lta_thinker.json"
 PRIOR = "thought_prior"
+# The official code's LoRA for its optional `tune_base_model` flag (llm_model.py), in peft's LoraConfig fields
+OFFICIAL_BASE_LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.1, "target_modules": ["q_proj", "v_proj"]}
 
 
 @dataclass
@@ -37,6 +41,7 @@ class ThoughtGeneratorSpec:
     eps: float
     vocab_rows: int  # the base's embedding rows: ids from here on are read from the prior table
     base_model_name_or_path: str | None = None
+    base_lora: dict[str, Any] | None = None  # LoraConfig fields of a LoRA trained on the base (train_base_lora)
 
 
 class ThoughtGenerator(nn.Module):
@@ -81,7 +86,8 @@ def generator_parameter_count(hidden_size: int, ffn_dim: int) -> int:
 
 
 class LTAThinkerModel(nn.Module):
-    """A frozen causal LM whose K thought slots are filled by a trainable `ThoughtGenerator`."""
+    """A frozen causal LM (or one with a trainable LoRA: `spec.base_lora`) whose K thought slots are filled by a
+    trainable `ThoughtGenerator`."""
 
     # Trainer passes `num_items_in_batch` to compute_loss and leaves the accumulation scaling to it.
     accepts_loss_kwargs = True
@@ -91,6 +97,11 @@ class LTAThinkerModel(nn.Module):
         self.base = base
         self.spec = spec
         base.requires_grad_(False)
+        if spec.base_lora:
+            from peft import LoraConfig, inject_adapter_in_model
+
+            # in place (the base stays a transformers model): only the LoRA matrices train
+            inject_adapter_in_model(LoraConfig(bias="none", **spec.base_lora), base)
         _add_fused_head(base)
         self.generator = ThoughtGenerator(spec.hidden_size, spec.ffn_dim, spec.num_heads, spec.eps).float()
         extra = [i - spec.vocab_rows for i in spec.thought_token_ids if i >= spec.vocab_rows]
@@ -109,8 +120,10 @@ class LTAThinkerModel(nn.Module):
         generator_heads: int = 1,
         generator_ffn_dim: int | None = None,
         seed: int = 0,
+        base_lora: dict[str, Any] | None = None,
     ) -> LTAThinkerModel:
-        """Wrap `base` with a freshly initialised generator (torch's default init, drawn from `seed`). Without
+        """Wrap `base` with a freshly initialised generator (torch's default init, drawn from `seed`), and a fresh
+        LoRA on the base when `base_lora` gives its LoraConfig fields (`OFFICIAL_BASE_LORA`). Without
         `thought_token_ids`, the K slots get ids past the base's embedding rows and a frozen prior table whose rows
         are drawn around the embedding matrix (its mean plus its per-dim std times N(0, 1)): distinct, fixed priors
         (the card's "add K tokens and resize" for models without reserved ids), leaving the base untouched."""
@@ -126,6 +139,7 @@ class LTAThinkerModel(nn.Module):
             eps=float(getattr(text, "rms_norm_eps", None) or getattr(text, "layer_norm_eps", None) or 1e-6),
             vocab_rows=vocab_rows,
             base_model_name_or_path=getattr(base.config, "name_or_path", None) or None,
+            base_lora=dict(base_lora) if base_lora else None,
         )
         if len(spec.thought_token_ids) != num_thought_tokens:
             raise ValueError(f"thought_token_ids needs {num_thought_tokens} ids, got {len(spec.thought_token_ids)}")
@@ -170,8 +184,8 @@ class LTAThinkerModel(nn.Module):
     @property
     def _keys_to_ignore_on_save(self) -> list[str]:
         """The frozen base's weights: absent from a checkpoint by design, so Trainer's resume (which loads the
-        generator non-strictly) does not warn about them."""
-        return [f"base.{k}" for k in self.base.state_dict()]
+        generator non-strictly) does not warn about them. A base LoRA's matrices are saved."""
+        return [f"base.{k}" for k in self.base.state_dict() if not _is_lora(k)]
 
     def tie_weights(self, *args: Any, **kwargs: Any) -> None:
         self.base.tie_weights(*args, **kwargs)
@@ -282,12 +296,12 @@ class LTAThinkerModel(nn.Module):
 
     # --- save / load --------------------------------------------------------------------------------------------
     def trainable_state(self) -> dict[str, torch.Tensor]:
-        """The generator's parameters and the prior table, whole (gathered under ZeRO-3: a collective)."""
-        named = dict(self.generator.named_parameters())
+        """The generator's parameters, the base LoRA's if any, and the prior table, whole (gathered under ZeRO-3: a
+        collective)."""
+        named = {f"generator.{n}": p for n, p in self.generator.named_parameters()}
+        named |= {f"base.{n}": p for n, p in self.base.named_parameters() if _is_lora(n)}
         with full_parameters(named.values()) as values:
-            state = {
-                f"generator.{n}": v.detach().clone().cpu().contiguous() for n, v in zip(named, values, strict=True)
-            }
+            state = {n: v.detach().clone().cpu().contiguous() for n, v in zip(named, values, strict=True)}
         if hasattr(self, PRIOR):
             state[PRIOR] = getattr(self, PRIOR).detach().clone().cpu().contiguous()
         return state
@@ -320,13 +334,26 @@ class LTAThinkerModel(nn.Module):
             raise ValueError(f"the generator was trained on a base with {spec.vocab_rows} embedding rows, not {rows}")
         state = load_file(str(path / WEIGHTS_NAME))
         model = cls(base, spec, state.pop(PRIOR, None))
-        model.generator.load_state_dict({k.removeprefix("generator."): v for k, v in state.items()})
+        lora = {k: v for k, v in state.items() if k.startswith("base.")}
+        model.generator.load_state_dict({k.removeprefix("generator."): v for k, v in state.items() if k not in lora})
+        expected = {f"base.{n}" for n, _ in model.base.named_parameters() if _is_lora(n)}
+        if set(lora) != expected:
+            raise ValueError(
+                f"{path / WEIGHTS_NAME} holds {len(lora)} base LoRA tensors where {CONFIG_NAME} implies "
+                f"{len(expected)}: the files do not belong together"
+            )
+        model.load_state_dict(lora, strict=False)
         return model.to(base.get_input_embeddings().weight.device)
 
 
 def load_output(folder: str | Path, **base_kwargs: Any) -> LTAThinkerModel:
     """An `lta-thinker` run's output folder (its generator on the base it names): the method's `load_output`."""
     return LTAThinkerModel.from_pretrained(folder, **base_kwargs)
+
+
+def _is_lora(name: str) -> bool:
+    """A base LoRA's matrix (peft names them `...q_proj.lora_A.default.weight`)."""
+    return ".lora_A." in name or ".lora_B." in name
 
 
 def _add_fused_head(base: nn.Module) -> None:

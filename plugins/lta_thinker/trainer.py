@@ -18,7 +18,7 @@ from trl_ext.compat.trainer import count_train_tokens, keep_columns, prepare_inp
 from .config import LTAThinkerConfig
 from .data import INDEX_COLUMNS, LTACollator, format_dataset
 from .loss import reasoning_focus_infonce, semantic_alignment_kl, thought_variance
-from .model import LTAThinkerModel, generator_parameter_count
+from .model import OFFICIAL_BASE_LORA, LTAThinkerModel, generator_parameter_count
 from .paper import PAPER
 
 logger = logging.getLogger(__name__)
@@ -49,8 +49,8 @@ class LTAThinkerTrainer(SFTTrainer):
             raise TypeError(f"LTAThinkerTrainer needs an LTAThinkerConfig, got {type(args).__name__}")
         if peft_config is not None:
             raise ValueError(
-                "LTAThinkerTrainer trains a thought generator on a frozen base: drop --use_peft (the base gets no "
-                "adapter; compare against LoRA with `trl-ext train sft --use_peft`)."
+                "LTAThinkerTrainer trains a thought generator on a frozen base: drop --use_peft (the official base "
+                "LoRA is --train_base_lora true; compare against LoRA alone with `trl-ext train sft --use_peft`)."
             )
         if isinstance(model, str):
             from trl_ext.models import load_model
@@ -64,6 +64,12 @@ class LTAThinkerTrainer(SFTTrainer):
                 generator_heads=args.generator_heads,
                 generator_ffn_dim=args.generator_ffn_dim,
                 seed=args.seed,
+                base_lora=OFFICIAL_BASE_LORA if args.train_base_lora else None,
+            )
+        elif bool(model.spec.base_lora) != args.train_base_lora:
+            raise ValueError(
+                f"the model {'has' if model.spec.base_lora else 'has no'} base LoRA but train_base_lora="
+                f"{args.train_base_lora}"
             )
         elif model.num_thought_tokens != args.num_thought_tokens:
             raise ValueError(
@@ -99,9 +105,13 @@ class LTAThinkerTrainer(SFTTrainer):
         keep_columns(self, [*INDEX_COLUMNS])  # through remove_unused_columns, to the collator
         expected = generator_parameter_count(model.spec.hidden_size, model.spec.ffn_dim)
         if self.is_world_process_zero():
+            base = "base frozen"
+            if model.spec.base_lora:
+                lora = model.num_trainable_parameters() - expected
+                base = f"base frozen but a LoRA of {lora:,} (r={model.spec.base_lora['r']} on q_proj, v_proj)"
             print(
                 f"lta-thinker: {model.num_trainable_parameters():,} trainable parameters (thought generator T + P: "
-                f"5d^2 + 2df + f + 8d = {expected:,}); base frozen; K = {model.num_thought_tokens} thought slots"
+                f"5d^2 + 2df + f + 8d = {expected:,}); {base}; K = {model.num_thought_tokens} thought slots"
             )
 
     @property

@@ -267,6 +267,56 @@ def test_save_load_forward_identical(tmp_path):
     assert torch.equal(initial.thought_prior, loaded.thought_prior)  # fixed priors, from the seed
 
 
+def test_base_lora_is_the_official_one_trained_and_saved(tmp_path):
+    """`train_base_lora` (official optional flag): LoRA r=16 on q_proj and v_proj of the base, trained with the
+    generator. Tiny model (d=32, 4 heads of 8, 2 kv heads: q 32->32, v 32->16, 2 layers): 16 (32+32) + 16 (32+16) =
+    1792 per layer, 3584 in all, beside the generator's 9536. One step moves the LoRA's B (initialised to zero) and
+    leaves every base weight as it was; the saved folder loads back to the same outputs."""
+    trainer = make_trainer(tmp_path, learning_rate=1e-2, train_base_lora=True)
+    model = trainer.model
+    assert model.num_trainable_parameters() == 9536 + 3584
+    trainable = {n for n, p in model.base.named_parameters() if p.requires_grad}
+    assert len(trainable) == 2 * 2 * 2 and all(".q_proj.lora_" in n or ".v_proj.lora_" in n for n in trainable)
+    frozen = {n: p.detach().clone() for n, p in model.base.named_parameters() if not p.requires_grad}
+    trainer.train()
+    assert all(torch.equal(p, frozen[n]) for n, p in model.base.named_parameters() if n in frozen)
+    b = [p for n, p in model.base.named_parameters() if ".lora_B." in n]
+    assert b and all(p.abs().sum() > 0 for p in b)
+
+    trainer.save_model(str(tmp_path / "saved"))
+    assert json.loads((tmp_path / "saved" / "lta_thinker.json").read_text())["base_lora"]["r"] == 16
+    batch = first_batch(trainer)
+    batch.pop("q_and_step_index")
+    loaded = LTAThinkerModel.from_pretrained(tmp_path / "saved", base=tiny_model()).eval()
+    with torch.no_grad():
+        assert torch.equal(
+            model.eval()(**batch, fused_lm_head=True).log_probs, loaded(**batch, fused_lm_head=True).log_probs
+        )
+    without = LTAThinkerModel.wrap(tiny_model(), num_thought_tokens=K).eval()
+    without.generator.load_state_dict(loaded.generator.state_dict())
+    with torch.no_grad():  # the LoRA is part of the saved result: the generator alone gives other outputs
+        assert not torch.equal(
+            without(**batch, fused_lm_head=True).log_probs, loaded(**batch, fused_lm_head=True).log_probs
+        )
+
+
+def test_base_lora_survives_resume(tmp_path):
+    def make(folder):
+        config = make_config(
+            tmp_path, output_dir=str(folder), max_steps=2, per_device_train_batch_size=2, save_strategy="steps",
+            save_steps=1, learning_rate=1e-2, shuffle_dataset=False, train_base_lora=True,
+        )  # fmt: skip
+        return LTAThinkerTrainer(
+            tiny_model(), config, train_dataset=Dataset.from_list(ROWS), processing_class=tiny_tokenizer()
+        )
+
+    full, _, resumed = interrupted_and_resumed(make, tmp_path, 1)
+    a, b = full.model.trainable_state(), resumed.model.trainable_state()
+    assert a.keys() == b.keys() and any(k.startswith("base.") for k in a)
+    for name in a:
+        assert torch.allclose(a[name], b[name], atol=1e-7), name
+
+
 # --- data ----------------------------------------------------------------------------------------------------------------
 def test_layout_indices_in_training_and_inference():
     """The placeholder spans and turn ends are recomputed per layout (card pitfall): thought ids sit at [b0, b1) of x
