@@ -70,6 +70,20 @@ def test_exact_match_normalises_case_punctuation_and_articles():
     assert exact_match("q", "", "Paris") is False
 
 
+
+def test_contains_finds_the_gold_as_whole_words():
+    from trl_ext.compare.metrics import parse_metric
+    from trl_ext.evaluation.judges import contains
+
+    assert contains("q", "The capital of Peru is Lima.", "Lima") is True
+    assert contains("q", "I think it is the city of New  York!", "new york") is True  # normalised both sides
+    assert contains("q", "Limassol", "Lima") is False  # whole words, not a substring
+    assert contains("q", "Paris", ["London", "paris"]) is True
+    assert contains("q", "anything", "") is False and contains("q", "", "Lima") is False
+    assert resolve_judge("contains") is contains
+    assert parse_metric("contains").name == "contains"  # --eval contains in trl-ext compare
+
+
 # ---- python_unittest (sandboxed) -----------------------------------------------------------------------------------
 
 

@@ -4,7 +4,7 @@ settings for every arm.
 
 | `--eval` | per row | needs |
 | --- | --- | --- |
-| `exact_match` / `numeric_match` / any judge (`judge=pkg.mod:fn`) | 1 if the greedy answer matches the gold | prompt, gold (`answer`) |
+| `exact_match` / `contains` / `numeric_match` / any judge (`judge=pkg.mod:fn`) | 1 if the greedy answer matches the gold | prompt, gold (`answer`) |
 | `pass@k` (`:k=4:samples=8:temperature=0.8:judge=python_unittest`) | the unbiased pass@k of `samples` samples | prompt, gold (tests) |
 | `perplexity` | exp(token-mean NLL of the reference completion) | prompt, completion |
 | `choice` (`:options=[' yes',' no']` or `:options_column=C`) | 1 if the most likely option is the gold one (rank classification, no generation) | prompt, gold (`completion`) |
@@ -25,7 +25,7 @@ from typing import Any
 
 from trl_ext.run.recipe import RecipeError
 
-_JUDGED = ("exact_match", "numeric_match")
+_JUDGED = ("exact_match", "contains", "numeric_match")
 
 
 @dataclass
@@ -63,7 +63,7 @@ def parse_metric(spec: str) -> MetricSpec:
     name, options = parse_spec(spec)
     if name not in (*_JUDGED, "judge", "pass@k", "perplexity", "choice"):
         raise RecipeError(
-            f"Unknown --eval metric {name!r}: exact_match, numeric_match, judge:judge=pkg.mod:fn, pass@k, perplexity, "
+            f"Unknown --eval metric {name!r}: exact_match, contains, numeric_match, judge:judge=pkg.mod:fn, pass@k, perplexity, "
             "choice:options=[...], reward:NAME or callback:NAME."
         )
     if name == "choice" and ("options" in options) == ("options_column" in options):

@@ -15,6 +15,7 @@ judge row by row. Built-ins, by name:
 | name | gold | rule |
 | --- | --- | --- |
 | `exact_match` | text (or a list of accepted texts) | equal after `normalize_text` (lower case, no punctuation or articles) |
+| `contains` | text (or a list of accepted texts) | the gold's words appear together in the candidate, after `normalize_text` (closed-book QA read from a free answer) |
 | `numeric_match` | a number, or text ending in one ("#### 1234") | final numbers equal within 1e-6, commas and $ ignored |
 | `python_unittest` | a list of assert statements | the code in the candidate passes all of them in the sandbox |
 | `llm_equivalence` | text | a judge model (or a user callable) answers "yes" to "are these equivalent?" |
@@ -79,6 +80,15 @@ def exact_match(prompt: Any, candidate: str, gold: Any) -> bool:
     golds = gold if isinstance(gold, (list, tuple)) and not (gold and isinstance(gold[0], dict)) else [gold]
     answer = normalize_text(_text(candidate))
     return any(answer == normalize_text(_text(g)) for g in golds)
+
+
+def contains(prompt: Any, candidate: str, gold: Any) -> bool:
+    """The gold text (or one of a list) occurs in the candidate as whole words after `normalize_text`: "The capital
+    of Peru is Lima." contains "lima" but "Limassol" does not. Closed-book QA answered in a sentence (the LoRAMoE
+    demo's knowledge accuracy); an empty gold matches nothing."""
+    golds = gold if isinstance(gold, (list, tuple)) and not (gold and isinstance(gold[0], dict)) else [gold]
+    answer = f" {normalize_text(_text(candidate))} "
+    return any(g and f" {g} " in answer for g in (normalize_text(_text(x)) for x in golds))
 
 
 # ---- numeric match -------------------------------------------------------------------------------------------------
@@ -237,6 +247,7 @@ def _question(prompt: Any) -> str:
 # name -> the judge, or a factory taking the judge's options.
 JUDGES: dict[str, Callable[..., Any]] = {
     "exact_match": exact_match,
+    "contains": contains,
     "numeric_match": numeric_match,
     "python_unittest": PythonUnittest,
     "llm_equivalence": LLMEquivalence,
