@@ -4,6 +4,8 @@ Written against TRL 1.16 / transformers 5.24: `SequenceCountMixin` counts throug
 `Trainer.get_batch_samples`, which must run once per optimizer step with that step's micro-batches; the GA test fails
 if that changes."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from datasets import Dataset
@@ -12,6 +14,7 @@ from trl import SFTConfig, SFTTrainer
 from trl_ext.testing import SGD_STEP_ARGS, tiny_model, tiny_tokenizer
 from trl_ext.training.normalization import (
     SequenceCountMixin,
+    accumulation_divisor,
     count_scored_sequences,
     sequence_normalizer,
     sequence_token_weights,
@@ -80,3 +83,26 @@ def test_outside_training_the_count_is_local():
     mask = torch.tensor([[True, False], [False, False], [True, True]])
     divisor, multiplier = sequence_normalizer(Stub(), mask, num_items_in_batch=None)
     assert int(divisor) == 2 and multiplier == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("declared", "accepts", "items", "loss_func", "expected"),
+    [
+        (None, True, 10, None, 3),  # SFTTrainer on a model taking loss kwargs: the step leaves the loss undivided
+        (None, True, None, None, 1),  # no item count (evaluation, direct calls): the step divides the whole loss
+        (None, False, 10, None, 1),  # a model without loss kwargs: the step divides
+        (None, False, None, object(), 3),  # a compute_loss_func normalises itself
+        (True, False, None, None, 3),  # GRPOTrainer / DistillationTrainer declare they scale
+        (False, True, 10, None, 1),  # RLOOTrainer declares it does not
+    ],
+)
+def test_accumulation_divisor_follows_the_training_step(declared, accepts, items, loss_func, expected):
+    """transformers' training step divides the loss by the accumulation count unless it was scaled already (its rule,
+    in Trainer.training_step); a term added per micro-batch must then be divided by hand to count once per step."""
+    trainer = SimpleNamespace(
+        loss_is_scaled_for_ga=declared,
+        model_accepts_loss_kwargs=accepts,
+        compute_loss_func=loss_func,
+        current_gradient_accumulation_steps=3,
+    )
+    assert accumulation_divisor(trainer, items) == expected

@@ -11,6 +11,7 @@ import torch
 from trl import SFTTrainer
 
 from trl_ext.compat.trainer import keep_columns, record_metric
+from trl_ext.training.normalization import accumulation_divisor
 
 from .adapter import wrap_loramoe
 from .config import LoRAMoETrainerConfig
@@ -126,9 +127,8 @@ class LoRAMoETrainer(SFTTrainer):
             # Card: beta * sum over every adapted linear of L_lbc (sum, not mean)
             blc = sum(localized_balance_loss(s.importance, task_types, self.args.blc_alpha) for s in stats)
             if self.args.blc_weight > 0:
-                # As SFTTrainer's MoE aux loss: with num_items_in_batch, Trainer leaves the accumulation to the loss
-                steps = self.current_gradient_accumulation_steps if num_items_in_batch is not None else 1
-                loss = loss + self.args.blc_weight * blc / steps
+                # once per optimizer step, as SFTTrainer's MoE aux loss
+                loss = loss + self.args.blc_weight * blc / accumulation_divisor(self, num_items_in_batch)
         self._log_router_metrics(stats, task_types, blc)
         return (loss, outputs) if return_outputs else loss
 

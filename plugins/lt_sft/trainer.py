@@ -17,6 +17,7 @@ from trl import SFTTrainer
 
 from trl_ext.adapters.sparse import DIFF_FILE, SparseDiff, global_top_k, per_tensor_top_k
 from trl_ext.compat.trainer import record_metric
+from trl_ext.training.normalization import accumulation_divisor
 from trl_ext.training.sharding import engine_name
 
 from .config import LTSFTConfig
@@ -253,9 +254,7 @@ class LTSFTTrainer(SFTTrainer):
         loss, outputs = result if return_outputs else (result, None)
         l1 = l1_penalty(self._params, self._theta0, lam, self.num_params)
         record_metric(self, "train", "lt_sft/l1_loss", l1.item())
-        # Once per optimizer step (card): Trainer leaves the accumulation to the loss when it counts items
-        steps = self.current_gradient_accumulation_steps if num_items_in_batch is not None else 1
-        loss = loss + l1 / steps
+        loss = loss + l1 / accumulation_divisor(self, num_items_in_batch)  # once per optimizer step (card)
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:

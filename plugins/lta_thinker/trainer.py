@@ -14,6 +14,7 @@ from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from trl_ext.compat.models import drop_instance_forward
 from trl_ext.compat.trainer import count_train_tokens, keep_columns, prepare_inputs, record_metric
+from trl_ext.training.normalization import accumulation_divisor
 
 from .config import LTAThinkerConfig
 from .data import INDEX_COLUMNS, LTACollator, format_dataset
@@ -142,8 +143,7 @@ class LTAThinkerTrainer(SFTTrainer):
         outputs = model(**inputs, use_cache=False, fused_lm_head=True)
         mask = outputs.label_mask
         per_token = -outputs.log_probs  # zero on ignored positions
-        # Under gradient accumulation, Trainer leaves the scaling to the loss when it passes num_items_in_batch
-        steps = getattr(self, "current_gradient_accumulation_steps", 1) if num_items_in_batch is not None else 1
+        steps = accumulation_divisor(self, num_items_in_batch)  # the terms count once per optimizer step
         if args.sft_normalization == "official" or num_items_in_batch is None:
             sft = per_token.sum() / mask.sum().clamp(min=1)
             sft_scaled = sft / steps

@@ -65,3 +65,19 @@ def sequence_normalizer(trainer, mask: torch.Tensor, num_items_in_batch) -> tupl
     if trainer.args.average_tokens_across_devices:
         multiplier = float(trainer.accelerator.num_processes)
     return torch.as_tensor(global_count, device=mask.device).clamp(min=1), multiplier
+
+
+def accumulation_divisor(trainer, num_items_in_batch) -> int:
+    """What to divide a per-micro-batch term (a regulariser, an auxiliary loss) by so that it counts once per
+    optimizer step: the step's accumulation count when transformers' training step leaves the loss undivided (it
+    decides so from `loss_is_scaled_for_ga`, else from `model_accepts_loss_kwargs` with `num_items_in_batch`, or a
+    `compute_loss_func`), else 1 (the training step divides the whole loss, the term included)."""
+    declared = getattr(trainer, "loss_is_scaled_for_ga", None)
+    if declared is not None:
+        scaled = bool(declared)
+    else:
+        scaled = bool(
+            (getattr(trainer, "model_accepts_loss_kwargs", False) and num_items_in_batch is not None)
+            or getattr(trainer, "compute_loss_func", None) is not None
+        )
+    return int(getattr(trainer, "current_gradient_accumulation_steps", 1)) if scaled else 1

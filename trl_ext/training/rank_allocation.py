@@ -25,6 +25,7 @@ import torch
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from trl_ext.training.bound_callbacks import BoundCallback
+from trl_ext.training.normalization import accumulation_divisor
 from trl_ext.training.sharding import engine_name
 
 logger = logging.getLogger(__name__)
@@ -81,9 +82,7 @@ class AdaLoraAllocation(BoundCallback):
                 config.orth_reg_weight = weight
             if not weight or not model.training:
                 return result
-            term = weight * orthogonality_penalty(self.tuner)
-            if _loss_is_scaled_for_accumulation(trainer, num_items_in_batch):
-                term = term / getattr(trainer, "current_gradient_accumulation_steps", 1)
+            term = weight * orthogonality_penalty(self.tuner) / accumulation_divisor(trainer, num_items_in_batch)
             if return_outputs:
                 return result[0] + term, result[1]
             return result + term
@@ -153,18 +152,6 @@ def orthogonality_penalty(tuner: Any) -> torch.Tensor:
             identity = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
             norms.append(torch.linalg.matrix_norm(gram - identity))
     return torch.stack(norms).mean()
-
-
-def _loss_is_scaled_for_accumulation(trainer: Any, num_items_in_batch: Any) -> bool:
-    """Whether transformers' training step leaves this loss undivided by the accumulation steps (it was normalised
-    over the whole accumulated batch), as `Trainer.training_step` decides."""
-    declared = getattr(trainer, "loss_is_scaled_for_ga", None)
-    if declared is not None:
-        return bool(declared)
-    return bool(
-        (getattr(trainer, "model_accepts_loss_kwargs", False) and num_items_in_batch is not None)
-        or getattr(trainer, "compute_loss_func", None) is not None
-    )
 
 
 def attach_rank_allocation(trainer: Any) -> AdaLoraAllocation | None:
