@@ -324,6 +324,27 @@ def test_choice_is_rank_classification_against_a_full_logits_computation(tiny_mo
         parse_metric("choice")
 
 
+
+def test_a_callback_figure_that_keeps_its_items_gets_them_as_row_values(tiny_model_dir):
+    """branch_rate's figures are means over its generations: compare reads the items behind the chosen figure (so the
+    table has an interval); here eval/len, each item the generated token count of one held-out prompt."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from trl_ext.data import load_dataset
+    from trl_ext.inference.generation import generate_completions
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    spec = parse_metric("callback:branch_rate:num_samples=3:max_new_tokens=6:figure=eval/len")
+    values, figures = measure(spec, model, tokenizer, rows=[])
+    prompts = load_dataset("builtin:branch_traces")["test"]["prompt"][:3]
+    lengths = [g.num_tokens for g in generate_completions(model, tokenizer, prompts, 6, 8, progress=False)]
+    assert values == [float(n) for n in lengths] and len(values) == 3
+    assert figures == {"branch_rate/eval/len": pytest.approx(sum(lengths) / 3)}
+    mean, low, high = mean_and_interval(values)
+    assert low <= mean <= high
+
+
 def test_eval_transforms_pick_the_rows_a_split_transform_holds_out():
     """builtin:fewshot_sentiment has one split of 180 rows; few_shot_split's test part is its seeded 20%: 36 rows."""
     from trl_ext.compare.run import Comparison, eval_rows

@@ -24,6 +24,25 @@ def numeric_judge(completion: str, answer: Any) -> bool:
     return numeric_match(None, tail if final_number(tail) is not None else completion, answer)
 
 
+def generation_item_values(
+    texts: Sequence[str],
+    answers: Sequence[Any] | None = None,
+    lengths: Sequence[int] | None = None,
+    judge: Callable[[str, Any], bool] = numeric_judge,
+    classifier: Callable[[str, list[str]], bool] | None = None,
+    min_step_chars: int = MIN_STEP_CHARS,
+) -> dict[str, list[float]]:
+    """Per generation: eval/branch_rate, eval/accuracy (1/0, when answers are given), eval/len (generated tokens
+    when `lengths` are given, else whitespace words)."""
+    out = {
+        "eval/branch_rate": [float(branch_score(t, classifier, min_step_chars)["branch_rate"]) for t in texts],
+        "eval/len": [float(n) for n in (lengths if lengths is not None else [len(t.split()) for t in texts])],
+    }
+    if answers is not None:
+        out["eval/accuracy"] = [float(bool(judge(t, a))) for t, a in zip(texts, answers, strict=True)]
+    return out
+
+
 def generation_metrics(
     texts: Sequence[str],
     answers: Sequence[Any] | None = None,
@@ -32,16 +51,11 @@ def generation_metrics(
     classifier: Callable[[str, list[str]], bool] | None = None,
     min_step_chars: int = MIN_STEP_CHARS,
 ) -> dict[str, float]:
-    """eval/branch_rate (mean over the generations), eval/accuracy (when answers are given), eval/len (mean
-    generated tokens when `lengths` are given, else whitespace words)."""
+    """The means of `generation_item_values` over the generations (empty for no generation)."""
     if not texts:
         return {}
-    rates = [branch_score(t, classifier, min_step_chars)["branch_rate"] for t in texts]
-    sizes = list(lengths) if lengths is not None else [len(t.split()) for t in texts]
-    out = {"eval/branch_rate": sum(rates) / len(rates), "eval/len": sum(sizes) / len(sizes)}
-    if answers is not None:
-        out["eval/accuracy"] = sum(bool(judge(t, a)) for t, a in zip(texts, answers, strict=True)) / len(texts)
-    return out
+    items = generation_item_values(texts, answers, lengths, judge, classifier, min_step_chars)
+    return {name: sum(values) / len(values) for name, values in items.items()}
 
 
 class BranchRateCallback(GenerationEvalCallback):
@@ -96,6 +110,9 @@ class BranchRateCallback(GenerationEvalCallback):
 
         prompts, answers = self.items()
         outs = generate_completions(model, tokenizer, prompts, self.max_new_tokens, self.batch_size, progress=False)
-        return generation_metrics(
+        if not outs:
+            return {}
+        items = generation_item_values(
             [g.text for g in outs], answers, [g.num_tokens for g in outs], self.judge, self.classifier
         )
+        return {name: self.item_mean(name, values) for name, values in items.items()}  # items kept for compare

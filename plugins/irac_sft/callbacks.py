@@ -81,7 +81,10 @@ class MCQEvalCallback(GenerationEvalCallback):
         predicted = [parse_answer(t, self.fmt) for t in texts]
         gold = [str(r["answer"]).strip().upper() for r in rows]
         domains = [r.get("domain", "all") for r in rows]
-        return {**mcq_metrics(predicted, gold, domains), "eval/temperature": self.temperature}
+        figures = mcq_metrics(predicted, gold, domains)
+        # the items behind the accuracy, for an interval in `trl-ext compare` (the same rule as mcq_metrics')
+        self.item_mean("eval/mcq_acc", [float(p is not None and p == g) for p, g in zip(predicted, gold, strict=True)])
+        return {**figures, "eval/temperature": self.temperature}
 
     def printed(self, figures: dict[str, float]) -> dict[str, float]:
         return {k: figures[k] for k in ("eval/mcq_acc", "eval/parse_rate", "eval/letter_tv")}

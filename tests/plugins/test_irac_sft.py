@@ -191,6 +191,7 @@ def test_mcq_eval_callback_on_scripted_outputs():
     assert m["eval/mcq_acc"] == 0.5 and m["eval/parse_rate"] == 0.75
     assert m["eval/letter_tv"] == pytest.approx(0.5 * (abs(2 / 3 - 0.5) + abs(1 / 3 - 0.5)))
     assert m["eval/acc/d0"] == 0.5 and m["eval/temperature"] == 0.0
+    assert cb.item_values["eval/mcq_acc"] == [1.0, 0.0, 0.0, 1.0]  # the items `trl-ext compare` gives an interval
     with pytest.raises(ValueError):
         MCQEvalCallback(fmt="yaml")
 

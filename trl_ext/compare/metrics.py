@@ -9,7 +9,7 @@ settings for every arm.
 | `perplexity` | exp(token-mean NLL of the reference completion) | prompt, completion |
 | `choice` (`:options=[' yes',' no']` or `:options_column=C`) | 1 if the most likely option is the gold one (rank classification, no generation) | prompt, gold (`completion`) |
 | `reward:NAME` (a registered reward, its options after `:`) | the reward of the greedy completion | prompt, the reward's columns |
-| `callback:NAME` (a registered evaluation callback; `figure=` picks its figure) | one figure, no interval | the callback's |
+| `callback:NAME` (a registered evaluation callback; `figure=` picks its figure) | the figure (an interval when the callback keeps its items' values) | the callback's |
 
 Rewards, judges and evaluation callbacks come from the registry, so a plugin that adds one adds a metric here.
 """
@@ -44,10 +44,6 @@ class MetricSpec:
     @property
     def higher_is_better(self) -> bool:
         return self.name != "perplexity"
-
-    @property
-    def per_row(self) -> bool:
-        return not self.name.startswith("callback:")
 
 
 def parse_metric(spec: str) -> MetricSpec:
@@ -124,7 +120,8 @@ def measure(
     batch_size: int = 16,
     seed: int = 0,
 ) -> tuple[list[float], dict[str, float]]:
-    """(one value per row, or [] for a callback figure; the figures to report: the metric's mean under its label)."""
+    """(one value per row, or for a callback figure its items' values if it keeps them, else []; the figures to
+    report: the metric's mean under its label)."""
     import torch
 
     from trl_ext.inference.generation import generate
@@ -172,7 +169,7 @@ def measure(
             spec.name.split(":", 1)[1], options, model, tokenizer, rows, max_new_tokens, batch_size
         )
     else:
-        return [], _callback_figure(spec.name.split(":", 1)[1], options, model, tokenizer)
+        return _callback_figure(spec.name.split(":", 1)[1], options, model, tokenizer)
     finite = [v for v in values if math.isfinite(v)]
     return values, {spec.label: sum(finite) / len(finite) if finite else math.nan}
 
@@ -225,7 +222,7 @@ def _reward_values(name, options, model, tokenizer, rows, max_new_tokens, batch_
     return [math.nan if v is None else float(v) for v in result]
 
 
-def _callback_figure(name, options, model, tokenizer) -> dict[str, float]:
+def _callback_figure(name, options, model, tokenizer) -> tuple[list[float], dict[str, float]]:
     from trl_ext.evaluation.callback import GenerationEvalCallback
     from trl_ext.plugin.registry import get
 
@@ -238,7 +235,8 @@ def _callback_figure(name, options, model, tokenizer) -> dict[str, float]:
         figure = next(iter(figures))
     if figure not in figures:
         raise RecipeError(f"--eval callback:{name}: no figure {figure!r}; it gives {', '.join(figures)}.")
-    return {f"{name}/{figure}": float(figures[figure])}
+    values = list(getattr(callback, "item_values", {}).get(figure, []))  # the items behind a mean figure, if kept
+    return values, {f"{name}/{figure}": float(figures[figure])}
 
 
 def mean_and_interval(values: Sequence[float], z: float = 1.96) -> tuple[float, float, float]:

@@ -234,7 +234,7 @@ def arm_result(comparison: Comparison, arm: Arm, stage: Any, rows: list[dict[str
     label = comparison.metric.label
     if final["values"]:
         mean, low, high = mean_and_interval(final["values"])
-    else:  # a callback's figure: no per-row values, no interval
+    else:  # a callback's figure that keeps no item values: no interval
         mean, low, high = next(iter(final["figures"].values())), math.nan, math.nan
     history = [(h["step"], h[label]) for h in train.get("history", []) if label in h]
     history.append((train.get("steps", stage.config.max_steps), mean))

@@ -5,7 +5,8 @@ decides when it runs (each evaluation, every `every_n_steps` optimizer steps whe
 unless it has just run at that step), runs it on the main process only, restores the model's train/eval mode, and
 puts the figures in the evaluation's metrics, the trainer state's log history and `history`. When training ends it
 draws each figure over the steps it was measured at into `<output_dir>/plots/<label>.png` (with the `eval` extra's
-matplotlib; without it, a log line says so). `eval_rows` loads the
+matplotlib; without it, a log line says so). A figure that is a mean over the evaluated items can keep those items'
+values (`item_mean`), so `trl-ext compare --eval callback:NAME` gives it an interval. `eval_rows` loads the
 held-out rows a callback names (a dataset name, a `datasets.Dataset` or a list of dicts) and checks their columns.
 """
 
@@ -57,6 +58,14 @@ class GenerationEvalCallback(TrainerCallback):
             raise ValueError(f"{self.label}: at_train_end={at_train_end!r} must be true or false")
         self.every_n_steps, self.at_train_end = every_n_steps, at_train_end
         self.history: list[dict[str, float]] = []
+        self.item_values: dict[str, list[float]] = {}
+
+    def item_mean(self, figure: str, values: Sequence[float]) -> float:
+        """The mean of `values` (one per evaluated item), kept as `item_values[figure]` until the next evaluation
+        replaces them, for an interval over the items (`trl-ext compare`); NaN for no item."""
+        kept = [float(v) for v in values]
+        vars(self).setdefault("item_values", {})[figure] = kept
+        return sum(kept) / len(kept) if kept else float("nan")
 
     def evaluate(self, model: Any, tokenizer: Any) -> dict[str, float]:
         raise NotImplementedError
