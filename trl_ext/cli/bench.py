@@ -5,7 +5,8 @@ full-logits path. For a method on another base (GRPO, RLOO, DPO, ...): its step 
 memory against the base's TRL trainer, each built as `trl-ext train` builds it (see `bench_rl`), with each reward's
 share of the method's step where the base takes rewards; `--only_rewards`: the shares alone, flagged above 5% (see
 `bench_rewards`). `trl-ext bench scoring`: tokens/s of a scoring transform against a bare no-grad forward, flagged
-below 90% (see `bench_scoring`).
+below 90% (see `bench_scoring`). `trl-ext bench generation TRANSFORM`: generated tokens/s of a sampling transform
+(rif_rft) against a bare `model.generate` of the same rollouts, flagged below 90% (see `bench_generation`).
 
 Peak memory is `torch.cuda.max_memory_allocated` on a GPU and the peak resident set (VmHWM, reset through
 /proc/self/clear_refs) on a CPU, with glibc's mmap threshold pinned so freed activations go back to the OS."""
@@ -99,7 +100,9 @@ def parse_args(argv: list[str]):
         "through that adapter and the reference through TRL's LoRA (--use_peft, shaped by --lora_r, --lora_alpha, "
         "--lora_target_modules), e.g. `trl-ext bench sft --adapter ssf --use_peft --lora_r 1 --lora_target_modules "
         "all-linear`; both trainable counts are reported. `trl-ext bench scoring`: tokens/s of the "
-        "loglik_filter scoring transform against a bare no-grad forward (see `trl-ext bench scoring --help`).",
+        "loglik_filter scoring transform against a bare no-grad forward (see `trl-ext bench scoring --help`). "
+        "`trl-ext bench generation TRANSFORM`: generated tokens/s of a sampling transform such as rif_rft against a "
+        "bare model.generate of the same rollouts (see `trl-ext bench generation --help`).",
     )
     parser.add_argument("method")
     parser.add_argument("--model_name_or_path", default="smollm2-135m")
@@ -351,6 +354,10 @@ def main(argv: list[str]) -> int:
         from trl_ext.cli import bench_scoring
 
         return bench_scoring.main(argv[1:])
+    if argv[:1] == ["generation"]:  # `trl-ext bench generation TRANSFORM`: its own flags (see bench_generation)
+        from trl_ext.cli import bench_generation
+
+        return bench_generation.main(argv[1:])
     parse_args(argv)  # --help and usage errors before torch is imported
     _reexec_with_pinned_malloc(argv)
     report = run(argv)
