@@ -70,7 +70,6 @@ def test_exact_match_normalises_case_punctuation_and_articles():
     assert exact_match("q", "", "Paris") is False
 
 
-
 def test_contains_finds_the_gold_as_whole_words():
     from trl_ext.compare.metrics import parse_metric
     from trl_ext.evaluation.judges import contains
