@@ -324,7 +324,6 @@ def test_choice_is_rank_classification_against_a_full_logits_computation(tiny_mo
         parse_metric("choice")
 
 
-
 def test_a_callback_figure_that_keeps_its_items_gets_them_as_row_values(tiny_model_dir):
     """branch_rate's figures are means over its generations: compare reads the items behind the chosen figure (so the
     table has an interval); here eval/len, each item the generated token count of one held-out prompt."""
@@ -343,6 +342,55 @@ def test_a_callback_figure_that_keeps_its_items_gets_them_as_row_values(tiny_mod
     assert figures == {"branch_rate/eval/len": pytest.approx(sum(lengths) / 3)}
     mean, low, high = mean_and_interval(values)
     assert low <= mean <= high
+
+
+def test_a_recipe_arm_is_the_registered_recipes_stages():
+    """`{recipe: redone2}` expands to the recipe file's stages (read here with yaml), its shared keys in each, less
+    the keys the comparison owns; the arm's own keys go on every stage."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    recipe = yaml.safe_load((root / "plugins" / "redone2" / "recipes" / "redone2.yaml").read_text())
+    arm = parse_arm({"label": "rl_sft_rl", "recipe": "redone2", "max_completion_length": 32})
+    stages = arm.stages()
+    assert arm.label == "rl_sft_rl" and arm.methods == "grpo -> sft -> grpo"
+    assert [stage["method"] for stage in stages] == [stage["method"] for stage in recipe["stages"]]
+    for stage, original in zip(stages, recipe["stages"], strict=True):
+        assert stage["dataset_name"] == recipe["dataset_name"] and stage["max_completion_length"] == 32
+        assert stage.get("transforms") == original.get("transforms")
+        assert not {"model_name_or_path", "output_dir", "report_to", "save_strategy", "logging_steps"} & set(stage)
+    with pytest.raises(RecipeError, match="not a registered recipe"):
+        parse_arm({"recipe": "no_such_recipe"})
+    with pytest.raises(RecipeError, match="takes its stages and methods from the recipe"):
+        parse_arm({"recipe": "redone2", "method": "sft"})
+
+
+def test_a_recipe_arm_trains_what_trl_ext_train_trains(tiny_model_dir, tmp_path):
+    """fewshot_sfda's LP -> FT recipe as a compare arm ends with the weights `trl-ext train fewshot_sfda` gives."""
+    import yaml
+    from safetensors.torch import load_file
+
+    split = "few_shot_split:part=test:k=3:seed=0:test_ratio=0.2:val_per_class=1:label_column=label"
+    config = {
+        "arms": [{"label": "lp_ft", "recipe": "fewshot_sfda", "max_steps": 1}],
+        "eval": {"name": "choice", "options": [" positive", " negative", " neutral"]},
+        "eval_split": "train",
+        "eval_transforms": split,
+        "eval_rows": 4,
+        "model_name_or_path": tiny_model_dir,
+        "dataset_name": "builtin:fewshot_sentiment",
+        "output_dir": str(tmp_path / "compare"),
+        "report_to": "none",
+    }
+    (tmp_path / "compare.yaml").write_text(yaml.safe_dump(config))
+    assert main(["compare", "--config", str(tmp_path / "compare.yaml")]) == 0
+    report = json.loads((tmp_path / "compare" / "compare.json").read_text())
+    assert report["arms"][0]["method"] == "sft -> sft" and report["arms"][0]["steps"] == 2
+    argv = ["train", "fewshot_sfda", "--model_name_or_path", tiny_model_dir, "--max_steps", "1"]
+    assert main([*argv, "--output_dir", str(tmp_path / "recipe")]) == 0
+    arm = load_file(str(tmp_path / "compare" / "lp_ft" / "model.safetensors"))
+    trained = load_file(str(tmp_path / "recipe" / "stage-2-sft" / "model.safetensors"))
+    assert max((arm[k] - trained[k]).abs().max().item() for k in arm) < 1e-6
 
 
 def test_eval_transforms_pick_the_rows_a_split_transform_holds_out():

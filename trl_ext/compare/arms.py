@@ -7,7 +7,10 @@ keys (model, data, seed, budget, optimiser) every arm shares.
 
 In a YAML, an arm may chain stages, each trained from the one before (LP-FT: a head-only stage, then full SFT):
 `{label: lp_ft, stages: [{method: sft, adapter: fewshot_head_only, max_steps: 40}, {method: sft, max_steps: 100}]}`.
-Its stages become consecutive stages of the recipe; its budget is the sum of theirs.
+Its stages become consecutive stages of the recipe; its budget is the sum of theirs. An arm may also be a
+registered recipe (`{label: redone2, recipe: redone2}`: RL -> SFT -> RL as one arm): the recipe's stages with its
+shared keys, less its model, output and reporting keys, which the comparison sets; the arm's other keys apply to
+every stage (`{recipe: redone2, max_completion_length: 32}`).
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ class Arm:
 
 def parse_arm(spec: str | dict[str, Any]) -> Arm:
     """One arm from its command-line form or a YAML mapping (`{label: dft, method: asft, asft_loss: dft}`)."""
+    if isinstance(spec, dict) and "recipe" in spec:
+        return _chain(_recipe_stages(spec))
     if isinstance(spec, dict) and "stages" in spec:
         return _chain(spec)
     if isinstance(spec, dict):
@@ -80,6 +85,33 @@ def _chain(spec: dict[str, Any]) -> Arm:
     first, *then = (parse_arm({**stage, "label": str(label)}) for stage in stages)
     first.then = then
     return first
+
+
+# A recipe's keys that the comparison owns: every arm starts from its model and writes under its folder and reports
+_COMPARISON_KEYS = ("model_name_or_path", "output_dir", "report_to", "save_strategy", "logging_steps")
+
+
+def _recipe_stages(spec: dict[str, Any]) -> dict[str, Any]:
+    """`{label, recipe: NAME, **keys}` as a chained arm: the registered recipe's stages (flat, its shared keys in each,
+    without the keys the comparison owns), `keys` on top of every stage."""
+    from trl_ext.run.recipe import checked_recipe
+
+    values = dict(spec)
+    name = str(values.pop("recipe"))
+    label = str(values.pop("label", name))
+    if "stages" in values or "method" in values:
+        raise RecipeError(f"Arm {label!r}: a `recipe` arm takes its stages and methods from the recipe {name!r}.")
+    if name not in {record.name for record in registry().components("recipe")}:
+        known = ", ".join(sorted(record.name for record in registry().components("recipe")))
+        raise RecipeError(f"Arm {label!r}: {name!r} is not a registered recipe (recipes: {known}).")
+    recipe = checked_recipe(registry().get("recipe", name).load(), f"recipe {name!r}")
+    shared = {k: v for k, v in recipe.items() if k != "stages" and k not in _COMPARISON_KEYS}
+    stages = recipe.get("stages") or [{}]
+    merged = []
+    for stage in stages:
+        stage = {**shared, **{k: v for k, v in stage.items() if k not in _COMPARISON_KEYS}, **values}
+        merged.append(stage)
+    return {"label": label, "stages": merged}
 
 
 def parse_arms(specs: list[str | dict[str, Any]]) -> list[Arm]:
