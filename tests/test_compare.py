@@ -393,6 +393,44 @@ def test_a_recipe_arm_trains_what_trl_ext_train_trains(tiny_model_dir, tmp_path)
     assert max((arm[k] - trained[k]).abs().max().item() for k in arm) < 1e-6
 
 
+def test_seeds_train_each_arm_once_per_seed_and_summarise_them(tiny_model_dir, tmp_path, capsys):
+    """`--seeds 0,1`: rows sft-s0 and sft-s1 (each stage of a chained arm seeded too), and an over-seeds row whose mean
+    and sample standard deviation are computed here from the two rows; a command-line --seed beside it is refused."""
+
+    from trl_ext.compare.arms import with_seeds
+
+    chained = parse_arm({"label": "c", "stages": [{"method": "sft"}, {"method": "sft", "max_steps": 2}]})
+    seeded = with_seeds([chained], [3, 4])
+    assert [arm.label for arm in seeded] == ["c-s3", "c-s4"] and {arm.group for arm in seeded} == {"c"}
+    assert [[stage["seed"] for stage in arm.stages()] for arm in seeded] == [[3, 3], [4, 4]]
+    assert seeded[0].stages()[1]["max_steps"] == 2
+
+    out = tmp_path / "seeds"
+    argv = ["compare", "sft", "--model_name_or_path", tiny_model_dir, "--dataset_name", "builtin:arith"]
+    argv += [
+        "--max_steps",
+        "1",
+        "--per_device_train_batch_size",
+        "2",
+        "--learning_rate",
+        "1e-2",
+        "--eval",
+        "perplexity",
+    ]
+    argv += ["--eval_rows", "4", "--report_to", "none", "--save_strategy", "no", "--output_dir", str(out)]
+    assert main([*argv, "--seeds", "0,1"]) == 0
+    report = json.loads((out / "compare.json").read_text())
+    runs = {arm["arm"]: arm["perplexity"] for arm in report["arms"]}
+    assert set(runs) == {"sft-s0", "sft-s1"} and runs["sft-s0"] != runs["sft-s1"]  # the seed reached training
+    (summary,) = report["over_seeds"]
+    assert summary["arm"] == "sft" and summary["seeds"] == 2
+    assert summary["perplexity"] == pytest.approx((runs["sft-s0"] + runs["sft-s1"]) / 2)
+    assert summary["sd"] == pytest.approx(abs(runs["sft-s0"] - runs["sft-s1"]) / 2**0.5)
+    assert "over seeds" in capsys.readouterr().out and "Over seeds:" in (out / "compare.md").read_text()
+    assert main([*argv, "--seeds", "0,1", "--seed", "3"]) != 0
+    assert "either --seed or --seeds" in capsys.readouterr().err
+
+
 def test_eval_transforms_pick_the_rows_a_split_transform_holds_out():
     """builtin:fewshot_sentiment has one split of 180 rows; few_shot_split's test part is its seeded 20%: 36 rows."""
     from trl_ext.compare.run import Comparison, eval_rows

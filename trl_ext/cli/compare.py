@@ -53,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Check every arm's flags, options and data and the evaluation rows, print the plan, train nothing.",
     )
+    parser.add_argument(
+        "--seeds",
+        default=None,
+        help="Train every arm once per seed (0,1,2): rows LABEL-s0, LABEL-s1, ... and a table of each arm's metric "
+        "over its seeds (mean, sd, min, max). In a YAML: seeds: [0, 1, 2].",
+    )
     for key, (default, kind, help_text) in EVAL_KEYS.items():
         parser.add_argument(f"--{key}", type=kind, default=None, help=f"{help_text} (default {default})")
     return parser
@@ -60,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def comparison_from(argv: list[str]):
     """The Comparison a command line (and its --config YAML) asks for."""
-    from trl_ext.compare.arms import parse_arms
+    from trl_ext.compare.arms import parse_arms, with_seeds
     from trl_ext.compare.metrics import parse_metric
     from trl_ext.compare.run import Comparison
     from trl_ext.run.recipe import load_recipe
@@ -82,8 +88,12 @@ def comparison_from(argv: list[str]):
     if isinstance(metric, dict):  # eval: {name: pass@k, k: 4}
         metric = ":".join([str(metric["name"])] + [f"{k}={v}" for k, v in metric.items() if k != "name"])
     seed = _seed(flags, config)
+    arms = parse_arms(specs)
+    seeds = _seeds(args.seeds, config.pop("seeds", None), flags)
+    if seeds:
+        arms = with_seeds(arms, seeds)
     return Comparison(
-        arms=parse_arms(specs),
+        arms=arms,
         metric=parse_metric(str(metric)),
         output_dir=args.output_dir or config.pop("output_dir", "outputs/compare"),
         common=config,
@@ -98,6 +108,23 @@ def comparison_from(argv: list[str]):
         eval_batch_size=int(values["eval_batch_size"]),
         seed=seed,
     )
+
+
+def _seeds(given: str | None, in_config: Any, flags: list[str]) -> list[int] | None:
+    """`--seeds 0,1,2` (or the YAML's `seeds: [0, 1, 2]`) as ints; refused beside a command-line --seed, which would
+    override every arm's own seed and train the same run again."""
+    from trl_ext.compare.run import flag_value
+
+    value = given if given is not None else in_config
+    if value is None:
+        return None
+    if flag_value(flags, "seed") is not None:
+        raise CLIError("Give either --seed or --seeds: a command-line --seed would override every arm's seed.")
+    items = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else [value]
+    try:
+        return [int(str(item).strip()) for item in items]
+    except ValueError:
+        raise CLIError(f"--seeds takes integers separated by commas (0,1,2), got {value!r}.") from None
 
 
 def _seed(flags: list[str], config: dict[str, Any]) -> int:

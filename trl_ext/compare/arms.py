@@ -11,6 +11,9 @@ Its stages become consecutive stages of the recipe; its budget is the sum of the
 registered recipe (`{label: redone2, recipe: redone2}`: RL -> SFT -> RL as one arm): the recipe's stages with its
 shared keys, less its model, output and reporting keys, which the comparison sets; the arm's other keys apply to
 every stage (`{recipe: redone2, max_completion_length: 32}`).
+
+With several seeds (`--seeds 0,1,2`), each arm is trained once per seed as `LABEL-s0`, `LABEL-s1`, ... (its `group`
+is LABEL), every stage with that `seed`.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class Arm:
     options: dict[str, Any] = field(default_factory=dict)
     # Stages trained after the first, each from the previous stage's model (an arm that chains stages)
     then: list[Arm] = field(default_factory=list)
+    group: str | None = None  # the arm this one is a seed of (`with_seeds`)
 
     def stages(self) -> list[dict[str, Any]]:
         return [{"method": arm.method, **arm.options} for arm in (self, *self.then)]
@@ -112,6 +116,23 @@ def _recipe_stages(spec: dict[str, Any]) -> dict[str, Any]:
         stage = {**shared, **{k: v for k, v in stage.items() if k not in _COMPARISON_KEYS}, **values}
         merged.append(stage)
     return {"label": label, "stages": merged}
+
+
+def with_seeds(arms: list[Arm], seeds: list[int]) -> list[Arm]:
+    """Each arm once per seed, labelled `LABEL-sSEED`, every stage trained with that seed (`group` = LABEL)."""
+    if len(set(seeds)) != len(seeds) or not seeds:
+        raise RecipeError(f"--seeds must name distinct seeds, got {seeds}.")
+    out = []
+    for arm in arms:
+        for seed in seeds:
+            label = f"{arm.label}-s{seed}"
+            then = [_seeded(stage, seed, label) for stage in arm.then]
+            out.append(_checked(dataclasses.replace(_seeded(arm, seed, label), then=then, group=arm.label)))
+    return out
+
+
+def _seeded(stage: Arm, seed: int, label: str) -> Arm:
+    return dataclasses.replace(stage, label=label, options={**stage.options, "seed": seed}, then=[])
 
 
 def parse_arms(specs: list[str | dict[str, Any]]) -> list[Arm]:

@@ -103,8 +103,45 @@ def run_comparison(comparison: Comparison) -> dict[str, Any] | None:
         "model": model,
         "arms": results,
     }
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for arm, result in zip(comparison.arms, results, strict=True):
+        if arm.group is not None:
+            groups.setdefault(arm.group, []).append(result)
+    if groups:
+        report["over_seeds"] = [seed_summary(label, runs, report["metric"]) for label, runs in groups.items()]
     write_report(report, Path(comparison.output_dir))
     return report
+
+
+def seed_summary(label: str, runs: list[dict[str, Any]], metric: str) -> dict[str, Any]:
+    """An arm's metric over its seeds' runs: the mean, the sample standard deviation (NaN for one seed), the range."""
+    import statistics
+
+    values = [run[metric] for run in runs]
+    finite = [v for v in values if not _missing(v)]
+    return {
+        "arm": label,
+        "method": runs[0]["method"],
+        "seeds": len(runs),
+        metric: statistics.fmean(finite) if finite else math.nan,
+        "sd": statistics.stdev(finite) if len(finite) > 1 else math.nan,
+        "min": min(finite, default=math.nan),
+        "max": max(finite, default=math.nan),
+        "per_seed": values,
+    }
+
+
+def seed_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The over-seeds table as strings (empty without seeds)."""
+    metric = report["metric"]
+    header = ["arm", "method", "seeds", f"{metric} (mean)", "sd", "min", "max"]
+    rows = []
+    for summary in report.get("over_seeds", []):
+        cells = [summary["arm"], summary["method"], str(summary["seeds"])]
+        for key in (metric, "sd", "min", "max"):
+            cells.append("-" if _missing(summary[key]) else f"{summary[key]:.4f}")
+        rows.append(cells)
+    return header, rows
 
 
 def plan_arms(comparison: Comparison) -> tuple[str, list[Any]]:
@@ -295,7 +332,13 @@ def _missing(value: Any) -> bool:
 
 
 def format_table(report: dict[str, Any]) -> str:
-    header, rows = table_rows(report)
+    text = _aligned(*table_rows(report))
+    if report.get("over_seeds"):
+        text += "\n\nover seeds\n" + _aligned(*seed_rows(report))
+    return text
+
+
+def _aligned(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
     return "\n".join(lines)
@@ -331,9 +374,9 @@ def write_report(report: dict[str, Any], folder: Path) -> None:
         writer.writerow(keys)
         for arm in report["arms"]:
             writer.writerow(["" if _missing(arm.get(k)) else arm.get(k) for k in keys])
-    header, rows = table_rows(report)
-    markdown = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    markdown += ["| " + " | ".join(row) + " |" for row in rows]
+    markdown = _markdown(*table_rows(report))
+    if report.get("over_seeds"):
+        markdown += ["", "Over seeds:", "", *_markdown(*seed_rows(report))]
     (folder / "compare.md").write_text("\n".join(markdown) + "\n")
     try:
         plot_over_steps(
@@ -344,6 +387,14 @@ def write_report(report: dict[str, Any], folder: Path) -> None:
         )
     except PlotUnavailableError as exc:
         print(f"trl-ext compare: no plot ({exc})")
+
+
+def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + " --- |" * len(header),
+        *("| " + " | ".join(r) + " |" for r in rows),
+    ]
 
 
 def without_flag(flags: list[str], name: str) -> list[str]:
