@@ -148,6 +148,13 @@ def main(argv: list[str]) -> int:
         return 0
     try:
         report = run_comparison(comparison)
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            import torch.distributed as dist
+
+            # the main process measures the final models alone: the others wait for it here, not in interpreter
+            # exit, where a rank that had torn its connections down under the busy main one once died of SIGABRT
+            if dist.is_initialized():
+                dist.barrier()
     finally:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             from trl_ext.training.sharding import close_process_group
