@@ -20,12 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from peft.config import PeftConfig
 from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
 from trl_ext.adapters.targets import matches_target
 from trl_ext.compat.peft_tuners import TrlExtTuner, tuner_type
+from trl_ext.training.sharding import is_dtensor, is_zero3_partitioned
 
 LORAMOE_PEFT_TYPE = tuner_type("loramoe")
 DEFAULT_TARGETS = ["gate_proj", "up_proj", "down_proj"]  # the official targets: every FFN linear
@@ -227,15 +229,24 @@ class LoRAMoELayer(BaseTunerLayer):
             if self.routing is not None and self.training:
                 self._record(name, probs)
             x_experts = self.loramoe_dropout[name](x.to(self.loramoe_A[name][0].weight.dtype))
-            gates = probs.to(x_experts.dtype)
-            # Each expert through its own modules' forward (sharded engines gather a module's weight there); the gate
-            # applied on the rank-r side, before B_i (B_i is linear: w_i * B_i(A_i x) = B_i(w_i * A_i x))
-            delta = sum(
-                b(a(x_experts) * gates[..., i : i + 1])
-                for i, (a, b) in enumerate(zip(self.loramoe_A[name], self.loramoe_B[name], strict=True))
-            )
+            delta = self._experts(name, x_experts, probs.to(x_experts.dtype))
             result = result + (delta * self.scaling[name]).to(dtype)
         return result
+
+    def _experts(self, name: str, x: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
+        """sum_i w_i B_i A_i x, the gate applied on the rank-r side (B_i is linear: w_i B_i(A_i x) = B_i(w_i A_i x)).
+        As two matmuls, like one LoRA of rank E*r: [B_1 .. B_E] (w ⊗ 1_r * [A_1; ..; A_E] x), where E matmuls of rank
+        r each cost a third more. Under ZeRO-3 each expert goes through its own modules' forward instead, where the
+        engine gathers their weights."""
+        experts_a, experts_b = self.loramoe_A[name], self.loramoe_B[name]
+        if is_zero3_partitioned(experts_a[0].weight) or is_dtensor(experts_a[0].weight):
+            return sum(
+                b(a(x) * gates[..., i : i + 1]) for i, (a, b) in enumerate(zip(experts_a, experts_b, strict=True))
+            )
+        rank = experts_a[0].weight.shape[0]
+        hidden = F.linear(x, torch.cat([a.weight for a in experts_a]))
+        hidden = hidden * gates.repeat_interleave(rank, dim=-1)
+        return F.linear(hidden, torch.cat([b.weight for b in experts_b], dim=1))
 
     def merge(self, safe_merge: bool = False, adapter_names: list[str] | None = None) -> None:
         raise ValueError(MERGE_REFUSED)

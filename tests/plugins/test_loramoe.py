@@ -167,6 +167,35 @@ def test_beta_zero_equals_sfttrainer_loss_and_beta_adds_the_captured_balance(tmp
     assert trainer._metrics["train"]["loramoe/blc_loss"][-1] == pytest.approx(blc.item(), rel=1e-5)
 
 
+def test_fused_experts_equal_each_experts_own_modules(monkeypatch):
+    """The two-matmul path ([B_1..B_E] (w ⊗ 1_r * [A_1;..;A_E] x)) gives the per-expert sum that ZeRO-3 runs through
+    each expert's own modules: logits and every trainable gradient within float32 rounding."""
+    from trl_ext_plugins.loramoe import tuner
+
+    ids = torch.arange(3, 27).reshape(2, 12)
+
+    def run() -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
+        model = _wrapped(num_experts=4, seed=3)
+        calls = []
+        for name, module in model.named_modules():
+            if ".loramoe_A." in name:  # an expert's own module: called only on the per-module path
+                module.register_forward_hook(lambda *args: calls.append(1))
+        logits = model(input_ids=ids).logits
+        logits.square().mean().backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+        return logits.detach(), grads, len(calls)
+
+    fused, fused_grads, fused_calls = run()
+    monkeypatch.setattr(tuner, "is_zero3_partitioned", lambda param: True)  # the engine's per-module path
+    looped, looped_grads, looped_calls = run()
+    assert fused_calls == 0 and looped_calls > 0  # the two paths really ran
+    assert torch.allclose(fused, looped, atol=1e-6)
+    assert fused_grads.keys() == looped_grads.keys() and len(fused_grads) > 0
+    for name, grad in fused_grads.items():
+        assert torch.allclose(grad, looped_grads[name], atol=1e-6, rtol=1e-5), name
+    assert any(grad.abs().sum() > 0 for name, grad in fused_grads.items() if "loramoe_A" in name)
+
+
 # --- card test 5: router sums, trainable parameters, the count ------------------------------------------------------
 def test_router_sums_to_one_and_only_experts_and_router_train():
     model = _wrapped(num_experts=6)
