@@ -110,12 +110,11 @@ def _recipe_stages(spec: dict[str, Any]) -> dict[str, Any]:
         raise RecipeError(f"Arm {label!r}: {name!r} is not a registered recipe (recipes: {known}).")
     recipe = checked_recipe(registry().get("recipe", name).load(), f"recipe {name!r}")
     shared = {k: v for k, v in recipe.items() if k != "stages" and k not in _COMPARISON_KEYS}
-    stages = recipe.get("stages") or [{}]
-    merged = []
-    for stage in stages:
-        stage = {**shared, **{k: v for k, v in stage.items() if k not in _COMPARISON_KEYS}, **values}
-        merged.append(stage)
-    return {"label": label, "stages": merged}
+    stages = [
+        {**shared, **{k: v for k, v in stage.items() if k not in _COMPARISON_KEYS}, **values}
+        for stage in recipe.get("stages") or [{}]  # a recipe without `stages:` is one stage of its shared keys
+    ]
+    return {"label": label, "stages": stages}
 
 
 def with_seeds(arms: list[Arm], seeds: list[int]) -> list[Arm]:
