@@ -218,8 +218,9 @@ def load_model(name_or_path: str, **kwargs: Any):
 def load_trained(path: str | Path, base: str | None = None, **kwargs: Any):
     """A training run's output folder as a plain model: a LoRA (or other peft) adapter merged into its base (`base`,
     else the one its adapter_config.json names), a full model loaded as is. A prompt-learning adapter (prompt, prefix,
-    P-tuning) has no weights to merge into: the PeftModel itself is returned. A folder of a method that saves its own
-    format (its record's `output_marker` is there) is loaded by that method's `load_output`."""
+    P-tuning) has no weights to merge into, nor has a tuner that declares `mergeable = False` (LoRAMoE's input-
+    dependent gates): the PeftModel itself is returned. A folder of a method that saves its own format (its record's
+    `output_marker` is there) is loaded by that method's `load_output`."""
     folder = Path(path)
     from trl_ext.plugin.registry import registry
 
@@ -237,7 +238,7 @@ def load_trained(path: str | Path, base: str | None = None, **kwargs: Any):
     if not base:
         raise ModelLoadError(f"{folder} holds an adapter whose base model is not named; pass the base model.")
     model = PeftModel.from_pretrained(load_model(base, **kwargs), str(folder))
-    if model.active_peft_config.is_prompt_learning:
+    if model.active_peft_config.is_prompt_learning or not getattr(model.base_model, "mergeable", True):
         return model
     return model.merge_and_unload()
 

@@ -278,6 +278,7 @@ class LoRAMoEModel(TrlExtTuner):
     dependent gates); `unload()` returns the base model."""
 
     prefix: str = "loramoe_"
+    mergeable = False  # trl_ext.models.load_trained keeps it unmerged
     tuner_layer_cls = LoRAMoELayer
 
     @classmethod

@@ -336,6 +336,13 @@ def test_cli_train_loramoe_and_sft_with_adapter(tiny_model_dir, tmp_path, capsys
     loaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), out)
     assert sum(p.numel() for n, p in loaded.named_parameters() if "loramoe_" in n) == 15360
     assert "'loramoe/blc_loss'" in printed and "'loramoe/router_entropy'" in printed  # the logged metrics
+    # what compare, evaluate and generate load: kept unmerged (merging is refused), the same outputs
+    from trl_ext.models import load_trained
+
+    as_loaded = load_trained(out)
+    assert isinstance(as_loaded, PeftModel)
+    with torch.no_grad():
+        assert torch.equal(as_loaded.eval()(IDS).logits, loaded.eval()(IDS).logits)
 
     out = tmp_path / "sft"
     code = main(["train", "sft", "--dataset_name", "builtin:arith", "--output_dir", str(out),

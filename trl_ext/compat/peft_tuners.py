@@ -78,10 +78,13 @@ def _tuner_base():
           or None after adding `adapter_name` to an existing tuner layer in place;
         - `before_merge(adapter_names, safe_merge)`: runs before any layer merges in `merge_and_unload()` (cross-layer
           folding, e.g. SSF's norm shifts into the next linears);
-        - `after_merge(model)`: runs on the unloaded model (config flags, e.g. SSF's bias flags).
+        - `after_merge(model)`: runs on the unloaded model (config flags, e.g. SSF's bias flags);
+        - `mergeable = False` on a tuner whose layers cannot fold into the base weights (input-dependent gates):
+          `trl_ext.models.load_trained` then returns the adapted model unmerged.
         """
 
         target_module_mapping: dict = {}
+        mergeable: bool = True
 
         @classmethod
         def is_target(cls, config, key: str) -> bool:
