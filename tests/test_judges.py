@@ -182,7 +182,7 @@ def test_resolve_judge_names_paths_and_callables():
     assert judge_name(resolve_judge("numeric_match")) == "numeric_match"
     assert judge_name(unittest) == "python_unittest"
     assert judge_name(mine).endswith(":test_resolve_judge_names_paths_and_callables.<locals>.mine")
-    assert set(JUDGES) == {"exact_match", "numeric_match", "python_unittest", "llm_equivalence"}
+    assert set(JUDGES) == {"exact_match", "contains", "numeric_match", "python_unittest", "llm_equivalence"}
 
 
 def test_resolve_judge_refuses_what_it_cannot_use():
