@@ -208,3 +208,42 @@ def test_dry_run_checks_every_stage_prints_the_plan_and_writes_nothing(
     # a stage's data problem fails the dry run as it would fail the real one, before any model loads
     assert main(["train", "grpo", "--dry_run", "--dataset_name", "builtin:arith", "--rewards", "think2sql_qatch"]) == 2
     assert "think2sql_qatch" in capsys.readouterr().err
+
+
+def test_a_lora_stage_after_a_lora_stage_keeps_the_first_ones_update(tiny_model_dir, tmp_path):
+    """Stage 2 trains a new LoRA on stage 1's model with it merged; its adapter names stage 1's folder as its base, so
+    loading stage 2's output applies both. At a learning rate too small to move anything, stage 2's result is stage
+    1's model (it used to be the bare base model: stage 1's adapter was lost)."""
+    import json
+
+    import yaml
+
+    from trl_ext.models import load_model, load_trained
+
+    recipe = {
+        "model_name_or_path": tiny_model_dir,
+        "dataset_name": "builtin:arith",
+        "output_dir": str(tmp_path / "chain"),
+        "per_device_train_batch_size": 2,
+        "report_to": "none",
+        "save_strategy": "no",
+        "use_peft": True,
+        "lora_r": 4,
+        "lora_alpha": 8,
+        "gradient_checkpointing": False,
+        "stages": [
+            {"method": "sft", "max_steps": 3, "learning_rate": 5e-2},
+            {"method": "sft", "max_steps": 1, "learning_rate": 1e-30},
+        ],
+    }
+    (tmp_path / "chain.yaml").write_text(yaml.safe_dump(recipe))
+    assert main(["train", "--config", str(tmp_path / "chain.yaml")]) == 0
+    first, second = tmp_path / "chain" / "stage-1-sft", tmp_path / "chain" / "stage-2-sft"
+    assert json.loads((second / "adapter_config.json").read_text())["base_model_name_or_path"] == str(first.resolve())
+    ids = torch.arange(3, 20)[None]
+    with torch.no_grad():
+        base = load_model(tiny_model_dir).eval()(ids).logits
+        after_first = load_trained(first).eval()(ids).logits
+        after_second = load_trained(second).eval()(ids).logits
+    assert (after_first - base).abs().max() > 1e-2  # stage 1 moved the model: the check is not void
+    assert torch.allclose(after_second, after_first, atol=1e-5)

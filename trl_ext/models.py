@@ -220,7 +220,9 @@ def load_trained(path: str | Path, base: str | None = None, **kwargs: Any):
     else the one its adapter_config.json names), a full model loaded as is. A prompt-learning adapter (prompt, prefix,
     P-tuning) has no weights to merge into, nor has a tuner that declares `mergeable = False` (LoRAMoE's input-
     dependent gates): the PeftModel itself is returned. A folder of a method that saves its own format (its record's
-    `output_marker` is there) is loaded by that method's `load_output`."""
+    `output_marker` is there) is loaded by that method's `load_output`. An adapter whose base is itself an adapter
+    folder (a recipe's LoRA stage trained from the LoRA stage before it) has that folder loaded the same way first,
+    so every stage's adapter is in the result."""
     folder = Path(path)
     from trl_ext.plugin.registry import registry
 
@@ -237,7 +239,8 @@ def load_trained(path: str | Path, base: str | None = None, **kwargs: Any):
     base = base or json.loads(config.read_text()).get("base_model_name_or_path")
     if not base:
         raise ModelLoadError(f"{folder} holds an adapter whose base model is not named; pass the base model.")
-    model = PeftModel.from_pretrained(load_model(base, **kwargs), str(folder))
+    base_model = load_trained(base, **kwargs) if _holds_adapter(base) else load_model(base, **kwargs)
+    model = PeftModel.from_pretrained(base_model, str(folder))
     if model.active_peft_config.is_prompt_learning or not getattr(model.base_model, "mergeable", True):
         return model
     return model.merge_and_unload()
@@ -286,11 +289,23 @@ def load_tokenizer(name_or_path: str, **kwargs: Any):
     return tokenizer
 
 
+def _holds_adapter(name_or_path: str) -> bool:
+    return (Path(name_or_path) / "adapter_config.json").is_file()
+
+
 def load_model_and_tokenizer(model_args: Any, training_args: Any = None):
-    """Load the policy and its tokenizer from TRL's `ModelConfig` (aliases, quantization, dtype)."""
+    """Load the policy and its tokenizer from TRL's `ModelConfig` (aliases, quantization, dtype). A folder holding a
+    peft adapter (a recipe stage's output) is its base with the adapter merged (`load_trained`), named after the
+    folder, so an adapter trained on it records the folder as its base and `load_trained` of the next stage's output
+    applies both: loading the folder as a plain model would attach the adapter without merging it, and the next
+    stage's saved adapter would then name the bare base model, losing the earlier stage."""
     name = model_args.model_name_or_path
     kwargs = model_init_kwargs(model_args, training_args)
-    model = load_model(name, **kwargs)
+    if _holds_adapter(name):
+        model = load_trained(name, **kwargs)
+        model.name_or_path = model.config._name_or_path = str(Path(name).resolve())
+    else:
+        model = load_model(name, **kwargs)
     tokenizer = load_tokenizer(
         name, revision=model_args.model_revision, trust_remote_code=getattr(model_args, "trust_remote_code", False)
     )
