@@ -303,7 +303,7 @@ def load_model_and_tokenizer(model_args: Any, training_args: Any = None):
     kwargs = model_init_kwargs(model_args, training_args)
     if _holds_adapter(name):
         model = load_trained(name, **kwargs)
-        model.name_or_path = model.config._name_or_path = str(Path(name).resolve())
+        model.name_or_path = model.config.name_or_path = str(Path(name).resolve())
     else:
         model = load_model(name, **kwargs)
     tokenizer = load_tokenizer(
