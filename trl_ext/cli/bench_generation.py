@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from trl_ext.cli.bench_rewards import device_name
 from trl_ext.cli.bench_scoring import timed
 from trl_ext.cli.errors import CLIError
 
@@ -313,17 +314,12 @@ def run(argv: list[str]) -> dict[str, Any]:
     transform_tokens = sum(generated_tokens(c.sequences, stop_ids, c.prompt_width) for c in calls) if calls else None
     bare_tokens = sum(generated_tokens(seqs, stop_ids, width) for width, seqs in bare_out[0])
     same = [c.sequences for c in calls] == [seqs for _, seqs in bare_out[0]]
-    device = (
-        torch.cuda.get_device_name(0)
-        if torch.cuda.is_available()
-        else f"cpu ({torch.get_num_threads()} thread{'s' if torch.get_num_threads() > 1 else ''})"
-    )
     config = f"/{args.dataset_config}" if args.dataset_config else ""
     return {
         "transform": record.name,
         "model": args.model_name_or_path,
         "dtype": str(model.dtype).replace("torch.", ""),
-        "device": device,
+        "device": device_name(),
         "dataset": f"{args.dataset_name}{config}[{args.split}]",
         "rollouts_per_prompt": settings["num_rollouts"],
         "rollouts": len(prompts) * settings["num_rollouts"],

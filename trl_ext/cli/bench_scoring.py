@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from trl_ext.cli.bench_rewards import device_name
 from trl_ext.training.cost import cpu_seconds
 
 LIMIT = 0.90  # scoring below 90% of the bare forward's tokens/s is a defect
@@ -134,16 +135,11 @@ def run(argv: list[str]) -> dict[str, Any]:
         forward(encoded[:warm])
         scoring(data.select(range(warm)))
         result = compare(tokens, scoring, forward, repeats=args.repeats)
-    device = (
-        torch.cuda.get_device_name(0)
-        if torch.cuda.is_available()
-        else f"cpu ({torch.get_num_threads()} thread{'s' if torch.get_num_threads() > 1 else ''})"
-    )
     return {
         "transform": "loglik_filter",
         "model": args.model_name_or_path,
         "dtype": str(model.dtype).replace("torch.", ""),
-        "device": device,
+        "device": device_name(),
         "dataset": f"{args.dataset_name}[{args.split}]",
         "rows": len(data),
         "batch_size": args.batch_size,

@@ -146,9 +146,10 @@ def main(argv: list[str]) -> int:
     if build_parser().parse_known_args(argv)[0].dry_run:
         print(dry_run(comparison))
         return 0
+    several = int(os.environ.get("WORLD_SIZE", "1")) > 1
     try:
         report = run_comparison(comparison)
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if several:
             import torch.distributed as dist
 
             # the main process measures the final models alone: the others wait for it here, not in interpreter
@@ -156,7 +157,7 @@ def main(argv: list[str]) -> int:
             if dist.is_initialized():
                 dist.barrier()
     finally:
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if several:
             from trl_ext.training.sharding import close_process_group
 
             close_process_group()
