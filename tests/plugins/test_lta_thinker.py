@@ -456,6 +456,22 @@ def test_two_processes_ddp_and_zero3_equal_one(tmp_path, monkeypatch):
     assert_same_step(reference, zero3, name="lta-thinker on 2 processes (zero3)")
 
 
+@pytest.mark.slow
+def test_base_lora_on_two_processes_ddp_and_zero3_equals_one(tmp_path, monkeypatch):
+    """`--train_base_lora`: the generator and the base's LoRA take the same step on 2 processes (DDP, ZeRO-3) as on one
+    accumulating process; the LoRA's B matrices are in the compared update and moved."""
+    reference = run_layout(SCRIPT, tmp_path / "accumulated.json", 2, 2, "none", "base_lora")
+    lora = [name for name in reference["update"] if "lora_B" in name]
+    assert len(lora) == 4  # q_proj and v_proj of the tiny model's 2 layers
+    assert all(max(abs(v) for v in reference["update"][name]) > 0 for name in lora)
+    ddp = run_layout(SCRIPT, tmp_path / "ddp.json", 2, 1, "none", "base_lora", nproc=2)
+    assert_same_step(reference, ddp, name="lta-thinker with base LoRA on 2 processes (ddp)")
+    pytest.importorskip("deepspeed")
+    monkeypatch.setenv("DS_ACCELERATOR", "cpu")
+    zero3 = run_layout(SCRIPT, tmp_path / "zero3.json", 2, 1, "zero3", "base_lora", nproc=2)
+    assert_same_step(reference, zero3, name="lta-thinker with base LoRA on 2 processes (zero3)")
+
+
 def test_the_core_generates_through_the_wrapper_protocol():
     """`trl_ext.inference.generate` on an LTAThinkerModel fills the thoughts: the same texts as the plugin's own
     `generate_answers` on each prompt's question (conversational prompts: the last user turn)."""
