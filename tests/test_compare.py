@@ -74,11 +74,12 @@ def test_a_method_training_in_phases_gets_one_record_covering_every_phase(tmp_pa
         recorder.on_train_begin(args, state, None, model=model)
         state.global_step = steps
         recorder._measure(state, model, tokenizer=object())  # the real recorder: offset by the earlier phases
-        state.log_history = [{"loss": loss, "num_tokens": tokens}]
+        state.log_history = [{"loss": 1.0, "entropy": 2.0}, {"loss": loss, "num_tokens": tokens, "entropy": loss / 10}]
         recorder.on_train_end(args, state, None)
     record = json.loads((arm / TRAIN_RECORD).read_text())
     assert (record["steps"], record["steps_timed"], record["num_tokens"]) == (50, 50, 1700.0)
     assert record["train_loss"] == 0.25 and record["trainable_params"] == 8
+    assert record["train_entropy"] == 0.025  # the last logged entropy
     assert [h["step"] for h in record["history"]] == [30, 50]
     assert not (tmp_path / "phase1" / TRAIN_RECORD).exists()
 
@@ -186,6 +187,7 @@ def test_interrupted_after_the_second_arm_and_resumed_gives_the_unbroken_runs_ta
         assert cells["perplexity"] == f"{float(csv_row['perplexity']):.4f}"
         assert cells["95% CI"] == f"[{float(csv_row['ci_low']):.4f}, {float(csv_row['ci_high']):.4f}]"
         assert cells["train loss"] == f"{float(csv_row['train_loss']):.4f}"
+        assert cells["entropy"] == f"{float(csv_row['train_entropy']):.3f}"  # SFTTrainer logs its token entropy
         assert cells["trainable"] == f"{int(csv_row['trainable_params']):,}"
         assert cells["steps"] == csv_row["steps"] == "2"
     assert len(COLUMNS) == len(header_all)

@@ -146,6 +146,9 @@ class CompareEvalCallback(TrainerCallback):
         done["peak"] = max(done["peak"], (self.memory.stop().base + self.memory.peak) / 2**20)  # in use, not the rise
         losses = [entry["loss"] for entry in state.log_history if "loss" in entry]
         tokens = [entry["num_tokens"] for entry in state.log_history if "num_tokens" in entry]
+        # TRL's mean token entropy of what the policy trained on over the last logging interval (GRPO/RLOO: its own
+        # completions), the diversity figure CHORD's card reads beside accuracy
+        entropies = [entry["entropy"] for entry in state.log_history if "entropy" in entry]
         done["tokens"] = max(done["tokens"], tokens[-1] if tokens else 0.0)  # TRL's count runs on across calls
         steps = done["steps_timed"]
         record = {
@@ -153,6 +156,7 @@ class CompareEvalCallback(TrainerCallback):
             "steps": done["steps"],
             "steps_timed": steps,
             "train_loss": losses[-1] if losses else None,
+            "train_entropy": entropies[-1] if entropies else None,
             "step_time_s": done["wall"] / steps if steps else None,
             "cpu_s": done["cpu"],
             "peak_memory_mib": done["peak"],
