@@ -247,3 +247,75 @@ def test_a_lora_stage_after_a_lora_stage_keeps_the_first_ones_update(tiny_model_
         after_second = load_trained(second).eval()(ids).logits
     assert (after_first - base).abs().max() > 1e-2  # stage 1 moved the model: the check is not void
     assert torch.allclose(after_second, after_first, atol=1e-5)
+
+
+def _two_stage_recipe(tmp_path: Path, model_dir: str, first: dict, second: dict) -> Path:
+    import yaml
+
+    recipe = {
+        "model_name_or_path": model_dir,
+        "dataset_name": "builtin:arith",
+        "output_dir": str(tmp_path / "chain"),
+        "per_device_train_batch_size": 2,
+        "report_to": "none",
+        "save_strategy": "no",
+        "gradient_checkpointing": False,
+        "stages": [{"method": "sft", **first}, {"method": "sft", **second}],
+    }
+    (tmp_path / "chain.yaml").write_text(yaml.safe_dump(recipe))
+    return tmp_path / "chain.yaml"
+
+
+def _logits(model) -> torch.Tensor:
+    with torch.no_grad():
+        return model.eval()(torch.arange(3, 20)[None]).logits
+
+
+def test_a_full_stage_after_a_lora_stage_trains_the_merged_model(tiny_model_dir, tmp_path):
+    """Stage 1's LoRA comes merged into stage 2, whose every weight trains again (peft had frozen them: stage 2 used
+    to stop at its first backward, nothing requiring a gradient)."""
+    from trl_ext.models import load_model, load_trained
+
+    lora = {"use_peft": True, "lora_r": 4, "lora_alpha": 8, "max_steps": 2, "learning_rate": 5e-2}
+    config = _two_stage_recipe(tmp_path, tiny_model_dir, lora, {"max_steps": 1, "learning_rate": 1e-2})
+    assert main(["train", "--config", str(config)]) == 0
+    first, second = tmp_path / "chain" / "stage-1-sft", tmp_path / "chain" / "stage-2-sft"
+    assert not (second / "adapter_config.json").exists() and (second / "model.safetensors").exists()
+    merged = load_trained(first).state_dict()
+    trained = load_model(str(second)).state_dict()
+    moved = {name for name, value in trained.items() if not torch.equal(value, merged[name])}
+    assert "model.layers.0.mlp.down_proj.weight" in moved and "model.norm.weight" in moved  # not only the LoRA targets
+
+
+def test_an_unmergeable_adapter_is_trained_on_by_the_next_stage(tiny_model_dir, tmp_path):
+    """LoRAMoE's gates depend on the input, so it cannot merge: a stage after it trains the same adapter on (at a
+    learning rate too small to move anything it ends with stage 1's model; at a real one its tensors move)."""
+    from trl_ext.models import load_model, load_trained
+
+    moe = {"adapter": "loramoe:num_experts=2", "max_steps": 2, "learning_rate": 5e-2}
+    config = _two_stage_recipe(tmp_path, tiny_model_dir, moe, {"max_steps": 1, "learning_rate": 1e-30})
+    assert main(["train", "--config", str(config)]) == 0
+    first, second = tmp_path / "chain" / "stage-1-sft", tmp_path / "chain" / "stage-2-sft"
+    assert (second / "adapter_config.json").exists()
+    base = _logits(load_model(tiny_model_dir))
+    after_first = _logits(load_trained(first))
+    assert (after_first - base).abs().max() > 1e-2
+    assert torch.allclose(_logits(load_trained(second)), after_first, atol=1e-5)
+
+    (tmp_path / "real").mkdir()
+    config = _two_stage_recipe(tmp_path / "real", tiny_model_dir, moe, {"max_steps": 1, "learning_rate": 1e-2})
+    assert main(["train", "--config", str(config)]) == 0
+    stage1 = load_file(tmp_path / "real" / "chain" / "stage-1-sft" / "adapter_model.safetensors")
+    stage2 = load_file(tmp_path / "real" / "chain" / "stage-2-sft" / "adapter_model.safetensors")
+    assert stage1.keys() == stage2.keys()
+    assert any(not torch.equal(stage1[key], stage2[key]) for key in stage1)  # the same adapter, trained on
+
+
+def test_a_new_adapter_on_an_unmergeable_one_is_refused_before_the_stage_trains(tiny_model_dir, tmp_path, capsys):
+    moe = {"adapter": "loramoe:num_experts=2", "max_steps": 1, "learning_rate": 5e-2}
+    config = _two_stage_recipe(tmp_path, tiny_model_dir, moe, {"max_steps": 1, "use_peft": True, "lora_r": 4})
+    assert main(["train", "--config", str(config)]) == 2
+    error = capsys.readouterr().err
+    assert "stage-1-sft holds a LoRAMoE adapter that cannot be merged" in error and "drop use_peft" in error
+    assert (tmp_path / "chain" / "stage-1-sft" / "adapter_model.safetensors").exists()  # stage 1 kept
+    assert not (tmp_path / "chain" / "stage-2-sft" / "adapter_model.safetensors").exists()

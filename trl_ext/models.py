@@ -215,7 +215,7 @@ def load_model(name_or_path: str, **kwargs: Any):
     return model
 
 
-def load_trained(path: str | Path, base: str | None = None, **kwargs: Any):
+def load_trained(path: str | Path, base: str | None = None, trainable: bool = False, **kwargs: Any):
     """A training run's output folder as a plain model: a LoRA (or other peft) adapter merged into its base (`base`,
     else the one its adapter_config.json names), a full model loaded as is. A prompt-learning adapter (prompt, prefix,
     P-tuning) has no weights to merge into, nor has a tuner that declares `mergeable = False` (LoRAMoE's input-
@@ -240,10 +240,21 @@ def load_trained(path: str | Path, base: str | None = None, **kwargs: Any):
     if not base:
         raise ModelLoadError(f"{folder} holds an adapter whose base model is not named; pass the base model.")
     base_model = load_trained(base, **kwargs) if _holds_adapter(base) else load_model(base, **kwargs)
-    model = PeftModel.from_pretrained(base_model, str(folder))
-    if model.active_peft_config.is_prompt_learning or not getattr(model.base_model, "mergeable", True):
+    model = PeftModel.from_pretrained(base_model, str(folder), is_trainable=trainable)
+    if not is_mergeable(model):
         return model
-    return model.merge_and_unload()
+    merged = model.merge_and_unload()
+    if trainable:
+        for parameter in merged.parameters():
+            if parameter.is_floating_point():  # a 4-bit base's packed weights never train
+                parameter.requires_grad_(True)
+    return merged
+
+
+def is_mergeable(model: Any) -> bool:
+    """Whether a PeftModel's adapter folds into its base weights (not prompt learning, not a tuner declaring
+    `mergeable = False` such as LoRAMoE's input-dependent gates)."""
+    return not model.active_peft_config.is_prompt_learning and getattr(model.base_model, "mergeable", True)
 
 
 def default_device() -> str:
@@ -298,12 +309,14 @@ def load_model_and_tokenizer(model_args: Any, training_args: Any = None):
     peft adapter (a recipe stage's output) is its base with the adapter merged (`load_trained`), named after the
     folder, so an adapter trained on it records the folder as its base and `load_trained` of the next stage's output
     applies both: loading the folder as a plain model would attach the adapter without merging it, and the next
-    stage's saved adapter would then name the bare base model, losing the earlier stage."""
+    stage's saved adapter would then name the bare base model, losing the earlier stage. An adapter that cannot merge
+    (`is_mergeable`) comes back as a trainable PeftModel, its adapter the one the stage trains on."""
     name = model_args.model_name_or_path
     kwargs = model_init_kwargs(model_args, training_args)
     if _holds_adapter(name):
-        model = load_trained(name, **kwargs)
-        model.name_or_path = model.config.name_or_path = str(Path(name).resolve())
+        model = load_trained(name, trainable=True, **kwargs)
+        if not hasattr(model, "peft_config"):
+            model.name_or_path = model.config.name_or_path = str(Path(name).resolve())
     else:
         model = load_model(name, **kwargs)
     tokenizer = load_tokenizer(

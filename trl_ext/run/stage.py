@@ -199,6 +199,20 @@ def run_stage(stage: Stage, dataset=None) -> str:
     return config.output_dir
 
 
+def check_adapter_stacking(model: Any, stage: Stage) -> None:
+    """A stage starting from an adapter that cannot merge (`load_model_and_tokenizer` keeps it as a trainable
+    PeftModel) trains that adapter on; a new adapter on top would fail inside TRL (a PeftModel with a peft_config) or
+    train nothing, so it is refused before this stage trains, the earlier stages' outputs kept."""
+    if not hasattr(model, "peft_config") or not (stage.adapters or getattr(stage.model_args, "use_peft", False)):
+        return
+    kind = type(model.active_peft_config).__name__.removesuffix("Config")  # LoRAMoE, PromptTuning, ...
+    raise BadInputError(
+        f"{stage.model_args.model_name_or_path} holds a {kind} adapter that cannot be merged into its base, so this "
+        "stage cannot add another adapter on it: drop use_peft / --adapter from this stage to train that adapter on "
+        "(the finished stages are kept; rerun the same command after editing this stage)."
+    )
+
+
 def build_trainer(stage: Stage, dataset):
     """The stage's trainer and tokenizer, built as `run_stage` trains them (`trl-ext bench` times the same one):
     load the model, apply the transforms and check the columns they leave, wrap the adapters, build the rewards and
@@ -219,6 +233,7 @@ def build_trainer(stage: Stage, dataset):
     # process differed from two
     set_seed(config.seed)
     model, tokenizer = load_model_and_tokenizer(stage.model_args, config)
+    check_adapter_stacking(model, stage)
     if stage.transforms:
         before = len(dataset[train_split]) if hasattr(dataset[train_split], "__len__") else None
         apply_transforms(stage.transforms, dataset, script_args.dataset_name, model=model, tokenizer=tokenizer)
