@@ -120,6 +120,8 @@ def wrap_spiel(
     Prints the trainable count and checks it against the card's formula (sum over targets of floor(T n / sum_n))."""
     from peft import PeftModel, SupertuningConfig, get_peft_model
 
+    from .sparse_linear import use_sparse_delta_linear
+
     if isinstance(model, PeftModel):
         raise ValueError("spiel: the model already carries a peft adapter; SpIEL wraps a plain model")
     budget = spiel_budget(model, density, num_tunable, target_modules)
@@ -132,6 +134,7 @@ def wrap_spiel(
         task_type="CAUSAL_LM",
     )
     model = get_peft_model(model, config, adapter_name=adapter_name)
+    use_sparse_delta_linear(model)
     randomize_support(model, adapter_name, seed)
     trainable = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad and "supertuning_" in n)
     if trainable != budget.trainable:

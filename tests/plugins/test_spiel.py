@@ -16,6 +16,7 @@ from trl_ext_plugins.spiel.callback import STATE_FILE
 from trl_ext_plugins.spiel.config import SpIELConfig
 from trl_ext_plugins.spiel.optimizer import SpIELAdamW
 from trl_ext_plugins.spiel.selection import Accumulator, Schedule, Selector, drop_and_grow, reselection_rate
+from trl_ext_plugins.spiel.sparse_linear import SparseDeltaLinear, use_sparse_delta_linear
 from trl_ext_plugins.spiel.support import spiel_budget, spiel_layers, wrap_spiel
 from trl_ext_plugins.spiel.trainer import SpIELTrainer
 
@@ -192,6 +193,79 @@ def test_random_initial_support_and_identity():
     magnitude = spiel_layers(wrapped)["base_model.model.model.layers.0.mlp.up_proj"]
     top = magnitude.get_base_layer().weight.abs().flatten().topk(magnitude.supertuning_indices["default"].numel())
     assert set(top.indices.tolist()) != set(magnitude.supertuning_indices["default"].tolist())  # not peft's magnitude
+
+
+# --- the composed weight W + scatter(idx, v) is not kept from forward to backward ----------------------------------
+def _supertuning_pair(dtype=torch.float64):
+    """A peft supertuning MLP with nonzero deltas, and a copy whose layers are SparseDeltaLinear."""
+    import copy
+
+    from peft import SupertuningConfig, get_peft_model
+
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh(), torch.nn.Linear(5, 4, bias=False)).to(dtype)
+    peft_model = get_peft_model(mlp, SupertuningConfig(target_modules=["0", "2"], sparsity=0.7, init_weights=False))
+    lean = copy.deepcopy(peft_model)
+    assert use_sparse_delta_linear(lean) == 2
+    return peft_model, lean
+
+
+def test_sparse_delta_linear_equals_peft_forward_and_gradients():
+    peft_model, lean = _supertuning_pair()
+    x = torch.randn(3, 2, 6, dtype=torch.float64)
+    outputs, grads = [], []
+    for model in (peft_model, lean):  # peft's own scatter-add forward is the reference
+        inputs = x.clone().requires_grad_()
+        out = model(inputs)
+        out.square().sum().backward()
+        outputs.append(out.detach())
+        grads.append([inputs.grad] + [p.grad for p in model.parameters() if p.requires_grad])
+    assert torch.allclose(outputs[0], outputs[1], atol=1e-12)
+    assert len(grads[1]) == 3  # x and the two layers' deltas
+    for a, b in zip(grads[0], grads[1], strict=True):
+        assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_sparse_delta_linear_keeps_no_composed_weight_for_backward():
+    peft_model, lean = _supertuning_pair(torch.float32)
+    sizes = {m.get_base_layer().weight.numel() for m in spiel_layers(peft_model).values()}  # 30, 20
+    weights = {m.get_base_layer().weight.data_ptr() for m in spiel_layers(peft_model).values()}
+    weights |= {m.get_base_layer().weight.data_ptr() for m in spiel_layers(lean).values()}
+
+    def weight_copies(model) -> int:
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+            model(torch.randn(3, 6, requires_grad=True)).sum()  # activations of 18 and 15 numbers: no weight's size
+        return sum(t.numel() in sizes and t.data_ptr() not in weights for t in saved)
+
+    assert weight_copies(peft_model) == 2  # peft keeps each composed weight (the old peak)
+    assert weight_copies(lean) == 0  # only x and references to the frozen weights
+
+
+def test_sparse_delta_linear_under_autocast_matches_peft():
+    peft_model, lean = _supertuning_pair(torch.float32)
+    x = torch.randn(3, 6)
+    grads = []
+    for model in (peft_model, lean):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(x)
+        assert out.dtype == torch.bfloat16
+        out.float().square().sum().backward()
+        grads.append([p.grad for p in model.parameters() if p.requires_grad])
+    for a, b in zip(grads[0], grads[1], strict=True):
+        assert a.dtype == b.dtype == torch.float32 and torch.allclose(a, b, rtol=2e-2, atol=2e-2)
+
+
+def test_wrap_spiel_uses_the_lean_layer_and_peft_falls_back_when_merged():
+    wrapped = wrap_spiel(tiny_model(), density=0.05, seed=3)
+    layers = spiel_layers(wrapped)
+    assert layers and all(type(layer) is SparseDeltaLinear for layer in layers.values())
+    with torch.no_grad():
+        for layer in layers.values():
+            layer.supertuning_values["default"].normal_(std=0.01)
+        unmerged = wrapped(IDS).logits
+        wrapped.base_model.merge_adapter()  # the merged weight through peft's own forward
+        assert torch.allclose(wrapped(IDS).logits, unmerged, atol=1e-5)
 
 
 # --- card test 2: invariants after every selection; metrics --------------------------------------------------------
