@@ -5,7 +5,9 @@
 2. GRPO (LoRA, G = 4, dr_grpo, the filter's temperature 0.7: at T = 1 the 135M model's samples are mostly noise) on the unfiltered and on the filtered prompts, the same number of steps, each with
    the `rif_forgetting` callback: the base model counts as having finished task 1 (`first`: the first letter of a word), so the run trains task
    2 (`add`) and FM_2 = a_{1,first} - a_{2,first} is the forgetting of task 1, AA_2 the mean of both;
-3. per arm: the share of GRPO groups with zero reward variance (TRL's frac_reward_zero_std: no gradient), the mean
+3. the card's comparison: SFT on the same `add` prompts with their gold answers (same LoRA, steps, batch and learning
+   rate), whose forgetting of `first` the paper finds larger than GRPO's;
+4. per arm: the share of GRPO groups with zero reward variance (TRL's frac_reward_zero_std: no gradient), the mean
    reward, the held-out accuracies, AA_2 and FM_2, wall time and CPU-seconds.
 
     OMP_NUM_THREADS=1 python examples/demos/rif_rft_demo.py [--steps 8] [--num_rollouts 4] [--n_eval 16]
@@ -28,6 +30,14 @@ from trl_ext_plugins.rif_rft.filter import make_rif_transform
 from trl_ext_plugins.rif_rft.forgetting import average_accuracy, forgetting_measure, generation_accuracy
 
 TASKS = ("first", "add")
+
+
+def fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def logs_of(result: dict) -> bool:
+    return result["reward"] is not None
 
 
 def main() -> None:
@@ -57,9 +67,16 @@ def main() -> None:
     filter_wall, filter_cpu = time.time() - start, cpu_seconds() - cpu
     stats = transform.summary
     print(json.dumps(stats), f"filter: {filter_wall:.0f} s wall, {filter_cpu:.0f} CPU-s", flush=True)
-    data_files = {"unfiltered": out / "add_all.jsonl", "filtered": out / "add_kept.jsonl"}
+    data_files = {
+        "unfiltered": out / "add_all.jsonl",
+        "filtered": out / "add_kept.jsonl",
+        "sft": out / "add_sft.jsonl",
+    }
     train.to_json(str(data_files["unfiltered"]), lines=True)
     kept.remove_columns(["rif_acc", "rif_var"]).to_json(str(data_files["filtered"]), lines=True)
+    train.map(lambda row: {"completion": [{"role": "assistant", "content": row["answer"]}]}).to_json(
+        str(data_files["sft"]), lines=True
+    )
 
     # the base model's row: it "finished" task 1 (first), before the runs train task 2 (add)
     test = load_dataset("builtin:rif_tasks", "all")["test"]
@@ -73,43 +90,41 @@ def main() -> None:
     print("base accuracies", base, flush=True)
     del model
 
-    # 2. GRPO on each dataset, same steps
+    # 2. GRPO on each dataset, and SFT on the gold answers, same steps
     results = {}
     for arm, path in data_files.items():
         history = out / f"{arm}_cl.json"
         history.write_text(json.dumps({"tasks": list(TASKS), "base": base, "rows": {"first": base}}))
         start, cpu = time.time(), cpu_seconds()
-        train_arm(
-            "grpo",
-            out / arm,
+        shared = dict(
             model_name_or_path=args.model,
             dataset_name=str(path),
-            rewards="rif_task_reward",
             callbacks=f"rif_forgetting:tasks=first+add:n={args.n_eval}:max_new_tokens={args.max_new_tokens}"
             f":history={history}",
-            loss_type="dr_grpo",
             use_peft=True,
             lora_r=16,
             lora_alpha=32,
-            num_generations=4,
-            temperature=args.temperature,
             per_device_train_batch_size=8,
-            max_completion_length=args.max_new_tokens,
             learning_rate="1e-4",
             max_steps=args.steps,
             logging_steps=1,
             save_strategy="steps",
             save_steps=args.steps,
         )
+        if arm == "sft":
+            train_arm("sft", out / arm, **shared)
+        else:
+            train_arm("grpo", out / arm, rewards="rif_task_reward", loss_type="dr_grpo", num_generations=4,
+                      temperature=args.temperature, max_completion_length=args.max_new_tokens, **shared)  # fmt: skip
         wall, cpu_s = time.time() - start, cpu_seconds() - cpu
         state = json.loads((out / arm / f"checkpoint-{args.steps}" / "trainer_state.json").read_text())
         logs = [e for e in state["log_history"] if "frac_reward_zero_std" in e]
         rows = json.loads(history.read_text())["rows"]
         matrix = [[rows["first"][t] for t in TASKS], [rows["add"][t] for t in TASKS]]
         results[arm] = {
-            "rows": len(train) if arm == "unfiltered" else len(kept),
-            "frac_reward_zero_std": sum(e["frac_reward_zero_std"] for e in logs) / len(logs),
-            "reward": sum(e["reward"] for e in logs) / len(logs),
+            "rows": len(kept) if arm == "filtered" else len(train),
+            "frac_reward_zero_std": sum(e["frac_reward_zero_std"] for e in logs) / len(logs) if logs else None,
+            "reward": sum(e["reward"] for e in logs) / len(logs) if logs else None,
             "acc_add": rows["add"]["add"],
             "acc_first": rows["add"]["first"],
             "AA_2": average_accuracy(matrix),
@@ -126,10 +141,11 @@ def main() -> None:
         f"{filter_cpu:.0f} CPU-s. Base accuracy: first {base['first']:.2f}, add {base['add']:.2f} "
         f"({args.n_eval} held-out each, greedy)."
     )
-    header = ["GRPO data", "rows", "zero-std groups", "mean reward", "acc add", "acc first", "AA_2", "FM_2",
+    header = ["arm (data)", "rows", "zero-std groups", "mean reward", "acc add", "acc first", "AA_2", "FM_2",
               "wall s", "CPU-s"]  # fmt: skip
     table = [
-        [arm, r["rows"], f"{r['frac_reward_zero_std']:.2f}", f"{r['reward']:.2f}", f"{r['acc_add']:.2f}",
+        [f"{arm} (GRPO)" if logs_of(r) else "SFT (gold answers)", r["rows"], fmt(r["frac_reward_zero_std"]),
+         fmt(r["reward"]), f"{r['acc_add']:.2f}",
          f"{r['acc_first']:.2f}", f"{r['AA_2']:.3f}", f"{r['FM_2']:.3f}", f"{r['wall_s']:.0f}", f"{r['cpu_s']:.0f}"]
         for arm, r in results.items()
     ]  # fmt: skip
