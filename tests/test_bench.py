@@ -186,3 +186,16 @@ def test_an_adapter_is_benched_against_trl_lora(tiny_model_dir):
     assert report["trainable"] == {"sft (TRL)": 1024, "sft+ssf": expected_ssf}
     assert expected_ssf != 1024
     assert "trainable parameters: sft (TRL) 1,024, sft+ssf" in bench.format_report(report)
+
+
+def test_a_sparse_method_is_benched_against_trl_lora_at_a_matched_budget(tiny_model_dir):
+    """`spiel --num_tunable 1024 --reference_lora --lora_r 1 --lora_target_modules all-linear`: the reference trains
+    LoRA r=1 (1,024 parameters on the tiny model, see above), SpIEL its own deltas and no LoRA. By hand: the 7 targets
+    per layer hold q 1,024, k 512, v 512, o 1,024, gate/up/down 2,048 each = 9,216 (18,432 in all); each gets
+    floor(1024 n / 18,432) deltas: 56 + 28 + 28 + 56 + 3 x 113 = 507 per layer, 1,014 in all."""
+    flags = ["--steps", "1", "--warmup", "0", "--per_device_train_batch_size", "2", "--lengths", "16,32"]
+    report = bench.run(
+        ["spiel", "--model_name_or_path", tiny_model_dir, "--num_tunable", "1024", "--reference_lora", "--lora_r", "1"]
+        + ["--lora_target_modules", "all-linear", *flags]
+    )
+    assert report["trainable"] == {"sft (TRL)": 1024, "spiel": 1014}

@@ -118,6 +118,13 @@ def parse_args(argv: list[str]):
     parser.add_argument("--load_in_4bit", action="store_true", help="QLoRA: 4-bit base (bitsandbytes) + LoRA.")
     parser.add_argument("--use_peft", action="store_true")
     parser.add_argument(
+        "--reference_lora",
+        action="store_true",
+        help="Only the reference trains TRL's LoRA (shaped by --lora_r, --lora_alpha, --lora_target_modules); the "
+        "method trains its own parameters: a sparse or selective method (spiel, lt_sft, locft_bf) against LoRA at a "
+        "matched budget (`trl-ext peft-zoo` sizes it).",
+    )
+    parser.add_argument(
         "--threads", type=int, default=1, help="Non-SFT methods: torch threads on a CPU (default 1, as measured)."
     )
     parser.add_argument(
@@ -163,7 +170,7 @@ def build_trainers(args, method_flags: list[str]):
         model_name_or_path=args.model_name_or_path,
         dtype=args.dtype or "float32",
         load_in_4bit=args.load_in_4bit,
-        use_peft=args.use_peft or args.load_in_4bit,
+        use_peft=args.use_peft or args.load_in_4bit or args.reference_lora,
         lora_target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
     )
     for name in _LORA_FLAGS:  # the reference's LoRA as the user shaped it (an adapter-vs-LoRA comparison)
@@ -191,7 +198,7 @@ def build_trainers(args, method_flags: list[str]):
         args=config,
         train_dataset=dataset,
         processing_class=tokenizer,
-        peft_config=None if adapters else peft_config,
+        peft_config=None if adapters or args.reference_lora else peft_config,
     )
     return method, config, base, other, tokenizer
 
