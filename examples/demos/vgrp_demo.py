@@ -3,7 +3,7 @@
 `trl-ext train sft --transforms vgrp_s_sft|vgrp_r_sft`. Prints perception accuracy and solve rate (the official
 verifier, gated on perception, and the strict one) on held-out 4x4 Sudoku (solutions disjoint from train) and, to read
 the paper's poor generalisation, on unseen 4x4 Binairo and Futoshiki. `--grpo_steps N` adds N GRPO steps with
-`vgrp_reward` on top of the R-SFT model.
+`vgrp_reward` on top of the R-SFT model and prints (and plots, `grpo_reward.png`) its reward at every step.
 
     python examples/demos/vgrp_demo.py [--num_train 400] [--num_eval 50] [--num_other 10] [--grpo_steps 0]
 """
@@ -39,6 +39,19 @@ def evaluate(model_dir: str, sets: dict, max_new_tokens: int) -> dict:
         results[name] = {k: v / len(data) for k, v in counts.items()}
         results[name]["example"] = outputs[0]
     return results
+
+
+def report_reward_curve(state_file: Path, png: Path) -> None:
+    """The GRPO stage's mean vgrp_reward per step (TRL's logged `reward`), printed and drawn."""
+    from trl_ext.evaluation.plots import PlotUnavailableError, plot_over_steps
+
+    history = json.loads(state_file.read_text())["log_history"]
+    curve = [(entry["step"], entry["reward"]) for entry in history if "reward" in entry]
+    print("GRPO reward per step: " + ", ".join(f"{step}: {reward:.3f}" for step, reward in curve), flush=True)
+    try:
+        plot_over_steps({"R-SFT+GRPO": curve}, png, title="vgrp_reward during GRPO", ylabel="mean reward")
+    except PlotUnavailableError as exc:
+        print(f"no plot ({exc})")
 
 
 def main() -> None:
@@ -94,8 +107,11 @@ def main() -> None:
             learning_rate="1e-6",
             max_steps=args.grpo_steps,
             logging_steps=1,
+            save_strategy="steps",
+            save_steps=args.grpo_steps,
         )
         arms["R-SFT+GRPO"] = (str(arm_dir), minutes, 400)
+        report_reward_curve(arm_dir / f"checkpoint-{args.grpo_steps}" / "trainer_state.json", out / "grpo_reward.png")
 
     results = {}
     for arm, (model_dir, minutes, tokens) in arms.items():
