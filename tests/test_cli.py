@@ -15,18 +15,7 @@ import yaml
 from trl_ext import testing
 from trl_ext.cli import main
 
-TINY_FLAGS = [
-    "--max_steps",
-    "3",
-    "--per_device_train_batch_size",
-    "4",
-    "--logging_steps",
-    "1",
-    "--report_to",
-    "none",
-    "--save_strategy",
-    "no",
-]
+TINY_FLAGS = testing.tiny_run_flags(3, 4, logging_steps=1)
 
 
 run_cli = functools.partial(testing.run_cli, check=False)
@@ -197,20 +186,7 @@ def test_reward_trainers_compose_registered_rewards(tiny_model_dir, tmp_path, me
             "--reward_weights",
             "1.0",
             "0.5",
-            "--max_steps",
-            "1",
-            "--per_device_train_batch_size",
-            "2",
-            "--num_generations",
-            "2",
-            "--max_completion_length",
-            "8",
-            "--report_to",
-            "none",
-            "--save_strategy",
-            "no",
-            "--logging_steps",
-            "1",
+            *testing.tiny_grpo_flags(),
             "--output_dir",
             str(out),
         ]
@@ -327,16 +303,7 @@ def test_plain_dpo_runs_on_builtin_preferences(tiny_model_dir, tmp_path):
                 "dpo",
                 "--model_name_or_path",
                 tiny_model_dir,
-                "--max_steps",
-                "1",
-                "--per_device_train_batch_size",
-                "2",
-                "--report_to",
-                "none",
-                "--save_strategy",
-                "no",
-                "--logging_steps",
-                "1",
+                *testing.tiny_run_flags(1, 2, logging_steps=1),
                 "--output_dir",
                 str(out),
             ]

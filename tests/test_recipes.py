@@ -249,7 +249,7 @@ def test_a_lora_stage_after_a_lora_stage_keeps_the_first_ones_update(tiny_model_
     assert torch.allclose(after_second, after_first, atol=1e-5)
 
 
-def _two_stage_recipe(tmp_path: Path, model_dir: str, first: dict, second: dict) -> Path:
+def _adapter_chain(tmp_path: Path, model_dir: str, first: dict, second: dict) -> Path:
     import yaml
 
     recipe = {
@@ -277,7 +277,7 @@ def test_a_full_stage_after_a_lora_stage_trains_the_merged_model(tiny_model_dir,
     from trl_ext.models import load_model, load_trained
 
     lora = {"use_peft": True, "lora_r": 4, "lora_alpha": 8, "max_steps": 2, "learning_rate": 5e-2}
-    config = _two_stage_recipe(tmp_path, tiny_model_dir, lora, {"max_steps": 1, "learning_rate": 1e-2})
+    config = _adapter_chain(tmp_path, tiny_model_dir, lora, {"max_steps": 1, "learning_rate": 1e-2})
     assert main(["train", "--config", str(config)]) == 0
     first, second = tmp_path / "chain" / "stage-1-sft", tmp_path / "chain" / "stage-2-sft"
     assert not (second / "adapter_config.json").exists() and (second / "model.safetensors").exists()
@@ -293,7 +293,7 @@ def test_an_unmergeable_adapter_is_trained_on_by_the_next_stage(tiny_model_dir, 
     from trl_ext.models import load_model, load_trained
 
     moe = {"adapter": "loramoe:num_experts=2", "max_steps": 2, "learning_rate": 5e-2}
-    config = _two_stage_recipe(tmp_path, tiny_model_dir, moe, {"max_steps": 1, "learning_rate": 1e-30})
+    config = _adapter_chain(tmp_path, tiny_model_dir, moe, {"max_steps": 1, "learning_rate": 1e-30})
     assert main(["train", "--config", str(config)]) == 0
     first, second = tmp_path / "chain" / "stage-1-sft", tmp_path / "chain" / "stage-2-sft"
     assert (second / "adapter_config.json").exists()
@@ -303,7 +303,7 @@ def test_an_unmergeable_adapter_is_trained_on_by_the_next_stage(tiny_model_dir, 
     assert torch.allclose(_logits(load_trained(second)), after_first, atol=1e-5)
 
     (tmp_path / "real").mkdir()
-    config = _two_stage_recipe(tmp_path / "real", tiny_model_dir, moe, {"max_steps": 1, "learning_rate": 1e-2})
+    config = _adapter_chain(tmp_path / "real", tiny_model_dir, moe, {"max_steps": 1, "learning_rate": 1e-2})
     assert main(["train", "--config", str(config)]) == 0
     stage1 = load_file(tmp_path / "real" / "chain" / "stage-1-sft" / "adapter_model.safetensors")
     stage2 = load_file(tmp_path / "real" / "chain" / "stage-2-sft" / "adapter_model.safetensors")
@@ -313,7 +313,7 @@ def test_an_unmergeable_adapter_is_trained_on_by_the_next_stage(tiny_model_dir, 
 
 def test_a_new_adapter_on_an_unmergeable_one_is_refused_before_the_stage_trains(tiny_model_dir, tmp_path, capsys):
     moe = {"adapter": "loramoe:num_experts=2", "max_steps": 1, "learning_rate": 5e-2}
-    config = _two_stage_recipe(tmp_path, tiny_model_dir, moe, {"max_steps": 1, "use_peft": True, "lora_r": 4})
+    config = _adapter_chain(tmp_path, tiny_model_dir, moe, {"max_steps": 1, "use_peft": True, "lora_r": 4})
     assert main(["train", "--config", str(config)]) == 2
     error = capsys.readouterr().err
     assert "stage-1-sft holds a LoRAMoE adapter that cannot be merged" in error and "drop use_peft" in error

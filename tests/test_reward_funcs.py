@@ -12,23 +12,9 @@ import pytest
 from trl_ext.cli import main
 from trl_ext.rewards.resolve import TRL_PLUGIN, USER_PLUGIN, columns_read, resolve_reward
 from trl_ext.run.arguments import parse_stage
+from trl_ext.testing import tiny_grpo_flags
 
-GRPO_FLAGS = [
-    "--max_steps",
-    "1",
-    "--per_device_train_batch_size",
-    "2",
-    "--num_generations",
-    "2",
-    "--max_completion_length",
-    "8",
-    "--logging_steps",
-    "1",
-    "--report_to",
-    "none",
-    "--save_strategy",
-    "no",
-]
+GRPO_FLAGS = tiny_grpo_flags()
 
 # The user's module, as `trl grpo` users write it: a plain function, one that reads a column, and a factory.
 # `my_reward` appends one line per call (how many completions it scored) so a test sees it was called.

@@ -151,6 +151,52 @@ def uneven_rows() -> list[dict[str, Any]]:
     ]
 
 
+# The arguments of a short test run that writes nothing but its output folder: one step of 4 rows, every step logged.
+ONE_STEP_ARGS: dict[str, Any] = dict(
+    per_device_train_batch_size=4,
+    max_steps=1,
+    report_to="none",
+    bf16=False,
+    logging_steps=1,
+    save_strategy="no",
+)
+
+
+def one_step_config(cls: type, output_dir: str | Path, **overrides: Any):
+    """`cls(output_dir=..., **ONE_STEP_ARGS)` with `overrides` on top: the config of the plugins' loss tests, kept in
+    one place so that the test files cannot drift apart in what a "one-step run" means."""
+    return cls(**{"output_dir": str(output_dir), **ONE_STEP_ARGS, **overrides})
+
+
+def tiny_trainer(trainer_cls: type, args: Any, rows: list[dict[str, Any]], model: Any = None, **kwargs: Any):
+    """`trainer_cls` training `model` (default: a fresh `tiny_model()`) on `rows` with the tiny tokenizer: the
+    trainer that the plugins' loss tests build over and over; `kwargs` go to the trainer."""
+    from datasets import Dataset
+
+    return trainer_cls(
+        model=tiny_model() if model is None else model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tiny_tokenizer(),
+        **kwargs,
+    )
+
+
+def trainer_loss_and_grads(
+    trainer_cls: type,
+    args: Any,
+    rows: list[dict[str, Any]],
+    model: Any = None,
+    count_items: bool = True,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], Any, dict[str, Any]]:
+    """`loss_and_grads` on the first batch of `tiny_trainer(trainer_cls, args, rows, model, **kwargs)`; returns
+    `(loss, grads, trainer, batch)`, the four things a loss test compares against its reference."""
+    trainer = tiny_trainer(trainer_cls, args, rows, model, **kwargs)
+    loss, grads, batch = loss_and_grads(trainer, count_items=count_items)
+    return loss, grads, trainer, batch
+
+
 # One plain optimizer step: SGD at lr 1 without clipping, so the update is exactly minus the accumulated gradient.
 SGD_STEP_ARGS: dict[str, Any] = dict(
     max_steps=1,
@@ -333,6 +379,20 @@ def loss_and_grads(trainer, batch: dict[str, Any] | None = None, count_items: bo
     return loss.detach(), grads, batch
 
 
+def padded_batch(rows: list[list[int]], pad: int, prompt: int = 0) -> dict[str, torch.Tensor]:
+    """A right-padded batch of token lists, labels -100 on padding and on the first `prompt` tokens: a batch built by
+    hand, without a collator, for tests that pick every token of a loss's input."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r)
+        mask[i, : len(r)] = 1
+    labels = ids.masked_fill(mask == 0, -100)
+    labels[:, :prompt] = -100
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
 def relative_grad_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], scale: float = 1.0) -> float:
     """`max_grad_diff` divided by the largest gradient magnitude in `a`: two float32 computations of one gradient that
     sum in a different order (another kernel, another library version) differ by a few ulps of the values' scale, so
@@ -418,6 +478,53 @@ def train_one_sharded_step(trainer) -> dict[str, Any]:
     log = next(e for e in trainer.state.log_history if "loss" in e)
     update = {n: (initial[n] - final[n]).flatten().tolist() for n in initial}
     return {**log, "steps": trainer.state.global_step, "update": update}
+
+
+def layout_step_args(
+    name: str, per_device: int, accumulation: int, engine: str = "none", **overrides: Any
+) -> dict[str, Any]:
+    """The config keywords that a step script for `check_same_step_in_every_layout` takes from its layout: one SGD
+    step (`SGD_STEP_ARGS`, `overrides` on top) with `per_device` rows and `accumulation` micro-batches, rows in order,
+    no gradient checkpointing, DeepSpeed ZeRO for `engine` "zero2"/"zero3" (else none), output in /tmp/{name}-{engine}.
+    One definition, so that every layout and every script runs the same step."""
+    engines = {"zero2": {"deepspeed": deepspeed_config(2)}, "zero3": {"deepspeed": deepspeed_config(3)}}
+    return {
+        "output_dir": f"/tmp/{name}-{engine}",
+        "per_device_train_batch_size": per_device,
+        "gradient_accumulation_steps": accumulation,
+        "gradient_checkpointing": False,
+        "shuffle_dataset": False,
+        **SGD_STEP_ARGS,
+        **engines.get(engine, {}),
+        **overrides,
+    }
+
+
+def tiny_run_flags(max_steps: int = 1, batch_size: int = 2, logging_steps: int | None = None) -> list[str]:
+    """CLI flags of a tiny `trl-ext train` run in tests: `max_steps` steps of `batch_size` rows per device, nothing
+    reported or checkpointed, and every `logging_steps`-th step logged when given. One list for the many CLI tests."""
+    flags = ["--max_steps", str(max_steps), "--per_device_train_batch_size", str(batch_size)]
+    if logging_steps is not None:
+        flags += ["--logging_steps", str(logging_steps)]
+    return flags + ["--report_to", "none", "--save_strategy", "no"]
+
+
+def train_argv(method: str, model: str | Path, output_dir: str | Path, *args: Any) -> list[str]:
+    """The argv of `trl-ext train method --model_name_or_path model *args --output_dir output_dir` for
+    `trl_ext.cli.main`: the frame every in-process CLI test writes, so only what a test is about stays in it."""
+    return ["train", method, "--model_name_or_path", str(model), *map(str, args), "--output_dir", str(output_dir)]
+
+
+def tiny_grpo_flags(max_steps: int = 1, max_completion_length: int = 8) -> list[str]:
+    """`tiny_run_flags` of a GRPO run in tests: batches of 2, 2 generations of at most `max_completion_length` tokens
+    per prompt, every step logged (the reward metrics the tests read are in the logs)."""
+    return [
+        *tiny_run_flags(max_steps, 2, logging_steps=1),
+        "--num_generations",
+        "2",
+        "--max_completion_length",
+        str(max_completion_length),
+    ]
 
 
 def save_tiny_dual_encoder(path: str | Path, kind: str = "clip", seed: int = 0, image_size: int = 32) -> Path:

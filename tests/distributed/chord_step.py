@@ -13,19 +13,11 @@ import sys
 import torch
 from datasets import Dataset
 
-from trl_ext.testing import (
-    SGD_STEP_ARGS,
-    deepspeed_config,
-    save_step_result,
-    tiny_model,
-    tiny_tokenizer,
-    train_one_sharded_step,
-)
+from trl_ext.testing import layout_step_args, save_step_result, tiny_model, tiny_tokenizer, train_one_sharded_step
 from trl_ext_plugins.chord import ChordConfig, ChordTrainer
 
 torch.set_num_threads(1)
 out_path, per_device, accumulation, engine = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-engine_args = {"zero3": {"deepspeed": deepspeed_config(3)}}
 
 
 def parity_reward(completions, **kwargs):
@@ -41,20 +33,14 @@ experts = [
     for i in range(4)  # single digits: every row has the same number of tokens
 ]
 config = ChordConfig(
-    output_dir=f"/tmp/chord-{engine}",
-    per_device_train_batch_size=per_device,
-    gradient_accumulation_steps=accumulation,
     num_generations=2,
     max_completion_length=6,
     generation_kwargs={"do_sample": False},
     loss_type="dapo",
-    shuffle_dataset=False,
-    gradient_checkpointing=False,
     mu_peak=0.5,
     mu_valley=0.5,
     sft_loss_variant="phi",
-    **SGD_STEP_ARGS,
-    **engine_args.get(engine, {}),
+    **layout_step_args("chord", per_device, accumulation, engine),
 )
 trainer = ChordTrainer(
     model=tiny_model(),

@@ -14,8 +14,7 @@ from peft import get_peft_model
 
 import trl_ext  # noqa: F401
 from trl_ext.testing import (
-    SGD_STEP_ARGS,
-    deepspeed_config,
+    layout_step_args,
     save_step_result,
     tiny_model,
     tiny_tokenizer,
@@ -28,16 +27,9 @@ from trl_ext_plugins.loramoe.tuner import LoRAMoEConfig
 
 out_path, per_device, accumulation, engine = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 torch.set_num_threads(1)
-engine_args = {"zero3": {"deepspeed": deepspeed_config(3)}}
 config = LoRAMoETrainerConfig(
-    output_dir=f"/tmp/loramoe-{engine}",
-    per_device_train_batch_size=per_device,
-    gradient_accumulation_steps=accumulation,
-    gradient_checkpointing=False,
-    shuffle_dataset=False,
     blc_weight=0.5,
-    **{**SGD_STEP_ARGS, "lr_scheduler_type": "constant", "warmup_steps": 0},
-    **engine_args.get(engine, {}),
+    **layout_step_args("loramoe", per_device, accumulation, engine, lr_scheduler_type="constant", warmup_steps=0),
 )
 model = get_peft_model(tiny_model(), LoRAMoEConfig(num_experts=4, lora_dropout=0.0, task_type="CAUSAL_LM"))
 gen = torch.Generator().manual_seed(1)

@@ -14,8 +14,7 @@ from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
 from trl_ext.testing import (
-    SGD_STEP_ARGS,
-    deepspeed_config,
+    layout_step_args,
     save_step_result,
     tiny_model,
     tiny_tokenizer,
@@ -33,16 +32,7 @@ torch.manual_seed(7)  # the injected vector w: the same on every process, each r
 w = SkillVector({n: 0.01 * torch.randn_like(p) for n, p in tiny_model().named_parameters() if "embed" not in n})
 w_path = w.save(root / f"w{rank}.safetensors")
 v_path = root / "v.safetensors"
-engine_args = {"zero3": {"deepspeed": deepspeed_config(3)}}
-config = SFTConfig(
-    output_dir=str(root / "stage"),
-    per_device_train_batch_size=per_device,
-    gradient_accumulation_steps=accumulation,
-    gradient_checkpointing=False,
-    shuffle_dataset=False,
-    **SGD_STEP_ARGS,
-    **engine_args.get(engine, {}),
-)
+config = SFTConfig(**layout_step_args("past", per_device, accumulation, engine, output_dir=str(root / "stage")))
 trainer = SFTTrainer(
     model=tiny_model(),
     args=config,

@@ -11,8 +11,7 @@ import sys
 from datasets import Dataset
 
 from trl_ext.testing import (
-    SGD_STEP_ARGS,
-    deepspeed_config,
+    layout_step_args,
     save_step_result,
     shard_trainer_with_fsdp2,
     tiny_model,
@@ -23,15 +22,8 @@ from trl_ext.testing import (
 from trl_ext_plugins.qtuning import QTuningConfig, QTuningTrainer
 
 out_path, per_device, accumulation, engine = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-engine_args = {"zero2": {"deepspeed": deepspeed_config(2)}, "zero3": {"deepspeed": deepspeed_config(3)}}
 config = QTuningConfig(
-    output_dir=f"/tmp/qtuning-{engine}",
-    per_device_train_batch_size=per_device,
-    gradient_accumulation_steps=accumulation,
-    gradient_checkpointing=False,
-    shuffle_dataset=False,
-    **SGD_STEP_ARGS,
-    **engine_args.get(engine, {}),
+    **layout_step_args("qtuning", per_device, accumulation, engine),
     qt_sample_ratio=0.5,  # K = 1 of each micro-batch of 2
     qt_token_ratio=0.5,  # and tokens of a Q2 sample pruned
 )

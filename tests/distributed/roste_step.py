@@ -14,8 +14,7 @@ from datasets import Dataset
 
 from trl_ext.models import load_model
 from trl_ext.testing import (
-    SGD_STEP_ARGS,
-    deepspeed_config,
+    layout_step_args,
     save_step_result,
     save_tiny_model,
     tiny_tokenizer,
@@ -27,17 +26,8 @@ from trl_ext_plugins.roste import RoSTEConfig, RoSTETrainer
 
 out_path, per_device, accumulation, engine = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 torch.set_num_threads(1)
-engine_args = {"zero3": {"deepspeed": deepspeed_config(3)}}
 config = RoSTEConfig(
-    output_dir=f"/tmp/roste-{engine}",
-    per_device_train_batch_size=per_device,
-    gradient_accumulation_steps=accumulation,
-    gradient_checkpointing=False,
-    shuffle_dataset=False,
-    calib_samples=4,
-    export_quantized=False,
-    **SGD_STEP_ARGS,
-    **engine_args.get(engine, {}),
+    calib_samples=4, export_quantized=False, **layout_step_args("roste", per_device, accumulation, engine)
 )
 form_process_group(config)
 folder = f"{out_path}.model"

@@ -12,8 +12,7 @@ from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
 from trl_ext.testing import (
-    SGD_STEP_ARGS,
-    deepspeed_config,
+    layout_step_args,
     save_step_result,
     tiny_model,
     tiny_tokenizer,
@@ -24,16 +23,7 @@ from trl_ext_plugins.ssf.adapter import make_ssf_adapter
 
 out_path, per_device, accumulation, engine = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 torch.set_num_threads(1)
-engine_args = {"zero3": {"deepspeed": deepspeed_config(3)}}
-config = SFTConfig(
-    output_dir=f"/tmp/ssf-{engine}",
-    per_device_train_batch_size=per_device,
-    gradient_accumulation_steps=accumulation,
-    gradient_checkpointing=False,
-    shuffle_dataset=False,
-    **SGD_STEP_ARGS,
-    **engine_args.get(engine, {}),
-)
+config = SFTConfig(**layout_step_args("ssf", per_device, accumulation, engine))
 model = tiny_model()
 torch.manual_seed(1)  # the official init draws the vectors
 model = make_ssf_adapter(init="official", init_std=0.1)(model)

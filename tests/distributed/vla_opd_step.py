@@ -9,30 +9,17 @@ import sys
 
 from datasets import Dataset
 
-from trl_ext.testing import (
-    SGD_STEP_ARGS,
-    deepspeed_config,
-    save_step_result,
-    tiny_model,
-    tiny_tokenizer,
-    train_one_sharded_step,
-)
+from trl_ext.testing import layout_step_args, save_step_result, tiny_model, tiny_tokenizer, train_one_sharded_step
 from trl_ext_plugins.vla_opd import VlaOpdConfig, VlaOpdTrainer
 
 out_path, per_device, accumulation, engine = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 divergence, estimator = sys.argv[5], sys.argv[6]
 config = VlaOpdConfig(
-    output_dir=f"/tmp/vla-opd-{engine}",
-    per_device_train_batch_size=per_device,
-    gradient_accumulation_steps=accumulation,
-    gradient_checkpointing=False,
-    shuffle_dataset=False,
     max_completion_length=6,
     generation_kwargs={"do_sample": False},
     divergence=divergence,
     estimator=estimator,
-    **SGD_STEP_ARGS,
-    **({"deepspeed": deepspeed_config(3)} if engine == "zero3" else {}),
+    **layout_step_args("vla-opd", per_device, accumulation, engine),
 )
 rows = [{"prompt": [{"role": "user", "content": f"What is {i} + {i + 2}?"}]} for i in range(4)]
 trainer = VlaOpdTrainer(

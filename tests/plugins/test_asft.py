@@ -12,38 +12,17 @@ from trl_ext.losses import LMHead, dft_weight, fused_token_loss
 from trl_ext.testing import (
     interrupted_and_resumed,
     logged,
-    loss_and_grads,
+    one_step_config,
     relative_grad_diff,
     tiny_model,
     tiny_tokenizer,
+    trainer_loss_and_grads,
 )
 from trl_ext_plugins.asft import ASFTConfig, ASFTTrainer
 
 
 def _config(tmp_path, cls=ASFTConfig, **kw):
-    defaults = dict(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=4,
-        max_steps=1,
-        report_to="none",
-        bf16=False,
-        logging_steps=1,
-        save_strategy="no",
-        learning_rate=1e-3,
-    )
-    return cls(**{**defaults, **kw})
-
-
-def _loss_and_grads(trainer_cls, config, rows, model=None, **trainer_kw):
-    trainer = trainer_cls(
-        model=model or tiny_model(),
-        args=config,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tiny_tokenizer(),
-        **trainer_kw,
-    )
-    loss, grads, batch = loss_and_grads(trainer)
-    return loss, grads, trainer, batch
+    return one_step_config(cls, tmp_path, **{"learning_rate": 1e-3, **kw})
 
 
 # Card test 3 and 4: vocab 3, one token, policy logits [2, 0, 0], reference logits [0, 0, 0], label 0
@@ -123,23 +102,25 @@ def test_chunked_matches_full_logits(softcap, scale, bias, nll_weight, kl_coef):
 
 def test_kl_weight_zero_reproduces_trl_dft(tmp_path, sft_rows):
     """Card test 1: asft with kl_weight=0 == SFTTrainer(loss_type='dft'), loss and grads to 1e-6."""
-    sft_loss, sft_grads, *_ = _loss_and_grads(SFTTrainer, _config(tmp_path, SFTConfig, loss_type="dft"), sft_rows)
-    asft_loss, asft_grads, *_ = _loss_and_grads(ASFTTrainer, _config(tmp_path, kl_weight=0.0), sft_rows)
+    sft_loss, sft_grads, *_ = trainer_loss_and_grads(
+        SFTTrainer, _config(tmp_path, SFTConfig, loss_type="dft"), sft_rows
+    )
+    asft_loss, asft_grads, *_ = trainer_loss_and_grads(ASFTTrainer, _config(tmp_path, kl_weight=0.0), sft_rows)
     assert asft_loss.item() == pytest.approx(sft_loss.item(), abs=1e-6)
     assert relative_grad_diff(sft_grads, asft_grads) < 1e-5
 
 
 def test_sft_mode_reproduces_trl_nll(tmp_path, sft_rows):
-    sft_loss, sft_grads, *_ = _loss_and_grads(SFTTrainer, _config(tmp_path, SFTConfig), sft_rows)
-    asft_loss, asft_grads, *_ = _loss_and_grads(ASFTTrainer, _config(tmp_path, asft_loss="sft"), sft_rows)
+    sft_loss, sft_grads, *_ = trainer_loss_and_grads(SFTTrainer, _config(tmp_path, SFTConfig), sft_rows)
+    asft_loss, asft_grads, *_ = trainer_loss_and_grads(ASFTTrainer, _config(tmp_path, asft_loss="sft"), sft_rows)
     assert asft_loss.item() == pytest.approx(sft_loss.item(), abs=1e-6)
     assert relative_grad_diff(sft_grads, asft_grads) < 1e-5
 
 
 def test_step_zero_kl_is_zero_and_grads_equal_dft(tmp_path, sft_rows):
     """Card test 2: reference = copy of the policy, so KL_t = 0 and its gradient is 0 at step 0."""
-    dft_loss, dft_grads, *_ = _loss_and_grads(ASFTTrainer, _config(tmp_path, asft_loss="dft"), sft_rows)
-    asft_loss, asft_grads, trainer, _ = _loss_and_grads(ASFTTrainer, _config(tmp_path, kl_weight=0.1), sft_rows)
+    dft_loss, dft_grads, *_ = trainer_loss_and_grads(ASFTTrainer, _config(tmp_path, asft_loss="dft"), sft_rows)
+    asft_loss, asft_grads, trainer, _ = trainer_loss_and_grads(ASFTTrainer, _config(tmp_path, kl_weight=0.1), sft_rows)
     assert trainer._metrics["train"]["asft/kl"][-1] == pytest.approx(0.0, abs=1e-6)
     assert asft_loss.item() == pytest.approx(dft_loss.item(), abs=1e-6)
     assert relative_grad_diff(dft_grads, asft_grads) < 1e-5
@@ -148,7 +129,7 @@ def test_step_zero_kl_is_zero_and_grads_equal_dft(tmp_path, sft_rows):
 def test_masked_positions_contribute_nothing(tmp_path, sft_rows):
     """Card test 6: changing the policy's outputs where the next label is -100 leaves the loss unchanged."""
     config = _config(tmp_path, kl_weight=0.1)
-    loss, _, trainer, batch = _loss_and_grads(ASFTTrainer, config, sft_rows)
+    loss, _, trainer, batch = trainer_loss_and_grads(ASFTTrainer, config, sft_rows)
     policy = trainer._policy
     original = policy.forward
     masked = batch["labels"][:, 1:] == -100
@@ -187,7 +168,7 @@ def test_peft_reference_is_adapter_disabled_base(tmp_path, sft_rows):
     from peft import LoraConfig
 
     peft_config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
-    loss, grads, trainer, _ = _loss_and_grads(ASFTTrainer, _config(tmp_path), sft_rows, peft_config=peft_config)
+    loss, grads, trainer, _ = trainer_loss_and_grads(ASFTTrainer, _config(tmp_path), sft_rows, peft_config=peft_config)
     assert trainer.ref_model is None
     assert trainer._metrics["train"]["asft/kl"][-1] == pytest.approx(0.0, abs=1e-7)  # LoRA B starts at zero
     assert grads and all("lora_" in name for name in grads)

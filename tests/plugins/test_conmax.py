@@ -12,7 +12,7 @@ import torch
 
 from trl_ext.cli import main
 from trl_ext.inference import scoring as core_scoring
-from trl_ext.testing import tiny_model, tiny_tokenizer
+from trl_ext.testing import tiny_grpo_flags, tiny_model, tiny_tokenizer, train_argv
 from trl_ext_plugins.conmax.config import ConMaxConfig
 from trl_ext_plugins.conmax.data import build as build_traces
 from trl_ext_plugins.conmax.rewards import ConMaxConfidenceReward
@@ -427,32 +427,16 @@ def test_cli_transform_then_grpo_on_a_tiny_policy_and_scorer(tiny_model_dir, tmp
     assert len(rows) == 64 and all("<compressed>" in r["prompt"][-1]["content"] for r in rows)
     out = tmp_path / "grpo"
     code = main(
-        [
-            "train",
+        train_argv(
             "grpo",
-            "--model_name_or_path",
             tiny_model_dir,
+            str(out),
             "--dataset_name",
             str(prompts),
             "--rewards",
             f"conmax_confidence:aux_model_name_or_path={tiny_model_dir}",
-            "--max_steps",
-            "1",
-            "--per_device_train_batch_size",
-            "2",
-            "--num_generations",
-            "2",
-            "--max_completion_length",
-            "8",
-            "--report_to",
-            "none",
-            "--save_strategy",
-            "no",
-            "--logging_steps",
-            "1",
-            "--output_dir",
-            str(out),
-        ]
+            *tiny_grpo_flags(),
+        )
     )
     assert code == 0
     assert (out / "model.safetensors").exists()

@@ -7,23 +7,27 @@ import sys
 import pytest
 import torch
 from datasets import Dataset
+from sft_steps import sgd_step_trainer
 from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 from trl_ext.losses import LMHead
 from trl_ext.testing import (
-    SGD_STEP_ARGS,
     assert_same_step,
     first_batch,
     interrupted_and_resumed,
     logged,
-    loss_and_grads,
+    one_step_config,
     relative_grad_diff,
     run_layout,
     save_step_result,
     tiny_model,
+    tiny_run_flags,
     tiny_tokenizer,
+    tiny_trainer,
+    train_argv,
     train_one_step,
+    trainer_loss_and_grads,
 )
 from trl_ext.training.reference import TEACHER_FILE
 from trl_ext_plugins.curiosft import (
@@ -36,17 +40,7 @@ from trl_ext_plugins.curiosft import (
 
 
 def _config(tmp_path, cls=CurioSFTConfig, **kw):
-    defaults = dict(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=4,
-        max_steps=1,
-        report_to="none",
-        bf16=False,
-        logging_steps=1,
-        save_strategy="no",
-        learning_rate=1e-3,
-    )
-    return cls(**{**defaults, **kw})
+    return one_step_config(cls, tmp_path, **{"learning_rate": 1e-3, **kw})
 
 
 def _sharp_model(seed=0):
@@ -59,23 +53,11 @@ def _sharp_model(seed=0):
 
 
 def _trainer(tmp_path, rows, model=None, **kw):
-    return CurioSFTTrainer(
-        model=model or _sharp_model(),
-        args=_config(tmp_path, **kw),
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tiny_tokenizer(),
-    )
+    return tiny_trainer(CurioSFTTrainer, _config(tmp_path, **kw), rows, model or _sharp_model())
 
 
 def _loss_and_grads(trainer_cls, config, rows, model=None):
-    trainer = trainer_cls(
-        model=model or _sharp_model(),
-        args=config,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tiny_tokenizer(),
-    )
-    loss, grads, batch = loss_and_grads(trainer)
-    return loss, grads, trainer, batch
+    return trainer_loss_and_grads(trainer_cls, config, rows, model or _sharp_model())
 
 
 # --- an independent, naive version of the official compute_tau_from_logits (float64, one row at a time) -------------
@@ -275,24 +257,7 @@ def test_resume_without_teacher_file_is_refused(tmp_path, sft_rows):
 
 # --- normalisation under gradient accumulation ------------------------------------------------------------------------
 def _step_trainer(out, per_device, accumulation, **kw):
-    rows = [
-        {
-            "prompt": [{"role": "user", "content": f"What is {a} + {b}?"}],
-            "completion": [{"role": "assistant", "content": f"{a} + {b} = {a + b}." + " So" * k + f" {a + b}."}],
-        }
-        for a, b, k in [(3, 4, 1), (12, 30, 6), (7, 8, 2), (100, 23, 0)]
-    ]  # unequal lengths
-    model = _sharp_model()
-    config = CurioSFTConfig(
-        output_dir=str(out),
-        per_device_train_batch_size=per_device,
-        gradient_accumulation_steps=accumulation,
-        **{**SGD_STEP_ARGS, **kw},
-    )
-    trainer = CurioSFTTrainer(
-        model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tiny_tokenizer()
-    )
-    return trainer
+    return sgd_step_trainer(CurioSFTTrainer, CurioSFTConfig, _sharp_model(), out, per_device, accumulation, **kw)
 
 
 def _one_sgd_step(out, per_device, accumulation, **kw):
@@ -374,26 +339,16 @@ def test_cli_train(tiny_model_dir, tmp_path):
     out = tmp_path / "run"
     assert (
         main(
-            [
-                "train",
+            train_argv(
                 "curiosft",
-                "--model_name_or_path",
                 tiny_model_dir,
-                "--output_dir",
                 str(out),
-                "--max_steps",
-                "2",
-                "--per_device_train_batch_size",
-                "4",
-                "--report_to",
-                "none",
-                "--save_strategy",
-                "no",
+                *tiny_run_flags(2, 4),
                 "--curio_kd_form",
                 "full_kl",
                 "--ref_model_sync_steps",
                 "1",
-            ]
+            )
         )
         == 0
     )

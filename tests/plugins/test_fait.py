@@ -9,7 +9,17 @@ from trl import SFTConfig, SFTTrainer
 
 from trl_ext import get
 from trl_ext.cli import main
-from trl_ext.testing import first_batch, loss_and_grads, max_grad_diff, relative_grad_diff, tiny_model, tiny_tokenizer
+from trl_ext.testing import (
+    first_batch,
+    max_grad_diff,
+    one_step_config,
+    relative_grad_diff,
+    tiny_model,
+    tiny_run_flags,
+    tiny_tokenizer,
+    train_argv,
+    trainer_loss_and_grads,
+)
 from trl_ext_plugins.fait import (
     FAITConfig,
     FAITTrainer,
@@ -46,29 +56,7 @@ def _rows(n=8, identical=False):
 
 
 def _config(tmp_path, cls=FAITConfig, **kw):
-    defaults = dict(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=4,
-        max_steps=1,
-        report_to="none",
-        bf16=False,
-        logging_steps=1,
-        save_strategy="no",
-        learning_rate=1e-3,
-    )
-    return cls(**{**defaults, **kw})
-
-
-def _loss_and_grads(trainer_cls, config, rows, **trainer_kw):
-    trainer = trainer_cls(
-        model=tiny_model(),
-        args=config,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tiny_tokenizer(),
-        **trainer_kw,
-    )
-    loss, grads, batch = loss_and_grads(trainer)
-    return loss, grads, trainer, batch
+    return one_step_config(cls, tmp_path, **{"learning_rate": 1e-3, **kw})
 
 
 def _decoded_marked(ids, mask):
@@ -153,8 +141,8 @@ def test_renorm_hand_case():
 # --- card tests 1 and 3: limits equal plain SFT ---------------------------------------------------------------------
 def test_zero_weights_reproduce_sft(tmp_path):
     rows = _rows()
-    sft_loss, sft_grads, *_ = _loss_and_grads(SFTTrainer, _config(tmp_path, SFTConfig), rows)
-    loss, grads, trainer, batch = _loss_and_grads(
+    sft_loss, sft_grads, *_ = trainer_loss_and_grads(SFTTrainer, _config(tmp_path, SFTConfig), rows)
+    loss, grads, trainer, batch = trainer_loss_and_grads(
         FAITTrainer, _config(tmp_path, fait_line_weight=0.0, fait_token_weight=0.0), rows
     )
     assert batch["fait_line_mask"].sum() > 0  # there are sensitive tokens, weighted like the others
@@ -165,8 +153,8 @@ def test_zero_weights_reproduce_sft(tmp_path):
 @pytest.mark.parametrize("dynamic", ["renorm", "none"])
 def test_identical_variants_reproduce_sft_for_any_weights(tmp_path, dynamic):
     rows = _rows(identical=True)
-    sft_loss, sft_grads, *_ = _loss_and_grads(SFTTrainer, _config(tmp_path, SFTConfig), rows)
-    loss, grads, _, batch = _loss_and_grads(
+    sft_loss, sft_grads, *_ = trainer_loss_and_grads(SFTTrainer, _config(tmp_path, SFTConfig), rows)
+    loss, grads, _, batch = trainer_loss_and_grads(
         FAITTrainer, _config(tmp_path, fait_line_weight=2.0, fait_token_weight=3.0, fait_dynamic=dynamic), rows
     )
     assert batch["fait_line_mask"].sum() == 0
@@ -178,7 +166,7 @@ def test_identical_variants_reproduce_sft_for_any_weights(tmp_path, dynamic):
 @pytest.mark.parametrize("dynamic", ["renorm", "none"])
 def test_loss_and_grads_match_naive_full_logits(tmp_path, dynamic):
     a, b = 1.5, 0.7
-    loss, grads, trainer, batch = _loss_and_grads(
+    loss, grads, trainer, batch = trainer_loss_and_grads(
         FAITTrainer, _config(tmp_path, fait_line_weight=a, fait_token_weight=b, fait_dynamic=dynamic), _rows()
     )
     model = tiny_model()  # the same initial weights
@@ -288,8 +276,10 @@ def _my_rule(line_mask, token_mask, label_mask, config):
 
 
 def test_custom_weight_fn(tmp_path):
-    loss_custom, *_ = _loss_and_grads(FAITTrainer, _config(tmp_path, fait_weight_fn="test_fait:_my_rule"), _rows())
-    loss_same, *_ = _loss_and_grads(
+    loss_custom, *_ = trainer_loss_and_grads(
+        FAITTrainer, _config(tmp_path, fait_weight_fn="test_fait:_my_rule"), _rows()
+    )
+    loss_same, *_ = trainer_loss_and_grads(
         FAITTrainer, _config(tmp_path, fait_line_weight=0.0, fait_token_weight=4.0, fait_dynamic="none"), _rows()
     )
     assert loss_custom.item() == pytest.approx(loss_same.item(), abs=1e-6)
@@ -366,45 +356,13 @@ def test_mutants_and_code_extraction():
 
 def test_cli_trains_on_builtin_dataset(tiny_model_dir, tmp_path):
     out = tmp_path / "run"
-    code = main(
-        [
-            "train",
-            "fait",
-            "--model_name_or_path",
-            tiny_model_dir,
-            "--max_steps",
-            "1",
-            "--per_device_train_batch_size",
-            "2",
-            "--report_to",
-            "none",
-            "--save_strategy",
-            "no",
-            "--max_length",
-            "256",
-            "--output_dir",
-            str(out),
-        ]
-    )
+    code = main(train_argv("fait", tiny_model_dir, str(out), *tiny_run_flags(), "--max_length", "256"))
     assert code == 0 and (out / "model.safetensors").exists()
 
 
 def test_cli_refuses_dataset_without_variants(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(
-        [
-            "train",
-            "fait",
-            "--model_name_or_path",
-            tiny_model_dir,
-            "--dataset_name",
-            "builtin:arith",
-            "--max_steps",
-            "1",
-            "--output_dir",
-            str(out),
-        ]
-    )
+    code = main(train_argv("fait", tiny_model_dir, str(out), "--dataset_name", "builtin:arith", "--max_steps", "1"))
     err = capsys.readouterr().err
     assert code == 2 and "incorrect_completions" in err and "fait" in err
     assert not out.exists()

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from datasets import Dataset
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from trl_ext.cli import main
@@ -21,11 +20,15 @@ from trl_ext.testing import (
     first_batch,
     interrupted_and_resumed,
     logged,
-    loss_and_grads,
     max_grad_diff,
+    one_step_config,
     relative_grad_diff,
     tiny_model,
+    tiny_run_flags,
     tiny_tokenizer,
+    tiny_trainer,
+    train_argv,
+    trainer_loss_and_grads,
 )
 from trl_ext_plugins.ift import IFTConfig, IFTTrainer, mix_embeddings, propagation_weights, temporal_residual_ids
 from trl_ext_plugins.ift import trainer as ift_trainer
@@ -50,33 +53,15 @@ def ift_rows():
 
 
 def _config(tmp_path, **kw):
-    defaults = dict(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=4,
-        max_steps=1,
-        report_to="none",
-        bf16=False,
-        logging_steps=1,
-        save_strategy="no",
-        learning_rate=1e-3,
-    )
-    return IFTConfig(**{**defaults, **kw})
+    return one_step_config(IFTConfig, tmp_path, **{"learning_rate": 1e-3, **kw})
 
 
 def _trainer(config, rows, model=None, **kw):
-    return IFTTrainer(
-        model=model or tiny_model(),
-        args=config,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tiny_tokenizer(),
-        **kw,
-    )
+    return tiny_trainer(IFTTrainer, config, rows, model, **kw)
 
 
 def _loss_and_grads(config, rows, model=None):
-    trainer = _trainer(config, rows, model)
-    loss, grads, batch = loss_and_grads(trainer)
-    return loss, grads, trainer, batch
+    return trainer_loss_and_grads(IFTTrainer, config, rows, model)
 
 
 # --- a naive re-implementation of the official loss, on full logits --------------------------------------------------
@@ -510,26 +495,14 @@ def test_peft_trains_only_the_adapter(tmp_path, ift_rows):
 def test_cli_train_on_builtin_arith_chains(tiny_model_dir, tmp_path):
     out = tmp_path / "ift"
     code = main(
-        [
-            "train",
+        train_argv(
             "ift",
-            "--model_name_or_path",
             tiny_model_dir,
+            str(out),
             "--dataset_name",
             "builtin:arith_chains",
-            "--max_steps",
-            "2",
-            "--per_device_train_batch_size",
-            "4",
-            "--logging_steps",
-            "1",
-            "--report_to",
-            "none",
-            "--save_strategy",
-            "no",
-            "--output_dir",
-            str(out),
-        ]
+            *tiny_run_flags(2, 4, logging_steps=1),
+        )
     )
     assert code == 0
     assert (out / "model.safetensors").exists()

@@ -16,9 +16,14 @@ from trl_ext.testing import (
     logged,
     loss_and_grads,
     max_grad_diff,
+    one_step_config,
     relative_grad_diff,
     tiny_model,
+    tiny_run_flags,
     tiny_tokenizer,
+    tiny_trainer,
+    train_argv,
+    trainer_loss_and_grads,
 )
 from trl_ext_plugins.lfu import LfUConfig, LfUTrainer, hidden_consistency, response_positions
 
@@ -26,32 +31,15 @@ LORA = dict(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM
 
 
 def _config(tmp_path, cls=LfUConfig, **kw):
-    defaults = dict(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=4,
-        max_steps=1,
-        report_to="none",
-        bf16=False,
-        logging_steps=1,
-        save_strategy="no",
-        gradient_checkpointing=False,
-    )
-    return cls(**{**defaults, **kw})
+    return one_step_config(cls, tmp_path, **{"gradient_checkpointing": False, **kw})
 
 
 def _trainer(tmp_path, rows, model=None, single_aux=True, **kw):
     """An LfUTrainer whose undesirable batch is always the same single row (so repeated calls see the same phi')."""
-    extra = (
-        {"aux_dataset": Dataset.from_list(rows[:1]), "args": _config(tmp_path, lfu_aux_batch_size=1, **kw)}
-        if single_aux
-        else {"args": _config(tmp_path, **kw)}
-    )
-    return LfUTrainer(
-        model=model if model is not None else tiny_model(),
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tiny_tokenizer(),
-        **extra,
-    )
+    if single_aux:
+        config = _config(tmp_path, lfu_aux_batch_size=1, **kw)
+        return tiny_trainer(LfUTrainer, config, rows, model, aux_dataset=Dataset.from_list(rows[:1]))
+    return tiny_trainer(LfUTrainer, _config(tmp_path, **kw), rows, model)
 
 
 def _first_batch(trainer):
@@ -64,13 +52,7 @@ def _loss_and_grads(trainer):
 
 
 def _sft_loss_and_grads(tmp_path, rows, model=None):
-    trainer = SFTTrainer(
-        model=model if model is not None else tiny_model(),
-        args=_config(tmp_path, SFTConfig),
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tiny_tokenizer(),
-    )
-    return _loss_and_grads(trainer)[:2]
+    return trainer_loss_and_grads(SFTTrainer, _config(tmp_path, SFTConfig), rows, model, count_items=False)[:2]
 
 
 def test_card_1_lambda_zero_is_trl_sft(tmp_path, sft_rows):
@@ -388,31 +370,19 @@ def test_cli_train_lfu(tiny_model_dir, tmp_path, sft_rows):
     Dataset.from_list(sft_rows).to_json(str(data), lines=True)
     out = tmp_path / "run"
     code = main(
-        [
-            "train",
+        train_argv(
             "lfu",
-            "--model_name_or_path",
             tiny_model_dir,
+            str(out),
             "--dataset_name",
             str(data),
-            "--output_dir",
-            str(out),
-            "--max_steps",
-            "2",
-            "--per_device_train_batch_size",
-            "2",
-            "--logging_steps",
-            "1",
-            "--report_to",
-            "none",
-            "--save_strategy",
-            "no",
+            *tiny_run_flags(2, 2, logging_steps=1),
             "--lfu_layers",
             "1",
             "2",
             "--lfu_gradient",
             "exact",
-        ]
+        )
     )
     assert code == 0
     assert (out / "model.safetensors").exists()

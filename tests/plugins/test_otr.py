@@ -20,10 +20,13 @@ from trl_ext.testing import (
     first_batch,
     interrupted_and_resumed,
     logged,
-    loss_and_grads,
+    one_step_config,
     relative_grad_diff,
     tiny_model,
+    tiny_run_flags,
     tiny_tokenizer,
+    train_argv,
+    trainer_loss_and_grads,
 )
 from trl_ext.training.rng import step_seed
 from trl_ext_plugins.otr import OTRConfig, OTRTrainer, otr_loss
@@ -238,34 +241,15 @@ def test_chunked_matches_naive_full_logits(estimator, softcap, scale, bias):
 
 # --- the trainer -----------------------------------------------------------------------------------------------------
 def _config(tmp_path, cls=OTRConfig, **kw):
-    defaults = dict(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=4,
-        max_steps=1,
-        report_to="none",
-        bf16=False,
-        logging_steps=1,
-        save_strategy="no",
-        learning_rate=1e-3,
-    )
-    return cls(**{**defaults, **kw})
-
-
-def _loss_and_grads(trainer_cls, config, rows, model=None):
-    trainer = trainer_cls(
-        model=model or tiny_model(),
-        args=config,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tiny_tokenizer(),
-    )
-    loss, grads, batch = loss_and_grads(trainer)
-    return loss, grads, trainer, batch
+    return one_step_config(cls, tmp_path, **{"learning_rate": 1e-3, **kw})
 
 
 def test_expected_tau1_beta0_reproduces_trl_dft(tmp_path, sft_rows):
     """Limiting case: expected mode at tau = 1, beta = 0 is -sg(p_t) log p_t, TRL's loss_type='dft' (1e-6)."""
-    dft_loss, dft_grads, *_ = _loss_and_grads(SFTTrainer, _config(tmp_path, SFTConfig, loss_type="dft"), sft_rows)
-    otr_l, otr_grads, *_ = _loss_and_grads(
+    dft_loss, dft_grads, *_ = trainer_loss_and_grads(
+        SFTTrainer, _config(tmp_path, SFTConfig, loss_type="dft"), sft_rows
+    )
+    otr_l, otr_grads, *_ = trainer_loss_and_grads(
         OTRTrainer, _config(tmp_path, otr_estimator="expected", otr_temperature=1.0, otr_beta=0.0), sft_rows
     )
     assert otr_l.item() == pytest.approx(dft_loss.item(), abs=1e-6)
@@ -273,8 +257,8 @@ def test_expected_tau1_beta0_reproduces_trl_dft(tmp_path, sft_rows):
 
 
 def test_expected_tau1_gradient_is_scaled_dft(tmp_path, sft_rows):
-    _, dft_grads, *_ = _loss_and_grads(SFTTrainer, _config(tmp_path, SFTConfig, loss_type="dft"), sft_rows)
-    _, otr_grads, *_ = _loss_and_grads(
+    _, dft_grads, *_ = trainer_loss_and_grads(SFTTrainer, _config(tmp_path, SFTConfig, loss_type="dft"), sft_rows)
+    _, otr_grads, *_ = trainer_loss_and_grads(
         OTRTrainer, _config(tmp_path, otr_estimator="expected", otr_temperature=1.0, otr_beta=-0.1), sft_rows
     )
     assert relative_grad_diff(otr_grads, dft_grads, scale=1.1) < 1e-5
@@ -286,7 +270,7 @@ def test_sequence_normalization_is_mean_of_sequence_means(tmp_path, sft_rows):
         dict(r, completion=[{"role": "assistant", "content": r["completion"][0]["content"] + " ok" * i}])
         for i, r in enumerate(sft_rows[:4])
     ]  # different completion lengths
-    loss, grads, trainer, batch = _loss_and_grads(
+    loss, grads, trainer, batch = trainer_loss_and_grads(
         OTRTrainer,
         _config(tmp_path, otr_estimator="expected", otr_temperature=1.0, otr_beta=0.0, otr_normalization="sequence"),
         rows,
@@ -397,28 +381,16 @@ def test_resume_draws_the_same_rollouts(tmp_path, sft_rows):
 def test_cli_train_on_builtin_arith_ood(tiny_model_dir, tmp_path):
     out = tmp_path / "otr"
     code = main(
-        [
-            "train",
+        train_argv(
             "otr",
-            "--model_name_or_path",
             tiny_model_dir,
+            str(out),
             "--dataset_name",
             "builtin:arith_ood",
             "--otr_num_samples",
             "8",
-            "--max_steps",
-            "2",
-            "--per_device_train_batch_size",
-            "4",
-            "--logging_steps",
-            "1",
-            "--report_to",
-            "none",
-            "--save_strategy",
-            "no",
-            "--output_dir",
-            str(out),
-        ]
+            *tiny_run_flags(2, 4, logging_steps=1),
+        )
     )
     assert code == 0
     assert (out / "model.safetensors").exists()

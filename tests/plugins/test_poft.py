@@ -12,7 +12,16 @@ from datasets import Dataset
 
 from trl_ext.cli import main
 from trl_ext.models import load_model, load_tokenizer
-from trl_ext.testing import loss_and_grads, max_grad_diff, relative_grad_diff, tiny_model, tiny_tokenizer
+from trl_ext.testing import (
+    loss_and_grads,
+    max_grad_diff,
+    one_step_config,
+    relative_grad_diff,
+    tiny_model,
+    tiny_run_flags,
+    tiny_trainer,
+    train_argv,
+)
 from trl_ext_plugins.poft import (
     PoFTConfig,
     PoFTTrainer,
@@ -25,17 +34,7 @@ from trl_ext_plugins.poft import data as poft_data
 
 
 def _config(tmp_path, **kw):
-    defaults = dict(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=4,
-        max_steps=1,
-        report_to="none",
-        bf16=False,
-        logging_steps=1,
-        save_strategy="no",
-        gradient_checkpointing=False,
-    )
-    return PoFTConfig(**{**defaults, **kw})
+    return one_step_config(PoFTConfig, tmp_path, **{"gradient_checkpointing": False, **kw})
 
 
 def _rows(sft_rows, scores):
@@ -43,12 +42,7 @@ def _rows(sft_rows, scores):
 
 
 def _trainer(tmp_path, rows, model=None, **kw):
-    return PoFTTrainer(
-        model=model if model is not None else tiny_model(),
-        args=_config(tmp_path, **kw),
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tiny_tokenizer(),
-    )
+    return tiny_trainer(PoFTTrainer, _config(tmp_path, **kw), rows, model)
 
 
 def _loss_grads_batch(trainer):
@@ -239,26 +233,7 @@ def test_trains_and_logs_metrics(tmp_path, sft_rows):
 
 def test_cli_trains_on_the_builtin_dataset(tiny_model_dir, tmp_path):
     out = tmp_path / "run"
-    code = main(
-        [
-            "train",
-            "poft",
-            "--model_name_or_path",
-            tiny_model_dir,
-            "--output_dir",
-            str(out),
-            "--max_steps",
-            "2",
-            "--per_device_train_batch_size",
-            "4",
-            "--logging_steps",
-            "1",
-            "--report_to",
-            "none",
-            "--save_strategy",
-            "no",
-        ]
-    )
+    code = main(train_argv("poft", tiny_model_dir, str(out), *tiny_run_flags(2, 4, logging_steps=1)))
     assert code == 0 and (out / "model.safetensors").exists()
     card = (out / "README.md").read_text()
     assert "arxiv.org/abs/2412.12865" in card and "builtin:poft_arith" in card
@@ -269,26 +244,16 @@ def test_cli_scores_with_the_transform_then_trains(tiny_model_dir, tmp_path, sft
     Dataset.from_list(sft_rows).to_json(str(data), lines=True)
     out = tmp_path / "run"
     code = main(
-        [
-            "train",
+        train_argv(
             "poft",
-            "--model_name_or_path",
             tiny_model_dir,
+            str(out),
             "--dataset_name",
             str(data),
             "--transforms",
             f"poft_score:models={tiny_model_dir}",
-            "--output_dir",
-            str(out),
-            "--max_steps",
-            "1",
-            "--per_device_train_batch_size",
-            "4",
-            "--report_to",
-            "none",
-            "--save_strategy",
-            "no",
-        ]
+            *tiny_run_flags(1, 4),
+        )
     )
     assert code == 0
     scored = tmp_path / "scored.jsonl"
@@ -315,20 +280,17 @@ def test_missing_scores_are_named_before_training(tiny_model_dir, tmp_path, sft_
     data = tmp_path / "pairs.jsonl"
     Dataset.from_list(sft_rows).to_json(str(data), lines=True)
     code = main(
-        [
-            "train",
+        train_argv(
             "poft",
-            "--model_name_or_path",
             tiny_model_dir,
+            str(tmp_path / "x"),
             "--dataset_name",
             str(data),
-            "--output_dir",
-            str(tmp_path / "x"),
             "--max_steps",
             "1",
             "--report_to",
             "none",
-        ]
+        )
     )
     assert code != 0
     assert "poft_ref_scores" in capsys.readouterr().err

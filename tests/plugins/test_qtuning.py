@@ -12,7 +12,7 @@ from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
 from trl_ext.cli import main
-from trl_ext.testing import first_batch, tiny_model, tiny_tokenizer
+from trl_ext.testing import first_batch, one_step_config, padded_batch, tiny_model, tiny_tokenizer, tiny_trainer
 from trl_ext_plugins.qtuning import (
     QTuningConfig,
     QTuningTrainer,
@@ -26,27 +26,13 @@ from trl_ext_plugins.qtuning import (
 
 
 def _config(tmp_path, cls=QTuningConfig, **kw):
-    defaults = dict(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=8,
-        max_steps=1,
-        report_to="none",
-        bf16=False,
-        logging_steps=1,
-        save_strategy="no",
-        gradient_checkpointing=False,
-        use_cpu=True,
+    return one_step_config(
+        cls, tmp_path, **{"per_device_train_batch_size": 8, "gradient_checkpointing": False, "use_cpu": True, **kw}
     )
-    return cls(**{**defaults, **kw})
 
 
 def _trainer(tmp_path, rows, model=None, **kw):
-    return QTuningTrainer(
-        model=model if model is not None else tiny_model(),
-        args=_config(tmp_path, **kw),
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tiny_tokenizer(),
-    )
+    return tiny_trainer(QTuningTrainer, _config(tmp_path, **kw), rows, model)
 
 
 def _rows(n=8):
@@ -107,18 +93,6 @@ def _fresh_copy(model):
     fresh = tiny_model()
     fresh.load_state_dict(model.state_dict())
     return fresh
-
-
-def _manual_batch(rows, pad, prompt=0):
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r)
-        mask[i, : len(r)] = 1
-    labels = ids.masked_fill(mask == 0, -100)
-    labels[:, :prompt] = -100
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
 # --- card test 1: smoothing ------------------------------------------------------------------------------------------
@@ -242,13 +216,13 @@ def _dominated_pair(trainer):
     vocab = trainer.model.config.vocab_size
     gen = torch.Generator().manual_seed(0)
     rows = [torch.randint(4, vocab, (11,), generator=gen).tolist() for _ in range(8)]
-    batch = _manual_batch(rows, tiny_tokenizer().pad_token_id)
+    batch = padded_batch(rows, tiny_tokenizer().pad_token_id)
     nll, ent, mask, _ = reference_token_stats(trainer.model, batch)
     ppl, e = reference_ppl_ent(nll, ent, mask, mask)
     for i in range(8):
         for j in range(8):
             if ppl[i] > ppl[j] and e[i] > e[j]:
-                return _manual_batch([rows[i], rows[j]], tiny_tokenizer().pad_token_id)
+                return padded_batch([rows[i], rows[j]], tiny_tokenizer().pad_token_id)
     raise AssertionError("no dominated pair among the seeded rows")
 
 

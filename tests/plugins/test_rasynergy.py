@@ -16,6 +16,7 @@ from datasets import Dataset
 from trl_ext.cli import main
 from trl_ext.plugin.registry import registry
 from trl_ext.rewards import RewardSetupError
+from trl_ext.testing import tiny_grpo_flags, train_argv
 from trl_ext_plugins.rasynergy import (
     RASynergyConfig,
     argument_f1,
@@ -510,32 +511,16 @@ def test_registry_documents_columns():
 
 
 # --- the CLI ----------------------------------------------------------------------------------------------------------
-TINY_GRPO = [
-    "--num_generations",
-    "2",
-    "--per_device_train_batch_size",
-    "2",
-    "--max_completion_length",
-    "8",
-    "--max_steps",
-    "1",
-    "--report_to",
-    "none",
-    "--save_strategy",
-    "no",
-    "--logging_steps",
-    "1",
-]
+TINY_GRPO = tiny_grpo_flags()
 
 
 def test_cli_grpo_with_the_four_rewards(tiny_model_dir, tmp_path):
     out = tmp_path / "grpo"
     code = main(
-        [
-            "train",
+        train_argv(
             "grpo",
-            "--model_name_or_path",
             tiny_model_dir,
+            str(out),
             "--dataset_name",
             "builtin:ra_tool_dialogues",
             "--dataset_config",
@@ -550,28 +535,23 @@ def test_cli_grpo_with_the_four_rewards(tiny_model_dir, tmp_path):
             "1.0",
             "1.0",
             *TINY_GRPO,
-            "--output_dir",
-            str(out),
-        ]
+        )
     )
     assert code == 0 and (out / "model.safetensors").exists()
 
 
 def test_cli_refuses_a_dataset_without_the_gold_columns(tiny_model_dir, tmp_path, capsys):
     code = main(
-        [
-            "train",
+        train_argv(
             "grpo",
-            "--model_name_or_path",
             tiny_model_dir,
+            str(tmp_path / "x"),
             "--dataset_name",
             "builtin:arith",
             "--rewards",
             "ra_tool_call_reward",
             *TINY_GRPO,
-            "--output_dir",
-            str(tmp_path / "x"),
-        ]
+        )
     )
     err = capsys.readouterr().err
     assert code == 2 and "gold_type" in err

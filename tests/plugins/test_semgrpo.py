@@ -15,7 +15,7 @@ from trl_ext.cli import main
 from trl_ext.inference.text_encoder import EncodedBatch, TextEncoder
 from trl_ext.models import ModelLoadError
 from trl_ext.rewards import RewardSetupError
-from trl_ext.testing import tiny_encoder_model
+from trl_ext.testing import tiny_encoder_model, tiny_grpo_flags, train_argv
 from trl_ext_plugins.semgrpo import (
     SemanticRewardConfig,
     SemanticSimilarityReward,
@@ -306,11 +306,10 @@ def test_cli_grpo_with_semgrpo_rewards(tiny_model_dir, tmp_path, capfd):
         f"semantic_similarity_reward:encoder_name_or_path={tmp_path / 'bert'}"
     )
     code = main(
-        [
-            "train",
+        train_argv(
             "grpo",
-            "--model_name_or_path",
             tiny_model_dir,
+            str(tmp_path / "grpo"),
             "--dataset_name",
             "builtin:explanations",
             "--rewards",
@@ -320,23 +319,8 @@ def test_cli_grpo_with_semgrpo_rewards(tiny_model_dir, tmp_path, capfd):
             "1.0",
             "0.5",
             "0.0",
-            "--num_generations",
-            "2",
-            "--per_device_train_batch_size",
-            "2",
-            "--max_completion_length",
-            "8",
-            "--max_steps",
-            "2",
-            "--report_to",
-            "none",
-            "--save_strategy",
-            "no",
-            "--logging_steps",
-            "1",
-            "--output_dir",
-            str(tmp_path / "grpo"),
-        ]
+            *tiny_grpo_flags(2),
+        )
     )
     out = "".join(capfd.readouterr())
     assert code == 0
@@ -353,19 +337,16 @@ def test_cli_grpo_with_semgrpo_rewards(tiny_model_dir, tmp_path, capfd):
 
 def test_cli_refuses_a_dataset_without_the_reference_column(tiny_model_dir, tmp_path, no_model_load, capfd):
     code = main(
-        [
-            "train",
+        train_argv(
             "grpo",
-            "--model_name_or_path",
             tiny_model_dir,
+            str(tmp_path / "x"),
             "--dataset_name",
             "builtin:text2sql",
             "--rewards",
             "semantic_similarity_reward",
             "--max_steps",
             "1",
-            "--output_dir",
-            str(tmp_path / "x"),
-        ]
+        )
     )
     assert code != 0 and "reference_explanation" in "".join(capfd.readouterr())

@@ -8,18 +8,22 @@ import pytest
 import torch
 import torch.nn.functional as F
 from datasets import Dataset
+from sft_steps import sgd_step_trainer
 from trl import SFTConfig, SFTTrainer
 
 from trl_ext.evaluation import completion_nll
 from trl_ext.testing import (
-    SGD_STEP_ARGS,
     assert_same_step,
     first_batch,
+    one_step_config,
     relative_grad_diff,
     run_layout,
     save_step_result,
     tiny_model,
+    tiny_run_flags,
     tiny_tokenizer,
+    tiny_trainer,
+    train_argv,
     train_one_step,
 )
 from trl_ext_plugins.soft import (
@@ -46,26 +50,11 @@ def _model(seed=0):
 
 
 def _config(tmp_path, cls=SoFTConfig, **kw):
-    defaults = dict(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=4,
-        max_steps=1,
-        report_to="none",
-        bf16=False,
-        logging_steps=1,
-        save_strategy="no",
-        learning_rate=1e-3,
-    )
-    return cls(**{**defaults, **kw})
+    return one_step_config(cls, tmp_path, **{"learning_rate": 1e-3, **kw})
 
 
 def _trainer(tmp_path, rows, trainer_cls=SoFTTrainer, config=None, model=None, **kw):
-    return trainer_cls(
-        model=model or _model(),
-        args=config or _config(tmp_path, **kw),
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tiny_tokenizer(),
-    )
+    return tiny_trainer(trainer_cls, config or _config(tmp_path, **kw), rows, model or _model())
 
 
 def _batch(trainer):
@@ -195,26 +184,8 @@ def test_pre_norm_last_hidden_state_is_refused(tmp_path, sft_rows):
 
 # --- normalisation under gradient accumulation and 2 processes --------------------------------------------------------
 def _step_trainer(out, per_device, accumulation, **kw):
-    rows = [
-        {
-            "prompt": [{"role": "user", "content": f"What is {a} + {b}?"}],
-            "completion": [{"role": "assistant", "content": f"{a} + {b} = {a + b}." + " So" * k + f" {a + b}."}],
-        }
-        for a, b, k in [(3, 4, 1), (12, 30, 6), (7, 8, 2), (100, 23, 0)]
-    ]  # unequal lengths
-    model = _model()
-    config = SoFTConfig(
-        output_dir=str(out),
-        per_device_train_batch_size=per_device,
-        soft_layers=[1, 3, 4],
-        soft_layer_weights=[1.0, 2.0, 1.0],
-        gradient_accumulation_steps=accumulation,
-        **{**SGD_STEP_ARGS, **kw},
-    )
-    trainer = SoFTTrainer(
-        model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tiny_tokenizer()
-    )
-    return trainer
+    depths = dict(soft_layers=[1, 3, 4], soft_layer_weights=[1.0, 2.0, 1.0])
+    return sgd_step_trainer(SoFTTrainer, SoFTConfig, _model(), out, per_device, accumulation, **depths, **kw)
 
 
 def _one_sgd_step(out, per_device, accumulation, **kw):
@@ -273,30 +244,7 @@ def test_cli_train(tiny_model_dir, tmp_path):
     from trl_ext.cli import main
 
     out = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                "soft",
-                "--model_name_or_path",
-                tiny_model_dir,
-                "--output_dir",
-                str(out),
-                "--soft_layers",
-                "1",
-                "2",
-                "--max_steps",
-                "2",
-                "--per_device_train_batch_size",
-                "4",
-                "--report_to",
-                "none",
-                "--save_strategy",
-                "no",
-            ]
-        )
-        == 0
-    )
+    assert main(train_argv("soft", tiny_model_dir, str(out), "--soft_layers", "1", "2", *tiny_run_flags(2, 4))) == 0
     assert json.loads((out / "config.json").read_text())["soft_layers"] == [1, 2]
     assert "2309.08968" in (out / "README.md").read_text()
 

@@ -12,6 +12,7 @@ import pytest
 import trl_ext
 from trl_ext.cli import main
 from trl_ext.rewards import RewardSetupError
+from trl_ext.testing import tiny_grpo_flags, train_argv
 from trl_ext_plugins.think2sql import (
     QatchReward,
     Think2SQLConfig,
@@ -264,11 +265,10 @@ def test_builtin_text2sql_golds_execute_and_score_one():
 
 def test_cli_grpo_with_think2sql_rewards(tiny_model_dir, tmp_path, capfd):
     code = main(
-        [
-            "train",
+        train_argv(
             "grpo",
-            "--model_name_or_path",
             tiny_model_dir,
+            str(tmp_path / "grpo"),
             "--dataset_name",
             "builtin:text2sql",
             "--rewards",
@@ -276,23 +276,8 @@ def test_cli_grpo_with_think2sql_rewards(tiny_model_dir, tmp_path, capfd):
             "--reward_weights",
             "0.95",
             "0.05",
-            "--num_generations",
-            "2",
-            "--per_device_train_batch_size",
-            "2",
-            "--max_completion_length",
-            "8",
-            "--max_steps",
-            "2",
-            "--report_to",
-            "none",
-            "--save_strategy",
-            "no",
-            "--logging_steps",
-            "1",
-            "--output_dir",
-            str(tmp_path / "grpo"),
-        ]
+            *tiny_grpo_flags(2),
+        )
     )
     out = "".join(capfd.readouterr())
     assert code == 0

@@ -11,6 +11,7 @@ import pytest
 from datasets import Dataset
 
 from trl_ext.cli import main
+from trl_ext.testing import tiny_grpo_flags, train_argv
 from trl_ext_plugins.think2sql.prompts import PromptBudgetError, sql_identifiers, text2sql_prompt
 
 QUESTION = "Which singers from France performed at a concert in 2019?"
@@ -220,34 +221,18 @@ def test_train_grpo_on_bird_style_rows_through_the_transform(tiny_model_dir, tmp
     ]
     source.write_text("".join(json.dumps(r) + "\n" for r in rows))
     code = main(
-        [
-            "train",
+        train_argv(
             "grpo",
-            "--model_name_or_path",
             tiny_model_dir,
+            str(tmp_path / "grpo"),
             "--dataset_name",
             str(source),
             "--transforms",
             "text2sql_prompt:max_prompt_tokens=150",
             "--rewards",
             "think2sql_qatch,think2sql_format",
-            "--num_generations",
-            "2",
-            "--per_device_train_batch_size",
-            "2",
-            "--max_completion_length",
-            "8",
-            "--max_steps",
-            "1",
-            "--report_to",
-            "none",
-            "--save_strategy",
-            "no",
-            "--logging_steps",
-            "1",
-            "--output_dir",
-            str(tmp_path / "grpo"),
-        ]
+            *tiny_grpo_flags(),
+        )
     )
     out = "".join(capfd.readouterr())
     assert code == 0

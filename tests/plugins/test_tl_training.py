@@ -14,11 +14,15 @@ from trl_ext import get
 from trl_ext.cli import main
 from trl_ext.testing import (
     check_same_step_in_every_layout,
-    loss_and_grads,
     max_grad_diff,
+    one_step_config,
     relative_grad_diff,
+    tiny_grpo_flags,
     tiny_model,
+    tiny_run_flags,
     tiny_tokenizer,
+    train_argv,
+    trainer_loss_and_grads,
 )
 from trl_ext.training.token_masks import completion_token_masks, render_prompt_completion
 from trl_ext_plugins.tl_training import (
@@ -65,28 +69,11 @@ def _rows():
 
 
 def _config(tmp_path, cls=PKTConfig, **kw):
-    defaults = dict(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=8,
-        max_steps=1,
-        report_to="none",
-        bf16=False,
-        logging_steps=1,
-        save_strategy="no",
-        learning_rate=1e-3,
-    )
-    return cls(**{**defaults, **kw})
+    return one_step_config(cls, tmp_path, **{"per_device_train_batch_size": 8, "learning_rate": 1e-3, **kw})
 
 
 def _loss_and_grads(trainer_cls, config, rows, model=None):
-    trainer = trainer_cls(
-        model=model or tiny_model(),
-        args=config,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tiny_tokenizer(),
-    )
-    loss, grads, batch = loss_and_grads(trainer, count_items=False)
-    return loss, grads, trainer, batch
+    return trainer_loss_and_grads(trainer_cls, config, rows, model, count_items=False)
 
 
 # --- card test 1: MAE -----------------------------------------------------------------------------------------------
@@ -418,82 +405,43 @@ def test_builtin_tool_calls():
 def test_cli_mae_then_pkt_on_builtin_conversations(tiny_model_dir, tmp_path):
     out = tmp_path / "run"
     code = main(
-        [
-            "train",
+        train_argv(
             "pkt",
-            "--model_name_or_path",
             tiny_model_dir,
+            str(out),
             "--dataset_config",
             "conversations",
             "--transforms",
             "tl_mae_split",
-            "--max_steps",
-            "1",
-            "--per_device_train_batch_size",
-            "2",
-            "--report_to",
-            "none",
-            "--save_strategy",
-            "no",
+            *tiny_run_flags(),
             "--max_length",
             "512",
-            "--output_dir",
-            str(out),
-        ]
+        )
     )
     assert code == 0 and (out / "model.safetensors").exists()
 
 
 def test_cli_refuses_dataset_without_tools(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(
-        [
-            "train",
-            "pkt",
-            "--model_name_or_path",
-            tiny_model_dir,
-            "--dataset_name",
-            "builtin:arith",
-            "--max_steps",
-            "1",
-            "--output_dir",
-            str(out),
-        ]
-    )
+    code = main(train_argv("pkt", tiny_model_dir, str(out), "--dataset_name", "builtin:arith", "--max_steps", "1"))
     err = capsys.readouterr().err
     assert code == 2 and "'tools'" in err and "pkt" in err and not out.exists()
 
 
 def test_cli_grpo_with_tool_call_reward(tiny_model_dir, tmp_path):
     code = main(
-        [
-            "train",
+        train_argv(
             "grpo",
-            "--model_name_or_path",
             tiny_model_dir,
+            str(tmp_path / "grpo"),
             "--dataset_name",
             "builtin:tool_calls",
             "--rewards",
             "tool_call_reward:strict_parsing=true",
-            "--num_generations",
-            "2",
-            "--per_device_train_batch_size",
-            "2",
-            "--max_completion_length",
-            "8",
-            "--max_steps",
-            "1",
+            *tiny_grpo_flags(),
             "--beta",
             "0.3",
-            "--report_to",
-            "none",
-            "--save_strategy",
-            "no",
-            "--logging_steps",
-            "1",
-            "--output_dir",
-            str(tmp_path / "grpo"),
-        ]
+        )
     )
     assert code == 0
 

@@ -11,6 +11,7 @@ import torch
 
 import trl_ext
 from trl_ext.cli import main
+from trl_ext.testing import tiny_grpo_flags, train_argv
 from trl_ext_plugins.tldr.config import TLDRConfig
 from trl_ext_plugins.tldr.data import build
 from trl_ext_plugins.tldr.decoding import (
@@ -371,32 +372,16 @@ def test_cli_transform_adds_levels(tmp_path):
 
 def test_cli_grpo_with_the_tldr_reward(tiny_model_dir, tmp_path, capfd):
     code = main(
-        [
-            "train",
+        train_argv(
             "grpo",
-            "--model_name_or_path",
             tiny_model_dir,
+            str(tmp_path / "grpo"),
             "--dataset_name",
             "builtin:tldr_arith",
             "--rewards",
             "tldr_length_regularized_reward:max_completion_length=8",
-            "--num_generations",
-            "2",
-            "--per_device_train_batch_size",
-            "2",
-            "--max_completion_length",
-            "8",
-            "--max_steps",
-            "2",
-            "--report_to",
-            "none",
-            "--save_strategy",
-            "no",
-            "--logging_steps",
-            "1",
-            "--output_dir",
-            str(tmp_path / "grpo"),
-        ]
+            *tiny_grpo_flags(2),
+        )
     )
     out = "".join(capfd.readouterr())
     assert code == 0

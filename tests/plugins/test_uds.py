@@ -13,46 +13,18 @@ from trl import SFTConfig, SFTTrainer
 
 from trl_ext.cli import main
 from trl_ext.losses.token_loss import LMHead
-from trl_ext.testing import first_batch, tiny_model, tiny_tokenizer
+from trl_ext.testing import first_batch, one_step_config, padded_batch, tiny_model, tiny_tokenizer, tiny_trainer
 from trl_ext_plugins.uds import SketchMemory, UDSConfig, UDSScorer, UDSSFTTrainer, inter_scores, nuclear_norm
 from trl_ext_plugins.uds.scoring import sketch_matrices, top_k
 from trl_ext_plugins.uds.trainer import STATE_FILE, refuse_several_processes
 
 
 def _config(tmp_path, cls=UDSConfig, **kw):
-    defaults = dict(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=4,
-        max_steps=1,
-        report_to="none",
-        bf16=False,
-        logging_steps=1,
-        save_strategy="no",
-        gradient_checkpointing=False,
-    )
-    return cls(**{**defaults, **kw})
+    return one_step_config(cls, tmp_path, **{"gradient_checkpointing": False, **kw})
 
 
 def _trainer(tmp_path, rows, model=None, **kw):
-    return UDSSFTTrainer(
-        model=model if model is not None else tiny_model(),
-        args=_config(tmp_path, **kw),
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tiny_tokenizer(),
-    )
-
-
-def _manual_batch(rows: list[list[int]], pad: int, prompt: int = 0) -> dict:
-    """A right-padded batch of token lists; labels -100 on padding and on the first `prompt` tokens."""
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r)
-        mask[i, : len(r)] = 1
-    labels = ids.masked_fill(mask == 0, -100)
-    labels[:, :prompt] = -100
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    return tiny_trainer(UDSSFTTrainer, _config(tmp_path, **kw), rows, model)
 
 
 # --- card test 1: nuclear norm -----------------------------------------------------------------------------------
@@ -151,7 +123,7 @@ def test_alpha_zero_selects_the_largest_nuclear_norm(tmp_path, sft_rows):
     repeated = [17] * 12  # every position sees the same token: identical hidden rows, rank-1 logits
     varied = tok("The answer is 42, because 6 times 7 is 42.")["input_ids"][:12]
     assert len(varied) == 12
-    batch = _manual_batch([repeated, varied, repeated], tok.pad_token_id)
+    batch = padded_batch([repeated, varied, repeated], tok.pad_token_id)
     model = trainer.model
     model.eval()
     with torch.no_grad():  # independently: nuclear norm of each sample's full logits
@@ -173,7 +145,7 @@ def test_inter_score_breaks_a_tie_towards_the_far_sample(tmp_path, sft_rows):
     tok = tiny_tokenizer()
     a = tok("What is 3 + 5? It is 8.")["input_ids"]
     b = tok("Name a colour of the sky.")["input_ids"]
-    batch = _manual_batch([a, a, b], tok.pad_token_id)
+    batch = padded_batch([a, a, b], tok.pad_token_id)
     intra, _, sketches = trainer.uds_scores(batch)
     trainer.uds_memory.push(sketches[:1])  # memory: sample a
     _, inter, _ = trainer.uds_scores(batch)
@@ -202,7 +174,7 @@ def test_loss_is_normalised_by_the_selected_tokens(tmp_path, sft_rows, monkeypat
     # the row UDS selects: its own token mean, whichever row that is
     for rows in ([short, short], [short, long_text]):
         trainer = _trainer(tmp_path, sft_rows, uds_k=1, uds_alpha=0.0)
-        loss = trainer.training_step(trainer.model, _manual_batch(rows, tok.pad_token_id, prompt=2))
+        loss = trainer.training_step(trainer.model, padded_batch(rows, tok.pad_token_id, prompt=2))
         (chosen,) = trainer.uds_history[-1][2]
         assert loss.item() == pytest.approx(expected_loss(trainer.model, rows[chosen]), rel=1e-5)
     # the short row selected beside a long one (forced: which row wins is not what this checks): its padding in the
@@ -210,7 +182,7 @@ def test_loss_is_normalised_by_the_selected_tokens(tmp_path, sft_rows, monkeypat
     for rows, short_index in (([short, long_text], 0), ([long_text, short], 1)):
         monkeypatch.setattr(uds_trainer, "top_k", lambda scores, k, i=short_index: torch.tensor([i]))
         trainer = _trainer(tmp_path, sft_rows, uds_k=1, uds_alpha=0.0)
-        loss = trainer.training_step(trainer.model, _manual_batch(rows, tok.pad_token_id, prompt=2))
+        loss = trainer.training_step(trainer.model, padded_batch(rows, tok.pad_token_id, prompt=2))
         assert trainer.uds_history[-1][2] == [short_index]
         assert loss.item() == pytest.approx(expected_loss(trainer.model, short), rel=1e-5)
 
@@ -220,7 +192,7 @@ def test_gradient_accumulation_divides_the_selected_mean(tmp_path, sft_rows):
     trainer.current_gradient_accumulation_steps = 4
     tok = tiny_tokenizer()
     rows = [tok("One two three four.")["input_ids"], tok("Five six seven eight nine.")["input_ids"]]
-    loss = trainer.training_step(trainer.model, _manual_batch(rows, tok.pad_token_id))
+    loss = trainer.training_step(trainer.model, padded_batch(rows, tok.pad_token_id))
     (chosen,) = trainer.uds_history[-1][2]
     ids = torch.tensor([rows[chosen]])
     with torch.no_grad():

@@ -14,6 +14,7 @@ from vgrp_boards import board_output, grid_text, with_cell
 
 import trl_ext
 from trl_ext.cli import main
+from trl_ext.testing import tiny_grpo_flags, tiny_run_flags, train_argv
 from trl_ext_plugins.vgrp.config import VGRPConfig
 from trl_ext_plugins.vgrp.data import build, make_vgrp_rows
 from trl_ext_plugins.vgrp.rewards import FormatReward, PartialReward, PerceptionReward, SolveReward, TotalReward
@@ -534,39 +535,28 @@ def test_transforms_through_the_cli(tmp_path, capfd):
 
 def test_cli_sft_with_r_sft_transform(tiny_model_dir, tmp_path):
     code = main(
-        [
-            "train",
+        train_argv(
             "sft",
-            "--model_name_or_path",
             tiny_model_dir,
+            str(tmp_path / "sft"),
             "--dataset_name",
             "builtin:vgrp",
             "--transforms",
             "vgrp_r_sft:max_steps=40",
-            "--max_steps",
-            "1",
-            "--per_device_train_batch_size",
-            "2",
+            *tiny_run_flags(),
             "--max_length",
             "1024",
-            "--report_to",
-            "none",
-            "--save_strategy",
-            "no",
-            "--output_dir",
-            str(tmp_path / "sft"),
-        ]
+        )
     )
     assert code == 0
 
 
 def test_cli_grpo_with_vgrp_rewards(tiny_model_dir, tmp_path, capfd):
     code = main(
-        [
-            "train",
+        train_argv(
             "grpo",
-            "--model_name_or_path",
             tiny_model_dir,
+            str(tmp_path / "grpo"),
             "--dataset_name",
             "builtin:vgrp_mixed",
             "--rewards",
@@ -576,25 +566,10 @@ def test_cli_grpo_with_vgrp_rewards(tiny_model_dir, tmp_path, capfd):
             "0.2",
             "0.2",
             "0.1",
-            "--num_generations",
-            "2",
-            "--per_device_train_batch_size",
-            "2",
-            "--max_completion_length",
-            "8",
-            "--max_steps",
-            "2",
-            "--report_to",
-            "none",
-            "--save_strategy",
-            "no",
-            "--logging_steps",
-            "1",
+            *tiny_grpo_flags(2),
             "--callbacks",
             "vgrp_metrics",
-            "--output_dir",
-            str(tmp_path / "grpo"),
-        ]
+        )
     )
     out = "".join(capfd.readouterr())
     assert code == 0
@@ -617,32 +592,16 @@ def test_metrics_callback_summary_is_the_mean_of_logged_values():
 @pytest.mark.slow
 def test_cli_grpo_smollm2_total_reward(tmp_path, capfd):
     code = main(
-        [
-            "train",
+        train_argv(
             "grpo",
-            "--model_name_or_path",
             "smollm2-135m",
+            str(tmp_path / "grpo"),
             "--dataset_name",
             "builtin:vgrp",
             "--rewards",
             "vgrp_reward",
-            "--num_generations",
-            "2",
-            "--per_device_train_batch_size",
-            "2",
-            "--max_completion_length",
-            "16",
-            "--max_steps",
-            "1",
-            "--report_to",
-            "none",
-            "--save_strategy",
-            "no",
-            "--logging_steps",
-            "1",
-            "--output_dir",
-            str(tmp_path / "grpo"),
-        ]
+            *tiny_grpo_flags(1, 16),
+        )
     )
     out = "".join(capfd.readouterr())
     assert code == 0 and "rewards/vgrp_reward/mean" in out and "vgrp/perception_acc" in out
