@@ -245,6 +245,15 @@ def test_a_chained_arm_trains_its_stages_in_turn_and_reports_them_as_one(
     report = json.loads((out / "compare.json").read_text())
     chain = next(arm for arm in report["arms"] if arm["arm"] == "two_stage")
     assert chain["method"] == "sft -> sft" and chain["steps"] == 2
+    # each stage states its own budget; both stages draw the same seeded first batch, so trained the same tokens
+    stages = chain["per_stage"]
+    assert [stage["steps"] for stage in stages] == [1, 1]
+    assert stages[0]["trained_tokens"] == stages[1]["trained_tokens"] > 0
+    assert stages[0]["trained_tokens"] + stages[1]["trained_tokens"] == chain["num_tokens"]
+    header_all, table = table_rows(report)
+    cells = dict(zip(header_all, table[[arm["arm"] for arm in report["arms"]].index("two_stage")], strict=True))
+    tokens = f"{stages[0]['trained_tokens']:,.0f}"
+    assert (cells["steps"], cells["tokens"]) == ("1 + 1", f"{tokens} + {tokens}")
     first_stage = out / "two_stage" / "stage-1-sft"
     assert [step for step, _ in chain["history"]] == [0, 1, 2]
     # the point at step 1 is the first stage's final model, measured on its own here

@@ -57,6 +57,9 @@ class CompareEvalCallback(TrainerCallback):
         # Of an arm's later stage: what its earlier stages used (another trainer: its token count started at 0)
         self.stage_index, self.train_calls = stage_index, 0
         self.before = {"tokens": 0.0, "trainable": 0}
+        # The earlier stages' own budgets (steps, tokens trained, tokens generated), and where this stage's start
+        self.earlier_stages: list[dict[str, Any]] = []
+        self.stage_start = {"steps": 0, "generated": 0.0}
 
     def _measure(self, state, model, tokenizer) -> None:
         if not state.is_world_process_zero or model is None or tokenizer is None:
@@ -115,6 +118,8 @@ class CompareEvalCallback(TrainerCallback):
         self.earlier.update({key: record["totals"][key] for key in ("steps", "steps_timed", "wall", "cpu", "peak")})
         self.before = {"tokens": record.get("num_tokens") or 0.0, "trainable": record.get("trainable_params") or 0}
         self.generated_tokens = record.get("generated_tokens") or 0.0
+        self.earlier_stages = record.get("per_stage", [])
+        self.stage_start = {"steps": self.earlier["steps"], "generated": self.generated_tokens}
 
     def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
         if self.eval_every and state.global_step % self.eval_every == 0 and state.global_step < state.max_steps:
@@ -167,6 +172,16 @@ class CompareEvalCallback(TrainerCallback):
             "world_size": args.world_size,
             "pid": os.getpid(),
             "stages": self.stage_index + 1,  # the arm's stages this record covers
+            # each stage's budget: a chained arm states what each of its stages spent (SFT: tokens trained on,
+            # GRPO/RLOO: tokens generated), not one sum of unlike counts
+            "per_stage": [
+                *self.earlier_stages,
+                {
+                    "steps": done["steps"] - self.stage_start["steps"],
+                    "trained_tokens": done["tokens"] or None,
+                    "generated_tokens": self.generated_tokens - self.stage_start["generated"] or None,
+                },
+            ],
             "totals": {key: done[key] for key in ("steps", "steps_timed", "wall", "cpu", "peak")},
         }
         folder = Path(self.output_dir or args.output_dir)

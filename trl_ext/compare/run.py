@@ -321,11 +321,21 @@ def table_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                 fmt = "{}"
             elif key == "tokens":  # GRPO/RLOO: generated tokens; others: tokens trained on
                 value = arm.get("generated_tokens") or arm.get("num_tokens")
+                if len(arm.get("per_stage") or []) > 1:  # a chained arm: each stage's own count
+                    value, fmt = " + ".join(map(_stage_tokens, arm["per_stage"])), "{}"
+            elif key == "steps" and len(arm.get("per_stage") or []) > 1:
+                value, fmt = " + ".join(str(stage["steps"]) for stage in arm["per_stage"]), "{}"
             else:
                 value = arm.get(key)
             cells.append("-" if _missing(value) else fmt.format(value))
         rows.append(cells)
     return header, rows
+
+
+def _stage_tokens(stage: dict[str, Any]) -> str:
+    if stage.get("generated_tokens"):
+        return f"{stage['generated_tokens']:,.0f} gen"
+    return "-" if _missing(stage.get("trained_tokens")) else f"{stage['trained_tokens']:,.0f}"
 
 
 def _missing(value: Any) -> bool:
