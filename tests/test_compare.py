@@ -455,3 +455,42 @@ def test_eval_transforms_pick_the_rows_a_split_transform_holds_out():
     comparison.eval_transforms = [{"name": "loglik_filter", "keep_fraction": 0.5}]
     with pytest.raises(ValueError, match="needs a model"):
         eval_rows(comparison, "builtin:fewshot_sentiment")
+
+
+def test_the_untrained_base_arm_measures_the_starting_model(tiny_model_dir, tmp_path, capsys):
+    """`trl-ext compare base sft --seeds 0,1`: the base row is the starting model's perplexity, computed here from a
+    plain full-logits forward of the tiny model on the same rows; it is measured once (no seeds), at step 0, and has
+    no training costs. An arm list with nothing to train is refused."""
+    from trl_ext.compare.run import Comparison, eval_rows
+    from trl_ext.inference.scoring import tokenize_pair
+    from trl_ext.models import load_model, load_tokenizer
+
+    with pytest.raises(RecipeError, match="at least one arm that trains"):
+        parse_arms(["base"])
+    with pytest.raises(RecipeError, match="takes no options"):
+        parse_arms(["base:learning_rate=1e-3", "sft"])
+
+    out = tmp_path / "with-base"
+    argv = _argv(tiny_model_dir, out)
+    argv[1:4] = ["base", "sft"]
+    argv[argv.index("--max_steps") + 1] = "1"
+    assert main([*argv, "--seeds", "0,1"]) == 0
+    report = json.loads((out / "compare.json").read_text())
+    assert [arm["arm"] for arm in report["arms"]] == ["base", "sft-s0", "sft-s1"]
+    base = report["arms"][0]
+    assert base["method"] == "none (untrained)" and base["steps"] == 0 and base["history"] == [[0, base["perplexity"]]]
+    assert base.get("cpu_s") is None and base.get("trainable_params") is None
+    assert [summary["arm"] for summary in report["over_seeds"]] == ["sft"]
+
+    model, tokenizer = load_model(tiny_model_dir).eval(), load_tokenizer(tiny_model_dir)
+    rows = eval_rows(Comparison(arms=[], metric=parse_metric("perplexity"), eval_rows=6), "builtin:arith")
+    expected = []
+    for row in rows:
+        ids, mask = tokenize_pair(tokenizer, row["prompt"], row["completion"])
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids])).logits[0, :-1].double()
+        logprobs = torch.log_softmax(logits, -1).gather(-1, torch.tensor(ids[1:])[:, None])[:, 0]
+        expected.append(math.exp(-logprobs[torch.tensor(mask[1:], dtype=torch.bool)].mean().item()))
+    assert base["per_row"] == pytest.approx(expected, rel=1e-5)
+    # the trained arms' step-0 point is the same starting model
+    assert report["arms"][1]["history"][0][1] == pytest.approx(base["perplexity"], rel=1e-5)

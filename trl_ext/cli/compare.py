@@ -43,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--max_steps, --learning_rate, --seed, ...). A rerun of the same command keeps the finished arms.",
         allow_abbrev=False,
     )
-    parser.add_argument("arms", nargs="*", help="LABEL=METHOD:key=value, METHOD, or METHOD:key=value")
+    parser.add_argument(
+        "arms", nargs="*", help="LABEL=METHOD:key=value, METHOD, or METHOD:key=value; `base`: the untrained model"
+    )
     parser.add_argument("--config", help="A YAML with arms:, eval: and shared training keys.")
     parser.add_argument(
         "--output_dir", default=None, help="Where the arms and the report go (default outputs/compare)."

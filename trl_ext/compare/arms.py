@@ -12,8 +12,11 @@ registered recipe (`{label: redone2, recipe: redone2}`: RL -> SFT -> RL as one a
 shared keys, less its model, output and reporting keys, which the comparison sets; the arm's other keys apply to
 every stage (`{recipe: redone2, max_completion_length: 32}`).
 
+`base` (or `{label: NAME, method: base}`) is the starting model itself, untrained: the row every method should beat,
+measured like the others.
+
 With several seeds (`--seeds 0,1,2`), each arm is trained once per seed as `LABEL-s0`, `LABEL-s1`, ... (its `group`
-is LABEL), every stage with that `seed`.
+is LABEL), every stage with that `seed`; the untrained arm is measured once.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from trl_ext.run.recipe import RecipeError
 from trl_ext.run.specs import parse_spec
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+UNTRAINED = "base"  # the pseudo-method of the arm that measures the starting model as it is
 
 
 @dataclass
@@ -39,12 +43,21 @@ class Arm:
     then: list[Arm] = field(default_factory=list)
     group: str | None = None  # the arm this one is a seed of (`with_seeds`)
 
+    @property
+    def untrained(self) -> bool:
+        return self.method == UNTRAINED
+
     def stages(self) -> list[dict[str, Any]]:
+        """The stages the arm trains (none for the untrained arm)."""
+        if self.untrained:
+            return []
         return [{"method": arm.method, **arm.options} for arm in (self, *self.then)]
 
     @property
     def methods(self) -> str:
         """The arm's method, or its stages' methods in order (`sft -> sft`)."""
+        if self.untrained:
+            return "none (untrained)"
         return " -> ".join(arm.method for arm in (self, *self.then))
 
 
@@ -63,7 +76,7 @@ def parse_arm(spec: str | dict[str, Any]) -> Arm:
         return _checked(Arm(label, str(method), values))
     label, _, rest = spec.partition("=") if "=" in spec.split(":", 1)[0] else ("", "", spec)
     name, options = parse_spec(rest)
-    if name in _methods():
+    if name in _methods() or name == UNTRAINED:
         return _checked(Arm(label or name, name, options))
     if label:
         raise RecipeError(f"Arm {spec!r}: {name!r} is not a method ({_method_list()}).")
@@ -123,6 +136,9 @@ def with_seeds(arms: list[Arm], seeds: list[int]) -> list[Arm]:
         raise RecipeError(f"--seeds must name distinct seeds, got {seeds}.")
     out = []
     for arm in arms:
+        if arm.untrained:  # nothing drawn at random: one row
+            out.append(arm)
+            continue
         for seed in seeds:
             label = f"{arm.label}-s{seed}"
             then = [_seeded(stage, seed, label) for stage in arm.then]
@@ -136,8 +152,11 @@ def _seeded(stage: Arm, seed: int, label: str) -> Arm:
 
 def parse_arms(specs: list[str | dict[str, Any]]) -> list[Arm]:
     arms = [parse_arm(spec) for spec in specs]
-    if len(arms) < 1:
-        raise RecipeError("Name at least one arm: trl-ext compare sft asft ...")
+    if not any(not arm.untrained for arm in arms):
+        raise RecipeError(
+            "Name at least one arm that trains: trl-ext compare base sft asft ... (to measure a model as it is, "
+            "use trl-ext evaluate)."
+        )
     labels = [arm.label for arm in arms]
     repeated = sorted({label for label in labels if labels.count(label) > 1})
     if repeated:
@@ -148,6 +167,10 @@ def parse_arms(specs: list[str | dict[str, Any]]) -> list[Arm]:
 def _checked(arm: Arm) -> Arm:
     if not _LABEL.match(arm.label):
         raise RecipeError(f"Arm label {arm.label!r} must be letters, digits, '_', '-' or '.' (it names a folder).")
+    if arm.untrained:
+        if arm.options or arm.then:
+            raise RecipeError(f"Arm {arm.label!r} is the untrained starting model: it takes no options or stages.")
+        return arm
     if arm.method not in _methods():
         raise RecipeError(f"Arm {arm.label!r}: unknown method {arm.method!r} ({_method_list()}).")
     return arm

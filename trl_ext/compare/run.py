@@ -90,7 +90,7 @@ def run_comparison(comparison: Comparison) -> dict[str, Any] | None:
     if int(os.environ.get("RANK", "0")) != 0:
         return None
     key = _evaluation_key(comparison, dataset_name, rows)
-    results = [arm_result(comparison, arm, finals[arm.label], rows, key) for arm in comparison.arms]
+    results = [arm_result(comparison, arm, finals.get(arm.label), rows, key, model) for arm in comparison.arms]
     report = {
         "metric": comparison.metric.label,
         "higher_is_better": comparison.metric.higher_is_better,
@@ -179,6 +179,9 @@ def dry_run(comparison: Comparison) -> str:
         f"trl-ext compare (dry run): {len(comparison.arms)} arms ({len(parsed)} stages) from {model}, measured by {comparison.metric.label} on "
         f"{len(rows)} rows of {dataset_name} [{comparison.eval_split}]"
     ]
+    for arm in comparison.arms:
+        if arm.untrained:
+            lines.append(f"  {arm.label}: {model} as it is (untrained), measured like the others")
     for (arm, index, values), stage in zip(comparison.arm_stages(), parsed, strict=True):
         if stage.finished_earlier:
             state = "finished earlier: kept"
@@ -251,20 +254,25 @@ def _evaluation_key(comparison: Comparison, dataset_name: str, rows: list[dict[s
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def arm_result(comparison: Comparison, arm: Arm, stage: Any, rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
-    """The arm's row of the table: its final model measured (or the cached measurement of the same evaluation)."""
+def arm_result(
+    comparison: Comparison, arm: Arm, stage: Any, rows: list[dict[str, Any]], key: str, start_model: str = ""
+) -> dict[str, Any]:
+    """The arm's row of the table: its final model measured (or the cached measurement of the same evaluation); the
+    untrained arm (no `stage`) measures `start_model`, the model every arm starts from."""
     from trl_ext.compat.sharding import whole_model_loading
     from trl_ext.models import load_tokenizer, load_trained
 
-    folder = Path(stage.config.output_dir)
+    folder = Path(comparison.output_dir) / arm.label if stage is None else Path(stage.config.output_dir)
+    source = start_model if stage is None else str(folder)
     cached = folder / FINAL_RECORD
     final = json.loads(cached.read_text()) if cached.is_file() else None
     if not final or final.get("key") != key:
         with whole_model_loading():  # after a ZeRO-3 run, the main process measures the whole saved model alone
-            model = load_trained(folder)
-        tokenizer = load_tokenizer(str(folder))
+            model = load_trained(source)
+        tokenizer = load_tokenizer(source)
         values, figures = measure(comparison.metric, model, tokenizer, rows, **comparison.generation())
         final = {"key": key, "values": values, "figures": figures}
+        folder.mkdir(parents=True, exist_ok=True)
         cached.write_text(json.dumps(final))
         del model
     train = json.loads((folder / TRAIN_RECORD).read_text()) if (folder / TRAIN_RECORD).is_file() else {}
@@ -274,7 +282,7 @@ def arm_result(comparison: Comparison, arm: Arm, stage: Any, rows: list[dict[str
     else:  # a callback's figure that keeps no item values: no interval
         mean, low, high = next(iter(final["figures"].values())), math.nan, math.nan
     history = [(h["step"], h[label]) for h in train.get("history", []) if label in h]
-    history.append((train.get("steps", stage.config.max_steps), mean))
+    history.append((train.get("steps", 0 if stage is None else stage.config.max_steps), mean))
     return {
         "arm": arm.label,
         "method": arm.methods,
@@ -284,6 +292,7 @@ def arm_result(comparison: Comparison, arm: Arm, stage: Any, rows: list[dict[str
         "ci_high": high,
         "per_row": final["values"],
         "history": history,
+        **({"steps": 0} if stage is None else {}),
         **{k: v for k, v in train.items() if k != "history"},
         "output_dir": str(folder),
     }
