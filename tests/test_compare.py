@@ -494,3 +494,61 @@ def test_the_untrained_base_arm_measures_the_starting_model(tiny_model_dir, tmp_
     assert base["per_row"] == pytest.approx(expected, rel=1e-5)
     # the trained arms' step-0 point is the same starting model
     assert report["arms"][1]["history"][0][1] == pytest.approx(base["perplexity"], rel=1e-5)
+
+
+def _full_logits_perplexities(model, tokenizer, rows) -> list[float]:
+    from trl_ext.inference.scoring import tokenize_pair
+
+    out = []
+    for row in rows:
+        ids, mask = tokenize_pair(tokenizer, row["prompt"], row["completion"])
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids])).logits[0, :-1].double()
+        logprobs = torch.log_softmax(logits, -1).gather(-1, torch.tensor(ids[1:])[:, None])[:, 0]
+        out.append(math.exp(-logprobs[torch.tensor(mask[1:], dtype=torch.bool)].mean().item()))
+    return out
+
+
+def test_also_eval_adds_metric_columns_each_on_its_own_rows(tiny_model_dir, tmp_path, capsys):
+    """`--eval exact_match --also_eval perplexity`: the perplexity column reads the completion form of the rows (the
+    generating metric the prompt form), its per-row values equal a plain full-logits forward of the trained arm, the
+    table and CSV carry it after the main interval, and a rerun with `--eval perplexity` keeps the arm and reuses the
+    measurement."""
+    from trl_ext.compare.run import FINAL_RECORD, Comparison, eval_rows
+    from trl_ext.models import load_tokenizer, load_trained
+
+    out = tmp_path / "also"
+    argv = _argv(tiny_model_dir, out)
+    argv[1:4] = ["sft"]
+    argv[argv.index("--max_steps") + 1] = "1"
+    argv[argv.index("--eval") + 1] = "exact_match"
+    assert main([*argv, "--also_eval", "perplexity"]) == 0
+    report = json.loads((out / "compare.json").read_text())
+    assert report["metric"] == "exact_match" and report["also_metrics"] == ["perplexity"]
+    arm = report["arms"][0]
+    rows = eval_rows(Comparison(arms=[], metric=parse_metric("perplexity"), eval_rows=6), "builtin:arith")
+    model, tokenizer = load_trained(out / "sft").eval(), load_tokenizer(str(out / "sft"))
+    expected = _full_logits_perplexities(model, tokenizer, rows)
+    assert arm["also"]["perplexity"]["per_row"] == pytest.approx(expected, rel=1e-5)
+    assert arm["also"]["perplexity"]["mean"] == pytest.approx(sum(expected) / len(expected), rel=1e-5)
+
+    header, table = table_rows(report)
+    assert header[header.index("95% CI") + 1] == "perplexity" and len(header) == len(COLUMNS) + 1
+    low, high = arm["also"]["perplexity"]["ci_low"], arm["also"]["perplexity"]["ci_high"]
+    mean = arm["also"]["perplexity"]["mean"]
+    assert table[0][header.index("perplexity")] == f"{mean:.4f} [{low:.4f}, {high:.4f}]"
+    with (out / "compare.csv").open() as handle:
+        csv_row = next(csv.DictReader(handle))
+    assert float(csv_row["perplexity"]) == pytest.approx(mean) and float(csv_row["perplexity_ci_high"]) == high
+
+    capsys.readouterr()
+    rerun = [*argv]
+    rerun[rerun.index("--eval") + 1] = "perplexity"
+    assert main(rerun) == 0
+    assert "kept" in capsys.readouterr().out
+    again = json.loads((out / "compare.json").read_text())
+    assert again["arms"][0]["per_row"] == arm["also"]["perplexity"]["per_row"]
+    assert len(json.loads((out / "sft" / FINAL_RECORD).read_text())["finals"]) == 2  # exact_match and perplexity
+
+    assert main([*rerun, "--also_eval", "perplexity"]) == 2
+    assert "the metric perplexity is asked for twice" in capsys.readouterr().err

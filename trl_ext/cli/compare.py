@@ -51,6 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--output_dir", default=None, help="Where the arms and the report go (default outputs/compare)."
     )
     parser.add_argument(
+        "--also_eval",
+        action="append",
+        default=None,
+        metavar="METRIC",
+        help="Another metric for every arm's final model, as --eval takes it (repeat the flag for more; YAML: "
+        "also_eval: [numeric_match, {name: pass@k, k: 4}]): columns beside the main one, each with its 95% "
+        "interval; --eval stays the one plotted over steps and summarised over seeds.",
+    )
+    parser.add_argument(
         "--dry_run",
         action="store_true",
         help="Check every arm's flags, options and data and the evaluation rows, print the plan, train nothing.",
@@ -86,9 +95,10 @@ def comparison_from(argv: list[str]):
         in_config = config.pop(key, default)  # never left for the arms: it is compare's, not a training key
         given = getattr(args, key)
         values[key] = given if given is not None else in_config
-    metric = values["eval"]
-    if isinstance(metric, dict):  # eval: {name: pass@k, k: 4}
-        metric = ":".join([str(metric["name"])] + [f"{k}={v}" for k, v in metric.items() if k != "name"])
+    metric = _metric_spec(values["eval"])
+    also = args.also_eval if args.also_eval is not None else config.pop("also_eval", None) or []
+    config.pop("also_eval", None)
+    also = [_metric_spec(item) for item in (also if isinstance(also, list) else [also])]
     seed = _seed(flags, config)
     arms = parse_arms(specs)
     seeds = _seeds(args.seeds, config.pop("seeds", None), flags)
@@ -96,7 +106,8 @@ def comparison_from(argv: list[str]):
         arms = with_seeds(arms, seeds)
     return Comparison(
         arms=arms,
-        metric=parse_metric(str(metric)),
+        metric=parse_metric(metric),
+        also=[parse_metric(item) for item in also],
         output_dir=args.output_dir or config.pop("output_dir", "outputs/compare"),
         common=config,
         flags=flags,
@@ -110,6 +121,13 @@ def comparison_from(argv: list[str]):
         eval_batch_size=int(values["eval_batch_size"]),
         seed=seed,
     )
+
+
+def _metric_spec(value: Any) -> str:
+    """A metric as `--eval` takes it, from a string or a YAML mapping (`{name: pass@k, k: 4}`)."""
+    if isinstance(value, dict):
+        return ":".join([str(value["name"])] + [f"{k}={v}" for k, v in value.items() if k != "name"])
+    return str(value)
 
 
 def _seeds(given: str | None, in_config: Any, flags: list[str]) -> list[int] | None:

@@ -22,6 +22,7 @@ FINAL_RECORD = "compare_final.json"
 class Comparison:
     arms: list[Arm]
     metric: MetricSpec
+    also: list[MetricSpec] = field(default_factory=list)  # more metrics of the final models (`--also_eval`)
     output_dir: str = "outputs/compare"
     common: dict[str, Any] = field(default_factory=dict)  # recipe keys every arm shares (a YAML's top level)
     flags: list[str] = field(default_factory=list)  # command-line flags, applied to every arm
@@ -68,7 +69,7 @@ def run_comparison(comparison: Comparison) -> dict[str, Any] | None:
     model, parsed = plan_arms(comparison)
     dataset_name = comparison.eval_dataset or parsed[0].script_args.dataset_name
     rows = eval_rows(comparison, dataset_name)
-    check_metric(comparison.metric)  # a misspelt judge or reward fails now, not after every arm has trained
+    evaluations = checked_evaluations(comparison, dataset_name, rows)  # misspelt metrics fail now, not after training
     finals = {}
     for (arm, _, _), stage in zip(comparison.arm_stages(), parsed, strict=True):
         finals[arm.label] = stage  # the arm's last stage: its output is the arm's model and folder
@@ -89,10 +90,10 @@ def run_comparison(comparison: Comparison) -> dict[str, Any] | None:
     run_stages(parsed)
     if int(os.environ.get("RANK", "0")) != 0:
         return None
-    key = _evaluation_key(comparison, dataset_name, rows)
-    results = [arm_result(comparison, arm, finals.get(arm.label), rows, key, model) for arm in comparison.arms]
+    results = [arm_result(comparison, arm, finals.get(arm.label), evaluations, model) for arm in comparison.arms]
     report = {
         "metric": comparison.metric.label,
+        "also_metrics": [spec.label for spec in comparison.also],
         "higher_is_better": comparison.metric.higher_is_better,
         "eval": {
             "dataset": dataset_name,
@@ -174,9 +175,9 @@ def dry_run(comparison: Comparison) -> str:
     model, parsed = plan_arms(comparison)
     dataset_name = comparison.eval_dataset or parsed[0].script_args.dataset_name
     rows = eval_rows(comparison, dataset_name)
-    check_metric(comparison.metric)
+    checked_evaluations(comparison, dataset_name, rows)
     lines = [
-        f"trl-ext compare (dry run): {len(comparison.arms)} arms ({len(parsed)} stages) from {model}, measured by {comparison.metric.label} on "
+        f"trl-ext compare (dry run): {len(comparison.arms)} arms ({len(parsed)} stages) from {model}, measured by {_metric_names(comparison)} on "
         f"{len(rows)} rows of {dataset_name} [{comparison.eval_split}]"
     ]
     for arm in comparison.arms:
@@ -198,10 +199,37 @@ def dry_run(comparison: Comparison) -> str:
     return "\n".join(lines)
 
 
-def eval_rows(comparison: Comparison, dataset_name: str) -> list[dict[str, Any]]:
+def checked_evaluations(
+    comparison: Comparison, dataset_name: str, rows: list[dict[str, Any]]
+) -> list[tuple[MetricSpec, list[dict[str, Any]], str]]:
+    """(metric, its evaluation rows, its cache key) for `--eval` and every `--also_eval`, each metric checked (a
+    misspelt judge or reward fails before any arm trains). Scoring metrics read the rows' completion form, generating
+    ones their prompt form, so each metric picks its own rows."""
+    specs = [comparison.metric, *comparison.also]
+    labels = [spec.label for spec in specs]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise ValueError(
+            f"trl-ext compare: the metric {', '.join(repeated)} is asked for twice (--eval, --also_eval)."
+        )
+    evaluations = []
+    for spec in specs:
+        check_metric(spec)
+        spec_rows = rows if spec is comparison.metric else eval_rows(comparison, dataset_name, spec)
+        evaluations.append((spec, spec_rows, _evaluation_key(comparison, dataset_name, spec_rows, spec)))
+    return evaluations
+
+
+def _metric_names(comparison: Comparison) -> str:
+    also = ", ".join(spec.label for spec in comparison.also)
+    return comparison.metric.label + (f" (also {also})" if also else "")
+
+
+def eval_rows(comparison: Comparison, dataset_name: str, metric: MetricSpec | None = None) -> list[dict[str, Any]]:
     from trl_ext.data import load_dataset
 
-    form = "sft" if comparison.metric.name in ("perplexity", "choice") else "grpo"
+    metric = metric or comparison.metric
+    form = "sft" if metric.name in ("perplexity", "choice") else "grpo"
     if dataset_name.startswith("builtin:"):  # a built-in with no prompt-only form: its own rows hold the prompts
         from trl_ext.plugin.registry import get
 
@@ -219,7 +247,7 @@ def eval_rows(comparison: Comparison, dataset_name: str) -> list[dict[str, Any]]
     rows = split.select(range(min(comparison.eval_rows, len(split)))).to_list()
     if not rows:
         raise ValueError(f"trl-ext compare: {dataset_name} [{comparison.eval_split}] has no rows.")
-    need = metric_columns(comparison.metric)
+    need = metric_columns(metric)
     missing = [c for c in need if c not in rows[0]]
     if missing:
         raise ValueError(
@@ -244,43 +272,82 @@ def _transformed(spec: Any, data: Any, dataset_name: str) -> Any:
     return apply_transforms(steps, data, dataset_name)
 
 
-def _evaluation_key(comparison: Comparison, dataset_name: str, rows: list[dict[str, Any]]) -> str:
+def _evaluation_key(
+    comparison: Comparison, dataset_name: str, rows: list[dict[str, Any]], metric: MetricSpec | None = None
+) -> str:
     """What a cached final measurement must match: the metric, its options, the rows and the generation settings."""
+    metric = metric or comparison.metric
     text = json.dumps(
-        [comparison.metric.name, comparison.metric.options, dataset_name, rows, comparison.generation()],
+        [metric.name, metric.options, dataset_name, rows, comparison.generation()],
         sort_keys=True,
         default=str,
     )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _cached_finals(path: Path) -> dict[str, Any]:
+    """The final measurements kept in an arm's folder, by evaluation key (a file from before `--also_eval` held
+    one: {"key", "values", "figures"})."""
+    if not path.is_file():
+        return {}
+    record = json.loads(path.read_text())
+    if "key" in record:
+        return {record["key"]: {"values": record["values"], "figures": record["figures"]}}
+    return record.get("finals", {})
+
+
+def _summary(final: dict[str, Any]) -> tuple[float, float, float]:
+    """(mean, 95% low, 95% high) of a final measurement; a callback's figure that keeps no item values has no
+    interval."""
+    if final["values"]:
+        return mean_and_interval(final["values"])
+    return next(iter(final["figures"].values())), math.nan, math.nan
+
+
 def arm_result(
-    comparison: Comparison, arm: Arm, stage: Any, rows: list[dict[str, Any]], key: str, start_model: str = ""
+    comparison: Comparison,
+    arm: Arm,
+    stage: Any,
+    evaluations: list[tuple[MetricSpec, list[dict[str, Any]], str]],
+    start_model: str = "",
 ) -> dict[str, Any]:
-    """The arm's row of the table: its final model measured (or the cached measurement of the same evaluation); the
-    untrained arm (no `stage`) measures `start_model`, the model every arm starts from."""
+    """The arm's row of the table: its final model measured by every metric of `evaluations` (or the cached
+    measurement of the same evaluation; the model loads once, only when one is missing); the untrained arm (no
+    `stage`) measures `start_model`, the model every arm starts from."""
     from trl_ext.compat.sharding import whole_model_loading
     from trl_ext.models import load_tokenizer, load_trained
 
     folder = Path(comparison.output_dir) / arm.label if stage is None else Path(stage.config.output_dir)
     source = start_model if stage is None else str(folder)
     cached = folder / FINAL_RECORD
-    final = json.loads(cached.read_text()) if cached.is_file() else None
-    if not final or final.get("key") != key:
-        with whole_model_loading():  # after a ZeRO-3 run, the main process measures the whole saved model alone
-            model = load_trained(source)
-        tokenizer = load_tokenizer(source)
-        values, figures = measure(comparison.metric, model, tokenizer, rows, **comparison.generation())
-        final = {"key": key, "values": values, "figures": figures}
+    kept = _cached_finals(cached)
+    finals, model = {}, None
+    for spec, rows, key in evaluations:
+        if key not in kept:
+            if model is None:
+                with whole_model_loading():  # after a ZeRO-3 run, the main process measures the saved model alone
+                    model = load_trained(source)
+                tokenizer = load_tokenizer(source)
+            values, figures = measure(spec, model, tokenizer, rows, **comparison.generation())
+            kept[key] = {"values": values, "figures": figures}
+        finals[spec.label] = kept[key]
+    if model is not None:
         folder.mkdir(parents=True, exist_ok=True)
-        cached.write_text(json.dumps(final))
+        cached.write_text(json.dumps({"finals": kept}))
         del model
     train = json.loads((folder / TRAIN_RECORD).read_text()) if (folder / TRAIN_RECORD).is_file() else {}
     label = comparison.metric.label
-    if final["values"]:
-        mean, low, high = mean_and_interval(final["values"])
-    else:  # a callback's figure that keeps no item values: no interval
-        mean, low, high = next(iter(final["figures"].values())), math.nan, math.nan
+    final = finals[label]
+    mean, low, high = _summary(final)
+    also = {}
+    for spec in comparison.also:
+        extra_mean, extra_low, extra_high = _summary(finals[spec.label])
+        also[spec.label] = {
+            "mean": extra_mean,
+            "ci_low": extra_low,
+            "ci_high": extra_high,
+            "per_row": finals[spec.label]["values"],
+        }
     history = [(h["step"], h[label]) for h in train.get("history", []) if label in h]
     history.append((train.get("steps", 0 if stage is None else stage.config.max_steps), mean))
     return {
@@ -291,6 +358,7 @@ def arm_result(
         "ci_low": low,
         "ci_high": high,
         "per_row": final["values"],
+        "also": also,
         "history": history,
         **({"steps": 0} if stage is None else {}),
         **{k: v for k, v in train.items() if k != "history"},
@@ -315,13 +383,23 @@ COLUMNS = (
 
 
 def table_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """The table as strings: the header, then one row per arm (numbers formatted; '-' where unknown)."""
+    """The table as strings: the header, then one row per arm (numbers formatted; '-' where unknown); each
+    `--also_eval` metric is a column after the main one's interval, "mean [low, high]"."""
     metric = report["metric"]
-    header = [title.format(metric=metric) for _, title, _ in COLUMNS]
+    also = report.get("also_metrics") or []
+    header = []
+    for key, title, _ in COLUMNS:
+        header.append(title.format(metric=metric))
+        if key == "ci":
+            header += also
     rows = []
     for arm in report["arms"]:
         cells = []
         for key, _, fmt in COLUMNS:
+            if key == "ci" and also:
+                cells.append(_ci_cell(arm["ci_low"], arm["ci_high"]))
+                cells += [_also_cell(arm.get("also", {}).get(label)) for label in also]
+                continue
             if key is None:
                 value = arm[metric]
             elif key == "ci":
@@ -339,6 +417,17 @@ def table_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             cells.append("-" if _missing(value) else fmt.format(value))
         rows.append(cells)
     return header, rows
+
+
+def _ci_cell(low: float, high: float) -> str:
+    return "-" if _missing(low) else f"[{low:.4f}, {high:.4f}]"
+
+
+def _also_cell(figure: dict[str, Any] | None) -> str:
+    if not figure or _missing(figure["mean"]):
+        return "-"
+    interval = "" if _missing(figure["ci_low"]) else f" [{figure['ci_low']:.4f}, {figure['ci_high']:.4f}]"
+    return f"{figure['mean']:.4f}{interval}"
 
 
 def _stage_tokens(stage: dict[str, Any]) -> str:
@@ -390,11 +479,22 @@ def write_report(report: dict[str, Any], folder: Path) -> None:
         "peak_memory_mib",
         "trainable_params",
     ]
+    also = report.get("also_metrics") or []
+    extra = [f"{label}{suffix}" for label in also for suffix in ("", "_ci_low", "_ci_high")]
+    keys[5:5] = extra  # after the main metric's interval, as in the table
+
+    def value(arm: dict[str, Any], key: str) -> Any:
+        for label in also:
+            for suffix, field_name in (("", "mean"), ("_ci_low", "ci_low"), ("_ci_high", "ci_high")):
+                if key == f"{label}{suffix}":
+                    return (arm.get("also") or {}).get(label, {}).get(field_name)
+        return arm.get(key)
+
     with (folder / "compare.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(keys)
         for arm in report["arms"]:
-            writer.writerow(["" if _missing(arm.get(k)) else arm.get(k) for k in keys])
+            writer.writerow(["" if _missing(value(arm, k)) else value(arm, k) for k in keys])
     markdown = _markdown(*table_rows(report))
     if report.get("over_seeds"):
         markdown += ["", "Over seeds:", "", *_markdown(*seed_rows(report))]
