@@ -80,6 +80,8 @@ def test_a_method_training_in_phases_gets_one_record_covering_every_phase(tmp_pa
     assert (record["steps"], record["steps_timed"], record["num_tokens"]) == (50, 50, 1700.0)
     assert record["train_loss"] == 0.25 and record["trainable_params"] == 8
     assert record["train_entropy"] == 0.025  # the last logged entropy
+    # both phases' logs, in order, tagged with the arm's stage
+    assert [(e["stage"], e["loss"]) for e in record["log_history"]] == [(0, 1.0), (0, 0.5), (0, 1.0), (0, 0.25)]
     assert [h["step"] for h in record["history"]] == [30, 50]
     assert not (tmp_path / "phase1" / TRAIN_RECORD).exists()
 
@@ -248,6 +250,7 @@ def test_a_chained_arm_trains_its_stages_in_turn_and_reports_them_as_one(
     # each stage states its own budget; both stages draw the same seeded first batch, so trained the same tokens
     stages = chain["per_stage"]
     assert [stage["steps"] for stage in stages] == [1, 1]
+    assert [e["stage"] for e in chain["log_history"] if "loss" in e] == [0, 1]  # one logged step per stage
     assert stages[0]["trained_tokens"] == stages[1]["trained_tokens"] > 0
     assert stages[0]["trained_tokens"] + stages[1]["trained_tokens"] == chain["num_tokens"]
     header_all, table = table_rows(report)

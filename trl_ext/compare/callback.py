@@ -59,6 +59,8 @@ class CompareEvalCallback(TrainerCallback):
         self.before = {"tokens": 0.0, "trainable": 0}
         # The earlier stages' own budgets (steps, tokens trained, tokens generated), and where this stage's start
         self.earlier_stages: list[dict[str, Any]] = []
+        # TRL's logged training metrics of the earlier stages and train() calls (each entry tagged with its stage)
+        self.earlier_logs: list[dict[str, Any]] = []
         self.stage_start = {"steps": 0, "generated": 0.0}
 
     def _measure(self, state, model, tokenizer) -> None:
@@ -119,6 +121,7 @@ class CompareEvalCallback(TrainerCallback):
         self.before = {"tokens": record.get("num_tokens") or 0.0, "trainable": record.get("trainable_params") or 0}
         self.generated_tokens = record.get("generated_tokens") or 0.0
         self.earlier_stages = record.get("per_stage", [])
+        self.earlier_logs = record.get("log_history", [])
         self.stage_start = {"steps": self.earlier["steps"], "generated": self.generated_tokens}
 
     def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
@@ -156,6 +159,8 @@ class CompareEvalCallback(TrainerCallback):
         entropies = [entry["entropy"] for entry in state.log_history if "entropy" in entry]
         done["tokens"] = max(done["tokens"], tokens[-1] if tokens else 0.0)  # TRL's count runs on across calls
         steps = done["steps_timed"]
+        logs = [*self.earlier_logs, *({"stage": self.stage_index, **entry} for entry in state.log_history)]
+        self.earlier_logs = logs  # a phased method's next train() call starts a new log
         record = {
             "history": self.history,
             "steps": done["steps"],
@@ -183,6 +188,9 @@ class CompareEvalCallback(TrainerCallback):
                 },
             ],
             "totals": {key: done[key] for key in ("steps", "steps_timed", "wall", "cpu", "peak")},
+            # every figure the trainer logged (GRPO's reward and zero-std share, a plugin's own metrics): compare.json
+            # keeps them per arm, for curves beyond the table's columns
+            "log_history": logs,
         }
         folder = Path(self.output_dir or args.output_dir)
         folder.mkdir(parents=True, exist_ok=True)
