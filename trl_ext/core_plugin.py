@@ -133,6 +133,21 @@ def _loglik_filter_columns(options: dict) -> tuple[str, ...]:
 def register_transforms(register):
     register(
         Transform(
+            name="take_rows",
+            factory="trl_ext.data.select:take_rows",
+            family="data",
+            options={
+                "n": "Rows kept per split (required).",
+                "shuffle": "Draw them at random instead of taking the first ones (default false).",
+                "seed": "The draw's seed (default 0).",
+            },
+            description="Keeps the first n rows of each split (or n drawn with a seed): train on a subset, as a "
+            "paper's or a demo's budget asks, in a run, a recipe stage or a compare arm.",
+            example="trl-ext train sft --dataset_name builtin:arith --transforms take_rows:n=200:shuffle=true",
+        )
+    )
+    register(
+        Transform(
             name="loglik_filter",
             factory="trl_ext.inference.curation:loglik_filter",
             family="data",
