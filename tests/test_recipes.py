@@ -319,3 +319,21 @@ def test_a_new_adapter_on_an_unmergeable_one_is_refused_before_the_stage_trains(
     assert "stage-1-sft holds a LoRAMoE adapter that cannot be merged" in error and "drop use_peft" in error
     assert (tmp_path / "chain" / "stage-1-sft" / "adapter_model.safetensors").exists()  # stage 1 kept
     assert not (tmp_path / "chain" / "stage-2-sft" / "adapter_model.safetensors").exists()
+
+
+def test_a_prompt_learning_adapter_is_trained_on_by_the_next_stage(tiny_model_dir, tmp_path):
+    """Prompt tuning has no weights to merge into: like LoRAMoE, a stage after it trains the same virtual-token
+    embeddings on (they move), and the result still loads as that adapter."""
+    from peft import PeftModel, PromptTuningConfig
+
+    from trl_ext.models import load_trained
+
+    PromptTuningConfig(num_virtual_tokens=4, task_type="CAUSAL_LM").save_pretrained(str(tmp_path / "prompt"))
+    first = {"adapter": f"peft:config={tmp_path / 'prompt'}", "max_steps": 1, "learning_rate": 5e-2}
+    config = _adapter_chain(tmp_path, tiny_model_dir, first, {"max_steps": 1, "learning_rate": 5e-2})
+    assert main(["train", "--config", str(config)]) == 0
+    stage1 = load_file(tmp_path / "chain" / "stage-1-sft" / "adapter_model.safetensors")
+    stage2 = load_file(tmp_path / "chain" / "stage-2-sft" / "adapter_model.safetensors")
+    assert stage1.keys() == stage2.keys() == {"prompt_embeddings"}
+    assert not torch.equal(stage1["prompt_embeddings"], stage2["prompt_embeddings"])
+    assert isinstance(load_trained(tmp_path / "chain" / "stage-2-sft"), PeftModel)

@@ -234,13 +234,18 @@ def load_trained(path: str | Path, base: str | None = None, trainable: bool = Fa
         return load_model(str(folder), **kwargs)
     import json
 
-    from peft import PeftModel
+    from peft import PeftConfig, PeftModel
 
     base = base or json.loads(config.read_text()).get("base_model_name_or_path")
     if not base:
         raise ModelLoadError(f"{folder} holds an adapter whose base model is not named; pass the base model.")
     base_model = load_trained(base, **kwargs) if _holds_adapter(base) else load_model(base, **kwargs)
-    model = PeftModel.from_pretrained(base_model, str(folder), is_trainable=trainable)
+    prompt_learning = PeftConfig.from_pretrained(str(folder)).is_prompt_learning
+    # peft refuses is_trainable for a saved prompt-learning adapter: its virtual-token encoder is made trainable below
+    model = PeftModel.from_pretrained(base_model, str(folder), is_trainable=trainable and not prompt_learning)
+    if trainable and prompt_learning:
+        model.active_peft_config.inference_mode = False
+        model.prompt_encoder[model.active_adapter].requires_grad_(True)
     if not is_mergeable(model):
         return model
     merged = model.merge_and_unload()
