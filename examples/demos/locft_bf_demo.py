@@ -16,9 +16,9 @@ answer (at most 32 new tokens) to the new target on the edit prompt; generalisat
 from the base model's. The card expects (d) above (b) in reliability after all edits and (d) above (b) and (c) in
 locality (one tensor keeps unrelated answers where tuning all layers does not).
 
-Why a script, not `trl-ext compare`: compare measures one metric per arm on the final model only, and the
-`locft_edit_metrics` callback's locality needs the pre-edit answers recorded at train start, which compare's final
-measurement (a freshly built callback) does not have; the depth-first arm is not a registered method either.
+The breadth-first arms (a), (c) and (d) are `trl-ext compare --config examples/compare/locft_bf_edits.yaml` (the
+three figures through `exact_match:prompt_column=...` and `unchanged`); this script remains for the depth-first arm
+(b), one request after another with a fresh optimiser each, which is not a registered method.
 
 Card's full scale: 200 edits, 100 locality prompts, batch 50, 25 epochs (depth-first: 25 steps per request).
 Here by default: 32 edits in 4 batches of 8 per epoch (the card: 4 batches of 50), 25 epochs, 20 locality prompts

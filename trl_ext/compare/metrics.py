@@ -10,6 +10,11 @@ settings for every arm.
 | `choice` (`:options=[' yes',' no']` or `:options_column=C`) | 1 if the most likely option is the gold one (rank classification, no generation) | prompt, gold (`completion`) |
 | `reward:NAME` (a registered reward, its options after `:`) | the reward of the greedy completion | prompt, the reward's columns |
 | `callback:NAME` (a registered evaluation callback; `figure=` picks its figure) | the figure (an interval when the callback keeps its items' values) | the callback's |
+| `unchanged` (`:normalize=true` compares SQuAD-normalised text) | 1 if the greedy answer is the untrained model's, character for character (locality: an edit or a fine-tune left the row alone) | prompt |
+
+Options every metric takes: `prompt_column=C` prompts with another column of the rows (an edit's paraphrase, an
+unrelated probe), `rows=N` measures the first N rows only, `label=NAME` names the metric's column (the same metric
+twice, e.g. on two prompt columns).
 
 Rewards, judges and evaluation callbacks come from the registry, so a plugin that adds one adds a metric here.
 """
@@ -26,6 +31,7 @@ from typing import Any
 from trl_ext.run.recipe import RecipeError
 
 _JUDGED = ("exact_match", "contains", "numeric_match")
+_COMMON = ("label", "prompt_column", "rows")  # options of every metric, not of its judge, reward or callback
 
 
 @dataclass
@@ -34,9 +40,13 @@ class MetricSpec:
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
+    # `unchanged`: the untrained model's greedy answers to the metric's rows, filled in before any arm trains
+    reference: list[str] | None = field(default=None, compare=False, repr=False)
 
     @property
     def label(self) -> str:
+        if "label" in self.options:
+            return str(self.options["label"])
         if self.name == "pass@k":
             return f"pass@{int(self.options.get('k', 1))}"
         return self.name
@@ -57,11 +67,13 @@ def parse_metric(spec: str) -> MetricSpec:
         name, options = parse_spec(rest)
         return MetricSpec(f"{kind}:{name}", options)
     name, options = parse_spec(spec)
-    if name not in (*_JUDGED, "judge", "pass@k", "perplexity", "choice"):
+    if name not in (*_JUDGED, "judge", "pass@k", "perplexity", "choice", "unchanged"):
         raise RecipeError(
             f"Unknown --eval metric {name!r}: exact_match, contains, numeric_match, judge:judge=pkg.mod:fn, pass@k, perplexity, "
-            "choice:options=[...], reward:NAME or callback:NAME."
+            "choice:options=[...], unchanged, reward:NAME or callback:NAME."
         )
+    if "rows" in options and not (isinstance(options["rows"], int) and options["rows"] > 0):
+        raise RecipeError(f"--eval {spec}: rows= takes a positive number of rows, not {options['rows']!r}.")
     if name == "choice" and ("options" in options) == ("options_column" in options):
         raise RecipeError(
             "--eval choice: give the options once, as a list (choice:options=[' positive',' negative']) or as a "
@@ -72,14 +84,38 @@ def parse_metric(spec: str) -> MetricSpec:
 
 def metric_columns(spec: MetricSpec) -> list[str]:
     """The evaluation rows' columns the metric reads (a reward's or callback's own are checked when it runs)."""
+    prompt = str(spec.options.get("prompt_column", "prompt"))
     if spec.name == "perplexity":
-        return ["prompt", "completion"]
+        return [prompt, "completion"]
     if spec.name == "choice":
         extra = [str(spec.options["options_column"])] if "options_column" in spec.options else []
-        return ["prompt", str(spec.options.get("gold_column", "completion")), *extra]
+        return [prompt, str(spec.options.get("gold_column", "completion")), *extra]
     if spec.name in (*_JUDGED, "judge", "pass@k"):
-        return ["prompt", str(spec.options.get("gold_column", "answer"))]
-    return ["prompt"]
+        return [prompt, str(spec.options.get("gold_column", "answer"))]
+    return [prompt]
+
+
+def metric_rows(spec: MetricSpec, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows the metric measures: the first `rows=N`, each prompting with `prompt_column` (as its `prompt`)."""
+    picked = list(rows[: int(spec.options["rows"])] if "rows" in spec.options else rows)
+    column = spec.options.get("prompt_column")
+    if column is None:
+        return picked
+    empty = [i for i, row in enumerate(picked) if row.get(column) in (None, "", [])]
+    if empty:
+        raise RecipeError(
+            f"--eval {spec.label}: {len(empty)} of the {len(picked)} rows have no {column!r} to prompt with (first: row "
+            f"{empty[0]}); pick fewer rows with rows=N or rows that all have one."
+        )
+    return [{**row, "prompt": row[column]} for row in picked]
+
+
+def reference_answers(spec: MetricSpec, model: Any, tokenizer: Any, rows, max_new_tokens: int, batch_size: int):
+    """The greedy answers `unchanged` compares an arm's with, from the model every arm starts from."""
+    from trl_ext.inference.generation import generate
+
+    prompts = [row["prompt"] for row in metric_rows(spec, rows)]
+    return generate(model, tokenizer, prompts, max_new_tokens, batch_size)
 
 
 def check_metric(spec: MetricSpec) -> None:
@@ -126,10 +162,17 @@ def measure(
 
     from trl_ext.inference.generation import generate
 
-    options = dict(spec.options)
+    options = {key: value for key, value in spec.options.items() if key not in _COMMON}
+    rows = metric_rows(spec, rows)
     gold_column = options.pop("gold_column", "answer")
     prompts = [row["prompt"] for row in rows]
-    if spec.name in (*_JUDGED, "judge"):
+    if spec.name == "unchanged":
+        if spec.reference is None or len(spec.reference) != len(rows):
+            raise RecipeError("--eval unchanged: the untrained model's answers were not measured for these rows.")
+        answers = generate(model, tokenizer, prompts, max_new_tokens, batch_size)
+        same = (lambda a, b: a == b) if not options.get("normalize") else _same_normalized
+        values = [float(same(a, b)) for a, b in zip(answers, spec.reference, strict=True)]
+    elif spec.name in (*_JUDGED, "judge"):
         from trl_ext.evaluation.judges import judge_all, resolve_judge
 
         judge = resolve_judge(options.pop("judge", spec.name if spec.name != "judge" else "exact_match"), **options)
@@ -163,7 +206,9 @@ def measure(
         scores = sequence_logprobs(model, tokenizer, prompts, [row["completion"] for row in rows], batch_size)
         values = [math.exp(-s["mean_logprob"]) if s["num_tokens"] else math.nan for s in scores]
     elif spec.name == "choice":
-        values = _choice_values(spec.options, model, tokenizer, rows, prompts, batch_size)
+        values = _choice_values(
+            {k: v for k, v in spec.options.items() if k not in _COMMON}, model, tokenizer, rows, prompts, batch_size
+        )
     elif spec.name.startswith("reward:"):
         values = _reward_values(
             spec.name.split(":", 1)[1], options, model, tokenizer, rows, max_new_tokens, batch_size
@@ -172,6 +217,12 @@ def measure(
         return _callback_figure(spec.name.split(":", 1)[1], options, model, tokenizer)
     finite = [v for v in values if math.isfinite(v)]
     return values, {spec.label: sum(finite) / len(finite) if finite else math.nan}
+
+
+def _same_normalized(answer: str, reference: str) -> bool:
+    from trl_ext.evaluation.judges import normalize_text
+
+    return normalize_text(answer) == normalize_text(reference)
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

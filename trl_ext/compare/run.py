@@ -16,6 +16,7 @@ from trl_ext.compare.callback import TRAIN_RECORD, CompareEvalCallback
 from trl_ext.compare.metrics import MetricSpec, check_metric, mean_and_interval, measure, metric_columns
 
 FINAL_RECORD = "compare_final.json"
+REFERENCE_RECORD = "reference_answers.json"  # the untrained model's answers `unchanged` compares with, by key
 
 
 @dataclass
@@ -70,6 +71,8 @@ def run_comparison(comparison: Comparison) -> dict[str, Any] | None:
     dataset_name = comparison.eval_dataset or parsed[0].script_args.dataset_name
     rows = eval_rows(comparison, dataset_name)
     evaluations = checked_evaluations(comparison, dataset_name, rows)  # misspelt metrics fail now, not after training
+    if int(os.environ.get("RANK", "0")) == 0:  # only the main process measures
+        attach_reference_answers(comparison, model, evaluations)
     finals = {}
     for (arm, _, _), stage in zip(comparison.arm_stages(), parsed, strict=True):
         finals[arm.label] = stage  # the arm's last stage: its output is the arm's model and folder
@@ -218,6 +221,36 @@ def checked_evaluations(
         spec_rows = rows if spec is comparison.metric else eval_rows(comparison, dataset_name, spec)
         evaluations.append((spec, spec_rows, _evaluation_key(comparison, dataset_name, spec_rows, spec)))
     return evaluations
+
+
+def attach_reference_answers(
+    comparison: Comparison, model_name: str, evaluations: list[tuple[MetricSpec, list[dict[str, Any]], str]]
+) -> None:
+    """Give every `unchanged` metric the untrained model's greedy answers to its rows, generated before any arm trains
+    with the settings the arms are measured with (kept in the output folder, so a rerun does not generate again)."""
+    from trl_ext.compare.metrics import reference_answers
+
+    wanted = [(spec, rows, key) for spec, rows, key in evaluations if spec.name == "unchanged"]
+    if not wanted:
+        return
+    path = Path(comparison.output_dir) / REFERENCE_RECORD
+    kept = json.loads(path.read_text()) if path.is_file() else {}
+    missing = [(spec, rows, key) for spec, rows, key in wanted if key not in kept]
+    if missing:
+        from trl_ext.compat.sharding import whole_model_loading
+        from trl_ext.models import load_tokenizer, load_trained
+
+        with whole_model_loading():
+            model = load_trained(model_name)
+        tokenizer = load_tokenizer(model_name)
+        generation = {k: v for k, v in comparison.generation().items() if k != "seed"}
+        for spec, rows, key in missing:
+            kept[key] = reference_answers(spec, model, tokenizer, rows, **generation)
+        del model
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(kept))
+    for spec, _, key in wanted:
+        spec.reference = kept[key]
 
 
 def _metric_names(comparison: Comparison) -> str:

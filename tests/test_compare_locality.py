@@ -1,0 +1,100 @@
+"""`trl-ext compare` metrics relative to the untrained model and on other prompt columns: `unchanged` (locality: the
+arm's greedy answer is the starting model's), and the options every metric takes (`prompt_column`, `rows`, `label`),
+which LocFT-BF's three edit figures (reliability, generalisation on the paraphrase, locality on unrelated prompts)
+need in one table."""
+
+import json
+
+import pytest
+import torch
+
+from trl_ext.cli import main
+from trl_ext.compare.metrics import MetricSpec, measure, metric_columns, metric_rows, parse_metric
+from trl_ext.evaluation.judges import normalize_text
+from trl_ext.run.recipe import RecipeError
+
+ROWS = [{"prompt": f"p{i}", "paraphrase": f"q{i}", "answer": str(i)} for i in range(5)]
+
+
+def test_prompt_column_and_rows_pick_what_a_metric_measures():
+    spec = parse_metric("exact_match:prompt_column=paraphrase:rows=3:label=generalisation")
+    assert spec.label == "generalisation"
+    assert metric_columns(spec) == ["paraphrase", "answer"]
+    picked = metric_rows(spec, ROWS)
+    assert [row["prompt"] for row in picked] == ["q0", "q1", "q2"]
+    assert [row["answer"] for row in picked] == ["0", "1", "2"]
+    assert metric_rows(parse_metric("exact_match"), ROWS) == ROWS
+
+    holes = [*ROWS[:2], {**ROWS[2], "paraphrase": None}]
+    with pytest.raises(RecipeError, match="1 of the 3 rows have no 'paraphrase'"):
+        metric_rows(spec, holes)
+    assert len(metric_rows(parse_metric("exact_match:prompt_column=paraphrase:rows=2"), holes)) == 2
+    with pytest.raises(RecipeError, match="rows= takes a positive number"):
+        parse_metric("unchanged:rows=0")
+    assert parse_metric("unchanged").label == "unchanged"
+
+
+def test_unchanged_needs_the_reference_answers_of_its_rows(tiny_model_dir):
+    from trl_ext.models import load_model, load_tokenizer
+
+    model, tokenizer = load_model(tiny_model_dir).eval(), load_tokenizer(tiny_model_dir)
+    rows = [{"prompt": "1 + 1 ="}, {"prompt": "2 + 2 ="}]
+    spec = MetricSpec("unchanged")
+    with pytest.raises(RecipeError, match="untrained model's answers were not measured"):
+        measure(spec, model, tokenizer, rows, max_new_tokens=4)
+    from trl_ext.inference.generation import generate
+
+    own = generate(model, tokenizer, [row["prompt"] for row in rows], 4, 16)
+    spec.reference = [own[0], own[1] + " changed"]
+    values, figures = measure(spec, model, tokenizer, rows, max_new_tokens=4)
+    assert values == [1.0, 0.0] and figures == {"unchanged": 0.5}
+
+
+@pytest.mark.slow
+def test_locality_generalisation_and_reliability_in_one_table(tiny_model_dir, tmp_path):
+    """base and a 2-step SFT arm on builtin:locft_edits: reliability (exact match of the edit prompt's answer to the
+    new target), generalisation (the same on the paraphrase) and locality (`unchanged` on the first 4 unrelated
+    prompts), each per-row value equal to answers generated here from the saved models; the base row's locality is 1
+    by definition, and the reference answers are kept for a rerun."""
+    from trl_ext.compare.run import REFERENCE_RECORD
+    from trl_ext.data import load_dataset
+    from trl_ext.inference.generation import generate
+    from trl_ext.models import load_tokenizer, load_trained
+
+    out = tmp_path / "edits"
+    argv = [
+        "compare", "base", "sft",
+        "--model_name_or_path", tiny_model_dir, "--dataset_name", "builtin:locft_edits",
+        "--max_steps", "2", "--per_device_train_batch_size", "2", "--learning_rate", "5e-3",
+        "--report_to", "none", "--save_strategy", "no", "--logging_steps", "1",
+        "--eval_split", "train", "--eval_rows", "6", "--eval_max_new_tokens", "6",
+        "--eval", "exact_match:gold_column=target_new",
+        "--also_eval", "exact_match:prompt_column=rephrase_prompt:gold_column=target_new:label=generalisation",
+        "--also_eval", "unchanged:prompt_column=locality_prompt:rows=4:label=locality",
+        "--output_dir", str(out),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads((out / "compare.json").read_text())
+    assert report["also_metrics"] == ["generalisation", "locality"]
+    base, sft = report["arms"]
+    assert base["also"]["locality"]["per_row"] == [1.0] * 4
+
+    rows = load_dataset("builtin:locft_edits", form="sft")["train"].select(range(6)).to_list()
+    tokenizer = load_tokenizer(tiny_model_dir)
+    start = load_trained(tiny_model_dir).eval()
+    trained = load_trained(str(out / "sft")).eval()
+    with torch.no_grad():
+        before = generate(start, tokenizer, [r["locality_prompt"] for r in rows[:4]], 6, 16)
+        after = generate(trained, tokenizer, [r["locality_prompt"] for r in rows[:4]], 6, 16)
+        edit = generate(trained, tokenizer, [r["prompt"] for r in rows], 6, 16)
+        paraphrase = generate(trained, tokenizer, [r["rephrase_prompt"] for r in rows], 6, 16)
+    locality = [float(a == b) for a, b in zip(after, before, strict=True)]
+    assert locality != [1.0] * 4, "the 2 steps left every unrelated answer alone: raise the learning rate"
+    assert sft["also"]["locality"]["per_row"] == locality
+    targets = [normalize_text(r["target_new"]) for r in rows]
+    assert sft["per_row"] == [float(normalize_text(e) == t) for e, t in zip(edit, targets, strict=True)]
+    assert sft["also"]["generalisation"]["per_row"] == [
+        float(normalize_text(p) == t) for p, t in zip(paraphrase, targets, strict=True)
+    ]
+    kept = json.loads((out / REFERENCE_RECORD).read_text())
+    assert list(kept.values()) == [before]
