@@ -3,13 +3,15 @@ arm's greedy answer is the starting model's), and the options every metric takes
 which LocFT-BF's three edit figures (reliability, generalisation on the paraphrase, locality on unrelated prompts)
 need in one table."""
 
+import csv
 import json
+import math
 
 import pytest
 import torch
 
 from trl_ext.cli import main
-from trl_ext.compare.metrics import MetricSpec, measure, metric_columns, metric_rows, parse_metric
+from trl_ext.compare.metrics import MetricSpec, measure, metric_columns, metric_rows, paired_difference, parse_metric
 from trl_ext.evaluation.judges import normalize_text
 from trl_ext.run.recipe import RecipeError
 
@@ -34,6 +36,17 @@ def test_prompt_column_and_rows_pick_what_a_metric_measures():
     assert parse_metric("unchanged").label == "unchanged"
 
 
+def test_paired_difference_by_hand():
+    """Deltas [1, 0, 0, 1]: mean 0.5, sample sd sqrt(1/3), half-width 1.96 * sqrt(1/3) / 2 = 0.565803; a row
+    either side left unmeasured (NaN) is dropped; different row counts have no pairing."""
+    delta = paired_difference([1.0, 0.0, 1.0, 1.0, math.nan], [0.0, 0.0, 1.0, 0.0, 1.0])
+    assert delta["rows"] == 4 and delta["mean"] == pytest.approx(0.5)
+    assert delta["ci_low"] == pytest.approx(0.5 - 0.565803, abs=1e-6)
+    assert delta["ci_high"] == pytest.approx(0.5 + 0.565803, abs=1e-6)
+    assert paired_difference([1.0, 0.0], [1.0]) is None
+    assert paired_difference([], []) is None
+
+
 def test_unchanged_needs_the_reference_answers_of_its_rows(tiny_model_dir):
     from trl_ext.models import load_model, load_tokenizer
 
@@ -56,7 +69,7 @@ def test_locality_generalisation_and_reliability_in_one_table(tiny_model_dir, tm
     new target), generalisation (the same on the paraphrase) and locality (`unchanged` on the first 4 unrelated
     prompts), each per-row value equal to answers generated here from the saved models; the base row's locality is 1
     by definition, and the reference answers are kept for a rerun."""
-    from trl_ext.compare.run import REFERENCE_RECORD
+    from trl_ext.compare.run import REFERENCE_RECORD, table_rows
     from trl_ext.data import load_dataset
     from trl_ext.inference.generation import generate
     from trl_ext.models import load_tokenizer, load_trained
@@ -98,3 +111,15 @@ def test_locality_generalisation_and_reliability_in_one_table(tiny_model_dir, tm
     ]
     kept = json.loads((out / REFERENCE_RECORD).read_text())
     assert list(kept.values()) == [before]
+
+    # the trained arm against the base row, row by row, as a column after the main interval and in the CSV
+    assert report["paired_with"] == "base" and "vs_base" not in base
+    deltas = [a - b for a, b in zip(sft["per_row"], base["per_row"], strict=True)]
+    assert sft["vs_base"]["mean"] == pytest.approx(sum(deltas) / len(deltas))
+    header, table = table_rows(report)
+    assert header[header.index("95% CI") + 1 :][:3] == ["Δ vs base", "generalisation", "locality"]
+    assert table[0][header.index("Δ vs base")] == "-"
+    assert table[1][header.index("Δ vs base")].startswith(f"{sft['vs_base']['mean']:+.4f} [")
+    with (out / "compare.csv").open() as handle:
+        csv_rows = list(csv.DictReader(handle))
+    assert csv_rows[0]["vs_base"] == "" and float(csv_rows[1]["vs_base"]) == pytest.approx(sft["vs_base"]["mean"])

@@ -303,3 +303,16 @@ def mean_and_interval(values: Sequence[float], z: float = 1.96) -> tuple[float, 
     std = math.sqrt(sum((v - mean) ** 2 for v in finite) / (n - 1))
     half = z * std / math.sqrt(n)
     return mean, mean - half, mean + half
+
+
+def paired_difference(values: Sequence[float], reference: Sequence[float]) -> dict[str, float] | None:
+    """The mean per-row difference values - reference with its paired 95% interval (rows where both are finite): the
+    same rows measured twice, so the interval leaves out how hard each row is and is narrower than the two arms'
+    intervals side by side. None when the two were not measured on the same rows."""
+    if not values or len(values) != len(reference):
+        return None
+    deltas = [v - r for v, r in zip(values, reference, strict=True) if math.isfinite(v) and math.isfinite(r)]
+    if not deltas:
+        return None
+    mean, low, high = mean_and_interval(deltas)
+    return {"mean": mean, "ci_low": low, "ci_high": high, "rows": len(deltas)}

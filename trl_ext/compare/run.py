@@ -13,7 +13,14 @@ from typing import Any
 
 from trl_ext.compare.arms import Arm
 from trl_ext.compare.callback import TRAIN_RECORD, CompareEvalCallback
-from trl_ext.compare.metrics import MetricSpec, check_metric, mean_and_interval, measure, metric_columns
+from trl_ext.compare.metrics import (
+    MetricSpec,
+    check_metric,
+    mean_and_interval,
+    measure,
+    metric_columns,
+    paired_difference,
+)
 
 FINAL_RECORD = "compare_final.json"
 REFERENCE_RECORD = "reference_answers.json"  # the untrained model's answers `unchanged` compares with, by key
@@ -107,6 +114,12 @@ def run_comparison(comparison: Comparison) -> dict[str, Any] | None:
         "model": model,
         "arms": results,
     }
+    base = next((r for arm, r in zip(comparison.arms, results, strict=True) if arm.untrained), None)
+    if base is not None:  # each trained arm against the starting model, row by row
+        report["paired_with"] = base["arm"]
+        for arm, result in zip(comparison.arms, results, strict=True):
+            if not arm.untrained:
+                result["vs_base"] = paired_difference(result["per_row"], base["per_row"])
     groups: dict[str, list[dict[str, Any]]] = {}
     for arm, result in zip(comparison.arms, results, strict=True):
         if arm.group is not None:
@@ -420,17 +433,19 @@ def table_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     `--also_eval` metric is a column after the main one's interval, "mean [low, high]"."""
     metric = report["metric"]
     also = report.get("also_metrics") or []
+    paired = report.get("paired_with")
     header = []
     for key, title, _ in COLUMNS:
         header.append(title.format(metric=metric))
         if key == "ci":
-            header += also
+            header += ([f"Δ vs {paired}"] if paired else []) + also
     rows = []
     for arm in report["arms"]:
         cells = []
         for key, _, fmt in COLUMNS:
-            if key == "ci" and also:
+            if key == "ci" and (also or paired):
                 cells.append(_ci_cell(arm["ci_low"], arm["ci_high"]))
+                cells += [_delta_cell(arm.get("vs_base"))] if paired else []
                 cells += [_also_cell(arm.get("also", {}).get(label)) for label in also]
                 continue
             if key is None:
@@ -461,6 +476,12 @@ def _also_cell(figure: dict[str, Any] | None) -> str:
         return "-"
     interval = "" if _missing(figure["ci_low"]) else f" [{figure['ci_low']:.4f}, {figure['ci_high']:.4f}]"
     return f"{figure['mean']:.4f}{interval}"
+
+
+def _delta_cell(delta: dict[str, Any] | None) -> str:
+    if not delta or _missing(delta["mean"]):
+        return "-"
+    return f"{delta['mean']:+.4f} [{delta['ci_low']:+.4f}, {delta['ci_high']:+.4f}]"
 
 
 def _stage_tokens(stage: dict[str, Any]) -> str:
@@ -514,9 +535,14 @@ def write_report(report: dict[str, Any], folder: Path) -> None:
     ]
     also = report.get("also_metrics") or []
     extra = [f"{label}{suffix}" for label in also for suffix in ("", "_ci_low", "_ci_high")]
+    if report.get("paired_with"):
+        extra[:0] = ["vs_base", "vs_base_ci_low", "vs_base_ci_high"]
     keys[5:5] = extra  # after the main metric's interval, as in the table
 
     def value(arm: dict[str, Any], key: str) -> Any:
+        if key.startswith("vs_base"):
+            field_name = {"vs_base": "mean"}.get(key, key.removeprefix("vs_base_"))
+            return (arm.get("vs_base") or {}).get(field_name)
         for label in also:
             for suffix, field_name in (("", "mean"), ("_ci_low", "ci_low"), ("_ci_high", "ci_high")):
                 if key == f"{label}{suffix}":
