@@ -123,3 +123,57 @@ def test_locality_generalisation_and_reliability_in_one_table(tiny_model_dir, tm
     with (out / "compare.csv").open() as handle:
         csv_rows = list(csv.DictReader(handle))
     assert csv_rows[0]["vs_base"] == "" and float(csv_rows[1]["vs_base"]) == pytest.approx(sft["vs_base"]["mean"])
+
+
+@pytest.mark.slow
+def test_an_arm_evaluated_its_own_way_gets_its_rows_and_generation_length(
+    tiny_model_dir, tmp_path, capsys, monkeypatch
+):
+    """`short=sft:eval_max_new_tokens=2` with `eval_transforms: take_rows:n=3` (YAML) is measured on the first 3 rows
+    with 2 new tokens, the values generated here from its saved model; the other arm keeps the shared 6 rows and 64
+    tokens; a chained arm takes the keys on the arm, not in a stage."""
+    from trl_ext.compare.arms import parse_arm
+    from trl_ext.compare.run import Comparison, eval_rows
+    from trl_ext.evaluation.judges import numeric_match
+    from trl_ext.inference.generation import generate
+    from trl_ext.models import load_tokenizer, load_trained
+
+    with pytest.raises(RecipeError, match="give it next to `stages`"):
+        parse_arm({"label": "c", "stages": [{"method": "sft", "eval_max_new_tokens": 4}]})
+    assert parse_arm("dft:asft_loss=dft:eval_max_new_tokens=8").evaluation == {"eval_max_new_tokens": 8}
+
+    config = tmp_path / "own.yaml"
+    config.write_text(
+        "arms:\n  - sft\n  - {label: short, method: sft, eval_transforms: 'take_rows:n=3', eval_max_new_tokens: 2}\n"
+        f"model_name_or_path: {tiny_model_dir}\ndataset_name: builtin:arith\nmax_steps: 1\n"
+        "per_device_train_batch_size: 2\nlearning_rate: 1.0e-3\nreport_to: none\nsave_strategy: 'no'\n"
+        "eval: numeric_match\neval_rows: 6\neval_max_new_tokens: 64\n"
+    )
+    out = tmp_path / "own"
+    assert main(["compare", "--config", str(config), "--output_dir", str(out), "--dry_run"]) == 0
+    assert "short is evaluated its own way: eval_transforms=take_rows:n=3, eval_max_new_tokens=2 (3 rows)" in (
+        capsys.readouterr().out
+    )
+    import trl_ext.inference.generation as generation
+
+    calls, real_generate = [], generation.generate
+
+    def recorded(model, tokenizer, prompts, max_new_tokens=64, *args, **kwargs):
+        calls.append((len(prompts), max_new_tokens))
+        return real_generate(model, tokenizer, prompts, max_new_tokens, *args, **kwargs)
+
+    monkeypatch.setattr(generation, "generate", recorded)
+    assert main(["compare", "--config", str(config), "--output_dir", str(out)]) == 0
+    assert sorted(calls) == [(3, 2), (6, 64)]  # each arm's final measurement
+    monkeypatch.setattr(generation, "generate", real_generate)
+    report = json.loads((out / "compare.json").read_text())
+    shared, short = report["arms"]
+    assert len(shared["per_row"]) == 6 and "evaluation" not in shared
+    assert short["evaluation"] == {"eval_transforms": "take_rows:n=3", "eval_max_new_tokens": 2}
+
+    rows = eval_rows(Comparison(arms=[], metric=parse_metric("numeric_match"), eval_rows=3), "builtin:arith")
+    model, tokenizer = load_trained(str(out / "short")).eval(), load_tokenizer(str(out / "short"))
+    with torch.no_grad():
+        answers = generate(model, tokenizer, [row["prompt"] for row in rows], 2, 16)
+    expected = [float(numeric_match(None, a, row["answer"])) for a, row in zip(answers, rows, strict=True)]
+    assert short["per_row"] == expected

@@ -15,6 +15,11 @@ every stage (`{recipe: redone2, max_completion_length: 32}`).
 `base` (or `{label: NAME, method: base}`) is the starting model itself, untrained: the row every method should beat,
 measured like the others.
 
+An arm may evaluate its own way where its method answers in its own form (CLS-RL's thinking and no-thinking
+prompts): `eval_transforms` (the transforms that build its evaluation prompts, instead of the comparison's) and
+`eval_max_new_tokens` (its generation length) on the arm, `{label: no_think, method: grpo, eval_transforms:
+"build_cls_prompts:mode=no_think", eval_max_new_tokens: 8}`; every other evaluation setting stays shared.
+
 With several seeds (`--seeds 0,1,2`), each arm is trained once per seed as `LABEL-s0`, `LABEL-s1`, ... (its `group`
 is LABEL), every stage with that `seed`; the untrained arm is measured once.
 """
@@ -32,6 +37,7 @@ from trl_ext.run.specs import parse_spec
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 UNTRAINED = "base"  # the pseudo-method of the arm that measures the starting model as it is
+EVAL_KEYS = ("eval_transforms", "eval_max_new_tokens")  # an arm's own evaluation settings, not training keys
 
 
 @dataclass
@@ -42,6 +48,7 @@ class Arm:
     # Stages trained after the first, each from the previous stage's model (an arm that chains stages)
     then: list[Arm] = field(default_factory=list)
     group: str | None = None  # the arm this one is a seed of (`with_seeds`)
+    evaluation: dict[str, Any] = field(default_factory=dict)  # the arm's own EVAL_KEYS
 
     @property
     def untrained(self) -> bool:
@@ -62,7 +69,27 @@ class Arm:
 
 
 def parse_arm(spec: str | dict[str, Any]) -> Arm:
-    """One arm from its command-line form or a YAML mapping (`{label: dft, method: asft, asft_loss: dft}`)."""
+    """One arm from its command-line form or a YAML mapping (`{label: dft, method: asft, asft_loss: dft}`), its
+    evaluation keys (EVAL_KEYS) kept apart from the keys its stages train with."""
+    if isinstance(spec, str):
+        label, _, rest = spec.partition("=") if "=" in spec.split(":", 1)[0] else ("", "", spec)
+        name, options = parse_spec(rest)
+        evaluation = {key: options.pop(key) for key in EVAL_KEYS if key in options}
+        if not evaluation or (label and name not in _methods() and name != UNTRAINED):
+            return _parsed(spec)  # (the latter raises: a labelled arm must name a method)
+        if name in _methods() or name == UNTRAINED:
+            spec = {"label": label or name, "method": name, **options, **evaluation}
+        else:  # `dft:asft_loss=dft:...`: the method whose config has the keys
+            spec = {"label": name, **options, **evaluation}
+    values = dict(spec)
+    evaluation = {key: values.pop(key) for key in EVAL_KEYS if key in values}
+    arm = _parsed(values)
+    if evaluation:
+        arm.evaluation = evaluation
+    return arm
+
+
+def _parsed(spec: str | dict[str, Any]) -> Arm:
     if isinstance(spec, dict) and "recipe" in spec:
         return _chain(_recipe_stages(spec))
     if isinstance(spec, dict) and "stages" in spec:
@@ -99,6 +126,12 @@ def _chain(spec: dict[str, Any]) -> Arm:
             raise RecipeError(
                 f"Arm {label!r}: stage {i} trains from stage {i - 1}'s model; drop its model_name_or_path."
             )
+    misplaced = sorted({key for stage in stages for key in EVAL_KEYS if key in stage})
+    if misplaced:
+        raise RecipeError(
+            f"Arm {label!r}: {', '.join(misplaced)} is how the arm is evaluated, not how a stage trains: give it next "
+            "to `stages`, on the arm."
+        )
     first, *then = (parse_arm({**stage, "label": str(label)}) for stage in stages)
     first.then = then
     return first

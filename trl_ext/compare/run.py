@@ -4,6 +4,7 @@ generation settings, and one table, plot, JSON and CSV of every number."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -65,6 +66,21 @@ class Comparison:
     def generation(self) -> dict[str, Any]:
         return {"max_new_tokens": self.max_new_tokens, "batch_size": self.eval_batch_size, "seed": self.seed}
 
+    def for_arm(self, arm: Arm) -> Comparison:
+        """The comparison as `arm` is evaluated: itself, or with the arm's own evaluation transforms and generation
+        length (its metrics copied, so that answers measured for its rows stay its own)."""
+        if not arm.evaluation:
+            return self
+        import copy
+
+        return dataclasses.replace(
+            self,
+            metric=copy.copy(self.metric),
+            also=[copy.copy(spec) for spec in self.also],
+            eval_transforms=arm.evaluation.get("eval_transforms", self.eval_transforms),
+            max_new_tokens=int(arm.evaluation.get("eval_max_new_tokens", self.max_new_tokens)),
+        )
+
 
 def run_comparison(comparison: Comparison) -> dict[str, Any] | None:
     """Train (or keep) every arm, measure the final models, write compare.{json,csv,png} in the output folder and
@@ -76,31 +92,38 @@ def run_comparison(comparison: Comparison) -> dict[str, Any] | None:
 
     model, parsed = plan_arms(comparison)
     dataset_name = comparison.eval_dataset or parsed[0].script_args.dataset_name
-    rows = eval_rows(comparison, dataset_name)
-    evaluations = checked_evaluations(comparison, dataset_name, rows)  # misspelt metrics fail now, not after training
+    plans = evaluation_plans(comparison, dataset_name)  # misspelt metrics fail now, not after training
+    rows = plans[""][1]
     if int(os.environ.get("RANK", "0")) == 0:  # only the main process measures
-        attach_reference_answers(comparison, model, evaluations)
+        for view, _, evaluations in {id(plan[0]): plan for plan in plans.values()}.values():
+            attach_reference_answers(view, model, evaluations)
     finals = {}
     for (arm, _, _), stage in zip(comparison.arm_stages(), parsed, strict=True):
         finals[arm.label] = stage  # the arm's last stage: its output is the arm's model and folder
     for (arm, index, _), stage in zip(comparison.arm_stages(), parsed, strict=True):
+        view, arm_rows, _ = plans[arm.label]
         # not a registered component: compare's own recorder, one per stage, writing the arm's record
         recorder = Callback(
             name="compare_eval",
-            factory=lambda folder=finals[arm.label].config.output_dir, index=index: CompareEvalCallback(
-                comparison.metric,
-                rows,
-                comparison.eval_every,
-                **comparison.generation(),
-                output_dir=folder,
-                stage_index=index,
+            factory=lambda folder=finals[arm.label].config.output_dir, index=index, view=view, arm_rows=arm_rows: (
+                CompareEvalCallback(
+                    view.metric,
+                    arm_rows,
+                    view.eval_every,
+                    **view.generation(),
+                    output_dir=folder,
+                    stage_index=index,
+                )
             ),
         )
         stage.callbacks.append((recorder, {}))
     run_stages(parsed)
     if int(os.environ.get("RANK", "0")) != 0:
         return None
-    results = [arm_result(comparison, arm, finals.get(arm.label), evaluations, model) for arm in comparison.arms]
+    results = []
+    for arm in comparison.arms:
+        view, _, evaluations = plans[arm.label]
+        results.append(arm_result(view, arm, finals.get(arm.label), evaluations, model))
     report = {
         "metric": comparison.metric.label,
         "also_metrics": [spec.label for spec in comparison.also],
@@ -114,12 +137,16 @@ def run_comparison(comparison: Comparison) -> dict[str, Any] | None:
         "model": model,
         "arms": results,
     }
-    base = next((r for arm, r in zip(comparison.arms, results, strict=True) if arm.untrained), None)
-    if base is not None:  # each trained arm against the starting model, row by row
-        report["paired_with"] = base["arm"]
+    # each trained arm against the starting model, row by row, measured the way the arm is (its own base arm when
+    # arms evaluate their own way)
+    bases = {_evaluation_of(a): r for a, r in zip(comparison.arms, results, strict=True) if a.untrained}
+    if bases:
+        report["paired_with"] = next(iter(bases.values()))["arm"] if len(bases) == 1 else "base"
         for arm, result in zip(comparison.arms, results, strict=True):
-            if not arm.untrained:
-                result["vs_base"] = paired_difference(result["per_row"], base["per_row"])
+            base = bases.get(_evaluation_of(arm))
+            if not arm.untrained and base is not None:
+                delta = paired_difference(result["per_row"], base["per_row"])
+                result["vs_base"] = None if delta is None else {**delta, "base": base["arm"]}
     groups: dict[str, list[dict[str, Any]]] = {}
     for arm, result in zip(comparison.arms, results, strict=True):
         if arm.group is not None:
@@ -190,8 +217,8 @@ def dry_run(comparison: Comparison) -> str:
 
     model, parsed = plan_arms(comparison)
     dataset_name = comparison.eval_dataset or parsed[0].script_args.dataset_name
-    rows = eval_rows(comparison, dataset_name)
-    checked_evaluations(comparison, dataset_name, rows)
+    plans = evaluation_plans(comparison, dataset_name)
+    rows = plans[""][1]
     lines = [
         f"trl-ext compare (dry run): {len(comparison.arms)} arms ({len(parsed)} stages) from {model}, measured by {_metric_names(comparison)} on "
         f"{len(rows)} rows of {dataset_name} [{comparison.eval_split}]"
@@ -199,6 +226,9 @@ def dry_run(comparison: Comparison) -> str:
     for arm in comparison.arms:
         if arm.untrained:
             lines.append(f"  {arm.label}: {model} as it is (untrained), measured like the others")
+        if arm.evaluation:
+            own = ", ".join(f"{k}={v}" for k, v in arm.evaluation.items())
+            lines.append(f"  {arm.label} is evaluated its own way: {own} ({len(plans[arm.label][1])} rows)")
     for (arm, index, values), stage in zip(comparison.arm_stages(), parsed, strict=True):
         if stage.finished_earlier:
             state = "finished earlier: kept"
@@ -234,6 +264,28 @@ def checked_evaluations(
         spec_rows = rows if spec is comparison.metric else eval_rows(comparison, dataset_name, spec)
         evaluations.append((spec, spec_rows, _evaluation_key(comparison, dataset_name, spec_rows, spec)))
     return evaluations
+
+
+def _evaluation_of(arm: Arm) -> str:
+    return json.dumps(arm.evaluation, sort_keys=True, default=str)
+
+
+def evaluation_plans(
+    comparison: Comparison, dataset_name: str
+) -> dict[str, tuple[Comparison, list[dict[str, Any]], list[tuple[MetricSpec, list[dict[str, Any]], str]]]]:
+    """For each arm: the comparison as the arm is evaluated, its evaluation rows and its checked metrics (arms that
+    evaluate alike share one); under "" the comparison's own, which the report describes."""
+    own = eval_rows(comparison, dataset_name)
+    shared: dict[str, Any] = {"{}": (comparison, own, checked_evaluations(comparison, dataset_name, own))}
+    plans = {"": shared["{}"]}
+    for arm in comparison.arms:
+        key = _evaluation_of(arm)
+        if key not in shared:
+            view = comparison.for_arm(arm)
+            rows = eval_rows(view, dataset_name)
+            shared[key] = (view, rows, checked_evaluations(view, dataset_name, rows))
+        plans[arm.label] = shared[key]
+    return plans
 
 
 def attach_reference_answers(
@@ -409,6 +461,7 @@ def arm_result(
         **({"steps": 0} if stage is None else {}),
         **{k: v for k, v in train.items() if k != "history"},
         "output_dir": str(folder),
+        **({"evaluation": arm.evaluation} if arm.evaluation else {}),
     }
 
 
