@@ -20,6 +20,10 @@ prompts): `eval_transforms` (the transforms that build its evaluation prompts, i
 `eval_max_new_tokens` (its generation length) on the arm, `{label: no_think, method: grpo, eval_transforms:
 "build_cls_prompts:mode=no_think", eval_max_new_tokens: 8}`; every other evaluation setting stays shared.
 
+An option may name an earlier arm's model: `arm:LABEL` is that arm's final folder (`arm:base` the starting model),
+so a teacher trained by one arm distils into another (`{label: opd, method: vla_opd, teacher_model_name_or_path:
+"arm:teacher"}`); under `--seeds` each seed's arm reads the same seed's.
+
 With several seeds (`--seeds 0,1,2`), each arm is trained once per seed as `LABEL-s0`, `LABEL-s1`, ... (its `group`
 is LABEL), every stage with that `seed`; the untrained arm is measured once.
 """
@@ -38,6 +42,18 @@ from trl_ext.run.specs import parse_spec
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 UNTRAINED = "base"  # the pseudo-method of the arm that measures the starting model as it is
 EVAL_KEYS = ("eval_transforms", "eval_max_new_tokens")  # an arm's own evaluation settings, not training keys
+_REFERENCE = re.compile(r"^arm:(?P<label>[A-Za-z0-9][A-Za-z0-9_.-]*)$")
+
+
+def referenced_arm(value: Any) -> str | None:
+    """The label in an option value `arm:LABEL` (another arm's model), else None."""
+    match = _REFERENCE.match(value) if isinstance(value, str) else None
+    return match["label"] if match else None
+
+
+def resolve_references(options: dict[str, Any], folders: dict[str, str]) -> dict[str, Any]:
+    """`options` with every `arm:LABEL` replaced by that arm's folder from `folders` (label -> model path)."""
+    return {key: folders[label] if (label := referenced_arm(v)) else v for key, v in options.items()}
 
 
 @dataclass
@@ -167,6 +183,7 @@ def with_seeds(arms: list[Arm], seeds: list[int]) -> list[Arm]:
     """Each arm once per seed, labelled `LABEL-sSEED`, every stage trained with that seed (`group` = LABEL)."""
     if len(set(seeds)) != len(seeds) or not seeds:
         raise RecipeError(f"--seeds must name distinct seeds, got {seeds}.")
+    trained = {arm.label for arm in arms if not arm.untrained}
     out = []
     for arm in arms:
         if arm.untrained:  # nothing drawn at random: one row
@@ -174,13 +191,18 @@ def with_seeds(arms: list[Arm], seeds: list[int]) -> list[Arm]:
             continue
         for seed in seeds:
             label = f"{arm.label}-s{seed}"
-            then = [_seeded(stage, seed, label) for stage in arm.then]
-            out.append(_checked(dataclasses.replace(_seeded(arm, seed, label), then=then, group=arm.label)))
+            then = [_seeded(stage, seed, label, trained) for stage in arm.then]
+            out.append(_checked(dataclasses.replace(_seeded(arm, seed, label, trained), then=then, group=arm.label)))
     return out
 
 
-def _seeded(stage: Arm, seed: int, label: str) -> Arm:
-    return dataclasses.replace(stage, label=label, options={**stage.options, "seed": seed}, then=[])
+def _seeded(stage: Arm, seed: int, label: str, trained: set[str]) -> Arm:
+    """The stage trained with `seed`, under `label`, reading the same seed's run of any trained arm it references."""
+    options = {
+        key: f"arm:{ref}-s{seed}" if (ref := referenced_arm(value)) in trained else value
+        for key, value in {**stage.options, "seed": seed}.items()
+    }
+    return dataclasses.replace(stage, label=label, options=options, then=[])
 
 
 def parse_arms(specs: list[str | dict[str, Any]]) -> list[Arm]:
@@ -194,6 +216,17 @@ def parse_arms(specs: list[str | dict[str, Any]]) -> list[Arm]:
     repeated = sorted({label for label in labels if labels.count(label) > 1})
     if repeated:
         raise RecipeError(f"Arm labels must differ; repeated: {', '.join(repeated)} (name them LABEL=METHOD:...).")
+    for i, arm in enumerate(arms):
+        earlier = {other.label for other in arms[:i]}
+        for stage in (arm, *arm.then):
+            for key, value in stage.options.items():
+                label = referenced_arm(value)
+                if label is not None and label not in earlier:
+                    where = "comes after it" if label in labels else "is not an arm"
+                    raise RecipeError(
+                        f"Arm {arm.label!r}: {key}=arm:{label} names another arm's model, but {label!r} {where}; list "
+                        "the arm it reads before it."
+                    )
     return arms
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trl_ext.compare.arms import Arm
+from trl_ext.compare.arms import Arm, resolve_references
 from trl_ext.compare.callback import TRAIN_RECORD, CompareEvalCallback
 from trl_ext.compare.metrics import (
     MetricSpec,
@@ -50,9 +50,12 @@ class Comparison:
         """The recipe whose stages are the arms' stages: each arm starts from `model`; a chained arm's later stages
         train from the stage before them, in folders under the arm's, and its last stage writes the arm's folder."""
         stages = []
+        folders = {arm.label: model for arm in self.arms if arm.untrained}  # `arm:LABEL` -> the arm's model
         for arm, index, values in self.arm_stages():
             folder = Path(self.output_dir) / arm.label
             last = index == len(arm.then)
+            folders[arm.label] = str(folder)
+            values = resolve_references(values, folders)
             stage = {**values, "output_dir": str(folder if last else folder / f"stage-{index + 1}-{values['method']}")}
             if index == 0:
                 stage["model_name_or_path"] = model

@@ -1,0 +1,67 @@
+"""`trl-ext compare`: an option `arm:LABEL` reads an earlier arm's final model (VLA-OPD's students distil from the
+teacher arm), the same seed's under `--seeds`, and the starting model for `arm:base`."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from trl_ext.cli import main
+from trl_ext.compare.arms import parse_arms, with_seeds
+from trl_ext.compare.metrics import parse_metric
+from trl_ext.compare.run import Comparison
+from trl_ext.run.recipe import RecipeError
+
+TEACHER = {"label": "teacher", "method": "sft", "max_steps": 3}
+STUDENT = {"label": "student", "method": "vla_opd", "teacher_model_name_or_path": "arm:teacher"}
+
+
+def _stage_values(comparison: Comparison, model: str = "start") -> dict[str, dict]:
+    return {Path(stage["output_dir"]).name: stage for stage in comparison.recipe(model)["stages"]}
+
+
+def test_a_reference_is_the_earlier_arms_folder_and_base_is_the_starting_model(tmp_path):
+    arms = parse_arms(
+        ["base", TEACHER, STUDENT, {**STUDENT, "label": "from_base", "teacher_model_name_or_path": "arm:base"}]
+    )
+    stages = _stage_values(Comparison(arms=arms, metric=parse_metric("numeric_match"), output_dir=str(tmp_path)))
+    assert stages["student"]["teacher_model_name_or_path"] == str(tmp_path / "teacher")
+    assert stages["from_base"]["teacher_model_name_or_path"] == "start"
+    assert stages["teacher"]["max_steps"] == 3
+
+
+def test_under_seeds_each_seed_reads_its_own_teacher(tmp_path):
+    arms = with_seeds(parse_arms([TEACHER, STUDENT]), [0, 1])
+    assert [arm.label for arm in arms] == ["teacher-s0", "teacher-s1", "student-s0", "student-s1"]
+    stages = _stage_values(Comparison(arms=arms, metric=parse_metric("numeric_match"), output_dir=str(tmp_path)))
+    assert stages["student-s0"]["teacher_model_name_or_path"] == str(tmp_path / "teacher-s0")
+    assert stages["student-s1"]["teacher_model_name_or_path"] == str(tmp_path / "teacher-s1")
+
+
+def test_a_reference_to_a_later_or_unknown_arm_is_refused():
+    with pytest.raises(RecipeError, match="'teacher' comes after it"):
+        parse_arms([STUDENT, TEACHER])
+    with pytest.raises(RecipeError, match="'nobody' is not an arm"):
+        parse_arms([TEACHER, {**STUDENT, "teacher_model_name_or_path": "arm:nobody"}])
+    with pytest.raises(RecipeError, match="'student' comes after it|'student' is not an arm"):
+        parse_arms([TEACHER, {**STUDENT, "teacher_model_name_or_path": "arm:student"}])
+
+
+@pytest.mark.slow
+def test_a_student_arm_distils_from_the_teacher_arm_trained_before_it(tiny_model_dir, tmp_path):
+    """Through the CLI on the tiny model: the teacher arm trains first, the student loads its saved folder (a path
+    that does not exist before the teacher stage ran) and trains; both rows are in the table."""
+    config = tmp_path / "opd.yaml"
+    config.write_text(
+        "arms:\n  - {label: teacher, method: sft, learning_rate: 1.0e-2}\n"
+        "  - {label: student, method: vla_opd, teacher_model_name_or_path: 'arm:teacher', max_completion_length: 8}\n"
+        f"model_name_or_path: {tiny_model_dir}\ndataset_name: builtin:arith\nmax_steps: 1\n"
+        "per_device_train_batch_size: 2\nreport_to: none\nsave_strategy: 'no'\neval: numeric_match\neval_rows: 4\n"
+        "eval_max_new_tokens: 8\n"
+    )
+    out = tmp_path / "out"
+    assert main(["compare", "--config", str(config), "--output_dir", str(out)]) == 0
+    report = json.loads((out / "compare.json").read_text())
+    assert [arm["arm"] for arm in report["arms"]] == ["teacher", "student"]
+    assert report["arms"][1]["steps"] == 1
+    assert (out / "student" / "model.safetensors").is_file()
