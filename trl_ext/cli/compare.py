@@ -32,6 +32,12 @@ EVAL_KEYS = {
     "eval_every": (0, int, "also measure every N optimiser steps while training, for the plot (0: the final model)"),
     "eval_max_new_tokens": (64, int, "generation length at evaluation, the same for every arm"),
     "eval_batch_size": (16, int, "rows per generation / scoring batch"),
+    "eval_groups": (
+        None,
+        str,
+        "a column of the evaluation rows (a task, a skill): the metric per value of it as well, one more table (a "
+        "row whose column holds a list counts in each of its values)",
+    ),
 }
 
 
@@ -119,6 +125,7 @@ def comparison_from(argv: list[str]):
         eval_every=int(values["eval_every"]),
         max_new_tokens=int(values["eval_max_new_tokens"]),
         eval_batch_size=int(values["eval_batch_size"]),
+        eval_groups=values["eval_groups"],
         seed=seed,
     )
 

@@ -20,6 +20,7 @@ from trl_ext.compare.metrics import (
     mean_and_interval,
     measure,
     metric_columns,
+    metric_rows,
     paired_difference,
 )
 
@@ -44,6 +45,7 @@ class Comparison:
     eval_every: int = 0
     max_new_tokens: int = 64
     eval_batch_size: int = 16
+    eval_groups: str | None = None  # a column of the rows: the metric per value of it as well
     seed: int = 0
 
     def recipe(self, model: str) -> dict[str, Any]:
@@ -150,6 +152,12 @@ def run_comparison(comparison: Comparison) -> dict[str, Any] | None:
             if not arm.untrained and base is not None:
                 delta = paired_difference(result["per_row"], base["per_row"])
                 result["vs_base"] = None if delta is None else {**delta, "base": base["arm"]}
+    if comparison.eval_groups:
+        report["groups_column"] = comparison.eval_groups
+        for arm, result in zip(comparison.arms, results, strict=True):
+            view, arm_rows, _ = plans[arm.label]
+            measured = metric_rows(view.metric, arm_rows)  # the rows behind per_row (`rows=N` keeps the first N)
+            result["by_group"] = group_breakdown(result["per_row"], measured, comparison.eval_groups)
     groups: dict[str, list[dict[str, Any]]] = {}
     for arm, result in zip(comparison.arms, results, strict=True):
         if arm.group is not None:
@@ -158,6 +166,39 @@ def run_comparison(comparison: Comparison) -> dict[str, Any] | None:
         report["over_seeds"] = [seed_summary(label, runs, report["metric"]) for label, runs in groups.items()]
     write_report(report, Path(comparison.output_dir))
     return report
+
+
+def group_breakdown(values: list[float], rows: list[dict[str, Any]], column: str) -> dict[str, dict[str, Any]]:
+    """The metric's mean and 95% interval over the rows of each value of `column` (a row holding a list of values
+    counts in each), in order of first appearance; {} when the metric gave no per-row values."""
+    if len(values) != len(rows):
+        return {}
+    members: dict[str, list[float]] = {}
+    for value, row in zip(values, rows, strict=True):
+        keys = row[column] if isinstance(row[column], (list, tuple)) else [row[column]]
+        for key in keys:
+            members.setdefault(str(key), []).append(value)
+    out = {}
+    for key, group in members.items():
+        mean, low, high = mean_and_interval(group)
+        out[key] = {"mean": mean, "ci_low": low, "ci_high": high, "rows": len(group)}
+    return out
+
+
+def group_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The per-group table: one row per arm, one column per value of the groups column, "mean (n)"."""
+    keys: list[str] = []
+    for arm in report["arms"]:
+        keys += [key for key in arm.get("by_group", {}) if key not in keys]
+    header = ["arm", *[f"{report['groups_column']}={key}" for key in keys]]
+    rows = []
+    for arm in report["arms"]:
+        cells = [arm["arm"]]
+        for key in keys:
+            group = arm.get("by_group", {}).get(key)
+            cells.append("-" if not group or _missing(group["mean"]) else f"{group['mean']:.4f} ({group['rows']})")
+        rows.append(cells)
+    return header, rows
 
 
 def seed_summary(label: str, runs: list[dict[str, Any]], metric: str) -> dict[str, Any]:
@@ -349,6 +390,8 @@ def eval_rows(comparison: Comparison, dataset_name: str, metric: MetricSpec | No
     if not rows:
         raise ValueError(f"trl-ext compare: {dataset_name} [{comparison.eval_split}] has no rows.")
     need = metric_columns(metric)
+    if comparison.eval_groups and metric is comparison.metric:
+        need.append(comparison.eval_groups)
     missing = [c for c in need if c not in rows[0]]
     if missing:
         raise ValueError(
@@ -552,6 +595,8 @@ def _missing(value: Any) -> bool:
 
 def format_table(report: dict[str, Any]) -> str:
     text = _aligned(*table_rows(report))
+    if report.get("groups_column"):
+        text += f"\n\n{report['metric']} by {report['groups_column']} (rows)\n" + _aligned(*group_rows(report))
     if report.get("over_seeds"):
         text += "\n\nover seeds\n" + _aligned(*seed_rows(report))
     return text
@@ -611,6 +656,8 @@ def write_report(report: dict[str, Any], folder: Path) -> None:
         for arm in report["arms"]:
             writer.writerow(["" if _missing(value(arm, k)) else value(arm, k) for k in keys])
     markdown = _markdown(*table_rows(report))
+    if report.get("groups_column"):
+        markdown += ["", f"{metric} by {report['groups_column']} (rows):", "", *_markdown(*group_rows(report))]
     if report.get("over_seeds"):
         markdown += ["", "Over seeds:", "", *_markdown(*seed_rows(report))]
     (folder / "compare.md").write_text("\n".join(markdown) + "\n")
