@@ -50,18 +50,27 @@ def test_a_reference_to_a_later_or_unknown_arm_is_refused():
 @pytest.mark.slow
 def test_a_student_arm_distils_from_the_teacher_arm_trained_before_it(tiny_model_dir, tmp_path):
     """Through the CLI on the tiny model: the teacher arm trains first, the student loads its saved folder (a path
-    that does not exist before the teacher stage ran) and trains; both rows are in the table."""
+    that does not exist before the teacher stage ran) and trains; an arm that starts from the teacher's model at lr 1e-12
+    ends with the teacher's weights, not the starting model's, even with --model_name_or_path on the command line."""
+    from safetensors.torch import load_file
+
     config = tmp_path / "opd.yaml"
     config.write_text(
         "arms:\n  - {label: teacher, method: sft, learning_rate: 1.0e-2}\n"
         "  - {label: student, method: vla_opd, teacher_model_name_or_path: 'arm:teacher', max_completion_length: 8}\n"
-        f"model_name_or_path: {tiny_model_dir}\ndataset_name: builtin:arith\nmax_steps: 1\n"
+        "  - {label: after, method: sft, model_name_or_path: 'arm:teacher', learning_rate: 1.0e-12}\n"
+        "dataset_name: builtin:arith\nmax_steps: 1\n"
         "per_device_train_batch_size: 2\nreport_to: none\nsave_strategy: 'no'\neval: numeric_match\neval_rows: 4\n"
         "eval_max_new_tokens: 8\n"
     )
     out = tmp_path / "out"
-    assert main(["compare", "--config", str(config), "--output_dir", str(out)]) == 0
+    argv = ["compare", "--config", str(config), "--output_dir", str(out), "--model_name_or_path", tiny_model_dir]
+    assert main(argv) == 0
     report = json.loads((out / "compare.json").read_text())
-    assert [arm["arm"] for arm in report["arms"]] == ["teacher", "student"]
+    assert [arm["arm"] for arm in report["arms"]] == ["teacher", "student", "after"]
     assert report["arms"][1]["steps"] == 1
     assert (out / "student" / "model.safetensors").is_file()
+    teacher, after = load_file(out / "teacher" / "model.safetensors"), load_file(out / "after" / "model.safetensors")
+    start = load_file(f"{tiny_model_dir}/model.safetensors")
+    assert max((after[k] - teacher[k]).abs().max().item() for k in teacher) < 1e-8
+    assert max((teacher[k] - start[k]).abs().max().item() for k in teacher) > 1e-3

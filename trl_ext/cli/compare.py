@@ -41,7 +41,7 @@ EVAL_KEYS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(with_arms: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trl-ext compare",
         description="Train several methods on the same model, data and budget; one table, one plot, one CSV.",
@@ -49,9 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--max_steps, --learning_rate, --seed, ...). A rerun of the same command keeps the finished arms.",
         allow_abbrev=False,
     )
-    parser.add_argument(
-        "arms", nargs="*", help="LABEL=METHOD:key=value, METHOD, or METHOD:key=value; `base`: the untrained model"
-    )
+    if with_arms:  # for --help; `parse_command` takes the arms as the words before the first flag
+        parser.add_argument(
+            "arms", nargs="*", help="LABEL=METHOD:key=value, METHOD, or METHOD:key=value; `base`: the untrained model"
+        )
     parser.add_argument("--config", help="A YAML with arms:, eval: and shared training keys.")
     parser.add_argument(
         "--output_dir", default=None, help="Where the arms and the report go (default outputs/compare)."
@@ -81,6 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_command(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """(compare's own arguments, the flags for every arm). The arms are the words before the first flag: left to
+    argparse, the value of an arm flag it does not know (`--config c.yaml --model_name_or_path M`) would be read as
+    an arm."""
+    first_flag = next((i for i, word in enumerate(argv) if word.startswith("-")), len(argv))
+    args, flags = build_parser(with_arms=False).parse_known_args(argv[first_flag:])
+    args.arms = argv[:first_flag]
+    return args, flags
+
+
 def comparison_from(argv: list[str]):
     """The Comparison a command line (and its --config YAML) asks for."""
     from trl_ext.compare.arms import parse_arms, with_seeds
@@ -88,7 +99,7 @@ def comparison_from(argv: list[str]):
     from trl_ext.compare.run import Comparison
     from trl_ext.run.recipe import load_recipe
 
-    args, flags = build_parser().parse_known_args(argv)
+    args, flags = parse_command(argv)
     config: dict[str, Any] = dict(load_recipe(args.config)) if args.config else {}
     specs = list(args.arms) or list(config.pop("arms", []) or [])
     if args.arms and "arms" in config:
@@ -170,7 +181,7 @@ def main(argv: list[str]) -> int:
         build_parser().print_help()
         return 0 if argv else 2
     comparison = comparison_from(argv)
-    if build_parser().parse_known_args(argv)[0].dry_run:
+    if parse_command(argv)[0].dry_run:
         print(dry_run(comparison))
         return 0
     several = int(os.environ.get("WORLD_SIZE", "1")) > 1

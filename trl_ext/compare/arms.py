@@ -16,13 +16,15 @@ every stage (`{recipe: redone2, max_completion_length: 32}`).
 measured like the others.
 
 An arm may evaluate its own way where its method answers in its own form (CLS-RL's thinking and no-thinking
-prompts): `eval_transforms` (the transforms that build its evaluation prompts, instead of the comparison's) and
+prompts, OncoReason's answer-only and rationale forms): `eval_transforms` (the transforms that build its evaluation
+prompts, instead of the comparison's), `eval_dataset_config` (the evaluation dataset's config or built-in form) and
 `eval_max_new_tokens` (its generation length) on the arm, `{label: no_think, method: grpo, eval_transforms:
 "build_cls_prompts:mode=no_think", eval_max_new_tokens: 8}`; every other evaluation setting stays shared.
 
 An option may name an earlier arm's model: `arm:LABEL` is that arm's final folder (`arm:base` the starting model),
 so a teacher trained by one arm distils into another (`{label: opd, method: vla_opd, teacher_model_name_or_path:
-"arm:teacher"}`); under `--seeds` each seed's arm reads the same seed's.
+"arm:teacher"}`), or an arm starts where another ended (`model_name_or_path: arm:sft_cot`: GRPO after an SFT arm,
+without training that SFT twice); under `--seeds` each seed's arm reads the same seed's.
 
 With several seeds (`--seeds 0,1,2`), each arm is trained once per seed as `LABEL-s0`, `LABEL-s1`, ... (its `group`
 is LABEL), every stage with that `seed`; the untrained arm is measured once.
@@ -41,7 +43,8 @@ from trl_ext.run.specs import parse_spec
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 UNTRAINED = "base"  # the pseudo-method of the arm that measures the starting model as it is
-EVAL_KEYS = ("eval_transforms", "eval_max_new_tokens")  # an arm's own evaluation settings, not training keys
+# an arm's own evaluation settings, not training keys
+EVAL_KEYS = ("eval_transforms", "eval_max_new_tokens", "eval_dataset_config")
 _REFERENCE = re.compile(r"^arm:(?P<label>[A-Za-z0-9][A-Za-z0-9_.-]*)$")
 
 

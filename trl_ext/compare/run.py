@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trl_ext.compare.arms import Arm, resolve_references
+from trl_ext.compare.arms import Arm, referenced_arm, resolve_references
 from trl_ext.compare.callback import TRAIN_RECORD, CompareEvalCallback
 from trl_ext.compare.metrics import (
     MetricSpec,
@@ -59,7 +59,7 @@ class Comparison:
             folders[arm.label] = str(folder)
             values = resolve_references(values, folders)
             stage = {**values, "output_dir": str(folder if last else folder / f"stage-{index + 1}-{values['method']}")}
-            if index == 0:
+            if index == 0 and "model_name_or_path" not in values:  # an arm may start from another arm's model
                 stage["model_name_or_path"] = model
             stages.append(stage)
         return {**self.common, "stages": stages}
@@ -72,8 +72,8 @@ class Comparison:
         return {"max_new_tokens": self.max_new_tokens, "batch_size": self.eval_batch_size, "seed": self.seed}
 
     def for_arm(self, arm: Arm) -> Comparison:
-        """The comparison as `arm` is evaluated: itself, or with the arm's own evaluation transforms and generation
-        length (its metrics copied, so that answers measured for its rows stay its own)."""
+        """The comparison as `arm` is evaluated: itself, or with the arm's own evaluation transforms, dataset config
+        and generation length (its metrics copied, so that answers measured for its rows stay its own)."""
         if not arm.evaluation:
             return self
         import copy
@@ -83,6 +83,7 @@ class Comparison:
             metric=copy.copy(self.metric),
             also=[copy.copy(spec) for spec in self.also],
             eval_transforms=arm.evaluation.get("eval_transforms", self.eval_transforms),
+            eval_dataset_config=arm.evaluation.get("eval_dataset_config", self.eval_dataset_config),
             max_new_tokens=int(arm.evaluation.get("eval_max_new_tokens", self.max_new_tokens)),
         )
 
@@ -244,13 +245,20 @@ def plan_arms(comparison: Comparison) -> tuple[str, list[Any]]:
     )
     # a chained arm's later stages train from the stage before: a command-line model would restart them from it
     later_flags = without_flag(comparison.flags, "model_name_or_path")
+    trained = {arm.label for arm in comparison.arms if not arm.untrained}
     parsed = []
-    for i, (values, (_, index, _)) in enumerate(
+    for i, (values, (_, index, own)) in enumerate(
         zip(recipe_stages(comparison.recipe(model)), comparison.arm_stages(), strict=True)
     ):
         values = dict(values)
-        flags = comparison.flags if index == 0 else later_flags
-        parsed.append(parse_stage(values.pop("method"), flags, values, first=i == 0, in_recipe=True))
+        flags = comparison.flags if index == 0 and "model_name_or_path" not in own else later_flags
+        trained_before = index == 0 and referenced_arm(own.get("model_name_or_path")) in trained
+        start = values.pop("model_name_or_path") if trained_before else None  # not there yet: trained by then
+        stage = parse_stage(values.pop("method"), flags, values, first=i == 0, in_recipe=True)
+        if start is not None:
+            stage.model_args.model_name_or_path, stage.model_given = start, True
+            stage.asked = {**stage.asked, "model_name_or_path": start}
+        parsed.append(stage)
     return model, parsed
 
 
