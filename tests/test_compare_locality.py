@@ -177,3 +177,28 @@ def test_an_arm_evaluated_its_own_way_gets_its_rows_and_generation_length(
         answers = generate(model, tokenizer, [row["prompt"] for row in rows], 2, 16)
     expected = [float(numeric_match(None, a, row["answer"])) for a, row in zip(answers, rows, strict=True)]
     assert short["per_row"] == expected
+
+
+def test_an_arms_eval_dataset_config_picks_its_form_of_the_rows():
+    """OncoReason's answer-only arm is measured on the `sft_plain` form's prompts, its rationale arms on the `grpo`
+    form's: the same cases, each prompted the way the arm was trained (as load_dataset gives them)."""
+    from trl_ext.compare.arms import parse_arm
+    from trl_ext.compare.run import Comparison, eval_rows
+    from trl_ext.data import load_dataset
+
+    comparison = Comparison(arms=[], metric=parse_metric("reward:onco_status_reward"), eval_rows=3)
+    plain = comparison.for_arm(parse_arm({"label": "p", "method": "base", "eval_dataset_config": "sft_plain"}))
+    assert plain.eval_dataset_config == "sft_plain" and plain.metric is not comparison.metric
+    for view, form in ((plain, "sft_plain"), (comparison.for_arm(parse_arm("sft")), "grpo")):
+        rows = eval_rows(view, "builtin:oncoreason")
+        expected = load_dataset("builtin:oncoreason", form)["test"].select(range(3))
+        assert [row["prompt"] for row in rows] == expected["prompt"]
+    assert comparison.for_arm(parse_arm("sft")) is comparison
+    prompts = {
+        form: eval_rows(comparison.for_arm(parse_arm(arm)), "builtin:oncoreason")[0]["prompt"]
+        for form, arm in (
+            ("plain", {"label": "p", "method": "base", "eval_dataset_config": "sft_plain"}),
+            ("shared", "sft"),
+        )
+    }
+    assert prompts["plain"] != prompts["shared"]  # the answer-only instruction, not the reasoning one
