@@ -74,3 +74,17 @@ def test_a_student_arm_distils_from_the_teacher_arm_trained_before_it(tiny_model
     start = load_file(f"{tiny_model_dir}/model.safetensors")
     assert max((after[k] - teacher[k]).abs().max().item() for k in teacher) < 1e-8
     assert max((teacher[k] - start[k]).abs().max().item() for k in teacher) > 1e-3
+
+
+def test_arms_come_before_the_flags(capsys):
+    """The arms are the words before the first flag, so a flag's value is never read as an arm; arms written after
+    the flags are refused with the order to use."""
+    from trl_ext.cli.compare import parse_command
+
+    args, flags = parse_command(
+        ["sft", "asft", "--eval", "numeric_match", "--model_name_or_path", "m", "--max_steps", "3"]
+    )
+    assert args.arms == ["sft", "asft"] and args.eval == "numeric_match"
+    assert flags == ["--model_name_or_path", "m", "--max_steps", "3"]
+    assert main(["compare", "--eval", "numeric_match", "sft", "asft"]) == 2
+    assert "Name the arms first, before any flag" in capsys.readouterr().err

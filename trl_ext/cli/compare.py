@@ -106,7 +106,9 @@ def comparison_from(argv: list[str]):
         raise CLIError("Give the arms on the command line or in the YAML's arms:, not both.")
     config.pop("arms", None)
     if not specs:
-        raise CLIError("Name the arms: trl-ext compare sft asft ... (or arms: in --config).")
+        raise CLIError(
+            "Name the arms first, before any flag: trl-ext compare sft asft ... --eval ... (or arms: in --config)."
+        )
     values = {}
     for key, (default, _kind, _) in EVAL_KEYS.items():
         in_config = config.pop(key, default)  # never left for the arms: it is compare's, not a training key
