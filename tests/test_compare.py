@@ -12,7 +12,7 @@ import torch
 from trl_ext.cli import main
 from trl_ext.compare.arms import parse_arm, parse_arms
 from trl_ext.compare.metrics import mean_and_interval, measure, parse_metric, pass_at_k
-from trl_ext.compare.run import COLUMNS, table_rows
+from trl_ext.compare.report import COLUMNS, table_rows
 from trl_ext.run import stage as stage_module
 from trl_ext.run.recipe import RecipeError
 
@@ -234,8 +234,9 @@ def test_a_chained_arm_trains_its_stages_in_turn_and_reports_them_as_one(
 ):
     from safetensors.torch import load_file
 
+    from trl_ext.compare.comparison import Comparison
+    from trl_ext.compare.evaluation import eval_rows
     from trl_ext.compare.metrics import measure as measure_metric
-    from trl_ext.compare.run import Comparison, eval_rows
     from trl_ext.models import load_tokenizer, load_trained
 
     assert parse_arm({"label": "x", "stages": [{"method": "sft"}, {"method": "asft"}]}).methods == "sft -> asft"
@@ -447,7 +448,8 @@ def test_seeds_train_each_arm_once_per_seed_and_summarise_them(tiny_model_dir, t
 
 def test_eval_transforms_pick_the_rows_a_split_transform_holds_out():
     """builtin:fewshot_sentiment has one split of 180 rows; few_shot_split's test part is its seeded 20%: 36 rows."""
-    from trl_ext.compare.run import Comparison, eval_rows
+    from trl_ext.compare.comparison import Comparison
+    from trl_ext.compare.evaluation import eval_rows
 
     metric = parse_metric("choice:options=[' positive',' negative',' neutral']")
     comparison = Comparison(
@@ -464,7 +466,8 @@ def test_the_untrained_base_arm_measures_the_starting_model(tiny_model_dir, tmp_
     """`trl-ext compare base sft --seeds 0,1`: the base row is the starting model's perplexity, computed here from a
     plain full-logits forward of the tiny model on the same rows; it is measured once (no seeds), at step 0, and has
     no training costs. An arm list with nothing to train is refused."""
-    from trl_ext.compare.run import Comparison, eval_rows
+    from trl_ext.compare.comparison import Comparison
+    from trl_ext.compare.evaluation import eval_rows
     from trl_ext.inference.scoring import tokenize_pair
     from trl_ext.models import load_model, load_tokenizer
 
@@ -517,7 +520,8 @@ def test_also_eval_adds_metric_columns_each_on_its_own_rows(tiny_model_dir, tmp_
     generating metric the prompt form), its per-row values equal a plain full-logits forward of the trained arm, the
     table and CSV carry it after the main interval, and a rerun with `--eval perplexity` keeps the arm and reuses the
     measurement."""
-    from trl_ext.compare.run import FINAL_RECORD, Comparison, eval_rows
+    from trl_ext.compare.comparison import FINAL_RECORD, Comparison
+    from trl_ext.compare.evaluation import eval_rows
     from trl_ext.models import load_tokenizer, load_trained
 
     out = tmp_path / "also"

@@ -8,8 +8,8 @@ import pytest
 
 from trl_ext.cli import main
 from trl_ext.compare.arms import parse_arms, with_seeds
+from trl_ext.compare.comparison import Comparison
 from trl_ext.compare.metrics import parse_metric
-from trl_ext.compare.run import Comparison
 from trl_ext.run.recipe import RecipeError
 
 TEACHER = {"label": "teacher", "method": "sft", "max_steps": 3}

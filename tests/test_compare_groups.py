@@ -6,7 +6,7 @@ import json
 import pytest
 
 from trl_ext.cli import main
-from trl_ext.compare.run import group_breakdown, group_rows
+from trl_ext.compare.report import group_breakdown, group_rows
 
 
 def test_group_breakdown_by_hand():
@@ -29,8 +29,9 @@ def test_group_breakdown_by_hand():
 def test_the_cli_gives_each_arms_metric_per_task(tiny_model_dir, tmp_path, capsys):
     """base and a 1-step SFT arm (on builtin:arith), measured on builtin:rif_tasks: each group's mean equals the mean of the arm's per-row values
     over the rows of that task; the breakdown is printed and in compare.md; a missing column fails before training."""
+    from trl_ext.compare.comparison import Comparison
+    from trl_ext.compare.evaluation import eval_rows
     from trl_ext.compare.metrics import parse_metric
-    from trl_ext.compare.run import Comparison, eval_rows
 
     argv = [
         "compare", "base", "sft", "--model_name_or_path", tiny_model_dir, "--dataset_name", "builtin:arith",

@@ -69,7 +69,8 @@ def test_locality_generalisation_and_reliability_in_one_table(tiny_model_dir, tm
     new target), generalisation (the same on the paraphrase) and locality (`unchanged` on the first 4 unrelated
     prompts), each per-row value equal to answers generated here from the saved models; the base row's locality is 1
     by definition, and the reference answers are kept for a rerun."""
-    from trl_ext.compare.run import REFERENCE_RECORD, table_rows
+    from trl_ext.compare.comparison import REFERENCE_RECORD
+    from trl_ext.compare.report import table_rows
     from trl_ext.data import load_dataset
     from trl_ext.inference.generation import generate
     from trl_ext.models import load_tokenizer, load_trained
@@ -133,7 +134,8 @@ def test_an_arm_evaluated_its_own_way_gets_its_rows_and_generation_length(
     with 2 new tokens, the values generated here from its saved model; the other arm keeps the shared 6 rows and 64
     tokens; a chained arm takes the keys on the arm, not in a stage."""
     from trl_ext.compare.arms import parse_arm
-    from trl_ext.compare.run import Comparison, eval_rows
+    from trl_ext.compare.comparison import Comparison
+    from trl_ext.compare.evaluation import eval_rows
     from trl_ext.evaluation.judges import numeric_match
     from trl_ext.inference.generation import generate
     from trl_ext.models import load_tokenizer, load_trained
@@ -183,7 +185,8 @@ def test_an_arms_eval_dataset_config_picks_its_form_of_the_rows():
     """OncoReason's answer-only arm is measured on the `sft_plain` form's prompts, its rationale arms on the `grpo`
     form's: the same cases, each prompted the way the arm was trained (as load_dataset gives them)."""
     from trl_ext.compare.arms import parse_arm
-    from trl_ext.compare.run import Comparison, eval_rows
+    from trl_ext.compare.comparison import Comparison
+    from trl_ext.compare.evaluation import eval_rows
     from trl_ext.data import load_dataset
 
     comparison = Comparison(arms=[], metric=parse_metric("reward:onco_status_reward"), eval_rows=3)

@@ -490,8 +490,9 @@ def test_compare_loads_and_measures_an_lta_arm(tiny_model_dir, tmp_path):
     """An lta-thinker arm beside plain SFT in `trl-ext compare`: its folder (generator only) is loaded through the
     method's `load_output` and measured with the thoughts filled; the final figure equals a measurement by hand."""
     from trl_ext.cli import main
+    from trl_ext.compare.comparison import Comparison
+    from trl_ext.compare.evaluation import eval_rows
     from trl_ext.compare.metrics import measure, parse_metric
-    from trl_ext.compare.run import Comparison, eval_rows
     from trl_ext.models import load_tokenizer, load_trained
 
     out = tmp_path / "cmp"

@@ -95,8 +95,8 @@ def parse_command(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 def comparison_from(argv: list[str]):
     """The Comparison a command line (and its --config YAML) asks for."""
     from trl_ext.compare.arms import parse_arms, with_seeds
+    from trl_ext.compare.comparison import Comparison
     from trl_ext.compare.metrics import parse_metric
-    from trl_ext.compare.run import Comparison
     from trl_ext.run.recipe import load_recipe
 
     args, flags = parse_command(argv)
@@ -153,7 +153,7 @@ def _metric_spec(value: Any) -> str:
 def _seeds(given: str | None, in_config: Any, flags: list[str]) -> list[int] | None:
     """`--seeds 0,1,2` (or the YAML's `seeds: [0, 1, 2]`) as ints; refused beside a command-line --seed, which would
     override every arm's own seed and train the same run again."""
-    from trl_ext.compare.run import flag_value
+    from trl_ext.compare.comparison import flag_value
 
     value = given if given is not None else in_config
     if value is None:
@@ -168,7 +168,7 @@ def _seeds(given: str | None, in_config: Any, flags: list[str]) -> list[int] | N
 
 
 def _seed(flags: list[str], config: dict[str, Any]) -> int:
-    from trl_ext.compare.run import flag_value
+    from trl_ext.compare.comparison import flag_value
 
     value = flag_value(flags, "seed")
     return int(value) if value is not None else int(config.get("seed", 42))  # TrainingArguments' default seed
@@ -177,7 +177,8 @@ def _seed(flags: list[str], config: dict[str, Any]) -> int:
 def main(argv: list[str]) -> int:
     import os
 
-    from trl_ext.compare.run import dry_run, format_table, run_comparison
+    from trl_ext.compare.report import format_table
+    from trl_ext.compare.run import dry_run, run_comparison
 
     if not argv or argv[0] in ("-h", "--help"):
         build_parser().print_help()

@@ -1,0 +1,98 @@
+"""What a `trl-ext compare` run compares: its arms, metrics, evaluation settings and the keys every arm shares (the
+`Comparison`), and the command-line flag helpers it is built with."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trl_ext.compare.arms import Arm, resolve_references
+from trl_ext.compare.metrics import MetricSpec
+
+FINAL_RECORD = "compare_final.json"
+REFERENCE_RECORD = "reference_answers.json"  # the untrained model's answers `unchanged` compares with, by key
+
+
+@dataclass
+class Comparison:
+    arms: list[Arm]
+    metric: MetricSpec
+    also: list[MetricSpec] = field(default_factory=list)  # more metrics of the final models (`--also_eval`)
+    output_dir: str = "outputs/compare"
+    common: dict[str, Any] = field(default_factory=dict)  # recipe keys every arm shares (a YAML's top level)
+    flags: list[str] = field(default_factory=list)  # command-line flags, applied to every arm
+    eval_dataset: str | None = None  # default: the arms' dataset_name
+    eval_dataset_config: str | None = None
+    eval_split: str = "test"
+    # transforms applied to the evaluation dataset before its rows are picked (the test part of a split transform)
+    eval_transforms: Any = None
+    eval_rows: int = 64
+    eval_every: int = 0
+    max_new_tokens: int = 64
+    eval_batch_size: int = 16
+    eval_groups: str | None = None  # a column of the rows: the metric per value of it as well
+    seed: int = 0
+
+    def recipe(self, model: str) -> dict[str, Any]:
+        """The recipe whose stages are the arms' stages: each arm starts from `model`; a chained arm's later stages
+        train from the stage before them, in folders under the arm's, and its last stage writes the arm's folder."""
+        stages = []
+        folders = {arm.label: model for arm in self.arms if arm.untrained}  # `arm:LABEL` -> the arm's model
+        for arm, index, values in self.arm_stages():
+            folder = Path(self.output_dir) / arm.label
+            last = index == len(arm.then)
+            folders[arm.label] = str(folder)
+            values = resolve_references(values, folders)
+            stage = {**values, "output_dir": str(folder if last else folder / f"stage-{index + 1}-{values['method']}")}
+            if index == 0 and "model_name_or_path" not in values:  # an arm may start from another arm's model
+                stage["model_name_or_path"] = model
+            stages.append(stage)
+        return {**self.common, "stages": stages}
+
+    def arm_stages(self) -> list[tuple[Arm, int, dict[str, Any]]]:
+        """(arm, the stage's index in the arm, the stage's method and options), in training order."""
+        return [(arm, i, values) for arm in self.arms for i, values in enumerate(arm.stages())]
+
+    def generation(self) -> dict[str, Any]:
+        return {"max_new_tokens": self.max_new_tokens, "batch_size": self.eval_batch_size, "seed": self.seed}
+
+    def for_arm(self, arm: Arm) -> Comparison:
+        """The comparison as `arm` is evaluated: itself, or with the arm's own evaluation transforms, dataset config
+        and generation length (its metrics copied, so that answers measured for its rows stay its own)."""
+        if not arm.evaluation:
+            return self
+        import copy
+
+        return dataclasses.replace(
+            self,
+            metric=copy.copy(self.metric),
+            also=[copy.copy(spec) for spec in self.also],
+            eval_transforms=arm.evaluation.get("eval_transforms", self.eval_transforms),
+            eval_dataset_config=arm.evaluation.get("eval_dataset_config", self.eval_dataset_config),
+            max_new_tokens=int(arm.evaluation.get("eval_max_new_tokens", self.max_new_tokens)),
+        )
+
+
+def without_flag(flags: list[str], name: str) -> list[str]:
+    """`flags` less `--name V` / `--name=V`."""
+    out, skip = [], False
+    for i, flag in enumerate(flags):
+        if skip:
+            skip = False
+        elif flag == f"--{name}":
+            skip = i + 1 < len(flags)
+        elif not flag.startswith(f"--{name}="):
+            out.append(flag)
+    return out
+
+
+def flag_value(flags: list[str], name: str) -> str | None:
+    """The value of `--name V` or `--name=V` among command-line flags (None when absent)."""
+    for i, flag in enumerate(flags):
+        if flag == f"--{name}" and i + 1 < len(flags):
+            return flags[i + 1]
+        if flag.startswith(f"--{name}="):
+            return flag.split("=", 1)[1]
+    return None
