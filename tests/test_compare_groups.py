@@ -53,3 +53,33 @@ def test_the_cli_gives_each_arms_metric_per_task(tiny_model_dir, tmp_path, capsy
             assert group["rows"] == len(values) and group["mean"] == pytest.approx(sum(values) / len(values))
         assert sum(group["rows"] for group in arm["by_group"].values()) == 8
     assert "by task (rows):" in (tmp_path / "g" / "compare.md").read_text()
+
+
+def test_length_is_the_greedy_completions_token_count_with_its_stop_token(tiny_model_dir):
+    """Each prompt generated alone (no padding) by `model.generate`, cut after the first EOS: the count `length`
+    gives per row; lower is better for the table."""
+    import torch
+
+    from trl_ext.compare.metrics import measure, parse_metric
+    from trl_ext.models import load_model, load_tokenizer
+
+    model, tokenizer = load_model(tiny_model_dir).eval(), load_tokenizer(tiny_model_dir)
+    rows = [{"prompt": text} for text in ("1 + 1 =", "Reverse 123:", "The capital of France is")]
+    spec = parse_metric("length")
+    assert not spec.higher_is_better
+    values, figures = measure(spec, model, tokenizer, rows, max_new_tokens=12, batch_size=2)
+    expected = []
+    for row in rows:
+        ids = tokenizer(row["prompt"], return_tensors="pt", add_special_tokens=False)
+        with torch.no_grad():
+            out = model.generate(**ids, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        new = out[0, ids["input_ids"].shape[1] :].tolist()
+        stops = [i for i, token in enumerate(new) if token == tokenizer.eos_token_id]
+        expected.append(float(stops[0] + 1 if stops else len(new)))
+    assert values == expected and figures == {"length": sum(expected) / 3}
+    # the same model made to end at once (its EOS logit raised): one token per row, the EOS counted
+    with torch.no_grad():
+        model.get_output_embeddings().weight[tokenizer.eos_token_id] *= 0
+        model.get_output_embeddings().weight[tokenizer.eos_token_id] += 50 * model.model.norm.weight.sign()
+    values, _ = measure(spec, model, tokenizer, rows, max_new_tokens=12, batch_size=2)
+    assert values == [1.0, 1.0, 1.0]

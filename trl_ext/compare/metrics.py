@@ -10,6 +10,7 @@ settings for every arm.
 | `choice` (`:options=[' yes',' no']` or `:options_column=C`) | 1 if the most likely option is the gold one (rank classification, no generation) | prompt, gold (`completion`) |
 | `reward:NAME` (a registered reward, its options after `:`) | the reward of the greedy completion | prompt, the reward's columns |
 | `callback:NAME` (a registered evaluation callback; `figure=` picks its figure) | the figure (an interval when the callback keeps its items' values) | the callback's |
+| `length` | the greedy completion's tokens, its stop token included (response length; lower is better in the table's sense) | prompt |
 | `unchanged` (`:normalize=true` compares SQuAD-normalised text) | 1 if the greedy answer is the untrained model's, character for character (locality: an edit or a fine-tune left the row alone) | prompt |
 
 Options every metric takes: `prompt_column=C` prompts with another column of the rows (an edit's paraphrase, an
@@ -53,7 +54,7 @@ class MetricSpec:
 
     @property
     def higher_is_better(self) -> bool:
-        return self.name != "perplexity"
+        return self.name not in ("perplexity", "length")
 
 
 def parse_metric(spec: str) -> MetricSpec:
@@ -67,10 +68,10 @@ def parse_metric(spec: str) -> MetricSpec:
         name, options = parse_spec(rest)
         return MetricSpec(f"{kind}:{name}", options)
     name, options = parse_spec(spec)
-    if name not in (*_JUDGED, "judge", "pass@k", "perplexity", "choice", "unchanged"):
+    if name not in (*_JUDGED, "judge", "pass@k", "perplexity", "choice", "unchanged", "length"):
         raise RecipeError(
             f"Unknown --eval metric {name!r}: exact_match, contains, numeric_match, judge:judge=pkg.mod:fn, pass@k, perplexity, "
-            "choice:options=[...], unchanged, reward:NAME or callback:NAME."
+            "choice:options=[...], unchanged, length, reward:NAME or callback:NAME."
         )
     if "rows" in options and not (isinstance(options["rows"], int) and options["rows"] > 0):
         raise RecipeError(f"--eval {spec}: rows= takes a positive number of rows, not {options['rows']!r}.")
@@ -172,6 +173,11 @@ def measure(
         answers = generate(model, tokenizer, prompts, max_new_tokens, batch_size)
         same = (lambda a, b: a == b) if not options.get("normalize") else _same_normalized
         values = [float(same(a, b)) for a, b in zip(answers, spec.reference, strict=True)]
+    elif spec.name == "length":
+        from trl_ext.inference.generation import generate_completions
+
+        outputs = generate_completions(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        values = [float(output.num_tokens) for output in outputs]
     elif spec.name in (*_JUDGED, "judge"):
         from trl_ext.evaluation.judges import judge_all, resolve_judge
 
