@@ -1,6 +1,8 @@
 """`take_rows`: the first n rows of each split, or n drawn with a seed, as a registered model-free transform that a run
 trains on (a subset as a paper's or a demo's budget asks)."""
 
+import math
+
 import numpy as np
 import pytest
 from datasets import Dataset, DatasetDict
@@ -50,3 +52,70 @@ def test_a_run_trains_on_the_rows_kept(tiny_model_dir, tmp_path):
     argv += ["--report_to", "none", "--save_strategy", "steps", "--save_steps", "1", "--output_dir", str(out)]
     assert main(argv) == 0
     assert sorted(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*")) == [1, 2, 3, 4]
+
+
+# filter_rows: keep or drop rows by a column's values (STAT's student trained without one skill's items)
+TAGGED = Dataset.from_list(
+    [
+        {"prompt": "a", "skills": ["add"], "kind": 1},
+        {"prompt": "b", "skills": ["add", "subtract"], "kind": 2},
+        {"prompt": "c", "skills": ["multiply"], "kind": 3},
+        {"prompt": "d", "skills": ["subtract", "carry"], "kind": 1},
+    ]
+)
+
+
+def test_filter_rows_drops_a_row_when_any_tag_matches_and_keeps_when_one_does():
+    from trl_ext.data.select import filter_rows
+
+    assert filter_rows("skills", drop=["subtract"])(TAGGED)["prompt"] == ["a", "c"]
+    assert filter_rows("skills", keep=["subtract", "multiply"])(TAGGED)["prompt"] == ["b", "c", "d"]
+    assert filter_rows("skills", drop="add")(TAGGED)["prompt"] == ["c", "d"]  # a single value
+    assert filter_rows("kind", keep=["1"])(TAGGED)["prompt"] == ["a", "d"]  # values compare as text
+    with pytest.raises(ValueError, match="exactly one of keep"):
+        filter_rows("skills", keep=["a"], drop=["b"])
+    with pytest.raises(ValueError, match="exactly one of keep"):
+        filter_rows("skills")
+
+
+def test_filter_rows_from_a_spec_checks_its_column_and_runs_in_a_training_run(tiny_model_dir, tmp_path):
+    """The spec parses `drop=[subtract]` as a list; the runner refuses a missing column by name; a run on
+    builtin:stat_skills without its subtraction items trains on exactly the rows that hold none (counted here from
+    the dataset itself): one epoch at batch 50 ends at ceil(kept / 50) steps (the whole pool would take 14)."""
+    from trl_ext.cli import main
+    from trl_ext.data import load_dataset
+    from trl_ext.run.specs import parse_spec
+    from trl_ext.run.stage import apply_transforms
+
+    name, options = parse_spec("filter_rows:column=skills:drop=[subtract]")
+    record = get("transform", name)
+    assert options == {"column": "skills", "drop": ["subtract"]}
+    with pytest.raises(Exception, match="nope"):
+        apply_transforms([(record, {"column": "nope", "drop": ["x"]})], DatasetDict({"train": TAGGED}), "rows")
+
+    pool = load_dataset("builtin:stat_skills", "sft")["train"]
+    kept = sum("subtract" not in skills for skills in pool["skills"])
+    assert 0 < kept < len(pool)
+    out = tmp_path / "run"
+    argv = ["train", "sft", "--model_name_or_path", tiny_model_dir, "--dataset_name", "builtin:stat_skills"]
+    argv += ["--dataset_config", "sft", "--transforms", "filter_rows:column=skills:drop=[subtract]"]
+    argv += ["--per_device_train_batch_size", "50", "--num_train_epochs", "1", "--report_to", "none"]
+    argv += ["--output_dir", str(out), "--save_strategy", "epoch", "--max_length", "64"]
+    assert main(argv) == 0
+    assert [int(p.name.split("-")[1]) for p in out.glob("checkpoint-*")] == [math.ceil(kept / 50)]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "sft", "--dataset_name", "builtin:arith", "--transforms", "take_rows"], "needs option(s) n"),
+        (["train", "sft", "--transforms", "filter_rows:drop=[x]"], "needs option(s) column (filter_rows:column=..."),
+        (["transform", "take_rows", "--dataset_name", "builtin:arith", "--output", "o.jsonl"], "--n ... on"),
+    ],
+)
+def test_a_missing_required_option_is_refused_by_name_before_the_model_loads(argv, message, no_model_load, capsys):
+    """Without the check the factory raised a bare TypeError after the model had loaded."""
+    from trl_ext.cli import main
+
+    assert main([*argv, "--output_dir", "unused"] if argv[0] == "train" else argv) != 0
+    assert message in capsys.readouterr().err

@@ -125,6 +125,10 @@ def register_datasets(register):
     )
 
 
+def _filter_rows_columns(options: dict) -> tuple[str, ...]:
+    return (str(options["column"]),) if "column" in options else ()
+
+
 def _loglik_filter_columns(options: dict) -> tuple[str, ...]:
     return (options.get("prompt_column", "prompt"), options.get("completion_column", "completion"))
 
@@ -144,6 +148,23 @@ def register_transforms(register):
             description="Keeps the first n rows of each split (or n drawn with a seed): train on a subset, as a "
             "paper's or a demo's budget asks, in a run, a recipe stage or a compare arm.",
             example="trl-ext train sft --dataset_name builtin:arith --transforms take_rows:n=200:shuffle=true",
+        )
+    )
+    register(
+        Transform(
+            name="filter_rows",
+            factory="trl_ext.data.select:filter_rows",
+            family="data",
+            required_columns=_filter_rows_columns,
+            options={
+                "column": "The column read (required); a list-valued cell matches when any item does.",
+                "keep": "Keep only the rows holding one of these values, e.g. keep=[add,carry] (or drop=).",
+                "drop": "Drop the rows holding any of these values, e.g. drop=[subtract] (or keep=).",
+            },
+            description="Keeps (or drops) the rows whose column holds given values, compared as text: train "
+            "without one skill or task, in a run, a recipe stage or a compare arm.",
+            example="trl-ext train sft --dataset_name builtin:stat_skills --dataset_config sft "
+            "--transforms filter_rows:column=skills:drop=[subtract]",
         )
     )
     register(

@@ -1,6 +1,6 @@
-"""`take_rows`: a model-free transform that keeps the first N rows of each split (or N drawn at random with a seed),
-so a run, a recipe stage or a compare arm can train on a subset as a paper's or a demo's budget asks; TRL's
-`--dataset_name` has no row limit of its own."""
+"""Model-free row selection for a run, a recipe stage or a compare arm (TRL's `--dataset_name` has neither):
+`take_rows` keeps the first N rows of each split (or N drawn with a seed), as a paper's or a demo's budget asks;
+`filter_rows` keeps or drops the rows whose column holds given values (STAT's student trained without one skill)."""
 
 from __future__ import annotations
 
@@ -27,4 +27,29 @@ def take_rows(n: int | str, shuffle: bool | str = False, seed: int | str = 0) ->
     return apply
 
 
-__all__ = ["take_rows"]
+def _as_set(values: Any) -> frozenset[str] | None:
+    if values is None:
+        return None
+    return frozenset(str(v) for v in (values if isinstance(values, (list, tuple, set)) else [values]))
+
+
+def filter_rows(column: str, keep: Any = None, drop: Any = None) -> Callable[[Any], Any]:
+    """`fn(split) -> split` with the rows whose `column` holds one of `keep` (or none of `drop`); a list-valued cell
+    (skill tags) matches when any of its items does. Values compare as text, so `keep=[1,2]` matches 1 and "1"."""
+    wanted, unwanted = _as_set(keep), _as_set(drop)
+    if (wanted is None) == (unwanted is None):
+        raise ValueError(f"filter_rows on {column!r}: give exactly one of keep=[...] or drop=[...]")
+
+    def matches(cell: Any, values: frozenset[str]) -> bool:
+        items = cell if isinstance(cell, (list, tuple)) else [cell]
+        return any(str(item) in values for item in items)
+
+    def apply(split: Any) -> Any:
+        if wanted is not None:
+            return split.filter(lambda cell: matches(cell, wanted), input_columns=column)
+        return split.filter(lambda cell: not matches(cell, unwanted), input_columns=column)
+
+    return apply
+
+
+__all__ = ["filter_rows", "take_rows"]

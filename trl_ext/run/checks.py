@@ -215,8 +215,31 @@ def accepted_options(record: Component) -> set[str] | None:
     return None if open_ended and not names else names
 
 
+def required_options(record: Component) -> list[str]:
+    """The options `record.build(**options)` cannot do without: its factory's parameters without a default (the
+    model and tokenizer a model-needing component gets from the runner excepted)."""
+    factory = getattr(record, "factory", None)
+    try:
+        params = inspect.signature(factory).parameters.values() if factory is not None else ()
+    except (TypeError, ValueError):
+        return []
+    passed = {"model", "tokenizer"} if getattr(record, "needs_model", False) else set()
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p.name for p in params if p.kind in kinds and p.default is p.empty and p.name not in passed]
+
+
 def check_options(record: Component, options: dict[str, Any]) -> None:
-    """Refuse an option the component does not take, naming the component and what it accepts."""
+    """Refuse an option the component does not take, or the lack of one it needs, naming the component and what it
+    accepts (before any model loads: the factory would raise a bare TypeError only when the run builds it)."""
+    missing = [name for name in required_options(record) if name not in options]
+    if missing:
+        example = ":".join([record.name, *(f"{name}=..." for name in missing)])
+        if record.kind == "transform":
+            example += " in --transforms, " + " ".join(f"--{name} ..." for name in missing) + " on `trl-ext transform`"
+        raise BadInputError(
+            f"{record.kind} {record.name!r} needs option(s) {', '.join(missing)} ({example}; see "
+            f"`trl-ext info {record.name}`)."
+        )
     accepted = accepted_options(record)
     if accepted is None:
         return
