@@ -28,3 +28,28 @@ def test_malformed_specs_say_how_to_write_them():
         parse_spec("a:b='x")
     with pytest.raises(SpecError, match="needs a 'name'"):
         parse_spec({"top_k": 2})
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"judge": "pkg.mod:fn"},  # a YAML `eval: {name: judge, judge: pkg.mod:fn}` became `judge:judge=pkg.mod:fn`
+        {"k": 4, "figure": "eval/acc"},
+        {"options": [" positive", " negative"]},
+        {"labels": "a,b", "quoted": "it's:x", "text": 'say "hi"'},
+        {"as_text": "true", "number_text": "3", "empty": "", "none_text": "null"},  # text that YAML would retype
+        {"flag": True, "rate": 3.5, "mapping": {"x": 1}},
+    ],
+)
+def test_format_spec_is_read_back_by_parse_spec(options):
+    from trl_ext.run.specs import format_spec
+
+    assert parse_spec(format_spec("n", options)) == ("n", options)
+
+
+def test_a_compare_metric_mapping_keeps_a_value_holding_a_colon():
+    from trl_ext.cli.compare import _metric_spec
+    from trl_ext.compare.metrics import parse_metric
+
+    spec = parse_metric(_metric_spec({"name": "judge", "judge": "trl_ext_plugins.stat.build:default_judge"}))
+    assert (spec.name, spec.options) == ("judge", {"judge": "trl_ext_plugins.stat.build:default_judge"})

@@ -146,7 +146,9 @@ def comparison_from(argv: list[str]):
 def _metric_spec(value: Any) -> str:
     """A metric as `--eval` takes it, from a string or a YAML mapping (`{name: pass@k, k: 4}`)."""
     if isinstance(value, dict):
-        return ":".join([str(value["name"])] + [f"{k}={v}" for k, v in value.items() if k != "name"])
+        from trl_ext.run.specs import format_spec
+
+        return format_spec(str(value["name"]), {k: v for k, v in value.items() if k != "name"})
     return str(value)
 
 

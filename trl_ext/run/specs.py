@@ -66,6 +66,22 @@ def parse_spec(spec: str | dict) -> tuple[str, dict[str, Any]]:
     return name.strip(), options
 
 
+def format_value(value: Any) -> str:
+    """`value` written so that `parse_value` reads it back: text holding a separator, a quote or a bracket is
+    quoted; lists and mappings are written in YAML's flow style."""
+    if isinstance(value, (list, tuple, dict)):
+        return yaml.safe_dump(value if not isinstance(value, tuple) else list(value), default_flow_style=True).strip()
+    text = str(value)
+    if isinstance(value, str) and (any(c in text for c in ":,[]{}()'\"") or parse_value(text) != text):
+        return "'" + text.replace("'", "''") + "'"  # YAML's single-quoted scalar: '' is one quote
+    return text
+
+
+def format_spec(name: str, options: dict[str, Any]) -> str:
+    """The inverse of `parse_spec`: `format_spec("judge", {"judge": "pkg.mod:fn"})` -> `judge:judge='pkg.mod:fn'`."""
+    return ":".join([name, *(f"{key}={format_value(value)}" for key, value in options.items())])
+
+
 def parse_spec_list(value: str | list | None) -> list[tuple[str, dict[str, Any]]]:
     """A comma-separated string or a YAML list of specs."""
     if value is None or value == "" or value == []:
