@@ -27,7 +27,8 @@ def checked_evaluations(
     repeated = sorted({label for label in labels if labels.count(label) > 1})
     if repeated:
         raise ValueError(
-            f"trl-ext compare: the metric {', '.join(repeated)} is asked for twice (--eval, --also_eval)."
+            f"trl-ext compare: the metric {', '.join(repeated)} is asked for twice (--eval, --also_eval); to measure it "
+            "twice (on another prompt column or dataset) give one a label=NAME."
         )
     evaluations = []
     for spec in specs:
@@ -90,34 +91,46 @@ def attach_reference_answers(
 
 
 def eval_rows(comparison: Comparison, dataset_name: str, metric: MetricSpec | None = None) -> list[dict[str, Any]]:
+    """The rows `metric` measures: the comparison's evaluation split, or the data the metric names itself
+    (`dataset=`, `dataset_config=`, `split=`: general ability measured on data unrelated to the training mix). An
+    arm's `eval_transforms` (its own prompt form) apply to the comparison's evaluation data only."""
     from trl_ext.data import load_dataset
 
     metric = metric or comparison.metric
+    elsewhere = "dataset" in metric.options or "dataset_config" in metric.options
+    name = str(metric.options.get("dataset", dataset_name))
+    config = metric.options.get(
+        "dataset_config", None if "dataset" in metric.options else comparison.eval_dataset_config
+    )
+    split_name = str(metric.options.get("split", comparison.eval_split))
     form = "sft" if metric.name in ("perplexity", "choice") else "grpo"
-    if dataset_name.startswith("builtin:"):  # a built-in with no prompt-only form: its own rows hold the prompts
+    if name.startswith("builtin:"):  # a built-in with no prompt-only form: its own rows hold the prompts
         from trl_ext.plugin.registry import get
 
-        forms = get("dataset", dataset_name.removeprefix("builtin:")).forms
+        forms = get("dataset", name.removeprefix("builtin:")).forms
         form = form if form in forms else forms[0]
-    data = load_dataset(dataset_name, comparison.eval_dataset_config, form=form)
-    if comparison.eval_transforms:
-        data = _transformed(comparison.eval_transforms, data, dataset_name)
-    if comparison.eval_split not in data:
+    data = load_dataset(name, config, form=form)
+    if comparison.eval_transforms and not elsewhere:
+        data = _transformed(comparison.eval_transforms, data, name)
+    where = f"{name}{f' ({config})' if config else ''}"
+    if split_name not in data:
+        hint = "the metric's split=" if "split" in metric.options or elsewhere else "--eval_split, or --eval_dataset"
         raise ValueError(
-            f"trl-ext compare: {dataset_name} has no split {comparison.eval_split!r} to evaluate on (splits: "
-            f"{', '.join(data)}); pass --eval_split, or --eval_dataset."
+            f"trl-ext compare: {where} has no split {split_name!r} to evaluate {metric.label} on (splits: "
+            f"{', '.join(data)}); pass {hint}."
         )
-    split = data[comparison.eval_split]
+    split = data[split_name]
     rows = split.select(range(min(comparison.eval_rows, len(split)))).to_list()
     if not rows:
-        raise ValueError(f"trl-ext compare: {dataset_name} [{comparison.eval_split}] has no rows.")
+        raise ValueError(f"trl-ext compare: {where} [{split_name}] has no rows.")
     need = metric_columns(metric)
     if comparison.eval_groups and metric is comparison.metric:
         need.append(comparison.eval_groups)
     missing = [c for c in need if c not in rows[0]]
     if missing:
         raise ValueError(
-            f"trl-ext compare: the evaluation rows lack {', '.join(missing)} (have {', '.join(rows[0])})."
+            f"trl-ext compare: the rows {metric.label} is measured on ({where} [{split_name}]) lack "
+            f"{', '.join(missing)} (have {', '.join(rows[0])})."
         )
     return rows
 

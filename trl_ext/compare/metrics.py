@@ -15,7 +15,9 @@ settings for every arm.
 
 Options every metric takes: `prompt_column=C` prompts with another column of the rows (an edit's paraphrase, an
 unrelated probe), `rows=N` measures the first N rows only, `label=NAME` names the metric's column (the same metric
-twice, e.g. on two prompt columns).
+twice, e.g. on two prompt columns), `dataset=D`, `dataset_config=F`, `split=S` measure on other data than the
+comparison's evaluation split (general ability on data unrelated to the training mix; an arm's `eval_transforms` do
+not apply there).
 
 Rewards, judges and evaluation callbacks come from the registry, so a plugin that adds one adds a metric here.
 """
@@ -32,7 +34,8 @@ from typing import Any
 from trl_ext.run.recipe import RecipeError
 
 _JUDGED = ("exact_match", "contains", "numeric_match")
-_COMMON = ("label", "prompt_column", "rows")  # options of every metric, not of its judge, reward or callback
+# options of every metric, not of its judge, reward or callback
+_COMMON = ("label", "prompt_column", "rows", "dataset", "dataset_config", "split")
 
 
 @dataclass

@@ -1,0 +1,75 @@
+"""A compare metric measured on other data than the comparison's evaluation split (`dataset=`, `dataset_config=`,
+`split=`): general ability on data unrelated to the training mix, as ReDone's seesaw check and a forgetting
+measurement need."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from trl_ext.cli import main
+
+GENERAL = [
+    {"prompt": f"Name a colour number {i}.", "completion": f" Colour {i} is {c}."}
+    for i, c in enumerate(["red", "green", "blue", "amber", "violet"])
+]
+
+
+def _perplexities(model, tokenizer, rows) -> list[float]:
+    """exp(token-mean NLL of each completion) from a plain full-logits forward, one row at a time."""
+    from trl_ext.inference.scoring import tokenize_pair
+
+    out = []
+    for row in rows:
+        ids, mask = tokenize_pair(tokenizer, row["prompt"], row["completion"])
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids])).logits[0, :-1].double()
+        logprobs = torch.log_softmax(logits, -1).gather(-1, torch.tensor(ids[1:])[:, None])[:, 0]
+        out.append(math.exp(-logprobs[torch.tensor(mask[1:], dtype=torch.bool)].mean().item()))
+    return out
+
+
+@pytest.fixture
+def general_file(tmp_path):
+    path = tmp_path / "general.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in GENERAL))
+    return str(path)
+
+
+def test_a_metric_on_its_own_dataset_reads_those_rows_without_the_arms_eval_transforms(
+    tiny_model_dir, general_file, tmp_path
+):
+    """The main metric reads builtin:arith's test split cut to 2 rows by --eval_transforms; the also-metric reads the
+    5 rows of a user file's train split whole, and its per-row perplexities equal a full-logits forward of each
+    arm's model on those rows (the base arm: the starting model)."""
+    from trl_ext.models import load_tokenizer, load_trained
+
+    out = tmp_path / "cmp"
+    argv = ["compare", "base", "sft", "--model_name_or_path", tiny_model_dir, "--dataset_name", "builtin:arith"]
+    argv += ["--max_steps", "1", "--per_device_train_batch_size", "2", "--learning_rate", "1e-3", "--eval"]
+    argv += ["perplexity", "--eval_transforms", "take_rows:n=2", "--eval_max_new_tokens", "4", "--output_dir"]
+    argv += [str(out), "--also_eval", f"perplexity:dataset='{general_file}':split=train:label=general"]
+    assert main(argv) == 0
+    report = json.loads((out / "compare.json").read_text())
+    tokenizer = load_tokenizer(tiny_model_dir)
+    for arm in report["arms"]:
+        assert len(arm["per_row"]) == 2
+        source = tiny_model_dir if arm["arm"] == "base" else str(out / arm["arm"])
+        expected = _perplexities(load_trained(source).eval(), tokenizer, GENERAL)
+        assert arm["also"]["general"]["per_row"] == pytest.approx(expected, rel=1e-5)
+    base, sft = report["arms"]
+    assert base["also"]["general"]["per_row"] != pytest.approx(sft["also"]["general"]["per_row"], rel=1e-5)
+
+
+def test_a_metric_naming_a_missing_split_or_column_is_refused_before_any_arm_trains(
+    tiny_model_dir, general_file, tmp_path, capsys, no_model_load
+):
+    base = ["compare", "sft", "--model_name_or_path", tiny_model_dir, "--dataset_name", "builtin:arith", "--eval"]
+    base += ["perplexity", "--output_dir", str(tmp_path / "x"), "--also_eval"]
+    assert main([*base, f"perplexity:dataset='{general_file}'"]) != 0
+    assert "asked for twice (--eval, --also_eval); to measure it twice" in capsys.readouterr().err
+    assert main([*base, f"perplexity:dataset='{general_file}':split=validation:label=general"]) != 0
+    assert "has no split 'validation' to evaluate general on (splits: train)" in capsys.readouterr().err
+    assert main([*base, f"exact_match:dataset='{general_file}':split=train"]) != 0
+    assert "lack answer" in capsys.readouterr().err
