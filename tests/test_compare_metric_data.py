@@ -2,6 +2,7 @@
 `split=`): general ability on data unrelated to the training mix, as ReDone's seesaw check and a forgetting
 measurement need."""
 
+import csv
 import json
 import math
 
@@ -37,12 +38,13 @@ def general_file(tmp_path):
     return str(path)
 
 
-def test_a_metric_on_its_own_dataset_reads_those_rows_without_the_arms_eval_transforms(
+def test_a_metric_on_its_own_dataset_reads_those_rows_and_is_paired_with_the_base_arm(
     tiny_model_dir, general_file, tmp_path
 ):
     """The main metric reads builtin:arith's test split cut to 2 rows by --eval_transforms; the also-metric reads the
     5 rows of a user file's train split whole, and its per-row perplexities equal a full-logits forward of each
-    arm's model on those rows (the base arm: the starting model)."""
+    arm's model on those rows (the base arm: the starting model); the trained arm's difference from the base arm on
+    them has its paired interval in compare.json, compare.md and compare.csv."""
     from trl_ext.models import load_tokenizer, load_trained
 
     out = tmp_path / "cmp"
@@ -60,6 +62,21 @@ def test_a_metric_on_its_own_dataset_reads_those_rows_without_the_arms_eval_tran
         assert arm["also"]["general"]["per_row"] == pytest.approx(expected, rel=1e-5)
     base, sft = report["arms"]
     assert base["also"]["general"]["per_row"] != pytest.approx(sft["also"]["general"]["per_row"], rel=1e-5)
+
+    # the also-metric's paired difference from the base arm, by hand: mean of the row differences ± 1.96 s / sqrt(n)
+    trained, untrained = sft["also"]["general"]["per_row"], base["also"]["general"]["per_row"]
+    diffs = [a - b for a, b in zip(trained, untrained, strict=True)]
+    mean = sum(diffs) / 5
+    half = 1.96 * math.sqrt(sum((d - mean) ** 2 for d in diffs) / 4) / math.sqrt(5)
+    delta = sft["also"]["general"]["vs_base"]
+    assert (delta["mean"], delta["ci_low"], delta["ci_high"]) == pytest.approx((mean, mean - half, mean + half))
+    assert delta["rows"] == 5 and delta["base"] == "base" and "vs_base" not in base["also"]["general"]
+    markdown = (out / "compare.md").read_text()
+    assert "| arm | general Δ vs base |" in markdown
+    assert f"| sft | {mean:+.4f} [{mean - half:+.4f}, {mean + half:+.4f}] |" in markdown
+    with (out / "compare.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert float(rows[1]["general_vs_base"]) == pytest.approx(mean) and rows[0]["general_vs_base"] == ""
 
 
 def test_a_metric_naming_a_missing_split_or_column_is_refused_before_any_arm_trains(

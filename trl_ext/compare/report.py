@@ -157,8 +157,26 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def also_delta_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The `--also_eval` metrics' paired differences from the base arm (one row per trained arm; empty without a
+    base arm or other metrics): forgetting on a general set beside the task metric's `Δ vs base`."""
+    also = report.get("also_metrics") or []
+    if not (report.get("paired_with") and also):
+        return [], []
+    header = ["arm", *[f"{label} Δ vs {report['paired_with']}" for label in also]]
+    rows = []
+    for arm in report["arms"]:
+        deltas = [(arm.get("also") or {}).get(label, {}).get("vs_base") for label in also]
+        if any(delta is not None for delta in deltas):
+            rows.append([arm["arm"], *map(_delta_cell, deltas)])
+    return header, rows
+
+
 def format_table(report: dict[str, Any]) -> str:
     text = _aligned(*table_rows(report))
+    header, rows = also_delta_rows(report)
+    if rows:
+        text += "\n\nother metrics against the base arm (paired 95% intervals)\n" + _aligned(header, rows)
     if report.get("groups_column"):
         text += f"\n\n{report['metric']} by {report['groups_column']} (rows)\n" + _aligned(*group_rows(report))
     if report.get("over_seeds"):
@@ -202,16 +220,21 @@ def write_report(report: dict[str, Any], folder: Path) -> None:
     extra = [f"{label}{suffix}" for label in also for suffix in ("", "_ci_low", "_ci_high")]
     if report.get("paired_with"):
         extra[:0] = ["vs_base", "vs_base_ci_low", "vs_base_ci_high"]
+        extra += [f"{label}_vs_base{suffix}" for label in also for suffix in ("", "_ci_low", "_ci_high")]
     keys[5:5] = extra  # after the main metric's interval, as in the table
+    fields = (("", "mean"), ("_ci_low", "ci_low"), ("_ci_high", "ci_high"))
 
     def value(arm: dict[str, Any], key: str) -> Any:
         if key.startswith("vs_base"):
             field_name = {"vs_base": "mean"}.get(key, key.removeprefix("vs_base_"))
             return (arm.get("vs_base") or {}).get(field_name)
         for label in also:
-            for suffix, field_name in (("", "mean"), ("_ci_low", "ci_low"), ("_ci_high", "ci_high")):
+            figure = (arm.get("also") or {}).get(label, {})
+            for suffix, field_name in fields:
                 if key == f"{label}{suffix}":
-                    return (arm.get("also") or {}).get(label, {}).get(field_name)
+                    return figure.get(field_name)
+                if key == f"{label}_vs_base{suffix}":
+                    return (figure.get("vs_base") or {}).get(field_name)
         return arm.get(key)
 
     with (folder / "compare.csv").open("w", newline="") as handle:
@@ -220,6 +243,9 @@ def write_report(report: dict[str, Any], folder: Path) -> None:
         for arm in report["arms"]:
             writer.writerow(["" if _missing(value(arm, k)) else value(arm, k) for k in keys])
     markdown = _markdown(*table_rows(report))
+    header, rows = also_delta_rows(report)
+    if rows:
+        markdown += ["", "Other metrics against the base arm (paired 95% intervals):", "", *_markdown(header, rows)]
     if report.get("groups_column"):
         markdown += ["", f"{metric} by {report['groups_column']} (rows):", "", *_markdown(*group_rows(report))]
     if report.get("over_seeds"):

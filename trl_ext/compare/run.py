@@ -85,6 +85,9 @@ def run_comparison(comparison: Comparison) -> dict[str, Any] | None:
             if not arm.untrained and base is not None:
                 delta = paired_difference(result["per_row"], base["per_row"])
                 result["vs_base"] = None if delta is None else {**delta, "base": base["arm"]}
+                for label, figure in result["also"].items():  # forgetting on a general set reads off its own delta
+                    other = paired_difference(figure["per_row"], base["also"][label]["per_row"])
+                    figure["vs_base"] = None if other is None else {**other, "base": base["arm"]}
     if comparison.eval_groups:
         report["groups_column"] = comparison.eval_groups
         for arm, result in zip(comparison.arms, results, strict=True):
