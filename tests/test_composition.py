@@ -84,9 +84,19 @@ def test_callbacks_adapters_transforms_compose(compose_plugin, tiny_model_dir, t
     assert code == 0
     assert SEEN["callback"] == "hello"
     assert SEEN["adapter"] is True
-    assert SEEN["transform_rows"] == [2000, 200]  # applied to train and test splits, before training
+    assert SEEN["transform_rows"] == [2000]  # applied before training, to the split the trainer reads
     card = (tmp_path / "out" / "README.md").read_text()
     assert "`transform:keep_first`" in card and "`callback:recorder`" in card and "`adapter:freeze_embeddings`" in card
+
+
+def test_transforms_run_on_the_test_split_only_when_the_trainer_evaluates(compose_plugin, tiny_model_dir, tmp_path):
+    """builtin:arith has train (2,000) and test (200) splits; with --eval_strategy steps the trainer reads both, so
+    the transform sees both (without evaluation it saw only train: the test above)."""
+    argv = ["train", "sft", "--model_name_or_path", tiny_model_dir, "--output_dir", str(tmp_path / "out")]
+    argv += ["--transforms", "keep_first:n=3", "--max_steps", "1", "--per_device_train_batch_size", "2"]
+    argv += ["--eval_strategy", "steps", "--eval_steps", "1", "--report_to", "none", "--save_strategy", "no"]
+    assert main(argv) == 0
+    assert SEEN["transform_rows"] == [2000, 200]
 
 
 def test_unknown_component_names_close_match(compose_plugin, capsys):

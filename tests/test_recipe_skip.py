@@ -96,8 +96,8 @@ def test_an_emptied_last_stage_is_skipped_and_the_run_ends_with_the_previous_sta
     assert "stage 2/2: sft" in out and "skipped; the model stays" in out and str(first) in out
     assert f"Model saved to {first}" in out
     assert [s.config.output_dir for s in loaded] == [str(first)]  # no model was loaded for the skipped stage
-    # Each split went through the transform, and only the train split was emptied (the helper named each).
-    assert sorted(SEEN_SPLITS) == [("tests_empty", "test"), ("tests_empty", "train")]
+    # The split the trainer reads went through the transform (no evaluation: not the test split; the helper names each).
+    assert sorted(SEEN_SPLITS) == [("tests_empty", "train")]
 
 
 def test_a_skipped_first_stage_passes_the_base_model_to_the_next(components, tmp_path, tiny_model_dir, monkeypatch):

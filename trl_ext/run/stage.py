@@ -77,6 +77,18 @@ def apply_transforms(
     return dataset
 
 
+def trained_splits(stage: Stage, dataset) -> list[str]:
+    """The splits the trainer reads: the train split, and the test split when it evaluates. Transforms run on these
+    only: a model-needing transform on an unread split is wasted work, and wrong where that split is the transform's
+    own held-out data (STAT diagnoses the student on the validation split of the pool it draws from)."""
+    script_args = stage.script_args
+    splits = [script_args.dataset_train_split]
+    evaluates = str(getattr(stage.config.eval_strategy, "value", stage.config.eval_strategy)) != "no"
+    if evaluates and script_args.dataset_test_split in dataset:
+        splits.append(script_args.dataset_test_split)
+    return splits
+
+
 def load_checked_dataset(stage: Stage):
     """Load a stage's dataset and check everything about it that can be checked before a model loads: the splits,
     the columns the method, the first transform and the rewards read, and every row of the text columns."""
@@ -173,7 +185,7 @@ def run_stage(stage: Stage, dataset=None) -> str:
         train_split, name = stage.script_args.dataset_train_split, stage.script_args.dataset_name
         before = len(dataset[train_split]) if hasattr(dataset[train_split], "__len__") else None
         if stage.transforms:
-            apply_transforms(stage.transforms, dataset, name)
+            apply_transforms(stage.transforms, dataset, name, splits=trained_splits(stage, dataset))
             built_from = replace(stage, transforms=[])  # applied once, here
         if _is_empty(dataset[train_split]):
             raise StageSkipped(stage, before if stage.transforms else None)
@@ -236,7 +248,14 @@ def build_trainer(stage: Stage, dataset):
     check_adapter_stacking(model, stage)
     if stage.transforms:
         before = len(dataset[train_split]) if hasattr(dataset[train_split], "__len__") else None
-        apply_transforms(stage.transforms, dataset, script_args.dataset_name, model=model, tokenizer=tokenizer)
+        apply_transforms(
+            stage.transforms,
+            dataset,
+            script_args.dataset_name,
+            model=model,
+            tokenizer=tokenizer,
+            splits=trained_splits(stage, dataset),
+        )
         if _is_empty(dataset[train_split]):
             if stage.skip_if_empty:
                 raise StageSkipped(stage, before)
