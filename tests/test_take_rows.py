@@ -78,10 +78,11 @@ def test_filter_rows_drops_a_row_when_any_tag_matches_and_keeps_when_one_does():
         filter_rows("skills")
 
 
-def test_filter_rows_from_a_spec_checks_its_column_and_runs_in_a_training_run(tiny_model_dir, tmp_path):
+def test_filter_rows_from_a_spec_checks_its_column_and_runs_in_a_training_run(tiny_model_dir, tmp_path, capsys):
     """The spec parses `drop=[subtract]` as a list; the runner refuses a missing column by name; a run on
     builtin:stat_skills without its subtraction items trains on exactly the rows that hold none (counted here from
-    the dataset itself): one epoch at batch 50 ends at ceil(kept / 50) steps (the whole pool would take 14)."""
+    the dataset itself): one epoch at batch 50 ends at ceil(kept / 50) steps (the whole pool would take 14), and the
+    run prints the transform's rows before and after."""
     from trl_ext.cli import main
     from trl_ext.data import load_dataset
     from trl_ext.run.specs import parse_spec
@@ -103,6 +104,10 @@ def test_filter_rows_from_a_spec_checks_its_column_and_runs_in_a_training_run(ti
     argv += ["--output_dir", str(out), "--save_strategy", "epoch", "--max_length", "64"]
     assert main(argv) == 0
     assert [int(p.name.split("-")[1]) for p in out.glob("checkpoint-*")] == [math.ceil(kept / 50)]
+    # the run says what the transform did, on the one split the trainer reads
+    printed = capsys.readouterr().out
+    assert f"filter_rows on builtin:stat_skills [train]: {len(pool)} rows -> {kept} rows" in printed
+    assert "[test]" not in printed and "[validation]" not in printed
 
 
 @pytest.mark.parametrize(

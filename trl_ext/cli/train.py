@@ -100,7 +100,7 @@ def cmd_transform(argv: list[str]) -> int:
     from trl_ext.run.arguments import DEFAULT_MODEL
     from trl_ext.run.checks import check_inputs, check_options
     from trl_ext.run.specs import parse_value
-    from trl_ext.run.stage import apply_transforms
+    from trl_ext.run.stage import apply_transforms, transform_reporter
 
     # No abbreviations: a transform option such as --mode must not be taken for --model_name_or_path.
     parser = argparse.ArgumentParser(
@@ -130,26 +130,19 @@ def cmd_transform(argv: list[str]) -> int:
         model, tokenizer = load_model(name), load_tokenizer(name)
     out_path = Path(args.output)
 
-    def report(split, before, after, fn) -> None:
-        if int(os.environ.get("RANK", "0")) != 0:  # a sharded run: every rank holds the same result
-            return
-        added = [c for c in after.column_names if c not in before.column_names]
-        removed = [c for c in before.column_names if c not in after.column_names]
-        print(
-            f"{record.name} on {args.dataset_name} [{split}]: {len(before)} rows -> {len(after)} rows; "
-            f"columns added: {added or '-'}, removed: {removed or '-'}"
-        )
-        summary = getattr(fn, "summary", None)
-        for key, value in (summary if isinstance(summary, dict) else {}).items():
-            print(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
-
     steps = [(record, options)]
     # Curation transforms (trl_ext.data.curation) keep their per-row scores, decisions, summary and finished batches
     # (to resume) in `<output>.curation/<transform>/<split>/`; under torchrun each rank scores its share of the rows.
     try:
         with curation_output(out_path.with_name(out_path.name + ".curation")):
             apply_transforms(
-                steps, dataset, args.dataset_name, model=model, tokenizer=tokenizer, splits=splits, report=report
+                steps,
+                dataset,
+                args.dataset_name,
+                model=model,
+                tokenizer=tokenizer,
+                splits=splits,
+                report=transform_reporter(args.dataset_name),
             )
         if int(os.environ.get("RANK", "0")) != 0:  # a sharded run: rank 0 writes the (identical) result
             return 0

@@ -32,7 +32,7 @@ from trl_ext.run.progress import write_state
 logger = logging.getLogger(__name__)
 
 # (split, rows before, rows after, the built transform) after each transform of each split
-TransformReport = Callable[[str, Any, Any, Any], None]
+TransformReport = Callable[[str, str, Any, Any, Any], None]  # (transform name, split, before, after, fn)
 
 
 class StageSkipped(Exception):
@@ -73,8 +73,31 @@ def apply_transforms(
             with curation_scope(record.name, split):  # where a curation transform records its scores
                 dataset[split] = fn(before)
             if report is not None:
-                report(split, before, dataset[split], fn)
+                report(record.name, split, before, dataset[split], fn)
     return dataset
+
+
+def transform_reporter(dataset_name: str) -> TransformReport:
+    """Prints what a transform did to a split (rows and columns before and after, and the figures it keeps in
+    `fn.summary`: STAT's Missing-Skill-Profile, a filter's kept share), from the main process only."""
+    import os
+
+    def report(name: str, split: str, before: Any, after: Any, fn: Any) -> None:
+        if int(os.environ.get("RANK", "0")) != 0:  # a sharded run: every rank holds the same result
+            return
+        columns_before, columns_after = before.column_names or [], after.column_names or []  # None when streamed
+        added = [c for c in columns_after if c not in columns_before]
+        removed = [c for c in columns_before if c not in columns_after]
+        rows = [len(part) if hasattr(part, "__len__") else "?" for part in (before, after)]
+        print(
+            f"{name} on {dataset_name} [{split}]: {rows[0]} rows -> {rows[1]} rows; "
+            f"columns added: {added or '-'}, removed: {removed or '-'}"
+        )
+        summary = getattr(fn, "summary", None)
+        for key, value in (summary if isinstance(summary, dict) else {}).items():
+            print(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
+
+    return report
 
 
 def trained_splits(stage: Stage, dataset) -> list[str]:
@@ -185,7 +208,13 @@ def run_stage(stage: Stage, dataset=None) -> str:
         train_split, name = stage.script_args.dataset_train_split, stage.script_args.dataset_name
         before = len(dataset[train_split]) if hasattr(dataset[train_split], "__len__") else None
         if stage.transforms:
-            apply_transforms(stage.transforms, dataset, name, splits=trained_splits(stage, dataset))
+            apply_transforms(
+                stage.transforms,
+                dataset,
+                name,
+                splits=trained_splits(stage, dataset),
+                report=transform_reporter(name),
+            )
             built_from = replace(stage, transforms=[])  # applied once, here
         if _is_empty(dataset[train_split]):
             raise StageSkipped(stage, before if stage.transforms else None)
@@ -255,6 +284,7 @@ def build_trainer(stage: Stage, dataset):
             model=model,
             tokenizer=tokenizer,
             splits=trained_splits(stage, dataset),
+            report=transform_reporter(script_args.dataset_name),
         )
         if _is_empty(dataset[train_split]):
             if stage.skip_if_empty:
