@@ -124,3 +124,29 @@ def test_a_missing_required_option_is_refused_by_name_before_the_model_loads(arg
 
     assert main([*argv, "--output_dir", "unused"] if argv[0] == "train" else argv) != 0
     assert message in capsys.readouterr().err
+
+
+def test_completion_from_builds_a_message_or_text_from_the_gold_column():
+    from trl_ext.data.select import completion_from
+
+    chat = Dataset.from_list([{"prompt": [{"role": "user", "content": "2+3?"}], "answer": 5, "completion": "old"}])
+    out = completion_from("answer", "The answer is {}.")(chat)
+    assert out[0]["completion"] == [{"role": "assistant", "content": "The answer is 5."}]
+    assert out.column_names == ["prompt", "answer", "completion"]
+    plain = Dataset.from_list([{"prompt": "2+3?", "gold": "5"}])
+    assert completion_from("gold")(plain)[0]["completion"] == "5"
+    with pytest.raises(ValueError, match="needs a"):
+        completion_from("answer", "no slot")
+
+
+def test_an_sft_run_trains_on_grpo_form_rows_through_completion_from(tiny_model_dir, tmp_path, capsys):
+    """builtin:rif_tasks (add) has prompt and answer only: SFT refuses it, and trains with completion_from."""
+    from trl_ext.cli import main
+
+    argv = ["train", "sft", "--model_name_or_path", tiny_model_dir, "--dataset_name", "builtin:rif_tasks"]
+    argv += ["--dataset_config", "add", "--max_steps", "1", "--per_device_train_batch_size", "2"]
+    argv += ["--report_to", "none", "--save_strategy", "no"]
+    assert main([*argv, "--output_dir", str(tmp_path / "a")]) != 0
+    assert "needs messages or prompt+completion" in capsys.readouterr().err
+    assert main([*argv, "--output_dir", str(tmp_path / "b"), "--transforms", "completion_from:column=answer"]) == 0
+    assert (tmp_path / "b" / "model.safetensors").exists()

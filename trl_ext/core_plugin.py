@@ -169,6 +169,22 @@ def register_transforms(register):
     )
     register(
         Transform(
+            name="completion_from",
+            factory="trl_ext.data.select:completion_from",
+            family="data",
+            required_columns=lambda options: (str(options.get("column", "answer")),),
+            options={
+                "column": "The gold column the completion is built from (default answer).",
+                "template": "The completion's text, {} standing for the value (default {}).",
+            },
+            description="Gives prompt-only rows a completion from their gold column (an assistant message for "
+            "conversational prompts): an SFT arm on the same data as GRPO arms.",
+            example="trl-ext train sft --dataset_name builtin:rif_tasks --dataset_config add "
+            "--transforms completion_from:column=answer",
+        )
+    )
+    register(
+        Transform(
             name="loglik_filter",
             factory="trl_ext.inference.curation:loglik_filter",
             family="data",

@@ -1,6 +1,8 @@
 """Model-free row selection for a run, a recipe stage or a compare arm (TRL's `--dataset_name` has neither):
 `take_rows` keeps the first N rows of each split (or N drawn with a seed), as a paper's or a demo's budget asks;
-`filter_rows` keeps or drops the rows whose column holds given values (STAT's student trained without one skill)."""
+`filter_rows` keeps or drops the rows whose column holds given values (STAT's student trained without one skill);
+`completion_from` gives prompt-only (GRPO-form) rows a completion from their gold column, for an SFT arm beside
+GRPO arms on the same data."""
 
 from __future__ import annotations
 
@@ -52,4 +54,23 @@ def filter_rows(column: str, keep: Any = None, drop: Any = None) -> Callable[[An
     return apply
 
 
-__all__ = ["filter_rows", "take_rows"]
+def completion_from(column: str = "answer", template: str = "{}") -> Callable[[Any], Any]:
+    """`fn(split) -> split` with a `completion` built from `column` through `template` (`"The answer is {}."`): an
+    assistant message when the prompt is a conversation, else the text; the other columns stay."""
+    if "{}" not in template:
+        raise ValueError(f"completion_from: template {template!r} needs a {{}} where the {column!r} value goes")
+
+    def complete(row: dict[str, Any]) -> dict[str, Any]:
+        text = template.replace("{}", str(row[column]))
+        conversational = isinstance(row.get("prompt"), list)
+        return {"completion": [{"role": "assistant", "content": text}] if conversational else text}
+
+    def apply(split: Any) -> Any:
+        if "completion" in (split.column_names or []):
+            split = split.remove_columns("completion")
+        return split.map(complete)
+
+    return apply
+
+
+__all__ = ["completion_from", "filter_rows", "take_rows"]
