@@ -88,3 +88,23 @@ def test_arms_come_before_the_flags(capsys):
     assert flags == ["--model_name_or_path", "m", "--max_steps", "3"]
     assert main(["compare", "--eval", "numeric_match", "sft", "asft"]) == 2
     assert "Name the arms first, before any flag" in capsys.readouterr().err
+
+
+def test_a_metric_option_naming_an_arm_reads_its_final_model_and_bad_names_are_refused(tmp_path):
+    """SRPPO's self-reward metric scores against the SFT arm's model: `arm:sft` in a metric's options is that arm's
+    folder, `arm:base` the starting model; an unknown arm, or one the main metric would read while arms still train
+    (`eval_every`), is refused before anything trains."""
+    arms = parse_arms(["base", {"label": "sft", "method": "sft"}, {"label": "rl", "method": "grpo"}])
+    also = parse_metric(
+        "reward:self_reward_log_ratio:sft_model_name_or_path='arm:sft':base_model_name_or_path='arm:base'"
+    )
+    comparison = Comparison(arms=arms, metric=parse_metric("numeric_match"), also=[also], output_dir=str(tmp_path))
+    comparison.resolve_metric_references("start")
+    assert also.options == {"sft_model_name_or_path": str(tmp_path / "sft"), "base_model_name_or_path": "start"}
+
+    bad = parse_metric("reward:self_reward_log_ratio:sft_model_name_or_path='arm:nobody'")
+    with pytest.raises(RecipeError, match="arm:nobody is not an arm of this comparison"):
+        Comparison(arms=arms, metric=bad, output_dir=str(tmp_path)).resolve_metric_references("start")
+    early = parse_metric("reward:self_reward_log_ratio:sft_model_name_or_path='arm:sft'")
+    with pytest.raises(RecipeError, match="pass --eval_every 0"):
+        Comparison(arms=arms, metric=early, eval_every=2, output_dir=str(tmp_path)).resolve_metric_references("s")

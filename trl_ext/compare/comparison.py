@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trl_ext.compare.arms import Arm, resolve_references
+from trl_ext.compare.arms import Arm, referenced_arm, resolve_references
 from trl_ext.compare.metrics import MetricSpec
+from trl_ext.run.recipe import RecipeError
 
 FINAL_RECORD = "compare_final.json"
 REFERENCE_RECORD = "reference_answers.json"  # the untrained model's answers `unchanged` compares with, by key
@@ -50,6 +51,29 @@ class Comparison:
                 stage["model_name_or_path"] = model
             stages.append(stage)
         return {**self.common, "stages": stages}
+
+    def resolve_metric_references(self, model: str) -> None:
+        """Every `arm:LABEL` in a metric's options becomes that arm's final model (a reward scored against the SFT
+        arm's model: SRPPO's self-reward), `arm:base` the starting model. The metrics measure after every arm has
+        trained, so any arm may be named; not while one trains (`eval_every`), when the named arm may not exist yet."""
+        folders = {arm.label: model if arm.untrained else str(Path(self.output_dir) / arm.label) for arm in self.arms}
+        folders.setdefault("base", model)
+        for spec in (self.metric, *self.also):
+            labels = [label for value in spec.options.values() if (label := referenced_arm(value))]
+            if not labels:
+                continue
+            unknown = [label for label in labels if label not in folders]
+            if unknown:
+                raise RecipeError(
+                    f"--eval {spec.label}: arm:{unknown[0]} is not an arm of this comparison (arms: "
+                    f"{', '.join(folders)}; under --seeds name one seed's arm, e.g. arm:{unknown[0]}-s0)."
+                )
+            if spec is self.metric and self.eval_every:
+                raise RecipeError(
+                    f"--eval {spec.label} reads arm:{labels[0]}, which may not be trained yet when the arms are "
+                    "measured during training: pass --eval_every 0, or measure it with --also_eval."
+                )
+            spec.options = resolve_references(spec.options, folders)
 
     def arm_stages(self) -> list[tuple[Arm, int, dict[str, Any]]]:
         """(arm, the stage's index in the arm, the stage's method and options), in training order."""

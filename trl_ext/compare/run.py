@@ -130,6 +130,7 @@ def plan_arms(comparison: Comparison) -> tuple[str, list[Any]]:
             stage.model_args.model_name_or_path, stage.model_given = start, True
             stage.asked = {**stage.asked, "model_name_or_path": start}
         parsed.append(stage)
+    comparison.resolve_metric_references(model)
     return model, parsed
 
 
