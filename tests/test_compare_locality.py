@@ -158,16 +158,16 @@ def test_an_arm_evaluated_its_own_way_gets_its_rows_and_generation_length(
     )
     import trl_ext.inference.generation as generation
 
-    calls, real_generate = [], generation.generate
+    calls, real_generate = [], generation.generate_completions
 
-    def recorded(model, tokenizer, prompts, max_new_tokens=64, *args, **kwargs):
-        calls.append((len(prompts), max_new_tokens))
-        return real_generate(model, tokenizer, prompts, max_new_tokens, *args, **kwargs)
+    def recorded(model, tokenizer, prompts, *args, **kwargs):
+        calls.append((len(prompts), kwargs["max_new_tokens"]))
+        return real_generate(model, tokenizer, prompts, *args, **kwargs)
 
-    monkeypatch.setattr(generation, "generate", recorded)
+    monkeypatch.setattr(generation, "generate_completions", recorded)
     assert main(["compare", "--config", str(config), "--output_dir", str(out)]) == 0
     assert sorted(calls) == [(3, 2), (6, 64)]  # each arm's final measurement
-    monkeypatch.setattr(generation, "generate", real_generate)
+    monkeypatch.setattr(generation, "generate_completions", real_generate)
     report = json.loads((out / "compare.json").read_text())
     shared, short = report["arms"]
     assert len(shared["per_row"]) == 6 and "evaluation" not in shared

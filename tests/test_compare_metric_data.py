@@ -90,3 +90,27 @@ def test_a_metric_naming_a_missing_split_or_column_is_refused_before_any_arm_tra
     assert "has no split 'validation' to evaluate general on (splits: train)" in capsys.readouterr().err
     assert main([*base, f"exact_match:dataset='{general_file}':split=train"]) != 0
     assert "lack answer" in capsys.readouterr().err
+
+
+def test_metrics_reading_the_same_greedy_answers_generate_them_once(tiny_model_dir, monkeypatch):
+    """exact_match, contains, length and a reward on the same rows and settings share one generation per model; each
+    metric's values equal its measurement without the shared answers."""
+    import trl_ext.inference.generation as generation
+    from trl_ext.compare.comparison import Comparison
+    from trl_ext.compare.evaluation import eval_rows
+    from trl_ext.compare.metrics import measure, parse_metric
+    from trl_ext.models import load_tokenizer, load_trained
+
+    model, tokenizer = load_trained(tiny_model_dir).eval(), load_tokenizer(tiny_model_dir)
+    names = ["exact_match", "contains", "length", "reward:chord_answer"]
+    rows = eval_rows(Comparison(arms=[], metric=parse_metric("exact_match"), eval_rows=4), "builtin:arith")
+    alone = [measure(parse_metric(name), model, tokenizer, rows, max_new_tokens=6)[0] for name in names]
+
+    calls = []
+    real = generation.generate_completions
+    monkeypatch.setattr(generation, "generate_completions", lambda *a, **k: calls.append(1) or real(*a, **k))
+    shared: dict = {}
+    together = [measure(parse_metric(n), model, tokenizer, rows, max_new_tokens=6, greedy=shared)[0] for n in names]
+    assert together == alone and len(calls) == 1
+    measure(parse_metric("length"), model, tokenizer, rows, max_new_tokens=7, greedy=shared)  # other settings
+    assert len(calls) == 2

@@ -201,13 +201,14 @@ def arm_result(
     cached = folder / FINAL_RECORD
     kept = _cached_finals(cached)
     finals, model = {}, None
+    greedy: dict[str, Any] = {}  # the model's greedy answers, shared by the metrics that read the same ones
     for spec, rows, key in evaluations:
         if key not in kept:
             if model is None:
                 with whole_model_loading():  # after a ZeRO-3 run, the main process measures the saved model alone
                     model = load_trained(source)
                 tokenizer = load_tokenizer(source)
-            values, figures = measure(spec, model, tokenizer, rows, **comparison.generation())
+            values, figures = measure(spec, model, tokenizer, rows, **comparison.generation(), greedy=greedy)
             kept[key] = {"values": values, "figures": figures}
         finals[spec.label] = kept[key]
     if model is not None:

@@ -159,9 +159,11 @@ def measure(
     max_new_tokens: int = 64,
     batch_size: int = 16,
     seed: int = 0,
+    greedy: dict[str, Any] | None = None,
 ) -> tuple[list[float], dict[str, float]]:
     """(one value per row, or for a callback figure its items' values if it keeps them, else []; the figures to
-    report: the metric's mean under its label)."""
+    report: the metric's mean under its label). `greedy`: the one model's greedy answers already generated, by
+    prompts and settings, so that metrics reading the same answers (a judge, a reward, `length`) generate once."""
     import torch
 
     from trl_ext.inference.generation import generate
@@ -173,19 +175,17 @@ def measure(
     if spec.name == "unchanged":
         if spec.reference is None or len(spec.reference) != len(rows):
             raise RecipeError("--eval unchanged: the untrained model's answers were not measured for these rows.")
-        answers = generate(model, tokenizer, prompts, max_new_tokens, batch_size)
+        answers = [o.text for o in greedy_answers(model, tokenizer, prompts, max_new_tokens, batch_size, greedy)]
         same = (lambda a, b: a == b) if not options.get("normalize") else _same_normalized
         values = [float(same(a, b)) for a, b in zip(answers, spec.reference, strict=True)]
     elif spec.name == "length":
-        from trl_ext.inference.generation import generate_completions
-
-        outputs = generate_completions(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        outputs = greedy_answers(model, tokenizer, prompts, max_new_tokens, batch_size, greedy)
         values = [float(output.num_tokens) for output in outputs]
     elif spec.name in (*_JUDGED, "judge"):
         from trl_ext.evaluation.judges import judge_all, resolve_judge
 
         judge = resolve_judge(options.pop("judge", spec.name if spec.name != "judge" else "exact_match"), **options)
-        answers = generate(model, tokenizer, prompts, max_new_tokens, batch_size)
+        answers = [o.text for o in greedy_answers(model, tokenizer, prompts, max_new_tokens, batch_size, greedy)]
         values = [float(v) for v in judge_all(judge, prompts, answers, [row[gold_column] for row in rows])]
     elif spec.name == "pass@k":
         from trl_ext.evaluation.judges import judge_all, resolve_judge
@@ -219,9 +219,8 @@ def measure(
             {k: v for k, v in spec.options.items() if k not in _COMMON}, model, tokenizer, rows, prompts, batch_size
         )
     elif spec.name.startswith("reward:"):
-        values = _reward_values(
-            spec.name.split(":", 1)[1], options, model, tokenizer, rows, max_new_tokens, batch_size
-        )
+        outputs = greedy_answers(model, tokenizer, prompts, max_new_tokens, batch_size, greedy)
+        values = _reward_values(spec.name.split(":", 1)[1], options, tokenizer, rows, outputs)
     else:
         return _callback_figure(spec.name.split(":", 1)[1], options, model, tokenizer)
     finite = [v for v in values if math.isfinite(v)]
@@ -258,13 +257,27 @@ def _choice_values(options, model, tokenizer, rows, prompts, batch_size) -> list
     return values
 
 
-def _reward_values(name, options, model, tokenizer, rows, max_new_tokens, batch_size) -> list[float]:
+def greedy_answers(model, tokenizer, prompts, max_new_tokens: int, batch_size: int, cache: dict | None) -> list:
+    """The model's greedy completions of `prompts` (`Generation`s: text and token count), generated once per
+    prompts and settings when a `cache` is given (the same answers, measured by several metrics)."""
+    import json
+
     from trl_ext.inference.generation import generate_completions
+
+    key = json.dumps([prompts, max_new_tokens, batch_size], sort_keys=True, default=str)
+    if cache is not None and key in cache:
+        return cache[key]
+    outputs = generate_completions(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    if cache is not None:
+        cache[key] = outputs
+    return outputs
+
+
+def _reward_values(name, options, tokenizer, rows, outputs) -> list[float]:
     from trl_ext.plugin.registry import get
 
     reward = get("reward", name).build(**options)
     prompts = [row["prompt"] for row in rows]
-    outputs = generate_completions(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
     conversational = isinstance(prompts[0], list)
     completions = [[{"role": "assistant", "content": o.text}] if conversational else o.text for o in outputs]
     columns = {key: [row[key] for row in rows] for key in rows[0] if key not in ("prompt", "completion")}
