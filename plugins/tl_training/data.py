@@ -202,18 +202,34 @@ def build(form: str = "sft", seed: int = 0) -> DatasetDict:
     return DatasetDict({"train": Dataset.from_list(_form(train, form)), "test": Dataset.from_list(_form(test, form))})
 
 
-def call_accuracy(completions, gold_calls) -> dict[str, float]:
-    """Tool-name accuracy and exact-call accuracy (name and argument values, strict parsing) of generated calls."""
+def call_verdict(text: str, gold: str) -> tuple[bool, bool]:
+    """(the tool name is the gold's, name and argument values are the gold's) for one generated call, strictly
+    parsed; an unparseable call is wrong on both."""
     from .irm import ParseError, _strict_parse
 
-    names = exact = 0
-    for text, gold in zip(completions, gold_calls, strict=True):
-        gold_name, gold_args = _strict_parse(gold)
-        try:
-            name, args = _strict_parse(text.strip())
-        except (ParseError, IndexError):
-            continue
-        names += name == gold_name
-        exact += name == gold_name and args == gold_args
+    gold_name, gold_args = _strict_parse(gold)
+    try:
+        name, args = _strict_parse(text.strip())
+    except (ParseError, IndexError):
+        return False, False
+    return name == gold_name, name == gold_name and args == gold_args
+
+
+def call_accuracy(completions, gold_calls) -> dict[str, float]:
+    """Tool-name accuracy and exact-call accuracy (name and argument values, strict parsing) of generated calls."""
+    verdicts = [call_verdict(text, gold) for text, gold in zip(completions, gold_calls, strict=True)]
     n = max(len(gold_calls), 1)
-    return {"tool_name_accuracy": names / n, "exact_call_accuracy": exact / n}
+    return {
+        "tool_name_accuracy": sum(name for name, _ in verdicts) / n,
+        "exact_call_accuracy": sum(exact for _, exact in verdicts) / n,
+    }
+
+
+def first_call_name_judge(prompt, candidate: str, gold: str) -> bool:
+    """A judge (`trl_ext.evaluation.judges`' shape) for compare: the answer's first line calls the gold tool."""
+    return call_verdict(str(candidate).strip().split("\n")[0], gold)[0]
+
+
+def first_call_exact_judge(prompt, candidate: str, gold: str) -> bool:
+    """A judge for compare: the answer's first line is the gold call (name and argument values)."""
+    return call_verdict(str(candidate).strip().split("\n")[0], gold)[1]

@@ -493,3 +493,30 @@ def test_strict_parsing_finds_what_its_regexes_found_in_linear_time():
     assert score_call(gold, "a" * (1 << 20), names, params, strict_parsing=True) == (-2.0, "parse_failure")
     deep = "search(query=" + "-" * 100_000 + "1)"
     assert score_call(deep, gold, names, params, strict_parsing=True) == (-2.0, "parse_failure")
+
+
+def test_the_per_answer_call_judges_read_the_first_line_and_agree_with_call_accuracy():
+    """Hand cases against the gold get_weather(city='Cairo', unit='celsius'): the exact call (either quote style), a
+    wrong argument (name right), another tool, garbage; compare's judges read the answer's first line only."""
+    from trl_ext_plugins.tl_training import call_verdict, first_call_exact_judge, first_call_name_judge
+
+    gold = "get_weather(city='Cairo', unit='celsius')"
+    cases = {
+        'get_weather(city="Cairo", unit="celsius")': (True, True),
+        "get_weather(city='Cairo', unit='fahrenheit')": (True, False),
+        "search_news(topic='Cairo')": (False, False),
+        "The weather is nice.": (False, False),
+    }
+    for text, expected in cases.items():
+        assert call_verdict(text, gold) == expected, text
+    assert first_call_exact_judge(None, f"  {gold}\nThe call above.", gold)
+    assert not first_call_name_judge(None, f"Let me check.\n{gold}", gold)  # the call is not on the first line
+    texts = list(cases)
+    assert (
+        call_accuracy(texts, [gold] * 4)
+        == {
+            "tool_name_accuracy": sum(first_call_name_judge(None, t, gold) for t in texts) / 4,
+            "exact_call_accuracy": sum(first_call_exact_judge(None, t, gold) for t in texts) / 4,
+        }
+        == {"tool_name_accuracy": 0.5, "exact_call_accuracy": 0.25}
+    )
