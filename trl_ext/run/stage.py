@@ -31,8 +31,8 @@ from trl_ext.run.progress import write_state
 
 logger = logging.getLogger(__name__)
 
-# (split, rows before, rows after, the built transform) after each transform of each split
-TransformReport = Callable[[str, str, Any, Any, Any], None]  # (transform name, split, before, after, fn)
+# (transform name, split, rows before, rows after, the built transform) after each transform of each split
+TransformReport = Callable[[str, str, Any, Any, Any], None]
 
 
 class StageSkipped(Exception):
