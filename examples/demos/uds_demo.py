@@ -13,30 +13,15 @@ import argparse
 import json
 from pathlib import Path
 
-from datasets import Dataset, concatenate_datasets
+from datasets import Dataset
 
-from trl_ext.data import load_dataset
 from trl_ext.devtools.demo import load_tuned, markdown_table, train_arm
 from trl_ext.evaluation import completion_nll
 from trl_ext.models import load_model, load_tokenizer
+from trl_ext_plugins.uds.data import DUPLICATE_MARKER
+from trl_ext_plugins.uds.data import build as build_mix
 
 BASE = "smollm2-135m"
-MARKER = "museum greeting for visitor number"
-
-
-def near_duplicates(n: int) -> Dataset:
-    """n rows of one template: only the visitor number changes."""
-    return Dataset.from_list(
-        [
-            {
-                "prompt": [{"role": "user", "content": f"Write the museum greeting for visitor number {i}."}],
-                "completion": [
-                    {"role": "assistant", "content": f"Hello, visitor {i}! Welcome to the museum. Enjoy your visit."}
-                ],
-            }
-            for i in range(n)
-        ]
-    )
 
 
 def duplicate_share(folder: Path, mixed: Dataset, tokenizer, args) -> tuple[float, float]:
@@ -64,7 +49,7 @@ def duplicate_share(folder: Path, mixed: Dataset, tokenizer, args) -> tuple[floa
     n_chosen = n_candidates = 0
     for _step, _micro, rows in state["history"]:
         texts = tokenizer.batch_decode(next(batches)["input_ids"])
-        dup = [MARKER in t for t in texts]
+        dup = [DUPLICATE_MARKER in t for t in texts]
         chosen += sum(dup[i] for i in rows)
         candidates += sum(dup)
         n_chosen += len(rows)
@@ -85,13 +70,11 @@ def main() -> None:
 
     out = Path(args.output_dir)
     (out / "data").mkdir(parents=True, exist_ok=True)
-    arith = load_dataset("builtin:arith", form="sft")
-    half = args.train_size // 2
-    varied = arith["train"].select(range(half)).select_columns(["prompt", "completion"])
-    mixed = concatenate_datasets([varied, near_duplicates(args.train_size - half)]).shuffle(seed=0)
+    data = build_mix(n_rows=args.train_size)  # builtin:uds_mix at the requested size
+    mixed = data["train"].select_columns(["prompt", "completion"])
     train_file = out / "data" / "train.jsonl"
     mixed.to_json(str(train_file), lines=True)
-    held_out = arith["test"].select(range(args.eval_size))
+    held_out = data["test"].select(range(args.eval_size)).select_columns(["prompt", "completion"])
 
     tokenizer = load_tokenizer(BASE)
     results = {"base": {"held_out_nll": completion_nll(load_model(BASE), tokenizer, held_out)}}

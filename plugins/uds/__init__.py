@@ -2,7 +2,7 @@
 one no-grad forward (nuclear norm of each sample's logits + distance of a sketch of them to a memory of selected
 samples) and only the top-K samples are trained on. See README.md."""
 
-from trl_ext import Method, hookimpl
+from trl_ext import Dataset, Method, hookimpl
 from trl_ext.plugin.lazy import lazy_exports
 
 from .paper import PAPER
@@ -70,3 +70,20 @@ __all__ = [
     "nuclear_norm",
     "sketch_matrices",
 ]
+
+
+@hookimpl
+def register_datasets(register):
+    register(
+        Dataset(
+            name="uds_mix",
+            factory="trl_ext_plugins.uds.data:build",
+            forms=("sft",),
+            family="builtin",
+            paper=PAPER,
+            description="400 SFT rows, half builtin:arith problems and half near-duplicates of one template (a museum "
+            "greeting whose visitor number changes), shuffled, with their source; test: arith's 200 held-out "
+            "problems. For uds' demonstration.",
+            columns={"sft": ("prompt", "completion", "source")},
+        )
+    )

@@ -352,3 +352,22 @@ def test_torchrun_refuses_several_processes_before_training(tiny_model_dir, tmp_
     assert result.returncode != 0
     assert "--uds_per_process_selection true" in result.stderr
     assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_builtin_uds_mix_is_half_arith_half_one_template_and_tests_on_arith():
+    """The card's demonstration data: 400 rows, the first 200 arith training problems and 200 greetings that differ
+    only in their number, shuffled; each row's source says which; test = arith's held-out problems."""
+    from trl_ext.data import load_dataset
+
+    data = load_dataset("builtin:uds_mix")
+    arith = load_dataset("builtin:arith", form="sft")
+    train = data["train"]
+    assert len(train) == 400 and train["source"].count("duplicate") == 200
+    duplicates = [row for row in train if row["source"] == "duplicate"]
+    templates = {row["prompt"][0]["content"].rstrip("0123456789.") for row in duplicates}
+    assert templates == {"Write the museum greeting for visitor number "}
+    assert sorted(row["prompt"][0]["content"] for row in train if row["source"] == "arith") == sorted(
+        row["prompt"][0]["content"] for row in arith["train"].select(range(200))
+    )
+    assert train["source"][:20] != sorted(train["source"][:20])  # shuffled, not in blocks
+    assert data["test"]["prompt"] == arith["test"]["prompt"] and set(data["test"]["source"]) == {"arith"}
