@@ -42,6 +42,9 @@ def register_methods(register):
             base="sft",
             family="recipe",
             paper=PAPER,
+            # its folders need the rotations and quantisers installed again (`trl-ext evaluate`, compare, recipes)
+            output_marker="roste_state.json",
+            load_output=f"{_M}.transform:load_roste_model",
             description="Quantisation-aware full-parameter SFT (W4A4KV4 by default): Hadamard rotations (R1 folded, "
             "R2/R4 chosen per layer by measured quantisation error, R3 online) and straight-through fake "
             "quantisation of weights, activations and the KV cache; exports Q_w-quantised weights.",

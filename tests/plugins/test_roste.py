@@ -389,8 +389,11 @@ def test_training_logs_the_card_metrics_and_updates_latent_weights(tmp_path, sft
 
 def test_save_export_and_reload_give_the_same_outputs(tmp_path, sft_rows):
     """The training output (latent weights) and the export (Q_w applied to the weights) both reload through
-    load_roste_model with the trained model's outputs; a plain from_pretrained of the export does not (R4, quantisers)."""
+    load_roste_model, and through load_trained, with the trained model's outputs; a plain from_pretrained of the export
+    does not (R4, quantisers)."""
     from transformers import AutoModelForCausalLM
+
+    from trl_ext.models import load_trained
 
     path = tmp_path / "rot.json"
     path.write_text(json.dumps(ALL_ON))  # every rotation on: the reload must restore each online half
@@ -405,6 +408,8 @@ def test_save_export_and_reload_give_the_same_outputs(tmp_path, sft_rows):
         assert (folder / "rotation_config.json").exists()
         reloaded = load_roste_model(folder)
         assert (_logits(reloaded) - trained).abs().max().item() < 1e-5, folder
+        # what `trl-ext evaluate` and compare load a run's folder with: the method's own loader, found by its marker
+        assert (_logits(load_trained(folder)) - trained).abs().max().item() < 1e-5, folder
     exported = AutoModelForCausalLM.from_pretrained(export)
     q = exported.model.layers[0].self_attn.q_proj.weight
     s = q.abs().amax(-1, keepdim=True) / 7
