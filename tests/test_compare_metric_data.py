@@ -114,3 +114,19 @@ def test_metrics_reading_the_same_greedy_answers_generate_them_once(tiny_model_d
     assert together == alone and len(calls) == 1
     measure(parse_metric("length"), model, tokenizer, rows, max_new_tokens=7, greedy=shared)  # other settings
     assert len(calls) == 2
+
+
+def test_a_callback_metric_reads_its_own_data_so_the_rows_need_no_prompt():
+    """maskft's knowledge documents have a `text` column and no prompt: a callback metric (which asks its own
+    questions) is measured beside them; a generating metric on the same rows is still refused by column."""
+    from trl_ext.compare.comparison import Comparison
+    from trl_ext.compare.evaluation import eval_rows
+    from trl_ext.compare.metrics import metric_columns, parse_metric
+
+    callback = parse_metric("callback:maskft_qa_eval:n=4:figure=eval/qa_acc_forward")
+    assert metric_columns(callback) == []
+    comparison = Comparison(arms=[], metric=callback, eval_rows=3, eval_dataset_config="knowledge")
+    rows = eval_rows(comparison, "builtin:maskft_bios")
+    assert len(rows) == 3 and "prompt" not in rows[0]
+    with pytest.raises(ValueError, match="lack prompt"):
+        eval_rows(comparison, "builtin:maskft_bios", parse_metric("exact_match:gold_column=text"))

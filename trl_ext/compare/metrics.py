@@ -89,6 +89,8 @@ def parse_metric(spec: str) -> MetricSpec:
 def metric_columns(spec: MetricSpec) -> list[str]:
     """The evaluation rows' columns the metric reads (a reward's or callback's own are checked when it runs)."""
     prompt = str(spec.options.get("prompt_column", "prompt"))
+    if spec.name.startswith("callback:"):
+        return []  # an evaluation callback reads its own data (its rows only set how many it measures, if any)
     if spec.name == "perplexity":
         return [prompt, "completion"]
     if spec.name == "choice":
