@@ -108,3 +108,53 @@ def test_a_metric_option_naming_an_arm_reads_its_final_model_and_bad_names_are_r
     early = parse_metric("reward:self_reward_log_ratio:sft_model_name_or_path='arm:sft'")
     with pytest.raises(RecipeError, match="pass --eval_every 0"):
         Comparison(arms=arms, metric=early, eval_every=2, output_dir=str(tmp_path)).resolve_metric_references("s")
+
+
+def test_an_untrained_arm_measures_another_arms_model_its_own_way_without_training_it_again(tiny_model_dir, tmp_path):
+    """`{label: sft_2tok, method: base, model_name_or_path: arm:sft, eval_max_new_tokens: 2}`: the sft arm's model
+    measured again with 2 new tokens, its values equal answers generated here from the sft arm's saved folder; one
+    arm trained (nothing saved in the measuring arm's folder); the base arm stays the pairing reference."""
+    import torch
+
+    from trl_ext.evaluation.judges import numeric_match
+    from trl_ext.inference.generation import generate
+    from trl_ext.models import load_tokenizer, load_trained
+
+    config = tmp_path / "again.yaml"
+    config.write_text(
+        "arms:\n  - base\n  - {label: sft, method: sft, learning_rate: 1.0e-2}\n"
+        "  - {label: sft_2tok, method: base, model_name_or_path: 'arm:sft', eval_max_new_tokens: 2}\n"
+        "dataset_name: builtin:arith\nmax_steps: 1\nper_device_train_batch_size: 2\nreport_to: none\n"
+        "save_strategy: 'no'\neval: numeric_match\neval_rows: 4\neval_max_new_tokens: 8\n"
+    )
+    out = tmp_path / "out"
+    argv = ["compare", "--config", str(config), "--output_dir", str(out), "--model_name_or_path", tiny_model_dir]
+    assert main(argv) == 0
+    report = json.loads((out / "compare.json").read_text())
+    base, sft, again = report["arms"]
+    assert again["method"] == "none (measures arm:sft)" and again["steps"] == 0
+    assert not (out / "sft_2tok" / "model.safetensors").exists() and (out / "sft" / "model.safetensors").exists()
+    assert report["paired_with"] == "base" and sft["vs_base"] is not None
+
+    rows = eval_rows_of("builtin:arith", 4)
+    model, tokenizer = load_trained(str(out / "sft")).eval(), load_tokenizer(str(out / "sft"))
+    with torch.no_grad():
+        answers = generate(model, tokenizer, [row["prompt"] for row in rows], 2, 16)
+    assert again["per_row"] == [float(numeric_match(None, a, r["answer"])) for a, r in zip(answers, rows, strict=True)]
+
+
+def eval_rows_of(dataset: str, n: int) -> list[dict]:
+    from trl_ext.compare.evaluation import eval_rows
+
+    return eval_rows(Comparison(arms=[], metric=parse_metric("numeric_match"), eval_rows=n), dataset)
+
+
+def test_a_measuring_arm_takes_only_a_model_and_under_seeds_reads_each_seeds_arm(tmp_path):
+    with pytest.raises(RecipeError, match="takes no options or stages but model_name_or_path"):
+        parse_arms([TEACHER, {"label": "x", "method": "base", "learning_rate": 1.0}])
+    arms = with_seeds(
+        parse_arms([TEACHER, {"label": "t2", "method": "base", "model_name_or_path": "arm:teacher"}]), [0, 1]
+    )
+    assert [arm.label for arm in arms] == ["teacher-s0", "teacher-s1", "t2-s0", "t2-s1"]
+    models = Comparison(arms=arms, metric=parse_metric("numeric_match"), output_dir=str(tmp_path)).arm_models("m")
+    assert models["t2-s1"] == str(tmp_path / "teacher-s1") and models["t2-s0"] == str(tmp_path / "teacher-s0")

@@ -13,7 +13,9 @@ shared keys, less its model, output and reporting keys, which the comparison set
 every stage (`{recipe: redone2, max_completion_length: 32}`).
 
 `base` (or `{label: NAME, method: base}`) is the starting model itself, untrained: the row every method should beat,
-measured like the others.
+measured like the others. With `model_name_or_path` it measures that model as it is instead, e.g. another arm's
+final model evaluated its own way without training it again (`{label: sft_direct, method: base,
+model_name_or_path: "arm:sft", eval_transforms: ...}`).
 
 An arm may evaluate its own way where its method answers in its own form (CLS-RL's thinking and no-thinking
 prompts, OncoReason's answer-only and rationale forms): `eval_transforms` (the transforms that build its evaluation
@@ -73,6 +75,11 @@ class Arm:
     def untrained(self) -> bool:
         return self.method == UNTRAINED
 
+    @property
+    def is_start(self) -> bool:
+        """The untrained arm that measures the starting model: the one the others are paired with (`Δ vs base`)."""
+        return self.untrained and "model_name_or_path" not in self.options
+
     def stages(self) -> list[dict[str, Any]]:
         """The stages the arm trains (none for the untrained arm)."""
         if self.untrained:
@@ -83,7 +90,7 @@ class Arm:
     def methods(self) -> str:
         """The arm's method, or its stages' methods in order (`sft -> sft`)."""
         if self.untrained:
-            return "none (untrained)"
+            return "none (untrained)" if self.is_start else f"none (measures {self.options['model_name_or_path']})"
         return " -> ".join(arm.method for arm in (self, *self.then))
 
 
@@ -189,6 +196,12 @@ def with_seeds(arms: list[Arm], seeds: list[int]) -> list[Arm]:
     trained = {arm.label for arm in arms if not arm.untrained}
     out = []
     for arm in arms:
+        reads = referenced_arm(arm.options.get("model_name_or_path"))
+        if arm.untrained and reads in trained:  # measures a trained arm: once per seed, that seed's
+            for seed in seeds:
+                options = {"model_name_or_path": f"arm:{reads}-s{seed}"}
+                out.append(dataclasses.replace(arm, label=f"{arm.label}-s{seed}", options=options, group=arm.label))
+            continue
         if arm.untrained:  # nothing drawn at random: one row
             out.append(arm)
             continue
@@ -237,8 +250,11 @@ def _checked(arm: Arm) -> Arm:
     if not _LABEL.match(arm.label):
         raise RecipeError(f"Arm label {arm.label!r} must be letters, digits, '_', '-' or '.' (it names a folder).")
     if arm.untrained:
-        if arm.options or arm.then:
-            raise RecipeError(f"Arm {arm.label!r} is the untrained starting model: it takes no options or stages.")
+        if set(arm.options) - {"model_name_or_path"} or arm.then:
+            raise RecipeError(
+                f"Arm {arm.label!r} measures a model as it is (untrained): it takes no options or stages but "
+                "model_name_or_path (the model measured instead of the starting one, e.g. arm:LABEL)."
+            )
         return arm
     if arm.method not in _methods():
         raise RecipeError(f"Arm {arm.label!r}: unknown method {arm.method!r} ({_method_list()}).")

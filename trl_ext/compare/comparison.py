@@ -40,11 +40,10 @@ class Comparison:
         """The recipe whose stages are the arms' stages: each arm starts from `model`; a chained arm's later stages
         train from the stage before them, in folders under the arm's, and its last stage writes the arm's folder."""
         stages = []
-        folders = {arm.label: model for arm in self.arms if arm.untrained}  # `arm:LABEL` -> the arm's model
+        folders = self.arm_models(model)  # `arm:LABEL` -> the arm's model (parse_arms lets a stage name earlier arms)
         for arm, index, values in self.arm_stages():
             folder = Path(self.output_dir) / arm.label
             last = index == len(arm.then)
-            folders[arm.label] = str(folder)
             values = resolve_references(values, folders)
             stage = {**values, "output_dir": str(folder if last else folder / f"stage-{index + 1}-{values['method']}")}
             if index == 0 and "model_name_or_path" not in values:  # an arm may start from another arm's model
@@ -52,11 +51,24 @@ class Comparison:
             stages.append(stage)
         return {**self.common, "stages": stages}
 
+    def arm_models(self, model: str) -> dict[str, str]:
+        """Each arm's final model by label: a trained arm's folder, the starting model for `base`, and what an
+        untrained arm with `model_name_or_path` measures (another arm's folder for `arm:LABEL`)."""
+        folders: dict[str, str] = {}
+        for arm in self.arms:
+            if not arm.untrained:
+                folders[arm.label] = str(Path(self.output_dir) / arm.label)
+            elif arm.is_start:
+                folders[arm.label] = model
+            else:
+                folders[arm.label] = resolve_references(arm.options, folders)["model_name_or_path"]
+        return folders
+
     def resolve_metric_references(self, model: str) -> None:
         """Every `arm:LABEL` in a metric's options becomes that arm's final model (a reward scored against the SFT
         arm's model: SRPPO's self-reward), `arm:base` the starting model. The metrics measure after every arm has
         trained, so any arm may be named; not while one trains (`eval_every`), when the named arm may not exist yet."""
-        folders = {arm.label: model if arm.untrained else str(Path(self.output_dir) / arm.label) for arm in self.arms}
+        folders = self.arm_models(model)
         folders.setdefault("base", model)
         for spec in (self.metric, *self.also):
             labels = [label for value in spec.options.values() if (label := referenced_arm(value))]

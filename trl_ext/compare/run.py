@@ -59,9 +59,10 @@ def run_comparison(comparison: Comparison) -> dict[str, Any] | None:
     if int(os.environ.get("RANK", "0")) != 0:
         return None
     results = []
+    measured = comparison.arm_models(model)  # what each untrained arm measures
     for arm in comparison.arms:
         view, _, evaluations = plans[arm.label]
-        results.append(arm_result(view, arm, finals.get(arm.label), evaluations, model))
+        results.append(arm_result(view, arm, finals.get(arm.label), evaluations, measured[arm.label]))
     report = {
         "metric": comparison.metric.label,
         "also_metrics": [spec.label for spec in comparison.also],
@@ -77,12 +78,12 @@ def run_comparison(comparison: Comparison) -> dict[str, Any] | None:
     }
     # each trained arm against the starting model, row by row, measured the way the arm is (its own base arm when
     # arms evaluate their own way)
-    bases = {evaluation_of(a): r for a, r in zip(comparison.arms, results, strict=True) if a.untrained}
+    bases = {evaluation_of(a): r for a, r in zip(comparison.arms, results, strict=True) if a.is_start}
     if bases:
         report["paired_with"] = next(iter(bases.values()))["arm"] if len(bases) == 1 else "base"
         for arm, result in zip(comparison.arms, results, strict=True):
             base = bases.get(evaluation_of(arm))
-            if not arm.untrained and base is not None:
+            if not arm.is_start and base is not None:
                 delta = paired_difference(result["per_row"], base["per_row"])
                 result["vs_base"] = None if delta is None else {**delta, "base": base["arm"]}
                 for label, figure in result["also"].items():  # forgetting on a general set reads off its own delta
@@ -148,8 +149,11 @@ def dry_run(comparison: Comparison) -> str:
         f"{len(rows)} rows of {dataset_name} [{comparison.eval_split}]"
     ]
     for arm in comparison.arms:
-        if arm.untrained:
+        if arm.is_start:
             lines.append(f"  {arm.label}: {model} as it is (untrained), measured like the others")
+        elif arm.untrained:
+            what = arm.options["model_name_or_path"]
+            lines.append(f"  {arm.label}: {what} as it is (not trained again), measured like the others")
         if arm.evaluation:
             own = ", ".join(f"{k}={v}" for k, v in arm.evaluation.items())
             lines.append(f"  {arm.label} is evaluated its own way: {own} ({len(plans[arm.label][1])} rows)")
