@@ -130,3 +130,23 @@ def test_a_callback_metric_reads_its_own_data_so_the_rows_need_no_prompt():
     assert len(rows) == 3 and "prompt" not in rows[0]
     with pytest.raises(ValueError, match="lack prompt"):
         eval_rows(comparison, "builtin:maskft_bios", parse_metric("exact_match:gold_column=text"))
+
+
+def test_an_untrained_arms_kept_measurement_is_reused_only_for_the_same_model(tmp_path):
+    """The base arm's folder keeps its measurements; a rerun in the same folder from another starting model measures
+    that model (before, the first model's figures were reused: the key named the metric and rows, not the model)."""
+    from trl_ext.compare.arms import parse_arms
+    from trl_ext.compare.comparison import Comparison
+    from trl_ext.compare.evaluation import arm_result, checked_evaluations, eval_rows
+    from trl_ext.compare.metrics import parse_metric
+    from trl_ext.testing import save_tiny_model
+
+    first, second = save_tiny_model(tmp_path / "a", seed=0), save_tiny_model(tmp_path / "b", seed=1)
+    arms = parse_arms(["base", "sft"])
+    comparison = Comparison(arms=arms, metric=parse_metric("perplexity"), eval_rows=3, output_dir=str(tmp_path / "o"))
+    rows = eval_rows(comparison, "builtin:arith")
+    evaluations = checked_evaluations(comparison, "builtin:arith", rows)
+    a = arm_result(comparison, arms[0], None, evaluations, str(first))["per_row"]
+    b = arm_result(comparison, arms[0], None, evaluations, str(second))["per_row"]
+    again = arm_result(comparison, arms[0], None, evaluations, str(first))["per_row"]
+    assert a != b and again == a

@@ -203,6 +203,8 @@ def arm_result(
     finals, model = {}, None
     greedy: dict[str, Any] = {}  # the model's greedy answers, shared by the metrics that read the same ones
     for spec, rows, key in evaluations:
+        if stage is None:  # an untrained arm's folder holds no model: its measurements are kept per model measured
+            key = f"{key}@{source}"
         if key not in kept:
             if model is None:
                 with whole_model_loading():  # after a ZeRO-3 run, the main process measures the saved model alone
