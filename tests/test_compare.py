@@ -15,6 +15,7 @@ from trl_ext.compare.metrics import mean_and_interval, measure, parse_metric, pa
 from trl_ext.compare.report import COLUMNS, table_rows
 from trl_ext.run import stage as stage_module
 from trl_ext.run.recipe import RecipeError
+from trl_ext.testing import full_logits_perplexities
 
 
 def test_arms_name_a_method_or_are_labelled_by_the_one_method_whose_config_has_their_keys():
@@ -87,19 +88,12 @@ def test_a_method_training_in_phases_gets_one_record_covering_every_phase(tmp_pa
 
 
 def test_perplexity_per_row_equals_a_full_logits_computation(tiny_model_dir):
-    from trl_ext.inference.scoring import tokenize_pair
     from trl_ext.models import load_model, load_tokenizer
 
     model, tokenizer = load_model(tiny_model_dir), load_tokenizer(tiny_model_dir)
     rows = [{"prompt": "2+2=", "completion": " 4"}, {"prompt": "What is 3 times 5?", "completion": " It is 15."}]
     values, figures = measure(parse_metric("perplexity"), model, tokenizer, rows)
-    for row, value in zip(rows, values, strict=True):
-        ids, mask = tokenize_pair(tokenizer, row["prompt"], row["completion"])
-        with torch.no_grad():
-            logits = model(input_ids=torch.tensor([ids])).logits[0, :-1].double()
-        logprobs = torch.log_softmax(logits, -1).gather(-1, torch.tensor(ids[1:])[:, None])[:, 0]
-        scored = torch.tensor(mask[1:], dtype=torch.bool)
-        assert value == pytest.approx(math.exp(-logprobs[scored].mean().item()), rel=1e-5)
+    assert values == pytest.approx(full_logits_perplexities(model, tokenizer, rows), rel=1e-5)
     assert figures["perplexity"] == pytest.approx(sum(values) / 2)
 
 
@@ -468,7 +462,6 @@ def test_the_untrained_base_arm_measures_the_starting_model(tiny_model_dir, tmp_
     no training costs. An arm list with nothing to train is refused."""
     from trl_ext.compare.comparison import Comparison
     from trl_ext.compare.evaluation import eval_rows
-    from trl_ext.inference.scoring import tokenize_pair
     from trl_ext.models import load_model, load_tokenizer
 
     with pytest.raises(RecipeError, match="at least one arm that trains"):
@@ -490,29 +483,9 @@ def test_the_untrained_base_arm_measures_the_starting_model(tiny_model_dir, tmp_
 
     model, tokenizer = load_model(tiny_model_dir).eval(), load_tokenizer(tiny_model_dir)
     rows = eval_rows(Comparison(arms=[], metric=parse_metric("perplexity"), eval_rows=6), "builtin:arith")
-    expected = []
-    for row in rows:
-        ids, mask = tokenize_pair(tokenizer, row["prompt"], row["completion"])
-        with torch.no_grad():
-            logits = model(input_ids=torch.tensor([ids])).logits[0, :-1].double()
-        logprobs = torch.log_softmax(logits, -1).gather(-1, torch.tensor(ids[1:])[:, None])[:, 0]
-        expected.append(math.exp(-logprobs[torch.tensor(mask[1:], dtype=torch.bool)].mean().item()))
-    assert base["per_row"] == pytest.approx(expected, rel=1e-5)
+    assert base["per_row"] == pytest.approx(full_logits_perplexities(model, tokenizer, rows), rel=1e-5)
     # the trained arms' step-0 point is the same starting model
     assert report["arms"][1]["history"][0][1] == pytest.approx(base["perplexity"], rel=1e-5)
-
-
-def _full_logits_perplexities(model, tokenizer, rows) -> list[float]:
-    from trl_ext.inference.scoring import tokenize_pair
-
-    out = []
-    for row in rows:
-        ids, mask = tokenize_pair(tokenizer, row["prompt"], row["completion"])
-        with torch.no_grad():
-            logits = model(input_ids=torch.tensor([ids])).logits[0, :-1].double()
-        logprobs = torch.log_softmax(logits, -1).gather(-1, torch.tensor(ids[1:])[:, None])[:, 0]
-        out.append(math.exp(-logprobs[torch.tensor(mask[1:], dtype=torch.bool)].mean().item()))
-    return out
 
 
 def test_also_eval_adds_metric_columns_each_on_its_own_rows(tiny_model_dir, tmp_path, capsys):
@@ -535,7 +508,7 @@ def test_also_eval_adds_metric_columns_each_on_its_own_rows(tiny_model_dir, tmp_
     arm = report["arms"][0]
     rows = eval_rows(Comparison(arms=[], metric=parse_metric("perplexity"), eval_rows=6), "builtin:arith")
     model, tokenizer = load_trained(out / "sft").eval(), load_tokenizer(str(out / "sft"))
-    expected = _full_logits_perplexities(model, tokenizer, rows)
+    expected = full_logits_perplexities(model, tokenizer, rows)
     assert arm["also"]["perplexity"]["per_row"] == pytest.approx(expected, rel=1e-5)
     assert arm["also"]["perplexity"]["mean"] == pytest.approx(sum(expected) / len(expected), rel=1e-5)
 

@@ -16,6 +16,20 @@ TEACHER = {"label": "teacher", "method": "sft", "max_steps": 3}
 STUDENT = {"label": "student", "method": "vla_opd", "teacher_model_name_or_path": "arm:teacher"}
 
 
+def _compare(tmp_path: Path, model_dir: str, arms: str) -> tuple[dict, Path]:
+    """`trl-ext compare --config` of `arms` (YAML list items) on the tiny model: one step each on builtin:arith,
+    numeric match of 8 new tokens on 4 rows; (compare.json, the output folder)."""
+    config = tmp_path / "arms.yaml"
+    config.write_text(
+        f"arms:\n{arms}dataset_name: builtin:arith\nmax_steps: 1\nper_device_train_batch_size: 2\nreport_to: none\n"
+        "save_strategy: 'no'\neval: numeric_match\neval_rows: 4\neval_max_new_tokens: 8\n"
+    )
+    out = tmp_path / "out"
+    argv = ["compare", "--config", str(config), "--output_dir", str(out), "--model_name_or_path", model_dir]
+    assert main(argv) == 0
+    return json.loads((out / "compare.json").read_text()), out
+
+
 def _stage_values(comparison: Comparison, model: str = "start") -> dict[str, dict]:
     return {Path(stage["output_dir"]).name: stage for stage in comparison.recipe(model)["stages"]}
 
@@ -54,19 +68,12 @@ def test_a_student_arm_distils_from_the_teacher_arm_trained_before_it(tiny_model
     ends with the teacher's weights, not the starting model's, even with --model_name_or_path on the command line."""
     from safetensors.torch import load_file
 
-    config = tmp_path / "opd.yaml"
-    config.write_text(
-        "arms:\n  - {label: teacher, method: sft, learning_rate: 1.0e-2}\n"
+    arms = (
+        "  - {label: teacher, method: sft, learning_rate: 1.0e-2}\n"
         "  - {label: student, method: vla_opd, teacher_model_name_or_path: 'arm:teacher', max_completion_length: 8}\n"
         "  - {label: after, method: sft, model_name_or_path: 'arm:teacher', learning_rate: 1.0e-12}\n"
-        "dataset_name: builtin:arith\nmax_steps: 1\n"
-        "per_device_train_batch_size: 2\nreport_to: none\nsave_strategy: 'no'\neval: numeric_match\neval_rows: 4\n"
-        "eval_max_new_tokens: 8\n"
     )
-    out = tmp_path / "out"
-    argv = ["compare", "--config", str(config), "--output_dir", str(out), "--model_name_or_path", tiny_model_dir]
-    assert main(argv) == 0
-    report = json.loads((out / "compare.json").read_text())
+    report, out = _compare(tmp_path, tiny_model_dir, arms)
     assert [arm["arm"] for arm in report["arms"]] == ["teacher", "student", "after"]
     assert report["arms"][1]["steps"] == 1
     assert (out / "student" / "model.safetensors").is_file()
@@ -120,17 +127,11 @@ def test_an_untrained_arm_measures_another_arms_model_its_own_way_without_traini
     from trl_ext.inference.generation import generate
     from trl_ext.models import load_tokenizer, load_trained
 
-    config = tmp_path / "again.yaml"
-    config.write_text(
-        "arms:\n  - base\n  - {label: sft, method: sft, learning_rate: 1.0e-2}\n"
+    arms = (
+        "  - base\n  - {label: sft, method: sft, learning_rate: 1.0e-2}\n"
         "  - {label: sft_2tok, method: base, model_name_or_path: 'arm:sft', eval_max_new_tokens: 2}\n"
-        "dataset_name: builtin:arith\nmax_steps: 1\nper_device_train_batch_size: 2\nreport_to: none\n"
-        "save_strategy: 'no'\neval: numeric_match\neval_rows: 4\neval_max_new_tokens: 8\n"
     )
-    out = tmp_path / "out"
-    argv = ["compare", "--config", str(config), "--output_dir", str(out), "--model_name_or_path", tiny_model_dir]
-    assert main(argv) == 0
-    report = json.loads((out / "compare.json").read_text())
+    report, out = _compare(tmp_path, tiny_model_dir, arms)
     base, sft, again = report["arms"]
     assert again["method"] == "none (measures arm:sft)" and again["steps"] == 0
     assert not (out / "sft_2tok" / "model.safetensors").exists() and (out / "sft" / "model.safetensors").exists()

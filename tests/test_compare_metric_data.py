@@ -7,28 +7,14 @@ import json
 import math
 
 import pytest
-import torch
 
 from trl_ext.cli import main
+from trl_ext.testing import full_logits_perplexities
 
 GENERAL = [
     {"prompt": f"Name a colour number {i}.", "completion": f" Colour {i} is {c}."}
     for i, c in enumerate(["red", "green", "blue", "amber", "violet"])
 ]
-
-
-def _perplexities(model, tokenizer, rows) -> list[float]:
-    """exp(token-mean NLL of each completion) from a plain full-logits forward, one row at a time."""
-    from trl_ext.inference.scoring import tokenize_pair
-
-    out = []
-    for row in rows:
-        ids, mask = tokenize_pair(tokenizer, row["prompt"], row["completion"])
-        with torch.no_grad():
-            logits = model(input_ids=torch.tensor([ids])).logits[0, :-1].double()
-        logprobs = torch.log_softmax(logits, -1).gather(-1, torch.tensor(ids[1:])[:, None])[:, 0]
-        out.append(math.exp(-logprobs[torch.tensor(mask[1:], dtype=torch.bool)].mean().item()))
-    return out
 
 
 @pytest.fixture
@@ -58,7 +44,7 @@ def test_a_metric_on_its_own_dataset_reads_those_rows_and_is_paired_with_the_bas
     for arm in report["arms"]:
         assert len(arm["per_row"]) == 2
         source = tiny_model_dir if arm["arm"] == "base" else str(out / arm["arm"])
-        expected = _perplexities(load_trained(source).eval(), tokenizer, GENERAL)
+        expected = full_logits_perplexities(load_trained(source).eval(), tokenizer, GENERAL)
         assert arm["also"]["general"]["per_row"] == pytest.approx(expected, rel=1e-5)
     base, sft = report["arms"]
     assert base["also"]["general"]["per_row"] != pytest.approx(sft["also"]["general"]["per_row"], rel=1e-5)

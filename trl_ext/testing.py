@@ -137,6 +137,23 @@ def save_tiny_model(path: str | Path, **kwargs) -> Path:
     return path
 
 
+def full_logits_perplexities(model, tokenizer, rows: list[dict[str, Any]]) -> list[float]:
+    """exp(token-mean NLL of each row's completion) from a plain full-logits forward, one row at a time in float64:
+    the independent reference compare's chunked `perplexity` metric is tested against."""
+    import math
+
+    from trl_ext.inference.scoring import tokenize_pair
+
+    out = []
+    for row in rows:
+        ids, mask = tokenize_pair(tokenizer, row["prompt"], row["completion"])
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids])).logits[0, :-1].double()
+        logprobs = torch.log_softmax(logits, -1).gather(-1, torch.tensor(ids[1:])[:, None])[:, 0]
+        out.append(math.exp(-logprobs[torch.tensor(mask[1:], dtype=torch.bool)].mean().item()))
+    return out
+
+
 def uneven_rows() -> list[dict[str, Any]]:
     """Four prompt-completion rows whose completions have different lengths, so a token mean over the global batch,
     a mean of per-micro-batch means and a mean of per-sequence means all differ: the data of a normalisation test."""
