@@ -225,11 +225,15 @@ def call_accuracy(completions, gold_calls) -> dict[str, float]:
     }
 
 
+def _first_line(candidate) -> str:
+    return str(candidate).strip().split("\n")[0]
+
+
 def first_call_name_judge(prompt, candidate: str, gold: str) -> bool:
     """A judge (`trl_ext.evaluation.judges`' shape) for compare: the answer's first line calls the gold tool."""
-    return call_verdict(str(candidate).strip().split("\n")[0], gold)[0]
+    return call_verdict(_first_line(candidate), gold)[0]
 
 
 def first_call_exact_judge(prompt, candidate: str, gold: str) -> bool:
     """A judge for compare: the answer's first line is the gold call (name and argument values)."""
-    return call_verdict(str(candidate).strip().split("\n")[0], gold)[1]
+    return call_verdict(_first_line(candidate), gold)[1]
