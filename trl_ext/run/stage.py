@@ -80,7 +80,6 @@ def apply_transforms(
 def transform_reporter(dataset_name: str) -> TransformReport:
     """Prints what a transform did to a split (rows and columns before and after, and the figures it keeps in
     `fn.summary`: STAT's Missing-Skill-Profile, a filter's kept share), from the main process only."""
-    import os
 
     def report(name: str, split: str, before: Any, after: Any, fn: Any) -> None:
         if int(os.environ.get("RANK", "0")) != 0:  # a sharded run: every rank holds the same result
