@@ -63,7 +63,7 @@ def build_parser(with_arms: bool = True) -> argparse.ArgumentParser:
         default=None,
         metavar="METRIC",
         help="Another metric for every arm's final model, as --eval takes it (repeat the flag for more; YAML: "
-        "also_eval: [numeric_match, {name: pass@k, k: 4}]): columns beside the main one, each with its 95% "
+        "also_eval: [numeric_match, {name: pass@k, k: 4}]): columns beside the main one, each with its 95%% "
         "interval; --eval stays the one plotted over steps and summarised over seeds.",
     )
     parser.add_argument(

@@ -5,6 +5,7 @@ mutates the parsed arguments."""
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -144,12 +145,17 @@ def build_parser(method: Method):
     return parser
 
 
+_LONE_PERCENT = re.compile(r"%[%(]?")  # "%%" and "%(name)s" are argparse's own; any other % is text
+
+
 def _tailor_component_help(parser: Any, base: TrainingBase) -> None:
     """`--help` offers the reward flags (--rewards and any other `reward*` flag of trl-ext's, such as `trl grpo`'s
     --reward_funcs) only where the base takes rewards (given anyway, they are refused with the reason), and says when
     no installed plugin registers a callback or an adapter. No TRL config of a base without rewards has such a flag."""
     kinds = {"callbacks": "callback", "adapter": "adapter"}
     for action in parser._actions:
+        if action.help:  # a plugin config's "(paper: 50%)" would crash argparse's %-formatting of --help
+            action.help = _LONE_PERCENT.sub(lambda m: m.group(0) if len(m.group(0)) == 2 else "%%", action.help)
         if action.dest.startswith("reward") and not base.takes_rewards:
             action.help = argparse.SUPPRESS
         elif action.dest in kinds and not registry().components(kinds[action.dest]):
