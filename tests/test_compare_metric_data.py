@@ -102,18 +102,26 @@ def test_metrics_reading_the_same_greedy_answers_generate_them_once(tiny_model_d
     assert len(calls) == 2
 
 
-def test_a_callback_metric_reads_its_own_data_so_the_rows_need_no_prompt():
+def test_a_callback_metric_reads_its_own_data_so_the_rows_need_no_prompt(tiny_model_dir):
     """maskft's knowledge documents have a `text` column and no prompt: a callback metric (which asks its own
-    questions) is measured beside them; a generating metric on the same rows is still refused by column."""
+    questions) is measured on them (it read `row["prompt"]` after training: a KeyError once every arm had trained);
+    a generating metric on the same rows is still refused by column."""
     from trl_ext.compare.comparison import Comparison
     from trl_ext.compare.evaluation import eval_rows
-    from trl_ext.compare.metrics import metric_columns, parse_metric
+    from trl_ext.compare.metrics import measure, metric_columns, parse_metric
 
     callback = parse_metric("callback:maskft_qa_eval:n=4:figure=eval/qa_acc_forward")
     assert metric_columns(callback) == []
     comparison = Comparison(arms=[], metric=callback, eval_rows=3, eval_dataset_config="knowledge")
     rows = eval_rows(comparison, "builtin:maskft_bios")
     assert len(rows) == 3 and "prompt" not in rows[0]
+    from trl_ext.models import load_model, load_tokenizer
+
+    model, tokenizer = load_model(tiny_model_dir).eval(), load_tokenizer(tiny_model_dir)
+    callback = parse_metric("callback:maskft_qa_eval:n=4:max_new_tokens=4:figure=eval/qa_acc_forward:label=fwd")
+    values, figures = measure(callback, model, tokenizer, rows)
+    (accuracy,) = figures.values()  # the callback's forward-QA accuracy on its own 4 questions
+    assert 0.0 <= accuracy <= 1.0
     with pytest.raises(ValueError, match="lack prompt"):
         eval_rows(comparison, "builtin:maskft_bios", parse_metric("exact_match:gold_column=text"))
 

@@ -171,6 +171,8 @@ def measure(
     from trl_ext.inference.generation import generate
 
     options = {key: value for key, value in spec.options.items() if key not in _COMMON}
+    if spec.name.startswith("callback:"):  # it asks its own questions: the rows may have no prompt
+        return _callback_figure(spec.name.split(":", 1)[1], options, model, tokenizer)
     rows = metric_rows(spec, rows)
     gold_column = options.pop("gold_column", "answer")
     prompts = [row["prompt"] for row in rows]
@@ -220,11 +222,9 @@ def measure(
         values = _choice_values(
             {k: v for k, v in spec.options.items() if k not in _COMMON}, model, tokenizer, rows, prompts, batch_size
         )
-    elif spec.name.startswith("reward:"):
+    else:  # reward:NAME (parse_metric admits no other name)
         outputs = greedy_answers(model, tokenizer, prompts, max_new_tokens, batch_size, greedy)
         values = _reward_values(spec.name.split(":", 1)[1], options, tokenizer, rows, outputs)
-    else:
-        return _callback_figure(spec.name.split(":", 1)[1], options, model, tokenizer)
     finite = [v for v in values if math.isfinite(v)]
     return values, {spec.label: sum(finite) / len(finite) if finite else math.nan}
 
