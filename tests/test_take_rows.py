@@ -139,6 +139,30 @@ def test_completion_from_builds_a_message_or_text_from_the_gold_column():
         completion_from("answer", "no slot")
 
 
+def test_completion_from_picks_one_candidate_of_a_list_cell():
+    """PiKa's control arm: a random candidate per row, the same on a rerun and independent of the other rows."""
+    from trl_ext.data.select import completion_from
+
+    rows = [{"prompt": f"Q{i}", "responses": [f"r{i}.{j}" for j in range(4)]} for i in range(40)]
+    data = Dataset.from_list(rows)
+    first = completion_from("responses")(data)
+    assert first["completion"] == [f"r{i}.0" for i in range(40)]
+    drawn = completion_from("responses", pick="random", seed=3, conversational=True)(data)
+    again = completion_from("responses", pick="random", seed=3, conversational=True)(data)
+    assert drawn.to_list() == again.to_list()
+    picks = [row["completion"][0]["content"] for row in drawn]
+    assert all(p.startswith(f"r{i}.") for i, p in enumerate(picks))  # each row's own candidates
+    assert len({p.split(".")[1] for p in picks}) == 4  # 40 rows draw every position, not always one
+    assert drawn[0]["prompt"] == [{"role": "user", "content": "Q0"}]
+    assert drawn[0]["completion"][0]["role"] == "assistant"
+    other_seed = completion_from("responses", pick="random", seed=4)(data)["completion"]
+    assert other_seed != [row["completion"][0]["content"] for row in drawn]
+    with pytest.raises(ValueError, match="empty list"):
+        completion_from("responses")(Dataset.from_list([{"prompt": "Q", "responses": []}]))
+    with pytest.raises(ValueError, match="pick must be"):
+        completion_from("responses", pick="best")
+
+
 def test_an_sft_run_trains_on_grpo_form_rows_through_completion_from(tiny_model_dir, tmp_path, capsys):
     """builtin:rif_tasks (add) has prompt and answer only: SFT refuses it, and trains with completion_from."""
     from trl_ext.cli import main

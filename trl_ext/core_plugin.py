@@ -176,9 +176,15 @@ def register_transforms(register):
             options={
                 "column": "The gold column the completion is built from (default answer).",
                 "template": "The completion's text, {} standing for the value (default {}).",
+                "pick": "A list-valued cell (k candidates): 'first' or 'random', one drawn per row seeded by (seed, "
+                "row index) (default first).",
+                "seed": "The seed of pick=random (default 0).",
+                "conversational": "Make a text prompt a user message and the completion the assistant's (default "
+                "false).",
             },
             description="Gives prompt-only rows a completion from their gold column (an assistant message for "
-            "conversational prompts): an SFT arm on the same data as GRPO arms.",
+            "conversational prompts): an SFT arm on the same data as GRPO arms; from a list of candidates, the first "
+            "or a random one (PiKa's control arm).",
             example="trl-ext train sft --dataset_name builtin:rif_tasks --dataset_config add "
             "--transforms completion_from:column=answer",
         )

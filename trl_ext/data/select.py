@@ -6,6 +6,7 @@ GRPO arms on the same data."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -54,21 +55,42 @@ def filter_rows(column: str, keep: Any = None, drop: Any = None) -> Callable[[An
     return apply
 
 
-def completion_from(column: str = "answer", template: str = "{}") -> Callable[[Any], Any]:
+def completion_from(
+    column: str = "answer",
+    template: str = "{}",
+    pick: str = "first",
+    seed: int | str = 0,
+    conversational: bool | str = False,
+) -> Callable[[Any], Any]:
     """`fn(split) -> split` with a `completion` built from `column` through `template` (`"The answer is {}."`): an
-    assistant message when the prompt is a conversation, else the text; the other columns stay."""
+    assistant message when the prompt is a conversation, else the text; the other columns stay. A list-valued cell
+    (k candidate responses) gives one item: the first, or with `pick=random` one drawn per row from a generator
+    seeded by (`seed`, row index), so a rerun or another process draws the same. `conversational`: a text prompt
+    becomes a user message (and the completion the assistant's), as SFT on a chat model wants."""
     if "{}" not in template:
         raise ValueError(f"completion_from: template {template!r} needs a {{}} where the {column!r} value goes")
+    if pick not in ("first", "random"):
+        raise ValueError(f"completion_from: pick must be 'first' or 'random', got {pick!r}")
+    seed = int(seed)
+    as_chat = str(conversational).lower() in ("1", "true", "yes")
 
-    def complete(row: dict[str, Any]) -> dict[str, Any]:
-        text = template.replace("{}", str(row[column]))
-        conversational = isinstance(row.get("prompt"), list)
-        return {"completion": [{"role": "assistant", "content": text}] if conversational else text}
+    def complete(row: dict[str, Any], index: int) -> dict[str, Any]:
+        value = row[column]
+        if isinstance(value, (list, tuple)):
+            if not value:
+                raise ValueError(f"completion_from: row {index}'s {column!r} is an empty list: nothing to pick")
+            value = value[0] if pick == "first" else random.Random(f"{seed}:{index}").choice(list(value))
+        text = template.replace("{}", str(value))
+        prompt = row.get("prompt")
+        if as_chat and isinstance(prompt, str):
+            prompt = [{"role": "user", "content": prompt}]
+        done = {"completion": [{"role": "assistant", "content": text}] if isinstance(prompt, list) else text}
+        return {**done, "prompt": prompt} if as_chat and "prompt" in row else done
 
     def apply(split: Any) -> Any:
         if "completion" in (split.column_names or []):
             split = split.remove_columns("completion")
-        return split.map(complete)
+        return split.map(complete, with_indices=True)
 
     return apply
 
