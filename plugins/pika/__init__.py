@@ -3,7 +3,7 @@ pairs for DPO, keeping the hardest instructions. A data transform on the curatio
 
 from __future__ import annotations
 
-from trl_ext import Dataset, Paper, Transform, hookimpl
+from trl_ext import Dataset, Paper, Reward, Transform, hookimpl
 from trl_ext.plugin.lazy import lazy_exports
 
 # These import datasets and torch: imported on first use.
@@ -19,6 +19,7 @@ __getattr__, __dir__ = lazy_exports(
         "pika_build": ".select",
         "pika_summary": ".select",
         "PikaFormatError": ".loader",
+        "PikaStandinReward": ".reward",
         "select_responses": ".select",
     },
 )
@@ -58,6 +59,7 @@ __all__ = [
     "OPTIONS",
     "PAPER",
     "PikaFormatError",
+    "PikaStandinReward",
     "decide",
     "duplicate_of",
     "hardest",
@@ -91,6 +93,32 @@ def register_transforms(register):
             example="trl-ext transform pika --dataset_name builtin:pika_expert --split train --n_keep 20 "
             "--output pika_sft.jsonl",
             factory="trl_ext_plugins.pika.select:make_pika_transform",
+        )
+    )
+
+
+@hookimpl
+def register_rewards(register):
+    register(
+        Reward(
+            name="pika_rm",
+            family="data",
+            paper=PAPER,
+            factory="trl_ext_plugins.pika.reward:PikaStandinReward.from_options",
+            options={
+                "model_name_or_path": "The frozen scoring model (default: the built-in smollm2-135m).",
+                "length_penalty": OPTIONS["length_penalty"],
+                "conversational": "Render a text prompt as a user message and the response as the assistant's "
+                "(default true, as the transform).",
+                "dtype": "The scoring model's dtype (default float32).",
+                "batch_size": "Responses per scoring batch (default 16).",
+                "max_length": "Token limit of prompt + response (default 1024).",
+            },
+            example="trl-ext compare sft pika_sft --dataset_name builtin:pika_expert --dataset_config sft "
+            "--eval reward:pika_rm:length_penalty=0.002",
+            description="The pika transform's stand-in reward model as a reward: a response's mean token log-prob "
+            "under a frozen model minus length_penalty x its tokens (chunked scoring). Judges arms' answers the way "
+            "the transform judged candidates (the card's win-rate). Logs pika/response_tokens.",
         )
     )
 
