@@ -72,6 +72,15 @@ def build_parser(with_arms: bool = True) -> argparse.ArgumentParser:
         help="Check every arm's flags, options and data and the evaluation rows, print the plan, train nothing.",
     )
     parser.add_argument(
+        "--head_to_head",
+        action="append",
+        default=None,
+        metavar="A:B",
+        help="Arm A against arm B on the same evaluation rows, for every metric: A's wins, ties and losses, its win "
+        "rate (wins / rows) and the paired difference A - B with its 95%% interval (repeat the flag for more pairs; "
+        "YAML: head_to_head: [[A, B]]).",
+    )
+    parser.add_argument(
         "--seeds",
         default=None,
         help="Train every arm once per seed (0,1,2): rows LABEL-s0, LABEL-s1, ... and a table of each arm's metric "
@@ -118,6 +127,8 @@ def comparison_from(argv: list[str]):
     also = args.also_eval if args.also_eval is not None else config.pop("also_eval", None) or []
     config.pop("also_eval", None)
     also = [_metric_spec(item) for item in (also if isinstance(also, list) else [also])]
+    pairs = _pairs(args.head_to_head if args.head_to_head is not None else config.pop("head_to_head", None) or [])
+    config.pop("head_to_head", None)
     seed = _seed(flags, config)
     arms = parse_arms(specs)
     seeds = _seeds(args.seeds, config.pop("seeds", None), flags)
@@ -140,7 +151,19 @@ def comparison_from(argv: list[str]):
         eval_batch_size=int(values["eval_batch_size"]),
         eval_groups=values["eval_groups"],
         seed=seed,
+        head_to_head=pairs,
     )
+
+
+def _pairs(items: Any) -> list[tuple[str, str]]:
+    """`A:B` strings or two-item lists as (A, B) pairs."""
+    pairs = []
+    for item in items if isinstance(items, list) else [items]:
+        pair = item.split(":") if isinstance(item, str) else item
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2 or not all(str(x).strip() for x in pair):
+            raise CLIError(f"head_to_head takes pairs of arm labels, A:B or [A, B], got {item!r}.")
+        pairs.append((str(pair[0]).strip(), str(pair[1]).strip()))
+    return pairs
 
 
 def _metric_spec(value: Any) -> str:

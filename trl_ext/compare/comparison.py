@@ -35,6 +35,7 @@ class Comparison:
     eval_batch_size: int = 16
     eval_groups: str | None = None  # a column of the rows: the metric per value of it as well
     seed: int = 0
+    head_to_head: list[tuple[str, str]] = field(default_factory=list)  # (A, B): A's wins, ties, losses against B
 
     def recipe(self, model: str) -> dict[str, Any]:
         """The recipe whose stages are the arms' stages: each arm starts from `model`; a chained arm's later stages
@@ -86,6 +87,33 @@ class Comparison:
                     "measured during training: pass --eval_every 0, or measure it with --also_eval."
                 )
             spec.options = resolve_references(spec.options, folders)
+
+    def checked_pairs(self) -> None:
+        """Each head-to-head pair names two different arms measured the same way (the same rows, so each row is a
+        duel); under --seeds a pair of labels stands for the pair of each seed's runs."""
+        from trl_ext.compare.evaluation import evaluation_of
+
+        arms = {arm.label: arm for arm in self.arms}
+        groups = {arm.group: arm.group for arm in self.arms if arm.group}
+        pairs = []
+        for a, b in self.head_to_head:
+            if a == b:
+                raise RecipeError(f"head_to_head {a}:{b} names one arm twice.")
+            unknown = [label for label in (a, b) if label not in arms and label not in groups]
+            if unknown:
+                raise RecipeError(
+                    f"head_to_head {a}:{b}: {unknown[0]!r} is not an arm of this comparison (arms: {', '.join(arms)})."
+                )
+            seeded = sorted({arm.label.rsplit("-s", 1)[1] for arm in self.arms if arm.group in (a, b)})
+            for seed in seeded or [None]:
+                pair = tuple(label if label in arms else f"{label}-s{seed}" for label in (a, b))
+                if evaluation_of(arms[pair[0]]) != evaluation_of(arms[pair[1]]):
+                    raise RecipeError(
+                        f"head_to_head {a}:{b}: the two arms are evaluated differently (their own eval_* keys), so "
+                        "their rows are not the same items."
+                    )
+                pairs.append(pair)
+        self.head_to_head = pairs
 
     def arm_stages(self) -> list[tuple[Arm, int, dict[str, Any]]]:
         """(arm, the stage's index in the arm, the stage's method and options), in training order."""

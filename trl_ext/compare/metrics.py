@@ -340,3 +340,27 @@ def paired_difference(values: Sequence[float], reference: Sequence[float]) -> di
         return None
     mean, low, high = mean_and_interval(deltas)
     return {"mean": mean, "ci_low": low, "ci_high": high, "rows": len(deltas)}
+
+
+def head_to_head(
+    values: Sequence[float], other: Sequence[float], higher_is_better: bool = True
+) -> dict[str, Any] | None:
+    """Arm A against arm B on the same rows (where both are finite): how many rows A wins, ties and loses (by the
+    metric's direction), its win rate wins / rows (the papers' pairwise win rate; ties apart, not halved) and the
+    paired mean difference A - B with its 95% interval. None when the two were not measured on the same rows."""
+    delta = paired_difference(values, other)
+    if delta is None:
+        return None
+    pairs = [(a, b) for a, b in zip(values, other, strict=True) if math.isfinite(a) and math.isfinite(b)]
+    wins = sum((a > b) if higher_is_better else (a < b) for a, b in pairs)
+    ties = sum(a == b for a, b in pairs)
+    return {
+        "wins": wins,
+        "ties": ties,
+        "losses": len(pairs) - wins - ties,
+        "rows": len(pairs),
+        "win_rate": wins / len(pairs),
+        "mean": delta["mean"],
+        "ci_low": delta["ci_low"],
+        "ci_high": delta["ci_high"],
+    }

@@ -172,11 +172,34 @@ def also_delta_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]
     return header, rows
 
 
+def duel_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """One row per head-to-head pair and metric: A's wins / ties / losses against B, its win rate and A - B."""
+    header = ["arm", "against", "metric", "wins", "ties", "losses", "win rate", "mean A - B [paired 95%]"]
+    rows = []
+    for duel in report.get("head_to_head") or []:
+        if "rows" not in duel:
+            rows.append([duel["arm"], duel["against"], duel["metric"], *["-"] * 5])
+            continue
+        rows.append(
+            [
+                duel["arm"],
+                duel["against"],
+                duel["metric"],
+                *(str(duel[k]) for k in ("wins", "ties", "losses")),
+                f"{duel['wins']}/{duel['rows']} = {duel['win_rate']:.3f}",
+                _delta_cell(duel),
+            ]
+        )
+    return header, rows
+
+
 def format_table(report: dict[str, Any]) -> str:
     text = _aligned(*table_rows(report))
     header, rows = also_delta_rows(report)
     if rows:
         text += "\n\nother metrics against the base arm (paired 95% intervals)\n" + _aligned(header, rows)
+    if report.get("head_to_head"):
+        text += "\n\nhead to head (the same rows)\n" + _aligned(*duel_rows(report))
     if report.get("groups_column"):
         text += f"\n\n{report['metric']} by {report['groups_column']} (rows)\n" + _aligned(*group_rows(report))
     if report.get("over_seeds"):
@@ -246,6 +269,8 @@ def write_report(report: dict[str, Any], folder: Path) -> None:
     header, rows = also_delta_rows(report)
     if rows:
         markdown += ["", "Other metrics against the base arm (paired 95% intervals):", "", *_markdown(header, rows)]
+    if report.get("head_to_head"):
+        markdown += ["", "Head to head (the same rows):", "", *_markdown(*duel_rows(report))]
     if report.get("groups_column"):
         markdown += ["", f"{metric} by {report['groups_column']} (rows):", "", *_markdown(*group_rows(report))]
     if report.get("over_seeds"):

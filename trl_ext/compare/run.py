@@ -16,7 +16,7 @@ from trl_ext.compare.evaluation import (
     evaluation_of,
     evaluation_plans,
 )
-from trl_ext.compare.metrics import metric_rows, paired_difference
+from trl_ext.compare.metrics import head_to_head, metric_rows, paired_difference
 from trl_ext.compare.report import group_breakdown, seed_summary, write_report
 
 
@@ -89,6 +89,8 @@ def run_comparison(comparison: Comparison) -> dict[str, Any] | None:
                 for label, figure in result["also"].items():  # forgetting on a general set reads off its own delta
                     other = paired_difference(figure["per_row"], base["also"][label]["per_row"])
                     figure["vs_base"] = None if other is None else {**other, "base": base["arm"]}
+    if comparison.head_to_head:
+        report["head_to_head"] = duels(comparison, results)
     if comparison.eval_groups:
         report["groups_column"] = comparison.eval_groups
         for arm, result in zip(comparison.arms, results, strict=True):
@@ -103,6 +105,21 @@ def run_comparison(comparison: Comparison) -> dict[str, Any] | None:
         report["over_seeds"] = [seed_summary(label, runs, report["metric"]) for label, runs in groups.items()]
     write_report(report, Path(comparison.output_dir))
     return report
+
+
+def duels(comparison: Comparison, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each head-to-head pair on every metric (the main one, then each --also_eval), row by row."""
+    by_label = {result["arm"]: result for result in results}
+    specs = [(comparison.metric, None), *((spec, spec.label) for spec in comparison.also)]
+    out = []
+    for a, b in comparison.head_to_head:
+        for spec, also in specs:
+            first, second = (
+                (by_label[a], by_label[b]) if also is None else (by_label[a]["also"][also], by_label[b]["also"][also])
+            )
+            figures = head_to_head(first["per_row"], second["per_row"], spec.higher_is_better)
+            out.append({"arm": a, "against": b, "metric": spec.label, **(figures or {})})
+    return out
 
 
 def plan_arms(comparison: Comparison) -> tuple[str, list[Any]]:
@@ -132,6 +149,7 @@ def plan_arms(comparison: Comparison) -> tuple[str, list[Any]]:
             stage.asked = {**stage.asked, "model_name_or_path": start}
         parsed.append(stage)
     comparison.resolve_metric_references(model)
+    comparison.checked_pairs()
     return model, parsed
 
 
@@ -170,6 +188,7 @@ def dry_run(comparison: Comparison) -> str:
             f"  {name}: {values['method']} ({stage.base.name} base; {options}),{start} {describe_budget(stage.config)}"
             f" on {stage.script_args.dataset_name} -> {stage.config.output_dir} ({state})"
         )
+    lines += [f"  head to head: {a} against {b}, row by row on every metric" for a, b in comparison.head_to_head]
     return "\n".join(lines)
 
 
