@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 
 from trl import SFTConfig
 
 SITES = ("R2", "R4")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,15 @@ class RoSTEConfig(SFTConfig):
     rotation_config_path: str | None = field(
         default=None, metadata={"help": "A rotation_config.json to use instead of searching."}
     )
+    ptq_only: bool = field(
+        default=False,
+        metadata={
+            "help": "Post-training quantisation only, the card's SFT-then-PTQ baselines: apply the rotations and "
+            "quantisers and save, the weights unchanged (RTN with --no_rotate_r1 --search_sites none; rotations + "
+            "RTN otherwise). Trains one step at learning rate 0 (max_steps becomes 1), which logs the quantised "
+            "model's loss on the first batch."
+        },
+    )
     export_quantized: bool = field(
         default=True,
         metadata={"help": "At the end of training also write <output_dir>/roste-export: Q_w applied to the weights."},
@@ -104,7 +115,14 @@ class RoSTEConfig(SFTConfig):
                 "quantize_lm_head=True: TRL's fused LM head reads lm_head's weight directly, so it would train "
                 "unquantised; RoSTE (card default) leaves lm_head in 16 bits."
             )
+        if self.ptq_only and self.max_steps != 1:
+            logger.info("RoSTE ptq_only: max_steps %s -> 1 (one step at learning rate 0)", self.max_steps)
+            self.max_steps = 1
         super().__post_init__()
+
+    def budget_description(self) -> str | None:
+        """How long the run is, in a dry run's plan: ptq_only trains nothing worth the name."""
+        return "post-training quantisation only (1 step at learning rate 0)" if self.ptq_only else None
 
     def roste_spec(self) -> RoSTESpec:
         return RoSTESpec(

@@ -101,6 +101,15 @@ class RoSTETrainer(SFTTrainer):
             calib = self.calibration_batches() if search_here else None
             return apply_roste(self.model, args, calib, given, broadcast=self._broadcast)
 
+    def create_optimizer(self, *args, **kwargs):
+        """ptq_only: every group at learning rate 0 before the scheduler reads it, so AdamW's step (and its decoupled
+        weight decay, 1 - lr x wd) leaves each weight bit-identical."""
+        optimizer = super().create_optimizer(*args, **kwargs)
+        if self.args.ptq_only:
+            for group in optimizer.param_groups:
+                group["lr"] = 0.0
+        return optimizer
+
     # --- metrics ------------------------------------------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -415,6 +416,34 @@ def test_save_export_and_reload_give_the_same_outputs(tmp_path, sft_rows):
     s = q.abs().amax(-1, keepdim=True) / 7
     assert torch.allclose(q / s, torch.round(q / s), atol=1e-3)  # stored on the 4-bit grid
     assert (_logits(exported) - trained).abs().max().item() > 1e-4
+
+
+@pytest.mark.parametrize("rotated", [False, True])
+def test_ptq_only_saves_the_starting_weights_with_the_quantisers(tmp_path, sft_rows, rotated):
+    """The SFT-then-PTQ baseline: ptq_only takes one step at learning rate 0 (max_steps 30 -> 1), so the model equals
+    apply_roste on the untrained weights (RTN without rotations; with every rotation on, QuaRot-like), logit for
+    logit, before and after a save and reload."""
+    path = tmp_path / "rot.json"
+    path.write_text(json.dumps(ALL_ON if rotated else {}))
+    options = {"rotation_config_path": str(path)} if rotated else {"rotate_r1": False, "search_sites": []}
+    trainer = _trainer(tmp_path, sft_rows, ptq_only=True, max_steps=30, learning_rate=1e-2, **options)
+    assert trainer.args.max_steps == 1
+    from trl_ext.run.stage import describe_budget
+
+    assert describe_budget(trainer.args) == "post-training quantisation only (1 step at learning rate 0)"
+    assert describe_budget(SimpleNamespace(max_steps=1, num_train_epochs=3)) == "1 step"  # the usual words
+    trainer.train()
+    assert trainer.state.global_step == 1 and logged(trainer, "loss")
+    expected = tiny_model()
+    spec = RoSTESpec(rotate_r1=rotated, search_sites=("R2", "R4") if rotated else ())
+    apply_roste(expected, spec, rotation_config=ALL_ON if rotated else {})
+    assert torch.equal(_logits(trainer.model), _logits(expected))
+    trainer.save_model(str(tmp_path / "out"))
+    assert (_logits(load_roste_model(tmp_path / "out")) - _logits(expected)).abs().max().item() < 1e-5
+    # without ptq_only the same step at that learning rate moves the weights
+    moved = _trainer(tmp_path / "b", sft_rows, max_steps=1, learning_rate=1e-2, **options)
+    moved.train()
+    assert not torch.equal(_logits(moved.model), _logits(expected))
 
 
 def test_rotation_config_file_is_used_instead_of_the_search(tmp_path, sft_rows):

@@ -378,12 +378,12 @@ def _kept_prefix(stages: Sequence[Stage]) -> int:
 
 def describe_budget(config: Any) -> str:
     """A stage's training length in words: `max_steps`, else epochs; a config whose length is set another way (LT-SFT's
-    phases) says it through a `budget_description()` method."""
+    phases, RoSTE's ptq_only) says it through a `budget_description()` method (None: the usual words)."""
     custom = getattr(config, "budget_description", None)
-    if callable(custom):
-        return str(custom())
+    if callable(custom) and (text := custom()) is not None:
+        return str(text)
     if config.max_steps and config.max_steps > 0:
-        return f"{config.max_steps} steps"
+        return f"{config.max_steps} step{'s' if config.max_steps != 1 else ''}"
     return f"{config.num_train_epochs:g} epoch{'s' if config.num_train_epochs != 1 else ''}"
 
 
