@@ -192,40 +192,49 @@ def check_eval_split(config: Any, splits: Sequence[str], dataset_name: str, test
         )
 
 
+def _factory_parameters(record: Component) -> list[list[inspect.Parameter]] | None:
+    """The parameters of each callable `record.build(**options)` passes the options to: the factory, and for
+    `Cls.from_options(**o)` also `Cls(**o)`; [] without a factory, None when a signature cannot be read."""
+    factory = getattr(record, "factory", None)
+    if factory is None:
+        return []
+    callables = [factory]
+    if inspect.ismethod(factory) and isinstance(factory.__self__, type):
+        callables.append(factory.__self__)
+    try:
+        return [list(inspect.signature(fn).parameters.values()) for fn in callables]
+    except (TypeError, ValueError):
+        return None
+
+
+def _named(params: list[inspect.Parameter], record: Component) -> list[inspect.Parameter]:
+    """The parameters a user can pass by name (not the model and tokenizer the runner gives a model-needing one)."""
+    passed = {"model", "tokenizer"} if getattr(record, "needs_model", False) else set()
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p for p in params if p.kind in kinds and p.name not in passed]
+
+
 def accepted_options(record: Component) -> set[str] | None:
     """The options `record.build(**options)` accepts: those it declares plus its factory's named parameters; None
     when it declares none and its factory takes any keyword (nothing to check against)."""
-    factory = getattr(record, "factory", None)
-    if factory is None:
-        return set(getattr(record, "options", {}))
     names = set(getattr(record, "options", {}))
-    signatures = [factory]
-    if inspect.ismethod(factory) and isinstance(factory.__self__, type):  # `Cls.from_options(**o)` builds `Cls(**o)`
-        signatures.append(factory.__self__)
-    open_ended = False
-    for fn in signatures:
-        try:
-            params = inspect.signature(fn).parameters.values()
-        except (TypeError, ValueError):
-            return None if not names else names
-        open_ended = any(p.kind is p.VAR_KEYWORD for p in params)
-        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    if getattr(record, "needs_model", False):
-        names -= {"model", "tokenizer"}  # passed by the runner, not the user
+    signatures = _factory_parameters(record)
+    if signatures is None:
+        return names or None
+    if not signatures:
+        return names
+    names |= {p.name for params in signatures for p in _named(params, record)}
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in signatures[-1])  # what finally receives the options
     return None if open_ended and not names else names
 
 
 def required_options(record: Component) -> list[str]:
-    """The options `record.build(**options)` cannot do without: its factory's parameters without a default (the
-    model and tokenizer a model-needing component gets from the runner excepted)."""
-    factory = getattr(record, "factory", None)
-    try:
-        params = inspect.signature(factory).parameters.values() if factory is not None else ()
-    except (TypeError, ValueError):
-        return []
-    passed = {"model", "tokenizer"} if getattr(record, "needs_model", False) else set()
-    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return [p.name for p in params if p.kind in kinds and p.default is p.empty and p.name not in passed]
+    """The options `record.build(**options)` cannot do without: parameters without a default of what receives them
+    (the model and tokenizer a model-needing component gets from the runner excepted)."""
+    required: dict[str, None] = {}
+    for params in _factory_parameters(record) or []:
+        required.update((p.name, None) for p in _named(params, record) if p.default is p.empty)
+    return list(required)
 
 
 def check_options(record: Component, options: dict[str, Any]) -> None:
