@@ -16,8 +16,9 @@ EVAL_KEYS = {
     "eval": (
         "exact_match",
         str,
-        "the metric: exact_match, numeric_match, pass@k:k=K, perplexity, reward:NAME, "
-        "choice:options=[...] (rank classification), callback:NAME (see trl_ext.compare.metrics)",
+        "the metric: exact_match, contains, numeric_match, judge:judge=pkg.mod:fn, pass@k:k=K, perplexity, "
+        "choice:options=[...] (rank classification), unchanged (locality), length, reward:NAME, callback:NAME "
+        "(see trl_ext.compare.metrics)",
     ),
     "eval_dataset": (None, str, "the dataset evaluated on (default: the arms' --dataset_name)"),
     "eval_dataset_config": (None, str, "its config / built-in form"),
@@ -87,7 +88,8 @@ def build_parser(with_arms: bool = True) -> argparse.ArgumentParser:
         "over its seeds (mean, sd, min, max). In a YAML: seeds: [0, 1, 2].",
     )
     for key, (default, kind, help_text) in EVAL_KEYS.items():
-        parser.add_argument(f"--{key}", type=kind, default=None, help=f"{help_text} (default {default})")
+        said = f"{help_text} (default {default})" if default is not None and "default" not in help_text else help_text
+        parser.add_argument(f"--{key}", type=kind, default=None, help=said)
     return parser
 
 
