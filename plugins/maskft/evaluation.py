@@ -37,15 +37,23 @@ def qa_prompts(qa, conversational: bool = True):
 def qa_accuracy(model, tokenizer, qa, directions: Sequence[str] = DIRECTIONS, max_new_tokens: int = 24,
                 conversational: bool = True, batch_size: int = 16) -> dict[str, float]:  # fmt: skip
     """{"eval/qa_acc_forward": ..., "eval/qa_acc_backward": ...} on the QA rows of each direction."""
-    from trl_ext.evaluation.metrics import exact_match
+    items = qa_verdicts(model, tokenizer, qa, directions, max_new_tokens, conversational, batch_size)
+    return {figure: sum(values) / len(values) for figure, values in items.items()}
+
+
+def qa_verdicts(model, tokenizer, qa, directions: Sequence[str] = DIRECTIONS, max_new_tokens: int = 24,
+                conversational: bool = True, batch_size: int = 16) -> dict[str, list[float]]:  # fmt: skip
+    """Per figure of `qa_accuracy`, 1.0 or 0.0 per question of that direction (directions without rows left out)."""
+    from trl_ext.evaluation.metrics import exact_match_items
 
     rows = qa_prompts(qa, conversational)
     out = {}
     for direction in directions:
         part = rows.filter(lambda r, d=direction: r["direction"] == d, load_from_cache_file=False)
         if len(part):
-            acc = exact_match(model, tokenizer, part, answer_match, max_new_tokens, batch_size)
-            out[f"eval/qa_acc_{direction}"] = acc
+            out[f"eval/qa_acc_{direction}"] = exact_match_items(
+                model, tokenizer, part, answer_match, max_new_tokens, batch_size
+            )
     return out
 
 
@@ -62,7 +70,8 @@ class QAAccuracyCallback(GenerationEvalCallback):
         self.conversational = conversational
 
     def evaluate(self, model: Any, tokenizer: Any) -> dict[str, float]:
-        return qa_accuracy(model, tokenizer, self.qa, DIRECTIONS, self.max_new_tokens, self.conversational)
+        items = qa_verdicts(model, tokenizer, self.qa, DIRECTIONS, self.max_new_tokens, self.conversational)
+        return {figure: self.item_mean(figure, values) for figure, values in items.items()}  # items kept for compare
 
 
 def make_qa_callback(dataset: str = "builtin:maskft_bios", split: str = "test", n: int | None = None,

@@ -238,3 +238,13 @@ def test_qa_callback_logs_both_directions(tiny_model_dir):
     model, tok = AutoModelForCausalLM.from_pretrained(tiny_model_dir), AutoTokenizer.from_pretrained(tiny_model_dir)
     callback.on_train_end(None, state, None, model=model, processing_class=tok)
     assert set(state.log_history[-1]) == {"eval/qa_acc_forward", "eval/qa_acc_backward", "step"}
+    # the per-question verdicts behind each figure are kept (compare's interval over the questions)
+    from trl_ext.inference.generation import generate
+    from trl_ext_plugins.maskft.evaluation import answer_match, qa_prompts
+
+    for direction in ("forward", "backward"):
+        part = qa_prompts(callback.qa).filter(lambda r, d=direction: r["direction"] == d)
+        answers = generate(model, tok, part["prompt"], 4, 16)
+        expected = [float(answer_match(a, g)) for a, g in zip(answers, part["answer"], strict=True)]
+        assert callback.item_values[f"eval/qa_acc_{direction}"] == expected
+        assert state.log_history[-1][f"eval/qa_acc_{direction}"] == sum(expected) / 2

@@ -16,8 +16,17 @@ def exact_match(
     model, tokenizer, dataset, is_correct: Callable[[str, str], bool], max_new_tokens: int = 64, batch_size: int = 16
 ) -> float:
     """Fraction of `dataset` rows whose greedy answer `is_correct(text, row["answer"])`."""
+    verdicts = exact_match_items(model, tokenizer, dataset, is_correct, max_new_tokens, batch_size)
+    return sum(verdicts) / len(verdicts)
+
+
+def exact_match_items(
+    model, tokenizer, dataset, is_correct: Callable[[str, str], bool], max_new_tokens: int = 64, batch_size: int = 16
+) -> list[float]:
+    """1.0 or 0.0 per `dataset` row: whether its greedy answer `is_correct(text, row["answer"])` (the items behind
+    `exact_match`, for an interval over them)."""
     answers = generate(model, tokenizer, dataset["prompt"], max_new_tokens, batch_size)
-    return sum(is_correct(text, gold) for text, gold in zip(answers, dataset["answer"], strict=True)) / len(answers)
+    return [float(is_correct(text, gold)) for text, gold in zip(answers, dataset["answer"], strict=True)]
 
 
 def completion_nll(model, tokenizer, dataset, batch_size: int = 16) -> float:
