@@ -26,6 +26,8 @@ __getattr__, __dir__ = lazy_exports(
         "overlap_metrics": ".rewards",
         "overlap_split": ".split",
         "pass_at_k_figures": ".evaluation",
+        "pass_at_k_items": ".evaluation",
+        "sampled_verdicts": ".evaluation",
         "semantic_check": ".formal",
     },
 )
@@ -43,6 +45,8 @@ __all__ = [
     "overlap_metrics",
     "overlap_split",
     "pass_at_k_figures",
+    "pass_at_k_items",
+    "sampled_verdicts",
     "semantic_check",
 ]
 

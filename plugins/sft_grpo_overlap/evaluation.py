@@ -28,7 +28,12 @@ def formal_checks(compile_check: Callable[[str], bool], semantic_judge: Check | 
 def pass_at_k_figures(verdicts: Mapping[str, Sequence[Sequence[bool]]], k_list: Sequence[int]) -> dict[str, float]:
     """`eval/<check>_pass@k` (the mean over problems of pass_at_k(n, c, k), each problem's n samples judged by the
     check) and, with both checks, `eval/compile_semantic_gap@k`. Every problem needs n >= k samples."""
-    figures: dict[str, float] = {}
+    return {figure: sum(values) / len(values) for figure, values in pass_at_k_items(verdicts, k_list).items()}
+
+
+def pass_at_k_items(verdicts: Mapping[str, Sequence[Sequence[bool]]], k_list: Sequence[int]) -> dict[str, list[float]]:
+    """Per figure of `pass_at_k_figures`, its value per problem (the gap: compile minus semantic, per problem)."""
+    items: dict[str, list[float]] = {}
     for name, per_problem in verdicts.items():
         if not per_problem:
             raise ValueError("pass@k: no problems to evaluate")
@@ -36,15 +41,12 @@ def pass_at_k_figures(verdicts: Mapping[str, Sequence[Sequence[bool]]], k_list: 
             short = [len(v) for v in per_problem if len(v) < k]
             if short:
                 raise ValueError(f"pass@{k} needs n >= k samples per problem; a problem has {short[0]}")
-            figures[f"eval/{name}_pass@{k}"] = sum(pass_at_k(len(v), sum(map(bool, v)), k) for v in per_problem) / len(
-                per_problem
-            )
+            items[f"eval/{name}_pass@{k}"] = [pass_at_k(len(v), sum(map(bool, v)), k) for v in per_problem]
     if "compile" in verdicts and "semantic" in verdicts:
         for k in k_list:
-            figures[f"eval/compile_semantic_gap@{k}"] = (
-                figures[f"eval/compile_pass@{k}"] - figures[f"eval/semantic_pass@{k}"]
-            )
-    return figures
+            pairs = zip(items[f"eval/compile_pass@{k}"], items[f"eval/semantic_pass@{k}"], strict=True)
+            items[f"eval/compile_semantic_gap@{k}"] = [c - s for c, s in pairs]
+    return items
 
 
 def evaluate_pass_at_k(
@@ -62,14 +64,32 @@ def evaluate_pass_at_k(
 ) -> dict[str, float]:
     """Sample `n` completions per prompt (seeded; the training RNG untouched) and return `pass_at_k_figures` under
     `checks` (default: builtin:formal_arith's compile and semantic checks)."""
+    if n < max(k_list):
+        raise ValueError(f"pass@k needs n >= k: n={n}, k_list={list(k_list)}")
+    verdicts = sampled_verdicts(model, tokenizer, prompts, n, checks, temperature, max_new_tokens, batch_size, seed,
+                                progress)  # fmt: skip
+    return pass_at_k_figures(verdicts, k_list)
+
+
+def sampled_verdicts(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[Any],
+    n: int = 8,
+    checks: Mapping[str, Check] | None = None,
+    temperature: float = 0.8,
+    max_new_tokens: int = 32,
+    batch_size: int = 16,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, list[list[bool]]]:
+    """Per check, per prompt, the verdicts of its `n` sampled completions (seeded; the training RNG untouched)."""
     import torch
 
     from trl_ext.inference.generation import generate_completions
 
     from .formal import compile_check, semantic_check
 
-    if n < max(k_list):
-        raise ValueError(f"pass@k needs n >= k: n={n}, k_list={list(k_list)}")
     checks = dict(checks) if checks is not None else formal_checks(compile_check, semantic_check)
     device = getattr(model, "device", torch.device("cpu"))
     with torch.random.fork_rng(devices=[device] if getattr(device, "type", "cpu") == "cuda" else []):
@@ -87,11 +107,10 @@ def evaluate_pass_at_k(
             num_return_sequences=n,
         )
     texts = [o.text for o in outputs]
-    verdicts = {
+    return {
         name: [[check(p, t) for t in texts[i * n : (i + 1) * n]] for i, p in enumerate(prompts)]
         for name, check in checks.items()
     }
-    return pass_at_k_figures(verdicts, k_list)
 
 
 def _k_list(value: Any) -> list[int]:
@@ -162,11 +181,10 @@ class OverlapPassAtKCallback(GenerationEvalCallback):
         return self._prompts
 
     def evaluate(self, model: Any, tokenizer: Any) -> dict[str, float]:
-        return evaluate_pass_at_k(
+        verdicts = sampled_verdicts(
             model,
             tokenizer,
             self.prompts(),
-            self.k_list,
             self.n,
             formal_checks(self.compile_check, self.semantic_judge),
             self.temperature,
@@ -175,6 +193,8 @@ class OverlapPassAtKCallback(GenerationEvalCallback):
             self.seed,
             self.progress,
         )
+        items = pass_at_k_items(verdicts, self.k_list)
+        return {figure: self.item_mean(figure, values) for figure, values in items.items()}  # items kept for compare
 
 
 def _resolve(value: Any, option: str) -> Any:

@@ -29,6 +29,7 @@ from trl_ext_plugins.sft_grpo_overlap import (
     overlap_metrics,
     overlap_split,
     pass_at_k_figures,
+    pass_at_k_items,
     semantic_check,
 )
 from trl_ext_plugins.sft_grpo_overlap.split import make_grpo_rows, make_sft_rows
@@ -112,6 +113,11 @@ def test_pass_at_k_figures_average_over_problems_and_give_the_gap():
     )
     with pytest.raises(ValueError, match="n >= k"):
         pass_at_k_figures({"compile": [[True, False]]}, (3,))
+    # the per-problem values behind the means (compare's interval over the problems)
+    items = pass_at_k_items(verdicts, (1,))
+    assert items["eval/compile_pass@1"] == pytest.approx([0.3, 1.0])
+    assert items["eval/semantic_pass@1"] == pytest.approx([0.1, 0.0])
+    assert items["eval/compile_semantic_gap@1"] == pytest.approx([0.2, 1.0])
 
 
 def test_evaluate_pass_at_k_judges_each_problem_s_samples(monkeypatch):
@@ -134,6 +140,15 @@ def test_evaluate_pass_at_k_judges_each_problem_s_samples(monkeypatch):
     assert figures["eval/compile_pass@2"] == pytest.approx(1 - 0 / 6)  # 1 failure: C(1,2) = 0
     assert figures["eval/semantic_pass@2"] == pytest.approx(1 - math.comb(2, 2) / math.comb(4, 2))
     assert figures["eval/compile_semantic_gap@1"] == pytest.approx(0.25)
+    # the callback logs the same figures and keeps each problem's value: 3 of 4 compile, 2 of 4 faithful, per problem
+    from trl_ext import get
+
+    callback = get("callback", "overlap_pass_at_k").build(n=4, k_list="1+2")
+    callback._prompts = prompts
+    logged_figures = callback.evaluate(mock.Mock(device="cpu"), None)
+    assert logged_figures == pytest.approx(figures)
+    assert callback.item_values["eval/compile_pass@1"] == pytest.approx([0.75, 0.75])
+    assert callback.item_values["eval/semantic_pass@1"] == pytest.approx([0.5, 0.5])
 
 
 # --- card test 4: overlap keyed on normalised prompts ---------------------------------------------------------------
