@@ -40,10 +40,16 @@ def row_success(text: str, row: Mapping[str, Any]) -> bool:
 
 
 def success_rate(model, tokenizer, ds, max_new_tokens: int = 96, batch_size: int = 16) -> float:
+    successes = row_successes(model, tokenizer, ds, max_new_tokens, batch_size)
+    return sum(successes) / max(len(successes), 1)
+
+
+def row_successes(model, tokenizer, ds, max_new_tokens: int = 96, batch_size: int = 16) -> list[float]:
+    """1.0 or 0.0 per row: whether the verifier accepts its greedy answer (the items behind `success_rate`)."""
     from trl_ext.inference.generation import generate
 
     texts = generate(model, tokenizer, ds["prompt"], max_new_tokens, batch_size, progress=False)
-    return sum(row_success(t, row) for t, row in zip(texts, ds, strict=True)) / max(len(texts), 1)
+    return [float(row_success(t, row)) for t, row in zip(texts, ds, strict=True)]
 
 
 class VariantEvalCallback(GenerationEvalCallback):
@@ -59,8 +65,10 @@ class VariantEvalCallback(GenerationEvalCallback):
         self.batch_size = batch_size
 
     def evaluate(self, model: Any, tokenizer: Any) -> dict[str, float]:
-        return {
-            f"eval/success/{name}": success_rate(model, tokenizer, ds, self.max_new_tokens, self.batch_size)
+        return {  # the items kept for compare's interval over the rows
+            f"eval/success/{name}": self.item_mean(
+                f"eval/success/{name}", row_successes(model, tokenizer, ds, self.max_new_tokens, self.batch_size)
+            )
             for name, ds in self.envs.items()
         }
 

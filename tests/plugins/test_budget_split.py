@@ -11,6 +11,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from trl_ext import get
 from trl_ext.cli import main
 from trl_ext.run import stage as stage_module
 from trl_ext.run.progress import MARKER
@@ -296,3 +297,14 @@ def test_the_sweep_runs_one_pipeline_per_fraction_and_measures_each_final_model(
     assert rows[1]["model"] == str(tmp_path / "sweep" / "f=0.0" / "stage-2-dpo")
     for row in rows:
         assert 0.0 <= row["budget_eval/accuracy"] <= 1.0 and 0.0 <= row["budget_eval/step_rate"] <= 1.0
+
+
+def test_the_accuracy_callback_keeps_each_problems_verdict(monkeypatch):
+    """A worked, right answer and an unworked wrong one: accuracy and step rate 0.5, items [1, 0] each (compare's
+    interval over the problems)."""
+    callback = get("callback", "budget_metrics").build(budget=100, num_samples=2)
+    callback._rows = [{"prompt": "12 * 4?", "answer": "48"}, {"prompt": "3 + 4?", "answer": "7"}]
+    answers = ["12 * 4 = 48. The answer is 48.", "I do not know."]
+    monkeypatch.setattr("trl_ext.inference.generation.generate", lambda *args, **kwargs: answers)
+    assert callback.evaluate(None, None) == {"budget_eval/accuracy": 0.5, "budget_eval/step_rate": 0.5}
+    assert callback.item_values == {"budget_eval/accuracy": [1.0, 0.0], "budget_eval/step_rate": [1.0, 0.0]}

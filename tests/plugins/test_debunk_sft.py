@@ -265,3 +265,6 @@ def test_variant_eval_callback_logs_each_variant(tiny_model_dir):
     logged = state.log_history[-1]
     assert set(logged) == {"eval/success/standard", "eval/success/cardinal", "eval/success/hard", "step"}
     assert all(0.0 <= logged[k] <= 1.0 for k in logged if k != "step")
+    for name in ("standard", "cardinal", "hard"):  # each row's verdict kept behind its mean (compare's interval)
+        items = callback.item_values[f"eval/success/{name}"]
+        assert len(items) == 2 and set(items) <= {0.0, 1.0} and logged[f"eval/success/{name}"] == sum(items) / 2
