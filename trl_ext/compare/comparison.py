@@ -94,18 +94,20 @@ class Comparison:
         from trl_ext.compare.evaluation import evaluation_of
 
         arms = {arm.label: arm for arm in self.arms}
-        groups = {arm.group: arm.group for arm in self.arms if arm.group}
+        seeds = {}  # a seeded arm's label -> the seeds it was trained with (`with_seeds` labels them LABEL-sSEED)
+        for arm in self.arms:
+            if arm.group:
+                seeds.setdefault(arm.group, []).append(arm.label.removeprefix(f"{arm.group}-s"))
         pairs = []
         for a, b in self.head_to_head:
             if a == b:
                 raise RecipeError(f"head_to_head {a}:{b} names one arm twice.")
-            unknown = [label for label in (a, b) if label not in arms and label not in groups]
+            unknown = [label for label in (a, b) if label not in arms and label not in seeds]
             if unknown:
                 raise RecipeError(
                     f"head_to_head {a}:{b}: {unknown[0]!r} is not an arm of this comparison (arms: {', '.join(arms)})."
                 )
-            seeded = sorted({arm.label.rsplit("-s", 1)[1] for arm in self.arms if arm.group in (a, b)})
-            for seed in seeded or [None]:
+            for seed in seeds.get(a) or seeds.get(b) or [None]:
                 pair = tuple(label if label in arms else f"{label}-s{seed}" for label in (a, b))
                 if evaluation_of(arms[pair[0]]) != evaluation_of(arms[pair[1]]):
                     raise RecipeError(
