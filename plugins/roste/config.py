@@ -93,8 +93,8 @@ class RoSTEConfig(SFTConfig):
         metadata={
             "help": "Post-training quantisation only, the card's SFT-then-PTQ baselines: apply the rotations and "
             "quantisers and save, the weights unchanged (RTN with --no_rotate_r1 --search_sites none; rotations + "
-            "RTN otherwise). Trains one step at learning rate 0 (max_steps becomes 1), which logs the quantised "
-            "model's loss on the first batch."
+            "RTN otherwise). Trains one step at learning rate 0 (max_steps becomes 1; with logging_steps 1 it logs "
+            "the quantised model's loss on the first batch)."
         },
     )
     export_quantized: bool = field(
