@@ -6,6 +6,8 @@ from typing import Any
 
 from datasets import Dataset, DatasetDict
 
+from trl_ext.run.specs import as_bool
+
 # Accepted names of the request columns (EasyEdit's ZsRE files call them `src` and `alt`).
 PROMPT_ALIASES = ("prompt", "src")
 TARGET_ALIASES = ("target_new", "alt")
@@ -56,13 +58,7 @@ def is_edit_requests(dataset: Any) -> bool:
     return "completion" not in columns and any(c in columns for c in TARGET_ALIASES)
 
 
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes")
-    return bool(value)
-
-
 def make_locft_transform(model=None, tokenizer=None, append_eos: Any = True):
     """The registry's factory (`locft_requests`): the runner passes the tokenizer, whose EOS is appended."""
     eos = getattr(tokenizer, "eos_token", None)
-    return lambda ds: edit_requests_to_prompt_completion(ds, eos, _as_bool(append_eos))
+    return lambda ds: edit_requests_to_prompt_completion(ds, eos, as_bool(append_eos))

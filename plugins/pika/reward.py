@@ -15,6 +15,7 @@ from trl_ext.inference.curation import loglik_scores
 from trl_ext.inference.scoring import load_scorer
 from trl_ext.rewards import RewardFunction, log_metric
 from trl_ext.run.arguments import DEFAULT_MODEL
+from trl_ext.run.specs import as_bool
 
 from .select import _as_completion, _as_prompt
 
@@ -36,7 +37,7 @@ class PikaStandinReward(RewardFunction):
     ):
         self.model_name_or_path = model_name_or_path
         self.length_penalty = float(length_penalty)
-        self.conversational = conversational if isinstance(conversational, bool) else str(conversational) == "true"
+        self.conversational = as_bool(conversational)
         self.dtype = dtype
         self.batch_size = int(batch_size)
         self.max_length = None if max_length is None else int(max_length)

@@ -10,6 +10,8 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from trl_ext.run.specs import as_bool
+
 
 def take_rows(n: int | str, shuffle: bool | str = False, seed: int | str = 0) -> Callable[[Any], Any]:
     """`fn(split) -> split` with its first `n` rows (all when it has fewer); `shuffle`: `n` rows drawn without
@@ -17,7 +19,7 @@ def take_rows(n: int | str, shuffle: bool | str = False, seed: int | str = 0) ->
     count = int(n)
     if count < 1:
         raise ValueError(f"take_rows: n={n} must be at least 1")
-    draw = str(shuffle).lower() in ("1", "true", "yes")
+    draw = as_bool(shuffle)
     seed = int(seed)
 
     def apply(split: Any) -> Any:
@@ -72,7 +74,7 @@ def completion_from(
     if pick not in ("first", "random"):
         raise ValueError(f"completion_from: pick must be 'first' or 'random', got {pick!r}")
     seed = int(seed)
-    as_chat = str(conversational).lower() in ("1", "true", "yes")
+    as_chat = as_bool(conversational)
 
     def complete(row: dict[str, Any], index: int) -> dict[str, Any]:
         value = row[column]
