@@ -198,6 +198,10 @@ def test_gradient_accumulation_divides_the_selected_mean(tmp_path, sft_rows):
     with torch.no_grad():
         expected = trainer.model(input_ids=ids, labels=ids).loss / 4
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    # the Trainer's count of the whole batch's label tokens is for the unselected batch: passed on, it would divide
+    # the selected row's summed loss by 2 rows' tokens; UDS hands the parent None, so the loss is the same
+    counted = trainer.training_step(trainer.model, padded_batch(rows, tok.pad_token_id), num_items_in_batch=999)
+    assert counted.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 # --- random ablation, warm-up, refusals --------------------------------------------------------------------------
