@@ -119,6 +119,33 @@ def test_frames_are_encoded_once_per_prompt_and_rows_without_visuals_are_not_app
     assert stub.texts == ["The picture shows a red square."] * 4  # T': first sentence dropped
 
 
+def test_a_video_path_is_read_once_into_evenly_spaced_frames(stub, monkeypatch):
+    """A `video` column: the file is decoded once (transformers' load_video, asked for max_frames) for the G
+    completions of its prompt, and the reward is the mean over its frames (card 2); a video that cannot be decoded
+    (no backend installed, a bad file) makes the row not applicable, not a crash."""
+    calls = []
+
+    def fake_load_video(path, num_frames=None, **kwargs):
+        calls.append((path, num_frames))
+        return np.stack([sim_image(0.1), sim_image(0.6), sim_image(0.3)]), None
+
+    monkeypatch.setattr("transformers.video_utils.load_video", fake_load_video)
+    fn = reward("vrft_semantic_reward", encoder_name_or_path="stub", max_frames=2)
+    out = fn(None, [GOOD] * 3, solution=["<answer>A</answer>"] * 3, problem_type=["multiple choice"] * 3,
+             video=["clip.mp4"] * 3)  # fmt: skip
+    # max_frames=2 of the 3 decoded frames: the first and the last (0.1 -> 0.2, 0.3 -> 0.6)
+    assert out == pytest.approx([(0.2 + 0.6) / 2] * 3)
+    assert calls == [("clip.mp4", 2)]
+
+    def no_backend(path, num_frames=None, **kwargs):
+        raise ImportError("no video decoding backend (av, decord, opencv or torchvision) is installed")
+
+    monkeypatch.setattr("transformers.video_utils.load_video", no_backend)
+    other = reward("vrft_semantic_reward", encoder_name_or_path="stub", max_frames=2)
+    assert other(None, [GOOD], solution=["<answer>A</answer>"], problem_type=["multiple choice"],
+                 video=["other.mp4"]) == [None]  # fmt: skip
+
+
 def test_semantic_reward_without_encoder_or_visual_column(tmp_path):
     cols = {"solution": ["<answer>A</answer>"], "problem_type": ["multiple choice"]}
     with pytest.raises(RewardSetupError, match="encoder_name_or_path"):
