@@ -6,7 +6,7 @@ from typing import Any
 
 from datasets import Dataset, DatasetDict
 
-from trl_ext.run.specs import as_bool
+from trl_ext.plugin.options import as_bool
 
 # Accepted names of the request columns (EasyEdit's ZsRE files call them `src` and `alt`).
 PROMPT_ALIASES = ("prompt", "src")

@@ -13,9 +13,9 @@ from typing import Any
 
 from trl_ext.inference.curation import loglik_scores
 from trl_ext.inference.scoring import load_scorer
+from trl_ext.plugin.options import as_bool
 from trl_ext.rewards import RewardFunction, log_metric
 from trl_ext.run.arguments import DEFAULT_MODEL
-from trl_ext.run.specs import as_bool
 
 from .select import _as_completion, _as_prompt
 

@@ -91,8 +91,6 @@ class Comparison:
     def checked_pairs(self) -> None:
         """Each head-to-head pair names two different arms measured the same way (the same rows, so each row is a
         duel); under --seeds a pair of labels stands for the pair of each seed's runs."""
-        from trl_ext.compare.evaluation import evaluation_of
-
         arms = {arm.label: arm for arm in self.arms}
         seeds = {}  # a seeded arm's label -> the seeds it was trained with (`with_seeds` labels them LABEL-sSEED)
         for arm in self.arms:
@@ -109,7 +107,7 @@ class Comparison:
                 )
             for seed in seeds.get(a) or seeds.get(b) or [None]:
                 pair = tuple(label if label in arms else f"{label}-s{seed}" for label in (a, b))
-                if evaluation_of(arms[pair[0]]) != evaluation_of(arms[pair[1]]):
+                if arms[pair[0]].evaluation != arms[pair[1]].evaluation:
                     raise RecipeError(
                         f"head_to_head {a}:{b}: the two arms are evaluated differently (their own eval_* keys), so "
                         "their rows are not the same items."

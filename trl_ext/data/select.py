@@ -10,7 +10,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from trl_ext.run.specs import as_bool
+from trl_ext.plugin.options import as_bool
 
 
 def take_rows(n: int | str, shuffle: bool | str = False, seed: int | str = 0) -> Callable[[Any], Any]:

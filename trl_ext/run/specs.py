@@ -21,14 +21,6 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def as_bool(value: Any) -> bool:
-    """An option's truth: a YAML/typed bool as it is, text "1"/"true"/"yes" (any case) as True, other text False
-    (a component option may arrive typed from a spec or as text from a Python caller)."""
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes")
-    return bool(value)
-
-
 def split_outside(text: str, separator: str) -> list[str]:
     """`text` split at `separator`, except inside quotes ('...' or "...") and brackets ([], {}, ())."""
     parts, current, quote, depth = [], [], None, 0
