@@ -115,4 +115,4 @@ class BranchRateCallback(GenerationEvalCallback):
         items = generation_item_values(
             [g.text for g in outs], answers, [g.num_tokens for g in outs], self.judge, self.classifier
         )
-        return {name: self.item_mean(name, values) for name, values in items.items()}  # items kept for compare
+        return self.item_means(items)

@@ -76,7 +76,6 @@ class BudgetMetricsCallback(GenerationEvalCallback):
         texts = generate(model, tokenizer, prompts, self.max_new_tokens, self.batch_size, progress=False)
         correct = [is_correct(text, row["answer"]) for text, row in zip(texts, self._rows, strict=True)]
         worked = [bool(_STEP.search(text)) for text in texts]
-        return {  # the items kept for compare's interval over the problems
-            "budget_eval/accuracy": self.item_mean("budget_eval/accuracy", [float(c) for c in correct]),
-            "budget_eval/step_rate": self.item_mean("budget_eval/step_rate", [float(w) for w in worked]),
-        }
+        return self.item_means(
+            {"budget_eval/accuracy": [float(c) for c in correct], "budget_eval/step_rate": [float(w) for w in worked]}
+        )

@@ -65,12 +65,12 @@ class VariantEvalCallback(GenerationEvalCallback):
         self.batch_size = batch_size
 
     def evaluate(self, model: Any, tokenizer: Any) -> dict[str, float]:
-        return {  # the items kept for compare's interval over the rows
-            f"eval/success/{name}": self.item_mean(
-                f"eval/success/{name}", row_successes(model, tokenizer, ds, self.max_new_tokens, self.batch_size)
-            )
-            for name, ds in self.envs.items()
-        }
+        return self.item_means(
+            {
+                f"eval/success/{name}": row_successes(model, tokenizer, ds, self.max_new_tokens, self.batch_size)
+                for name, ds in self.envs.items()
+            }
+        )
 
 
 def make_variant_eval_callback(variants: str = "standard,cardinal,random", split: str = "test", n: int = 50,

@@ -71,7 +71,7 @@ class QAAccuracyCallback(GenerationEvalCallback):
 
     def evaluate(self, model: Any, tokenizer: Any) -> dict[str, float]:
         items = qa_verdicts(model, tokenizer, self.qa, DIRECTIONS, self.max_new_tokens, self.conversational)
-        return {figure: self.item_mean(figure, values) for figure, values in items.items()}  # items kept for compare
+        return self.item_means(items)
 
 
 def make_qa_callback(dataset: str = "builtin:maskft_bios", split: str = "test", n: int | None = None,

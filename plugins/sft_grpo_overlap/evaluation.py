@@ -193,8 +193,7 @@ class OverlapPassAtKCallback(GenerationEvalCallback):
             self.seed,
             self.progress,
         )
-        items = pass_at_k_items(verdicts, self.k_list)
-        return {figure: self.item_mean(figure, values) for figure, values in items.items()}  # items kept for compare
+        return self.item_means(pass_at_k_items(verdicts, self.k_list))
 
 
 def _resolve(value: Any, option: str) -> Any:

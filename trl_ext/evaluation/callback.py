@@ -67,6 +67,10 @@ class GenerationEvalCallback(TrainerCallback):
         vars(self).setdefault("item_values", {})[figure] = kept
         return sum(kept) / len(kept) if kept else float("nan")
 
+    def item_means(self, items: dict[str, Sequence[float]]) -> dict[str, float]:
+        """`item_mean` of each figure's item values: the figures, their items kept for compare."""
+        return {figure: self.item_mean(figure, values) for figure, values in items.items()}
+
     def evaluate(self, model: Any, tokenizer: Any) -> dict[str, float]:
         raise NotImplementedError
 
