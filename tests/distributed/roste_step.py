@@ -1,10 +1,11 @@
 """One RoSTE optimizer step (W4A4KV4, rotations searched on rank 0 and broadcast) of a tiny Llama on a fixed global
 batch of 4; writes the loss, the update of every weight and the rotation configuration to argv[1].
 
-Usage: `roste_step.py OUT PER_DEVICE ACCUMULATION ENGINE` with ENGINE `none` (DDP under torchrun, or one process with
+Usage: `roste_step.py OUT PER_DEVICE ACCUMULATION ENGINE [ptq_only]` with ENGINE `none` (DDP under torchrun, or one process with
 gradient accumulation) or `zero3` (DeepSpeed, DS_ACCELERATOR=cpu; the model is loaded from disk after the config, so
 transformers partitions it while loading, as `trl-ext train` does). RoSTE's loss is SFTTrainer's, so 2 processes of
-2 rows equal one process accumulating 2 micro-batches of 2 (tests/plugins/test_roste.py)."""
+2 rows equal one process accumulating 2 micro-batches of 2 (tests/plugins/test_roste.py). With `ptq_only` the step
+is the SFT-then-PTQ baseline's (learning rate 0), which must leave every weight as it was under every engine."""
 
 import os
 import sys
@@ -25,9 +26,13 @@ from trl_ext.training.sharding import form_process_group, is_sharded
 from trl_ext_plugins.roste import RoSTEConfig, RoSTETrainer
 
 out_path, per_device, accumulation, engine = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+ptq_only = sys.argv[5:] == ["ptq_only"]
 torch.set_num_threads(1)
 config = RoSTEConfig(
-    calib_samples=4, export_quantized=False, **layout_step_args("roste", per_device, accumulation, engine)
+    calib_samples=4,
+    export_quantized=False,
+    ptq_only=ptq_only,
+    **layout_step_args("roste", per_device, accumulation, engine),
 )
 form_process_group(config)
 folder = f"{out_path}.model"

@@ -14,7 +14,7 @@ from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
 from trl_ext.cli import main
-from trl_ext.testing import assert_same_step, logged, run_layout, tiny_model, tiny_tokenizer
+from trl_ext.testing import assert_same_step, largest_update, logged, run_layout, tiny_model, tiny_tokenizer
 from trl_ext_plugins.roste import (
     RoSTEConfig,
     RoSTELinear,
@@ -519,3 +519,23 @@ def test_two_processes_ddp_and_zero3_equal_one(tmp_path, monkeypatch):
     assert_same_step(reference, zero3, name="roste on 2 processes (zero3)")
     assert reference["rotation_config"] == zero3["rotation_config"]
     assert zero3["partitioned_at_load"] and not ddp["partitioned_at_load"]
+
+
+@pytest.mark.slow
+def test_ptq_only_leaves_every_weight_on_two_processes(tmp_path, monkeypatch):
+    """The SFT-then-PTQ baseline under DDP and DeepSpeed ZeRO-3 (its optimizer wrapped by the engine, its weights
+    partitioned): the one step at learning rate 0 changes no weight, and its loss (the quantised model's, before any
+    update) equals one process's plain RoSTE step on the same global batch."""
+    reference = run_layout(SCRIPT, tmp_path / "accumulated.json", 2, 2, "none")
+
+    def check(name: str, engine: str) -> None:
+        run = run_layout(SCRIPT, tmp_path / f"{name}.json", 2, 1, engine, "ptq_only", nproc=2)
+        assert run["steps"] == 1, name
+        assert largest_update(run) == 0.0, f"ptq_only moved a weight under {name}"
+        assert abs(run["loss"] - reference["loss"]) <= 1e-5 * abs(reference["loss"]), (name, run["loss"])
+        assert run["rotation_config"] == reference["rotation_config"], name
+
+    check("ddp", "none")
+    pytest.importorskip("deepspeed")
+    monkeypatch.setenv("DS_ACCELERATOR", "cpu")
+    check("zero3", "zero3")
