@@ -191,6 +191,24 @@ def register_transforms(register):
     )
     register(
         Transform(
+            name="corrupt_completions",
+            factory="trl_ext.data.noise:corrupt_completions",
+            family="data",
+            required_columns=lambda options: (str(options.get("column", "completion")),),
+            options={
+                "share": "The share of rows whose completions rotate among themselves (default 0.2).",
+                "seed": "The seed of the draw (default 0).",
+                "column": "The column rotated (default completion).",
+                "flag_column": "Also write a boolean column naming the corrupted rows (default none).",
+            },
+            description="Gives a seeded share of the rows another chosen row's completion: harmful label noise, "
+            "so a curation comparison can see whether a selection method avoids it (Q-Tuning's demonstration).",
+            example="trl-ext train qtuning --dataset_name builtin:arith "
+            "--transforms take_rows:n=40,corrupt_completions:share=0.2",
+        )
+    )
+    register(
+        Transform(
             name="loglik_filter",
             factory="trl_ext.inference.curation:loglik_filter",
             family="data",

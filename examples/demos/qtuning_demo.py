@@ -18,6 +18,7 @@ from pathlib import Path
 from datasets import Dataset
 
 from trl_ext.data import load_dataset
+from trl_ext.data.noise import corrupt_completions, corrupted_indices
 from trl_ext.devtools.demo import load_tuned, markdown_table, train_arm
 from trl_ext.evaluation import completion_nll
 from trl_ext.models import load_model, load_tokenizer
@@ -26,16 +27,10 @@ BASE = "smollm2-135m"
 
 
 def corrupted_rows(train: Dataset, share: float, seed: int = 0) -> tuple[Dataset, list[bool]]:
-    """The rows with `share` of them corrupted: their completions rotated by one among the chosen rows."""
-    import random
-
-    rows = [{"prompt": r["prompt"], "completion": r["completion"]} for r in train]
-    chosen = sorted(random.Random(seed).sample(range(len(rows)), int(round(share * len(rows)))))
-    completions = [rows[i]["completion"] for i in chosen]
-    for k, i in enumerate(chosen):
-        rows[i] = {**rows[i], "completion": completions[(k + 1) % len(chosen)]}
-    flags = [i in set(chosen) for i in range(len(rows))]
-    return Dataset.from_list(rows), flags
+    """The rows with `share` of them corrupted (the `corrupt_completions` transform) and a flag per row."""
+    rows = train.select_columns(["prompt", "completion"])
+    corrupted = set(corrupted_indices(len(rows), share, seed))
+    return corrupt_completions(share=share, seed=seed)(rows), [i in corrupted for i in range(len(rows))]
 
 
 def placement(model, data: Dataset, flags: list[bool], tokenizer, batch_size: int, out: Path) -> dict:
