@@ -156,7 +156,7 @@ def plan_arms(comparison: Comparison) -> tuple[str, list[Any]]:
 def dry_run(comparison: Comparison) -> str:
     """Everything `run_comparison` checks before a model loads (each arm's flags, options, data and columns, the
     evaluation rows), and the plan as text; nothing is trained or written."""
-    from trl_ext.run.stage import describe_budget, load_checked_dataset
+    from trl_ext.run.stage import describe_budget, describe_contributions, load_checked_dataset
 
     model, parsed = plan_arms(comparison)
     dataset_name = comparison.eval_dataset or parsed[0].script_args.dataset_name
@@ -184,9 +184,10 @@ def dry_run(comparison: Comparison) -> str:
         options = ", ".join(f"{k}={v}" for k, v in values.items() if k != "method") or "defaults"
         name = f"{arm.label}" if not arm.then else f"{arm.label} stage {index + 1}/{len(arm.then) + 1}"
         start = "" if index == 0 else f" from stage {index}'s model,"
+        extras = "".join(f"; {phrase}" for phrase in describe_contributions(stage))
         lines.append(
             f"  {name}: {values['method']} ({stage.base.name} base; {options}),{start} {describe_budget(stage.config)}"
-            f" on {stage.script_args.dataset_name} -> {stage.config.output_dir} ({state})"
+            f" on {stage.script_args.dataset_name}{extras} -> {stage.config.output_dir} ({state})"
         )
     lines += [f"  head to head: {a} against {b}, row by row on every metric" for a, b in comparison.head_to_head]
     return "\n".join(lines)

@@ -387,6 +387,20 @@ def describe_budget(config: Any) -> str:
     return f"{config.num_train_epochs:g} epoch{'s' if config.num_train_epochs != 1 else ''}"
 
 
+def describe_contributions(stage: Stage) -> list[str]:
+    """The stage's transforms, rewards, callbacks and adapters by name, one phrase per kind it has, for a plan."""
+    return [
+        f"{kind} {', '.join(record.name for record, _ in steps)}"
+        for kind, steps in (
+            ("transforms", stage.transforms),
+            ("rewards", stage.rewards),
+            ("callbacks", stage.callbacks),
+            ("adapters", stage.adapters),
+        )
+        if steps
+    ]
+
+
 def describe_plan(stages: Sequence[Stage]) -> str:
     """What `run_stages` would do, after every check that needs no model: each stage's flags and options (already
     parsed), its data's splits, columns and text rows (`load_checked_dataset`), and whether an earlier run of the same
@@ -400,16 +414,7 @@ def describe_plan(stages: Sequence[Stage]) -> str:
             rows = len(load_checked_dataset(stage)[args.dataset_train_split])
             state = f"{rows} training rows before transforms: to train"
         budget = describe_budget(stage.config)
-        extras = [
-            f"{kind} {', '.join(record.name for record, _ in steps)}"
-            for kind, steps in (
-                ("transforms", stage.transforms),
-                ("rewards", stage.rewards),
-                ("callbacks", stage.callbacks),
-                ("adapters", stage.adapters),
-            )
-            if steps
-        ]
+        extras = describe_contributions(stage)
         model = stage.model_args.model_name_or_path if stage.model_given else "the previous stage's model"
         lines.append(
             f"  {i}. {stage.method.name} ({stage.base.name} base) on {model}, {budget} on {args.dataset_name} "
