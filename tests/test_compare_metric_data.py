@@ -96,9 +96,9 @@ def test_metrics_reading_the_same_greedy_answers_generate_them_once(tiny_model_d
     real = generation.generate_completions
     monkeypatch.setattr(generation, "generate_completions", lambda *a, **k: calls.append(1) or real(*a, **k))
     shared: dict = {}
-    together = [measure(parse_metric(n), model, tokenizer, rows, max_new_tokens=6, greedy=shared)[0] for n in names]
+    together = [measure(parse_metric(n), model, tokenizer, rows, max_new_tokens=6, memo=shared)[0] for n in names]
     assert together == alone and len(calls) == 1
-    measure(parse_metric("length"), model, tokenizer, rows, max_new_tokens=7, greedy=shared)  # other settings
+    measure(parse_metric("length"), model, tokenizer, rows, max_new_tokens=7, memo=shared)  # other settings
     assert len(calls) == 2
 
 
@@ -124,6 +124,35 @@ def test_a_callback_metric_reads_its_own_data_so_the_rows_need_no_prompt(tiny_mo
     assert 0.0 <= accuracy <= 1.0
     with pytest.raises(ValueError, match="lack prompt"):
         eval_rows(comparison, "builtin:maskft_bios", parse_metric("exact_match:gold_column=text"))
+
+
+def test_several_figures_of_one_callback_evaluate_it_once_per_model(tiny_model_dir, monkeypatch):
+    """Two figures of maskft_qa_eval with the same options (the figure and label apart) share one evaluation, and
+    each equals its figure measured alone; other options evaluate again."""
+    from trl_ext.compare.metrics import measure, parse_metric
+    from trl_ext.models import load_model, load_tokenizer
+    from trl_ext_plugins.maskft.evaluation import QAAccuracyCallback
+
+    model, tokenizer = load_model(tiny_model_dir).eval(), load_tokenizer(tiny_model_dir)
+    names = [
+        f"callback:maskft_qa_eval:n=3:max_new_tokens=3:figure=eval/qa_acc_{d}:label={d}"
+        for d in ("forward", "backward")
+    ]
+    alone = [measure(parse_metric(name), model, tokenizer, []) for name in names]
+    calls = []
+    real = QAAccuracyCallback.evaluate
+    monkeypatch.setattr(QAAccuracyCallback, "evaluate", lambda self, *a: calls.append(1) or real(self, *a))
+    memo: dict = {}
+    together = [measure(parse_metric(name), model, tokenizer, [], memo=memo) for name in names]
+    assert together == alone and len(calls) == 1
+    measure(
+        parse_metric("callback:maskft_qa_eval:n=2:max_new_tokens=3:figure=eval/qa_acc_forward"),
+        model,
+        tokenizer,
+        [],
+        memo=memo,
+    )
+    assert len(calls) == 2
 
 
 def test_an_untrained_arms_kept_measurement_is_reused_only_for_the_same_model(tmp_path):

@@ -201,7 +201,9 @@ def arm_result(
     cached = folder / FINAL_RECORD
     kept = _cached_finals(cached)
     finals, model = {}, None
-    greedy: dict[str, Any] = {}  # the model's greedy answers, shared by the metrics that read the same ones
+    memo: dict[
+        Any, Any
+    ] = {}  # the model's greedy answers and callback evaluations, shared by the metrics reading them
     for spec, rows, key in evaluations:
         if stage is None:  # an untrained arm's folder holds no model: its measurements are kept per model measured
             key = f"{key}@{source}"
@@ -210,7 +212,7 @@ def arm_result(
                 with whole_model_loading():  # after a ZeRO-3 run, the main process measures the saved model alone
                     model = load_trained(source)
                 tokenizer = load_tokenizer(source)
-            values, figures = measure(spec, model, tokenizer, rows, **comparison.generation(), greedy=greedy)
+            values, figures = measure(spec, model, tokenizer, rows, **comparison.generation(), memo=memo)
             kept[key] = {"values": values, "figures": figures}
         finals[spec.label] = kept[key]
     if model is not None:

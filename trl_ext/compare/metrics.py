@@ -161,35 +161,36 @@ def measure(
     max_new_tokens: int = 64,
     batch_size: int = 16,
     seed: int = 0,
-    greedy: dict[str, Any] | None = None,
+    memo: dict[Any, Any] | None = None,
 ) -> tuple[list[float], dict[str, float]]:
     """(one value per row, or for a callback figure its items' values if it keeps them, else []; the figures to
-    report: the metric's mean under its label). `greedy`: the one model's greedy answers already generated, by
-    prompts and settings, so that metrics reading the same answers (a judge, a reward, `length`) generate once."""
+    report: the metric's mean under its label). `memo`: what was already computed for this one model: its greedy
+    answers by prompts and settings, so that metrics reading the same answers (a judge, a reward, `length`) generate
+    once, and each callback evaluation by its options, so that several figures of one callback evaluate once."""
     import torch
 
     from trl_ext.inference.generation import generate
 
     options = {key: value for key, value in spec.options.items() if key not in _COMMON}
     if spec.name.startswith("callback:"):  # it asks its own questions: the rows may have no prompt
-        return _callback_figure(spec.name.split(":", 1)[1], options, model, tokenizer)
+        return _callback_figure(spec.name.split(":", 1)[1], options, model, tokenizer, memo)
     rows = metric_rows(spec, rows)
     gold_column = options.pop("gold_column", "answer")
     prompts = [row["prompt"] for row in rows]
     if spec.name == "unchanged":
         if spec.reference is None or len(spec.reference) != len(rows):
             raise RecipeError("--eval unchanged: the untrained model's answers were not measured for these rows.")
-        answers = [o.text for o in greedy_answers(model, tokenizer, prompts, max_new_tokens, batch_size, greedy)]
+        answers = [o.text for o in greedy_answers(model, tokenizer, prompts, max_new_tokens, batch_size, memo)]
         same = (lambda a, b: a == b) if not options.get("normalize") else _same_normalized
         values = [float(same(a, b)) for a, b in zip(answers, spec.reference, strict=True)]
     elif spec.name == "length":
-        outputs = greedy_answers(model, tokenizer, prompts, max_new_tokens, batch_size, greedy)
+        outputs = greedy_answers(model, tokenizer, prompts, max_new_tokens, batch_size, memo)
         values = [float(output.num_tokens) for output in outputs]
     elif spec.name in (*_JUDGED, "judge"):
         from trl_ext.evaluation.judges import judge_all, resolve_judge
 
         judge = resolve_judge(options.pop("judge", spec.name if spec.name != "judge" else "exact_match"), **options)
-        answers = [o.text for o in greedy_answers(model, tokenizer, prompts, max_new_tokens, batch_size, greedy)]
+        answers = [o.text for o in greedy_answers(model, tokenizer, prompts, max_new_tokens, batch_size, memo)]
         values = [float(v) for v in judge_all(judge, prompts, answers, [row[gold_column] for row in rows])]
     elif spec.name == "pass@k":
         from trl_ext.evaluation.judges import judge_all, resolve_judge
@@ -223,7 +224,7 @@ def measure(
             {k: v for k, v in spec.options.items() if k not in _COMMON}, model, tokenizer, rows, prompts, batch_size
         )
     else:  # reward:NAME (parse_metric admits no other name)
-        outputs = greedy_answers(model, tokenizer, prompts, max_new_tokens, batch_size, greedy)
+        outputs = greedy_answers(model, tokenizer, prompts, max_new_tokens, batch_size, memo)
         values = _reward_values(spec.name.split(":", 1)[1], options, tokenizer, rows, outputs)
     finite = [v for v in values if math.isfinite(v)]
     return values, {spec.label: sum(finite) / len(finite) if finite else math.nan}
@@ -297,21 +298,27 @@ def _reward_values(name, options, tokenizer, rows, outputs) -> list[float]:
     return [math.nan if v is None else float(v) for v in result]
 
 
-def _callback_figure(name, options, model, tokenizer) -> tuple[list[float], dict[str, float]]:
+def _callback_figure(name, options, model, tokenizer, memo=None) -> tuple[list[float], dict[str, float]]:
     from trl_ext.evaluation.callback import GenerationEvalCallback
     from trl_ext.plugin.registry import get
 
     figure = options.pop("figure", None)
-    callback = get("callback", name).build(**options)
-    if not isinstance(callback, GenerationEvalCallback):
-        raise RecipeError(f"--eval callback:{name}: not an evaluation callback (GenerationEvalCallback).")
-    figures = callback.evaluate(model, tokenizer)
+    key = ("callback", name, tuple(sorted((k, str(v)) for k, v in options.items())))
+    if memo is not None and key in memo:
+        figures, items = memo[key]
+    else:
+        callback = get("callback", name).build(**options)
+        if not isinstance(callback, GenerationEvalCallback):
+            raise RecipeError(f"--eval callback:{name}: not an evaluation callback (GenerationEvalCallback).")
+        figures = callback.evaluate(model, tokenizer)
+        items = dict(getattr(callback, "item_values", {}))  # the items behind its mean figures, if it keeps them
+        if memo is not None:
+            memo[key] = figures, items
     if figure is None:
         figure = next(iter(figures))
     if figure not in figures:
         raise RecipeError(f"--eval callback:{name}: no figure {figure!r}; it gives {', '.join(figures)}.")
-    values = list(getattr(callback, "item_values", {}).get(figure, []))  # the items behind a mean figure, if kept
-    return values, {f"{name}/{figure}": float(figures[figure])}
+    return list(items.get(figure, [])), {f"{name}/{figure}": float(figures[figure])}
 
 
 def mean_and_interval(values: Sequence[float], z: float = 1.96) -> tuple[float, float, float]:
