@@ -43,3 +43,13 @@ def test_the_dry_run_refuses_a_misspelt_judge_and_a_missing_gold_column(tmp_path
     assert main([*base, "--eval", "pass@k:k=1:gold_column=tests"]) != 0  # builtin:arith: prompt and answer only
     assert "lack tests" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_comparison_measured_by_callbacks_alone_says_they_read_their_own_items(tmp_path, monkeypatch, capsys):
+    """A callback asks its own questions: the plan does not claim the comparison's evaluation rows (the first line
+    said "on 64 rows of builtin:calib_sentiment [test]" for self_ensemble_calib's 100 reviews)."""
+    monkeypatch.chdir(tmp_path)
+    config = next(c for c in CONFIGS if c.stem == "self_ensemble_calib_sft")
+    assert main(["compare", "--config", str(config), "--dry_run"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "2 arms (1 stage) " in first and first.endswith("on the callbacks' own items"), first

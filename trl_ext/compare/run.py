@@ -162,9 +162,14 @@ def dry_run(comparison: Comparison) -> str:
     dataset_name = comparison.eval_dataset or parsed[0].script_args.dataset_name
     plans = evaluation_plans(comparison, dataset_name)
     rows = plans[""][1]
+    own_items = all(spec.name.startswith("callback:") for spec in (comparison.metric, *comparison.also))
+    where = (
+        "the callbacks' own items" if own_items else f"{len(rows)} rows of {dataset_name} [{comparison.eval_split}]"
+    )
+    stages = f"{len(parsed)} stage{'s' if len(parsed) != 1 else ''}"
     lines = [
-        f"trl-ext compare (dry run): {len(comparison.arms)} arms ({len(parsed)} stages) from {model}, measured by {_metric_names(comparison)} on "
-        f"{len(rows)} rows of {dataset_name} [{comparison.eval_split}]"
+        f"trl-ext compare (dry run): {len(comparison.arms)} arms ({stages}) from {model}, measured by "
+        f"{_metric_names(comparison)} on {where}"
     ]
     for arm in comparison.arms:
         if arm.is_start:
