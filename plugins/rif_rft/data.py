@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import re
+from typing import Any
 
 from datasets import Dataset, DatasetDict
 
@@ -76,7 +77,12 @@ def answer_matches(text: str, answer: str) -> bool:
 
 
 @reward_function(name="rif_task_reward", columns=("answer",))
-def rif_task_reward(completion: str, answer: str = "", **row) -> float:
+def rif_task_reward(completion: str, answer: Any = "", **row) -> float | None:
+    """None (not applicable) for a row without a usable `answer` (not an int or non-empty text: a None gold read as
+    "None" once gave 1.0 to a completion ending in that word)."""
+    usable = (isinstance(answer, int) and not isinstance(answer, bool)) or (isinstance(answer, str) and answer.strip())
+    if not usable:
+        return None
     return 1.0 if answer_matches(completion, answer) else 0.0
 
 

@@ -195,10 +195,14 @@ class ToolCallReward(RewardFunction):
         self, completion: str, tools: Any = None, gold_call: Any = None, demo_action: Any = None, **row: Any
     ) -> Scored:
         gold_call = cap_text(gold_call, self.max_chars)
-        reward, category = score_call(
-            completion, gold_call, tool_names(tools), tool_params(tools), demo_action or "", self.strict_parsing
-        )
-        return Scored(reward, {f"irm/frac_{name}": float(name == category) for name in REWARDS})
+        try:  # a row whose gold call does not parse or whose tools do not load: not applicable (ours; the
+            # official code scores it parse_failure, as if the completion were garbage)
+            functions, params = tool_names(tools), tool_params(tools)
+            (_strict_parse if self.strict_parsing else _official_parse)(gold_call)
+        except (ParseError, TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError, MemoryError):
+            return Scored(None, {"irm/gold_error_rate": 1.0})
+        reward, category = score_call(completion, gold_call, functions, params, demo_action or "", self.strict_parsing)
+        return Scored(reward, {**{f"irm/frac_{n}": float(n == category) for n in REWARDS}, "irm/gold_error_rate": 0.0})
 
 
 # The card's reward function with the official parsing, importable directly (TRL style).

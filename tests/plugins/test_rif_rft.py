@@ -271,6 +271,10 @@ def test_builtin_tasks_and_reward():
 
     reward = get("reward", "rif_task_reward").build()
     assert reward(prompts=[None] * 2, completions=["It is B.", "b"], answer=["B", "B"]) == [1.0, 0.0]
+    # a row without a usable answer is not applicable (a None gold read as "None" gave this completion 1.0)
+    completions = ["It is None", "It is 7", "x", "x", "x", "The answer is 7."]
+    golds = [None, 7, "", "  ", ["B"], True]
+    assert reward(prompts=[None] * 6, completions=completions, answer=golds) == [None, 1.0, None, None, None, None]
 
 
 def test_cli_transform_resume_and_grpo_with_the_callback(tiny_model_dir, tmp_path, capsys):

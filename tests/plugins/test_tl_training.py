@@ -313,7 +313,24 @@ def test_reward_logs_category_fractions():
         log_metric=lambda k, v: logged.__setitem__(k, v),
     )
     assert logged["irm/frac_exact"] == 0.5 and logged["irm/frac_parse_failure"] == 0.5
-    assert set(logged) == {f"irm/frac_{c}" for c in REWARDS}
+    assert set(logged) == {f"irm/frac_{c}" for c in REWARDS} | {"irm/gold_error_rate"}
+    assert logged["irm/gold_error_rate"] == 0.0
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_row_whose_gold_call_or_tools_are_unusable_is_not_applicable(strict):
+    """A gold call that does not parse (None, no call, a list) or tools that do not load (bad JSON, a list of
+    numbers) make the row not applicable (None), whatever the completion; it scored -2.0 (parse_failure), the value of a
+    garbage completion, or raised into the toolkit's 0.0. A good row in the same batch keeps its score."""
+    logged = {}
+    good = "search(query='love')"
+    golds = [good, None, "no call here", ["search(query='love')"], good, good]
+    tools = [SEARCH_TOOLS] * 4 + ["{not json", [1, 2]]
+    rewards = ToolCallReward(strict_parsing=strict)(
+        None, [good] * 6, tools=tools, gold_call=golds, log_metric=lambda k, v: logged.__setitem__(k, v)
+    )
+    assert rewards == [1.0, None, None, None, None, None]
+    assert logged["irm/gold_error_rate"] == 5 / 6 and logged["irm/frac_exact"] == 1 / 6
 
 
 # --- normalisation under gradient accumulation and 2 processes ------------------------------------------------------
