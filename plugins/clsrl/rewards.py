@@ -7,6 +7,10 @@
 CLS-RL's total r_acc + r_fmt is `--rewards cls_accuracy_reward,cls_format_reward` (TRL sums rewards with unit
 weights by default). The gold is the `solution` column (the class name, optionally in answer tags).
 
+A row whose gold cannot be used (a `solution` that is not text, an empty class, or a class outside the row's
+`class_names` when it lists them) scores None, "not applicable" (ours: the official data has no such rows), and counts
+in `cls/gold_error_rate`; a completion that is not text scores 0.0.
+
 Metrics: `cls/think_answer_mismatch` (accuracy reward, when the dataset has `class_names`: the share of completions
 whose reasoning last names another class than their answer, among those where that applies), `cls/answer_in_classes`
 (the answer is one of the listed classes) and `cls/completion_tokens` (mean completion length, which collapses to
@@ -27,6 +31,13 @@ def _length(completion_ids: Any) -> float:
     return float(len(completion_ids)) if isinstance(completion_ids, (list, tuple)) else 0.0
 
 
+def _listed(classes: Any) -> set[str]:
+    """The row's class names, stripped and lower-cased (empty when the row lists none)."""
+    if not isinstance(classes, (list, tuple)):
+        return set()
+    return {c.strip().lower() for c in classes if isinstance(c, str)}
+
+
 class _ClsReward(RewardFunction):
     """A CLS-RL reward configured by the fields of `ClsRLConfig` (or a whole `config`)."""
 
@@ -36,8 +47,20 @@ class _ClsReward(RewardFunction):
         self.config = config if config is not None else ClsRLConfig(**fields)
 
     def _gold(self, row: dict[str, Any]) -> str | None:
+        """The row's `solution` when it names a usable gold class, else None: not text, empty once unwrapped, or
+        outside the row's `class_names` when the row lists any."""
         solution = row.get("solution")
-        return solution if isinstance(solution, str) else None
+        if not isinstance(solution, str):
+            return None
+        gold = scoring.unwrap_solution(solution, self.config.answer_tag).lower()
+        if not gold:
+            return None
+        listed = _listed(row.get("class_names"))
+        return None if listed and gold not in listed else solution
+
+    @staticmethod
+    def _metrics(row: dict[str, Any], gold_error: bool) -> dict[str, float]:
+        return {"cls/completion_tokens": _length(row.get("completion_ids")), "cls/gold_error_rate": float(gold_error)}
 
 
 class ClsAccuracyReward(_ClsReward):
@@ -66,10 +89,10 @@ class ClsAccuracyReward(_ClsReward):
 
     def score(self, completion: str, **row: Any) -> Scored:
         tag = self.config.answer_tag
-        metrics = {"cls/completion_tokens": _length(row.get("completion_ids"))}
         gold = self._gold(row)
+        metrics = self._metrics(row, gold is None)
         if gold is None:
-            return Scored(0.0, metrics)
+            return Scored(None, metrics)
         reward = 0.0
         if self.config.use_symbolic_verify and scoring.symbolic_match(completion, gold):
             reward = 1.0
@@ -78,8 +101,7 @@ class ClsAccuracyReward(_ClsReward):
         classes = row.get("class_names")
         if isinstance(classes, (list, tuple)):
             answer = scoring.extract_answer(completion, tag).lower()
-            listed = {c.strip().lower() for c in classes if isinstance(c, str)}
-            metrics["cls/answer_in_classes"] = float(answer in listed)
+            metrics["cls/answer_in_classes"] = float(answer in _listed(classes))
             mismatch = scoring.think_answer_mismatch(completion, classes, tag)
             if mismatch is not None:
                 self._mismatches.append(mismatch)
@@ -102,13 +124,12 @@ class ClsEqualityReward(_ClsReward):
     columns = ("solution",)
 
     def score(self, completion: str, **row: Any) -> Scored:
-        metrics = {"cls/completion_tokens": _length(row.get("completion_ids"))}
         gold = self._gold(row)
+        metrics = self._metrics(row, gold is None)
         if gold is None:
-            return Scored(0.0, metrics)
+            return Scored(None, metrics)
         reward = scoring.equality(completion, gold, self.config.answer_tag, self.config.eq_normalize)
         classes = row.get("class_names")
         if isinstance(classes, (list, tuple)):
-            listed = {c.strip().lower() for c in classes if isinstance(c, str)}
-            metrics["cls/answer_in_classes"] = float(completion.strip().lower() in listed)
+            metrics["cls/answer_in_classes"] = float(completion.strip().lower() in _listed(classes))
         return Scored(reward, metrics)

@@ -3,8 +3,8 @@
 Per completion ô (the policy's compression of the row's `trace` z for the query in `query`, gold answer `answer`):
 ẑ = the `<compressed>…</compressed>` span of ô; R = `invalid_reward` when the span is missing (with `require_span`),
 empty, or not shorter than z in auxiliary tokens (with `require_shorter`); otherwise R_c from one auxiliary forward
-(see `scoring.py`). Rows whose query or answer is not text are not applicable (None), as are sequences longer than
-`aux_max_length`.
+(see `scoring.py`). Rows whose trace, query or answer is not text are not applicable (None) whatever the completion,
+gate included, and count in `conmax/gold_error_rate`; so are sequences longer than `aux_max_length`.
 
 The auxiliary model is loaded on first use through `trl_ext.inference.scoring.load_scorer` (cached per process,
 frozen, never handed to the trainer) and scores the whole batch in batches of `aux_batch_size`.
@@ -20,7 +20,7 @@ from trl_ext.inference.scoring import load_scorer
 from trl_ext.rewards import RewardFunction, cap_text, log_metric
 
 from .config import ConMaxConfig
-from .scoring import clean, combine, compressed_trace, conmax_scores
+from .scoring import answer_text, clean, combine, compressed_trace, conmax_scores, query_text
 
 logger = logging.getLogger(__name__)
 
@@ -59,20 +59,21 @@ class ConMaxConfidenceReward(RewardFunction):
         cfg = self.config
         rewards: list[float | None] = [0.0 if text is None else None for text in texts]
         candidates = []  # (index, ẑ, z, x, y) of the items the gate lets through
-        text_items = invalid = 0
+        text_items = invalid = gold_errors = 0
         for i, (text, row) in enumerate(zip(texts, rows, strict=True)):
             if text is None:
                 continue
             text_items += 1
-            trace = cap_text(row.get("trace"), self.max_chars)
-            if not isinstance(trace, str) or not trace.strip():
-                continue  # no trace to compress: not applicable
+            trace, query = cap_text(row.get("trace"), self.max_chars), cap_text(row.get("query"), self.max_chars)
+            if not _row_ok(trace, query, row.get("answer")):
+                gold_errors += 1
+                continue  # no trace to compress, or no query or gold answer to score it by: not applicable
             z_hat = compressed_trace(text, cfg)
             if not z_hat:
                 rewards[i] = cfg.invalid_reward
                 invalid += 1
                 continue
-            candidates.append((i, z_hat, trace, cap_text(row.get("query"), self.max_chars), row.get("answer")))
+            candidates.append((i, z_hat, trace, query, row.get("answer")))
         scored = []
         if candidates:
             try:
@@ -86,6 +87,7 @@ class ConMaxConfidenceReward(RewardFunction):
             invalid += gated
         if text_items:
             log_metric(kwargs, "conmax/invalid_frac", invalid / text_items)
+            log_metric(kwargs, "conmax/gold_error_rate", gold_errors / text_items)
         return rewards
 
     def _score(self, candidates: list[tuple], kwargs: dict[str, Any]) -> list[tuple[int, float | None, bool]]:
@@ -119,6 +121,13 @@ class ConMaxConfidenceReward(RewardFunction):
         log_metric(kwargs, "conmax/compression_ratio", sum(ratios) / len(ratios))
         log_metric(kwargs, "conmax/not_applicable_frac", unscored / len(todo))
         return out
+
+
+def _row_ok(trace: Any, query: Any, answer: Any) -> bool:
+    """Whether a row can be scored: a non-empty trace z, a query x (text or chat messages) and a gold answer y."""
+    if not isinstance(trace, str) or not trace.strip():
+        return False
+    return answer_text(answer) is not None and query_text(query, None, use_chat_template=False) is not None
 
 
 def _num_tokens(tokenizer, text: str) -> int:

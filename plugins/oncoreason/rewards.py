@@ -14,8 +14,9 @@ R = 0.25·R_fmt + 1.0·R_cls + 0.5·R_reg + 0.5·R_rat.
   CoTs cached; logs onco/rationale_cos.
 
 A row whose gold value cannot be read (an unknown status, a months value without a number, an empty expert CoT)
-scores None, "not applicable", for that component only. Completions are never logged by these rewards (the pitfall
-of clinical data: keep GRPO's log_completions off).
+scores None, "not applicable", for that component only, and counts in its
+`onco/<status|months|rationale>_gold_error_rate`. Completions are never logged by these rewards (the pitfall of
+clinical data: keep GRPO's log_completions off).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from .scoring import (
     rouge_l_f1,
 )
 
+RATIONALE_GOLD_ERROR = "onco/rationale_gold_error_rate"
+
 
 class OncoFormatReward(RewardFunction):
     """R_fmt = 1 if the reasoning span, the status line and the months line all parse, else 0."""
@@ -54,12 +57,15 @@ class OncoStatusReward(RewardFunction):
     name = "onco_status_reward"
     columns = ("survival_status",)
 
-    def score(self, completion: str, **row: Any) -> Scored | None:
+    def score(self, completion: str, **row: Any) -> Scored:
         gold = gold_status(row["survival_status"])
         if gold is None:
-            return None
+            return Scored(None, {"onco/status_gold_error_rate": 1.0})
         predicted = parse_status(completion)
-        return Scored(float(predicted == gold), {"onco/status_parse_rate": float(predicted is not None)})
+        return Scored(
+            float(predicted == gold),
+            {"onco/status_parse_rate": float(predicted is not None), "onco/status_gold_error_rate": 0.0},
+        )
 
 
 class OncoMonthsReward(RewardFunction):
@@ -71,15 +77,19 @@ class OncoMonthsReward(RewardFunction):
     def __init__(self, month_scale: float = 12.0) -> None:
         self.month_scale = check_month_scale(month_scale)
 
-    def score(self, completion: str, **row: Any) -> Scored | None:
+    def score(self, completion: str, **row: Any) -> Scored:
         gold = gold_months(row["survival_months"])
         if gold is None:
-            return None
+            return Scored(None, {"onco/months_gold_error_rate": 1.0})
         predicted = parse_months(completion)
         close = predicted is not None and abs(predicted - gold) <= self.month_scale
         return Scored(
             months_reward(predicted, gold, self.month_scale),
-            {"onco/months_parse_rate": float(predicted is not None), "onco/months_abs_err_le_s": float(close)},
+            {
+                "onco/months_parse_rate": float(predicted is not None),
+                "onco/months_abs_err_le_s": float(close),
+                "onco/months_gold_error_rate": 0.0,
+            },
         )
 
 
@@ -102,13 +112,13 @@ class OncoRationaleReward(RewardFunction):
 
             self._embedder = LazyTextEncoder(encoder_name_or_path, encoder=encoder)
 
-    def score(self, completion: str, **row: Any) -> Scored | None:
+    def score(self, completion: str, **row: Any) -> Scored:
         reference = row["expert_cot"]
         if not isinstance(reference, str) or not reference.strip():
-            return None
+            return Scored(None, {RATIONALE_GOLD_ERROR: 1.0})
         span = reasoning_span(completion)
         value = rouge_l_f1(span[0], reference[: self.max_chars]) if span is not None else 0.0
-        return Scored(value, {"onco/rougeL": value})
+        return Scored(value, {"onco/rougeL": value, RATIONALE_GOLD_ERROR: 0.0})
 
     def __call__(
         self, prompts: Any = None, completions: Any = (), completion_ids: Any = None, **kwargs: Any
@@ -123,15 +133,15 @@ class OncoRationaleReward(RewardFunction):
                 continue
             reference = row.get("expert_cot")
             if not isinstance(reference, str) or not reference.strip():
-                results[i] = Scored(None)
+                results[i] = Scored(None, {RATIONALE_GOLD_ERROR: 1.0})
                 continue
             span = reasoning_span(text)
             if span is None or not span[0].strip():
-                results[i] = Scored(0.0, {"onco/rationale_cos": 0.0})
+                results[i] = Scored(0.0, {"onco/rationale_cos": 0.0, RATIONALE_GOLD_ERROR: 0.0})
                 continue
             pending.append((i, span[0].strip(), reference[: self.max_chars].strip()))
         for i, scored in clipped_cosine_scores(self._embedder, pending, "onco/rationale_cos").items():
-            results[i] = scored
+            results[i] = Scored(scored.reward, {**scored.metrics, RATIONALE_GOLD_ERROR: 0.0})
         return self._finish(results, kwargs)
 
 

@@ -6,6 +6,9 @@ alone is the "skill" the RL stage teaches and the skill vector carries.
 `partial` (ours, default 0.0 = the card's reward) gives that credit to a completion that is not the answer but holds it
 (normalised, as whole words): a small model that SFT stored the facts in answers "X lives in the city of Y. If you ..."
 at first, so strict matching gives GRPO no reward variance, hence no gradient, and v = 0 (measured on smollm2-135m).
+
+A row whose `answer` is not text, or is empty once normalised ("", "The."), scores None, "not applicable" (ours), for
+every completion; a completion that is not text scores 0.0.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ def contains_answer(completion: str, answer: Any) -> bool:
 
 
 @reward_function(name="normalized_exact_match", columns=("answer",))
-def normalized_exact_match(completion: str, answer: Any = None, partial: float = 0.0, **row: Any) -> float:
+def normalized_exact_match(completion: str, answer: Any = None, partial: float = 0.0, **row: Any) -> float | None:
+    if not isinstance(answer, str) or not normalize_text(answer):
+        return None  # no usable gold (not text, or nothing left once normalised): not applicable to this row
     if exact_match(row.get("prompt"), completion, answer):
         return 1.0
     partial = float(partial)

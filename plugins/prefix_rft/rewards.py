@@ -1,12 +1,19 @@
 """`prefix_answer`: 1 when the completion's final answer ("The answer is N", else its last number) equals the row's
-`answer` (digit strings compared as text, so leading zeros count), else 0."""
+`answer` (digit strings compared as text, so leading zeros count), else 0. A row whose `answer` is no number
+(neither a number nor its text: None, empty, a word) scores None, "not applicable" (ours); a completion that is not
+text scores 0.0."""
 
 from __future__ import annotations
 
-from trl_ext.data.arith import is_correct
+from typing import Any
+
+from trl_ext.data.arith import gold_number, is_correct
 from trl_ext.rewards import reward_function
 
 
 @reward_function(name="prefix_answer", columns=("answer",))
-def prefix_answer(completion: str, answer: str = "", **row) -> float:
-    return 1.0 if is_correct(completion, str(answer)) else 0.0
+def prefix_answer(completion: str, answer: Any = "", **row) -> float | None:
+    gold = gold_number(answer)
+    if gold is None:
+        return None  # no usable gold: not applicable to this row
+    return 1.0 if is_correct(completion, gold) else 0.0

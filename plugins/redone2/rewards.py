@@ -1,5 +1,9 @@
 """The rule rewards of `builtin:redone_sns`'s three toy SNS tasks (ours: the paper's reward designs are not public),
-one per task, and `redone_sns_reward`, the three routed by the row's `task` column."""
+one per task, and `redone_sns_reward`, the three routed by the row's `task` column.
+
+A row whose `answer` is no usable gold for its task (not text; a sentiment label outside `LABELS`; an empty sign-off)
+scores None, "not applicable", and counts in `redone/gold_error_rate/<task>`; a completion that is not text scores 0.0.
+"""
 
 from __future__ import annotations
 
@@ -47,6 +51,18 @@ def tone_reply(completion: str, answer: str = SIGN_OFF, max_words: int = MAX_REP
 TASK_SCORERS = {"hashtags": hashtag_f1, "sentiment": sentiment_match, "tone_reply": tone_reply}
 
 
+def gold_ok(task: str, answer: Any) -> bool:
+    """Whether a row's `answer` is usable gold for `task`: text for hashtags (no hashtag in it is the empty gold set),
+    one of `LABELS` for sentiment, a non-empty sign-off for tone_reply."""
+    if not isinstance(answer, str):
+        return False
+    if task == "sentiment":
+        return answer.strip().lower() in LABELS
+    if task == "tone_reply":
+        return bool(answer.strip())
+    return True
+
+
 class TaskReward(RewardFunction):
     """One toy task's rule reward of a completion against the row's `answer`."""
 
@@ -57,8 +73,11 @@ class TaskReward(RewardFunction):
         self._built_name = f"redone_{task}"
 
     def score(self, completion: str, **row: Any) -> Scored:
-        value = TASK_SCORERS[self.task](completion, str(row["answer"]))
-        return Scored(value, {f"redone/reward/{self.task}": value})
+        gold_error = f"redone/gold_error_rate/{self.task}"
+        if not gold_ok(self.task, row["answer"]):  # no usable gold: not applicable to this row
+            return Scored(None, {gold_error: 1.0})
+        value = TASK_SCORERS[self.task](completion, row["answer"])
+        return Scored(value, {f"redone/reward/{self.task}": value, gold_error: 0.0})
 
 
 def make_sns_reward(**options: Any) -> RoutedReward:

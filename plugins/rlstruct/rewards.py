@@ -16,7 +16,8 @@ written with a trailing "?" (`{"notes?": "str"}`) is optional: allowed, never re
 
 Bounded cost: the reward functions read a completion up to `DEFAULT_MAX_CHARS` (65,536) characters and parse it, the
 schema and the gold with the C JSON parser, linear in their length; too deep a nesting (RecursionError) is not
-valid JSON, and a row whose schema or gold is needed and cannot be read scores 0.0.
+valid JSON. A row whose schema or gold is needed and cannot be used (`usable_schema`, `gold_fields`) scores None,
+"not applicable" (ours), and counts in `rlstruct/gold_error_rate`; a completion that is not text scores 0.0.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ _FENCE = re.compile(r"```(?:json)?[ \t]*\n?(.*?)\n?[ \t]*```", re.DOTALL | re.IG
 # `\d+(?:\.\d*)?`, not `\d+\.?\d*`: the same numbers, but the latter splits a digit run two ways and takes minutes
 # (quadratic backtracking) to reject a long digit string that does not end like a number.
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
+GOLD_ERROR = "rlstruct/gold_error_rate"
 
 
 # --- parsing ---------------------------------------------------------------------------------------------------------
@@ -112,6 +114,14 @@ def load_schema(schema: Any, _path: str = "schema") -> Schema:
         name, table = (key[:-1], optional) if key.endswith("?") else (key, required)
         table[name] = _type_spec(declared, f"{_path}[{key!r}]")
     return Schema(required, optional)
+
+
+def usable_schema(schema: Any) -> Schema | None:
+    """The row's schema parsed, or None when it cannot be used (not a dict or its JSON, an unknown type, too deep)."""
+    try:
+        return load_schema(schema)
+    except (ValueError, TypeError, AttributeError, RecursionError):
+        return None
 
 
 def _type_spec(declared: Any, path: str) -> str | Schema:
@@ -190,6 +200,24 @@ def load_gold(gold: Any) -> Any:
         except json.JSONDecodeError:
             return gold
     return gold
+
+
+def gold_fields(gold: Any, task: str = "generic") -> dict[str, Any] | None:
+    """The gold content as fields (a scalar as {"answer": scalar}), or None when the row's gold cannot be used: not a
+    dict, a non-empty string, a finite number or a bool (nor the JSON of one), or, for gsm8k_json, without a numeric
+    `answer`. A dict with no fields is usable (content 1: nothing to get wrong)."""
+    try:
+        value = load_gold(gold)
+    except RecursionError:
+        return None
+    if isinstance(value, str) and not value.strip():
+        return None
+    if not (isinstance(value, (dict, str, bool)) or _is_finite_number(value)):
+        return None
+    fields = _as_fields(value)
+    if task == "gsm8k_json" and numeric_value(fields.get("answer")) is None:
+        return None
+    return fields
 
 
 def numeric_value(value: Any) -> float | None:
@@ -378,8 +406,11 @@ class JSONStructureReward(RewardFunction):
 
     def score(self, completion: str, schema: Any = None, **row: Any) -> Scored:
         obj = parse_object(completion, self.config.allow_fences_for_valid)
-        struct = 0.0 if obj is None else struct_score(obj, schema, self.config.extra_key_penalty)
-        return Scored(struct, _structure_metrics(obj is not None, struct))
+        loaded = usable_schema(schema)
+        if loaded is None:  # no usable schema: not applicable to this row
+            return Scored(None, {**_structure_metrics(obj is not None, 0.0), GOLD_ERROR: 1.0})
+        struct = 0.0 if obj is None else struct_score(obj, loaded, self.config.extra_key_penalty)
+        return Scored(struct, {**_structure_metrics(obj is not None, struct), GOLD_ERROR: 0.0})
 
 
 class JSONContentReward(RewardFunction):
@@ -396,10 +427,13 @@ class JSONContentReward(RewardFunction):
         _check_task_column(kwargs)
         return super().__call__(prompts, completions, **kwargs)
 
-    def score(self, completion: str, gold: Any = None, task: str | None = None, **row: Any) -> float:
-        return R_content(
-            completion, gold, task or self.task, self.config.numeric_tol, self.config.allow_fences_for_valid
-        )
+    def score(self, completion: str, gold: Any = None, task: str | None = None, **row: Any) -> Scored:
+        task = task or self.task
+        fields = gold_fields(gold, task)
+        if fields is None:  # no usable gold: not applicable to this row
+            return Scored(None, {GOLD_ERROR: 1.0})
+        content = R_content(completion, fields, task, self.config.numeric_tol, self.config.allow_fences_for_valid)
+        return Scored(content, {GOLD_ERROR: 0.0})
 
 
 class RLStructReward(RewardFunction):
@@ -424,8 +458,13 @@ class RLStructReward(RewardFunction):
     def score(
         self, completion: str, schema: Any = None, gold: Any = None, task: str | None = None, **row: Any
     ) -> Scored:
-        parts = score(completion, schema, gold, task or self.task, self.config)  # the module's `score`, all parts
-        return Scored(parts["total"], _structure_metrics(parts["valid"] == 1.0, parts["struct"]))
+        task = task or self.task
+        loaded, fields = usable_schema(schema), gold_fields(gold, task)
+        if loaded is None or fields is None:  # no usable schema or gold: not applicable to this row
+            valid = parse_object(completion, self.config.allow_fences_for_valid) is not None
+            return Scored(None, {**_structure_metrics(valid, 0.0), GOLD_ERROR: 1.0})
+        parts = score(completion, loaded, fields, task, self.config)  # the module's `score`, all parts
+        return Scored(parts["total"], {**_structure_metrics(parts["valid"] == 1.0, parts["struct"]), GOLD_ERROR: 0.0})
 
 
 # Ready-made reward functions with the defaults, importable directly (TRL style):

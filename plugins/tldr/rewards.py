@@ -7,6 +7,10 @@ the run's `max_completion_length`. A truncated completion (no EOS among its ids,
 counts as wrong. correct(o): the last `\\boxed{...}` of the completion equals the row's `answer` after normalisation
 (the verifier is pluggable: "boxed", "answer_is" for "The answer is N", or an import path "module:function").
 
+A row whose `length_level` is not one of the reward's levels, or whose `answer` cannot be verified against (None;
+with the built-in verifiers, not a number or non-empty text, or, for "answer_is", no number), scores None, "not
+applicable" (ours), and counts in `tldr/gold_error_rate`; a completion that is not text scores 0.0.
+
 Bounded cost: the completion is read up to `DEFAULT_MAX_CHARS` characters and scanned once, linearly.
 """
 
@@ -125,6 +129,26 @@ def level_strength(level: Any, config: TLDRConfig) -> float:
     return config.levels[key]
 
 
+def gold_ok(answer: Any, verify: Callable[[str, Any], bool]) -> bool:
+    """Whether a row's `answer` can be verified against: not None, and for the built-in verifiers a finite number or
+    text that is not empty once normalised (a number for `verify_answer_is`, which reads only numbers). A custom
+    verifier gets any other value as it is."""
+    if answer is None:
+        return False
+    if verify not in (verify_boxed, verify_answer_is):
+        return True
+    if isinstance(answer, bool):
+        return False
+    if isinstance(answer, (int, float)):
+        return math.isfinite(answer)
+    if not isinstance(answer, str):
+        return False
+    text = normalize_answer(answer)
+    if verify is verify_answer_is:
+        return _NUMBER.fullmatch(text) is not None
+    return bool(text)
+
+
 def is_truncated(length: int, completion_ids: Sequence[int] | None, eos_ids: frozenset[int], max_length: int) -> bool:
     """TRL's `completion_ids` keep the EOS of a finished completion: without one it was cut at L_max. Without the
     EOS ids, a completion that reached L_max is taken as cut."""
@@ -223,7 +247,18 @@ class TLDRReward(RewardFunction):
         correct = not truncated and bool(self._verify(completion, answer))
         return tldr_reward(correct, level, length, self.max_completion_length, self.config), level, length, correct
 
-    def score(self, completion: str, **row: Any) -> float:
+    def gold_ok(self, answer: Any, length_level: Any) -> bool:
+        """Whether the row's `length_level` is one of the levels and its `answer` can be verified (`gold_ok`)."""
+        level = length_level.strip().lower() if isinstance(length_level, str) else length_level
+        try:
+            known = level in self.config.levels
+        except TypeError:  # an unhashable value (a list, a dict)
+            return False
+        return known and gold_ok(answer, self._verify)
+
+    def score(self, completion: str, **row: Any) -> float | None:
+        if not self.gold_ok(row.get("answer"), row.get("length_level")):
+            return None
         return self.parts(completion, row.get("answer"), row.get("length_level"), row.get("completion_ids"))[0]
 
     def __call__(
@@ -232,9 +267,14 @@ class TLDRReward(RewardFunction):
         texts, rows = self._prepare(prompts, completions, completion_ids, kwargs)
         rewards: list[float | None] = []
         by_level: dict[str, list[tuple[int, bool]]] = {}
+        gold_errors = 0
         for text, row in zip(texts, rows, strict=True):
             if text is None:
                 rewards.append(0.0)
+                continue
+            if not self.gold_ok(row.get("answer"), row.get("length_level")):
+                rewards.append(None)  # no usable gold or level: not applicable to this row
+                gold_errors += 1
                 continue
             try:
                 reward, level, length, correct = self.parts(
@@ -246,6 +286,8 @@ class TLDRReward(RewardFunction):
             rewards.append(self._checked(reward).reward)
             by_level.setdefault(level, []).append((length, correct))
         self._log_levels(by_level, kwargs)
+        if texts:
+            log_metric(kwargs, "tldr/gold_error_rate", gold_errors / len(texts))
         return rewards
 
     @staticmethod

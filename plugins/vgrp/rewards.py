@@ -9,9 +9,10 @@
 
 Every reward takes `verifier` = "strict" (default for RL, ours: normalised parsing plus value-range checks, so the
 policy cannot exploit the official checker's gaps) or "official" (VGRP-Bench's evaluator exactly). R_partial always
-reads the answer with the strict parser. A row whose `init_board`/`game`/`side_info` describe no puzzle scores None
-(not applicable). The solve and total rewards log `vgrp/solve_rate`, `vgrp/perception_acc`, `vgrp/format_rate` and
-the solve rate per (game, size, number of clues) bucket, `vgrp/solve/<game><n>x<n>_c<k>`.
+reads the answer with the strict parser. A row whose `init_board`/`game`/`side_info` describe no puzzle (a board cell
+that is neither an integer nor text included) scores None (not applicable). The solve and total rewards log
+`vgrp/solve_rate`, `vgrp/perception_acc`, `vgrp/format_rate`, `vgrp/gold_error_rate` (the rows that describe no
+puzzle) and the solve rate per (game, size, number of clues) bucket, `vgrp/solve/<game><n>x<n>_c<k>`.
 """
 
 from __future__ import annotations
@@ -30,13 +31,21 @@ MAX_COMPLETION_CHARS = 20_000  # far above any answer block; bounds the parsing 
 
 def _puzzle(row: dict[str, Any]) -> Puzzle | None:
     try:
-        return Puzzle.from_row(
+        puzzle = Puzzle.from_row(
             row.get("game"),
             cap_text(row.get("init_board"), MAX_COLUMN_CHARS),
             cap_text(row.get("side_info"), MAX_COLUMN_CHARS),
         )
     except (ValueError, TypeError, RecursionError, AttributeError):
         return None
+    # a cell is a value or its text (0 = empty); a list, a dict, None or a bool describes no puzzle
+    cells_ok = all(
+        isinstance(c, str) or (isinstance(c, int) and not isinstance(c, bool)) for r in puzzle.init for c in r
+    )
+    return puzzle if cells_ok else None
+
+
+GOLD_ERROR = "vgrp/gold_error_rate"
 
 
 def _bucket(puzzle: Puzzle) -> str:
@@ -68,7 +77,12 @@ class VGRPReward(RewardFunction):
     def _verdict_metrics(self, solved: float, perceived: float, parsed: float, puzzle: Puzzle) -> dict[str, float]:
         if self.log_buckets and hasattr(self, "_buckets"):
             self._buckets.setdefault(_bucket(puzzle), []).append(solved)
-        return {"vgrp/solve_rate": solved, "vgrp/perception_acc": perceived, "vgrp/format_rate": parsed}
+        return {
+            "vgrp/solve_rate": solved,
+            "vgrp/perception_acc": perceived,
+            "vgrp/format_rate": parsed,
+            GOLD_ERROR: 0.0,
+        }
 
 
 class SolveReward(VGRPReward):
@@ -77,10 +91,10 @@ class SolveReward(VGRPReward):
     name = "vgrp_solve_reward"
     log_buckets = True
 
-    def score(self, completion: str, **row: Any) -> Scored | None:
+    def score(self, completion: str, **row: Any) -> Scored:
         puzzle = _puzzle(row)
         if puzzle is None:
-            return None
+            return Scored(None, {GOLD_ERROR: 1.0})
         v = verify(completion, puzzle, self.verifier)
         solved = float(v.answer_ok if self.gated else v.answer_ok_ungated)
         return Scored(solved, self._verdict_metrics(solved, float(v.perception_ok), float(v.parsed), puzzle))
@@ -137,10 +151,10 @@ class TotalReward(VGRPReward):
 
         self.weights = VGRPConfig(reward_weights=dict(weights or DEFAULT_WEIGHTS)).reward_weights
 
-    def score(self, completion: str, **row: Any) -> Scored | None:
+    def score(self, completion: str, **row: Any) -> Scored:
         puzzle = _puzzle(row)
         if puzzle is None:
-            return None
+            return Scored(None, {GOLD_ERROR: 1.0})
         v = verify(completion, puzzle, self.verifier)
         _, answer = parse_strict(completion)
         parts = {

@@ -51,7 +51,8 @@ def register_rewards(register):
             factory="trl_ext_plugins.videorft.rewards:VRFTAccuracyReward.from_options",
             required_columns=("solution", "problem_type"),
             description=f"VideoRFT R_acc of the first <answer> span against the `solution`'s, {_ACC}; no answer "
-            "span is the empty answer; parse errors and unknown types score 0.",
+            "span is the empty answer; an answer that does not parse scores 0, a row whose gold cannot be used (unknown type, "
+            "empty or non-numeric gold) None.",
             **common,
         )
     )

@@ -8,6 +8,11 @@
   members have R_acc > 0.1.
 
 The official total R_acc + R_fmt + R_sem + R_len is the four rewards with unit weights.
+
+A row whose gold cannot be used (`solution` or `problem_type` not text, a type outside `PROBLEM_TYPES`, an empty gold
+answer, a numerical or regression gold that is no number) scores None, "not applicable" (ours: the official code has
+no such rows and scores them 0), in the rewards that need R_acc: accuracy, length bonus, and the semantic reward when
+gated on accuracy. The accuracy reward logs the share as `vrft/gold_error_rate`.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import hashlib
 import logging
 from typing import Any
 
-from trl_ext.rewards import RewardFunction, RewardSetupError, cap_text, column, completion_text, log_metric
+from trl_ext.rewards import RewardFunction, RewardSetupError, Scored, cap_text, column, completion_text, log_metric
 
 from . import scoring
 from .config import VideoRFTRewardConfig
@@ -40,22 +45,40 @@ class _VRFTReward(RewardFunction):
         self.config = config if config is not None else VideoRFTRewardConfig(**fields)
 
     @staticmethod
-    def _accuracy(completion: str | None, row: dict[str, Any]) -> float:
-        """R_acc of one item per its own `problem_type` (the official code uses the batch's first item's type for
-        every item); 0 for a completion that is not text or a row whose gold or type is not text."""
+    def _gold(row: dict[str, Any]) -> tuple[str, str] | None:
+        """(problem_type, solution) of a row whose gold can be used, else None: either is not text, the type is
+        not one of `PROBLEM_TYPES`, the gold answer is empty, or a numerical/regression gold is no finite number."""
         solution, problem_type = row.get("solution"), row.get("problem_type")
-        if completion is None or not isinstance(solution, str) or not isinstance(problem_type, str):
+        if not isinstance(solution, str) or problem_type not in scoring.PROBLEM_TYPES:
+            return None
+        solution = cap_text(solution, MAX_GOLD_CHARS)
+        gold = scoring.gold_answer(solution)
+        if not gold:
+            return None
+        if problem_type in ("numerical", "regression") and scoring.normalize_number(gold) is None:
+            return None
+        return problem_type, solution
+
+    @classmethod
+    def _accuracy(cls, completion: str | None, row: dict[str, Any]) -> float | None:
+        """R_acc of one item per its own `problem_type` (the official code uses the batch's first item's type for
+        every item); 0 for a completion that is not text, None for a row whose gold cannot be used (`_gold`)."""
+        if completion is None:
             return 0.0
-        return scoring.accuracy(problem_type, completion, cap_text(solution, MAX_GOLD_CHARS))
+        gold = cls._gold(row)
+        if gold is None:
+            return None
+        return scoring.accuracy(gold[0], completion, gold[1])
 
 
 class VRFTAccuracyReward(_VRFTReward):
-    """R_acc by `problem_type`; an unknown type or a parse error scores 0."""
+    """R_acc by `problem_type`; an answer that does not parse scores 0, a row whose gold cannot be used None."""
 
     name = "vrft_accuracy_reward"
 
-    def score(self, completion: str, **row: Any) -> float:
-        return self._accuracy(completion, row)
+    def score(self, completion: str, **row: Any) -> Scored:
+        value = self._accuracy(completion, row)
+        return Scored(value, {"vrft/gold_error_rate": float(value is None)})
 
 
 class VRFTFormatReward(_VRFTReward):
@@ -79,20 +102,20 @@ class VRFTLengthBonus(_VRFTReward):
         # The official length is completion_mask.sum(): the EOS counts, as it does in GRPOTrainer's completion_ids.
         lengths = [len(r["completion_ids"]) if isinstance(r["completion_ids"], (list, tuple)) else -1 for r in rows]
         low, high = self.config.len_range
-        out = [0.0] * len(texts)
+        out: list[float | None] = [0.0] * len(texts)
         for group in scoring.groups([r["prompt"] for r in rows], self.config.num_generations):
             bonus = scoring.length_bonus(
                 [lengths[i] for i in group],
-                [accuracies[i] for i in group],
+                [accuracies[i] or 0.0 for i in group],
                 self.config.len_bonus,
                 low,
                 high,
                 self.config.len_acc_threshold,
             )
             for i, value in zip(group, bonus, strict=True):
-                out[i] = value
+                out[i] = None if accuracies[i] is None else value  # no usable gold: not applicable
         if out:
-            log_metric(kwargs, "vrft/len_bonus_rate", sum(v != 0 for v in out) / len(out))
+            log_metric(kwargs, "vrft/len_bonus_rate", sum(v is not None and v != 0 for v in out) / len(out))
         return out
 
 
@@ -151,7 +174,9 @@ class VRFTSemanticReward(_VRFTReward):
             return [0.0 if completion_text(c) is None else None for c in completions]
         encoder = self.encoder  # a missing option or an encoder that cannot load fails the run here, loudly
         texts, rows = self._prepare(prompts, completions, completion_ids, kwargs)
-        frames = [self._frames(row, encoder) for row in rows]  # per item: cache keys of its frame embeddings, or None
+        # per item: cache keys of its frame embeddings, or None (no visual input; or, gated on R_acc, no usable gold)
+        gate = self.config.gate_on_accuracy
+        frames = [None if gate and self._gold(row) is None else self._frames(row, encoder) for row in rows]
         todo = [i for i in range(n) if texts[i] is not None and frames[i]]
         t_prime = [scoring.reasoning_text(texts[i], self.config.drop_first_sentence) for i in todo]
         text_embeds, truncated = encoder.encode_texts(t_prime, return_truncated=True) if todo else (None, [])

@@ -524,3 +524,22 @@ def test_zero3_on_two_processes_equals_one_process(tmp_path, monkeypatch):
     monkeypatch.setenv("DS_ACCELERATOR", "cpu")
     zero3 = run_layout(DISTRIBUTED_SCRIPT, tmp_path / "zero3.json", 2, 1, "zero3", nproc=2)
     assert_same_step(single, zero3, tolerance=1e-5, name="chord under ZeRO-3 on 2 processes")
+
+
+def test_chord_answer_unusable_gold_scores_none_never_raises():
+    from trl_ext_plugins.chord.rewards import chord_answer
+
+    answers = ["42", None, "", "  ", "forty-two", ["42"], True, b"42", float("nan")]
+    n = len(answers)
+    out = chord_answer(
+        prompts=["p"] * n, completions=["The answer is 42."] * n, completion_ids=[[1]] * n, answer=answers
+    )
+    assert out == [1.0] + [None] * (n - 1)
+    # numbers given as numbers stay gold; garbage completions still score 0.0
+    assert chord_answer(
+        prompts=["p"] * 3, completions=["The answer is 42.", None, ""], answer=[42, "42", "1,250"]
+    ) == [
+        1.0,
+        0.0,
+        0.0,
+    ]

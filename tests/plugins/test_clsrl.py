@@ -179,7 +179,29 @@ def test_garbage_completions_score_zero_without_raising():
         out = call(name, garbage, ["cat"] * len(garbage))
         assert out == [0.0] * 7 + [1.0], name  # the last is a conversational completion whose text is "cat"
     assert reward("cls_format_reward")(None, garbage) == [0.0] * len(garbage)
-    assert call("cls_equality_reward", ["cat"], [None]) == [0.0]  # a solution that is not text
+    assert call("cls_equality_reward", ["cat"], [None]) == [None]  # a solution that is not text: not applicable
+
+
+def test_unusable_gold_scores_none_never_raises():
+    # TRL-style call: a valid row, then rows whose gold cannot be used (not text, empty, a class not in class_names)
+    bad = [None, 5, ["cat"], "", "<answer> </answer>", "lion"]
+    solutions = ["cat", *bad]
+    completions = ["<think>x</think><answer>cat</answer>"] * len(solutions)
+    classes = [["cat", "dog"]] * len(solutions)
+    for name in ("cls_accuracy_reward", "cls_equality_reward"):
+        logged = {}
+        out = reward(name)(
+            prompts=["p"] * len(solutions),
+            completions=completions if name == "cls_accuracy_reward" else ["cat"] * len(solutions),
+            completion_ids=[[1, 2]] * len(solutions),
+            solution=solutions,
+            class_names=classes,
+            log_metric=lambda k, v, logged=logged: logged.__setitem__(k, v),
+        )
+        assert out == [1.0] + [None] * len(bad), name
+        assert logged["cls/gold_error_rate"] == pytest.approx(len(bad) / len(solutions))
+    # without class names any non-empty class is usable gold
+    assert call("cls_accuracy_reward", ["<answer>lion</answer>"], ["lion"]) == [1.0]
 
 
 def test_missing_solution_column_is_a_setup_error():

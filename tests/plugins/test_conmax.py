@@ -283,6 +283,31 @@ def test_bad_rows_are_not_applicable_and_missing_columns_refused():
         reward(prompts=["p"], completions=[ok], query=["q"], answer=["7"])
 
 
+def test_unusable_gold_scores_none_even_where_the_gate_would_fire(monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("no row here reaches the auxiliary model")
+
+    monkeypatch.setattr(core_scoring, "token_logprobs", never)
+    reward = reward_with(None, CharTokenizer(), invalid_reward=-10.0)
+    queries = ["Q?", "Q?", "Q?", 5, [{"role": "user"}], "Q?", "Q?"]
+    answers = ["7", None, "  ", "7", "7", ["7"], "7"]
+    traces = ["abcdef"] * 6 + [None]
+    n = len(queries)
+    logs = {}
+    out = reward(
+        prompts=["p"] * n,
+        completions=["no span at all"] * n,  # gated: invalid_reward on a usable row
+        completion_ids=[[1]] * n,
+        query=queries,
+        trace=traces,
+        answer=answers,
+        log_metric=logs.__setitem__,
+    )
+    assert out == [-10.0] + [None] * (n - 1)
+    assert logs["conmax/gold_error_rate"] == pytest.approx((n - 1) / n)
+    assert logs["conmax/invalid_frac"] == pytest.approx(1 / n)
+
+
 def test_reward_is_picklable_named_and_loads_its_scorer_once(monkeypatch, tiny_model_dir):
     reward = ConMaxConfidenceReward.from_options(aux_model_name_or_path=tiny_model_dir, alpha=1.0)
     assert reward.__name__.startswith("conmax_confidence_")

@@ -229,6 +229,35 @@ def test_rewards_registered_with_columns():
               actions=[[1]] * 4) == [0.0] * 4  # fmt: skip
 
 
+def test_unusable_gold_scores_none_never_raises():
+    fn = get("reward", "remapped_action_reward").build()
+    bad_maps = [None, 5, "{not json", '{"1": "Up"}', '{"1": "Up", "2": "up", "3": "Left", "4": "Right"}',
+                '{"1": "", "2": "Down", "3": "Left", "4": "Right"}']  # fmt: skip
+    mappings = [STD_MAP, *bad_maps, STD_MAP, STD_MAP, STD_MAP]
+    actions = [[3]] * (1 + len(bad_maps)) + [[3], [9], "3"]
+    grids = [list(GRID)] * (1 + len(bad_maps)) + [["#", "##"], None, None]
+    n = len(mappings)
+    logged = {}
+    out = fn(prompts=["p"] * n, completions=["<answer> Left </answer>"] * n, completion_ids=[[1]] * n,
+             action_mapping=mappings, actions=actions, grid=grids,
+             log_metric=lambda k, v: logged.__setitem__(k, v))  # fmt: skip
+    assert out == [1.0] + [None] * (n - 1)
+    assert logged["debunk/gold_error_rate"] == pytest.approx((n - 1) / n)
+    # without a grid, the gold actions are compared; None or no actions are no gold
+    out = fn(
+        completions=["<answer> Left </answer>"] * 4, action_mapping=[STD_MAP] * 4, actions=[[3], None, [], [True]]
+    )
+    assert out == [1.0, None, None, None]
+
+    points = get("reward", "points_answer_reward").build()
+    expr = card_game.solve([11, 3, 4, 13])
+    values = [[11, 3, 4, 13], None, 5, [], ["a", 3], [True, 3, 4, 13], [11, 3, 4, 13]]
+    n = len(values)
+    out = points(prompts=["p"] * n, completions=[f"<answer> {expr} </answer>"] * n, card_values=values,
+                 target=[24] * (n - 1) + ["abc"])  # fmt: skip
+    assert out == [1.0] + [None] * (n - 1)
+
+
 # --- CLI ------------------------------------------------------------------------------------------------------------
 def test_cli_transforms(tmp_path):
     out = tmp_path / "vocab.jsonl"

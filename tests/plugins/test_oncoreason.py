@@ -184,7 +184,10 @@ def test_embedding_rationale_reward_matches_numpy_cosines(tiny_encoder_dir):
     cos = max(0.0, numpy_text_cosine(model, tokenizer, other, COT))
     assert values == [pytest.approx(1.0, abs=1e-5), pytest.approx(cos, abs=1e-5), 0.0, None]
     assert cos < 0.999  # different texts, a different value: the check can fail
-    assert logged == {"onco/rationale_cos": pytest.approx((1.0 + cos) / 4, abs=1e-5)}
+    assert logged == {
+        "onco/rationale_cos": pytest.approx((1.0 + cos) / 4, abs=1e-5),
+        "onco/rationale_gold_error_rate": 0.25,
+    }
     assert values[1] == pytest.approx(
         call(OncoRationaleReward("embedding", tiny_encoder_dir), [completions[1]], [COT])[0][0], abs=1e-6
     )
@@ -343,9 +346,35 @@ def test_rewards_log_their_metrics_and_pickle():
         survival_months=["14.5", "14.5"],
         log_metric=lambda name, value: logged.__setitem__(name, value),
     )
-    assert logged == {"onco/months_parse_rate": 0.5, "onco/months_abs_err_le_s": 0.5}
+    assert logged == {
+        "onco/months_parse_rate": 0.5,
+        "onco/months_abs_err_le_s": 0.5,
+        "onco/months_gold_error_rate": 0.0,
+    }
     for built in rewards().values():
         assert pickle.loads(pickle.dumps(built)).__name__ == built.__name__
+
+
+def test_unusable_gold_scores_none_never_raises_and_logs_its_rate():
+    built = rewards()
+    cases = {  # reward: (column, a valid gold, bad golds)
+        "onco_status_reward": ("survival_status", "1:DECEASED", [None, "", "ALIVE?", 2, True, ["1"]]),
+        "onco_months_reward": ("survival_months", "14.5", [None, "", "about a year", -3, float("nan"), ["14"]]),
+        "onco_rationale_reward": ("expert_cot", COT, [None, "", "   ", 5, [COT]]),
+    }
+    for name, (col, gold, bad) in cases.items():
+        n = 1 + len(bad)
+        logged = {}
+        out = built[name](
+            prompts=["p"] * n,
+            completions=[GOOD] * n,
+            completion_ids=[[1]] * n,
+            log_metric=logged.__setitem__,
+            **{col: [gold, *bad]},
+        )
+        assert out[0] is not None and out[1:] == [None] * len(bad), name
+        rate = name.removeprefix("onco_").removesuffix("_reward")
+        assert logged[f"onco/{rate}_gold_error_rate"] == pytest.approx(len(bad) / n), name
 
 
 # --- config -------------------------------------------------------------------------------------------------------------

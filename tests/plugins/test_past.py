@@ -345,6 +345,16 @@ def test_normalized_exact_match():
     assert half.__name__ != reward.__name__
 
 
+def test_normalized_exact_match_unusable_gold_scores_none_never_raises():
+    answers = ["Porto", None, 5, ["Porto"], "", "  The. "]
+    n = len(answers)
+    for reward in (normalized_exact_match, normalized_exact_match.from_options(partial=0.5)):
+        out = reward(prompts=["p"] * n, completions=["Porto"] * n, completion_ids=[[1]] * n, answer=answers)
+        assert out == [1.0] + [None] * (n - 1)
+    # an empty completion is no answer to an empty gold
+    assert normalized_exact_match(prompts=["p"], completions=[""], answer=[None]) == [None]
+
+
 def test_past_facts_source_and_target_are_disjoint_and_aligned():
     source_docs, source_qa = build_past_facts("source_docs"), build_past_facts("source_qa")
     target_qa = build_past_facts("target_qa")

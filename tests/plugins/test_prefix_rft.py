@@ -388,3 +388,20 @@ def test_cli_refuses_a_dataset_without_demonstrations(tmp_path, capfd, no_model_
     code = main([*args, "--rewards", "prefix_answer", "--output_dir", str(tmp_path / "x")])
     assert code != 0
     assert "demonstration" in "".join(capfd.readouterr())
+
+
+def test_prefix_answer_unusable_gold_scores_none_never_raises():
+    from trl_ext_plugins.prefix_rft.rewards import prefix_answer
+
+    answers = ["007", None, "", "  ", "seven", ["007"], True, b"7", float("inf")]
+    n = len(answers)
+    out = prefix_answer(
+        prompts=["p"] * n, completions=["The answer is 007"] * n, completion_ids=[[1]] * n, answer=answers
+    )
+    assert out == [1.0] + [None] * (n - 1)
+    # leading zeros still count; garbage completions still score 0.0
+    assert prefix_answer(prompts=["p"] * 3, completions=["The answer is 7", None, ""], answer=["007", "7", "7"]) == [
+        0.0,
+        0.0,
+        0.0,
+    ]

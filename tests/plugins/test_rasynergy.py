@@ -77,7 +77,11 @@ def test_card_1_partial_arguments():
     assert argument_f1({"city": "paris"}, {"city": "Paris", "unit": "C"}) == pytest.approx(2 / 3)
     rewards, logged = score(TOOL, [completion], [tool_row()])
     assert rewards[0] == pytest.approx(0.5 + 0.5 * 2 / 3)  # 0.8333
-    assert logged == {"rasynergy/tool_name_acc": 1.0, "rasynergy/arg_exact_rate": 0.0}
+    assert logged == {
+        "rasynergy/tool_name_acc": 1.0,
+        "rasynergy/arg_exact_rate": 0.0,
+        "rasynergy/tool_gold_error_rate": 0.0,
+    }
 
 
 # --- card test 2: wrong name ------------------------------------------------------------------------------------------
@@ -119,7 +123,7 @@ def test_card_5_token_f1():
     # overlap {cat, sat} = 2; P = 2/3, R = 2/3; F1 = 2·(2/3)(2/3)/(4/3) = 2/3
     rewards, logged = score(ANS, ["<think>t</think>the cat sat"], [answer_row("cat sat down")])
     assert rewards == [pytest.approx(2 / 3)]
-    assert logged == {"rasynergy/answer_f1": pytest.approx(2 / 3)}
+    assert logged == {"rasynergy/answer_f1": pytest.approx(2 / 3), "rasynergy/answer_gold_error_rate": 0.0}
 
 
 # --- card test 6: dialogues_to_turns ----------------------------------------------------------------------------------
@@ -223,7 +227,11 @@ def test_exact_call_scores_every_component():
     completion = "<think>weather, Paris, Celsius</think>\n" + call("get_weather", {"unit": "c", "city": " PARIS "})
     assert all_four(completion, tool_row()) == [1.0, 1.0, 1.0, 0.0]
     _, logged = score(TOOL, [completion], [tool_row()])
-    assert logged == {"rasynergy/tool_name_acc": 1.0, "rasynergy/arg_exact_rate": 1.0}
+    assert logged == {
+        "rasynergy/tool_name_acc": 1.0,
+        "rasynergy/arg_exact_rate": 1.0,
+        "rasynergy/tool_gold_error_rate": 0.0,
+    }
 
 
 def test_total_reward_with_the_card_weights():
@@ -275,7 +283,10 @@ def test_answer_reward_and_its_metric_over_answer_rows_only():
     # third: no think span, the whole text is the answer: tokens no think plain answer (4) vs plain answer (2)
     # overlap 2, P = 1/2, R = 1, F1 = 2/3
     assert rewards == [pytest.approx(12 / 13), 0.0, pytest.approx(2 / 3)]
-    assert logged == {"rasynergy/answer_f1": pytest.approx((12 / 13 + 2 / 3) / 2)}
+    assert logged == {
+        "rasynergy/answer_f1": pytest.approx((12 / 13 + 2 / 3) / 2),
+        "rasynergy/answer_gold_error_rate": 0.0,
+    }
 
 
 # --- answer_sim="embedding": the core sentence encoder ---------------------------------------------------------------
@@ -308,7 +319,10 @@ def test_embedding_answer_reward_matches_numpy_cosines(tiny_encoder_dir):
     expected = [max(0.0, cos[0]), 0.0, max(0.0, cos[1]), max(0.0, cos[2]), 0.0]
     assert rewards == [pytest.approx(v, abs=1e-5) for v in expected]
     assert rewards[2] == pytest.approx(1.0, abs=1e-5)  # stripped answer == gold
-    assert logged == {"rasynergy/answer_cos": pytest.approx(sum(expected[:4]) / 4, abs=1e-5)}
+    assert logged == {
+        "rasynergy/answer_cos": pytest.approx(sum(expected[:4]) / 4, abs=1e-5),
+        "rasynergy/answer_gold_error_rate": 0.0,
+    }
     # One encode per call, gold answers cached: a second call embeds only the completions.
     encoder = reward._embedder.encoder
     seen = []
@@ -366,11 +380,15 @@ def test_metrics_average_over_the_rows_they_apply_to():
     ]
     rows = [tool_row(), tool_row(), answer_row("x")]
     _, logged = score(TOOL, completions, rows)
-    assert logged == {"rasynergy/tool_name_acc": 0.5, "rasynergy/arg_exact_rate": 0.5}
+    assert logged == {
+        "rasynergy/tool_name_acc": 0.5,
+        "rasynergy/arg_exact_rate": 0.5,
+        "rasynergy/tool_gold_error_rate": 0.0,
+    }
     _, logged = score(FMT, completions, rows)
     assert logged == {"rasynergy/think_rate": pytest.approx(2 / 3), "rasynergy/think_words": pytest.approx(4 / 3)}
     _, logged = score(TYPE, completions, rows)
-    assert logged == {"rasynergy/type_acc": 1.0}
+    assert logged == {"rasynergy/type_acc": 1.0, "rasynergy/type_gold_error_rate": 0.0}
 
 
 # --- adversarial completions ------------------------------------------------------------------------------------------
@@ -423,17 +441,41 @@ def test_conversational_completion():
 
 
 @pytest.mark.parametrize(
-    "row, type_",
+    "row, expected",
     [
-        ({**tool_row(), "gold_type": None}, 0.0),
-        ({**tool_row(), "gold_type": "both"}, 0.0),
-        ({**tool_row(), "gold_tool_args": "{not json"}, 1.0),  # the type is still right
-        ({**tool_row(), "gold_tool_args": "[1, 2]"}, 1.0),
-        ({**tool_row(), "gold_tool_name": 5}, 1.0),
+        ({**tool_row(), "gold_type": None}, [1.0, None, None, None]),
+        ({**tool_row(), "gold_type": "both"}, [1.0, None, None, None]),
+        ({**tool_row(), "gold_tool_args": "{not json"}, [1.0, 1.0, None, 0.0]),  # the type is still right
+        ({**tool_row(), "gold_tool_args": "[1, 2]"}, [1.0, 1.0, None, 0.0]),
+        ({**tool_row(), "gold_tool_name": 5}, [1.0, 1.0, None, 0.0]),
+        ({**tool_row(), "gold_tool_name": "  "}, [1.0, 1.0, None, 0.0]),
+        (answer_row(None), [1.0, 0.0, 0.0, None]),  # R_tool on an answer row is 0 (the card), not None
+        (answer_row(""), [1.0, 0.0, 0.0, None]),
     ],
 )
-def test_garbage_gold_scores_zero(row, type_):
-    assert all_four("<think>x</think>" + GOOD_CALL, row) == [1.0, type_, 0.0, 0.0]
+def test_garbage_gold_is_not_applicable(row, expected):
+    assert all_four("<think>x</think>" + GOOD_CALL, row) == expected
+
+
+def test_unusable_gold_scores_none_never_raises():
+    rows = [
+        tool_row(),
+        {**tool_row(), "gold_type": 5},
+        {**tool_row(), "gold_tool_name": None},
+        {**tool_row(), "gold_tool_args": ["city"]},
+        {**tool_row(), "gold_tool_args": "[" * 100_000 + "]" * 100_000},
+        answer_row(["x"]),
+    ]
+    completions = ["<think>x</think>" + GOOD_CALL] * len(rows)
+    rewards, logged = score(TYPE, completions, rows)
+    assert rewards == [1.0, None, 1.0, 1.0, 1.0, 0.0]
+    assert logged["rasynergy/type_gold_error_rate"] == pytest.approx(1 / 6)
+    rewards, logged = score(TOOL, completions, rows)
+    assert rewards == [1.0, None, None, None, None, 0.0]
+    assert logged["rasynergy/tool_gold_error_rate"] == pytest.approx(4 / 6)
+    rewards, logged = score(ANS, ["<think>x</think>It is sunny"] * len(rows), rows)
+    assert rewards == [0.0, None, 0.0, 0.0, 0.0, None]
+    assert logged["rasynergy/answer_gold_error_rate"] == pytest.approx(2 / 6)
 
 
 def test_gold_type_is_read_case_insensitively():

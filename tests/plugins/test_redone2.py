@@ -134,6 +134,30 @@ def test_the_builtin_data_and_its_routed_reward_agree():
     assert reward(prompts=["p"], completions=["#a"], task=["general"], answer=["#a"]) == [None]
 
 
+def test_unusable_gold_scores_none_never_raises():
+    reward = make_sns_reward()
+    cases = {  # task: (completion, a valid gold and its reward, bad golds)
+        "hashtags": ("#a #b", ("#a #b", 1.0), [None, 5, ["#a"]]),
+        "sentiment": ("positive", ("positive", 1.0), [None, 1, "", "happy", ["positive"]]),
+        "tone_reply": ("Great! Cheers!", ("Cheers!", 1.0), [None, 3, "", "   "]),
+    }
+    for task, (completion, (gold, value), bad) in cases.items():
+        logged = {}
+        n = 1 + len(bad)
+        out = reward(
+            prompts=["p"] * n,
+            completions=[completion] * n,
+            completion_ids=[[1]] * n,
+            task=[task] * n,
+            answer=[gold, *bad],
+            log_metric=lambda k, v, logged=logged: logged.__setitem__(k, v),
+        )
+        assert out == [value] + [None] * len(bad), task
+        assert logged[f"redone/gold_error_rate/{task}"] == pytest.approx(len(bad) / n)
+    # a hashtag gold without hashtags is the empty set (both empty: 1), not an error
+    assert reward(prompts=["p"], completions=["none"], task=["hashtags"], answer=[""]) == [1.0]
+
+
 def test_upsampling_repeats_weak_rows_and_one_changes_nothing(tmp_path):
     tasks = ["a", "b", "a", "c"]
     assert upsample_rows(tasks, ["a"], 1.0) == [0, 1, 2, 3]

@@ -217,7 +217,7 @@ def test_struct_metrics_and_log_metric():
     JSONStructureReward()(
         prompts=["p"] * 4, completions=completions, schema=[GSM_SCHEMA] * 4, log_metric=logged.__setitem__
     )
-    assert logged == {"rlstruct/valid_rate": 0.75, "rlstruct/struct_acc": 0.25}
+    assert logged == {"rlstruct/valid_rate": 0.75, "rlstruct/struct_acc": 0.25, "rlstruct/gold_error_rate": 0.0}
 
 
 def test_reward_functions_are_named_and_picklable():
@@ -343,7 +343,36 @@ def test_builds_with_options_log_under_their_own_names():
     assert names == ["json_validity_reward", "json_validity_reward_no_allow_fences_for_valid"]
     content = registry.get("reward", "json_content").build(task="recipe")
     assert content.__name__ == "json_content_reward_task-recipe" and content.task == "recipe"
-    # Garbage completions score 0.0 and a malformed schema row does not stop the batch; the last row has no required
-    # keys (present = typed = 1) and one extra key: 1 - 0.1 = 0.9.
+    # Garbage completions score 0.0 and a malformed schema row (None: not applicable) does not stop the batch; the
+    # last row has no required keys (present = typed = 1) and one extra key: 1 - 0.1 = 0.9.
     out = JSONStructureReward()(prompts=["p"] * 3, completions=[None, '{"a": 1}', '{"a": 1}'], schema=[{}, 3, {}])
-    assert out == [0.0, 0.0, pytest.approx(0.9)]
+    assert out == [0.0, None, pytest.approx(0.9)]
+
+
+def test_unusable_schema_or_gold_scores_none_never_raises():
+    good = '{"reasoning": "add", "answer": 42}'
+    bad_schemas = [None, 3, "", "{not json", '{"a": "decimal"}', ["str"], "[" * 100_000 + "]" * 100_000]
+    bad_golds = [None, "", "   ", "null", "[1, 2]", ["a"], b"42", float("nan"), "[" * 100_000 + "]" * 100_000]
+    n_schema, n_gold = 1 + len(bad_schemas), 1 + len(bad_golds)
+    trl = {"log_metric": lambda k, v: logged.__setitem__(k, v)}
+    logged = {}
+    out = JSONStructureReward()(
+        prompts=["p"] * n_schema, completions=[good] * n_schema, schema=[GSM_SCHEMA, *bad_schemas], **trl
+    )
+    assert out == [1.0] + [None] * len(bad_schemas)
+    assert logged["rlstruct/gold_error_rate"] == pytest.approx(len(bad_schemas) / n_schema)
+    out = JSONContentReward()(prompts=["p"] * n_gold, completions=[good] * n_gold, gold=[42, *bad_golds], **trl)
+    assert out == [1.0] + [None] * len(bad_golds)
+    # gsm8k_json needs a numeric answer; a dict without one, or a word, is no gold for it
+    gsm = JSONContentReward(task="gsm8k_json")
+    assert gsm(prompts=["p"] * 4, completions=[good] * 4, gold=["42", {"x": 1}, "forty", {"answer": "?"}]) == [
+        1.0,
+        None,
+        None,
+        None,
+    ]
+    total = RLStructReward()
+    schemas = [GSM_SCHEMA, 3, GSM_SCHEMA, None]
+    golds = [42, 42, None, None]
+    assert total(prompts=["p"] * 4, completions=[good] * 4, schema=schemas, gold=golds, **trl) == [3.5] + [None] * 3
+    assert logged["rlstruct/gold_error_rate"] == pytest.approx(3 / 4)

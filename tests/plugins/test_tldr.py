@@ -133,9 +133,38 @@ def test_adversarial_completions(name):
 def test_garbage_items_score_zero_without_spoiling_the_batch():
     reward = TLDRReward(max_completion_length=100, eos_token_ids=[EOS])
     completions = [None, 5, [{"role": "assistant", "content": "\\boxed{41}"}], RIGHT, RIGHT, RIGHT]
-    levels = ["short", "short", "short", "gigantic", None, " Long "]  # unknown and missing levels: 0.0
+    levels = ["short", "short", "short", "gigantic", None, " Long "]  # unknown and missing levels: not applicable
     out = call(reward, completions, levels, [10] * 6)
-    assert out == pytest.approx([0.0, 0.0, 1 - 0.5 * 0.1, 0.0, 0.0, 1 - 0.05 * 0.1])
+    assert out == pytest.approx([0.0, 0.0, 1 - 0.5 * 0.1, None, None, 1 - 0.05 * 0.1])
+
+
+def test_unusable_gold_scores_none_never_raises():
+    answers = ["41", None, "", " $ ", ["41"], True, b"41", float("nan"), "41"]
+    levels = ["short"] * 8 + [["short"]]
+    n = len(answers)
+    for gate in (True, False):
+        logged = {}
+        reward = TLDRReward(max_completion_length=100, eos_token_ids=[EOS], gate_on_correct=gate)
+        out = reward(
+            prompts=["p"] * n,
+            completions=[RIGHT] * n,
+            completion_ids=[ids(10)] * n,
+            answer=answers,
+            length_level=levels,
+            log_metric=logged.__setitem__,
+        )
+        assert out == pytest.approx([1 - 0.5 * 0.1] + [None] * (n - 1))
+        assert logged["tldr/gold_error_rate"] == pytest.approx((n - 1) / n)
+    # "answer_is" reads only numbers: a word is no gold for it; numbers given as numbers are
+    answer_is = TLDRReward(max_completion_length=100, eos_token_ids=[EOS], verifier="answer_is")
+    out = answer_is(
+        prompts=["p"] * 3,
+        completions=["The answer is 41."] * 3,
+        completion_ids=[ids(10)] * 3,
+        answer=["forty-one", 41, "41.0"],
+        length_level=["short"] * 3,
+    )
+    assert out == pytest.approx([None, 0.95, 0.95])
 
 
 def test_answers_normalise():
@@ -163,6 +192,7 @@ def test_per_level_metrics_and_the_short_over_long_ratio():
             "tldr/length_long": 60.0,
             "tldr/accuracy_long": 1.0,
             "tldr/length_ratio_short_over_long": 1 / 3,
+            "tldr/gold_error_rate": 0.0,
         }
     )
     summary = level_metrics([RIGHT, WRONG], ["short", "long"], [10, 30], ["41", "41"])

@@ -427,6 +427,20 @@ def test_rows_that_describe_no_puzzle_are_not_applicable():
         SolveReward()(completions=[good], game=["sudoku"], side_info=["{}"])
 
 
+def test_unusable_gold_scores_none_never_raises():
+    # a valid row, then boards whose cells are no values (lists, dicts, None, bools) or that are no board at all
+    good = output(G0_TEXT, S_TEXT)
+    boards = [json.dumps(G0), [[[]]], [[{"a": 1}]], "[[null]]", [[True]], None, 5, ["x"]]
+    n = len(boards)
+    kw = {"init_board": boards, "game": ["sudoku"] * n, "side_info": ["{}"] * n}
+    for reward in (SolveReward(), PerceptionReward(), PartialReward(), TotalReward()):
+        logged = {}
+        out = reward(prompts=["p"] * n, completions=[good] * n, log_metric=logged.__setitem__, **kw)
+        assert out[0] is not None and out[1:] == [None] * (n - 1), reward.__name__
+        if isinstance(reward, (SolveReward, TotalReward)):
+            assert logged["vgrp/gold_error_rate"] == pytest.approx((n - 1) / n)
+
+
 def test_solve_reward_logs_rates_and_buckets():
     logged = {}
     good = output(G0_TEXT, S_TEXT)

@@ -266,6 +266,27 @@ def test_garbage_completions_score_zero(stub):
     assert semantic([GOOD] * 3, ["<answer>A</answer>"] * 3, ["multiple choice"] * 3, frames=bad_frames) == [None] * 3
 
 
+def test_unusable_gold_scores_none_never_raises(stub):
+    # a valid row, then rows whose gold cannot be used: not text, an unknown type, an empty answer, no number
+    solutions = ["<answer>3</answer>", None, 3, "<answer>3</answer>", "<answer>3</answer>", "<answer> </answer>", "",
+                 "<answer>three</answer>", "<answer>nan</answer>"]  # fmt: skip
+    types = ["numerical", "numerical", "numerical", "unknown type", None, "OCR", "multiple choice", "numerical",
+             "regression"]  # fmt: skip
+    n = len(solutions)
+    completion = "<think>It is three. So 3.</think><answer>3</answer>"
+    cols = {"solution": solutions, "problem_type": types}
+    logged = {}
+    out = reward("vrft_accuracy_reward")(["p"] * n, [completion] * n, [[1]] * n, **cols, log_metric=logged.__setitem__)
+    assert out == [1.0] + [None] * (n - 1)
+    assert logged["vrft/gold_error_rate"] == pytest.approx((n - 1) / n)
+    bonus = reward("vrft_length_bonus", num_generations=n)(["p"] * n, [completion] * n, [[0] * 400] * n, **cols)
+    assert bonus == [0.0] + [None] * (n - 1)  # one qualifying completion: no bonus; the others not applicable
+    frames = {"frames": [[sim_image(0.5)]] * n}
+    assert semantic([completion] * n, solutions, types, **frames) == [1.0] + [None] * (n - 1)
+    ungated = reward("vrft_semantic_reward", encoder_name_or_path="stub", gate_on_accuracy=False)
+    assert ungated(None, [completion] * n, **cols, **frames) == [1.0] * n  # R_sem alone needs no gold
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [("w_scale", 0), ("len_range", (5, 1)), ("max_frames", 0), ("gate_on_accuracy", "no"), ("num_generations", 0)],

@@ -6,11 +6,13 @@ and checkable exactly, which makes them a good target for answer-matching reward
 
 from __future__ import annotations
 
+import math
 import operator
 import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from datasets import Dataset, DatasetDict
 
@@ -234,6 +236,19 @@ def extract_answer(text: str) -> str | None:
     """The number after the last "The answer is", else the last number in `text`; None if there is none."""
     found = _ANSWER_RE.findall(text) or _NUMBER_RE.findall(text)
     return normalize_number(found[-1]) if found else None
+
+
+def gold_number(answer: Any) -> str | None:
+    """A row's gold `answer` as number text (an int, a finite float, or text that is one number in the form
+    `_NUMBER_RE` reads), else None: an answer-matching reward is not applicable to a row without one."""
+    if isinstance(answer, bool):
+        return None
+    if isinstance(answer, int) or (isinstance(answer, float) and math.isfinite(answer)):
+        answer = str(answer)
+    if not isinstance(answer, str):
+        return None
+    answer = answer.strip()
+    return answer if _NUMBER_RE.fullmatch(answer) else None
 
 
 def is_correct(text: str, answer: str) -> bool:
