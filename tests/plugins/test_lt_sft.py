@@ -4,6 +4,7 @@ two iterations never re-picking), the trainable count by hand, per-module budget
 save -> load -> forward, refusals, and the CLI on a tiny model."""
 
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -311,8 +312,12 @@ def test_cli_train_lt_sft_and_sparse_diff_adapter(tiny_model_dir, tmp_path, caps
     printed = capsys.readouterr().out
     assert "lt_sft: K = 184 tunable entries of 18,432 maskable" in printed
     assert "'lt_sft/max_abs_masked_delta': '0'" in printed or "'lt_sft/max_abs_masked_delta': 0.0" in printed
+    # the official rule keeps every entry tied at the threshold, so K = 184 may select a few more (Adam's first steps
+    # at lr 1e-2 give many equal |deltas|: 185 on some CPUs); the diff holds at most the selected entries
+    selected = int(float(re.findall(r"'lt_sft/num_selected': '?([0-9.]+)", printed)[-1]))
+    assert 184 <= selected <= 184 + 8
     diff = SparseDiff.load(out)
-    assert 0 < len(diff) <= 184
+    assert 0 < len(diff) <= selected
     code = main(["train", "sft", "--output_dir", str(tmp_path / "sft"), "--max_steps", "1",
                  "--adapter", f"sparse_diff:path={out}"] + flags)  # fmt: skip
     assert code == 0
