@@ -432,18 +432,22 @@ def test_ptq_only_saves_the_starting_weights_with_the_quantisers(tmp_path, sft_r
 
     assert describe_budget(trainer.args) == "post-training quantisation only (1 step at learning rate 0)"
     assert describe_budget(SimpleNamespace(max_steps=1, num_train_epochs=3)) == "1 step"  # the usual words
+    before = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}  # rotated at __init__
     trainer.train()
     assert trainer.state.global_step == 1 and logged(trainer, "loss")
+    assert all(torch.equal(p, before[name]) for name, p in trainer.model.named_parameters())  # bit-identical
     expected = tiny_model()
     spec = RoSTESpec(rotate_r1=rotated, search_sites=("R2", "R4") if rotated else ())
     apply_roste(expected, spec, rotation_config=ALL_ON if rotated else {})
-    assert torch.equal(_logits(trainer.model), _logits(expected))
+    # the same quantised model as apply_roste on the untrained weights; rotations fused in another order round
+    # differently on some CPUs (4.5e-8 here; 0 on the machine this test was written on)
+    assert (_logits(trainer.model) - _logits(expected)).abs().max().item() < 1e-6
     trainer.save_model(str(tmp_path / "out"))
     assert (_logits(load_roste_model(tmp_path / "out")) - _logits(expected)).abs().max().item() < 1e-5
     # without ptq_only the same step at that learning rate moves the weights
     moved = _trainer(tmp_path / "b", sft_rows, max_steps=1, learning_rate=1e-2, **options)
     moved.train()
-    assert not torch.equal(_logits(moved.model), _logits(expected))
+    assert (_logits(moved.model) - _logits(expected)).abs().max().item() > 1e-3
 
 
 def test_rotation_config_file_is_used_instead_of_the_search(tmp_path, sft_rows):
