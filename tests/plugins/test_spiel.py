@@ -457,13 +457,27 @@ SCRIPT = Path(__file__).parents[1] / "distributed" / "spiel_step.py"
 @pytest.mark.slow
 def test_two_processes_ddp_equal_one(tmp_path):
     """5 SpIEL steps with two drop/regrows (t = 1 at p = 1, t = 4) on a global batch of 4: 2 processes of 2 rows end
-    with the same support, deltas and losses as 1 process of 4 (candidate gradients averaged over processes)."""
+    with the same support, deltas and losses as 1 process of 4 (candidate gradients averaged over processes).
+
+    Up to rounding, and rounding differs by CPU: the support is a set (regrowth may list it in another order), a
+    candidate tied with the threshold to rounding may swap with its neighbour, and Adam amplifies rounding in deltas
+    whose gradient is near its eps (one CPU: 1e-5 of the largest delta, another: 6e-3 in relative L2, 12% at one
+    delta regrown at t = 4, with losses equal to 2.5e-6). A process that missed the candidate averaging selects a
+    different support at t = 1 (p = 1 replaces 89% of it) and trains on its own rows' losses."""
     reference = run_layout(SCRIPT, tmp_path / "one.json", 4, 1)
     ddp = run_layout(SCRIPT, tmp_path / "ddp.json", 2, 1, nproc=2)
-    assert reference["indices"] == ddp["indices"]
-    assert reference["replaced"] == pytest.approx(ddp["replaced"]) and len(reference["replaced"]) == 2
+    assert reference["indices"].keys() == ddp["indices"].keys()
+    support = sum(len(indices) for indices in reference["indices"].values())
+    swapped = sum(len(set(i) ^ set(ddp["indices"][name])) for name, i in reference["indices"].items())
+    assert swapped <= 0.01 * support, f"{swapped} of {support} support entries differ"
+    assert reference["replaced"] == pytest.approx(ddp["replaced"], rel=1e-2) and len(reference["replaced"]) == 2
     largest = max(abs(v) for u in reference["values"].values() for v in u)
     assert largest > 1e-4
+    gap = norm = 0.0
     for name, values in reference["values"].items():
-        assert max(abs(a - b) for a, b in zip(values, ddp["values"][name], strict=True)) < 1e-5 * largest, name
+        at_index = dict(zip(ddp["indices"][name], ddp["values"][name], strict=True))
+        for index, value in zip(reference["indices"][name], values, strict=True):
+            if index in at_index:
+                gap, norm = gap + (value - at_index[index]) ** 2, norm + value**2
+    assert (gap / norm) ** 0.5 < 2e-2, f"deltas differ by {(gap / norm) ** 0.5:.3g} in relative L2"
     assert reference["losses"] == pytest.approx(ddp["losses"], rel=1e-5)
