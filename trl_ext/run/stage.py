@@ -388,9 +388,14 @@ def describe_budget(config: Any) -> str:
 
 
 def describe_contributions(stage: Stage) -> list[str]:
-    """The stage's transforms, rewards, callbacks and adapters by name, one phrase per kind it has, for a plan."""
+    """The stage's transforms, rewards, callbacks and adapters as given (name and options), one phrase per kind it
+    has, for a plan: what data a stage trains on shows in its transforms' options (a share, a seed, a budget)."""
+
+    def given(record: Any, options: dict[str, Any]) -> str:
+        return ":".join([record.name, *(f"{key}={value}" for key, value in options.items())])
+
     return [
-        f"{kind} {', '.join(record.name for record, _ in steps)}"
+        f"{kind} {', '.join(given(record, options or {}) for record, options in steps)}"
         for kind, steps in (
             ("transforms", stage.transforms),
             ("rewards", stage.rewards),
