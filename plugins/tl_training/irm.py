@@ -130,6 +130,15 @@ def _strict_parse(text: str) -> tuple[str, dict[str, str]]:
     return name, {k: json.dumps(v, sort_keys=True, default=str) for k, v in args.items()}
 
 
+# What a call that does not parse raises (the last two: nesting deeper than the parser takes).
+PARSE_FAILURES = (ParseError, AttributeError, IndexError, RecursionError, MemoryError)
+
+
+def parse_call(text: str, strict_parsing: bool = False) -> tuple[str, dict[str, str]]:
+    """(tool name, arguments) of a call by the official parsing or the strict one; raises one of `PARSE_FAILURES`."""
+    return (_strict_parse if strict_parsing else _official_parse)(text)
+
+
 def score_call(
     prediction: str,
     gold: str,
@@ -141,12 +150,22 @@ def score_call(
     """(reward, category) of one predicted call. `demo_action` is the official's text after the last "Assistant:"
     of the prompt: empty (the usual case) checks hallucination/redundancy against the predicted tool's parameters;
     otherwise against `demo_action`'s only when it names an available tool, else both checks are off."""
-    parse = _strict_parse if strict_parsing else _official_parse
     try:
-        pred_action, pred_args = parse(prediction)
-        gold_action, gold_args = parse(gold)
-    except (ParseError, AttributeError, IndexError, RecursionError, MemoryError):  # the last two: nesting too deep
+        predicted, expected = parse_call(prediction, strict_parsing), parse_call(gold, strict_parsing)
+    except PARSE_FAILURES:
         return REWARDS["parse_failure"], "parse_failure"
+    return score_parsed(predicted, expected, functions, params, demo_action)
+
+
+def score_parsed(
+    predicted: tuple[str, dict[str, str]],
+    expected: tuple[str, dict[str, str]],
+    functions: Sequence[str],
+    params: dict[str, list[str]],
+    demo_action: str = "",
+) -> tuple[float, str]:
+    """`score_call` on calls already parsed (`parse_call`)."""
+    (pred_action, pred_args), (gold_action, gold_args) = predicted, expected
     if pred_action not in functions and pred_action != "":
         return REWARDS["unknown_tool"], "unknown_tool"
     if pred_action != gold_action:
@@ -194,14 +213,18 @@ class ToolCallReward(RewardFunction):
     def score(
         self, completion: str, tools: Any = None, gold_call: Any = None, demo_action: Any = None, **row: Any
     ) -> Scored:
-        gold_call = cap_text(gold_call, self.max_chars)
         try:  # a row whose gold call does not parse or whose tools do not load: not applicable (ours; the
             # official code scores it parse_failure, as if the completion were garbage)
             functions, params = tool_names(tools), tool_params(tools)
-            (_strict_parse if self.strict_parsing else _official_parse)(gold_call)
-        except (ParseError, TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError, MemoryError):
+            expected = parse_call(cap_text(gold_call, self.max_chars), self.strict_parsing)
+        except (*PARSE_FAILURES, TypeError, ValueError, KeyError):
             return Scored(None, {"irm/gold_error_rate": 1.0})
-        reward, category = score_call(completion, gold_call, functions, params, demo_action or "", self.strict_parsing)
+        try:
+            predicted = parse_call(completion, self.strict_parsing)
+        except PARSE_FAILURES:
+            reward, category = REWARDS["parse_failure"], "parse_failure"
+        else:
+            reward, category = score_parsed(predicted, expected, functions, params, demo_action or "")
         return Scored(reward, {**{f"irm/frac_{n}": float(n == category) for n in REWARDS}, "irm/gold_error_rate": 0.0})
 
 
