@@ -201,9 +201,8 @@ def arm_result(
     cached = folder / FINAL_RECORD
     kept = _cached_finals(cached)
     finals, model = {}, None
-    memo: dict[
-        Any, Any
-    ] = {}  # the model's greedy answers and callback evaluations, shared by the metrics reading them
+    # the model's greedy answers and callback evaluations, shared by the metrics that read the same ones
+    memo: dict[Any, Any] = {}
     for spec, rows, key in evaluations:
         if stage is None:  # an untrained arm's folder holds no model: its measurements are kept per model measured
             key = f"{key}@{source}"

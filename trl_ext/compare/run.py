@@ -189,8 +189,8 @@ def dry_run(comparison: Comparison) -> str:
         options = ", ".join(f"{k}={v}" for k, v in values.items() if k != "method") or "defaults"
         name = f"{arm.label}" if not arm.then else f"{arm.label} stage {index + 1}/{len(arm.then) + 1}"
         start = "" if index == 0 else f" from stage {index}'s model,"
-        shared = [phrase for phrase in describe_contributions(stage) if phrase.split()[0] not in values]
-        extras = "".join(f"; {phrase}" for phrase in shared)  # the comparison's own, named (the arm's: in options)
+        # the comparison's shared contributions (the arm's own are in its options already)
+        extras = "".join(f"; {phrase}" for phrase in describe_contributions(stage, leave_out=values))
         lines.append(
             f"  {name}: {values['method']} ({stage.base.name} base; {options}),{start} {describe_budget(stage.config)}"
             f" on {stage.script_args.dataset_name}{extras} -> {stage.config.output_dir} ({state})"

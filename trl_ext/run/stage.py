@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -387,9 +387,9 @@ def describe_budget(config: Any) -> str:
     return f"{config.num_train_epochs:g} epoch{'s' if config.num_train_epochs != 1 else ''}"
 
 
-def describe_contributions(stage: Stage) -> list[str]:
+def describe_contributions(stage: Stage, leave_out: Collection[str] = ()) -> list[str]:
     """The stage's transforms, rewards, callbacks and adapters as given (name and options), one phrase per kind it
-    has, for a plan: what data a stage trains on shows in its transforms' options (a share, a seed, a budget)."""
+    has (but the kinds in `leave_out`), for a plan: what data a stage trains on shows in its transforms' options."""
 
     def given(record: Any, options: dict[str, Any]) -> str:
         return ":".join([record.name, *(f"{key}={value}" for key, value in options.items())])
@@ -402,7 +402,7 @@ def describe_contributions(stage: Stage) -> list[str]:
             ("callbacks", stage.callbacks),
             ("adapters", stage.adapters),
         )
-        if steps
+        if steps and kind not in leave_out
     ]
 
 
