@@ -36,6 +36,8 @@ def corrupt_completions(
                 f"corrupt_completions: the split has no {column!r} column (columns: {split.column_names})"
             )
         chosen = corrupted_indices(len(split), share, seed)
+        if not chosen and not flag_column:
+            return split  # fewer than two rows drawn: nothing rotates
         source = {row: chosen[(k + 1) % len(chosen)] for k, row in enumerate(chosen)}
         values = split[column]
 
